@@ -1,0 +1,291 @@
+"""In-memory adapters: complete implementations with per-instance state.
+
+Not mocks: the queue has visibility timeouts on the Clock, receive counts, redrive to a
+dead-letter queue after ``max_receive_count``, delays, batch limits and long polling
+that wakes as soon as something is sent. The contract suite holds them to the same
+behaviour as the SQLite and AWS adapters.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import bisect
+import heapq
+import itertools
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from adapters import envelope
+from adapters.cursor import decode_cursor, encode_cursor
+from domain.errors import ConcurrencyConflict, TaskAlreadyExists, TaskNotFound
+from domain.models import DeadLetter, Delivery, Page, QueueDepth, Task, TaskStatus, WorkerInfo
+from domain.ports import Clock
+
+MAX_BATCH = 10
+"""The SQS batch limit, kept here so the memory queue fails where SQS would."""
+MAX_DELAY_SECONDS = 900
+
+
+def _sort_key(task: Task) -> tuple[str, str]:
+    return (task.created_at.isoformat(), task.id)
+
+
+class InMemoryTaskRepository:
+    def __init__(self) -> None:
+        self._tasks: dict[str, Task] = {}
+        self._by_status: dict[TaskStatus, list[tuple[str, str]]] = {s: [] for s in TaskStatus}
+        self._counts: dict[TaskStatus, int] = dict.fromkeys(TaskStatus, 0)
+
+    async def add(self, task: Task) -> None:
+        if task.id in self._tasks:
+            raise TaskAlreadyExists(task.id)
+        self._tasks[task.id] = task
+        bisect.insort(self._by_status[task.status], _sort_key(task))
+        self._counts[task.status] += 1
+
+    async def get(self, task_id: str) -> Task:
+        try:
+            return self._tasks[task_id]
+        except KeyError:
+            raise TaskNotFound(task_id) from None
+
+    async def transition(self, new: Task, *, expected: Task) -> None:
+        current = self._tasks.get(expected.id)
+        if current is None:
+            raise TaskNotFound(expected.id)
+        if current.status is not expected.status or current.version != expected.version:
+            raise ConcurrencyConflict(
+                expected.id,
+                f"expected {expected.status.value} v{expected.version}, "
+                f"found {current.status.value} v{current.version}",
+            )
+        if new.version <= current.version:
+            raise ValueError("a transition must increase the version")
+        self._tasks[new.id] = new
+        if new.status is not current.status:
+            key = _sort_key(current)
+            index = self._by_status[current.status]
+            del index[bisect.bisect_left(index, key)]
+            bisect.insort(self._by_status[new.status], key)
+            self._counts[current.status] -= 1
+            self._counts[new.status] += 1
+
+    async def list_by_status(
+        self, status: TaskStatus, *, limit: int, cursor: str | None = None
+    ) -> Page:
+        index = self._by_status[status]
+        end = len(index)
+        if cursor is not None:
+            after = decode_cursor(cursor, "c", "i")
+            end = bisect.bisect_left(index, (str(after["c"]), str(after["i"])))
+        start = max(0, end - limit)
+        keys = index[start:end][::-1]
+        items = [self._tasks[task_id] for _, task_id in keys]
+        next_cursor = None
+        if start > 0 and keys:
+            next_cursor = encode_cursor({"c": keys[-1][0], "i": keys[-1][1]})
+        return Page(items=items, next_cursor=next_cursor)
+
+    async def count_by_status(self) -> dict[TaskStatus, int]:
+        return dict(self._counts)
+
+    async def ping(self) -> None:
+        return None
+
+
+@dataclass
+class _Message:
+    message_id: str
+    body: str
+    visible_at: float
+    receive_count: int = 0
+    receipt: str | None = None
+    generation: int = 0
+
+
+class InMemoryTaskQueue:
+    max_batch = MAX_BATCH
+
+    def __init__(self, clock: Clock, *, max_receive_count: int = 20) -> None:
+        self._clock = clock
+        self.max_receive_count = max_receive_count
+        self._messages: dict[str, _Message] = {}
+        self._ready: list[tuple[float, int, str, int]] = []  # (visible_at, seq, id, gen)
+        self._dead: dict[str, _Message] = {}
+        self._seq = itertools.count()
+        self._wakeup = asyncio.Event()
+
+    # -- sending ---------------------------------------------------------------------
+
+    async def send(self, task_id: str, *, delay_seconds: int = 0) -> None:
+        self._put(envelope.encode(task_id), delay_seconds)
+
+    async def send_raw(self, body: str, *, delay_seconds: int = 0) -> None:
+        """Put any body on the queue (tests use it to inject poison messages)."""
+        self._put(body, delay_seconds)
+
+    async def send_batch(self, items: Sequence[tuple[str, int]]) -> None:
+        for task_id, delay in items:
+            _check_delay(delay)
+        for task_id, delay in items:
+            self._put(envelope.encode(task_id), delay)
+
+    def _put(self, body: str, delay_seconds: float) -> None:
+        _check_delay(delay_seconds)
+        message_id = f"m-{next(self._seq)}"
+        message = _Message(message_id, body, self._clock.monotonic() + delay_seconds)
+        self._messages[message_id] = message
+        self._schedule(message)
+
+    def _schedule(self, message: _Message) -> None:
+        message.generation += 1
+        heapq.heappush(
+            self._ready,
+            (message.visible_at, next(self._seq), message.message_id, message.generation),
+        )
+        self._wakeup.set()
+
+    # -- receiving -------------------------------------------------------------------
+
+    async def receive(
+        self, *, max_messages: int, visibility_timeout: float, wait_seconds: float
+    ) -> list[Delivery]:
+        if not 1 <= max_messages <= MAX_BATCH:
+            raise ValueError(f"max_messages must be between 1 and {MAX_BATCH}")
+        deadline = self._clock.monotonic() + wait_seconds
+        while True:
+            deliveries = self._take(max_messages, visibility_timeout)
+            remaining = deadline - self._clock.monotonic()
+            if deliveries or remaining <= 0:
+                return deliveries
+            await self._wait(remaining)
+
+    async def _wait(self, remaining: float) -> None:
+        """Until something is sent or released, the next message is due, or ``remaining``."""
+        self._wakeup.clear()
+        if self._ready:
+            remaining = min(remaining, max(0.0, self._ready[0][0] - self._clock.monotonic()))
+        sleeper = asyncio.ensure_future(self._clock.sleep(remaining))
+        waker = asyncio.ensure_future(self._wakeup.wait())
+        try:
+            await asyncio.wait({sleeper, waker}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            sleeper.cancel()
+            waker.cancel()
+
+    def _take(self, max_messages: int, visibility_timeout: float) -> list[Delivery]:
+        now = self._clock.monotonic()
+        out: list[Delivery] = []
+        while self._ready and len(out) < max_messages and self._ready[0][0] <= now:
+            _, _, message_id, generation = heapq.heappop(self._ready)
+            message = self._messages.get(message_id)
+            if message is None or message.generation != generation:
+                continue  # acked, or rescheduled since this entry was pushed
+            if message.receive_count >= self.max_receive_count:
+                # The redrive policy: moved to the dead-letter queue instead of delivered.
+                del self._messages[message_id]
+                self._dead[message_id] = message
+                continue
+            message.receive_count += 1
+            message.receipt = f"{message_id}#{message.receive_count}#{next(self._seq)}"
+            message.visible_at = now + visibility_timeout
+            self._schedule(message)
+            out.append(
+                Delivery(
+                    receipt=message.receipt,
+                    task_id=envelope.decode(message.body),
+                    receive_count=message.receive_count,
+                    message_id=message_id,
+                    raw_body=message.body,
+                )
+            )
+        return out
+
+    def _current(self, delivery: Delivery) -> _Message | None:
+        message = self._messages.get(delivery.message_id)
+        if message is None or message.receipt != delivery.receipt:
+            return None
+        return message
+
+    # -- settling --------------------------------------------------------------------
+
+    async def ack(self, delivery: Delivery) -> None:
+        if self._current(delivery) is not None:
+            del self._messages[delivery.message_id]
+
+    async def ack_batch(self, deliveries: Sequence[Delivery]) -> None:
+        for delivery in deliveries:
+            await self.ack(delivery)
+
+    async def release(self, delivery: Delivery, *, delay_seconds: float = 0) -> None:
+        self._set_visibility(delivery, delay_seconds)
+
+    async def extend(self, delivery: Delivery, *, visibility_timeout: float) -> None:
+        self._set_visibility(delivery, visibility_timeout)
+
+    def _set_visibility(self, delivery: Delivery, seconds: float) -> None:
+        message = self._current(delivery)
+        if message is None:
+            return
+        message.visible_at = self._clock.monotonic() + max(0.0, seconds)
+        self._schedule(message)
+
+    async def dead_letter(self, delivery: Delivery, *, reason: str) -> None:
+        message = self._messages.get(delivery.message_id)
+        if message is None:
+            return
+        del self._messages[delivery.message_id]
+        self._dead[delivery.message_id] = message
+
+    # -- inspection ------------------------------------------------------------------
+
+    async def depth(self) -> QueueDepth:
+        now = self._clock.monotonic()
+        visible = in_flight = delayed = 0
+        for message in self._messages.values():
+            if message.visible_at <= now:
+                visible += 1
+            elif message.receipt is not None:
+                in_flight += 1
+            else:
+                delayed += 1
+        return QueueDepth(visible=visible, in_flight=in_flight, delayed=delayed)
+
+    async def dead_letter_count(self) -> int:
+        return len(self._dead)
+
+    async def list_dead_letters(self, *, limit: int) -> list[DeadLetter]:
+        return [
+            DeadLetter(m.message_id, envelope.decode(m.body), m.receive_count, m.body)
+            for m in itertools.islice(self._dead.values(), limit)
+        ]
+
+    async def redrive_dead_letters(self, *, limit: int | None = None) -> int:
+        moved = list(itertools.islice(self._dead.values(), limit))
+        for message in moved:
+            del self._dead[message.message_id]
+            self._put(message.body, 0)
+        return len(moved)
+
+    async def ping(self) -> None:
+        return None
+
+
+def _check_delay(delay_seconds: float) -> None:
+    if not 0 <= delay_seconds <= MAX_DELAY_SECONDS:
+        raise ValueError(f"delay_seconds must be between 0 and {MAX_DELAY_SECONDS}")
+
+
+class InMemoryWorkerRegistry:
+    def __init__(self) -> None:
+        self._workers: dict[str, tuple[WorkerInfo, datetime]] = {}
+
+    async def beat(self, info: WorkerInfo, *, ttl_seconds: float) -> None:
+        self._workers[info.worker_id] = (info, info.last_seen + timedelta(seconds=ttl_seconds))
+
+    async def remove(self, worker_id: str) -> None:
+        self._workers.pop(worker_id, None)
+
+    async def live(self, now: datetime) -> list[WorkerInfo]:
+        return [info for info, expires in self._workers.values() if expires > now]

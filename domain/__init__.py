@@ -1,0 +1,1 @@
+"""The core of Task Queue Engine: standard library only."""

@@ -1,0 +1,249 @@
+"""The Task and its state machine.
+
+A ``Task`` is immutable: every transition returns a new ``Task`` with ``version``
+incremented, so repositories can store it with a compare-and-set on the previous
+``(status, version)``.
+"""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from typing import Any
+
+from domain.errors import IllegalTransition
+
+JSON = Any
+"""Any JSON value: what ``json.loads`` can return."""
+
+MAX_ERROR_LENGTH = 2048
+"""Stored error messages are truncated to this many characters."""
+
+
+class TaskStatus(str, enum.Enum):
+    PENDING = "PENDING"
+    PROCESSING = "PROCESSING"
+    COMPLETED = "COMPLETED"
+    FAILED = "FAILED"
+    CANCELLED = "CANCELLED"
+
+    @property
+    def is_final(self) -> bool:
+        return self in FINAL_STATUSES
+
+
+FINAL_STATUSES = frozenset({TaskStatus.COMPLETED, TaskStatus.FAILED, TaskStatus.CANCELLED})
+
+ALLOWED_TRANSITIONS: dict[TaskStatus, frozenset[TaskStatus]] = {
+    TaskStatus.PENDING: frozenset({TaskStatus.PROCESSING, TaskStatus.CANCELLED}),
+    # PROCESSING -> PROCESSING is a takeover after the previous lease expired.
+    TaskStatus.PROCESSING: frozenset(
+        {TaskStatus.PENDING, TaskStatus.PROCESSING, TaskStatus.COMPLETED, TaskStatus.FAILED}
+    ),
+    TaskStatus.COMPLETED: frozenset(),
+    TaskStatus.FAILED: frozenset(),
+    TaskStatus.CANCELLED: frozenset(),
+}
+
+
+def new_task_id() -> str:
+    return str(uuid.uuid4())
+
+
+def truncate_error(message: str) -> str:
+    if len(message) <= MAX_ERROR_LENGTH:
+        return message
+    return message[: MAX_ERROR_LENGTH - 15] + "... [truncated]"
+
+
+@dataclass(frozen=True, slots=True)
+class Task:
+    id: str
+    type: str
+    payload: JSON
+    status: TaskStatus
+    created_at: datetime
+    updated_at: datetime
+    max_attempts: int = 3
+    attempts: int = 0
+    retry_count: int = 0
+    timeout_seconds: float | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    error: str | None = None
+    result: JSON = None
+    lease_token: str | None = None
+    lease_expires_at: datetime | None = None
+    run_at: datetime | None = None
+    version: int = 0
+
+    @classmethod
+    def create(
+        cls,
+        task_type: str,
+        payload: JSON,
+        now: datetime,
+        *,
+        max_attempts: int = 3,
+        timeout_seconds: float | None = None,
+        run_at: datetime | None = None,
+        task_id: str | None = None,
+    ) -> Task:
+        return cls(
+            id=task_id or new_task_id(),
+            type=task_type,
+            payload=payload,
+            status=TaskStatus.PENDING,
+            created_at=now,
+            updated_at=now,
+            max_attempts=max_attempts,
+            timeout_seconds=timeout_seconds,
+            run_at=run_at,
+        )
+
+    # -- transitions ------------------------------------------------------------------
+
+    def _to(self, target: TaskStatus, now: datetime, **changes: Any) -> Task:
+        if target not in ALLOWED_TRANSITIONS[self.status]:
+            raise IllegalTransition(self.id, self.status.value, target.value)
+        return replace(self, status=target, updated_at=now, version=self.version + 1, **changes)
+
+    def claim(self, lease_token: str, now: datetime, lease_seconds: float) -> Task:
+        """PENDING (or PROCESSING with an expired lease) -> PROCESSING, one more attempt."""
+        return self._to(
+            TaskStatus.PROCESSING,
+            now,
+            attempts=self.attempts + 1,
+            started_at=now,
+            lease_token=lease_token,
+            lease_expires_at=now + timedelta(seconds=lease_seconds),
+        )
+
+    def extend_lease(self, now: datetime, lease_seconds: float) -> Task:
+        if self.status is not TaskStatus.PROCESSING:
+            raise IllegalTransition(self.id, self.status.value, TaskStatus.PROCESSING.value)
+        return replace(
+            self,
+            updated_at=now,
+            version=self.version + 1,
+            lease_expires_at=now + timedelta(seconds=lease_seconds),
+        )
+
+    def complete(self, result: JSON, now: datetime) -> Task:
+        return self._to(
+            TaskStatus.COMPLETED,
+            now,
+            result=result,
+            finished_at=now,
+            lease_token=None,
+            lease_expires_at=None,
+        )
+
+    def fail(self, error: str, now: datetime) -> Task:
+        return self._to(
+            TaskStatus.FAILED,
+            now,
+            error=truncate_error(error),
+            retry_count=self.retry_count + 1,
+            finished_at=now,
+            lease_token=None,
+            lease_expires_at=None,
+        )
+
+    def retry_later(self, error: str, now: datetime) -> Task:
+        """A failed attempt with budget left: back to PENDING with the error recorded."""
+        return self._to(
+            TaskStatus.PENDING,
+            now,
+            error=truncate_error(error),
+            retry_count=self.retry_count + 1,
+            lease_token=None,
+            lease_expires_at=None,
+        )
+
+    def release(self, now: datetime) -> Task:
+        """Give back an attempt that never ran to an end (shutdown): the budget is kept."""
+        return self._to(
+            TaskStatus.PENDING,
+            now,
+            attempts=max(0, self.attempts - 1),
+            lease_token=None,
+            lease_expires_at=None,
+        )
+
+    def cancel(self, now: datetime) -> Task:
+        return self._to(TaskStatus.CANCELLED, now, finished_at=now)
+
+    # -- queries ----------------------------------------------------------------------
+
+    def lease_expired(self, now: datetime) -> bool:
+        return self.lease_expires_at is None or self.lease_expires_at <= now
+
+    @property
+    def attempts_left(self) -> int:
+        return max(0, self.max_attempts - self.attempts)
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    items: list[Task]
+    next_cursor: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """One receipt of a queue message.
+
+    ``task_id`` is ``None`` when the body could not be decoded (a poison message).
+    ``receipt`` is the opaque handle that acks, releases or extends this delivery.
+    """
+
+    receipt: str
+    task_id: str | None
+    receive_count: int
+    message_id: str = ""
+    raw_body: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class QueueDepth:
+    visible: int
+    in_flight: int
+    delayed: int
+
+    @property
+    def total(self) -> int:
+        return self.visible + self.in_flight + self.delayed
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    message_id: str
+    task_id: str | None
+    receive_count: int
+    raw_body: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerInfo:
+    worker_id: str
+    host: str
+    pid: int
+    concurrency: int
+    in_flight: int
+    started_at: datetime
+    last_seen: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class MetricsSnapshot:
+    counts: dict[TaskStatus, int]
+    depth: QueueDepth
+    dead_letters: int
+    active_workers: int
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())

@@ -1,0 +1,160 @@
+"""The ports: what the core needs from the outside world.
+
+The docstrings are the specification. Every adapter (memory, sqlite, aws) honours them,
+and ``tests/contract/`` checks each adapter against the same tests.
+
+All methods are coroutines. Adapters whose client library blocks (boto3, sqlite3) run
+their calls off the event loop.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Protocol
+
+from domain.models import (
+    DeadLetter,
+    Delivery,
+    Page,
+    QueueDepth,
+    Task,
+    TaskStatus,
+    WorkerInfo,
+)
+
+
+class Clock(Protocol):
+    def now(self) -> datetime:
+        """The current time, timezone-aware UTC."""
+        ...
+
+    def monotonic(self) -> float:
+        """Seconds on a clock that never goes back; only differences are meaningful."""
+        ...
+
+    async def sleep(self, seconds: float) -> None: ...
+
+
+class TaskRepository(Protocol):
+    """Durable record of every task.
+
+    Raises ``InfrastructureError`` when the store cannot be reached.
+    """
+
+    async def add(self, task: Task) -> None:
+        """Store a new task. Raises ``TaskAlreadyExists`` if the id is taken."""
+        ...
+
+    async def get(self, task_id: str) -> Task:
+        """The stored task. Raises ``TaskNotFound``."""
+        ...
+
+    async def transition(self, new: Task, *, expected: Task) -> None:
+        """Replace ``expected`` by ``new`` if the stored task still has ``expected``'s
+        status and version (compare-and-set). ``new.version`` must be greater.
+
+        Raises ``ConcurrencyConflict`` when the stored task differs (a lost race: the
+        write never silently overwrites) and ``TaskNotFound`` when it is gone.
+        """
+        ...
+
+    async def list_by_status(
+        self, status: TaskStatus, *, limit: int, cursor: str | None = None
+    ) -> Page:
+        """Tasks with ``status``, newest first (by ``created_at``, then id).
+
+        ``cursor`` is the opaque ``next_cursor`` of a previous page; it stays valid while
+        tasks are added or change status. Raises ``InvalidCursor`` for a cursor this
+        repository did not issue.
+        """
+        ...
+
+    async def count_by_status(self) -> dict[TaskStatus, int]:
+        """Exact number of tasks in each status (every status present), at a cost that
+        does not depend on how many tasks are stored."""
+        ...
+
+    async def ping(self) -> None:
+        """Return if the store answers; raise ``InfrastructureError`` otherwise."""
+        ...
+
+
+class TaskQueue(Protocol):
+    """At-least-once delivery of task ids, with leases (visibility timeouts).
+
+    A received message is invisible to other receivers until its lease expires; it is
+    then delivered again with ``receive_count`` incremented. When a message would be
+    delivered for the ``max_receive_count + 1``-th time it is moved to the dead-letter
+    queue instead. Time is in seconds.
+
+    Raises ``InfrastructureError`` when the queue cannot be reached.
+    """
+
+    max_batch: int
+    """How many messages one send_batch / receive / ack_batch call handles at most."""
+
+    async def send(self, task_id: str, *, delay_seconds: int = 0) -> None:
+        """Enqueue one message, visible after ``delay_seconds`` (0..900)."""
+        ...
+
+    async def send_batch(self, items: Sequence[tuple[str, int]]) -> None:
+        """Enqueue ``(task_id, delay_seconds)`` pairs, splitting into calls of at most
+        ``max_batch``. Every item is sent or the call raises ``InfrastructureError``
+        naming the ones that were not (none is dropped silently)."""
+        ...
+
+    async def receive(
+        self, *, max_messages: int, visibility_timeout: float, wait_seconds: float
+    ) -> list[Delivery]:
+        """Up to ``max_messages`` (1..max_batch) deliveries, leased for
+        ``visibility_timeout``. Waits up to ``wait_seconds`` for the first message and
+        returns as soon as one is available; returns ``[]`` on timeout."""
+        ...
+
+    async def ack(self, delivery: Delivery) -> None:
+        """Delete the message. Acking with an outdated receipt is a no-op."""
+        ...
+
+    async def ack_batch(self, deliveries: Sequence[Delivery]) -> None: ...
+
+    async def release(self, delivery: Delivery, *, delay_seconds: float = 0) -> None:
+        """Make the message visible again after ``delay_seconds`` (retry later)."""
+        ...
+
+    async def extend(self, delivery: Delivery, *, visibility_timeout: float) -> None:
+        """Heartbeat: the lease now ends ``visibility_timeout`` from now."""
+        ...
+
+    async def dead_letter(self, delivery: Delivery, *, reason: str) -> None:
+        """Move the delivered message to the dead-letter queue now."""
+        ...
+
+    async def depth(self) -> QueueDepth:
+        """Messages visible, in flight (leased) and delayed on the main queue."""
+        ...
+
+    async def dead_letter_count(self) -> int: ...
+
+    async def list_dead_letters(self, *, limit: int) -> list[DeadLetter]:
+        """Look at up to ``limit`` dead letters without consuming them."""
+        ...
+
+    async def redrive_dead_letters(self, *, limit: int | None = None) -> int:
+        """Move up to ``limit`` (all when None) dead letters back to the main queue,
+        with a fresh receive count. Returns how many moved."""
+        ...
+
+    async def ping(self) -> None: ...
+
+
+class WorkerRegistry(Protocol):
+    """Where workers in any process record that they are alive."""
+
+    async def beat(self, info: WorkerInfo, *, ttl_seconds: float) -> None:
+        """Record ``info``; it counts as live until ``ttl_seconds`` from its last_seen."""
+        ...
+
+    async def remove(self, worker_id: str) -> None: ...
+
+    async def live(self, now: datetime) -> list[WorkerInfo]: ...

@@ -1,0 +1,270 @@
+"""Processing one delivery: the heart of the worker.
+
+The order of writes is what makes delivery safe:
+
+1. claim: conditional PENDING -> PROCESSING (attempts + 1, a new lease token);
+2. run the handler, extending the lease (queue and record) while it runs;
+3. record the outcome conditionally on the claimed version, *then* ack or release.
+
+A worker whose lease was lost fails at step 3's compare-and-set and does not touch the
+message; a crash between 3 and the ack leads to a redelivery of a finished task, which
+is acked and skipped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import enum
+import logging
+import uuid
+from concurrent.futures import Executor
+from dataclasses import dataclass, replace
+from datetime import datetime
+from typing import Any
+
+from domain.errors import (
+    ConcurrencyConflict,
+    HandlerTimeout,
+    PermanentTaskError,
+    TaskNotFound,
+    UnknownTaskType,
+)
+from domain.models import Delivery, Task, TaskStatus
+from domain.ports import Clock, TaskQueue, TaskRepository
+from domain.registry import HandlerRegistry, TaskType
+from domain.retry import RetryPolicy
+
+log = logging.getLogger("taskq.processing")
+
+
+class Outcome(str, enum.Enum):
+    COMPLETED = "completed"
+    RETRY_SCHEDULED = "retry_scheduled"
+    FAILED = "failed"
+    SKIPPED_FINISHED = "skipped_finished"
+    DEFERRED = "deferred"  # another worker holds a live lease on the task
+    LOST_LEASE = "lost_lease"
+    POISON = "poison"  # undecodable body: dead-lettered
+    ORPHAN = "orphan"  # no task with that id: acked and counted
+    RELEASED = "released"  # shutdown: given back for immediate redelivery
+
+
+@dataclass(frozen=True)
+class ProcessorSettings:
+    visibility_timeout: float = 30.0
+    """The lease a claim takes, in seconds (the queue's visibility timeout)."""
+    heartbeat_interval: float | None = None
+    """How often a running task's lease is extended; default a third of the lease."""
+
+    @property
+    def heartbeat_every(self) -> float:
+        return self.heartbeat_interval or max(0.05, self.visibility_timeout / 3)
+
+
+class _LeaseLost(Exception):
+    pass
+
+
+class TaskProcessor:
+    def __init__(
+        self,
+        repository: TaskRepository,
+        queue: TaskQueue,
+        clock: Clock,
+        registry: HandlerRegistry,
+        retry_policy: RetryPolicy,
+        settings: ProcessorSettings | None = None,
+        executor: Executor | None = None,
+    ) -> None:
+        self.repository = repository
+        self.queue = queue
+        self.clock = clock
+        self.registry = registry
+        self.retry_policy = retry_policy
+        self.settings = settings or ProcessorSettings()
+        self.executor = executor
+        self.outcomes: dict[Outcome, int] = dict.fromkeys(Outcome, 0)
+
+    async def process(self, delivery: Delivery) -> Outcome:
+        outcome = await self._process(delivery)
+        self.outcomes[outcome] += 1
+        return outcome
+
+    async def _process(self, delivery: Delivery) -> Outcome:
+        if delivery.task_id is None:
+            log.warning("undecodable message %s dead-lettered", delivery.message_id)
+            await self.queue.dead_letter(delivery, reason="undecodable message body")
+            return Outcome.POISON
+        try:
+            task = await self.repository.get(delivery.task_id)
+        except TaskNotFound:
+            log.warning("message for unknown task %s acked", delivery.task_id)
+            await self.queue.ack(delivery)
+            return Outcome.ORPHAN
+
+        now = self.clock.now()
+        if task.status.is_final:
+            await self.queue.ack(delivery)
+            return Outcome.SKIPPED_FINISHED
+        if task.status is TaskStatus.PROCESSING:
+            if not task.lease_expired(now):
+                assert task.lease_expires_at is not None
+                remaining = (task.lease_expires_at - now).total_seconds()
+                await self.queue.release(delivery, delay_seconds=max(1.0, remaining))
+                return Outcome.DEFERRED
+            if task.attempts >= task.max_attempts:
+                return await self._fail_lost_worker(task, delivery)
+
+        try:
+            task_type = self.registry.get(task.type)
+        except UnknownTaskType as exc:
+            return await self._finish_failed(task, delivery, str(exc), claimed=False)
+
+        try:
+            claimed = await self._claim(task, now)
+        except ConcurrencyConflict:
+            # Someone else claimed or finished it first; their delivery owns it.
+            return Outcome.DEFERRED
+        return await self._run(claimed, task_type, delivery)
+
+    async def _claim(self, task: Task, now: datetime) -> Task:
+        token = uuid.uuid4().hex
+        lease = self.settings.visibility_timeout
+        claimed = task.claim(token, now, lease)
+        if task.status is TaskStatus.PROCESSING:
+            # A takeover: the previous holder's lease expired, so its attempt was lost.
+            claimed = replace(
+                claimed,
+                retry_count=task.retry_count + 1,
+                error=f"attempt {task.attempts} lost: lease expired (worker crashed or stalled)",
+            )
+        await self.repository.transition(claimed, expected=task)
+        return claimed
+
+    async def _fail_lost_worker(self, task: Task, delivery: Delivery) -> Outcome:
+        reason = (
+            f"attempt {task.attempts} of {task.max_attempts} lost: lease expired "
+            "(the worker crashed or was killed while running this task)"
+        )
+        return await self._finish_failed(task, delivery, reason, claimed=True)
+
+    async def _finish_failed(
+        self, task: Task, delivery: Delivery, reason: str, *, claimed: bool
+    ) -> Outcome:
+        try:
+            current = task
+            if not claimed:
+                current = task.claim(uuid.uuid4().hex, self.clock.now(), 0)
+                await self.repository.transition(current, expected=task)
+            await self.repository.transition(current.fail(reason, self.clock.now()), expected=current)
+        except ConcurrencyConflict:
+            return Outcome.LOST_LEASE
+        await self.queue.dead_letter(delivery, reason=reason)
+        return Outcome.FAILED
+
+    # -- running ---------------------------------------------------------------------
+
+    async def _run(self, task: Task, task_type: TaskType, delivery: Delivery) -> Outcome:
+        holder = _LeaseHolder(task)
+        heartbeat = asyncio.ensure_future(self._heartbeat(holder, delivery))
+        handler = asyncio.ensure_future(self._call(task_type, task))
+        try:
+            done, _ = await asyncio.wait(
+                {handler, heartbeat}, return_when=asyncio.FIRST_COMPLETED
+            )
+        except asyncio.CancelledError:
+            # Shutdown: give the attempt back so another worker starts it at once.
+            handler.cancel()
+            heartbeat.cancel()
+            await asyncio.shield(self._release(holder, delivery))
+            raise
+        if handler not in done:
+            # The heartbeat ended first: the lease was lost to another worker.
+            handler.cancel()
+            with contextlib.suppress(BaseException):
+                await handler
+            return Outcome.LOST_LEASE
+        heartbeat.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await heartbeat
+        if heartbeat.done() and not heartbeat.cancelled() and heartbeat.exception():
+            return Outcome.LOST_LEASE
+
+        now = self.clock.now()
+        current = holder.task
+        exc = handler.exception()
+        if exc is None:
+            new = current.complete(handler.result(), now)
+            outcome = Outcome.COMPLETED
+        elif isinstance(exc, PermanentTaskError) or current.attempts >= current.max_attempts:
+            new = current.fail(_describe(exc), now)
+            outcome = Outcome.FAILED
+        else:
+            new = current.retry_later(_describe(exc), now)
+            outcome = Outcome.RETRY_SCHEDULED
+        if not await self._record(new, current, delivery):
+            return Outcome.LOST_LEASE
+        return outcome
+
+    async def _record(self, new: Task, expected: Task, delivery: Delivery) -> bool:
+        """Store the attempt's result, then settle the message. False if the lease was lost."""
+        try:
+            await self.repository.transition(new, expected=expected)
+        except (ConcurrencyConflict, TaskNotFound):
+            log.info("task %s: lease lost before its result was recorded", new.id)
+            return False
+        if new.status is TaskStatus.COMPLETED:
+            await self.queue.ack(delivery)
+        elif new.status is TaskStatus.FAILED:
+            await self.queue.dead_letter(delivery, reason=new.error or "failed")
+        else:
+            delay = self.retry_policy.backoff(new.retry_count)
+            await self.queue.release(delivery, delay_seconds=delay)
+        return True
+
+    async def _call(self, task_type: TaskType, task: Task) -> Any:
+        timeout = task.timeout_seconds or task_type.timeout_seconds
+        if task_type.is_async:
+            work: Any = task_type.handler(task.payload)
+        else:
+            loop = asyncio.get_running_loop()
+            work = loop.run_in_executor(self.executor, task_type.handler, task.payload)
+        try:
+            return await asyncio.wait_for(work, timeout)
+        except TimeoutError:
+            raise HandlerTimeout(f"{task_type.name} timed out after {timeout:g}s") from None
+
+    async def _heartbeat(self, holder: _LeaseHolder, delivery: Delivery) -> None:
+        """Extend the lease until cancelled; return (or raise) if the lease is lost."""
+        lease = self.settings.visibility_timeout
+        while True:
+            await self.clock.sleep(self.settings.heartbeat_every)
+            current = holder.task
+            extended = current.extend_lease(self.clock.now(), lease)
+            try:
+                await self.repository.transition(extended, expected=current)
+            except (ConcurrencyConflict, TaskNotFound):
+                return
+            holder.task = extended
+            await self.queue.extend(delivery, visibility_timeout=lease)
+
+    async def _release(self, holder: _LeaseHolder, delivery: Delivery) -> None:
+        current = holder.task
+        with contextlib.suppress(ConcurrencyConflict, TaskNotFound):
+            await self.repository.transition(current.release(self.clock.now()), expected=current)
+        await self.queue.release(delivery, delay_seconds=0)
+
+
+class _LeaseHolder:
+    """The latest stored version of a running task (heartbeats bump it)."""
+
+    def __init__(self, task: Task) -> None:
+        self.task = task
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc)
+    name = type(exc).__name__
+    return f"{name}: {text}" if text else name
+
