@@ -126,7 +126,7 @@ class InMemoryTaskQueue:
         self._put(body, delay_seconds)
 
     async def send_batch(self, items: Sequence[tuple[str, int]]) -> None:
-        for task_id, delay in items:
+        for _, delay in items:
             _check_delay(delay)
         for task_id, delay in items:
             self._put(envelope.encode(task_id), delay)
@@ -153,26 +153,23 @@ class InMemoryTaskQueue:
     ) -> list[Delivery]:
         if not 1 <= max_messages <= MAX_BATCH:
             raise ValueError(f"max_messages must be between 1 and {MAX_BATCH}")
-        deadline = self._clock.monotonic() + wait_seconds
+        # The long-poll wait is real time (it only bounds how long a caller blocks);
+        # visibility and delays are on the Clock, so tests can move them by hand.
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + wait_seconds
         while True:
             deliveries = self._take(max_messages, visibility_timeout)
-            remaining = deadline - self._clock.monotonic()
+            remaining = deadline - loop.time()
             if deliveries or remaining <= 0:
                 return deliveries
-            await self._wait(remaining)
-
-    async def _wait(self, remaining: float) -> None:
-        """Until something is sent or released, the next message is due, or ``remaining``."""
-        self._wakeup.clear()
-        if self._ready:
-            remaining = min(remaining, max(0.0, self._ready[0][0] - self._clock.monotonic()))
-        sleeper = asyncio.ensure_future(self._clock.sleep(remaining))
-        waker = asyncio.ensure_future(self._wakeup.wait())
-        try:
-            await asyncio.wait({sleeper, waker}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            sleeper.cancel()
-            waker.cancel()
+            if self._ready:
+                due_in = self._ready[0][0] - self._clock.monotonic()
+                remaining = min(remaining, max(0.001, due_in))
+            self._wakeup.clear()
+            try:
+                await asyncio.wait_for(self._wakeup.wait(), remaining)
+            except TimeoutError:
+                pass
 
     def _take(self, max_messages: int, visibility_timeout: float) -> list[Delivery]:
         now = self._clock.monotonic()

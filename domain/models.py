@@ -22,7 +22,7 @@ MAX_ERROR_LENGTH = 2048
 """Stored error messages are truncated to this many characters."""
 
 
-class TaskStatus(str, enum.Enum):
+class TaskStatus(enum.StrEnum):
     PENDING = "PENDING"
     PROCESSING = "PROCESSING"
     COMPLETED = "COMPLETED"

@@ -38,7 +38,7 @@ from domain.retry import RetryPolicy
 log = logging.getLogger("taskq.processing")
 
 
-class Outcome(str, enum.Enum):
+class Outcome(enum.StrEnum):
     COMPLETED = "completed"
     RETRY_SCHEDULED = "retry_scheduled"
     FAILED = "failed"
@@ -157,7 +157,8 @@ class TaskProcessor:
             if not claimed:
                 current = task.claim(uuid.uuid4().hex, self.clock.now(), 0)
                 await self.repository.transition(current, expected=task)
-            await self.repository.transition(current.fail(reason, self.clock.now()), expected=current)
+            failed = current.fail(reason, self.clock.now())
+            await self.repository.transition(failed, expected=current)
         except ConcurrencyConflict:
             return Outcome.LOST_LEASE
         await self.queue.dead_letter(delivery, reason=reason)
@@ -170,9 +171,7 @@ class TaskProcessor:
         heartbeat = asyncio.ensure_future(self._heartbeat(holder, delivery))
         handler = asyncio.ensure_future(self._call(task_type, task))
         try:
-            done, _ = await asyncio.wait(
-                {handler, heartbeat}, return_when=asyncio.FIRST_COMPLETED
-            )
+            done, _ = await asyncio.wait({handler, heartbeat}, return_when=asyncio.FIRST_COMPLETED)
         except asyncio.CancelledError:
             # Shutdown: give the attempt back so another worker starts it at once.
             handler.cancel()
@@ -267,4 +266,3 @@ def _describe(exc: BaseException) -> str:
     text = str(exc)
     name = type(exc).__name__
     return f"{name}: {text}" if text else name
-

@@ -1,0 +1,54 @@
+"""How each backend is built for the contract suite.
+
+Each backend is a function yielding a ``QueueHarness`` and a ``RepoHarness``; the
+fixtures in conftest.py parametrise over the names in ``BACKENDS``. A backend that needs
+a server this machine does not have skips locally and fails in CI (``CI=true``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from dataclasses import dataclass
+
+from adapters.clock import ManualClock
+from adapters.memory import InMemoryTaskQueue, InMemoryTaskRepository, InMemoryWorkerRegistry
+from domain.ports import TaskQueue, TaskRepository, WorkerRegistry
+
+MAX_RECEIVE_COUNT = 3
+"""Queues in the contract suite dead-letter a message on its fourth receive."""
+
+
+@dataclass
+class QueueHarness:
+    queue: TaskQueue
+    advance: Callable[[float], Awaitable[None]]
+    """Let ``seconds`` pass for the queue (a manual clock, or real time)."""
+    send_raw: Callable[[str], Awaitable[None]]
+    """Put a body on the main queue as it is, bypassing the envelope."""
+
+
+@dataclass
+class RepoHarness:
+    repository: TaskRepository
+    workers: WorkerRegistry
+
+
+@asynccontextmanager
+async def memory_queue() -> AsyncIterator[QueueHarness]:
+    clock = ManualClock()
+    queue = InMemoryTaskQueue(clock, max_receive_count=MAX_RECEIVE_COUNT)
+    yield QueueHarness(queue=queue, advance=clock.advance, send_raw=queue.send_raw)
+
+
+@asynccontextmanager
+async def memory_repo() -> AsyncIterator[RepoHarness]:
+    yield RepoHarness(repository=InMemoryTaskRepository(), workers=InMemoryWorkerRegistry())
+
+
+QUEUE_BACKENDS: dict[str, Callable[[], AbstractAsyncContextManager[QueueHarness]]] = {
+    "memory": memory_queue,
+}
+REPO_BACKENDS: dict[str, Callable[[], AbstractAsyncContextManager[RepoHarness]]] = {
+    "memory": memory_repo,
+}

@@ -1,0 +1,19 @@
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+
+from tests.contract.backends import QUEUE_BACKENDS, REPO_BACKENDS, QueueHarness, RepoHarness
+
+
+@pytest.fixture(params=sorted(QUEUE_BACKENDS))
+async def queue_harness(request: pytest.FixtureRequest) -> AsyncIterator[QueueHarness]:
+    async with QUEUE_BACKENDS[request.param]() as harness:
+        yield harness
+
+
+@pytest.fixture(params=sorted(REPO_BACKENDS))
+async def repo_harness(request: pytest.FixtureRequest) -> AsyncIterator[RepoHarness]:
+    async with REPO_BACKENDS[request.param]() as harness:
+        yield harness

@@ -1,0 +1,226 @@
+"""The TaskQueue contract, asserted identically on every backend."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from tests.contract.backends import MAX_RECEIVE_COUNT, QueueHarness
+
+LEASE = 1  # seconds; SQS visibility timeouts are whole seconds
+
+
+async def receive_all(h: QueueHarness, *, wait: float = 0.5, lease: float = 30) -> list[str]:
+    """Drain what is visible now; return the task ids."""
+    ids: list[str] = []
+    while True:
+        batch = await h.queue.receive(max_messages=10, visibility_timeout=lease, wait_seconds=wait)
+        if not batch:
+            return ids
+        ids.extend(d.task_id for d in batch if d.task_id is not None)
+
+
+async def test_send_then_receive_one_delivery(queue_harness: QueueHarness) -> None:
+    q = queue_harness.queue
+    await q.send("t-1")
+    [delivery] = await q.receive(max_messages=10, visibility_timeout=30, wait_seconds=2)
+    assert delivery.task_id == "t-1"
+    assert delivery.receive_count == 1
+    assert delivery.receipt
+
+
+async def test_received_message_is_invisible_until_its_lease_expires(
+    queue_harness: QueueHarness,
+) -> None:
+    q = queue_harness.queue
+    await q.send("t-1")
+    [first] = await q.receive(max_messages=1, visibility_timeout=LEASE, wait_seconds=2)
+    assert await q.receive(max_messages=1, visibility_timeout=LEASE, wait_seconds=0) == []
+    await queue_harness.advance(LEASE + 0.5)
+    [again] = await q.receive(max_messages=1, visibility_timeout=LEASE, wait_seconds=2)
+    assert again.task_id == "t-1"
+    assert again.receive_count == 2
+    assert again.receipt != first.receipt
+
+
+async def test_ack_deletes_the_message(queue_harness: QueueHarness) -> None:
+    q = queue_harness.queue
+    await q.send("t-1")
+    [delivery] = await q.receive(max_messages=1, visibility_timeout=LEASE, wait_seconds=2)
+    await q.ack(delivery)
+    await queue_harness.advance(LEASE + 0.5)
+    assert await q.receive(max_messages=1, visibility_timeout=LEASE, wait_seconds=0) == []
+    depth = await q.depth()
+    assert depth.total == 0
+
+
+async def test_ack_batch_deletes_every_message(queue_harness: QueueHarness) -> None:
+    q = queue_harness.queue
+    await q.send_batch([(f"t-{i}", 0) for i in range(12)])
+    deliveries = []
+    while len(deliveries) < 12:
+        batch = await q.receive(max_messages=10, visibility_timeout=LEASE, wait_seconds=2)
+        assert batch, "messages were lost"
+        deliveries.extend(batch)
+    await q.ack_batch(deliveries)
+    await queue_harness.advance(LEASE + 0.5)
+    assert await receive_all(queue_harness, wait=0) == []
+
+
+async def test_release_makes_it_visible_again_at_once(queue_harness: QueueHarness) -> None:
+    q = queue_harness.queue
+    await q.send("t-1")
+    [delivery] = await q.receive(max_messages=1, visibility_timeout=30, wait_seconds=2)
+    await q.release(delivery, delay_seconds=0)
+    [again] = await q.receive(max_messages=1, visibility_timeout=30, wait_seconds=2)
+    assert again.task_id == "t-1"
+    assert again.receive_count == 2
+
+
+async def test_release_with_delay_hides_it_for_that_long(queue_harness: QueueHarness) -> None:
+    q = queue_harness.queue
+    await q.send("t-1")
+    [delivery] = await q.receive(max_messages=1, visibility_timeout=30, wait_seconds=2)
+    await q.release(delivery, delay_seconds=LEASE)
+    assert await q.receive(max_messages=1, visibility_timeout=30, wait_seconds=0) == []
+    await queue_harness.advance(LEASE + 0.5)
+    assert [
+        d.task_id for d in await q.receive(max_messages=1, visibility_timeout=30, wait_seconds=2)
+    ] == ["t-1"]
+
+
+async def test_extend_keeps_the_lease_past_its_first_timeout(queue_harness: QueueHarness) -> None:
+    q = queue_harness.queue
+    await q.send("t-1")
+    [delivery] = await q.receive(max_messages=1, visibility_timeout=LEASE, wait_seconds=2)
+    await q.extend(delivery, visibility_timeout=30)
+    await queue_harness.advance(LEASE + 0.5)
+    assert await q.receive(max_messages=1, visibility_timeout=LEASE, wait_seconds=0) == []
+    await q.ack(delivery)
+
+
+async def test_delayed_message_is_not_delivered_before_its_delay(
+    queue_harness: QueueHarness,
+) -> None:
+    q = queue_harness.queue
+    await q.send("t-late", delay_seconds=2)
+    assert await q.receive(max_messages=1, visibility_timeout=30, wait_seconds=0) == []
+    assert (await q.depth()).delayed == 1
+    await queue_harness.advance(2.5)
+    [delivery] = await q.receive(max_messages=1, visibility_timeout=30, wait_seconds=2)
+    assert delivery.task_id == "t-late"
+
+
+async def test_send_batch_larger_than_one_call_sends_everything(
+    queue_harness: QueueHarness,
+) -> None:
+    q = queue_harness.queue
+    ids = [f"t-{i}" for i in range(25)]
+    await q.send_batch([(i, 0) for i in ids])
+    got: list[str] = []
+    for _ in range(20):
+        batch = await q.receive(max_messages=10, visibility_timeout=30, wait_seconds=1)
+        assert len(batch) <= 10
+        got.extend(d.task_id for d in batch if d.task_id)
+        if len(set(got)) == len(ids):
+            break
+    assert set(got) == set(ids)
+
+
+async def test_receive_rejects_more_than_the_batch_limit(queue_harness: QueueHarness) -> None:
+    with pytest.raises(ValueError):
+        await queue_harness.queue.receive(
+            max_messages=queue_harness.queue.max_batch + 1, visibility_timeout=1, wait_seconds=0
+        )
+
+
+async def test_long_poll_returns_empty_when_nothing_arrives(queue_harness: QueueHarness) -> None:
+    assert (
+        await queue_harness.queue.receive(max_messages=1, visibility_timeout=1, wait_seconds=0)
+        == []
+    )
+
+
+async def test_long_poll_wakes_when_a_message_is_sent(queue_harness: QueueHarness) -> None:
+    q = queue_harness.queue
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    receiver = asyncio.create_task(
+        q.receive(max_messages=1, visibility_timeout=30, wait_seconds=10)
+    )
+    await asyncio.sleep(0.3)
+    await q.send("t-1")
+    [delivery] = await asyncio.wait_for(receiver, 15)
+    assert delivery.task_id == "t-1"
+    assert loop.time() - started < 8
+
+
+async def test_message_goes_to_dead_letters_after_max_receive_count(
+    queue_harness: QueueHarness,
+) -> None:
+    q = queue_harness.queue
+    await q.send("t-poison")
+    for attempt in range(1, MAX_RECEIVE_COUNT + 1):
+        [delivery] = await q.receive(max_messages=1, visibility_timeout=LEASE, wait_seconds=2)
+        assert delivery.receive_count == attempt
+        await queue_harness.advance(LEASE + 0.5)
+    assert await q.receive(max_messages=1, visibility_timeout=LEASE, wait_seconds=1) == []
+    assert await q.dead_letter_count() == 1
+    [dead] = await q.list_dead_letters(limit=10)
+    assert dead.task_id == "t-poison"
+    assert await q.dead_letter_count() == 1, "listing must not consume dead letters"
+
+    assert await q.redrive_dead_letters() == 1
+    assert await q.dead_letter_count() == 0
+    [back] = await q.receive(max_messages=1, visibility_timeout=LEASE, wait_seconds=2)
+    assert back.task_id == "t-poison"
+    assert back.receive_count == 1
+
+
+async def test_dead_letter_moves_a_delivery_at_once(queue_harness: QueueHarness) -> None:
+    q = queue_harness.queue
+    await q.send("t-1")
+    [delivery] = await q.receive(max_messages=1, visibility_timeout=LEASE, wait_seconds=2)
+    await q.dead_letter(delivery, reason="failed for good")
+    await queue_harness.advance(LEASE + 0.5)
+    assert await q.receive(max_messages=1, visibility_timeout=LEASE, wait_seconds=0) == []
+    assert [d.task_id for d in await q.list_dead_letters(limit=10)] == ["t-1"]
+
+
+async def test_redrive_respects_its_limit(queue_harness: QueueHarness) -> None:
+    q = queue_harness.queue
+    await q.send_batch([(f"t-{i}", 0) for i in range(3)])
+    deliveries = []
+    while len(deliveries) < 3:
+        deliveries.extend(await q.receive(max_messages=3, visibility_timeout=30, wait_seconds=2))
+    for d in deliveries:
+        await q.dead_letter(d, reason="x")
+    assert await q.dead_letter_count() == 3
+    assert await q.redrive_dead_letters(limit=2) == 2
+    assert await q.dead_letter_count() == 1
+
+
+async def test_undecodable_body_is_delivered_without_a_task_id(
+    queue_harness: QueueHarness,
+) -> None:
+    await queue_harness.send_raw("this is not an envelope")
+    [delivery] = await queue_harness.queue.receive(
+        max_messages=1, visibility_timeout=30, wait_seconds=2
+    )
+    assert delivery.task_id is None
+    assert delivery.raw_body == "this is not an envelope"
+
+
+async def test_depth_counts_visible_in_flight_and_delayed(queue_harness: QueueHarness) -> None:
+    q = queue_harness.queue
+    await q.send_batch([("a", 0), ("b", 0), ("c", 0), ("d", 600)])
+    received = []
+    while not received:
+        received = await q.receive(max_messages=1, visibility_timeout=60, wait_seconds=2)
+    depth = await q.depth()
+    assert (depth.visible, depth.in_flight, depth.delayed) == (2, 1, 1)
+
+
+async def test_ping_answers(queue_harness: QueueHarness) -> None:
+    await queue_harness.queue.ping()

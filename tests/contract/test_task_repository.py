@@ -1,0 +1,205 @@
+"""The TaskRepository and WorkerRegistry contracts, asserted on every backend."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from domain.errors import ConcurrencyConflict, InvalidCursor, TaskAlreadyExists, TaskNotFound
+from domain.models import Task, TaskStatus, WorkerInfo
+from tests.contract.backends import RepoHarness
+
+T0 = datetime(2026, 3, 1, 12, 0, 0, 123456, tzinfo=UTC)
+
+
+def make_task(n: int = 0, *, payload: object = "user@example.com") -> Task:
+    return Task.create("email", payload, T0 + timedelta(seconds=n), max_attempts=3)
+
+
+async def test_add_then_get_round_trips_every_field(repo_harness: RepoHarness) -> None:
+    repo = repo_harness.repository
+    task = Task.create(
+        "data-export",
+        {"rows": [1, 2.5, None, True], "name": "ünïcode", "nested": {"a": []}},
+        T0,
+        max_attempts=5,
+        timeout_seconds=12.5,
+        run_at=T0 + timedelta(seconds=30),
+    )
+    await repo.add(task)
+    assert await repo.get(task.id) == task
+
+    claimed = task.claim("lease-1", T0 + timedelta(seconds=1), 30)
+    await repo.transition(claimed, expected=task)
+    done = claimed.complete({"ok": True, "n": 3}, T0 + timedelta(seconds=2))
+    await repo.transition(done, expected=claimed)
+    assert await repo.get(task.id) == done
+
+
+async def test_add_rejects_an_existing_id(repo_harness: RepoHarness) -> None:
+    task = make_task()
+    await repo_harness.repository.add(task)
+    with pytest.raises(TaskAlreadyExists):
+        await repo_harness.repository.add(task)
+
+
+async def test_get_unknown_id_raises_not_found(repo_harness: RepoHarness) -> None:
+    with pytest.raises(TaskNotFound):
+        await repo_harness.repository.get("00000000-0000-4000-8000-000000000000")
+
+
+async def test_transition_from_a_stale_version_is_a_conflict(repo_harness: RepoHarness) -> None:
+    repo = repo_harness.repository
+    task = make_task()
+    await repo.add(task)
+    first = task.claim("lease-a", T0, 30)
+    await repo.transition(first, expected=task)
+    with pytest.raises(ConcurrencyConflict):
+        await repo.transition(task.claim("lease-b", T0, 30), expected=task)
+    assert (await repo.get(task.id)).lease_token == "lease-a"
+
+
+async def test_transition_of_a_missing_task_raises_not_found(repo_harness: RepoHarness) -> None:
+    task = make_task()
+    with pytest.raises(TaskNotFound):
+        await repo_harness.repository.transition(task.claim("x", T0, 30), expected=task)
+
+
+async def test_concurrent_claims_of_one_task_let_exactly_one_win(
+    repo_harness: RepoHarness,
+) -> None:
+    repo = repo_harness.repository
+    task = make_task()
+    await repo.add(task)
+
+    async def claim(n: int) -> bool:
+        try:
+            await repo.transition(task.claim(f"lease-{n}", T0, 30), expected=task)
+            return True
+        except ConcurrencyConflict:
+            return False
+
+    results = await asyncio.gather(*(claim(n) for n in range(8)))
+    assert results.count(True) == 1
+    stored = await repo.get(task.id)
+    assert stored.attempts == 1
+    assert stored.lease_token == f"lease-{results.index(True)}"
+
+
+async def test_list_by_status_is_newest_first_and_paginates(repo_harness: RepoHarness) -> None:
+    repo = repo_harness.repository
+    tasks = [make_task(n) for n in range(7)]
+    for task in tasks:
+        await repo.add(task)
+    seen: list[str] = []
+    cursor = None
+    for _ in range(10):
+        page = await repo.list_by_status(TaskStatus.PENDING, limit=3, cursor=cursor)
+        assert len(page.items) <= 3
+        seen.extend(t.id for t in page.items)
+        cursor = page.next_cursor
+        if cursor is None:
+            break
+    assert seen == [t.id for t in reversed(tasks)]
+
+
+async def test_cursor_stays_valid_while_tasks_change_status(repo_harness: RepoHarness) -> None:
+    repo = repo_harness.repository
+    tasks = [make_task(n) for n in range(6)]
+    for task in tasks:
+        await repo.add(task)
+    first = await repo.list_by_status(TaskStatus.PENDING, limit=2)
+    assert [t.id for t in first.items] == [tasks[5].id, tasks[4].id]
+    # The newest task and one on the next page leave PENDING between the two reads.
+    for moved in (tasks[5], tasks[2]):
+        await repo.transition(moved.claim("l", T0, 30), expected=moved)
+    second = await repo.list_by_status(TaskStatus.PENDING, limit=2, cursor=first.next_cursor)
+    assert [t.id for t in second.items] == [tasks[3].id, tasks[1].id]
+    processing = await repo.list_by_status(TaskStatus.PROCESSING, limit=10)
+    assert {t.id for t in processing.items} == {tasks[5].id, tasks[2].id}
+    assert processing.next_cursor is None
+
+
+async def test_empty_status_lists_nothing(repo_harness: RepoHarness) -> None:
+    page = await repo_harness.repository.list_by_status(TaskStatus.FAILED, limit=10)
+    assert page.items == []
+    assert page.next_cursor is None
+
+
+async def test_a_foreign_cursor_is_rejected(repo_harness: RepoHarness) -> None:
+    with pytest.raises(InvalidCursor):
+        await repo_harness.repository.list_by_status(
+            TaskStatus.PENDING, limit=10, cursor="not-a-cursor!!"
+        )
+
+
+async def test_counts_follow_every_transition(repo_harness: RepoHarness) -> None:
+    repo = repo_harness.repository
+    counts = await repo.count_by_status()
+    assert counts == dict.fromkeys(TaskStatus, 0)
+    tasks = [make_task(n) for n in range(5)]
+    for task in tasks:
+        await repo.add(task)
+    a = tasks[0].claim("l", T0, 30)
+    await repo.transition(a, expected=tasks[0])
+    await repo.transition(a.complete(None, T0), expected=a)
+    b = tasks[1].claim("l", T0, 30)
+    await repo.transition(b, expected=tasks[1])
+    await repo.transition(b.fail("boom", T0), expected=b)
+    c = tasks[2].claim("l", T0, 30)
+    await repo.transition(c, expected=tasks[2])
+    await repo.transition(tasks[3].cancel(T0), expected=tasks[3])
+    counts = await repo.count_by_status()
+    assert counts == {
+        TaskStatus.PENDING: 1,
+        TaskStatus.PROCESSING: 1,
+        TaskStatus.COMPLETED: 1,
+        TaskStatus.FAILED: 1,
+        TaskStatus.CANCELLED: 1,
+    }
+
+
+async def test_a_lost_race_does_not_change_counts(repo_harness: RepoHarness) -> None:
+    repo = repo_harness.repository
+    task = make_task()
+    await repo.add(task)
+    await repo.transition(task.claim("a", T0, 30), expected=task)
+    with pytest.raises(ConcurrencyConflict):
+        await repo.transition(task.cancel(T0), expected=task)
+    counts = await repo.count_by_status()
+    assert counts[TaskStatus.PROCESSING] == 1
+    assert counts[TaskStatus.CANCELLED] == 0
+    assert counts[TaskStatus.PENDING] == 0
+
+
+async def test_ping_answers(repo_harness: RepoHarness) -> None:
+    await repo_harness.repository.ping()
+
+
+def worker(worker_id: str, seen: datetime) -> WorkerInfo:
+    return WorkerInfo(
+        worker_id=worker_id,
+        host="host-a",
+        pid=123,
+        concurrency=5,
+        in_flight=2,
+        started_at=T0,
+        last_seen=seen,
+    )
+
+
+async def test_worker_registry_lists_live_workers_until_they_expire(
+    repo_harness: RepoHarness,
+) -> None:
+    registry = repo_harness.workers
+    await registry.beat(worker("w-1", T0), ttl_seconds=10)
+    await registry.beat(worker("w-2", T0 + timedelta(seconds=8)), ttl_seconds=10)
+    live = await registry.live(T0 + timedelta(seconds=5))
+    assert {w.worker_id for w in live} == {"w-1", "w-2"}
+    assert next(w for w in live if w.worker_id == "w-1") == worker("w-1", T0)
+    live = await registry.live(T0 + timedelta(seconds=12))
+    assert [w.worker_id for w in live] == ["w-2"]
+    await registry.remove("w-2")
+    assert await registry.live(T0 + timedelta(seconds=12)) == []
