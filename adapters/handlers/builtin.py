@@ -1,0 +1,93 @@
+"""Built-in task types of the original service: ``email``, ``image-resize``,
+``data-export``. Their work is simulated for now; payloads are validated for real.
+
+Existing clients send a string payload (an address, an image name, an export name);
+an object with the documented fields is accepted too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from typing import Any
+
+from domain.models import JSON
+from domain.registry import HandlerRegistry, TaskType
+
+SIMULATED_WORK_SECONDS = 0.01
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+_FORMATS = ("csv", "json", "ndjson")
+
+
+def _field(payload: dict[str, Any], name: str, kind: type | tuple[type, ...]) -> Any:
+    if name not in payload:
+        raise ValueError(f"missing field {name!r}")
+    value = payload[name]
+    if isinstance(value, bool) or not isinstance(value, kind):
+        raise ValueError(f"field {name!r} has the wrong type")
+    return value
+
+
+def validate_email(payload: JSON) -> None:
+    address = payload
+    if isinstance(payload, dict):
+        address = _field(payload, "to", str)
+    if not isinstance(address, str) or not _EMAIL.match(address):
+        raise ValueError("expected an email address, or an object with 'to' set to one")
+
+
+def validate_image_resize(payload: JSON) -> None:
+    if isinstance(payload, str):
+        if not payload.strip():
+            raise ValueError("expected an image name")
+        return
+    if not isinstance(payload, dict):
+        raise ValueError("expected an image name, or an object with 'image', 'width', 'height'")
+    image = _field(payload, "image", str)
+    if not image.strip():
+        raise ValueError("field 'image' must not be empty")
+    for side in ("width", "height"):
+        value = _field(payload, side, int)
+        if not 1 <= value <= 20000:
+            raise ValueError(f"field {side!r} must be between 1 and 20000")
+
+
+def validate_data_export(payload: JSON) -> None:
+    if isinstance(payload, str):
+        if not payload.strip():
+            raise ValueError("expected an export name")
+        return
+    if not isinstance(payload, dict):
+        raise ValueError("expected an export name, or an object with 'dataset'")
+    if not _field(payload, "dataset", str).strip():
+        raise ValueError("field 'dataset' must not be empty")
+    fmt = payload.get("format", "csv")
+    if fmt not in _FORMATS:
+        raise ValueError(f"field 'format' must be one of {', '.join(_FORMATS)}")
+
+
+async def send_email(payload: JSON) -> JSON:
+    await asyncio.sleep(SIMULATED_WORK_SECONDS)
+    to = payload["to"] if isinstance(payload, dict) else payload
+    return {"delivered_to": to}
+
+
+async def resize_image(payload: JSON) -> JSON:
+    await asyncio.sleep(SIMULATED_WORK_SECONDS)
+    if isinstance(payload, dict):
+        return {"image": payload["image"], "size": [payload["width"], payload["height"]]}
+    return {"image": payload}
+
+
+async def export_data(payload: JSON) -> JSON:
+    await asyncio.sleep(SIMULATED_WORK_SECONDS)
+    name = payload["dataset"] if isinstance(payload, dict) else payload
+    fmt = payload.get("format", "csv") if isinstance(payload, dict) else "csv"
+    return {"export": f"{name}.{fmt}"}
+
+
+def register_builtins(registry: HandlerRegistry) -> HandlerRegistry:
+    registry.add(TaskType("email", send_email, 60.0, validate_email))
+    registry.add(TaskType("image-resize", resize_image, 300.0, validate_image_resize))
+    registry.add(TaskType("data-export", export_data, 900.0, validate_data_export))
+    return registry

@@ -1,0 +1,101 @@
+"""Settings from the environment.
+
+The original service's variable names are kept (``PORT``, ``WORKER_COUNT``,
+``AWS_REGION``, ``SQS_QUEUE_URL``, ``SQS_DLQ_URL``, ``DYNAMODB_TABLE``); every new one
+is prefixed ``TASKQ_``.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import AliasChoices, Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def _env(name: str) -> AliasChoices:
+    return AliasChoices(name, name.lower())
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(populate_by_name=True, extra="ignore")
+
+    backend: Literal["memory", "sqlite", "aws"] = Field(
+        "sqlite", validation_alias=_env("TASKQ_BACKEND")
+    )
+    host: str = Field("127.0.0.1", validation_alias=_env("TASKQ_HOST"))
+    port: int = Field(8080, ge=0, le=65535, validation_alias=_env("PORT"))
+    worker_count: int = Field(5, ge=1, le=1000, validation_alias=_env("WORKER_COUNT"))
+    handlers: str = Field("", validation_alias=_env("TASKQ_HANDLERS"))
+    """Comma-separated modules imported at start, registering their task types."""
+    log_level: str = Field("INFO", validation_alias=_env("TASKQ_LOG_LEVEL"))
+
+    # Processing
+    visibility_timeout: float = Field(
+        30.0, gt=0, le=43200, validation_alias=_env("TASKQ_VISIBILITY_TIMEOUT")
+    )
+    heartbeat_interval: float | None = Field(
+        None, gt=0, validation_alias=_env("TASKQ_HEARTBEAT_INTERVAL")
+    )
+    max_receive_count: int = Field(
+        20, ge=2, le=1000, validation_alias=_env("TASKQ_MAX_RECEIVE_COUNT")
+    )
+    default_max_attempts: int = Field(3, ge=1, validation_alias=_env("TASKQ_DEFAULT_MAX_ATTEMPTS"))
+    retry_base_seconds: float = Field(1.0, ge=0, validation_alias=_env("TASKQ_RETRY_BASE_SECONDS"))
+    retry_cap_seconds: float = Field(
+        300.0, ge=0, le=900, validation_alias=_env("TASKQ_RETRY_CAP_SECONDS")
+    )
+    poll_wait_seconds: float = Field(
+        20.0, ge=0, le=20, validation_alias=_env("TASKQ_POLL_WAIT_SECONDS")
+    )
+    shutdown_grace_seconds: float = Field(
+        30.0, ge=0, validation_alias=_env("TASKQ_SHUTDOWN_GRACE_SECONDS")
+    )
+    worker_ttl_seconds: float = Field(30.0, gt=0, validation_alias=_env("TASKQ_WORKER_TTL_SECONDS"))
+    reconcile_interval_seconds: float = Field(
+        60.0, gt=0, validation_alias=_env("TASKQ_RECONCILE_INTERVAL_SECONDS")
+    )
+
+    # HTTP
+    max_body_bytes: int = Field(256 * 1024, ge=1024, validation_alias=_env("TASKQ_MAX_BODY_BYTES"))
+
+    # SQLite
+    sqlite_path: str = Field("./data/taskq.db", validation_alias=_env("TASKQ_SQLITE_PATH"))
+    sqlite_synchronous: Literal["NORMAL", "FULL"] = Field(
+        "NORMAL", validation_alias=_env("TASKQ_SQLITE_SYNCHRONOUS")
+    )
+
+    # AWS
+    aws_region: str = Field("us-east-1", validation_alias=_env("AWS_REGION"))
+    aws_endpoint_url: str | None = Field(None, validation_alias=_env("AWS_ENDPOINT_URL"))
+    sqs_queue_name: str = Field("taskq-tasks", validation_alias=_env("TASKQ_SQS_QUEUE_NAME"))
+    sqs_queue_url: str | None = Field(None, validation_alias=_env("SQS_QUEUE_URL"))
+    sqs_dlq_url: str | None = Field(None, validation_alias=_env("SQS_DLQ_URL"))
+    sqs_max_message_bytes: int = Field(
+        262144, ge=1024, le=1048576, validation_alias=_env("TASKQ_SQS_MAX_MESSAGE_BYTES")
+    )
+    dynamodb_table: str = Field("tasks", validation_alias=_env("DYNAMODB_TABLE"))
+    auto_provision: bool = Field(False, validation_alias=_env("TASKQ_AUTO_PROVISION"))
+    retention_seconds: float | None = Field(
+        None, gt=0, validation_alias=_env("TASKQ_RETENTION_SECONDS")
+    )
+    aws_retry_mode: Literal["standard", "adaptive"] = Field(
+        "standard", validation_alias=_env("TASKQ_AWS_RETRY_MODE")
+    )
+    aws_max_attempts: int = Field(5, ge=1, validation_alias=_env("TASKQ_AWS_MAX_ATTEMPTS"))
+    aws_timeout_seconds: float = Field(
+        5.0, gt=0, validation_alias=_env("TASKQ_AWS_TIMEOUT_SECONDS")
+    )
+
+    @field_validator("handlers")
+    @classmethod
+    def _strip(cls, value: str) -> str:
+        return ",".join(part.strip() for part in value.split(",") if part.strip())
+
+    @property
+    def handler_modules(self) -> list[str]:
+        return [m for m in self.handlers.split(",") if m]
+
+    @property
+    def max_attempts_limit(self) -> int:
+        return self.max_receive_count - 1
