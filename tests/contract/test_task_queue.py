@@ -6,6 +6,7 @@ import asyncio
 
 import pytest
 
+from domain.models import Delivery
 from tests.contract.backends import MAX_RECEIVE_COUNT, QueueHarness
 
 LEASE = 1  # seconds; SQS visibility timeouts are whole seconds
@@ -58,7 +59,7 @@ async def test_ack_deletes_the_message(queue_harness: QueueHarness) -> None:
 async def test_ack_batch_deletes_every_message(queue_harness: QueueHarness) -> None:
     q = queue_harness.queue
     await q.send_batch([(f"t-{i}", 0) for i in range(12)])
-    deliveries = []
+    deliveries: list[Delivery] = []
     while len(deliveries) < 12:
         batch = await q.receive(max_messages=10, visibility_timeout=LEASE, wait_seconds=2)
         assert batch, "messages were lost"
@@ -191,7 +192,7 @@ async def test_dead_letter_moves_a_delivery_at_once(queue_harness: QueueHarness)
 async def test_redrive_respects_its_limit(queue_harness: QueueHarness) -> None:
     q = queue_harness.queue
     await q.send_batch([(f"t-{i}", 0) for i in range(3)])
-    deliveries = []
+    deliveries: list[Delivery] = []
     while len(deliveries) < 3:
         deliveries.extend(await q.receive(max_messages=3, visibility_timeout=30, wait_seconds=2))
     for d in deliveries:
@@ -215,7 +216,7 @@ async def test_undecodable_body_is_delivered_without_a_task_id(
 async def test_depth_counts_visible_in_flight_and_delayed(queue_harness: QueueHarness) -> None:
     q = queue_harness.queue
     await q.send_batch([("a", 0), ("b", 0), ("c", 0), ("d", 600)])
-    received = []
+    received: list[Delivery] = []
     while not received:
         received = await q.receive(max_messages=1, visibility_timeout=60, wait_seconds=2)
     depth = await q.depth()

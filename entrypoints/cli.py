@@ -1,0 +1,155 @@
+"""The ``taskq`` command line."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import httpx
+
+from bootstrap.container import build_container
+from bootstrap.settings import Settings
+from entrypoints.runtime import configure_logging, run
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    overrides: dict[str, Any] = {}
+    for name in ("backend", "host", "port", "worker_count", "sqlite_path"):
+        value = getattr(args, name, None)
+        if value is not None:
+            overrides[name] = value
+    return Settings(**overrides)
+
+
+def _serve(args: argparse.Namespace, *, api: bool, worker: bool) -> int:
+    settings = _settings(args)
+    configure_logging(settings)
+    asyncio.run(run(build_container(settings), api=api, worker=worker))
+    return 0
+
+
+def _server_url(args: argparse.Namespace) -> str:
+    if args.url:
+        return str(args.url).rstrip("/")
+    return f"http://127.0.0.1:{os.environ.get('PORT', '8080')}"
+
+
+def _print_response(response: httpx.Response) -> int:
+    try:
+        print(json.dumps(response.json(), indent=2))
+    except ValueError:
+        print(response.text)
+    return 0 if response.is_success else 1
+
+
+def _request(args: argparse.Namespace, method: str, path: str, **kwargs: Any) -> int:
+    try:
+        response = httpx.request(method, _server_url(args) + path, timeout=10, **kwargs)
+    except httpx.HTTPError as exc:
+        print(f"error: cannot reach the server at {_server_url(args)}: {exc}", file=sys.stderr)
+        return 2
+    return _print_response(response)
+
+
+def _submit(args: argparse.Namespace) -> int:
+    try:
+        payload = json.loads(args.payload)
+    except ValueError:
+        payload = args.payload  # a bare string, as the original clients send
+    body: dict[str, Any] = {"type": args.type, "payload": payload}
+    for option in ("max_attempts", "timeout_seconds", "delay_seconds"):
+        value = getattr(args, option)
+        if value is not None:
+            body[option] = value
+    return _request(args, "POST", "/tasks", json=body)
+
+
+def _status(args: argparse.Namespace) -> int:
+    return _request(args, "GET", f"/tasks/{args.id}")
+
+
+def _metrics(args: argparse.Namespace) -> int:
+    return _request(args, "GET", "/metrics")
+
+
+def _list(args: argparse.Namespace) -> int:
+    params: dict[str, Any] = {"status": args.status, "limit": args.limit}
+    if args.cursor:
+        params["cursor"] = args.cursor
+    return _request(args, "GET", "/tasks", params=params)
+
+
+def _add_server_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--backend", choices=["memory", "sqlite", "aws"], help="TASKQ_BACKEND")
+    parser.add_argument("--host", help="address to bind (TASKQ_HOST, default 127.0.0.1)")
+    parser.add_argument("--port", type=int, help="port to listen on (PORT, default 8080)")
+    parser.add_argument(
+        "--workers", dest="worker_count", type=int, help="tasks in flight (WORKER_COUNT)"
+    )
+    parser.add_argument("--sqlite-path", help="database file (TASKQ_SQLITE_PATH)")
+
+
+def _add_client_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--url", help="server URL (default http://127.0.0.1:$PORT)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="taskq", description="Task Queue Engine: HTTP API, workers and tools."
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def command(name: str, help_text: str, handler: Callable[[argparse.Namespace], int]) -> Any:
+        sub = commands.add_parser(name, help=help_text, description=help_text)
+        sub.set_defaults(handler=handler)
+        return sub
+
+    _add_server_options(
+        command(
+            "serve",
+            "Run the HTTP API and workers in one process.",
+            lambda a: _serve(a, api=True, worker=True),
+        )
+    )
+    _add_server_options(
+        command("api", "Run the HTTP API only.", lambda a: _serve(a, api=True, worker=False))
+    )
+    _add_server_options(
+        command("worker", "Run workers only.", lambda a: _serve(a, api=False, worker=True))
+    )
+
+    submit = command("submit", "Submit a task to a running server.", _submit)
+    submit.add_argument("type", help="task type, e.g. email")
+    submit.add_argument("payload", help="JSON payload, or a plain string")
+    submit.add_argument("--max-attempts", type=int)
+    submit.add_argument("--timeout-seconds", type=float)
+    submit.add_argument("--delay-seconds", type=float)
+    _add_client_options(submit)
+
+    status = command("status", "Show a task of a running server.", _status)
+    status.add_argument("id", help="task id")
+    _add_client_options(status)
+
+    listing = command("list", "List tasks by status.", _list)
+    listing.add_argument("--status", default="PENDING")
+    listing.add_argument("--limit", type=int, default=50)
+    listing.add_argument("--cursor")
+    _add_client_options(listing)
+
+    _add_client_options(command("metrics", "Show the metrics of a running server.", _metrics))
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    handler: Callable[[argparse.Namespace], int] = args.handler
+    return handler(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

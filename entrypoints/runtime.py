@@ -1,0 +1,110 @@
+"""Running the API and the workers in one event loop, with signal handling."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import logging
+import signal
+from collections.abc import Awaitable, Iterator
+from typing import Any
+
+import uvicorn
+
+from bootstrap.container import Container
+from bootstrap.settings import Settings
+from entrypoints.worker import Worker, WorkerSettings
+
+log = logging.getLogger("taskq")
+
+
+def configure_logging(settings: Settings) -> None:
+    logging.basicConfig(
+        level=settings.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+
+
+async def maybe_await(value: Awaitable[Any] | Any) -> None:
+    if inspect.isawaitable(value):
+        await value
+
+
+def build_worker(container: Container) -> Worker:
+    settings = container.settings()
+    return Worker(
+        processor=container.processor(),
+        queue=container.queue(),
+        registry=container.workers(),
+        clock=container.clock(),
+        settings=WorkerSettings(
+            concurrency=settings.worker_count,
+            visibility_timeout=settings.visibility_timeout,
+            poll_wait_seconds=settings.poll_wait_seconds,
+            shutdown_grace_seconds=settings.shutdown_grace_seconds,
+            registry_ttl_seconds=settings.worker_ttl_seconds,
+        ),
+    )
+
+
+class _Server(uvicorn.Server):
+    """uvicorn without its own signal handling: ``run`` below owns SIGTERM/SIGINT, so
+    the process exits 0 after a graceful stop instead of re-raising the signal."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+def _http_server(container: Container) -> _Server:
+    from entrypoints.http.app import create_app
+
+    settings = container.settings()
+    config = uvicorn.Config(
+        create_app(container),
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level.lower(),
+        access_log=False,
+        lifespan="on",
+    )
+    return _Server(config)
+
+
+async def run(container: Container, *, api: bool, worker: bool) -> None:
+    """Serve the API and/or run a worker until SIGTERM or SIGINT."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+
+    await maybe_await(container.init_resources())
+    try:
+        jobs: list[asyncio.Task[None]] = []
+        server = _http_server(container) if api else None
+        if server is not None:
+            jobs.append(asyncio.create_task(server.serve()))
+        if worker:
+            jobs.append(asyncio.create_task(build_worker(container).run(stop)))
+
+        async def stop_server_on_signal() -> None:
+            await stop.wait()
+            log.info("stopping")
+            if server is not None:
+                server.should_exit = True
+
+        watcher = asyncio.create_task(stop_server_on_signal())
+        done, _ = await asyncio.wait(jobs, return_when=asyncio.FIRST_EXCEPTION)
+        stop.set()  # one part ended (or failed): stop the others too
+        await asyncio.gather(*jobs, return_exceptions=True)
+        watcher.cancel()
+        for job in done:
+            if job.exception() is not None:
+                raise job.exception()  # type: ignore[misc]
+        if server is not None and not server.started and not server.should_exit:
+            raise SystemExit(
+                f"could not start the HTTP server on {server.config.host}:{server.config.port}"
+            )
+    finally:
+        await maybe_await(container.shutdown_resources())

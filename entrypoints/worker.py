@@ -1,0 +1,172 @@
+"""The worker runner: keeps ``concurrency`` deliveries in flight.
+
+It receives only as many messages as it has free slots (so no prefetched message sits
+unleased past its visibility timeout), long-polls when idle instead of sleeping, and on
+stop: stops receiving, lets in-flight tasks finish within the grace period, then cancels
+the rest, which the processor releases for immediate redelivery.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+import uuid
+from dataclasses import dataclass
+
+from domain.errors import InfrastructureError
+from domain.models import Delivery, WorkerInfo
+from domain.ports import Clock, TaskQueue, WorkerRegistry
+from domain.processing import TaskProcessor
+
+log = logging.getLogger("taskq.worker")
+
+RECEIVE_ERROR_BACKOFF_MAX = 10.0
+
+
+@dataclass(frozen=True)
+class WorkerSettings:
+    concurrency: int = 5
+    visibility_timeout: float = 30.0
+    poll_wait_seconds: float = 20.0
+    shutdown_grace_seconds: float = 30.0
+    registry_ttl_seconds: float = 30.0
+
+
+class Worker:
+    def __init__(
+        self,
+        processor: TaskProcessor,
+        queue: TaskQueue,
+        registry: WorkerRegistry,
+        clock: Clock,
+        settings: WorkerSettings,
+    ) -> None:
+        self.processor = processor
+        self.queue = queue
+        self.registry = registry
+        self.clock = clock
+        self.settings = settings
+        self.worker_id = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        self.started_at = clock.now()
+        self._in_flight: set[asyncio.Task[object]] = set()
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._in_flight)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        log.info("worker %s started: concurrency %d", self.worker_id, self.settings.concurrency)
+        beating = asyncio.create_task(self._beat_until(stop))
+        try:
+            await self._receive_until(stop)
+        finally:
+            await self._drain()
+            beating.cancel()
+            with contextlib.suppress(asyncio.CancelledError, InfrastructureError):
+                await beating
+            with contextlib.suppress(InfrastructureError):
+                await self.registry.remove(self.worker_id)
+            log.info("worker %s stopped", self.worker_id)
+
+    async def _receive_until(self, stop: asyncio.Event) -> None:
+        stopping = asyncio.create_task(stop.wait())
+        error_backoff = 0.5
+        try:
+            while not stop.is_set():
+                free = self.settings.concurrency - len(self._in_flight)
+                if free <= 0:
+                    await asyncio.wait(
+                        {*self._in_flight, stopping}, return_when=asyncio.FIRST_COMPLETED
+                    )
+                    continue
+                receiving = asyncio.create_task(
+                    self.queue.receive(
+                        max_messages=min(free, self.queue.max_batch),
+                        visibility_timeout=self.settings.visibility_timeout,
+                        wait_seconds=self.settings.poll_wait_seconds,
+                    )
+                )
+                await asyncio.wait({receiving, stopping}, return_when=asyncio.FIRST_COMPLETED)
+                if not receiving.done():
+                    receiving.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await receiving
+                if receiving.cancelled():
+                    break
+                try:
+                    deliveries = receiving.result()
+                except InfrastructureError as exc:
+                    log.warning("receive failed, retrying in %.1fs: %s", error_backoff, exc)
+                    await self._sleep_unless(stop, error_backoff)
+                    error_backoff = min(RECEIVE_ERROR_BACKOFF_MAX, error_backoff * 2)
+                    continue
+                error_backoff = 0.5
+                if stop.is_set():
+                    await self._give_back(deliveries)
+                    break
+                for delivery in deliveries:
+                    self._start(delivery)
+        finally:
+            stopping.cancel()
+
+    def _start(self, delivery: Delivery) -> None:
+        task = asyncio.create_task(self._process(delivery))
+        self._in_flight.add(task)
+        task.add_done_callback(self._in_flight.discard)
+
+    async def _process(self, delivery: Delivery) -> object:
+        try:
+            return await self.processor.process(delivery)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            # The delivery is not settled: it reappears when its lease expires.
+            log.exception("processing message %s failed", delivery.message_id)
+            return None
+
+    async def _give_back(self, deliveries: list[Delivery]) -> None:
+        for delivery in deliveries:
+            with contextlib.suppress(InfrastructureError):
+                await self.queue.release(delivery, delay_seconds=0)
+
+    async def _drain(self) -> None:
+        if not self._in_flight:
+            return
+        pending = set(self._in_flight)
+        log.info(
+            "waiting up to %.1fs for %d in-flight tasks",
+            self.settings.shutdown_grace_seconds,
+            len(pending),
+        )
+        _, still_running = await asyncio.wait(pending, timeout=self.settings.shutdown_grace_seconds)
+        if still_running:
+            log.warning("releasing %d unfinished tasks for redelivery", len(still_running))
+            for task in still_running:
+                task.cancel()
+            await asyncio.gather(*still_running, return_exceptions=True)
+
+    async def _beat_until(self, stop: asyncio.Event) -> None:
+        interval = self.settings.registry_ttl_seconds / 3
+        while not stop.is_set():
+            info = WorkerInfo(
+                worker_id=self.worker_id,
+                host=socket.gethostname(),
+                pid=os.getpid(),
+                concurrency=self.settings.concurrency,
+                in_flight=len(self._in_flight),
+                started_at=self.started_at,
+                last_seen=self.clock.now(),
+            )
+            try:
+                await self.registry.beat(info, ttl_seconds=self.settings.registry_ttl_seconds)
+            except InfrastructureError as exc:
+                log.warning("worker heartbeat failed: %s", exc)
+            await self._sleep_unless(stop, interval)
+
+    @staticmethod
+    async def _sleep_unless(stop: asyncio.Event, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), seconds)

@@ -1,0 +1,48 @@
+"""The container: adapter selection, fresh state per container, handler modules."""
+
+from __future__ import annotations
+
+from adapters.memory import InMemoryTaskQueue, InMemoryTaskRepository
+from bootstrap.container import build_container
+from bootstrap.settings import Settings
+
+
+def test_memory_backend_selects_the_memory_adapters() -> None:
+    container = build_container(Settings(backend="memory"))
+    service = container.task_service()
+    assert isinstance(service.repository, InMemoryTaskRepository)
+    assert isinstance(service.queue, InMemoryTaskQueue)
+    # One repository per container: the API and the worker share it.
+    assert container.processor().repository is service.repository
+
+
+def test_each_container_has_its_own_state() -> None:
+    one = build_container(Settings(backend="memory"))
+    two = build_container(Settings(backend="memory"))
+    assert one.repository() is not two.repository()
+
+
+def test_handler_modules_register_their_types() -> None:
+    settings = Settings(backend="memory", handlers=" tests.unit.sample_handlers , ")
+    assert settings.handler_modules == ["tests.unit.sample_handlers"]
+    registry = build_container(settings).registry()
+    assert {"reverse", "email", "image-resize", "data-export"} <= set(registry.names())
+    assert registry.get("reverse").handler("abc") == "cba"
+
+
+def test_original_environment_names_are_read(monkeypatch: object) -> None:
+    import os
+
+    env = {"PORT": "9123", "WORKER_COUNT": "7", "DYNAMODB_TABLE": "t", "TASKQ_BACKEND": "memory"}
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        settings = Settings()
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+    assert (settings.port, settings.worker_count, settings.dynamodb_table) == (9123, 7, "t")
+    assert settings.backend == "memory"

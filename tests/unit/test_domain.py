@@ -1,0 +1,119 @@
+"""The Task state machine, the retry policy, and the purity of the domain package."""
+
+from __future__ import annotations
+
+import ast
+import random
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from domain.errors import IllegalTransition
+from domain.models import ALLOWED_TRANSITIONS, MAX_ERROR_LENGTH, Task, TaskStatus
+from domain.retry import RetryPolicy
+
+NOW = datetime(2026, 1, 1, tzinfo=UTC)
+DOMAIN = Path(__file__).resolve().parents[2] / "domain"
+
+
+def test_domain_imports_only_the_standard_library_and_itself() -> None:
+    offenders = []
+    for path in DOMAIN.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names: list[str] = []
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                names = [node.module]
+            for name in names:
+                top = name.split(".")[0]
+                if top != "domain" and top not in sys.stdlib_module_names:
+                    offenders.append(f"{path.name}: {name}")
+    assert offenders == []
+
+
+def pending() -> Task:
+    return Task.create("email", "a@b.co", NOW)
+
+
+def at(status: TaskStatus) -> Task:
+    task = pending()
+    if status is TaskStatus.PENDING:
+        return task
+    if status is TaskStatus.CANCELLED:
+        return task.cancel(NOW)
+    running = task.claim("lease", NOW, 30)
+    return {
+        TaskStatus.PROCESSING: running,
+        TaskStatus.COMPLETED: running.complete(None, NOW),
+        TaskStatus.FAILED: running.fail("x", NOW),
+    }[status]
+
+
+MOVES = {
+    TaskStatus.PROCESSING: lambda t: t.claim("other", NOW, 30),
+    TaskStatus.COMPLETED: lambda t: t.complete(1, NOW),
+    TaskStatus.FAILED: lambda t: t.fail("e", NOW),
+    TaskStatus.PENDING: lambda t: t.retry_later("e", NOW),
+    TaskStatus.CANCELLED: lambda t: t.cancel(NOW),
+}
+
+
+@given(st.sampled_from(list(TaskStatus)), st.sampled_from(list(TaskStatus)))
+def test_only_allowed_transitions_succeed(source: TaskStatus, target: TaskStatus) -> None:
+    task = at(source)
+    if target in ALLOWED_TRANSITIONS[source]:
+        moved = MOVES[target](task)
+        assert moved.status is target
+        assert moved.version == task.version + 1
+    else:
+        with pytest.raises(IllegalTransition) as info:
+            MOVES[target](task)
+        assert info.value.current == source.value
+
+
+def test_final_states_accept_nothing() -> None:
+    for status in (TaskStatus.COMPLETED, TaskStatus.FAILED, TaskStatus.CANCELLED):
+        assert status.is_final
+        assert ALLOWED_TRANSITIONS[status] == frozenset()
+
+
+def test_claim_counts_an_attempt_and_takes_a_lease() -> None:
+    claimed = pending().claim("lease-1", NOW, 30)
+    assert claimed.attempts == 1
+    assert claimed.lease_token == "lease-1"
+    assert claimed.lease_expired(NOW) is False
+
+
+def test_errors_are_truncated_to_a_bounded_size() -> None:
+    failed = at(TaskStatus.PROCESSING).fail("x" * 100_000, NOW)
+    assert failed.error is not None
+    assert len(failed.error) == MAX_ERROR_LENGTH
+    assert failed.error.endswith("[truncated]")
+
+
+@given(st.integers(min_value=1, max_value=10_000), st.integers(min_value=0, max_value=2**32))
+def test_backoff_is_within_zero_and_a_capped_exponential(failures: int, seed: int) -> None:
+    policy = RetryPolicy(base_seconds=0.5, cap_seconds=60, rng=random.Random(seed))
+    delay = policy.backoff(failures)
+    assert 0 <= delay <= min(60, 0.5 * 2 ** min(failures - 1, 64))
+
+
+def test_backoff_ceiling_doubles_until_the_cap() -> None:
+    policy = RetryPolicy(base_seconds=1, cap_seconds=10)
+    assert [policy.ceiling(n) for n in range(1, 7)] == [1, 2, 4, 8, 10, 10]
+
+
+def test_backoff_uses_full_jitter() -> None:
+    policy = RetryPolicy(base_seconds=1, cap_seconds=100, rng=random.Random(1))
+    delays = [policy.backoff(5) for _ in range(200)]
+    assert min(delays) < 4 and max(delays) > 12  # spread over [0, 16], not clustered
+
+
+def test_a_cap_beyond_the_queue_delay_limit_is_refused() -> None:
+    with pytest.raises(ValueError):
+        RetryPolicy(cap_seconds=901)

@@ -1,0 +1,324 @@
+"""The processing use case on the in-memory adapters with a hand-moved clock."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from typing import Any
+
+import pytest
+
+from adapters.clock import ManualClock
+from adapters.memory import InMemoryTaskQueue, InMemoryTaskRepository, InMemoryWorkerRegistry
+from domain.errors import PermanentTaskError
+from domain.models import Delivery, Task, TaskStatus
+from domain.processing import Outcome, ProcessorSettings, TaskProcessor
+from domain.registry import HandlerRegistry, TaskType
+from domain.retry import RetryPolicy
+from domain.services import SubmitRequest, TaskService
+
+LEASE = 30.0
+
+
+class Env:
+    def __init__(self, heartbeat: float | None = None) -> None:
+        self.clock = ManualClock()
+        self.repo = InMemoryTaskRepository()
+        self.queue = InMemoryTaskQueue(self.clock, max_receive_count=10)
+        self.registry = HandlerRegistry()
+        self.service = TaskService(
+            self.repo, self.queue, self.clock, self.registry, InMemoryWorkerRegistry()
+        )
+        self.settings = ProcessorSettings(visibility_timeout=LEASE, heartbeat_interval=heartbeat)
+        self.processor = self.new_processor()
+
+    def new_processor(self) -> TaskProcessor:
+        return TaskProcessor(
+            self.repo,
+            self.queue,
+            self.clock,
+            self.registry,
+            RetryPolicy(base_seconds=1, cap_seconds=10, rng=random.Random(7)),
+            self.settings,
+        )
+
+    def handler(self, name: str, fn: Any, timeout: float = 60) -> None:
+        self.registry.add(TaskType(name, fn, timeout))
+
+    async def submit(self, task_type: str, payload: Any = None, **options: Any) -> Task:
+        return await self.service.submit(SubmitRequest(type=task_type, payload=payload, **options))
+
+    async def receive(self) -> Delivery:
+        deliveries = await self.queue.receive(
+            max_messages=1, visibility_timeout=LEASE, wait_seconds=0
+        )
+        assert len(deliveries) == 1, "expected one visible message"
+        return deliveries[0]
+
+    async def nothing_visible(self) -> bool:
+        return not await self.queue.receive(
+            max_messages=1, visibility_timeout=LEASE, wait_seconds=0
+        )
+
+
+async def test_a_successful_task_completes_and_its_message_is_deleted() -> None:
+    env = Env()
+
+    async def double(payload: Any) -> Any:
+        return {"twice": payload * 2}
+
+    env.handler("double", double)
+    task = await env.submit("double", 21)
+    assert (await env.repo.get(task.id)).status is TaskStatus.PENDING
+
+    assert await env.processor.process(await env.receive()) is Outcome.COMPLETED
+    done = await env.repo.get(task.id)
+    assert done.status is TaskStatus.COMPLETED
+    assert done.result == {"twice": 42}
+    assert done.attempts == 1 and done.retry_count == 0
+    assert done.started_at is not None and done.finished_at is not None
+    assert (await env.queue.depth()).total == 0
+
+
+async def test_sync_handlers_run_in_a_thread() -> None:
+    env = Env()
+    import threading
+
+    main = threading.get_ident()
+    env.handler("where", lambda payload: threading.get_ident() != main)
+    task = await env.submit("where")
+    await env.processor.process(await env.receive())
+    assert (await env.repo.get(task.id)).result is True
+
+
+async def test_a_failed_attempt_is_retried_after_a_backoff_then_completes() -> None:
+    env = Env()
+    calls = 0
+
+    async def flaky(payload: Any) -> str:
+        nonlocal calls
+        calls += 1
+        if calls < 3:
+            raise RuntimeError(f"boom {calls}")
+        return "ok"
+
+    env.handler("flaky", flaky)
+    task = await env.submit("flaky")
+
+    assert await env.processor.process(await env.receive()) is Outcome.RETRY_SCHEDULED
+    after_one = await env.repo.get(task.id)
+    assert after_one.status is TaskStatus.PENDING
+    assert after_one.error == "RuntimeError: boom 1"
+    assert after_one.retry_count == 1 and after_one.attempts == 1
+
+    await env.clock.advance(1.01)  # the first backoff is at most base (1 s)
+    assert await env.processor.process(await env.receive()) is Outcome.RETRY_SCHEDULED
+    await env.clock.advance(2.01)  # the second at most 2 s
+    assert await env.processor.process(await env.receive()) is Outcome.COMPLETED
+    done = await env.repo.get(task.id)
+    assert done.status is TaskStatus.COMPLETED
+    assert (done.attempts, done.retry_count) == (3, 2)
+
+
+async def test_a_task_failing_every_attempt_ends_failed_in_the_dead_letter_queue() -> None:
+    env = Env()
+
+    async def broken(payload: Any) -> None:
+        raise ValueError("always")
+
+    env.handler("broken", broken)
+    task = await env.submit("broken", max_attempts=3)
+    outcomes = []
+    for _ in range(3):
+        outcomes.append(await env.processor.process(await env.receive()))
+        await env.clock.advance(10.01)
+    assert outcomes == [Outcome.RETRY_SCHEDULED, Outcome.RETRY_SCHEDULED, Outcome.FAILED]
+    failed = await env.repo.get(task.id)
+    assert failed.status is TaskStatus.FAILED
+    assert (failed.attempts, failed.retry_count) == (3, 3)
+    assert failed.error == "ValueError: always"
+    assert await env.queue.dead_letter_count() == 1
+    assert await env.nothing_visible()
+
+
+async def test_a_permanent_error_fails_at_once() -> None:
+    env = Env()
+
+    async def refuse(payload: Any) -> None:
+        raise PermanentTaskError("bad recipient")
+
+    env.handler("refuse", refuse)
+    task = await env.submit("refuse", max_attempts=5)
+    assert await env.processor.process(await env.receive()) is Outcome.FAILED
+    failed = await env.repo.get(task.id)
+    assert failed.attempts == 1
+    assert "bad recipient" in (failed.error or "")
+
+
+async def test_a_handler_past_its_timeout_is_a_failed_attempt() -> None:
+    env = Env()
+
+    async def slow(payload: Any) -> None:
+        await asyncio.sleep(5)
+
+    env.handler("slow", slow, timeout=0.05)
+    task = await env.submit("slow", max_attempts=1)
+    assert await env.processor.process(await env.receive()) is Outcome.FAILED
+    failed = await env.repo.get(task.id)
+    assert "timed out after 0.05s" in (failed.error or "")
+
+
+async def test_the_heartbeat_keeps_a_long_task_leased() -> None:
+    env = Env()
+    release = asyncio.Event()
+
+    async def long(payload: Any) -> str:
+        await release.wait()
+        return "done"
+
+    env.handler("long", long)
+    task = await env.submit("long")
+    running = asyncio.create_task(env.processor.process(await env.receive()))
+    await asyncio.sleep(0)
+    for _ in range(6):  # three times the lease passes while the handler runs
+        await env.clock.advance(LEASE / 2)
+        assert await env.nothing_visible(), "the lease expired under a live handler"
+    stored = await env.repo.get(task.id)
+    assert stored.status is TaskStatus.PROCESSING
+    assert stored.lease_expires_at is not None and not stored.lease_expired(env.clock.now())
+    release.set()
+    assert await running is Outcome.COMPLETED
+    assert (await env.repo.get(task.id)).attempts == 1
+
+
+async def test_a_worker_whose_lease_expired_cannot_record_its_result() -> None:
+    env = Env(heartbeat=10 * LEASE)  # worker A never heartbeats in time: it stalls
+    gate_a = asyncio.Event()
+    runs: list[str] = []
+
+    async def work(payload: Any) -> str:
+        name = "A" if not runs else "B"
+        runs.append(name)
+        if name == "A":
+            await gate_a.wait()
+        return f"result from {name}"
+
+    env.handler("work", work)
+    task = await env.submit("work")
+    worker_a = asyncio.create_task(env.processor.process(await env.receive()))
+    await asyncio.sleep(0)
+    await env.clock.advance(LEASE + 1)
+
+    worker_b = env.new_processor()
+    assert await worker_b.process(await env.receive()) is Outcome.COMPLETED
+    gate_a.set()
+    assert await worker_a is Outcome.LOST_LEASE
+
+    final = await env.repo.get(task.id)
+    assert final.status is TaskStatus.COMPLETED
+    assert final.result == "result from B"
+    assert final.attempts == 2
+    assert runs == ["A", "B"]
+
+
+async def test_a_delivery_of_a_finished_task_is_acked_and_skipped() -> None:
+    env = Env()
+    calls = 0
+
+    async def once(payload: Any) -> None:
+        nonlocal calls
+        calls += 1
+
+    env.handler("once", once)
+    task = await env.submit("once")
+    await env.queue.send(task.id)  # a duplicate message, as at-least-once allows
+    assert await env.processor.process(await env.receive()) is Outcome.COMPLETED
+    assert await env.processor.process(await env.receive()) is Outcome.SKIPPED_FINISHED
+    assert calls == 1
+    assert (await env.queue.depth()).total == 0
+
+
+async def test_a_duplicate_delivery_of_a_running_task_is_deferred_not_run() -> None:
+    env = Env()
+    gate = asyncio.Event()
+    calls = 0
+
+    async def wait(payload: Any) -> None:
+        nonlocal calls
+        calls += 1
+        await gate.wait()
+
+    env.handler("wait", wait)
+    task = await env.submit("wait")
+    await env.queue.send(task.id)
+    first = asyncio.create_task(env.processor.process(await env.receive()))
+    await asyncio.sleep(0.01)
+    assert await env.processor.process(await env.receive()) is Outcome.DEFERRED
+    gate.set()
+    assert await first is Outcome.COMPLETED
+    assert calls == 1
+
+
+async def test_an_undecodable_message_goes_to_the_dead_letter_queue() -> None:
+    env = Env()
+    await env.queue.send_raw("{not json")
+    assert await env.processor.process(await env.receive()) is Outcome.POISON
+    assert await env.queue.dead_letter_count() == 1
+
+
+async def test_a_message_for_an_unknown_task_is_acked_and_counted() -> None:
+    env = Env()
+    await env.queue.send("00000000-0000-4000-8000-000000000000")
+    assert await env.processor.process(await env.receive()) is Outcome.ORPHAN
+    assert env.processor.outcomes[Outcome.ORPHAN] == 1
+    assert (await env.queue.depth()).total == 0
+
+
+async def test_a_task_whose_workers_keep_dying_ends_failed_with_the_reason() -> None:
+    env = Env(heartbeat=10 * LEASE)
+    env.handler("crash", lambda payload: None)
+    task = await env.submit("crash", max_attempts=2)
+    # Two workers claim it and die (their lease simply expires).
+    for _ in range(2):
+        delivery = await env.receive()
+        stored = await env.repo.get(task.id)
+        claimed = stored.claim("dead-worker", env.clock.now(), LEASE)
+        await env.repo.transition(claimed, expected=stored)
+        await env.queue.extend(delivery, visibility_timeout=LEASE)
+        await env.clock.advance(LEASE + 1)
+    assert await env.processor.process(await env.receive()) is Outcome.FAILED
+    failed = await env.repo.get(task.id)
+    assert failed.status is TaskStatus.FAILED
+    assert "worker crashed or was killed" in (failed.error or "")
+    assert await env.queue.dead_letter_count() == 1
+
+
+async def test_a_task_of_an_unregistered_type_fails_instead_of_looping() -> None:
+    env = Env()
+    env.handler("gone", lambda payload: None)
+    task = await env.submit("gone")
+    env.registry = HandlerRegistry()
+    env.processor = env.new_processor()
+    assert await env.processor.process(await env.receive()) is Outcome.FAILED
+    assert "unknown task type" in ((await env.repo.get(task.id)).error or "")
+
+
+async def test_cancelling_a_running_task_releases_it_for_immediate_redelivery() -> None:
+    env = Env()
+
+    async def forever(payload: Any) -> None:
+        await asyncio.Event().wait()
+
+    env.handler("forever", forever)
+    task = await env.submit("forever")
+    running = asyncio.create_task(env.processor.process(await env.receive()))
+    await asyncio.sleep(0.01)
+    assert (await env.repo.get(task.id)).status is TaskStatus.PROCESSING
+    running.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await running
+    released = await env.repo.get(task.id)
+    assert released.status is TaskStatus.PENDING
+    assert released.attempts == 0, "an attempt cut short by shutdown is given back"
+    again = await env.receive()
+    assert again.task_id == task.id

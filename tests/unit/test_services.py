@@ -1,0 +1,112 @@
+"""Submit validation and the registry, on the in-memory adapters."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from adapters.clock import ManualClock
+from adapters.handlers.builtin import register_builtins
+from adapters.memory import InMemoryTaskQueue, InMemoryTaskRepository, InMemoryWorkerRegistry
+from domain.errors import UnknownTaskType, ValidationError
+from domain.models import TaskStatus
+from domain.registry import HandlerRegistry
+from domain.services import SubmitRequest, TaskService
+
+
+def service() -> TaskService:
+    clock = ManualClock()
+    return TaskService(
+        InMemoryTaskRepository(),
+        InMemoryTaskQueue(clock),
+        clock,
+        register_builtins(HandlerRegistry()),
+        InMemoryWorkerRegistry(),
+    )
+
+
+@pytest.mark.parametrize(
+    ("request_", "field"),
+    [
+        (SubmitRequest(type=""), "type"),
+        (SubmitRequest(type="   "), "type"),
+        (SubmitRequest(type="email", payload="not-an-address"), "payload"),
+        (SubmitRequest(type="email", payload=42), "payload"),
+        (
+            SubmitRequest(type="image-resize", payload={"image": "a.png", "width": 0, "height": 5}),
+            "payload",
+        ),
+        (SubmitRequest(type="data-export", payload={"dataset": "x", "format": "xml"}), "payload"),
+        (SubmitRequest(type="email", payload="a@b.co", max_attempts=0), "max_attempts"),
+        (SubmitRequest(type="email", payload="a@b.co", max_attempts=1000), "max_attempts"),
+        (SubmitRequest(type="email", payload="a@b.co", timeout_seconds=0), "timeout_seconds"),
+        (SubmitRequest(type="email", payload="a@b.co", delay_seconds=-1), "delay_seconds"),
+        (SubmitRequest(type="email", payload="a@b.co", delay_seconds=901), "delay_seconds"),
+        (
+            SubmitRequest(type="email", payload="a@b.co", delay_seconds=float("nan")),
+            "delay_seconds",
+        ),
+    ],
+)
+async def test_invalid_submissions_name_the_field_and_store_nothing(
+    request_: SubmitRequest, field: str
+) -> None:
+    svc = service()
+    with pytest.raises(ValidationError) as info:
+        await svc.submit(request_)
+    assert info.value.field == field
+    assert sum((await svc.repository.count_by_status()).values()) == 0
+
+
+async def test_unknown_types_are_rejected_listing_the_known_ones() -> None:
+    with pytest.raises(UnknownTaskType) as info:
+        await service().submit(SubmitRequest(type="fax", payload="x"))
+    assert "data-export, email, image-resize" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("task_type", "payload"),
+    [
+        ("email", "user@example.com"),
+        ("email", {"to": "user@example.com", "subject": "hi"}),
+        ("image-resize", "photo.jpg"),
+        ("image-resize", {"image": "photo.jpg", "width": 100, "height": 80}),
+        ("data-export", "users"),
+        ("data-export", {"dataset": "users", "format": "json"}),
+    ],
+)
+async def test_builtin_types_accept_the_original_and_the_object_payloads(
+    task_type: str, payload: Any
+) -> None:
+    svc = service()
+    task = await svc.submit(SubmitRequest(type=task_type, payload=payload))
+    assert (await svc.get(task.id)).status is TaskStatus.PENDING
+    assert (await svc.queue.depth()).visible == 1
+
+
+async def test_a_delayed_task_records_when_it_will_run() -> None:
+    svc = service()
+    task = await svc.submit(SubmitRequest(type="email", payload="a@b.co", delay_seconds=60))
+    assert task.run_at is not None
+    assert (task.run_at - task.created_at).total_seconds() == 60
+    assert (await svc.queue.depth()).delayed == 1
+
+
+def test_registry_decorator_registers_sync_and_async_handlers() -> None:
+    registry = HandlerRegistry()
+
+    @registry.register("sync-type", timeout_seconds=5)
+    def sync_handler(payload: Any) -> Any:
+        return payload
+
+    @registry.register("async-type")
+    async def async_handler(payload: Any) -> Any:
+        return payload
+
+    assert registry.names() == ["async-type", "sync-type"]
+    assert registry.get("sync-type").timeout_seconds == 5
+    assert registry.get("async-type").is_async
+    assert not registry.get("sync-type").is_async
+    with pytest.raises(ValueError):
+        registry.register("bad", timeout_seconds=0)(sync_handler)
