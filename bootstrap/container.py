@@ -17,6 +17,7 @@ from adapters.handlers.builtin import register_builtins
 from adapters.memory import InMemoryTaskQueue, InMemoryTaskRepository, InMemoryWorkerRegistry
 from bootstrap.settings import Settings
 from domain.processing import ProcessorSettings, TaskProcessor
+from domain.reconcile import Reconciler
 from domain.registry import HandlerRegistry, default_registry
 from domain.retry import RetryPolicy
 from domain.services import Limits, TaskService
@@ -97,6 +98,13 @@ class Container(containers.DeclarativeContainer):
         retry_policy=retry_policy,
         settings=processor_settings,
         executor=executor,
+    )
+    reconciler = providers.Factory(
+        Reconciler,
+        repository=repository,
+        queue=queue,
+        clock=clock,
+        stale_after_seconds=settings.provided.reconcile_stale_after_seconds,
     )
 
 

@@ -52,6 +52,10 @@ class Settings(BaseSettings):
         30.0, ge=0, validation_alias=_env("TASKQ_SHUTDOWN_GRACE_SECONDS")
     )
     worker_ttl_seconds: float = Field(30.0, gt=0, validation_alias=_env("TASKQ_WORKER_TTL_SECONDS"))
+    reconcile_stale_after_seconds: float = Field(
+        1800.0, gt=0, validation_alias=_env("TASKQ_RECONCILE_STALE_AFTER_SECONDS")
+    )
+    """A PENDING task unchanged this long is re-sent (at most once per period)."""
     reconcile_interval_seconds: float = Field(
         60.0, gt=0, validation_alias=_env("TASKQ_RECONCILE_INTERVAL_SECONDS")
     )

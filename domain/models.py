@@ -173,6 +173,10 @@ class Task:
             lease_expires_at=None,
         )
 
+    def touch(self, now: datetime) -> Task:
+        """The same state, a new version: marks that the reconciler re-sent it."""
+        return replace(self, updated_at=now, version=self.version + 1)
+
     def cancel(self, now: datetime) -> Task:
         return self._to(TaskStatus.CANCELLED, now, finished_at=now)
 

@@ -14,7 +14,7 @@ import httpx
 
 from bootstrap.container import build_container
 from bootstrap.settings import Settings
-from entrypoints.runtime import configure_logging, run
+from entrypoints.runtime import configure_logging, maybe_await, run
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -30,6 +30,23 @@ def _serve(args: argparse.Namespace, *, api: bool, worker: bool) -> int:
     settings = _settings(args)
     configure_logging(settings)
     asyncio.run(run(build_container(settings), api=api, worker=worker))
+    return 0
+
+
+def _reconcile(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    configure_logging(settings)
+    container = build_container(settings)
+
+    async def once() -> None:
+        await maybe_await(container.init_resources())
+        try:
+            report = await container.reconciler().run_once()
+        finally:
+            await maybe_await(container.shutdown_resources())
+        print(f"examined {report.examined} PENDING tasks, re-sent {report.resent}")
+
+    asyncio.run(once())
     return 0
 
 
@@ -121,6 +138,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_server_options(
         command("worker", "Run workers only.", lambda a: _serve(a, api=False, worker=True))
+    )
+
+    _add_server_options(
+        command(
+            "reconcile",
+            "Re-send PENDING tasks left without a queue message (once, then exit).",
+            _reconcile,
+        )
     )
 
     submit = command("submit", "Submit a task to a running server.", _submit)

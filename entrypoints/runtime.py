@@ -44,7 +44,9 @@ def build_worker(container: Container) -> Worker:
             poll_wait_seconds=settings.poll_wait_seconds,
             shutdown_grace_seconds=settings.shutdown_grace_seconds,
             registry_ttl_seconds=settings.worker_ttl_seconds,
+            reconcile_interval_seconds=settings.reconcile_interval_seconds,
         ),
+        reconciler=container.reconciler(),
     )
 
 

@@ -20,6 +20,7 @@ from domain.errors import InfrastructureError
 from domain.models import Delivery, WorkerInfo
 from domain.ports import Clock, TaskQueue, WorkerRegistry
 from domain.processing import TaskProcessor
+from domain.reconcile import Reconciler
 
 log = logging.getLogger("taskq.worker")
 
@@ -33,6 +34,7 @@ class WorkerSettings:
     poll_wait_seconds: float = 20.0
     shutdown_grace_seconds: float = 30.0
     registry_ttl_seconds: float = 30.0
+    reconcile_interval_seconds: float = 60.0
 
 
 class Worker:
@@ -43,7 +45,9 @@ class Worker:
         registry: WorkerRegistry,
         clock: Clock,
         settings: WorkerSettings,
+        reconciler: Reconciler | None = None,
     ) -> None:
+        self.reconciler = reconciler
         self.processor = processor
         self.queue = queue
         self.registry = registry
@@ -59,14 +63,16 @@ class Worker:
 
     async def run(self, stop: asyncio.Event) -> None:
         log.info("worker %s started: concurrency %d", self.worker_id, self.settings.concurrency)
-        beating = asyncio.create_task(self._beat_until(stop))
+        background = [asyncio.create_task(self._beat_until(stop))]
+        if self.reconciler is not None:
+            background.append(asyncio.create_task(self._reconcile_until(stop, self.reconciler)))
         try:
             await self._receive_until(stop)
         finally:
             await self._drain()
-            beating.cancel()
-            with contextlib.suppress(asyncio.CancelledError, InfrastructureError):
-                await beating
+            for job in background:
+                job.cancel()
+            await asyncio.gather(*background, return_exceptions=True)
             with contextlib.suppress(InfrastructureError):
                 await self.registry.remove(self.worker_id)
             log.info("worker %s stopped", self.worker_id)
@@ -165,6 +171,16 @@ class Worker:
             except InfrastructureError as exc:
                 log.warning("worker heartbeat failed: %s", exc)
             await self._sleep_unless(stop, interval)
+
+    async def _reconcile_until(self, stop: asyncio.Event, reconciler: Reconciler) -> None:
+        while not stop.is_set():
+            await self._sleep_unless(stop, self.settings.reconcile_interval_seconds)
+            if stop.is_set():
+                return
+            try:
+                await reconciler.run_once()
+            except InfrastructureError as exc:
+                log.warning("reconciler run failed: %s", exc)
 
     @staticmethod
     async def _sleep_unless(stop: asyncio.Event, seconds: float) -> None:

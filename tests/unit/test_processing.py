@@ -322,3 +322,62 @@ async def test_cancelling_a_running_task_releases_it_for_immediate_redelivery() 
     assert released.attempts == 0, "an attempt cut short by shutdown is given back"
     again = await env.receive()
     assert again.task_id == task.id
+
+
+class FailingSendQueue(InMemoryTaskQueue):
+    """The in-memory queue with its send path down (a fake of the port, not a mock)."""
+
+    down = True
+
+    async def send(self, task_id: str, *, delay_seconds: int = 0) -> None:
+        if self.down:
+            from domain.errors import InfrastructureError
+
+            raise InfrastructureError("queue", "connection refused")
+        await super().send(task_id, delay_seconds=delay_seconds)
+
+
+async def test_a_task_whose_send_failed_is_resent_by_the_reconciler_and_completes() -> None:
+    from domain.errors import QueueSendFailed
+    from domain.reconcile import Reconciler
+
+    env = Env()
+    env.queue = FailingSendQueue(env.clock, max_receive_count=10)
+    env.service.queue = env.queue
+    env.processor = env.new_processor()
+    env.handler("job", lambda payload: "ran")
+    with pytest.raises(QueueSendFailed) as info:
+        await env.submit("job")
+    task_id = info.value.task_id
+    assert (await env.repo.get(task_id)).status is TaskStatus.PENDING
+    assert await env.nothing_visible()
+
+    reconciler = Reconciler(env.repo, env.queue, env.clock, stale_after_seconds=60)
+    env.queue.down = False
+    assert (await reconciler.run_once()).resent == 0, "not stale yet"
+    await env.clock.advance(61)
+    assert (await reconciler.run_once()).resent == 1
+    assert (await reconciler.run_once()).resent == 0, "re-sent once per stale period"
+    assert await env.processor.process(await env.receive()) is Outcome.COMPLETED
+    assert (await env.repo.get(task_id)).status is TaskStatus.COMPLETED
+
+
+async def test_a_resend_of_a_task_that_was_queued_does_not_run_it_twice() -> None:
+    from domain.reconcile import Reconciler
+
+    env = Env()
+    runs = 0
+
+    def job(payload: Any) -> None:
+        nonlocal runs
+        runs += 1
+
+    env.handler("job", job)
+    await env.submit("job")
+    await env.clock.advance(120)
+    assert (
+        await Reconciler(env.repo, env.queue, env.clock, stale_after_seconds=60).run_once()
+    ).resent == 1
+    outcomes = [await env.processor.process(await env.receive()) for _ in range(2)]
+    assert sorted(outcomes) == sorted([Outcome.COMPLETED, Outcome.SKIPPED_FINISHED])
+    assert runs == 1

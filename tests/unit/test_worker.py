@@ -1,0 +1,118 @@
+"""The worker runner on the memory backend: concurrency, draining, release on stop."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from adapters.clock import SystemClock
+from adapters.memory import InMemoryTaskQueue, InMemoryTaskRepository, InMemoryWorkerRegistry
+from domain.models import TaskStatus
+from domain.processing import ProcessorSettings, TaskProcessor
+from domain.registry import HandlerRegistry, TaskType
+from domain.retry import RetryPolicy
+from domain.services import SubmitRequest, TaskService
+from entrypoints.worker import Worker, WorkerSettings
+
+
+class Rig:
+    def __init__(self, *, concurrency: int = 5, grace: float = 5.0) -> None:
+        self.clock = SystemClock()
+        self.repo = InMemoryTaskRepository()
+        self.queue = InMemoryTaskQueue(self.clock)
+        self.workers = InMemoryWorkerRegistry()
+        self.registry = HandlerRegistry()
+        self.service = TaskService(self.repo, self.queue, self.clock, self.registry, self.workers)
+        processor = TaskProcessor(
+            self.repo,
+            self.queue,
+            self.clock,
+            self.registry,
+            RetryPolicy(base_seconds=0.01, cap_seconds=0.05),
+            ProcessorSettings(visibility_timeout=30),
+        )
+        self.worker = Worker(
+            processor,
+            self.queue,
+            self.workers,
+            self.clock,
+            WorkerSettings(
+                concurrency=concurrency, poll_wait_seconds=1, shutdown_grace_seconds=grace
+            ),
+        )
+        self.stop = asyncio.Event()
+
+    async def submit(self, task_type: str, n: int) -> list[str]:
+        tasks = [await self.service.submit(SubmitRequest(type=task_type)) for _ in range(n)]
+        return [t.id for t in tasks]
+
+    async def wait_until_final(self, ids: list[str], timeout: float = 10) -> None:
+        async def all_final() -> None:
+            while not all([(await self.repo.get(i)).status.is_final for i in ids]):
+                await asyncio.sleep(0.01)
+
+        await asyncio.wait_for(all_final(), timeout)
+
+
+async def test_the_worker_runs_tasks_concurrently_up_to_its_limit() -> None:
+    rig = Rig(concurrency=5)
+    running = 0
+    peak = 0
+
+    async def job(payload: Any) -> None:
+        nonlocal running, peak
+        running += 1
+        peak = max(peak, running)
+        await asyncio.sleep(0.02)
+        running -= 1
+
+    rig.registry.add(TaskType("job", job))
+    ids = await rig.submit("job", 50)
+    runner = asyncio.create_task(rig.worker.run(rig.stop))
+    await rig.wait_until_final(ids)
+    assert peak == 5
+    live = await rig.workers.live(rig.clock.now())
+    assert [w.concurrency for w in live] == [5]
+    rig.stop.set()
+    await asyncio.wait_for(runner, 5)
+    assert all([(await rig.repo.get(i)).status is TaskStatus.COMPLETED for i in ids])
+    assert await rig.workers.live(rig.clock.now()) == [], "a stopped worker deregisters"
+
+
+async def test_stop_lets_in_flight_tasks_finish_within_the_grace_period() -> None:
+    rig = Rig(concurrency=3, grace=5)
+    started = asyncio.Event()
+
+    async def job(payload: Any) -> str:
+        started.set()
+        await asyncio.sleep(0.3)
+        return "finished"
+
+    rig.registry.add(TaskType("job", job))
+    ids = await rig.submit("job", 3)
+    runner = asyncio.create_task(rig.worker.run(rig.stop))
+    await started.wait()
+    rig.stop.set()
+    await asyncio.wait_for(runner, 5)
+    assert [(await rig.repo.get(i)).status for i in ids] == [TaskStatus.COMPLETED] * 3
+
+
+async def test_tasks_unfinished_after_the_grace_period_are_released_at_once() -> None:
+    rig = Rig(concurrency=2, grace=0.2)
+    started = asyncio.Event()
+
+    async def job(payload: Any) -> None:
+        started.set()
+        await asyncio.sleep(60)
+
+    rig.registry.add(TaskType("job", job))
+    ids = await rig.submit("job", 4)
+    runner = asyncio.create_task(rig.worker.run(rig.stop))
+    await started.wait()
+    await asyncio.sleep(0.05)
+    rig.stop.set()
+    await asyncio.wait_for(runner, 5)
+    statuses = [(await rig.repo.get(i)).status for i in ids]
+    assert statuses == [TaskStatus.PENDING] * 4
+    depth = await rig.queue.depth()
+    assert depth.visible == 4, "released tasks are redelivered at once, not after a lease"
