@@ -7,12 +7,19 @@ a server this machine does not have skips locally and fails in CI (``CI=true``).
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 
 from adapters.clock import ManualClock
 from adapters.memory import InMemoryTaskQueue, InMemoryTaskRepository, InMemoryWorkerRegistry
+from adapters.sqlite import (
+    SqliteDatabase,
+    SqliteTaskQueue,
+    SqliteTaskRepository,
+    SqliteWorkerRegistry,
+)
 from domain.ports import TaskQueue, TaskRepository, WorkerRegistry
 
 MAX_RECEIVE_COUNT = 3
@@ -46,9 +53,33 @@ async def memory_repo() -> AsyncIterator[RepoHarness]:
     yield RepoHarness(repository=InMemoryTaskRepository(), workers=InMemoryWorkerRegistry())
 
 
+@asynccontextmanager
+async def sqlite_queue() -> AsyncIterator[QueueHarness]:
+    clock = ManualClock()
+    with tempfile.TemporaryDirectory(prefix="taskq-contract-") as directory:
+        db = SqliteDatabase(f"{directory}/queue.db", clock=clock)
+        try:
+            queue = SqliteTaskQueue(db, clock, max_receive_count=MAX_RECEIVE_COUNT)
+            yield QueueHarness(queue=queue, advance=clock.advance, send_raw=queue.send_raw)
+        finally:
+            db.close()
+
+
+@asynccontextmanager
+async def sqlite_repo() -> AsyncIterator[RepoHarness]:
+    with tempfile.TemporaryDirectory(prefix="taskq-contract-") as directory:
+        db = SqliteDatabase(f"{directory}/repo.db", clock=ManualClock())
+        try:
+            yield RepoHarness(repository=SqliteTaskRepository(db), workers=SqliteWorkerRegistry(db))
+        finally:
+            db.close()
+
+
 QUEUE_BACKENDS: dict[str, Callable[[], AbstractAsyncContextManager[QueueHarness]]] = {
     "memory": memory_queue,
+    "sqlite": sqlite_queue,
 }
 REPO_BACKENDS: dict[str, Callable[[], AbstractAsyncContextManager[RepoHarness]]] = {
     "memory": memory_repo,
+    "sqlite": sqlite_repo,
 }
