@@ -1,0 +1,142 @@
+"""A TaskQueue decorator that coalesces concurrent sends and acks into batch calls.
+
+On AWS each request costs money and a round trip; SQS takes up to 10 messages per
+SendMessageBatch and DeleteMessageBatch. This wrapper batches *naturally*: a lone call
+goes out at once (no linger added to its latency), and calls that arrive while a batch
+call is in flight wait for the next one, which takes up to ``max_batch`` of them. Under
+load that yields full batches; idle, it costs nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Generic, TypeVar
+
+from domain.models import DeadLetter, Delivery, QueueDepth
+from domain.ports import TaskQueue
+
+Item = TypeVar("Item")
+
+
+class _Coalescer(Generic[Item]):
+    """Feeds items to ``flush`` in batches of at most ``max_batch``; each caller
+    awaits the outcome of the batch its item went out in."""
+
+    def __init__(
+        self,
+        flush: Callable[[list[Item]], Awaitable[None]],
+        *,
+        max_batch: int,
+        max_calls: int,
+        linger_seconds: float,
+    ) -> None:
+        self._flush = flush
+        self._max_batch = max_batch
+        self._max_calls = max_calls
+        self._linger = linger_seconds
+        self._pending: list[tuple[Item, asyncio.Future[None]]] = []
+        self._calls = 0
+        self.batches = 0
+
+    async def submit(self, item: Item) -> None:
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._pending.append((item, future))
+        if self._calls < self._max_calls:
+            self._calls += 1
+            asyncio.get_running_loop().create_task(self._drain())
+        await future
+
+    async def _drain(self) -> None:
+        try:
+            if self._linger and len(self._pending) < self._max_batch:
+                await asyncio.sleep(self._linger)
+            while self._pending:
+                batch = self._pending[: self._max_batch]
+                del self._pending[: self._max_batch]
+                self.batches += 1
+                try:
+                    await self._flush([item for item, _ in batch])
+                except Exception as exc:  # delivered to every caller of the batch
+                    for _, future in batch:
+                        if not future.done():
+                            future.set_exception(exc)
+                else:
+                    for _, future in batch:
+                        if not future.done():
+                            future.set_result(None)
+        finally:
+            self._calls -= 1
+
+
+class BatchingTaskQueue:
+    def __init__(
+        self,
+        inner: TaskQueue,
+        *,
+        max_concurrent_calls: int = 4,
+        linger_seconds: float = 0.0,
+    ) -> None:
+        self.inner = inner
+        self.max_batch = inner.max_batch
+        self._sends: _Coalescer[tuple[str, int]] = _Coalescer(
+            inner.send_batch,
+            max_batch=inner.max_batch,
+            max_calls=max_concurrent_calls,
+            linger_seconds=linger_seconds,
+        )
+        self._acks: _Coalescer[Delivery] = _Coalescer(
+            inner.ack_batch,
+            max_batch=inner.max_batch,
+            max_calls=max_concurrent_calls,
+            linger_seconds=linger_seconds,
+        )
+
+    @property
+    def batch_calls(self) -> int:
+        return self._sends.batches + self._acks.batches
+
+    async def send(self, task_id: str, *, delay_seconds: int = 0) -> None:
+        await self._sends.submit((task_id, delay_seconds))
+
+    async def send_batch(self, items: Sequence[tuple[str, int]]) -> None:
+        await self.inner.send_batch(items)
+
+    async def receive(
+        self, *, max_messages: int, visibility_timeout: float, wait_seconds: float
+    ) -> list[Delivery]:
+        return await self.inner.receive(
+            max_messages=max_messages,
+            visibility_timeout=visibility_timeout,
+            wait_seconds=wait_seconds,
+        )
+
+    async def ack(self, delivery: Delivery) -> None:
+        await self._acks.submit(delivery)
+
+    async def ack_batch(self, deliveries: Sequence[Delivery]) -> None:
+        await self.inner.ack_batch(deliveries)
+
+    async def release(self, delivery: Delivery, *, delay_seconds: float = 0) -> None:
+        await self.inner.release(delivery, delay_seconds=delay_seconds)
+
+    async def extend(self, delivery: Delivery, *, visibility_timeout: float) -> None:
+        await self.inner.extend(delivery, visibility_timeout=visibility_timeout)
+
+    async def dead_letter(self, delivery: Delivery, *, reason: str) -> None:
+        await self.inner.dead_letter(delivery, reason=reason)
+
+    async def depth(self) -> QueueDepth:
+        return await self.inner.depth()
+
+    async def dead_letter_count(self) -> int:
+        return await self.inner.dead_letter_count()
+
+    async def list_dead_letters(self, *, limit: int) -> list[DeadLetter]:
+        return await self.inner.list_dead_letters(limit=limit)
+
+    async def redrive_dead_letters(self, *, limit: int | None = None) -> int:
+        return await self.inner.redrive_dead_letters(limit=limit)
+
+    async def ping(self) -> None:
+        await self.inner.ping()

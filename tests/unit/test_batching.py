@@ -1,0 +1,82 @@
+"""BatchingTaskQueue: concurrent sends and acks go out as batch calls, nothing lost."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+
+import pytest
+
+from adapters.batching import BatchingTaskQueue
+from adapters.clock import ManualClock
+from adapters.memory import InMemoryTaskQueue
+from domain.errors import InfrastructureError
+from domain.models import Delivery
+
+
+class CountingQueue(InMemoryTaskQueue):
+    """The memory queue, counting batch calls and taking a little time per call."""
+
+    def __init__(self) -> None:
+        super().__init__(ManualClock())
+        self.send_calls: list[int] = []
+        self.ack_calls: list[int] = []
+        self.fail_sends = False
+
+    async def send_batch(self, items: Sequence[tuple[str, int]]) -> None:
+        await asyncio.sleep(0.005)
+        self.send_calls.append(len(items))
+        if self.fail_sends:
+            raise InfrastructureError("queue", "throttled")
+        await super().send_batch(items)
+
+    async def ack_batch(self, deliveries: Sequence[Delivery]) -> None:
+        await asyncio.sleep(0.005)
+        self.ack_calls.append(len(deliveries))
+        await super().ack_batch(deliveries)
+
+
+async def test_concurrent_sends_and_acks_are_batched() -> None:
+    inner = CountingQueue()
+    queue = BatchingTaskQueue(inner, max_concurrent_calls=2)
+    await asyncio.gather(*(queue.send(f"t-{i}") for i in range(100)))
+    assert sum(inner.send_calls) == 100
+    assert max(inner.send_calls) == 10
+    assert len(inner.send_calls) <= 12
+
+    deliveries: list[Delivery] = []
+    while batch := await queue.receive(max_messages=10, visibility_timeout=30, wait_seconds=0):
+        deliveries.extend(batch)
+    assert len({d.task_id for d in deliveries}) == 100
+    await asyncio.gather(*(queue.ack(d) for d in deliveries))
+    assert sum(inner.ack_calls) == 100
+    assert len(inner.ack_calls) <= 12
+    assert (await queue.depth()).total == 0
+
+
+async def test_a_lone_send_goes_out_at_once() -> None:
+    inner = CountingQueue()
+    queue = BatchingTaskQueue(inner)
+    await asyncio.wait_for(queue.send("t-1"), 1)
+    assert inner.send_calls == [1]
+
+
+async def test_a_failed_batch_fails_every_caller_in_it() -> None:
+    inner = CountingQueue()
+    inner.fail_sends = True
+    queue = BatchingTaskQueue(inner)
+    results = await asyncio.gather(
+        *(queue.send(f"t-{i}") for i in range(15)), return_exceptions=True
+    )
+    assert all(isinstance(r, InfrastructureError) for r in results)
+    inner.fail_sends = False
+    await queue.send("t-ok")
+    assert (await queue.depth()).visible == 1
+
+
+@pytest.mark.parametrize("n", [1, 9, 10, 11, 35])
+async def test_every_send_is_delivered_whatever_the_batch_boundaries(n: int) -> None:
+    inner = CountingQueue()
+    queue = BatchingTaskQueue(inner, max_concurrent_calls=3)
+    await asyncio.gather(*(queue.send(f"t-{i}") for i in range(n)))
+    assert (await queue.depth()).visible == n
