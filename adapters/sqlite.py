@@ -28,7 +28,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final, TypeVar
 
@@ -139,6 +139,8 @@ MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
         "UPDATE tasks SET finished_key = finished_at WHERE finished_at IS NOT NULL",
         "CREATE INDEX tasks_by_finished ON tasks (finished_key) WHERE finished_key IS NOT NULL",
     ),
+    # 3: Task fields without a column of their own (added to the model later) as JSON.
+    ("ALTER TABLE tasks ADD COLUMN extra TEXT NOT NULL DEFAULT '{}'",),
 )
 SCHEMA_VERSION: Final = len(MIGRATIONS)
 
@@ -423,11 +425,50 @@ def _json(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
 
 
-_TASK_COLUMNS: Final = (
-    "id, type, payload, status, created_at, updated_at, max_attempts, attempts, "
-    "retry_count, timeout_seconds, started_at, finished_at, error, result, lease_token, "
-    "lease_expires_at, run_at, version"
+_COLUMN_FIELDS: Final = (
+    "id",
+    "type",
+    "payload",
+    "status",
+    "created_at",
+    "updated_at",
+    "max_attempts",
+    "attempts",
+    "retry_count",
+    "timeout_seconds",
+    "started_at",
+    "finished_at",
+    "error",
+    "result",
+    "lease_token",
+    "lease_expires_at",
+    "run_at",
+    "version",
+    "extra",
 )
+_TASK_COLUMNS: Final = ", ".join(_COLUMN_FIELDS)
+_EXTRA_FIELDS: Final = tuple(f.name for f in fields(Task) if f.name not in _COLUMN_FIELDS)
+"""Task fields stored in the ``extra`` JSON column, so a field added to the model is
+kept without a schema change (datetimes tagged so they come back as datetimes)."""
+
+
+def _encode_extra(task: Task) -> str:
+    extra: dict[str, Any] = {}
+    for name in _EXTRA_FIELDS:
+        value = getattr(task, name)
+        extra[name] = {"$dt": _iso(value)} if isinstance(value, datetime) else value
+    return _json(extra)
+
+
+def _decode_extra(text: str) -> dict[str, Any]:
+    extra: dict[str, Any] = {}
+    for name, value in json.loads(text).items():
+        if name not in _EXTRA_FIELDS:
+            continue  # written by a newer model; this one has no such field
+        if isinstance(value, dict) and set(value) == {"$dt"}:
+            value = _from_iso(value["$dt"])
+        extra[name] = value
+    return extra
 
 
 def _task_row(task: Task) -> tuple[Any, ...]:
@@ -450,6 +491,7 @@ def _task_row(task: Task) -> tuple[Any, ...]:
         _iso(task.lease_expires_at),
         _iso(task.run_at),
         task.version,
+        _encode_extra(task),
     )
 
 
@@ -475,6 +517,7 @@ def _task_from_row(row: Sequence[Any]) -> Task:
         lease_expires_at=_from_iso(row[15]),
         run_at=_from_iso(row[16]),
         version=row[17],
+        **_decode_extra(row[18]),
     )
 
 
@@ -518,7 +561,7 @@ class SqliteTaskRepository:
             try:
                 conn.execute(
                     f"INSERT INTO tasks ({_TASK_COLUMNS}, created_key, finished_key) "
-                    "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                    "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                     row,
                 )
             except sqlite3.IntegrityError:
@@ -538,7 +581,7 @@ class SqliteTaskRepository:
             row = conn.execute(
                 f"SELECT {_TASK_COLUMNS}, finished_key FROM tasks WHERE id = ?", (task_id,)
             ).fetchone()
-            if row is None or (cutoff is not None and row[18] is not None and row[18] <= cutoff):
+            if row is None or (cutoff is not None and row[19] is not None and row[19] <= cutoff):
                 raise TaskNotFound(task_id)
             return _task_from_row(row)
 
@@ -556,7 +599,7 @@ class SqliteTaskRepository:
                 "UPDATE tasks SET type=?, payload=?, status=?, created_at=?, updated_at=?, "
                 "max_attempts=?, attempts=?, retry_count=?, timeout_seconds=?, started_at=?, "
                 "finished_at=?, error=?, result=?, lease_token=?, lease_expires_at=?, "
-                "run_at=?, version=?, created_key=?, finished_key=? "
+                "run_at=?, version=?, extra=?, created_key=?, finished_key=? "
                 "WHERE id=? AND status=? AND version=?",
                 (
                     *values,
@@ -612,7 +655,7 @@ class SqliteTaskRepository:
         page = rows[:limit]
         next_cursor = None
         if len(rows) > limit:
-            next_cursor = encode_cursor({"c": page[-1][18], "i": page[-1][0]})
+            next_cursor = encode_cursor({"c": page[-1][19], "i": page[-1][0]})
         return Page(items=[_task_from_row(r) for r in page], next_cursor=next_cursor)
 
     async def count_by_status(self) -> dict[TaskStatus, int]:

@@ -15,7 +15,14 @@ from dependency_injector import containers, providers
 from adapters.clock import SystemClock
 from adapters.handlers.builtin import register_builtins
 from adapters.memory import InMemoryTaskQueue, InMemoryTaskRepository, InMemoryWorkerRegistry
+from adapters.sqlite import (
+    SqliteDatabase,
+    SqliteTaskQueue,
+    SqliteTaskRepository,
+    SqliteWorkerRegistry,
+)
 from bootstrap.settings import Settings
+from domain.ports import Clock
 from domain.processing import ProcessorSettings, TaskProcessor
 from domain.reconcile import Reconciler
 from domain.registry import HandlerRegistry, default_registry
@@ -34,6 +41,22 @@ def thread_pool(max_workers: int) -> Iterator[ThreadPoolExecutor]:
     executor = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="taskq-handler")
     yield executor
     executor.shutdown(wait=False, cancel_futures=True)
+
+
+# -- sqlite --
+def open_sqlite(
+    backend: str, path: str, synchronous: str, clock: Clock
+) -> Iterator[SqliteDatabase | None]:
+    """The SQLite file, opened only on the sqlite backend (``init_resources`` starts
+    every Resource, whichever backend is selected), closed on ``shutdown_resources``."""
+    if backend != "sqlite":
+        yield None
+        return
+    db = SqliteDatabase(path, synchronous=synchronous, clock=clock)
+    try:
+        yield db
+    finally:
+        db.close()
 
 
 class Container(containers.DeclarativeContainer):
@@ -60,18 +83,42 @@ class Container(containers.DeclarativeContainer):
     )
     memory_workers = providers.Singleton(InMemoryWorkerRegistry)
 
+    # -- sqlite ----------------------------------------------------------------------
+    sqlite_database = providers.Resource(
+        open_sqlite,
+        settings.provided.backend,
+        settings.provided.sqlite_path,
+        settings.provided.sqlite_synchronous,
+        clock,
+    )
+    sqlite_repository = providers.Singleton(
+        SqliteTaskRepository,
+        sqlite_database,
+        retention_seconds=settings.provided.retention_seconds,
+    )
+    sqlite_queue = providers.Singleton(
+        SqliteTaskQueue,
+        sqlite_database,
+        clock,
+        max_receive_count=settings.provided.max_receive_count,
+    )
+    sqlite_workers = providers.Singleton(SqliteWorkerRegistry, sqlite_database)
+
     # -- selection -------------------------------------------------------------------
     repository = providers.Selector(
         settings.provided.backend,
         memory=memory_repository,
+        sqlite=sqlite_repository,
     )
     queue = providers.Selector(
         settings.provided.backend,
         memory=memory_queue,
+        sqlite=sqlite_queue,
     )
     workers = providers.Selector(
         settings.provided.backend,
         memory=memory_workers,
+        sqlite=sqlite_workers,
     )
 
     # -- use cases -------------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import sqlite3
 import subprocess
@@ -166,3 +167,38 @@ async def test_a_closed_database_raises_infrastructure_error(tmp_path: Path) -> 
     db.close()
     with pytest.raises(InfrastructureError):
         await repo.ping()
+
+
+def _non_default(annotation: str, name: str) -> object:
+    if "datetime" in annotation:
+        return T0 + timedelta(hours=1, microseconds=7)
+    if annotation == "TaskStatus":
+        return TaskStatus.PROCESSING
+    if annotation == "bool":
+        return True
+    if annotation.startswith("int"):
+        return 7
+    if annotation.startswith("float"):
+        return 2.5
+    if annotation.startswith("str"):
+        return f"value of {name}"
+    if annotation == "JSON":
+        return {"k": [1, "ü", None]}
+    raise AssertionError(f"teach this test a value for Task.{name}: {annotation}")
+
+
+async def test_every_task_field_round_trips_even_fields_without_a_column(
+    tmp_path: Path,
+) -> None:
+    """A field added to Task later is kept (in the ``extra`` column), not dropped."""
+    values = {f.name: _non_default(str(f.type), f.name) for f in dataclasses.fields(Task)}
+    task = Task(**values)  # type: ignore[arg-type]
+    db = SqliteDatabase(str(tmp_path / "taskq.db"), clock=ManualClock(T0))
+    repo = SqliteTaskRepository(db)
+    await repo.add(task)
+    db.close()
+    db = SqliteDatabase(str(tmp_path / "taskq.db"), clock=ManualClock(T0))
+    stored = await SqliteTaskRepository(db).get(task.id)
+    for field in dataclasses.fields(Task):
+        assert getattr(stored, field.name) == values[field.name], field.name
+    db.close()
