@@ -50,6 +50,16 @@ class IllegalTransition(TaskQueueError):
         super().__init__(f"task {task_id!r} cannot go from {current} to {target}")
 
 
+class TaskStateConflict(TaskQueueError):
+    """The task's status does not allow the operation (cancel a finished task, retry a
+    task that has not failed)."""
+
+    def __init__(self, task_id: str, status: str, action: str) -> None:
+        self.task_id = task_id
+        self.status = status
+        super().__init__(f"task {task_id!r} is {status}: cannot {action}")
+
+
 class ConcurrencyConflict(TaskQueueError):
     """A conditional write lost a race: the stored task is not what the writer expected."""
 

@@ -38,12 +38,20 @@ FINAL_STATUSES = frozenset({TaskStatus.COMPLETED, TaskStatus.FAILED, TaskStatus.
 
 ALLOWED_TRANSITIONS: dict[TaskStatus, frozenset[TaskStatus]] = {
     TaskStatus.PENDING: frozenset({TaskStatus.PROCESSING, TaskStatus.CANCELLED}),
-    # PROCESSING -> PROCESSING is a takeover after the previous lease expired.
+    # PROCESSING -> PROCESSING is a takeover after the previous lease expired;
+    # PROCESSING -> CANCELLED ends a cooperative cancellation.
     TaskStatus.PROCESSING: frozenset(
-        {TaskStatus.PENDING, TaskStatus.PROCESSING, TaskStatus.COMPLETED, TaskStatus.FAILED}
+        {
+            TaskStatus.PENDING,
+            TaskStatus.PROCESSING,
+            TaskStatus.COMPLETED,
+            TaskStatus.FAILED,
+            TaskStatus.CANCELLED,
+        }
     ),
     TaskStatus.COMPLETED: frozenset(),
-    TaskStatus.FAILED: frozenset(),
+    # FAILED -> PENDING is an operator's retry with a new attempt budget.
+    TaskStatus.FAILED: frozenset({TaskStatus.PENDING}),
     TaskStatus.CANCELLED: frozenset(),
 }
 
@@ -77,6 +85,7 @@ class Task:
     lease_token: str | None = None
     lease_expires_at: datetime | None = None
     run_at: datetime | None = None
+    cancel_requested: bool = False
     version: int = 0
 
     @classmethod
@@ -178,7 +187,29 @@ class Task:
         return replace(self, updated_at=now, version=self.version + 1)
 
     def cancel(self, now: datetime) -> Task:
-        return self._to(TaskStatus.CANCELLED, now, finished_at=now)
+        return self._to(
+            TaskStatus.CANCELLED,
+            now,
+            finished_at=now,
+            lease_token=None,
+            lease_expires_at=None,
+        )
+
+    def request_cancel(self, now: datetime) -> Task:
+        """Flag a PROCESSING task: its worker cancels the handler at its next heartbeat."""
+        if self.status is not TaskStatus.PROCESSING:
+            raise IllegalTransition(self.id, self.status.value, "cancel requested")
+        return replace(self, cancel_requested=True, updated_at=now, version=self.version + 1)
+
+    def retry_failed(self, now: datetime, extra_attempts: int) -> Task:
+        """FAILED -> PENDING with ``extra_attempts`` more; attempts and error are kept."""
+        return self._to(
+            TaskStatus.PENDING,
+            now,
+            max_attempts=self.attempts + extra_attempts,
+            finished_at=None,
+            run_at=None,
+        )
 
     # -- queries ----------------------------------------------------------------------
 

@@ -37,6 +37,9 @@ from domain.retry import RetryPolicy
 
 log = logging.getLogger("taskq.processing")
 
+MAX_RELEASE_SECONDS = 43200
+"""A message's visibility can be changed to at most 12 hours (the SQS limit)."""
+
 
 class Outcome(enum.StrEnum):
     COMPLETED = "completed"
@@ -48,6 +51,7 @@ class Outcome(enum.StrEnum):
     POISON = "poison"  # undecodable body: dead-lettered
     ORPHAN = "orphan"  # no task with that id: acked and counted
     RELEASED = "released"  # shutdown: given back for immediate redelivery
+    CANCELLED = "cancelled"  # cancelled while running, at the operator's request
 
 
 @dataclass(frozen=True)
@@ -116,6 +120,12 @@ class TaskProcessor:
             if task.attempts >= task.max_attempts:
                 return await self._fail_lost_worker(task, delivery)
 
+        if task.status is TaskStatus.PENDING and task.run_at is not None and task.run_at > now:
+            # Early (a re-send, or a hop of a long delay): wait on the queue until due.
+            remaining = (task.run_at - now).total_seconds()
+            await self.queue.release(delivery, delay_seconds=min(remaining, MAX_RELEASE_SECONDS))
+            return Outcome.DEFERRED
+
         try:
             task_type = self.registry.get(task.type)
         except UnknownTaskType as exc:
@@ -179,10 +189,12 @@ class TaskProcessor:
             await asyncio.shield(self._release(holder, delivery))
             raise
         if handler not in done:
-            # The heartbeat ended first: the lease was lost to another worker.
+            # The heartbeat ended first: a cancel request, or the lease was lost.
             handler.cancel()
             with contextlib.suppress(BaseException):
                 await handler
+            if holder.cancel_requested:
+                return await self._record_cancel(holder.task, delivery)
             return Outcome.LOST_LEASE
         heartbeat.cancel()
         with contextlib.suppress(asyncio.CancelledError):
@@ -203,8 +215,30 @@ class TaskProcessor:
             new = current.retry_later(_describe(exc), now)
             outcome = Outcome.RETRY_SCHEDULED
         if not await self._record(new, current, delivery):
+            fresh = await self._still_ours(current)
+            if fresh is not None and fresh.cancel_requested:
+                return await self._record_cancel(fresh, delivery)
             return Outcome.LOST_LEASE
         return outcome
+
+    async def _still_ours(self, claimed: Task) -> Task | None:
+        """The stored task if it is still the attempt we claimed (a cancel request
+        changes its version but not its lease), else None."""
+        try:
+            stored = await self.repository.get(claimed.id)
+        except TaskNotFound:
+            return None
+        if stored.status is TaskStatus.PROCESSING and stored.lease_token == claimed.lease_token:
+            return stored
+        return None
+
+    async def _record_cancel(self, current: Task, delivery: Delivery) -> Outcome:
+        try:
+            await self.repository.transition(current.cancel(self.clock.now()), expected=current)
+        except (ConcurrencyConflict, TaskNotFound):
+            return Outcome.LOST_LEASE
+        await self.queue.ack(delivery)
+        return Outcome.CANCELLED
 
     async def _record(self, new: Task, expected: Task, delivery: Delivery) -> bool:
         """Store the attempt's result, then settle the message. False if the lease was lost."""
@@ -244,7 +278,14 @@ class TaskProcessor:
             try:
                 await self.repository.transition(extended, expected=current)
             except (ConcurrencyConflict, TaskNotFound):
-                return
+                fresh = await self._still_ours(current)
+                if fresh is None:
+                    return  # the lease was lost to another worker
+                holder.task = fresh
+                if fresh.cancel_requested:
+                    holder.cancel_requested = True
+                    return
+                continue
             holder.task = extended
             await self.queue.extend(delivery, visibility_timeout=lease)
 
@@ -260,6 +301,7 @@ class _LeaseHolder:
 
     def __init__(self, task: Task) -> None:
         self.task = task
+        self.cancel_requested = False
 
 
 def _describe(exc: BaseException) -> str:

@@ -8,25 +8,36 @@ and each task is re-sent at most once per ``stale_after``.
 
 A re-send of a task whose message was in fact still queued is harmless: the second
 delivery finds the task running (deferred) or finished (acked and skipped).
+
+It is also the scheduler of long delays. A task due further off than the queue can
+delay a message (``SCHEDULE_HORIZON_SECONDS``) is stored without one; once its
+``run_at`` comes within the horizon, the reconciler enqueues it with the remaining delay.
+"Not yet enqueued" needs no extra field: such a task was last written before its
+enqueue window opened (``updated_at < run_at - horizon``), and enqueuing it touches it.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass
 from datetime import timedelta
 
 from domain.errors import ConcurrencyConflict, InfrastructureError, TaskNotFound
-from domain.models import TaskStatus
+from domain.models import Task, TaskStatus
 from domain.ports import Clock, TaskQueue, TaskRepository
 
 log = logging.getLogger("taskq.reconcile")
+
+SCHEDULE_HORIZON_SECONDS = 900
+"""How far ahead a scheduled task is enqueued: the largest SQS message delay."""
 
 
 @dataclass(frozen=True)
 class ReconcileReport:
     examined: int
     resent: int
+    scheduled: int = 0
 
 
 class Reconciler:
@@ -47,7 +58,8 @@ class Reconciler:
 
     async def run_once(self) -> ReconcileReport:
         now = self.clock.now()
-        examined = resent = 0
+        horizon = timedelta(seconds=SCHEDULE_HORIZON_SECONDS)
+        examined = resent = scheduled = 0
         cursor: str | None = None
         while examined < self.max_examined:
             page = await self.repository.list_by_status(
@@ -55,23 +67,33 @@ class Reconciler:
             )
             for task in page.items:
                 examined += 1
-                due = task.run_at or task.updated_at
-                if now - max(due, task.updated_at) < self.stale_after:
+                if task.run_at is not None and task.run_at - now > horizon:
+                    continue  # not due yet: no message should exist
+                if task.run_at is not None and task.updated_at < task.run_at - horizon:
+                    delay = math.ceil(max(0.0, (task.run_at - now).total_seconds()))
+                    if await self._enqueue(task, delay):
+                        scheduled += 1
                     continue
-                touched = task.touch(now)
-                try:
-                    await self.repository.transition(touched, expected=task)
-                except (ConcurrencyConflict, TaskNotFound):
-                    continue  # it moved on, or another reconciler has it
-                try:
-                    await self.queue.send(task.id)
-                except InfrastructureError as exc:
-                    log.warning("re-send of task %s failed: %s", task.id, exc)
+                if now - max(task.run_at or task.updated_at, task.updated_at) < self.stale_after:
                     continue
-                resent += 1
+                if await self._enqueue(task, 0):
+                    resent += 1
             cursor = page.next_cursor
             if cursor is None:
                 break
-        if resent:
-            log.info("reconciler re-sent %d stale PENDING tasks", resent)
-        return ReconcileReport(examined=examined, resent=resent)
+        if resent or scheduled:
+            log.info("reconciler re-sent %d stale tasks, enqueued %d due", resent, scheduled)
+        return ReconcileReport(examined=examined, resent=resent, scheduled=scheduled)
+
+    async def _enqueue(self, task: Task, delay_seconds: int) -> bool:
+        """Touch (so only one reconciler sends it), then send."""
+        try:
+            await self.repository.transition(task.touch(self.clock.now()), expected=task)
+        except (ConcurrencyConflict, TaskNotFound):
+            return False  # it moved on, or another reconciler has it
+        try:
+            await self.queue.send(task.id, delay_seconds=delay_seconds)
+        except InfrastructureError as exc:
+            log.warning("sending task %s failed: %s", task.id, exc)
+            return False
+        return True

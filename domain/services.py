@@ -5,11 +5,13 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 from domain.errors import (
+    ConcurrencyConflict,
     InfrastructureError,
     QueueSendFailed,
+    TaskStateConflict,
     ValidationError,
 )
 from domain.models import JSON, MetricsSnapshot, Page, Task, TaskStatus
@@ -17,7 +19,12 @@ from domain.ports import Clock, TaskQueue, TaskRepository, WorkerRegistry
 from domain.registry import HandlerRegistry
 
 MAX_QUEUE_DELAY_SECONDS = 900
-"""SQS DelaySeconds is at most 900 (15 minutes)."""
+"""SQS DelaySeconds is at most 900 (15 minutes). Longer delays are held by the engine:
+the task is stored with its ``run_at`` and the scheduler enqueues it when it is due
+within this horizon."""
+MAX_DELAY_SECONDS = 366 * 24 * 3600
+"""A task may be delayed up to a year (a leap year's worth)."""
+CANCEL_RETRIES = 5
 MAX_TIMEOUT_SECONDS = 12 * 3600
 """A handler timeout is bounded like an SQS visibility timeout (12 h)."""
 MAX_PAGE_SIZE = 500
@@ -31,6 +38,7 @@ class SubmitRequest:
     max_attempts: int | None = None
     timeout_seconds: float | None = None
     delay_seconds: float = 0
+    run_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -90,27 +98,51 @@ class TaskService:
                 )
             timeout = float(timeout)
 
-        delay = request.delay_seconds
-        if (
-            isinstance(delay, bool)
-            or not isinstance(delay, int | float)
-            or not math.isfinite(delay)
-            or not 0 <= delay <= MAX_QUEUE_DELAY_SECONDS
-        ):
-            raise ValidationError(
-                "delay_seconds", f"must be a number between 0 and {MAX_QUEUE_DELAY_SECONDS}"
-            )
-        delay_int = math.ceil(delay)
         now = self.clock.now()
+        run_at = self._run_at(request, now)
         task = Task.create(
             request.type,
             request.payload,
             now,
             max_attempts=max_attempts,
             timeout_seconds=timeout,
-            run_at=now + timedelta(seconds=delay_int) if delay_int else None,
+            run_at=run_at,
         )
-        return task, delay_int
+        return task, self._queue_delay(run_at, now)
+
+    @staticmethod
+    def _run_at(request: SubmitRequest, now: datetime) -> datetime | None:
+        delay = request.delay_seconds
+        if (
+            isinstance(delay, bool)
+            or not isinstance(delay, int | float)
+            or not math.isfinite(delay)
+            or not 0 <= delay <= MAX_DELAY_SECONDS
+        ):
+            raise ValidationError(
+                "delay_seconds", f"must be a number of seconds between 0 and {MAX_DELAY_SECONDS}"
+            )
+        if request.run_at is not None:
+            if delay:
+                raise ValidationError("run_at", "give either run_at or delay_seconds, not both")
+            if request.run_at.tzinfo is None:
+                raise ValidationError("run_at", "must include a timezone (e.g. Z)")
+            run_at = request.run_at.astimezone(UTC)
+            if (run_at - now).total_seconds() > MAX_DELAY_SECONDS:
+                raise ValidationError("run_at", "must be at most a year from now")
+            return run_at if run_at > now else None
+        if not delay:
+            return None
+        return now + timedelta(seconds=math.ceil(delay))
+
+    @staticmethod
+    def _queue_delay(run_at: datetime | None, now: datetime) -> int | None:
+        """The message delay for a task due at ``run_at``; None when it is too far off
+        for the queue, and the scheduler will enqueue it later."""
+        if run_at is None:
+            return 0
+        seconds = math.ceil((run_at - now).total_seconds())
+        return max(0, seconds) if seconds <= MAX_QUEUE_DELAY_SECONDS else None
 
     async def submit(self, request: SubmitRequest) -> Task:
         """Store the task (PENDING), then enqueue it.
@@ -120,6 +152,8 @@ class TaskService:
         """
         task, delay = self.build(request)
         await self.repository.add(task)
+        if delay is None:
+            return task  # held by the engine until due; see Reconciler
         try:
             await self.queue.send(task.id, delay_seconds=delay)
         except InfrastructureError as exc:
@@ -130,11 +164,83 @@ class TaskService:
         built = [self.build(r) for r in requests]
         for task, _ in built:
             await self.repository.add(task)
+        due = [(task.id, delay) for task, delay in built if delay is not None]
         try:
-            await self.queue.send_batch([(task.id, delay) for task, delay in built])
+            await self.queue.send_batch(due)
         except InfrastructureError as exc:
-            raise QueueSendFailed(",".join(t.id for t, _ in built), exc.detail) from exc
+            raise QueueSendFailed(",".join(task_id for task_id, _ in due), exc.detail) from exc
         return [task for task, _ in built]
+
+    # -- operator actions ------------------------------------------------------------
+
+    async def cancel(self, task_id: str) -> Task:
+        """PENDING (or delayed) -> CANCELLED at once; PROCESSING is flagged and its
+        worker cancels the handler cooperatively. A finished task is a conflict."""
+        for _ in range(CANCEL_RETRIES):
+            task = await self.repository.get(task_id)
+            now = self.clock.now()
+            if task.status is TaskStatus.PENDING:
+                new = task.cancel(now)
+            elif task.status is TaskStatus.PROCESSING:
+                if task.cancel_requested:
+                    return task
+                new = task.request_cancel(now)
+            else:
+                raise TaskStateConflict(task_id, task.status.value, "cancel")
+            try:
+                await self.repository.transition(new, expected=task)
+            except ConcurrencyConflict:
+                continue  # it moved on under us: look again
+            return new
+        raise ConcurrencyConflict(task_id, "it kept changing while being cancelled")
+
+    async def retry(self, task_id: str, *, extra_attempts: int | None = None) -> Task:
+        """A FAILED task gets a new attempt budget and is enqueued again; its attempts
+        and last error are kept."""
+        budget = self.limits.default_max_attempts if extra_attempts is None else extra_attempts
+        if not 1 <= budget <= self.limits.max_attempts_limit:
+            raise ValidationError(
+                "max_attempts", f"must be between 1 and {self.limits.max_attempts_limit}"
+            )
+        task = await self.repository.get(task_id)
+        if task.status is not TaskStatus.FAILED:
+            raise TaskStateConflict(task_id, task.status.value, "retry (only FAILED tasks)")
+        retried = task.retry_failed(self.clock.now(), budget)
+        await self.repository.transition(retried, expected=task)
+        try:
+            await self.queue.send(task.id)
+        except InfrastructureError as exc:
+            raise QueueSendFailed(task.id, exc.detail) from exc
+        return retried
+
+    async def retry_failed(
+        self, *, task_type: str | None = None, limit: int = 1000, per_second: float = 50.0
+    ) -> list[str]:
+        """Retry up to ``limit`` FAILED tasks (of ``task_type`` if given), at most
+        ``per_second`` a second so a redrive does not flood the workers."""
+        retried: list[str] = []
+        cursor: str | None = None
+        interval = 1.0 / per_second if per_second > 0 else 0.0
+        while len(retried) < limit:
+            page = await self.repository.list_by_status(
+                TaskStatus.FAILED, limit=min(100, MAX_PAGE_SIZE), cursor=cursor
+            )
+            for task in page.items:
+                if len(retried) >= limit:
+                    break
+                if task_type is not None and task.type != task_type:
+                    continue
+                try:
+                    await self.retry(task.id)
+                except (ConcurrencyConflict, TaskStateConflict):
+                    continue
+                retried.append(task.id)
+                if interval:
+                    await self.clock.sleep(interval)
+            cursor = page.next_cursor
+            if cursor is None:
+                break
+        return retried
 
     # -- queries ---------------------------------------------------------------------
 

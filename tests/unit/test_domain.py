@@ -76,10 +76,28 @@ def test_only_allowed_transitions_succeed(source: TaskStatus, target: TaskStatus
         assert info.value.current == source.value
 
 
-def test_final_states_accept_nothing() -> None:
+def test_final_states_accept_nothing_but_a_retry_of_a_failure() -> None:
     for status in (TaskStatus.COMPLETED, TaskStatus.FAILED, TaskStatus.CANCELLED):
         assert status.is_final
-        assert ALLOWED_TRANSITIONS[status] == frozenset()
+    assert ALLOWED_TRANSITIONS[TaskStatus.COMPLETED] == frozenset()
+    assert ALLOWED_TRANSITIONS[TaskStatus.CANCELLED] == frozenset()
+    assert ALLOWED_TRANSITIONS[TaskStatus.FAILED] == {TaskStatus.PENDING}
+
+
+def test_a_retried_failure_keeps_its_history_and_gets_a_new_budget() -> None:
+    failed = at(TaskStatus.FAILED)
+    retried = failed.retry_failed(NOW, extra_attempts=3)
+    assert retried.status is TaskStatus.PENDING
+    assert (retried.attempts, retried.max_attempts) == (1, 4)
+    assert retried.error == failed.error
+    assert retried.finished_at is None
+
+
+def test_only_a_running_task_takes_a_cancel_request() -> None:
+    flagged = at(TaskStatus.PROCESSING).request_cancel(NOW)
+    assert flagged.cancel_requested and flagged.status is TaskStatus.PROCESSING
+    with pytest.raises(IllegalTransition):
+        pending().request_cancel(NOW)
 
 
 def test_claim_counts_an_attempt_and_takes_a_lease() -> None:

@@ -381,3 +381,110 @@ async def test_a_resend_of_a_task_that_was_queued_does_not_run_it_twice() -> Non
     outcomes = [await env.processor.process(await env.receive()) for _ in range(2)]
     assert sorted(outcomes) == sorted([Outcome.COMPLETED, Outcome.SKIPPED_FINISHED])
     assert runs == 1
+
+
+async def test_cancelling_a_pending_task_means_it_never_runs() -> None:
+    env = Env()
+    runs = 0
+
+    def job(payload: Any) -> None:
+        nonlocal runs
+        runs += 1
+
+    env.handler("job", job)
+    task = await env.submit("job")
+    cancelled = await env.service.cancel(task.id)
+    assert cancelled.status is TaskStatus.CANCELLED
+    assert await env.processor.process(await env.receive()) is Outcome.SKIPPED_FINISHED
+    assert runs == 0
+
+
+async def test_cancelling_a_running_task_stops_its_handler_at_the_next_heartbeat() -> None:
+    env = Env()
+    cancelled_inside = asyncio.Event()
+
+    async def long(payload: Any) -> None:
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            cancelled_inside.set()
+            raise
+
+    env.handler("long", long)
+    task = await env.submit("long")
+    running = asyncio.create_task(env.processor.process(await env.receive()))
+    await asyncio.sleep(0.01)
+    flagged = await env.service.cancel(task.id)
+    assert flagged.status is TaskStatus.PROCESSING and flagged.cancel_requested
+    await env.clock.advance(LEASE / 3 + 0.1)
+    assert await asyncio.wait_for(running, 2) is Outcome.CANCELLED
+    assert cancelled_inside.is_set(), "async handlers see the cancellation"
+    final = await env.repo.get(task.id)
+    assert final.status is TaskStatus.CANCELLED
+    assert (await env.queue.depth()).total == 0
+
+
+async def test_a_finished_task_cannot_be_cancelled() -> None:
+    from domain.errors import TaskStateConflict
+
+    env = Env()
+    env.handler("job", lambda payload: None)
+    task = await env.submit("job")
+    await env.processor.process(await env.receive())
+    with pytest.raises(TaskStateConflict) as info:
+        await env.service.cancel(task.id)
+    assert info.value.status == "COMPLETED"
+
+
+async def test_a_failed_task_retried_by_an_operator_runs_again_with_its_history() -> None:
+    env = Env()
+    fail = True
+
+    def job(payload: Any) -> str:
+        if fail:
+            raise PermanentTaskError("downstream down")
+        return "ok"
+
+    env.handler("job", job)
+    task = await env.submit("job", max_attempts=1)
+    assert await env.processor.process(await env.receive()) is Outcome.FAILED
+    fail = False
+    retried = await env.service.retry(task.id)
+    assert retried.status is TaskStatus.PENDING
+    assert retried.max_attempts == 1 + 3
+    assert await env.processor.process(await env.receive()) is Outcome.COMPLETED
+    final = await env.repo.get(task.id)
+    assert (final.status, final.attempts, final.retry_count) == (TaskStatus.COMPLETED, 2, 1)
+
+
+async def test_a_task_delayed_past_the_queue_limit_is_enqueued_by_the_scheduler() -> None:
+    from domain.reconcile import Reconciler
+
+    env = Env()
+    env.handler("job", lambda payload: "ran")
+    task = await env.submit("job", delay_seconds=3 * 3600)
+    assert task.run_at is not None
+    assert (await env.queue.depth()).total == 0, "no message for a task due in 3 hours"
+    reconciler = Reconciler(env.repo, env.queue, env.clock, stale_after_seconds=1800)
+
+    await env.clock.advance(3600)
+    assert (await reconciler.run_once()).scheduled == 0
+    await env.clock.advance(2 * 3600 - 600)  # 10 minutes before it is due
+    assert (await reconciler.run_once()).scheduled == 1
+    assert (await reconciler.run_once()).scheduled == 0, "enqueued once"
+    assert (await env.queue.depth()).delayed == 1
+    assert await env.nothing_visible()
+    await env.clock.advance(601)
+    assert await env.processor.process(await env.receive()) is Outcome.COMPLETED
+    assert (await env.repo.get(task.id)).status is TaskStatus.COMPLETED
+
+
+async def test_an_early_delivery_of_a_scheduled_task_waits_on_the_queue() -> None:
+    env = Env()
+    env.handler("job", lambda payload: "ran")
+    task = await env.submit("job", delay_seconds=7200)
+    await env.queue.send(task.id)  # e.g. an operator's redrive, far too early
+    assert await env.processor.process(await env.receive()) is Outcome.DEFERRED
+    assert (await env.repo.get(task.id)).status is TaskStatus.PENDING
+    await env.clock.advance(7201)
+    assert await env.processor.process(await env.receive()) is Outcome.COMPLETED

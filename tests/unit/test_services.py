@@ -42,7 +42,7 @@ def service() -> TaskService:
         (SubmitRequest(type="email", payload="a@b.co", max_attempts=1000), "max_attempts"),
         (SubmitRequest(type="email", payload="a@b.co", timeout_seconds=0), "timeout_seconds"),
         (SubmitRequest(type="email", payload="a@b.co", delay_seconds=-1), "delay_seconds"),
-        (SubmitRequest(type="email", payload="a@b.co", delay_seconds=901), "delay_seconds"),
+        (SubmitRequest(type="email", payload="a@b.co", delay_seconds=400 * 86400), "delay_seconds"),
         (
             SubmitRequest(type="email", payload="a@b.co", delay_seconds=float("nan")),
             "delay_seconds",
@@ -110,3 +110,38 @@ def test_registry_decorator_registers_sync_and_async_handlers() -> None:
     assert not registry.get("sync-type").is_async
     with pytest.raises(ValueError):
         registry.register("bad", timeout_seconds=0)(sync_handler)
+
+
+async def test_run_at_schedules_a_task_and_is_validated() -> None:
+    from datetime import timedelta
+
+    svc = service()
+    now = svc.clock.now()
+    task = await svc.submit(
+        SubmitRequest(type="email", payload="a@b.co", run_at=now + timedelta(days=30))
+    )
+    assert task.run_at == now + timedelta(days=30)
+    assert (await svc.queue.depth()).total == 0, "held by the engine, not the queue"
+    for bad in (
+        SubmitRequest(type="email", payload="a@b.co", run_at=now + timedelta(days=400)),
+        SubmitRequest(type="email", payload="a@b.co", run_at=now.replace(tzinfo=None)),
+        SubmitRequest(type="email", payload="a@b.co", run_at=now, delay_seconds=5),
+    ):
+        with pytest.raises(ValidationError) as info:
+            await svc.submit(bad)
+        assert info.value.field == "run_at"
+
+
+async def test_bulk_retry_of_failed_tasks_filters_by_type() -> None:
+    svc = service()
+    ids = {}
+    for task_type, payload in (("email", "a@b.co"), ("data-export", "x"), ("email", "c@d.co")):
+        task = await svc.submit(SubmitRequest(type=task_type, payload=payload))
+        claimed = task.claim("l", svc.clock.now(), 30)
+        await svc.repository.transition(claimed, expected=task)
+        await svc.repository.transition(claimed.fail("boom", svc.clock.now()), expected=claimed)
+        ids[task.id] = task_type
+    retried = await svc.retry_failed(task_type="email", per_second=0)
+    assert sorted(retried) == sorted(i for i, t in ids.items() if t == "email")
+    counts = await svc.repository.count_by_status()
+    assert (counts[TaskStatus.PENDING], counts[TaskStatus.FAILED]) == (2, 1)
