@@ -68,7 +68,7 @@ class TaskService:
 
     # -- submit ----------------------------------------------------------------------
 
-    def build(self, request: SubmitRequest) -> tuple[Task, int]:
+    def build(self, request: SubmitRequest) -> tuple[Task, int | None]:
         """Validate ``request`` and make the task (not yet stored) and its queue delay."""
         if not isinstance(request.type, str) or not request.type.strip():
             raise ValidationError("type", "must be a non-empty string")
