@@ -69,7 +69,7 @@ def _http_server(container: Container) -> _Server:
         port=settings.port,
         log_level=settings.log_level.lower(),
         access_log=False,
-        lifespan="on",
+        lifespan="off",  # run() owns the container resources, so they outlive the drain
     )
     return _Server(config)
 
