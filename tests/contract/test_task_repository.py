@@ -33,8 +33,12 @@ async def test_add_then_get_round_trips_every_field(repo_harness: RepoHarness) -
 
     claimed = task.claim("lease-1", T0 + timedelta(seconds=1), 30)
     await repo.transition(claimed, expected=task)
-    done = claimed.complete({"ok": True, "n": 3}, T0 + timedelta(seconds=2))
-    await repo.transition(done, expected=claimed)
+    assert await repo.get(task.id) == claimed
+    flagged = claimed.request_cancel(T0 + timedelta(seconds=1.5))
+    await repo.transition(flagged, expected=claimed)
+    assert await repo.get(task.id) == flagged
+    done = flagged.complete({"ok": True, "n": 3}, T0 + timedelta(seconds=2))
+    await repo.transition(done, expected=flagged)
     assert await repo.get(task.id) == done
 
 
