@@ -1,0 +1,47 @@
+"""The Starlette application factory. Nothing is built at import time."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+
+from bootstrap.container import Container
+from bootstrap.settings import Settings
+from entrypoints.http.body_limit import BodyLimitMiddleware
+from entrypoints.http.errors import CatchAllMiddleware, exception_handlers
+from entrypoints.http.openapi import build_openapi
+from entrypoints.http.routes import READY_TIMEOUT_SECONDS, Endpoints
+
+
+def create_app(container: Container, *, ready_timeout: float = READY_TIMEOUT_SECONDS) -> Starlette:
+    settings: Settings = container.settings()
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        started = container.init_resources()
+        if inspect.isawaitable(started):
+            await started
+        try:
+            yield
+        finally:
+            stopped = container.shutdown_resources()
+            if inspect.isawaitable(stopped):
+                await stopped
+
+    openapi = build_openapi(
+        task_types=container.registry().names(), max_body_bytes=settings.max_body_bytes
+    )
+    endpoints = Endpoints(container, openapi, ready_timeout=ready_timeout)
+    return Starlette(
+        routes=endpoints.routes(),
+        middleware=[
+            Middleware(CatchAllMiddleware),
+            Middleware(BodyLimitMiddleware, max_body_bytes=settings.max_body_bytes),
+        ],
+        exception_handlers=exception_handlers(),
+        lifespan=lifespan,
+    )

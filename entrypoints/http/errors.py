@@ -1,0 +1,189 @@
+"""Every error the HTTP API returns is decided here, in one place.
+
+Errors are JSON ``{"error": "<what is wrong, naming the field>"}``. Domain errors map
+to status codes by their class; request-level problems (malformed JSON, a body over
+the limit, failed schema validation, unknown routes and methods) by theirs. Anything
+else is a bug: the last-resort middleware logs it (never the request body) and answers
+a JSON 500.
+"""
+
+from __future__ import annotations
+
+import logging
+import traceback
+from collections.abc import Mapping
+
+import pydantic
+from starlette.exceptions import HTTPException
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import Response
+from starlette.types import ASGIApp, ExceptionHandler, Message, Receive, Scope, Send
+
+from domain.errors import (
+    ConcurrencyConflict,
+    IllegalTransition,
+    InfrastructureError,
+    QueueSendFailed,
+    TaskAlreadyExists,
+    TaskNotFound,
+    TaskQueueError,
+    ValidationError,
+)
+from entrypoints.http.responses import JSONResponse
+
+logger = logging.getLogger("taskq.http")
+
+RETRY_AFTER_SECONDS = 5
+"""What a 503 tells clients to wait before retrying."""
+
+
+class MalformedBody(Exception):
+    """The request body is not JSON, or not a JSON object (400)."""
+
+    def __init__(self, detail: str) -> None:
+        self.detail = detail
+        super().__init__(detail)
+
+
+class MalformedTaskId(Exception):
+    """A task id that cannot exist (ids are UUIDs): answered like an unknown task (404)."""
+
+    def __init__(self, task_id: str) -> None:
+        shown = task_id if len(task_id) <= 64 else task_id[:64] + "..."
+        super().__init__(f"task {shown!r} not found: task ids are UUIDs")
+
+
+class BodyTooLarge(Exception):
+    """The request body is over the configured limit (413)."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        super().__init__(f"request body is larger than the limit of {limit} bytes")
+
+
+def error_response(
+    status_code: int,
+    message: str,
+    *,
+    headers: Mapping[str, str] | None = None,
+    **extra: str,
+) -> JSONResponse:
+    return JSONResponse({"error": message, **extra}, status_code=status_code, headers=headers)
+
+
+def _domain_error(exc: TaskQueueError) -> JSONResponse:
+    retry_after = {"Retry-After": str(RETRY_AFTER_SECONDS)}
+    if isinstance(exc, QueueSendFailed):
+        logger.warning("queue send failed for task %s: %s", exc.task_id, exc.detail)
+        return error_response(
+            503,
+            f"task {exc.task_id} was stored (PENDING) but could not be enqueued because the "
+            "queue is unavailable; the reconciler will re-send it, so do not submit it again: "
+            f"follow it with GET /tasks/{exc.task_id}",
+            headers=retry_after,
+            task_id=exc.task_id,
+        )
+    if isinstance(exc, InfrastructureError):
+        logger.warning("%s unavailable: %s", exc.dependency, exc.detail)
+        return error_response(
+            503, f"{exc.dependency} unavailable, retry later", headers=retry_after
+        )
+    if isinstance(exc, ValidationError):
+        return error_response(422, f"{exc.field}: {exc.message}")
+    if isinstance(exc, TaskNotFound):
+        return error_response(404, str(exc))
+    if isinstance(exc, TaskAlreadyExists | IllegalTransition | ConcurrencyConflict):
+        return error_response(409, str(exc))
+    logger.error("unmapped domain error %s", type(exc).__name__)
+    return error_response(500, "internal error")
+
+
+def _pydantic_error(exc: pydantic.ValidationError) -> JSONResponse:
+    # ``msg`` never contains the input value, so no payload leaks into the answer.
+    problems = []
+    for error in exc.errors(include_url=False, include_input=False):
+        field = ".".join(str(part) for part in error["loc"]) or "body"
+        problems.append(f"{field}: {error['msg']}")
+    return error_response(422, "; ".join(problems))
+
+
+def _http_error(request: Request, exc: HTTPException) -> JSONResponse:
+    if exc.status_code == 404:
+        message = f"no route for {request.method} {request.url.path}"
+    elif exc.status_code == 405:
+        allowed = (exc.headers or {}).get("Allow", "")
+        message = f"method {request.method} not allowed on {request.url.path}; allowed: {allowed}"
+    else:
+        message = exc.detail
+    return error_response(exc.status_code, message, headers=exc.headers)
+
+
+async def handle_error(request: Request, exc: Exception) -> Response:
+    """The single exception handler: registered for every class it knows."""
+    if isinstance(exc, TaskQueueError):
+        return _domain_error(exc)
+    if isinstance(exc, pydantic.ValidationError):
+        return _pydantic_error(exc)
+    if isinstance(exc, MalformedBody):
+        return error_response(400, exc.detail)
+    if isinstance(exc, MalformedTaskId):
+        return error_response(404, str(exc))
+    if isinstance(exc, BodyTooLarge):
+        return error_response(413, str(exc))
+    if isinstance(exc, ClientDisconnect):
+        return error_response(400, "client disconnected before the body was read")
+    if isinstance(exc, HTTPException):
+        return _http_error(request, exc)
+    raise exc
+
+
+HANDLED: tuple[type[Exception], ...] = (
+    TaskQueueError,
+    pydantic.ValidationError,
+    MalformedBody,
+    MalformedTaskId,
+    BodyTooLarge,
+    ClientDisconnect,
+    HTTPException,
+)
+
+
+def exception_handlers() -> dict[type[Exception], ExceptionHandler]:
+    return dict.fromkeys(HANDLED, handle_error)
+
+
+class CatchAllMiddleware:
+    """Last resort: an unexpected exception becomes a logged JSON 500.
+
+    Only the exception's type and traceback are logged: its message could quote the
+    request body, and payloads are never logged.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking_send)
+        except Exception as exc:
+            logger.error(
+                "unhandled %s on %s %s\n%s",
+                type(exc).__name__,
+                scope.get("method"),
+                scope.get("path"),
+                "".join(traceback.format_tb(exc.__traceback__)),
+            )
+            if started:
+                raise
+            await error_response(500, "internal error")(scope, receive, send)

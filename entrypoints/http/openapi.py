@@ -1,0 +1,201 @@
+"""The OpenAPI 3.1 document of the API.
+
+Component schemas are generated from the pydantic models in ``schemas.py`` (the ones
+the handlers validate and serialise with); paths are written out here. A unit test
+checks that every route of the app is documented and every documented path is served.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from pydantic import BaseModel
+from pydantic.json_schema import JsonSchemaMode, models_json_schema
+
+from domain.models import TaskStatus
+from domain.services import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
+from entrypoints.http.errors import RETRY_AFTER_SECONDS
+from entrypoints.http.schemas import (
+    Error,
+    Health,
+    Metrics,
+    Readiness,
+    SubmitTask,
+    TaskOut,
+    TaskPage,
+)
+
+_MODELS: list[tuple[type[BaseModel], JsonSchemaMode]] = [
+    (SubmitTask, "validation"),
+    (TaskOut, "serialization"),
+    (TaskPage, "serialization"),
+    (Metrics, "serialization"),
+    (Health, "serialization"),
+    (Readiness, "serialization"),
+    (Error, "serialization"),
+]
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _json(name: str, description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": _ref(name)}}}
+
+
+def _error(description: str) -> dict[str, Any]:
+    return _json("Error", description)
+
+
+def _unavailable(description: str) -> dict[str, Any]:
+    response = _error(description)
+    response["headers"] = {
+        "Retry-After": {
+            "description": f"Seconds to wait before retrying ({RETRY_AFTER_SECONDS}).",
+            "schema": {"type": "integer"},
+        }
+    }
+    return response
+
+
+def build_openapi(*, task_types: Sequence[str], max_body_bytes: int) -> dict[str, Any]:
+    _, top = models_json_schema(_MODELS, ref_template="#/components/schemas/{model}")
+    schemas: dict[str, Any] = top["$defs"]
+    schemas["SubmitTask"]["properties"]["type"]["description"] += (
+        f" Registered on this server: {', '.join(task_types)}."
+    )
+    statuses = [s.value for s in TaskStatus]
+    task_id = {
+        "name": "task_id",
+        "in": "path",
+        "required": True,
+        "schema": {"type": "string", "format": "uuid"},
+    }
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "Task Queue Engine",
+            "version": "0.1.0",
+            "description": (
+                "Submit tasks, follow them, page through them by status. Errors are "
+                '`{"error": "..."}` naming the offending field. Request bodies over '
+                f"{max_body_bytes} bytes are refused with 413. Unknown fields in a "
+                "submitted task are ignored."
+            ),
+        },
+        "paths": {
+            "/tasks": {
+                "post": {
+                    "operationId": "submitTask",
+                    "summary": "Submit a task",
+                    "requestBody": {
+                        "required": True,
+                        "content": {"application/json": {"schema": _ref("SubmitTask")}},
+                    },
+                    "responses": {
+                        "201": _json("TaskOut", "Stored (PENDING) and enqueued."),
+                        "400": _error("The body is not JSON, or not a JSON object."),
+                        "413": _error(f"The body is over {max_body_bytes} bytes."),
+                        "422": _error(
+                            "Failed validation: missing or empty type, unknown type, "
+                            "bad payload, out-of-range options."
+                        ),
+                        "503": _unavailable(
+                            "A dependency is down. If `task_id` is set the task was stored "
+                            "and will be enqueued by the reconciler: do not submit it again."
+                        ),
+                    },
+                },
+                "get": {
+                    "operationId": "listTasks",
+                    "summary": "List tasks with a status, newest first",
+                    "parameters": [
+                        {
+                            "name": "status",
+                            "in": "query",
+                            "required": True,
+                            "schema": {"type": "string", "enum": statuses},
+                            "description": "Case-insensitive.",
+                        },
+                        {
+                            "name": "limit",
+                            "in": "query",
+                            "required": False,
+                            "schema": {
+                                "type": "integer",
+                                "minimum": 1,
+                                "maximum": MAX_PAGE_SIZE,
+                                "default": DEFAULT_PAGE_SIZE,
+                            },
+                        },
+                        {
+                            "name": "cursor",
+                            "in": "query",
+                            "required": False,
+                            "schema": {"type": "string"},
+                            "description": "`next_cursor` of the previous page.",
+                        },
+                    ],
+                    "responses": {
+                        "200": _json("TaskPage", "One page of tasks."),
+                        "422": _error("Missing or invalid status, limit or cursor."),
+                        "503": _unavailable("The task store is unavailable."),
+                    },
+                },
+            },
+            "/tasks/{task_id}": {
+                "get": {
+                    "operationId": "getTask",
+                    "summary": "One task",
+                    "parameters": [task_id],
+                    "responses": {
+                        "200": _json("TaskOut", "The task."),
+                        "404": _error("No task has this id (or it is not a UUID)."),
+                        "503": _unavailable("The task store is unavailable."),
+                    },
+                }
+            },
+            "/metrics": {
+                "get": {
+                    "operationId": "metrics",
+                    "summary": "Counts per status, queue depth, live workers",
+                    "responses": {
+                        "200": _json("Metrics", "A snapshot."),
+                        "503": _unavailable("A dependency is unavailable."),
+                    },
+                }
+            },
+            "/health": {
+                "get": {
+                    "operationId": "health",
+                    "summary": "Liveness: the process answers (no dependency is called)",
+                    "responses": {"200": _json("Health", "Alive.")},
+                }
+            },
+            "/ready": {
+                "get": {
+                    "operationId": "ready",
+                    "summary": "Readiness: the task store and the queue answer",
+                    "responses": {
+                        "200": _json("Readiness", "Every dependency answered."),
+                        "503": _json("Readiness", "A dependency failed; `checks` names it."),
+                    },
+                }
+            },
+            "/openapi.json": {
+                "get": {
+                    "operationId": "openapi",
+                    "summary": "This document",
+                    "responses": {
+                        "200": {
+                            "description": "OpenAPI 3.1",
+                            "content": {"application/json": {"schema": {"type": "object"}}},
+                        }
+                    },
+                }
+            },
+        },
+        "components": {"schemas": schemas},
+    }

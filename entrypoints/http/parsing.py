@@ -1,0 +1,98 @@
+"""Turning request bodies and query strings into typed input.
+
+Anything that is not strict JSON is a 400 here, before any use case runs: NaN,
+Infinity and numbers like 1e999 (no JSON response could carry them back), integers
+too long to parse, invalid UTF-8, and nesting deep enough to exhaust the parser.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from typing import Any
+
+from starlette.requests import Request
+
+from domain.errors import ValidationError
+from domain.models import JSON, TaskStatus
+from domain.services import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
+from entrypoints.http.errors import MalformedBody
+
+MAX_PAYLOAD_DEPTH = 32
+"""Deepest nesting of lists and objects a payload may have: DynamoDB's limit for nested
+attributes, and far below where JSON encoders give up."""
+
+_LIMIT = re.compile(r"[0-9]{1,9}")
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"number {text[:20]} is out of range")
+    return value
+
+
+async def json_object(request: Request) -> dict[str, Any]:
+    """The body as a JSON object. The body limit is enforced while it streams in."""
+    body = await request.body()
+    try:
+        data = json.loads(body, parse_constant=_reject_constant, parse_float=_finite_float)
+    except RecursionError:
+        raise MalformedBody("request body is nested too deeply") from None
+    except ValueError as exc:  # JSONDecodeError, bad UTF-8, over-long integers
+        raise MalformedBody(f"request body is not valid JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise MalformedBody(f"request body must be a JSON object, not {_kind(data)}")
+    return data
+
+
+def check_depth(field: str, value: JSON, limit: int = MAX_PAYLOAD_DEPTH) -> None:
+    """Raise ``ValidationError`` if ``value`` nests lists/objects deeper than ``limit``."""
+    stack: list[tuple[JSON, int]] = [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        children: list[JSON]
+        if isinstance(item, dict):
+            children = list(item.values())
+        elif isinstance(item, list):
+            children = item
+        else:
+            continue
+        if depth + 1 > limit:
+            raise ValidationError(field, f"nested deeper than {limit} levels")
+        stack.extend((child, depth + 1) for child in children)
+
+
+def status_param(raw: str | None) -> TaskStatus:
+    valid = ", ".join(s.value for s in TaskStatus)
+    if raw is None or not raw:
+        raise ValidationError("status", f"query parameter is required, one of {valid}")
+    try:
+        return TaskStatus(raw.upper())
+    except ValueError:
+        raise ValidationError("status", f"must be one of {valid}") from None
+
+
+def limit_param(raw: str | None) -> int:
+    if raw is None:
+        return DEFAULT_PAGE_SIZE
+    if not _LIMIT.fullmatch(raw):
+        raise ValidationError("limit", f"must be an integer between 1 and {MAX_PAGE_SIZE}")
+    return int(raw)
+
+
+def _kind(value: JSON) -> str:
+    if isinstance(value, list):
+        return "an array"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    return "null"

@@ -1,0 +1,144 @@
+"""The endpoints. Each one parses, calls one use case, and serialises.
+
+Errors are raised, never answered here: ``errors.py`` maps them to responses.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from bootstrap.container import Container
+from domain.errors import InfrastructureError
+from domain.services import SubmitRequest, TaskService
+from entrypoints.http.errors import RETRY_AFTER_SECONDS, MalformedTaskId
+from entrypoints.http.parsing import check_depth, json_object, limit_param, status_param
+from entrypoints.http.responses import JSONResponse
+from entrypoints.http.schemas import (
+    Health,
+    Metrics,
+    Readiness,
+    SubmitTask,
+    TaskOut,
+    TaskPage,
+    dump,
+)
+
+logger = logging.getLogger("taskq.http")
+
+READY_TIMEOUT_SECONDS = 2.0
+"""How long /ready waits for each dependency's ping."""
+
+
+class Endpoints:
+    def __init__(
+        self,
+        container: Container,
+        openapi: dict[str, Any],
+        ready_timeout: float = READY_TIMEOUT_SECONDS,
+    ) -> None:
+        self._container = container
+        self._openapi = openapi
+        self._ready_timeout = ready_timeout
+
+    def _service(self) -> TaskService:
+        service: TaskService = self._container.task_service()
+        return service
+
+    async def tasks(self, request: Request) -> Response:
+        if request.method == "POST":
+            return await self.submit_task(request)
+        return await self.list_tasks(request)
+
+    async def submit_task(self, request: Request) -> Response:
+        body = SubmitTask.model_validate(await json_object(request))
+        check_depth("payload", body.payload)
+        task = await self._service().submit(
+            SubmitRequest(
+                type=body.type,
+                payload=body.payload,
+                max_attempts=body.max_attempts,
+                timeout_seconds=body.timeout_seconds,
+                delay_seconds=body.delay_seconds,
+            )
+        )
+        return JSONResponse(
+            dump(TaskOut.of(task)), status_code=201, headers={"Location": f"/tasks/{task.id}"}
+        )
+
+    async def get_task(self, request: Request) -> Response:
+        task_id: str = request.path_params["task_id"]
+        try:
+            uuid.UUID(task_id)
+        except ValueError:
+            raise MalformedTaskId(task_id) from None
+        task = await self._service().get(task_id)
+        return JSONResponse(dump(TaskOut.of(task)))
+
+    async def list_tasks(self, request: Request) -> Response:
+        query = request.query_params
+        status = status_param(query.get("status"))
+        limit = limit_param(query.get("limit"))
+        page = await self._service().list(status, limit=limit, cursor=query.get("cursor") or None)
+        return JSONResponse(dump(TaskPage.of(page)))
+
+    async def metrics(self, request: Request) -> Response:
+        return JSONResponse(dump(Metrics.of(await self._service().metrics())))
+
+    async def health(self, request: Request) -> Response:
+        """Liveness: answers without touching any dependency."""
+        now = self._container.clock().now()
+        return JSONResponse(dump(Health(status="healthy", timestamp=now)))
+
+    async def ready(self, request: Request) -> Response:
+        """Readiness: every dependency answers a ping within the timeout."""
+        names = ("repository", "queue")
+        outcomes = await asyncio.gather(
+            self._check(self._container.repository().ping),
+            self._check(self._container.queue().ping),
+        )
+        checks = dict(zip(names, outcomes, strict=True))
+        failing = [f"{name} {outcome}" for name, outcome in checks.items() if outcome != "ok"]
+        if not failing:
+            return JSONResponse(dump(Readiness(status="ready", checks=checks)))
+        readiness = Readiness(
+            status="unavailable", checks=checks, error="not ready: " + "; ".join(failing)
+        )
+        return JSONResponse(
+            dump(readiness),
+            status_code=503,
+            headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+        )
+
+    async def _check(self, ping: Callable[[], Awaitable[None]]) -> str:
+        try:
+            await asyncio.wait_for(ping(), timeout=self._ready_timeout)
+        except InfrastructureError as exc:
+            return f"unavailable: {exc.detail}"
+        except TimeoutError:
+            return f"unavailable: no answer within {self._ready_timeout:g} s"
+        except Exception as exc:  # a readiness probe reports, it does not crash
+            logger.warning("readiness check raised %s", type(exc).__name__)
+            return f"unavailable: {type(exc).__name__}"
+        return "ok"
+
+    async def openapi(self, request: Request) -> Response:
+        return JSONResponse(self._openapi)
+
+    def routes(self) -> list[Route]:
+        return [
+            # One route for both methods, so a wrong method gets a 405 naming both.
+            Route("/tasks", self.tasks, methods=["GET", "POST"], name="tasks"),
+            Route("/tasks/{task_id}", self.get_task, methods=["GET"], name="get_task"),
+            Route("/metrics", self.metrics, methods=["GET"], name="metrics"),
+            Route("/health", self.health, methods=["GET"], name="health"),
+            Route("/ready", self.ready, methods=["GET"], name="ready"),
+            Route("/openapi.json", self.openapi, methods=["GET"], name="openapi"),
+        ]

@@ -1,0 +1,162 @@
+"""The API's wire shapes: pydantic models for requests and responses.
+
+They validate what comes in, shape what goes out, and are the source of the component
+schemas in ``/openapi.json``, so the document and the server cannot drift apart.
+
+Unknown fields in a submitted task are ignored, as the original Go service did, so
+clients that send extra fields keep working.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, WithJsonSchema
+
+from domain.models import MetricsSnapshot, Page, Task, TaskStatus
+from domain.services import MAX_TIMEOUT_SECONDS
+
+
+def rfc3339(moment: datetime) -> str:
+    """UTC with a trailing ``Z``, e.g. ``2026-01-01T09:30:00.123456Z``."""
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+Timestamp = Annotated[
+    datetime,
+    PlainSerializer(rfc3339, return_type=str),
+    WithJsonSchema({"type": "string", "format": "date-time"}),
+]
+
+
+class SubmitTask(BaseModel):
+    """Body of ``POST /tasks``. Strict types: ``"3"`` is not an integer."""
+
+    model_config = ConfigDict(strict=True, extra="ignore")
+
+    type: str = Field(description="A registered task type, e.g. `email`.")
+    payload: Any = Field(
+        None, description="Any JSON value the task type accepts (existing clients send a string)."
+    )
+    # Ranges are checked by the domain (TaskService.build), the one place that knows
+    # them; the model checks types only.
+    max_attempts: int | None = Field(
+        None,
+        description="Attempts before the task fails (default 3; at least 1, at most the "
+        "configured limit).",
+    )
+    timeout_seconds: float | None = Field(
+        None,
+        description=f"Per-attempt timeout in seconds, in (0, {MAX_TIMEOUT_SECONDS}]; "
+        "defaults to the task type's.",
+    )
+    delay_seconds: float = Field(
+        0,
+        description="Seconds before the task is first delivered (rounded up; at least 0).",
+    )
+
+
+class TaskOut(BaseModel):
+    """A task as the API shows it. Lease tokens and versions stay internal."""
+
+    id: str
+    type: str
+    payload: Any
+    status: TaskStatus
+    attempts: int
+    max_attempts: int
+    retry_count: int = Field(description="Failed attempts so far.")
+    created_at: Timestamp
+    updated_at: Timestamp
+    started_at: Timestamp | None
+    finished_at: Timestamp | None
+    error: str | None = Field(description="The last error, truncated.")
+    result: Any = Field(description="What the handler returned, once COMPLETED.")
+    timeout_seconds: float | None
+    run_at: Timestamp | None = Field(description="When a delayed task becomes due.")
+
+    @classmethod
+    def of(cls, task: Task) -> TaskOut:
+        return cls(
+            id=task.id,
+            type=task.type,
+            payload=task.payload,
+            status=task.status,
+            attempts=task.attempts,
+            max_attempts=task.max_attempts,
+            retry_count=task.retry_count,
+            created_at=task.created_at,
+            updated_at=task.updated_at,
+            started_at=task.started_at,
+            finished_at=task.finished_at,
+            error=task.error,
+            result=task.result,
+            timeout_seconds=task.timeout_seconds,
+            run_at=task.run_at,
+        )
+
+
+class TaskPage(BaseModel):
+    tasks: list[TaskOut]
+    next_cursor: str | None = Field(
+        description="Pass as `cursor` for the next page; null on the last page."
+    )
+
+    @classmethod
+    def of(cls, page: Page) -> TaskPage:
+        return cls(tasks=[TaskOut.of(t) for t in page.items], next_cursor=page.next_cursor)
+
+
+class Metrics(BaseModel):
+    total_tasks: int
+    pending_tasks: int
+    processing_tasks: int
+    completed_tasks: int
+    failed_tasks: int
+    cancelled_tasks: int
+    dead_letter_tasks: int = Field(description="Messages in the dead-letter queue.")
+    active_workers: int = Field(description="Handler slots of the workers alive now.")
+    queue_depth: int = Field(description="Messages visible on the queue, ready to deliver.")
+    queue_in_flight: int = Field(description="Messages leased by a worker.")
+    queue_delayed: int = Field(description="Messages not yet due (delay or retry backoff).")
+
+    @classmethod
+    def of(cls, snapshot: MetricsSnapshot) -> Metrics:
+        counts = snapshot.counts
+        return cls(
+            total_tasks=snapshot.total,
+            pending_tasks=counts.get(TaskStatus.PENDING, 0),
+            processing_tasks=counts.get(TaskStatus.PROCESSING, 0),
+            completed_tasks=counts.get(TaskStatus.COMPLETED, 0),
+            failed_tasks=counts.get(TaskStatus.FAILED, 0),
+            cancelled_tasks=counts.get(TaskStatus.CANCELLED, 0),
+            dead_letter_tasks=snapshot.dead_letters,
+            active_workers=snapshot.active_workers,
+            queue_depth=snapshot.depth.visible,
+            queue_in_flight=snapshot.depth.in_flight,
+            queue_delayed=snapshot.depth.delayed,
+        )
+
+
+class Health(BaseModel):
+    status: Literal["healthy"]
+    timestamp: Timestamp
+
+
+class Readiness(BaseModel):
+    status: Literal["ready", "unavailable"]
+    checks: dict[str, str] = Field(description='Each dependency: "ok", or what is wrong with it.')
+    error: str | None = Field(None, description="Set when not ready: the failing dependencies.")
+
+
+class Error(BaseModel):
+    error: str = Field(description="What is wrong, naming the offending field.")
+    task_id: str | None = Field(
+        None, description="On a 503 after the task was stored: its id (it will be enqueued)."
+    )
+
+
+def dump(model: BaseModel) -> Any:
+    """JSON-ready data, without fields that are unset and optional (``Error.task_id``)."""
+    return model.model_dump(mode="json", exclude_unset=True)

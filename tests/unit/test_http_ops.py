@@ -1,0 +1,244 @@
+"""GET /metrics, /health, /ready, /openapi.json, and the app's lifespan."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime
+
+import httpx
+from dependency_injector import providers
+from starlette.routing import Route
+
+from adapters.clock import SystemClock
+from adapters.memory import InMemoryTaskQueue, InMemoryTaskRepository
+from bootstrap.container import Container
+from domain.errors import InfrastructureError
+from entrypoints.http.app import create_app
+from entrypoints.http.schemas import Health, Metrics, Readiness, SubmitTask, TaskOut
+from tests.unit.conftest import Serve
+
+METRIC_FIELDS = {
+    "total_tasks",
+    "pending_tasks",
+    "processing_tasks",
+    "completed_tasks",
+    "failed_tasks",
+    "cancelled_tasks",
+    "dead_letter_tasks",
+    "active_workers",
+    "queue_depth",
+    "queue_in_flight",
+    "queue_delayed",
+}
+
+
+class DownRepository(InMemoryTaskRepository):
+    async def ping(self) -> None:
+        raise InfrastructureError("repository", "database is locked")
+
+
+class DownQueue(InMemoryTaskQueue):
+    def __init__(self) -> None:
+        super().__init__(SystemClock())
+
+    async def ping(self) -> None:
+        raise InfrastructureError("queue", "connection refused")
+
+
+class HangingQueue(InMemoryTaskQueue):
+    def __init__(self) -> None:
+        super().__init__(SystemClock())
+
+    async def ping(self) -> None:
+        await asyncio.sleep(3600)
+
+
+# -- metrics ----------------------------------------------------------------------------
+
+
+async def test_metrics_are_integers_from_the_snapshot(http_client: httpx.AsyncClient) -> None:
+    empty = await http_client.get("/metrics")
+    assert empty.status_code == 200
+    assert set(empty.json()) == METRIC_FIELDS
+    assert all(type(v) is int and v == 0 for v in empty.json().values())
+
+    await http_client.post("/tasks", json={"type": "email", "payload": "a@b.io"})
+    await http_client.post(
+        "/tasks", json={"type": "email", "payload": "c@d.io", "delay_seconds": 60}
+    )
+
+    metrics = (await http_client.get("/metrics")).json()
+    Metrics.model_validate(metrics)
+    assert metrics["total_tasks"] == 2
+    assert metrics["pending_tasks"] == 2
+    assert metrics["queue_depth"] == 1  # visible messages only
+    assert metrics["queue_delayed"] == 1
+    assert metrics["queue_in_flight"] == 0
+    assert metrics["active_workers"] == 0
+
+
+# -- health and readiness ---------------------------------------------------------------
+
+
+async def test_health_is_200_with_an_rfc3339_utc_timestamp(
+    http_client: httpx.AsyncClient,
+) -> None:
+    response = await http_client.get("/health")
+
+    assert response.status_code == 200
+    body = response.json()
+    assert body["status"] == "healthy"
+    assert body["timestamp"].endswith("Z")
+    assert datetime.fromisoformat(body["timestamp"]).utcoffset() is not None
+    Health.model_validate(body)
+
+
+async def test_health_does_not_call_dependencies(
+    http_container: Container, http_client: httpx.AsyncClient
+) -> None:
+    http_container.repository.override(providers.Object(DownRepository()))
+    http_container.queue.override(providers.Object(DownQueue()))
+
+    response = await http_client.get("/health")
+
+    assert response.status_code == 200
+
+
+async def test_ready_when_every_dependency_answers(http_client: httpx.AsyncClient) -> None:
+    response = await http_client.get("/ready")
+
+    assert response.status_code == 200
+    assert response.json() == {"status": "ready", "checks": {"repository": "ok", "queue": "ok"}}
+
+
+async def test_not_ready_names_the_failing_queue(
+    http_container: Container, http_client: httpx.AsyncClient
+) -> None:
+    http_container.queue.override(providers.Object(DownQueue()))
+
+    response = await http_client.get("/ready")
+
+    assert response.status_code == 503
+    assert response.headers["retry-after"]
+    body = response.json()
+    Readiness.model_validate(body)
+    assert body["status"] == "unavailable"
+    assert body["checks"]["repository"] == "ok"
+    assert body["checks"]["queue"] == "unavailable: connection refused"
+    assert "queue" in body["error"] and "repository" not in body["error"]
+
+
+async def test_not_ready_names_the_failing_repository(
+    http_container: Container, http_client: httpx.AsyncClient
+) -> None:
+    http_container.repository.override(providers.Object(DownRepository()))
+
+    response = await http_client.get("/ready")
+
+    assert response.status_code == 503
+    assert response.json()["checks"] == {
+        "repository": "unavailable: database is locked",
+        "queue": "ok",
+    }
+
+
+async def test_a_ping_that_hangs_is_not_ready_after_the_timeout(
+    http_container: Container, serve: Serve
+) -> None:
+    http_container.queue.override(providers.Object(HangingQueue()))
+    async with serve(create_app(http_container, ready_timeout=0.05)) as client:
+        response = await asyncio.wait_for(client.get("/ready"), timeout=5)
+
+    assert response.status_code == 503
+    assert response.json()["checks"]["queue"] == "unavailable: no answer within 0.05 s"
+
+
+# -- openapi ----------------------------------------------------------------------------
+
+
+async def test_openapi_documents_exactly_the_routes_the_app_serves(
+    http_container: Container, http_client: httpx.AsyncClient
+) -> None:
+    document = (await http_client.get("/openapi.json")).json()
+    app = create_app(http_container)
+
+    served = {
+        (route.path, method.lower())
+        for route in app.routes
+        if isinstance(route, Route)
+        for method in (route.methods or set())
+        if method != "HEAD"
+    }
+    documented = {
+        (path, method) for path, operations in document["paths"].items() for method in operations
+    }
+    assert served == documented
+    assert document["openapi"].startswith("3.1")
+
+
+async def test_openapi_schemas_come_from_the_models_the_server_uses(
+    http_client: httpx.AsyncClient,
+) -> None:
+    document = (await http_client.get("/openapi.json")).json()
+    schemas = document["components"]["schemas"]
+
+    assert set(schemas["TaskOut"]["properties"]) == set(TaskOut.model_fields)
+    assert set(schemas["TaskOut"]["required"]) == set(TaskOut.model_fields)
+    assert set(schemas["SubmitTask"]["properties"]) == set(SubmitTask.model_fields)
+    assert schemas["SubmitTask"]["required"] == ["type"]
+    type_doc = schemas["SubmitTask"]["properties"]["type"]["description"]
+    assert "Registered on this server: data-export, email, image-resize." in type_doc
+    assert set(schemas["Metrics"]["properties"]) == METRIC_FIELDS
+    submit = document["paths"]["/tasks"]["post"]
+    assert set(submit["responses"]) == {"201", "400", "413", "422", "503"}
+    refs = str(document)
+    for name in schemas:
+        assert f"#/components/schemas/{name}" in refs
+
+
+async def test_every_response_of_a_documented_route_is_a_documented_status(
+    http_client: httpx.AsyncClient,
+) -> None:
+    document = (await http_client.get("/openapi.json")).json()
+    created = await http_client.post("/tasks", json={"type": "email", "payload": "a@b.io"})
+    calls = [
+        ("/tasks", "post", created),
+        ("/tasks", "post", await http_client.post("/tasks", content=b"{")),
+        ("/tasks", "post", await http_client.post("/tasks", json={"type": "x"})),
+        ("/tasks", "get", await http_client.get("/tasks", params={"status": "PENDING"})),
+        ("/tasks", "get", await http_client.get("/tasks")),
+        ("/tasks/{task_id}", "get", await http_client.get(f"/tasks/{created.json()['id']}")),
+        ("/tasks/{task_id}", "get", await http_client.get("/tasks/nope")),
+        ("/metrics", "get", await http_client.get("/metrics")),
+        ("/health", "get", await http_client.get("/health")),
+        ("/ready", "get", await http_client.get("/ready")),
+        ("/openapi.json", "get", await http_client.get("/openapi.json")),
+    ]
+    for path, method, response in calls:
+        assert str(response.status_code) in document["paths"][path][method]["responses"]
+
+
+# -- app and lifespan ----------------------------------------------------------------
+
+
+async def test_lifespan_initialises_and_shuts_down_the_container_resources(
+    http_container: Container, serve: Serve
+) -> None:
+    app = create_app(http_container)
+    assert not http_container.executor.initialized
+
+    async with serve(app) as client:
+        assert http_container.executor.initialized
+        assert (await client.get("/health")).status_code == 200
+
+    assert not http_container.executor.initialized
+
+
+def test_create_app_builds_a_new_app_each_time(http_container: Container) -> None:
+    assert create_app(http_container) is not create_app(http_container)
+
+
+def test_importing_the_app_module_builds_nothing() -> None:
+    import entrypoints.http.app as module
+
+    assert not [name for name, value in vars(module).items() if type(value).__name__ == "Starlette"]
