@@ -7,6 +7,7 @@ a server this machine does not have skips locally and fails in CI (``CI=true``).
 
 from __future__ import annotations
 
+import asyncio
 import tempfile
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
@@ -75,11 +76,38 @@ async def sqlite_repo() -> AsyncIterator[RepoHarness]:
             db.close()
 
 
+# -- aws (SQS + DynamoDB on a local endpoint: tests/support/aws.py) ------------------
+
+
+@asynccontextmanager
+async def aws_queue() -> AsyncIterator[QueueHarness]:
+    from adapters.sqs import SqsTaskQueue
+    from tests.support.aws import aws_resources
+
+    async with aws_resources(max_receive_count=MAX_RECEIVE_COUNT) as aws:
+        queue = SqsTaskQueue(aws.sqs, aws.provisioned.queue_url, aws.provisioned.dlq_url)
+        yield QueueHarness(queue=queue, advance=asyncio.sleep, send_raw=queue.send_raw)
+
+
+@asynccontextmanager
+async def aws_repo() -> AsyncIterator[RepoHarness]:
+    from adapters.dynamodb import DynamoDbTaskRepository, DynamoDbWorkerRegistry
+    from tests.support.aws import aws_resources
+
+    async with aws_resources(max_receive_count=MAX_RECEIVE_COUNT) as aws:
+        yield RepoHarness(
+            repository=DynamoDbTaskRepository(aws.dynamodb, aws.table_name),
+            workers=DynamoDbWorkerRegistry(aws.dynamodb, aws.table_name),
+        )
+
+
 QUEUE_BACKENDS: dict[str, Callable[[], AbstractAsyncContextManager[QueueHarness]]] = {
     "memory": memory_queue,
     "sqlite": sqlite_queue,
+    "aws": aws_queue,
 }
 REPO_BACKENDS: dict[str, Callable[[], AbstractAsyncContextManager[RepoHarness]]] = {
     "memory": memory_repo,
     "sqlite": sqlite_repo,
+    "aws": aws_repo,
 }

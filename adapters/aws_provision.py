@@ -1,0 +1,204 @@
+"""Create what the AWS backend needs, idempotently: a second run changes nothing.
+
+- the dead-letter queue ``<queue_name>-dlq`` (14 days of retention),
+- the main queue, with a RedrivePolicy to it (``maxReceiveCount``) and the default
+  visibility timeout,
+- the DynamoDB table (on-demand, keys and GSI of ``adapters/dynamodb.py``),
+- TTL on its ``expires_at`` attribute.
+
+An existing queue whose redrive policy or visibility timeout differs is brought in line
+(reported as ``updated``); nothing is ever deleted.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from adapters.dynamodb import GSI1, GSI1_PK, GSI1_SK, PK, SK, TTL_ATTRIBUTE
+from domain.errors import InfrastructureError
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_sqs import SQSClient
+
+DLQ_SUFFIX = "-dlq"
+DLQ_RETENTION_SECONDS = 14 * 24 * 3600
+"""The SQS maximum message retention (14 days): dead letters wait for a human."""
+
+_MISSING_QUEUE = frozenset({"AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist"})
+
+
+@dataclass
+class ProvisionResult:
+    queue_url: str
+    dlq_url: str
+    created: list[str] = field(default_factory=list)
+    updated: list[str] = field(default_factory=list)
+    existing: list[str] = field(default_factory=list)
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.created or self.updated)
+
+    def lines(self) -> list[str]:
+        """What a CLI prints: one line per resource."""
+        out = [f"created {name}" for name in self.created]
+        out += [f"updated {name}" for name in self.updated]
+        out += [f"{name} already exists, nothing changed" for name in self.existing]
+        return out
+
+
+def dlq_name(queue_name: str) -> str:
+    return queue_name + DLQ_SUFFIX
+
+
+def provision(
+    sqs_client: SQSClient,
+    dynamodb_client: DynamoDBClient,
+    *,
+    queue_name: str,
+    table_name: str,
+    max_receive_count: int,
+    visibility_timeout: int,
+) -> ProvisionResult:
+    """Blocking (boto3): call it from a thread in async code."""
+    try:
+        return _provision(
+            sqs_client,
+            dynamodb_client,
+            queue_name=queue_name,
+            table_name=table_name,
+            max_receive_count=max_receive_count,
+            visibility_timeout=visibility_timeout,
+        )
+    except (ClientError, BotoCoreError) as error:
+        raise InfrastructureError("aws", f"provisioning failed: {error}") from None
+
+
+def _provision(
+    sqs: SQSClient,
+    dynamodb: DynamoDBClient,
+    *,
+    queue_name: str,
+    table_name: str,
+    max_receive_count: int,
+    visibility_timeout: int,
+) -> ProvisionResult:
+    created: list[str] = []
+    updated: list[str] = []
+    existing: list[str] = []
+
+    dlq = dlq_name(queue_name)
+    dlq_url = _queue_url(sqs, dlq)
+    if dlq_url is None:
+        dlq_url = sqs.create_queue(
+            QueueName=dlq, Attributes={"MessageRetentionPeriod": str(DLQ_RETENTION_SECONDS)}
+        )["QueueUrl"]
+        created.append(f"queue {dlq}")
+    else:
+        existing.append(f"queue {dlq}")
+    dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
+
+    wanted = {
+        "VisibilityTimeout": str(visibility_timeout),
+        "RedrivePolicy": json.dumps(
+            {"deadLetterTargetArn": dlq_arn, "maxReceiveCount": str(max_receive_count)}
+        ),
+    }
+    queue_url = _queue_url(sqs, queue_name)
+    if queue_url is None:
+        queue_url = sqs.create_queue(QueueName=queue_name, Attributes=wanted)["QueueUrl"]  # type: ignore[arg-type]
+        created.append(f"queue {queue_name}")
+    else:
+        attributes = sqs.get_queue_attributes(
+            QueueUrl=queue_url, AttributeNames=["VisibilityTimeout", "RedrivePolicy"]
+        ).get("Attributes", {})
+        current = {str(name): value for name, value in attributes.items()}
+        if _same_queue_settings(current, wanted):
+            existing.append(f"queue {queue_name}")
+        else:
+            sqs.set_queue_attributes(QueueUrl=queue_url, Attributes=wanted)  # type: ignore[arg-type]
+            updated.append(f"queue {queue_name} (redrive policy, visibility timeout)")
+
+    try:
+        dynamodb.describe_table(TableName=table_name)
+        existing.append(f"table {table_name}")
+    except dynamodb.exceptions.ResourceNotFoundException:
+        _create_table(dynamodb, table_name)
+        created.append(f"table {table_name}")
+
+    ttl = dynamodb.describe_time_to_live(TableName=table_name).get("TimeToLiveDescription", {})
+    if ttl.get("TimeToLiveStatus") in ("ENABLED", "ENABLING") and (
+        ttl.get("AttributeName") == TTL_ATTRIBUTE
+    ):
+        existing.append(f"TTL on {table_name}.{TTL_ATTRIBUTE}")
+    else:
+        dynamodb.update_time_to_live(
+            TableName=table_name,
+            TimeToLiveSpecification={"Enabled": True, "AttributeName": TTL_ATTRIBUTE},
+        )
+        created.append(f"TTL on {table_name}.{TTL_ATTRIBUTE}")
+
+    return ProvisionResult(
+        queue_url=queue_url, dlq_url=dlq_url, created=created, updated=updated, existing=existing
+    )
+
+
+def _queue_url(sqs: SQSClient, name: str) -> str | None:
+    try:
+        return sqs.get_queue_url(QueueName=name)["QueueUrl"]
+    except ClientError as error:
+        if error.response.get("Error", {}).get("Code") in _MISSING_QUEUE:
+            return None
+        raise
+
+
+def _same_queue_settings(current: Mapping[str, str], wanted: Mapping[str, str]) -> bool:
+    if current.get("VisibilityTimeout") != wanted["VisibilityTimeout"]:
+        return False
+    try:
+        have = json.loads(current.get("RedrivePolicy", "{}"))
+    except ValueError:
+        return False
+    want = json.loads(wanted["RedrivePolicy"])
+    return bool(
+        have.get("deadLetterTargetArn") == want["deadLetterTargetArn"]
+        and str(have.get("maxReceiveCount")) == want["maxReceiveCount"]
+    )
+
+
+def _create_table(dynamodb: DynamoDBClient, table_name: str) -> None:
+    dynamodb.create_table(
+        TableName=table_name,
+        BillingMode="PAY_PER_REQUEST",
+        AttributeDefinitions=[
+            {"AttributeName": PK, "AttributeType": "S"},
+            {"AttributeName": SK, "AttributeType": "S"},
+            {"AttributeName": GSI1_PK, "AttributeType": "S"},
+            {"AttributeName": GSI1_SK, "AttributeType": "S"},
+        ],
+        KeySchema=[
+            {"AttributeName": PK, "KeyType": "HASH"},
+            {"AttributeName": SK, "KeyType": "RANGE"},
+        ],
+        GlobalSecondaryIndexes=[
+            {
+                "IndexName": GSI1,
+                "KeySchema": [
+                    {"AttributeName": GSI1_PK, "KeyType": "HASH"},
+                    {"AttributeName": GSI1_SK, "KeyType": "RANGE"},
+                ],
+                "Projection": {"ProjectionType": "ALL"},
+            }
+        ],
+    )
+    dynamodb.get_waiter("table_exists").wait(
+        TableName=table_name, WaiterConfig={"Delay": 1, "MaxAttempts": 60}
+    )

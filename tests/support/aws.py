@@ -1,0 +1,231 @@
+"""A local AWS endpoint for the tests, and clients, queues and tables on it.
+
+The endpoint is chosen once per test process, in this order:
+
+1. ``AWS_ENDPOINT_URL`` when set (LocalStack from docker-compose, a CI service, ...);
+2. LocalStack in a container (testcontainers) when a Docker engine answers a ping;
+3. an in-process moto server on 127.0.0.1 with a free port.
+
+When none can be had the test is skipped, or fails when ``CI=true``.
+
+Credentials are fake and passed to each client explicitly; ``os.environ`` is never
+changed. Every queue and table gets a unique name and is deleted after its test.
+"""
+
+from __future__ import annotations
+
+import atexit
+import functools
+import gc
+import logging
+import os
+import uuid
+import warnings
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import boto3
+import pytest
+from botocore.config import Config
+
+from adapters.aws_provision import ProvisionResult, provision
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_sqs import SQSClient
+
+REGION = "us-east-1"
+LOCALSTACK_IMAGE = "localstack/localstack:3.8"
+FAKE_KEY = "testing"
+TEST_VISIBILITY_TIMEOUT = 30
+
+
+class _NoEndpoint(Exception):
+    pass
+
+
+def _docker_answers() -> bool:
+    if not os.environ.get("DOCKER_HOST") and not os.path.exists("/var/run/docker.sock"):
+        return False
+    # docker-py leaks its socket when the engine does not answer; the ResourceWarning
+    # would surface in whatever test runs next, so collect it here, silenced.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ResourceWarning)
+        try:
+            return _ping_docker()
+        finally:
+            gc.collect()
+
+
+def _ping_docker() -> bool:
+    try:
+        import docker
+
+        client = docker.from_env()  # raises DockerException at once without an engine
+    except Exception:
+        return False
+    try:
+        return bool(client.ping())
+    except Exception:  # an engine that does not answer, or no permission: no Docker
+        return False
+    finally:
+        client.close()
+
+
+def _start_localstack() -> str:
+    from testcontainers.community.localstack import LocalStackContainer
+
+    container = LocalStackContainer(image=LOCALSTACK_IMAGE).with_services("sqs", "dynamodb")
+    container.start()
+    atexit.register(container.stop)
+    return str(container.get_url())
+
+
+def _start_moto() -> str:
+    from moto.server import ThreadedMotoServer
+
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one line per request
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    atexit.register(server.stop)
+    host, port = server.get_host_and_port()
+    return f"http://{host}:{port}"
+
+
+@functools.cache
+def _endpoint() -> str:
+    configured = os.environ.get("AWS_ENDPOINT_URL")
+    if configured:
+        return configured
+    if _docker_answers():
+        return _start_localstack()
+    try:
+        return _start_moto()
+    except Exception as error:
+        raise _NoEndpoint(f"no local AWS endpoint: {error}") from error
+
+
+def aws_endpoint() -> str:
+    """The endpoint URL; skips the calling test (fails it in CI) when there is none."""
+    try:
+        return _endpoint()
+    except _NoEndpoint as error:
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(str(error))
+        pytest.skip(str(error))
+
+
+@pytest.fixture(scope="session")
+def aws_endpoint_url() -> str:
+    return aws_endpoint()
+
+
+def client_config(**overrides: Any) -> Config:
+    settings: dict[str, Any] = {
+        "retries": {"mode": "standard", "max_attempts": 3},
+        "connect_timeout": 5,
+        # Longer than the longest long poll (20 s).
+        "read_timeout": 30,
+        "max_pool_connections": 32,
+    }
+    settings.update(overrides)
+    return Config(**settings)
+
+
+def sqs_client(endpoint: str, config: Config | None = None) -> SQSClient:
+    """A new client: tests that register event hooks on it affect nothing else."""
+    return boto3.session.Session().client(
+        "sqs",
+        endpoint_url=endpoint,
+        region_name=REGION,
+        config=config or client_config(),
+        aws_access_key_id=FAKE_KEY,
+        aws_secret_access_key=FAKE_KEY,
+    )
+
+
+def dynamodb_client(endpoint: str, config: Config | None = None) -> DynamoDBClient:
+    return boto3.session.Session().client(
+        "dynamodb",
+        endpoint_url=endpoint,
+        region_name=REGION,
+        config=config or client_config(),
+        aws_access_key_id=FAKE_KEY,
+        aws_secret_access_key=FAKE_KEY,
+    )
+
+
+@functools.cache
+def shared_clients(endpoint: str) -> tuple[SQSClient, DynamoDBClient]:
+    """Clients reused across tests (creating one costs tens of milliseconds)."""
+    return sqs_client(endpoint), dynamodb_client(endpoint)
+
+
+def unique_name(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:12]}"
+
+
+@dataclass
+class AwsResources:
+    endpoint: str
+    sqs: SQSClient
+    dynamodb: DynamoDBClient
+    queue_name: str
+    table_name: str
+    provisioned: ProvisionResult
+
+
+def provision_fresh(
+    endpoint: str, *, max_receive_count: int, sqs: SQSClient | None = None
+) -> AwsResources:
+    shared_sqs, shared_dynamodb = shared_clients(endpoint)
+    queue_name = unique_name("taskq-test")
+    table_name = unique_name("taskq-test")
+    result = provision(
+        sqs or shared_sqs,
+        shared_dynamodb,
+        queue_name=queue_name,
+        table_name=table_name,
+        max_receive_count=max_receive_count,
+        visibility_timeout=TEST_VISIBILITY_TIMEOUT,
+    )
+    return AwsResources(
+        endpoint, sqs or shared_sqs, shared_dynamodb, queue_name, table_name, result
+    )
+
+
+def delete_resources(resources: AwsResources) -> None:
+    """Best effort: a leftover queue on a throwaway endpoint harms nothing."""
+    sqs, dynamodb = shared_clients(resources.endpoint)
+    for url in (resources.provisioned.queue_url, resources.provisioned.dlq_url):
+        try:
+            sqs.delete_queue(QueueUrl=url)
+        except Exception:
+            pass
+    try:
+        dynamodb.delete_table(TableName=resources.table_name)
+    except Exception:
+        pass
+
+
+@asynccontextmanager
+async def aws_resources(*, max_receive_count: int) -> AsyncIterator[AwsResources]:
+    import asyncio
+
+    endpoint = aws_endpoint()
+    resources = await asyncio.to_thread(
+        provision_fresh, endpoint, max_receive_count=max_receive_count
+    )
+    try:
+        yield resources
+    finally:
+        await asyncio.to_thread(delete_resources, resources)
+
+
+@pytest.fixture
+def fresh_aws(aws_endpoint_url: str) -> Iterator[AwsResources]:
+    resources = provision_fresh(aws_endpoint_url, max_receive_count=3)
+    yield resources
+    delete_resources(resources)
