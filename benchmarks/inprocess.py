@@ -1,0 +1,69 @@
+"""Engine overhead: no-op tasks through the use cases and the worker, in one process.
+
+Submits ``n`` tasks with ``TaskService.submit`` while a ``Worker`` (memory backend)
+runs them; reports tasks/s from the first submit to the last completion.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import time
+from typing import Any
+
+from adapters.clock import SystemClock
+from adapters.memory import InMemoryTaskQueue, InMemoryTaskRepository, InMemoryWorkerRegistry
+from domain.models import TaskStatus
+from domain.processing import ProcessorSettings, TaskProcessor
+from domain.registry import HandlerRegistry, TaskType
+from domain.retry import RetryPolicy
+from domain.services import SubmitRequest, TaskService
+from entrypoints.worker import Worker, WorkerSettings
+
+
+async def noop(payload: Any) -> None:
+    return None
+
+
+async def run(n: int, concurrency: int) -> dict[str, float]:
+    clock = SystemClock()
+    repo = InMemoryTaskRepository()
+    queue = InMemoryTaskQueue(clock)
+    registry = HandlerRegistry()
+    registry.add(TaskType("noop", noop))
+    workers = InMemoryWorkerRegistry()
+    service = TaskService(repo, queue, clock, registry, workers)
+    processor = TaskProcessor(
+        repo, queue, clock, registry, RetryPolicy(), ProcessorSettings(visibility_timeout=60)
+    )
+    worker = Worker(
+        processor,
+        queue,
+        workers,
+        clock,
+        WorkerSettings(concurrency=concurrency, poll_wait_seconds=1, shutdown_grace_seconds=5),
+    )
+    stop = asyncio.Event()
+    started = time.perf_counter()
+    running = asyncio.create_task(worker.run(stop))
+    for _ in range(n):
+        await service.submit(SubmitRequest(type="noop"))
+    while (await repo.count_by_status())[TaskStatus.COMPLETED] < n:
+        await asyncio.sleep(0.001)
+    elapsed = time.perf_counter() - started
+    stop.set()
+    await running
+    return {"tasks": n, "seconds": round(elapsed, 3), "tasks_per_second": round(n / elapsed)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--tasks", type=int, default=20_000)
+    parser.add_argument("--concurrency", type=int, default=50)
+    args = parser.parse_args()
+    print(json.dumps(asyncio.run(run(args.tasks, args.concurrency))))
+
+
+if __name__ == "__main__":
+    main()
