@@ -27,6 +27,7 @@ from domain.errors import (
     TaskAlreadyExists,
     TaskNotFound,
     TaskQueueError,
+    TaskStateConflict,
     ValidationError,
 )
 from entrypoints.http.responses import JSONResponse
@@ -92,7 +93,9 @@ def _domain_error(exc: TaskQueueError) -> JSONResponse:
         return error_response(422, f"{exc.field}: {exc.message}")
     if isinstance(exc, TaskNotFound):
         return error_response(404, str(exc))
-    if isinstance(exc, TaskAlreadyExists | IllegalTransition | ConcurrencyConflict):
+    if isinstance(
+        exc, TaskAlreadyExists | TaskStateConflict | IllegalTransition | ConcurrencyConflict
+    ):
         return error_response(409, str(exc))
     logger.error("unmapped domain error %s", type(exc).__name__)
     return error_response(500, "internal error")

@@ -14,7 +14,13 @@ from adapters.clock import SystemClock
 from adapters.memory import InMemoryTaskQueue, InMemoryTaskRepository
 from bootstrap.container import Container, build_container
 from bootstrap.settings import Settings
-from domain.errors import InfrastructureError
+from domain.errors import (
+    ConcurrencyConflict,
+    InfrastructureError,
+    TaskAlreadyExists,
+    TaskQueueError,
+    TaskStateConflict,
+)
 from domain.models import Task
 from entrypoints.http.app import create_app
 from tests.unit.conftest import Serve
@@ -43,6 +49,17 @@ class BuggyRepository(InMemoryTaskRepository):
 
     async def get(self, task_id: str) -> Task:
         raise RuntimeError("bug while reading")
+
+
+class ConflictingRepository(InMemoryTaskRepository):
+    """Raises a given domain conflict on add, as a store that lost a race would."""
+
+    def __init__(self, error: TaskQueueError) -> None:
+        super().__init__()
+        self.error = error
+
+    async def add(self, task: Task) -> None:
+        raise self.error
 
 
 class UnreachableRepository(InMemoryTaskRepository):
@@ -253,6 +270,28 @@ async def test_repository_outage_is_503_with_retry_after(
     assert response.status_code == 503
     assert response.headers["retry-after"]
     assert response.json() == {"error": "repository unavailable, retry later"}
+
+
+# -- 409 --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        TaskAlreadyExists("t-1"),
+        ConcurrencyConflict("t-1", "lost a race"),
+        TaskStateConflict("t-1", "COMPLETED", "cancel"),
+    ],
+)
+async def test_domain_conflicts_are_409(
+    http_container: Container, http_client: httpx.AsyncClient, error: TaskQueueError
+) -> None:
+    http_container.repository.override(providers.Object(ConflictingRepository(error)))
+
+    response = await http_client.post("/tasks", json={"type": "email", "payload": "a@b.io"})
+
+    assert response.status_code == 409
+    assert response.json() == {"error": str(error)}
 
 
 # -- 500: last resort only ------------------------------------------------------------
