@@ -8,9 +8,10 @@ from __future__ import annotations
 import json
 import math
 from typing import Any
+from urllib.parse import quote
 
 import httpx
-from hypothesis import HealthCheck, event, given, settings
+from hypothesis import HealthCheck, assume, event, given, settings
 from hypothesis import strategies as st
 
 from bootstrap.container import build_container
@@ -130,3 +131,38 @@ async def test_post_tasks_never_500s_and_201_means_stored(body: bytes) -> None:
 
 def test_encode_writes_infinity_as_an_overflowing_number() -> None:
     assert json.loads(encode({"a": math.inf})) == {"a": math.inf}
+
+
+query_text = st.text(st.characters(codec="utf-8"), max_size=40)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(status=st.none() | query_text, limit=st.none() | query_text, cursor=st.none() | query_text)
+async def test_list_queries_never_500(
+    status: str | None, limit: str | None, cursor: str | None
+) -> None:
+    params = {
+        name: value
+        for name, value in (("status", status), ("limit", limit), ("cursor", cursor))
+        if value is not None
+    }
+    app = create_app(build_container(Settings(backend="memory")))
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        response = await client.get("/tasks", params=params)
+
+    assert response.status_code in {200, 422}, response.text
+    if response.status_code == 422:
+        assert response.json()["error"].split(":")[0] in {"status", "limit", "cursor"}
+
+
+@settings(max_examples=100, deadline=None)
+@given(task_id=st.text(st.characters(codec="utf-8", exclude_characters="/"), min_size=1))
+async def test_any_task_id_is_a_404_never_a_500(task_id: str) -> None:
+    assume(task_id not in {".", ".."})  # the client resolves these dot segments itself
+    app = create_app(build_container(Settings(backend="memory")))
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        response = await client.get(f"/tasks/{quote(task_id, safe='')}")
+
+    assert response.status_code == 404, response.text
