@@ -7,10 +7,15 @@ unbounded body is never buffered.
 
 from __future__ import annotations
 
+import re
+
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from entrypoints.http.errors import BodyTooLarge, error_response
+
+_DIGITS = re.compile(r"[0-9]+")
+"""A well-formed Content-Length; a malformed one is ignored and the body counted."""
 
 
 class BodyLimitMiddleware:
@@ -23,7 +28,7 @@ class BodyLimitMiddleware:
             await self.app(scope, receive, send)
             return
         declared = Headers(scope=scope).get("content-length")
-        if declared is not None and declared.strip().isdigit():
+        if declared is not None and _DIGITS.fullmatch(declared.strip()):
             if int(declared) > self.max_body_bytes:
                 await self._refuse(scope, receive, send)
                 return

@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 from dependency_injector import providers
+from starlette.types import Message, Scope
 
 from adapters.clock import SystemClock
 from adapters.memory import InMemoryTaskQueue, InMemoryTaskRepository
@@ -194,6 +195,40 @@ async def test_chunked_body_is_sent_without_content_length(
     response = await http_client.send(request)
 
     assert response.status_code == 201
+
+
+@pytest.mark.parametrize("declared", [b"\xb2", b"abc", b"-1", b"", b"1e9"])
+async def test_a_malformed_content_length_is_ignored_and_the_body_counted(
+    http_container: Container, declared: bytes
+) -> None:
+    app = create_app(http_container)
+    body = b'{"type": "email", "payload": "a@b.io"}'
+    sent: list[Message] = []
+    scope: Scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": "/tasks",
+        "raw_path": b"/tasks",
+        "query_string": b"",
+        "root_path": "",
+        "headers": [(b"host", b"test"), (b"content-length", declared)],
+        "client": ("127.0.0.1", 1),
+        "server": ("test", 80),
+    }
+
+    async def receive() -> Message:
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    async def send(message: Message) -> None:
+        sent.append(message)
+
+    await app(scope, receive, send)
+
+    assert sent[0]["type"] == "http.response.start"
+    assert sent[0]["status"] == 201
 
 
 async def test_body_limit_is_a_setting(serve: Serve) -> None:
