@@ -97,6 +97,7 @@ def build_openapi(*, task_types: Sequence[str], max_body_bytes: int) -> dict[str
                     "responses": {
                         "201": _json("TaskOut", "Stored (PENDING) and enqueued."),
                         "400": _error("The body is not JSON, or not a JSON object."),
+                        "409": _error("A conflicting write: the task id is already in use."),
                         "413": _error(f"The body is over {max_body_bytes} bytes."),
                         "422": _error(
                             "Failed validation: missing or empty type, unknown type, "
