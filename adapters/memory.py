@@ -18,7 +18,12 @@ from datetime import datetime, timedelta
 
 from adapters import envelope
 from adapters.cursor import decode_cursor, encode_cursor
-from domain.errors import ConcurrencyConflict, TaskAlreadyExists, TaskNotFound
+from domain.errors import (
+    ConcurrencyConflict,
+    IdempotencyKeyReused,
+    TaskAlreadyExists,
+    TaskNotFound,
+)
 from domain.models import DeadLetter, Delivery, Page, QueueDepth, Task, TaskStatus, WorkerInfo
 from domain.ports import Clock
 
@@ -36,6 +41,19 @@ class InMemoryTaskRepository:
         self._tasks: dict[str, Task] = {}
         self._by_status: dict[TaskStatus, list[tuple[str, str]]] = {s: [] for s in TaskStatus}
         self._counts: dict[TaskStatus, int] = dict.fromkeys(TaskStatus, 0)
+        self._keys: dict[str, tuple[str, str, datetime]] = {}  # key -> id, print, expiry
+
+    async def add_idempotent(
+        self, task: Task, *, key: str, fingerprint: str, expires_at: datetime, now: datetime
+    ) -> str | None:
+        claim = self._keys.get(key)
+        if claim is not None and claim[2] > now:
+            if claim[1] != fingerprint:
+                raise IdempotencyKeyReused(key)
+            return claim[0]
+        await self.add(task)
+        self._keys[key] = (task.id, fingerprint, expires_at)
+        return None
 
     async def add(self, task: Task) -> None:
         if task.id in self._tasks:

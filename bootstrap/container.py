@@ -74,6 +74,7 @@ class Container(containers.DeclarativeContainer):
         Limits,
         default_max_attempts=settings.provided.default_max_attempts,
         max_attempts_limit=settings.provided.max_attempts_limit,
+        idempotency_window_seconds=settings.provided.idempotency_window_seconds,
     )
 
     # -- memory ----------------------------------------------------------------------

@@ -60,6 +60,11 @@ class Settings(BaseSettings):
         60.0, gt=0, validation_alias=_env("TASKQ_RECONCILE_INTERVAL_SECONDS")
     )
 
+    idempotency_window_seconds: float = Field(
+        86400.0, gt=0, validation_alias=_env("TASKQ_IDEMPOTENCY_WINDOW_SECONDS")
+    )
+    """How long an Idempotency-Key keeps returning the task it first created."""
+
     # HTTP
     max_body_bytes: int = Field(256 * 1024, ge=1024, validation_alias=_env("TASKQ_MAX_BODY_BYTES"))
 

@@ -60,6 +60,17 @@ class TaskStateConflict(TaskQueueError):
         super().__init__(f"task {task_id!r} is {status}: cannot {action}")
 
 
+class IdempotencyKeyReused(TaskQueueError):
+    """An idempotency key was used again with a different request."""
+
+    def __init__(self, key: str) -> None:
+        self.key = key
+        super().__init__(
+            "the Idempotency-Key was already used with a different request; "
+            "use a new key for a new task"
+        )
+
+
 class ConcurrencyConflict(TaskQueueError):
     """A conditional write lost a race: the stored task is not what the writer expected."""
 

@@ -50,6 +50,19 @@ class TaskRepository(Protocol):
         """The stored task. Raises ``TaskNotFound``."""
         ...
 
+    async def add_idempotent(
+        self, task: Task, *, key: str, fingerprint: str, expires_at: datetime, now: datetime
+    ) -> str | None:
+        """Store ``task`` and claim the idempotency ``key`` for it, atomically.
+
+        If ``key`` is already claimed and the claim has not expired (its
+        ``expires_at`` is after ``now``), nothing is stored and the id of the task
+        it was claimed for is returned; if that claim's fingerprint differs,
+        ``IdempotencyKeyReused`` is raised instead. Returns None when ``task`` was
+        stored. Of concurrent calls with one key, exactly one stores its task.
+        """
+        ...
+
     async def transition(self, new: Task, *, expected: Task) -> None:
         """Replace ``expected`` by ``new`` if the stored task still has ``expected``'s
         status and version (compare-and-set). ``new.version`` must be greater.

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -25,6 +27,27 @@ within this horizon."""
 MAX_DELAY_SECONDS = 366 * 24 * 3600
 """A task may be delayed up to a year (a leap year's worth)."""
 CANCEL_RETRIES = 5
+MAX_IDEMPOTENCY_KEY_LENGTH = 255
+
+
+def fingerprint(request: SubmitRequest) -> str:
+    """A digest of what a submission asks for, to tell a retry from a new request."""
+    canonical = json.dumps(
+        {
+            "type": request.type,
+            "payload": request.payload,
+            "max_attempts": request.max_attempts,
+            "timeout_seconds": request.timeout_seconds,
+            "delay_seconds": request.delay_seconds,
+            "run_at": request.run_at.isoformat() if request.run_at else None,
+        },
+        sort_keys=True,
+        separators=(",", ":"),
+        default=str,
+    )
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
 MAX_TIMEOUT_SECONDS = 12 * 3600
 """A handler timeout is bounded like an SQS visibility timeout (12 h)."""
 MAX_PAGE_SIZE = 500
@@ -47,6 +70,8 @@ class Limits:
     max_attempts_limit: int = 19
     """At most max_receive_count - 1, so the worker fails an exhausted task before the
     queue's own redrive policy moves its message away."""
+    idempotency_window_seconds: float = 24 * 3600
+    """How long an Idempotency-Key keeps returning the task it created."""
 
 
 class TaskService:
@@ -152,13 +177,37 @@ class TaskService:
         """
         task, delay = self.build(request)
         await self.repository.add(task)
+        await self._enqueue(task, delay)
+        return task
+
+    async def submit_idempotent(self, request: SubmitRequest, key: str) -> tuple[Task, bool]:
+        """Submit once per ``key``: a repeat of the same request within the window
+        returns the original task and False; a different request under the same key
+        raises ``IdempotencyKeyReused``."""
+        if not key or len(key) > MAX_IDEMPOTENCY_KEY_LENGTH:
+            raise ValidationError(
+                "Idempotency-Key", f"must be 1 to {MAX_IDEMPOTENCY_KEY_LENGTH} characters"
+            )
+        task, delay = self.build(request)
+        existing = await self.repository.add_idempotent(
+            task,
+            key=key,
+            fingerprint=fingerprint(request),
+            expires_at=task.created_at + timedelta(seconds=self.limits.idempotency_window_seconds),
+            now=task.created_at,
+        )
+        if existing is not None:
+            return await self.repository.get(existing), False
+        await self._enqueue(task, delay)
+        return task, True
+
+    async def _enqueue(self, task: Task, delay: int | None) -> None:
         if delay is None:
-            return task  # held by the engine until due; see Reconciler
+            return  # held by the engine until due; see Reconciler
         try:
             await self.queue.send(task.id, delay_seconds=delay)
         except InfrastructureError as exc:
             raise QueueSendFailed(task.id, exc.detail) from exc
-        return task
 
     async def submit_many(self, requests: Sequence[SubmitRequest]) -> list[Task]:
         built = [self.build(r) for r in requests]

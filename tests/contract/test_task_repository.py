@@ -207,3 +207,69 @@ async def test_worker_registry_lists_live_workers_until_they_expire(
     assert [w.worker_id for w in live] == ["w-2"]
     await registry.remove("w-2")
     assert await registry.live(T0 + timedelta(seconds=12)) == []
+
+
+async def test_an_idempotency_key_stores_one_task(repo_harness: RepoHarness) -> None:
+    repo = repo_harness.repository
+    first, second = make_task(1), make_task(2)
+    expires = T0 + timedelta(hours=24)
+    assert (
+        await repo.add_idempotent(first, key="k-1", fingerprint="f", expires_at=expires, now=T0)
+        is None
+    )
+    again = await repo.add_idempotent(
+        second, key="k-1", fingerprint="f", expires_at=expires, now=T0 + timedelta(seconds=5)
+    )
+    assert again == first.id
+    with pytest.raises(TaskNotFound):
+        await repo.get(second.id)
+    assert sum((await repo.count_by_status()).values()) == 1
+
+
+async def test_an_idempotency_key_reused_for_another_request_is_refused(
+    repo_harness: RepoHarness,
+) -> None:
+    from domain.errors import IdempotencyKeyReused
+
+    repo = repo_harness.repository
+    expires = T0 + timedelta(hours=24)
+    await repo.add_idempotent(make_task(1), key="k-2", fingerprint="a", expires_at=expires, now=T0)
+    with pytest.raises(IdempotencyKeyReused):
+        await repo.add_idempotent(
+            make_task(2), key="k-2", fingerprint="b", expires_at=expires, now=T0
+        )
+    assert sum((await repo.count_by_status()).values()) == 1
+
+
+async def test_an_expired_idempotency_key_can_be_claimed_again(repo_harness: RepoHarness) -> None:
+    repo = repo_harness.repository
+    first, later = make_task(1), make_task(2)
+    await repo.add_idempotent(
+        first, key="k-3", fingerprint="f", expires_at=T0 + timedelta(hours=1), now=T0
+    )
+    after = T0 + timedelta(hours=2)
+    assert (
+        await repo.add_idempotent(
+            later, key="k-3", fingerprint="f", expires_at=after + timedelta(hours=1), now=after
+        )
+        is None
+    )
+    assert (await repo.get(later.id)).id == later.id
+
+
+async def test_concurrent_submissions_with_one_key_store_exactly_one(
+    repo_harness: RepoHarness,
+) -> None:
+    repo = repo_harness.repository
+    tasks = [make_task(n) for n in range(10)]
+    expires = T0 + timedelta(hours=24)
+    results = await asyncio.gather(
+        *(
+            repo.add_idempotent(t, key="k-race", fingerprint="f", expires_at=expires, now=T0)
+            for t in tasks
+        )
+    )
+    created = [t for t, r in zip(tasks, results, strict=True) if r is None]
+    assert len(created) == 1
+    assert {r for r in results if r is not None} <= {created[0].id}
+    assert sum((await repo.count_by_status()).values()) == 1

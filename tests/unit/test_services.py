@@ -145,3 +145,19 @@ async def test_bulk_retry_of_failed_tasks_filters_by_type() -> None:
     assert sorted(retried) == sorted(i for i, t in ids.items() if t == "email")
     counts = await svc.repository.count_by_status()
     assert (counts[TaskStatus.PENDING], counts[TaskStatus.FAILED]) == (2, 1)
+
+
+async def test_idempotent_submission_returns_the_original_task() -> None:
+    from domain.errors import IdempotencyKeyReused
+
+    svc = service()
+    request = SubmitRequest(type="email", payload="a@b.co")
+    first, created = await svc.submit_idempotent(request, "order-42")
+    again, created_again = await svc.submit_idempotent(request, "order-42")
+    assert (created, created_again) == (True, False)
+    assert again.id == first.id
+    assert (await svc.queue.depth()).visible == 1, "a repeat is not enqueued again"
+    with pytest.raises(IdempotencyKeyReused):
+        await svc.submit_idempotent(SubmitRequest(type="email", payload="x@y.co"), "order-42")
+    with pytest.raises(ValidationError):
+        await svc.submit_idempotent(request, "")
