@@ -38,6 +38,7 @@ class ReconcileReport:
     examined: int
     resent: int
     scheduled: int = 0
+    failed_dead_letters: int = 0
 
 
 class Reconciler:
@@ -49,7 +50,9 @@ class Reconciler:
         *,
         stale_after_seconds: float,
         max_examined: int = 10_000,
+        dead_letter_sample: int = 100,
     ) -> None:
+        self.dead_letter_sample = dead_letter_sample
         self.repository = repository
         self.queue = queue
         self.clock = clock
@@ -81,9 +84,50 @@ class Reconciler:
             cursor = page.next_cursor
             if cursor is None:
                 break
-        if resent or scheduled:
-            log.info("reconciler re-sent %d stale tasks, enqueued %d due", resent, scheduled)
-        return ReconcileReport(examined=examined, resent=resent, scheduled=scheduled)
+        failed = await self._fail_dead_lettered()
+        if resent or scheduled or failed:
+            log.info(
+                "reconciler re-sent %d stale tasks, enqueued %d due, failed %d dead-lettered",
+                resent,
+                scheduled,
+                failed,
+            )
+        return ReconcileReport(
+            examined=examined, resent=resent, scheduled=scheduled, failed_dead_letters=failed
+        )
+
+    async def _fail_dead_lettered(self) -> int:
+        """A message the queue itself dead-lettered (past its maxReceiveCount, e.g. a
+        task whose workers kept dying) leaves its task unfinished: record it FAILED."""
+        failed = 0
+        for dead in await self.queue.list_dead_letters(limit=self.dead_letter_sample):
+            if dead.task_id is None:
+                continue
+            try:
+                task = await self.repository.get(dead.task_id)
+            except TaskNotFound:
+                continue
+            now = self.clock.now()
+            if task.status is TaskStatus.PROCESSING and not task.lease_expired(now):
+                continue  # still running somewhere; the worker will settle it
+            if task.status.is_final or dead.receive_count <= task.attempts:
+                # Settled, or an old letter of a task an operator has since retried:
+                # every delivery of it led to an attempt that ended in a recorded way.
+                continue
+            reason = (
+                f"its message was dead-lettered after {dead.receive_count} deliveries "
+                "(workers kept failing to finish it)"
+            )
+            try:
+                current = task
+                if task.status is TaskStatus.PENDING:
+                    current = task.claim("reconciler", now, 0)
+                    await self.repository.transition(current, expected=task)
+                await self.repository.transition(current.fail(reason, now), expected=current)
+            except (ConcurrencyConflict, TaskNotFound):
+                continue
+            failed += 1
+        return failed
 
     async def _enqueue(self, task: Task, delay_seconds: int) -> bool:
         """Touch (so only one reconciler sends it), then send."""

@@ -488,3 +488,39 @@ async def test_an_early_delivery_of_a_scheduled_task_waits_on_the_queue() -> Non
     assert (await env.repo.get(task.id)).status is TaskStatus.PENDING
     await env.clock.advance(7201)
     assert await env.processor.process(await env.receive()) is Outcome.COMPLETED
+
+
+async def test_a_task_whose_message_the_queue_dead_lettered_is_recorded_failed() -> None:
+    from domain.reconcile import Reconciler
+
+    env = Env()
+    env.queue.max_receive_count = 2
+    env.handler("job", lambda payload: None)
+    task = await env.submit("job")
+    for _ in range(2):  # two deliveries that nobody settles (say, workers that died early)
+        await env.receive()
+        await env.clock.advance(LEASE + 1)
+    assert await env.nothing_visible()
+    assert await env.queue.dead_letter_count() == 1
+    report = await Reconciler(env.repo, env.queue, env.clock, stale_after_seconds=60).run_once()
+    assert report.failed_dead_letters == 1
+    failed = await env.repo.get(task.id)
+    assert failed.status is TaskStatus.FAILED
+    assert "dead-lettered after 2 deliveries" in (failed.error or "")
+
+
+async def test_an_old_dead_letter_does_not_fail_a_task_an_operator_retried() -> None:
+    from domain.reconcile import Reconciler
+
+    env = Env()
+
+    def job(payload: Any) -> None:
+        raise PermanentTaskError("no")
+
+    env.handler("job", job)
+    task = await env.submit("job", max_attempts=1)
+    assert await env.processor.process(await env.receive()) is Outcome.FAILED
+    await env.service.retry(task.id)
+    report = await Reconciler(env.repo, env.queue, env.clock, stale_after_seconds=60).run_once()
+    assert report.failed_dead_letters == 0
+    assert (await env.repo.get(task.id)).status is TaskStatus.PENDING
