@@ -21,6 +21,7 @@ from entrypoints.http.schemas import (
     Health,
     Metrics,
     Readiness,
+    RetryTask,
     SubmitTask,
     TaskOut,
     TaskPage,
@@ -28,6 +29,7 @@ from entrypoints.http.schemas import (
 
 _MODELS: list[tuple[type[BaseModel], JsonSchemaMode]] = [
     (SubmitTask, "validation"),
+    (RetryTask, "validation"),
     (TaskOut, "serialization"),
     (TaskPage, "serialization"),
     (Metrics, "serialization"),
@@ -155,6 +157,51 @@ def build_openapi(*, task_types: Sequence[str], max_body_bytes: int) -> dict[str
                         "200": _json("TaskOut", "The task."),
                         "404": _error("No task has this id (or it is not a UUID)."),
                         "503": _unavailable("The task store is unavailable."),
+                    },
+                }
+            },
+            "/tasks/{task_id}/cancel": {
+                "post": {
+                    "operationId": "cancelTask",
+                    "summary": "Cancel a task",
+                    "description": (
+                        "A PENDING (or delayed) task becomes CANCELLED and never runs. A "
+                        "PROCESSING task is flagged (`cancel_requested`): its worker cancels "
+                        "the handler cooperatively and the task ends CANCELLED. Cancelling "
+                        "twice answers the same."
+                    ),
+                    "parameters": [task_id],
+                    "responses": {
+                        "200": _json("TaskOut", "CANCELLED, or PROCESSING with cancel_requested."),
+                        "404": _error("No task has this id (or it is not a UUID)."),
+                        "409": _error("The task is finished; the error names its status."),
+                        "503": _unavailable("The task store is unavailable."),
+                    },
+                }
+            },
+            "/tasks/{task_id}/retry": {
+                "post": {
+                    "operationId": "retryTask",
+                    "summary": "Retry a FAILED task",
+                    "description": (
+                        "The task goes back to PENDING with a new attempt budget and is "
+                        "enqueued; its attempts so far and its last error are kept."
+                    ),
+                    "parameters": [task_id],
+                    "requestBody": {
+                        "required": False,
+                        "content": {"application/json": {"schema": _ref("RetryTask")}},
+                    },
+                    "responses": {
+                        "200": _json("TaskOut", "The task, PENDING again."),
+                        "400": _error("The body is not JSON, or not a JSON object."),
+                        "404": _error("No task has this id (or it is not a UUID)."),
+                        "409": _error("The task is not FAILED; the error names its status."),
+                        "422": _error("max_attempts is not an integer in range."),
+                        "503": _unavailable(
+                            "A dependency is down. If `task_id` is set the task is PENDING "
+                            "again and the reconciler will enqueue it."
+                        ),
                     },
                 }
             },

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import math
 import re
+from datetime import UTC, datetime
 from typing import Any
 
 from starlette.requests import Request
@@ -49,6 +50,30 @@ async def json_object(request: Request) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise MalformedBody(f"request body must be a JSON object, not {_kind(data)}")
     return data
+
+
+async def optional_json_object(request: Request) -> dict[str, Any]:
+    """Like ``json_object``, but an empty body is an empty object."""
+    if not (await request.body()).strip():
+        return {}
+    return await json_object(request)
+
+
+def rfc3339_param(field: str, raw: str | None) -> datetime | None:
+    """An RFC 3339 timestamp with a timezone, in UTC (``None`` stays ``None``)."""
+    if raw is None:
+        return None
+    message = "must be an RFC 3339 timestamp with a timezone, e.g. 2026-01-01T09:30:00Z"
+    try:
+        moment = datetime.fromisoformat(raw)
+    except ValueError:
+        raise ValidationError(field, message) from None
+    if moment.utcoffset() is None:
+        raise ValidationError(field, message)
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError:  # e.g. year 1 with a positive offset
+        raise ValidationError(field, "is out of range") from None
 
 
 def check_depth(field: str, value: JSON, limit: int = MAX_PAYLOAD_DEPTH) -> None:

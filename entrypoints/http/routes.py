@@ -19,12 +19,20 @@ from bootstrap.container import Container
 from domain.errors import InfrastructureError
 from domain.services import SubmitRequest, TaskService
 from entrypoints.http.errors import RETRY_AFTER_SECONDS, MalformedTaskId
-from entrypoints.http.parsing import check_depth, json_object, limit_param, status_param
+from entrypoints.http.parsing import (
+    check_depth,
+    json_object,
+    limit_param,
+    optional_json_object,
+    rfc3339_param,
+    status_param,
+)
 from entrypoints.http.responses import JSONResponse
 from entrypoints.http.schemas import (
     Health,
     Metrics,
     Readiness,
+    RetryTask,
     SubmitTask,
     TaskOut,
     TaskPage,
@@ -58,28 +66,24 @@ class Endpoints:
         return await self.list_tasks(request)
 
     async def submit_task(self, request: Request) -> Response:
-        body = SubmitTask.model_validate(await json_object(request))
-        check_depth("payload", body.payload)
-        task = await self._service().submit(
-            SubmitRequest(
-                type=body.type,
-                payload=body.payload,
-                max_attempts=body.max_attempts,
-                timeout_seconds=body.timeout_seconds,
-                delay_seconds=body.delay_seconds,
-            )
-        )
+        submit = submit_request(SubmitTask.model_validate(await json_object(request)))
+        task = await self._service().submit(submit)
         return JSONResponse(
             dump(TaskOut.of(task)), status_code=201, headers={"Location": f"/tasks/{task.id}"}
         )
 
     async def get_task(self, request: Request) -> Response:
-        task_id: str = request.path_params["task_id"]
-        try:
-            uuid.UUID(task_id)
-        except ValueError:
-            raise MalformedTaskId(task_id) from None
-        task = await self._service().get(task_id)
+        task = await self._service().get(task_id_param(request))
+        return JSONResponse(dump(TaskOut.of(task)))
+
+    async def cancel_task(self, request: Request) -> Response:
+        task = await self._service().cancel(task_id_param(request))
+        return JSONResponse(dump(TaskOut.of(task)))
+
+    async def retry_task(self, request: Request) -> Response:
+        task_id = task_id_param(request)
+        body = RetryTask.model_validate(await optional_json_object(request))
+        task = await self._service().retry(task_id, extra_attempts=body.max_attempts)
         return JSONResponse(dump(TaskOut.of(task)))
 
     async def list_tasks(self, request: Request) -> Response:
@@ -137,8 +141,34 @@ class Endpoints:
             # One route for both methods, so a wrong method gets a 405 naming both.
             Route("/tasks", self.tasks, methods=["GET", "POST"], name="tasks"),
             Route("/tasks/{task_id}", self.get_task, methods=["GET"], name="get_task"),
+            Route(
+                "/tasks/{task_id}/cancel", self.cancel_task, methods=["POST"], name="cancel_task"
+            ),
+            Route("/tasks/{task_id}/retry", self.retry_task, methods=["POST"], name="retry_task"),
             Route("/metrics", self.metrics, methods=["GET"], name="metrics"),
             Route("/health", self.health, methods=["GET"], name="health"),
             Route("/ready", self.ready, methods=["GET"], name="ready"),
             Route("/openapi.json", self.openapi, methods=["GET"], name="openapi"),
         ]
+
+
+def task_id_param(request: Request) -> str:
+    """The path's task id; one that is not a UUID cannot exist (404)."""
+    task_id: str = request.path_params["task_id"]
+    try:
+        uuid.UUID(task_id)
+    except ValueError:
+        raise MalformedTaskId(task_id) from None
+    return task_id
+
+
+def submit_request(body: SubmitTask) -> SubmitRequest:
+    check_depth("payload", body.payload)
+    return SubmitRequest(
+        type=body.type,
+        payload=body.payload,
+        max_attempts=body.max_attempts,
+        timeout_seconds=body.timeout_seconds,
+        delay_seconds=body.delay_seconds,
+        run_at=rfc3339_param("run_at", body.run_at),
+    )

@@ -15,7 +15,14 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, WithJsonSchema
 
 from domain.models import MetricsSnapshot, Page, Task, TaskStatus
-from domain.services import MAX_TIMEOUT_SECONDS
+from domain.services import MAX_DELAY_SECONDS, MAX_TIMEOUT_SECONDS
+
+MAX_BATCH_SIZE = 100
+"""Most tasks one ``POST /tasks/batch`` may carry."""
+MAX_REDRIVE = 10_000
+"""Most FAILED tasks one ``POST /dead-letters/redrive`` retries."""
+DEFAULT_REDRIVE = 1000
+MAX_REDRIVE_PER_SECOND = 1000.0
 
 
 def rfc3339(moment: datetime) -> str:
@@ -53,8 +60,86 @@ class SubmitTask(BaseModel):
     )
     delay_seconds: float = Field(
         0,
-        description="Seconds before the task is first delivered (rounded up; at least 0).",
+        description="Seconds before the task is first delivered (rounded up; 0 to "
+        f"{MAX_DELAY_SECONDS}, about a year). Delays past the queue's 15 minutes are held "
+        "by the engine.",
     )
+    run_at: str | None = Field(
+        None,
+        description="When the task becomes due: an RFC 3339 timestamp with a timezone "
+        "(e.g. `2026-01-01T09:30:00Z`), at most a year ahead; a past time means now. "
+        "Give either `run_at` or `delay_seconds`.",
+        json_schema_extra={"format": "date-time"},
+    )
+
+
+class BatchItem(SubmitTask):
+    """One task of ``POST /tasks/batch``: the fields of ``POST /tasks``, plus an
+    optional idempotency key (the ``Idempotency-Key`` header of a single submit)."""
+
+    idempotency_key: str | None = Field(
+        None, description="Like the `Idempotency-Key` header of `POST /tasks`, per item."
+    )
+
+
+class SubmitBatch(BaseModel):
+    """Body of ``POST /tasks/batch``. Each item is validated on its own."""
+
+    model_config = ConfigDict(strict=True, extra="ignore")
+
+    tasks: list[Any] = Field(
+        description=f"1 to {MAX_BATCH_SIZE} tasks, each with the fields of `POST /tasks` "
+        "(see `BatchItem`).",
+        json_schema_extra={"items": {"$ref": "#/components/schemas/BatchItem"}},
+    )
+
+
+class BatchResult(BaseModel):
+    status: int = Field(
+        description="201 created; 200 the task an idempotency key already created; "
+        "409 the key was used with a different request; 422 invalid (nothing stored); "
+        "503 a dependency failed (with `task_id`: stored, the reconciler will enqueue it)."
+    )
+    task: TaskOut | None = Field(None, description="Set with 200 and 201.")
+    error: str | None = Field(None, description="Set with 4xx and 5xx: what is wrong.")
+    task_id: str | None = Field(None, description="Set with 503 when the task was stored.")
+
+
+class BatchResults(BaseModel):
+    results: list[BatchResult] = Field(description="One per submitted task, in input order.")
+
+
+class RetryTask(BaseModel):
+    """Optional body of ``POST /tasks/{task_id}/retry``."""
+
+    model_config = ConfigDict(strict=True, extra="ignore")
+
+    max_attempts: int | None = Field(
+        None,
+        description="Further attempts the task gets (default 3; at least 1, at most the "
+        "configured limit). Attempts so far are kept.",
+    )
+
+
+class Redrive(BaseModel):
+    """Body of ``POST /dead-letters/redrive`` (every field optional)."""
+
+    model_config = ConfigDict(strict=True, extra="ignore")
+
+    type: str | None = Field(None, description="Only FAILED tasks of this type.")
+    limit: int = Field(
+        DEFAULT_REDRIVE, description=f"At most this many tasks (1 to {MAX_REDRIVE})."
+    )
+    per_second: float | None = Field(
+        None,
+        description=f"Retry at most this many tasks a second (0 < n <= "
+        f"{MAX_REDRIVE_PER_SECOND:g}; default 50), so a redrive does not flood the workers.",
+    )
+
+
+class Redriven(BaseModel):
+    retried: list[str] = Field(description="Ids of the tasks retried (now PENDING).")
+    count: int
 
 
 class TaskOut(BaseModel):
@@ -75,6 +160,10 @@ class TaskOut(BaseModel):
     result: Any = Field(description="What the handler returned, once COMPLETED.")
     timeout_seconds: float | None
     run_at: Timestamp | None = Field(description="When a delayed task becomes due.")
+    cancel_requested: bool = Field(
+        description="A PROCESSING task asked to cancel: its worker stops the handler and the "
+        "task ends CANCELLED."
+    )
 
     @classmethod
     def of(cls, task: Task) -> TaskOut:
@@ -94,6 +183,7 @@ class TaskOut(BaseModel):
             result=task.result,
             timeout_seconds=task.timeout_seconds,
             run_at=task.run_at,
+            cancel_requested=task.cancel_requested,
         )
 
 
@@ -106,6 +196,26 @@ class TaskPage(BaseModel):
     @classmethod
     def of(cls, page: Page) -> TaskPage:
         return cls(tasks=[TaskOut.of(t) for t in page.items], next_cursor=page.next_cursor)
+
+
+class DeadLetterPage(BaseModel):
+    tasks: list[TaskOut] = Field(
+        description="FAILED tasks, newest first, each with its `attempts` and last `error`."
+    )
+    next_cursor: str | None = Field(
+        description="Pass as `cursor` for the next page; null on the last page."
+    )
+    dead_letter_queue_depth: int = Field(
+        description="Messages in the queue's dead-letter queue (poison messages included)."
+    )
+
+    @classmethod
+    def of(cls, page: Page, depth: int) -> DeadLetterPage:
+        return cls(
+            tasks=[TaskOut.of(t) for t in page.items],
+            next_cursor=page.next_cursor,
+            dead_letter_queue_depth=depth,
+        )
 
 
 class Metrics(BaseModel):

@@ -202,6 +202,7 @@ async def test_every_response_of_a_documented_route_is_a_documented_status(
 ) -> None:
     document = (await http_client.get("/openapi.json")).json()
     created = await http_client.post("/tasks", json={"type": "email", "payload": "a@b.io"})
+    location = created.headers["location"]
     calls = [
         ("/tasks", "post", created),
         ("/tasks", "post", await http_client.post("/tasks", content=b"{")),
@@ -210,6 +211,21 @@ async def test_every_response_of_a_documented_route_is_a_documented_status(
         ("/tasks", "get", await http_client.get("/tasks")),
         ("/tasks/{task_id}", "get", await http_client.get(f"/tasks/{created.json()['id']}")),
         ("/tasks/{task_id}", "get", await http_client.get("/tasks/nope")),
+        ("/tasks/{task_id}/retry", "post", await http_client.post(f"{location}/retry")),
+        (
+            "/tasks/{task_id}/retry",
+            "post",
+            await http_client.post(f"{location}/retry", content=b"["),
+        ),
+        ("/tasks/{task_id}/retry", "post", await http_client.post("/tasks/nope/retry")),
+        (
+            "/tasks/{task_id}/retry",
+            "post",
+            await http_client.post(f"{location}/retry", json={"max_attempts": 0}),
+        ),
+        ("/tasks/{task_id}/cancel", "post", await http_client.post(f"{location}/cancel")),
+        ("/tasks/{task_id}/cancel", "post", await http_client.post(f"{location}/cancel")),
+        ("/tasks/{task_id}/cancel", "post", await http_client.post("/tasks/nope/cancel")),
         ("/metrics", "get", await http_client.get("/metrics")),
         ("/health", "get", await http_client.get("/health")),
         ("/ready", "get", await http_client.get("/ready")),

@@ -28,6 +28,7 @@ TASK_FIELDS = {
     "result",
     "timeout_seconds",
     "run_at",
+    "cancel_requested",
 }
 
 

@@ -1,0 +1,291 @@
+"""POST /tasks/{id}/cancel, POST /tasks/{id}/retry, and run_at on POST /tasks."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import pytest
+
+from bootstrap.container import Container
+from domain.models import Task, TaskStatus
+from entrypoints.http.schemas import TaskOut
+
+
+async def created(client: httpx.AsyncClient, **fields: Any) -> dict[str, Any]:
+    response = await client.post("/tasks", json={"type": "email", "payload": "a@b.io", **fields})
+    assert response.status_code == 201, response.text
+    task: dict[str, Any] = response.json()
+    return task
+
+
+async def processing(container: Container, task_id: str) -> Task:
+    """Claim the task the way a worker does."""
+    repository = container.repository()
+    task: Task = await repository.get(task_id)
+    claimed = task.claim("lease-1", datetime.now(UTC), 30)
+    await repository.transition(claimed, expected=task)
+    return claimed
+
+
+async def failed(container: Container, task_id: str, error: str = "smtp down") -> Task:
+    repository = container.repository()
+    claimed = await processing(container, task_id)
+    failed = claimed.fail(error, datetime.now(UTC))
+    await repository.transition(failed, expected=claimed)
+    return failed
+
+
+async def completed(container: Container, task_id: str) -> Task:
+    repository = container.repository()
+    claimed = await processing(container, task_id)
+    done = claimed.complete({"sent": True}, datetime.now(UTC))
+    await repository.transition(done, expected=claimed)
+    return done
+
+
+# -- cancel ------------------------------------------------------------------------------
+
+
+async def test_cancel_a_pending_task_makes_it_cancelled_for_good(
+    http_client: httpx.AsyncClient,
+) -> None:
+    task = await created(http_client)
+
+    response = await http_client.post(f"/tasks/{task['id']}/cancel")
+
+    assert response.status_code == 200, response.text
+    body = response.json()
+    TaskOut.model_validate(body)
+    assert body["status"] == "CANCELLED" and body["finished_at"] is not None
+    assert body["cancel_requested"] is False
+    assert (await http_client.get(f"/tasks/{task['id']}")).json() == body
+    metrics = (await http_client.get("/metrics")).json()
+    assert metrics["cancelled_tasks"] == 1 and metrics["pending_tasks"] == 0
+
+
+async def test_cancel_a_delayed_task(http_client: httpx.AsyncClient) -> None:
+    task = await created(http_client, delay_seconds=7 * 24 * 3600)
+
+    response = await http_client.post(f"/tasks/{task['id']}/cancel")
+
+    assert response.status_code == 200
+    assert response.json()["status"] == "CANCELLED"
+
+
+async def test_cancel_a_processing_task_requests_cancellation(
+    http_container: Container, http_client: httpx.AsyncClient
+) -> None:
+    task = await created(http_client)
+    await processing(http_container, task["id"])
+
+    first = await http_client.post(f"/tasks/{task['id']}/cancel")
+    again = await http_client.post(f"/tasks/{task['id']}/cancel")
+
+    assert first.status_code == 200
+    assert first.json()["status"] == "PROCESSING"
+    assert first.json()["cancel_requested"] is True
+    assert again.status_code == 200 and again.json() == first.json()
+    stored = await http_container.repository().get(task["id"])
+    assert stored.cancel_requested
+
+
+@pytest.mark.parametrize("finish", ["completed", "failed", "cancelled"])
+async def test_cancel_a_finished_task_is_409_naming_its_status(
+    http_container: Container, http_client: httpx.AsyncClient, finish: str
+) -> None:
+    task = await created(http_client)
+    if finish == "completed":
+        await completed(http_container, task["id"])
+    elif finish == "failed":
+        await failed(http_container, task["id"])
+    else:
+        assert (await http_client.post(f"/tasks/{task['id']}/cancel")).status_code == 200
+
+    response = await http_client.post(f"/tasks/{task['id']}/cancel")
+
+    assert response.status_code == 409
+    assert finish.upper() in response.json()["error"]
+    assert (await http_client.get(f"/tasks/{task['id']}")).json()["status"] == finish.upper()
+
+
+@pytest.mark.parametrize("action", ["cancel", "retry"])
+async def test_actions_on_an_unknown_or_malformed_id_are_404(
+    http_client: httpx.AsyncClient, action: str
+) -> None:
+    unknown = str(uuid.uuid4())
+
+    missing = await http_client.post(f"/tasks/{unknown}/{action}")
+    malformed = await http_client.post(f"/tasks/not-a-uuid/{action}")
+
+    assert missing.status_code == 404 and unknown in missing.json()["error"]
+    assert malformed.status_code == 404 and "not found" in malformed.json()["error"]
+
+
+@pytest.mark.parametrize("action", ["cancel", "retry"])
+async def test_actions_are_post_only(http_client: httpx.AsyncClient, action: str) -> None:
+    response = await http_client.get(f"/tasks/{uuid.uuid4()}/{action}")
+
+    assert response.status_code == 405
+    assert response.headers["allow"] == "POST"
+
+
+# -- retry -------------------------------------------------------------------------------
+
+
+async def test_retry_a_failed_task_makes_it_pending_and_keeps_its_history(
+    http_container: Container, http_client: httpx.AsyncClient
+) -> None:
+    task = await created(http_client)
+    await failed(http_container, task["id"], "smtp down")
+
+    response = await http_client.post(f"/tasks/{task['id']}/retry")
+
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["status"] == "PENDING" and body["finished_at"] is None
+    assert body["attempts"] == 1 and body["error"] == "smtp down"
+    assert body["max_attempts"] == 1 + 3  # attempts so far plus the default budget
+    metrics = (await http_client.get("/metrics")).json()
+    assert (metrics["failed_tasks"], metrics["pending_tasks"], metrics["queue_depth"]) == (
+        0,
+        1,
+        2,  # the original submit's message (never received here) and the retry's
+    )
+
+
+async def test_retry_takes_the_number_of_further_attempts(
+    http_container: Container, http_client: httpx.AsyncClient
+) -> None:
+    task = await created(http_client)
+    await failed(http_container, task["id"])
+
+    response = await http_client.post(f"/tasks/{task['id']}/retry", json={"max_attempts": 5})
+
+    assert response.status_code == 200
+    assert response.json()["max_attempts"] == 1 + 5
+
+
+@pytest.mark.parametrize(
+    "content",
+    [b'{"max_attempts": 0}', b'{"max_attempts": 1000}', b'{"max_attempts": "2"}'],
+)
+async def test_retry_with_a_bad_budget_is_422_and_changes_nothing(
+    http_container: Container, http_client: httpx.AsyncClient, content: bytes
+) -> None:
+    task = await created(http_client)
+    await failed(http_container, task["id"])
+
+    response = await http_client.post(f"/tasks/{task['id']}/retry", content=content)
+
+    assert response.status_code == 422
+    assert response.json()["error"].startswith("max_attempts:")
+    assert (await http_client.get(f"/tasks/{task['id']}")).json()["status"] == "FAILED"
+
+
+@pytest.mark.parametrize("content", [b"{", b"[]", b"3"])
+async def test_retry_with_a_body_that_is_not_an_object_is_400(
+    http_container: Container, http_client: httpx.AsyncClient, content: bytes
+) -> None:
+    task = await created(http_client)
+    await failed(http_container, task["id"])
+
+    response = await http_client.post(f"/tasks/{task['id']}/retry", content=content)
+
+    assert response.status_code == 400
+
+
+@pytest.mark.parametrize("state", ["PENDING", "PROCESSING", "COMPLETED"])
+async def test_retry_a_task_that_has_not_failed_is_409_naming_its_status(
+    http_container: Container, http_client: httpx.AsyncClient, state: str
+) -> None:
+    task = await created(http_client)
+    if state == "PROCESSING":
+        await processing(http_container, task["id"])
+    elif state == "COMPLETED":
+        await completed(http_container, task["id"])
+
+    response = await http_client.post(f"/tasks/{task['id']}/retry")
+
+    assert response.status_code == 409
+    assert state in response.json()["error"]
+    assert (await http_client.get(f"/tasks/{task['id']}")).json()["status"] == state
+
+
+# -- run_at and long delays ---------------------------------------------------------------
+
+
+async def test_run_at_in_the_future_holds_the_task_until_then(
+    http_container: Container, http_client: httpx.AsyncClient
+) -> None:
+    due = datetime.now(UTC) + timedelta(days=30)
+    text = due.replace(microsecond=0).isoformat().replace("+00:00", "Z")
+
+    task = await created(http_client, run_at=text)
+
+    assert task["status"] == "PENDING"
+    assert datetime.fromisoformat(task["run_at"]) == due.replace(microsecond=0)
+    metrics = (await http_client.get("/metrics")).json()
+    assert metrics["queue_depth"] == 0  # held by the engine, not in the queue
+    assert (await http_container.repository().get(task["id"])).run_at == due.replace(microsecond=0)
+
+
+async def test_run_at_with_an_offset_is_shown_in_utc(http_client: httpx.AsyncClient) -> None:
+    due = (datetime.now(UTC) + timedelta(minutes=5)).replace(microsecond=0)
+    text = due.astimezone(pytest.importorskip("zoneinfo").ZoneInfo("Asia/Kolkata")).isoformat()
+
+    task = await created(http_client, run_at=text)
+
+    assert task["run_at"] == due.isoformat().replace("+00:00", "Z")
+    assert (await http_client.get("/metrics")).json()["queue_delayed"] == 1
+
+
+async def test_run_at_in_the_past_runs_now(http_client: httpx.AsyncClient) -> None:
+    task = await created(http_client, run_at="2020-01-01T00:00:00Z")
+
+    assert task["run_at"] is None
+    assert (await http_client.get("/metrics")).json()["queue_depth"] == 1
+
+
+async def test_delay_of_a_month_is_accepted(http_client: httpx.AsyncClient) -> None:
+    task = await created(http_client, delay_seconds=30 * 24 * 3600)
+
+    assert task["run_at"] > task["created_at"]
+
+
+@pytest.mark.parametrize(
+    ("fields", "field"),
+    [
+        ({"run_at": "2026-01-01T09:30:00"}, "run_at"),  # no timezone
+        ({"run_at": "2026-01-01"}, "run_at"),
+        ({"run_at": "tomorrow"}, "run_at"),
+        ({"run_at": ""}, "run_at"),
+        ({"run_at": 1767225600}, "run_at"),
+        ({"run_at": "0001-01-01T00:00:00+05:00"}, "run_at"),
+        ({"run_at": "9999-12-31T23:59:59-05:00"}, "run_at"),
+        ({"run_at": "2999-01-01T00:00:00Z"}, "run_at"),  # more than a year ahead
+        ({"run_at": "2099-01-01T00:00:00Z", "delay_seconds": 5}, "run_at"),
+        ({"delay_seconds": 367 * 24 * 3600}, "delay_seconds"),
+    ],
+)
+async def test_bad_run_at_is_422_naming_the_field(
+    http_client: httpx.AsyncClient, fields: dict[str, Any], field: str
+) -> None:
+    response = await http_client.post(
+        "/tasks", json={"type": "email", "payload": "a@b.io", **fields}
+    )
+
+    assert response.status_code == 422, response.text
+    assert response.json()["error"].startswith(f"{field}:")
+    assert (await http_client.get("/metrics")).json()["total_tasks"] == 0
+
+
+async def test_task_json_shows_cancel_requested(
+    http_client: httpx.AsyncClient,
+) -> None:
+    task = await created(http_client)
+
+    assert task["cancel_requested"] is False
+    assert TaskStatus(task["status"]) is TaskStatus.PENDING
