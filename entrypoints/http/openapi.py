@@ -17,10 +17,13 @@ from domain.models import TaskStatus
 from domain.services import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
 from entrypoints.http.errors import RETRY_AFTER_SECONDS
 from entrypoints.http.schemas import (
+    DeadLetterPage,
     Error,
     Health,
     Metrics,
     Readiness,
+    Redrive,
+    Redriven,
     RetryTask,
     SubmitTask,
     TaskOut,
@@ -30,6 +33,9 @@ from entrypoints.http.schemas import (
 _MODELS: list[tuple[type[BaseModel], JsonSchemaMode]] = [
     (SubmitTask, "validation"),
     (RetryTask, "validation"),
+    (Redrive, "validation"),
+    (Redriven, "serialization"),
+    (DeadLetterPage, "serialization"),
     (TaskOut, "serialization"),
     (TaskPage, "serialization"),
     (Metrics, "serialization"),
@@ -69,6 +75,24 @@ def build_openapi(*, task_types: Sequence[str], max_body_bytes: int) -> dict[str
         f" Registered on this server: {', '.join(task_types)}."
     )
     statuses = [s.value for s in TaskStatus]
+    limit = {
+        "name": "limit",
+        "in": "query",
+        "required": False,
+        "schema": {
+            "type": "integer",
+            "minimum": 1,
+            "maximum": MAX_PAGE_SIZE,
+            "default": DEFAULT_PAGE_SIZE,
+        },
+    }
+    cursor = {
+        "name": "cursor",
+        "in": "query",
+        "required": False,
+        "schema": {"type": "string"},
+        "description": "`next_cursor` of the previous page.",
+    }
     task_id = {
         "name": "task_id",
         "in": "path",
@@ -201,6 +225,51 @@ def build_openapi(*, task_types: Sequence[str], max_body_bytes: int) -> dict[str
                         "503": _unavailable(
                             "A dependency is down. If `task_id` is set the task is PENDING "
                             "again and the reconciler will enqueue it."
+                        ),
+                    },
+                }
+            },
+            "/dead-letters": {
+                "get": {
+                    "operationId": "listDeadLetters",
+                    "summary": "FAILED tasks (attempts and last error), newest first",
+                    "description": (
+                        "A task that used up its attempts (or failed permanently) is FAILED "
+                        "and its message went to the dead-letter queue. "
+                        "`dead_letter_queue_depth` counts the messages there, poison messages "
+                        "(with no readable task) included."
+                    ),
+                    "parameters": [limit, cursor],
+                    "responses": {
+                        "200": _json("DeadLetterPage", "One page of FAILED tasks."),
+                        "422": _error("Invalid limit or cursor."),
+                        "503": _unavailable("A dependency is unavailable."),
+                    },
+                }
+            },
+            "/dead-letters/redrive": {
+                "post": {
+                    "operationId": "redrive",
+                    "summary": "Retry FAILED tasks, all or of one type, at a bounded rate",
+                    "description": (
+                        "Each FAILED task (of `type` if given; up to `limit`) is retried as by "
+                        "`POST /tasks/{task_id}/retry` with the default budget, at most "
+                        "`per_second` a second, so the answer of a large redrive takes a while. "
+                        "It works on FAILED tasks: messages in the queue's dead-letter queue "
+                        "are not moved (a FAILED task's message is no longer needed; the retry "
+                        "sends a new one)."
+                    ),
+                    "requestBody": {
+                        "required": False,
+                        "content": {"application/json": {"schema": _ref("Redrive")}},
+                    },
+                    "responses": {
+                        "200": _json("Redriven", "The ids of the tasks retried."),
+                        "400": _error("The body is not JSON, or not a JSON object."),
+                        "422": _error("Invalid type, limit or per_second."),
+                        "503": _unavailable(
+                            "A dependency failed part way: the tasks retried so far stay "
+                            "retried; send the request again for the rest."
                         ),
                     },
                 }

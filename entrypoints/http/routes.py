@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -16,7 +17,8 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from bootstrap.container import Container
-from domain.errors import InfrastructureError
+from domain.errors import InfrastructureError, ValidationError
+from domain.models import TaskStatus
 from domain.services import SubmitRequest, TaskService
 from entrypoints.http.errors import RETRY_AFTER_SECONDS, MalformedTaskId
 from entrypoints.http.parsing import (
@@ -29,9 +31,14 @@ from entrypoints.http.parsing import (
 )
 from entrypoints.http.responses import JSONResponse
 from entrypoints.http.schemas import (
+    MAX_REDRIVE,
+    MAX_REDRIVE_PER_SECOND,
+    DeadLetterPage,
     Health,
     Metrics,
     Readiness,
+    Redrive,
+    Redriven,
     RetryTask,
     SubmitTask,
     TaskOut,
@@ -93,6 +100,40 @@ class Endpoints:
         page = await self._service().list(status, limit=limit, cursor=query.get("cursor") or None)
         return JSONResponse(dump(TaskPage.of(page)))
 
+    async def dead_letters(self, request: Request) -> Response:
+        """FAILED tasks, and how deep the queue's dead-letter queue is."""
+        query = request.query_params
+        limit = limit_param(query.get("limit"))
+        service = self._service()
+        page = await service.list(
+            TaskStatus.FAILED, limit=limit, cursor=query.get("cursor") or None
+        )
+        depth = (await service.metrics()).dead_letters
+        return JSONResponse(dump(DeadLetterPage.of(page, depth)))
+
+    async def redrive(self, request: Request) -> Response:
+        """Retry FAILED tasks (not raw dead-letter queue messages), at a bounded rate."""
+        body = Redrive.model_validate(await optional_json_object(request))
+        if body.type is not None and not body.type.strip():
+            raise ValidationError("type", "must be a non-empty string when given")
+        if not 1 <= body.limit <= MAX_REDRIVE:
+            raise ValidationError("limit", f"must be between 1 and {MAX_REDRIVE}")
+        per_second = body.per_second
+        if per_second is not None and not (
+            math.isfinite(per_second) and 0 < per_second <= MAX_REDRIVE_PER_SECOND
+        ):
+            raise ValidationError(
+                "per_second", f"must be a number in (0, {MAX_REDRIVE_PER_SECOND:g}]"
+            )
+        service = self._service()
+        if per_second is None:
+            retried = await service.retry_failed(task_type=body.type, limit=body.limit)
+        else:
+            retried = await service.retry_failed(
+                task_type=body.type, limit=body.limit, per_second=per_second
+            )
+        return JSONResponse(dump(Redriven(retried=retried, count=len(retried))))
+
     async def metrics(self, request: Request) -> Response:
         return JSONResponse(dump(Metrics.of(await self._service().metrics())))
 
@@ -145,6 +186,8 @@ class Endpoints:
                 "/tasks/{task_id}/cancel", self.cancel_task, methods=["POST"], name="cancel_task"
             ),
             Route("/tasks/{task_id}/retry", self.retry_task, methods=["POST"], name="retry_task"),
+            Route("/dead-letters", self.dead_letters, methods=["GET"], name="dead_letters"),
+            Route("/dead-letters/redrive", self.redrive, methods=["POST"], name="redrive"),
             Route("/metrics", self.metrics, methods=["GET"], name="metrics"),
             Route("/health", self.health, methods=["GET"], name="health"),
             Route("/ready", self.ready, methods=["GET"], name="ready"),
