@@ -9,6 +9,7 @@ item             pk                          sk         notes
 task             ``TASK#<id>``               ``TASK``   every Task field; GSI keys below
 status counter   ``COUNT#<status>#<shard>``  ``COUNT``  ``n``: a signed share of the count
 worker           ``WORKERS``                 ``<id>``   WorkerInfo, ``live_until``
+idempotency key  ``IDEM#<key>``              ``IDEM``   task id, fingerprint, claim expiry
 ===============  ==========================  =========  ====================================
 
 Task items carry the sparse GSI keys ``gsi1pk = STATUS#<status>#<shard>`` (shard: a
@@ -27,6 +28,7 @@ mode retries throttling and 5xx answers; what still fails becomes
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
 import hashlib
 import json
@@ -42,6 +44,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from adapters.cursor import decode_cursor, encode_cursor
 from domain.errors import (
     ConcurrencyConflict,
+    IdempotencyKeyReused,
     InfrastructureError,
     InvalidCursor,
     TaskAlreadyExists,
@@ -72,6 +75,7 @@ TTL_ATTRIBUTE = "expires_at"
 TASK_SK = "TASK"
 COUNTER_SK = "COUNT"
 WORKERS_PK = "WORKERS"
+IDEMPOTENCY_SK = "IDEM"
 
 # DynamoDB quotas, from the DynamoDB Developer Guide ("Service, account, and table
 # quotas"):
@@ -119,6 +123,11 @@ def _utc_key(value: datetime) -> str:
     return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")
 
 
+def _epoch_us(value: datetime) -> int:
+    """Whole microseconds since the epoch: exact, unlike a float timestamp."""
+    return (value - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(microseconds=1)
+
+
 def _get_s(item: Item, name: str) -> str | None:
     value = item.get(name)
     return None if value is None else value.get("S")
@@ -150,6 +159,54 @@ def _req_int(item: Item, name: str) -> int:
     if text is None:
         raise InfrastructureError("dynamodb", f"stored item lacks attribute {name!r}")
     return int(text)
+
+
+# -- Task <-> item, field by field ----------------------------------------------------
+# Driven by the dataclass fields, so a field added to Task is stored without a change
+# here; an item written before a field existed reads back with the field's default.
+# ``payload`` and ``result`` are JSON text: DynamoDB numbers would come back as Decimal.
+
+_TASK_FIELDS = dataclasses.fields(Task)
+_JSON_FIELDS = frozenset({"payload", "result"})
+
+
+def _kind(annotation: object) -> str:
+    text = str(annotation).replace(" | None", "").replace("None | ", "")
+    return text if text in ("datetime", "int", "float", "bool", "str", "TaskStatus") else "json"
+
+
+def _encode_field(annotation: object, name: str, value: Any) -> AttributeValueTypeDef:
+    kind = "json" if name in _JSON_FIELDS else _kind(annotation)
+    if kind == "datetime":
+        return _s(_iso(value))
+    if kind == "bool":
+        return {"BOOL": bool(value)}
+    if kind == "int":
+        return {"N": str(int(value))}
+    if kind == "float":
+        return _n(float(value))
+    if kind == "TaskStatus":
+        return _s(TaskStatus(value).value)
+    if kind == "str":
+        return _s(value)
+    return _s(json.dumps(value, ensure_ascii=False))
+
+
+def _decode_field(annotation: object, name: str, stored: AttributeValueTypeDef) -> Any:
+    kind = "json" if name in _JSON_FIELDS else _kind(annotation)
+    if kind == "bool":
+        return stored.get("BOOL", False)
+    if kind in ("int", "float"):
+        number = stored.get("N", "0")
+        return int(number) if kind == "int" else float(number)
+    text = stored.get("S", "")
+    if kind == "datetime":
+        return datetime.fromisoformat(text)
+    if kind == "TaskStatus":
+        return TaskStatus(text)
+    if kind == "str":
+        return text
+    return json.loads(text)
 
 
 class DynamoDbTaskRepository:
@@ -215,28 +272,11 @@ class DynamoDbTaskRepository:
             SK: _s(TASK_SK),
             GSI1_PK: _s(f"STATUS#{task.status.value}#{self._index_shard(task.id)}"),
             GSI1_SK: _s(f"{_utc_key(task.created_at)}#{task.id}"),
-            "id": _s(task.id),
-            "type": _s(task.type),
-            "payload": _s(json.dumps(task.payload, ensure_ascii=False)),
-            "status": _s(task.status.value),
-            "created_at": _s(_iso(task.created_at)),
-            "updated_at": _s(_iso(task.updated_at)),
-            "max_attempts": _n(task.max_attempts),
-            "attempts": _n(task.attempts),
-            "retry_count": _n(task.retry_count),
-            "result": _s(json.dumps(task.result, ensure_ascii=False)),
-            "version": _n(task.version),
         }
-        if task.timeout_seconds is not None:
-            item["timeout_seconds"] = _n(float(task.timeout_seconds))
-        for name in ("started_at", "finished_at", "lease_expires_at", "run_at"):
-            value = getattr(task, name)
-            if value is not None:
-                item[name] = _s(_iso(value))
-        for name in ("error", "lease_token"):
-            value = getattr(task, name)
-            if value is not None:
-                item[name] = _s(value)
+        for field in _TASK_FIELDS:
+            value = getattr(task, field.name)
+            if value is not None or field.name in _JSON_FIELDS:
+                item[field.name] = _encode_field(field.type, field.name, value)
         if (
             self.retention_seconds is not None
             and task.status.is_final
@@ -248,27 +288,15 @@ class DynamoDbTaskRepository:
 
     @staticmethod
     def _from_item(item: Item) -> Task:
-        timeout = _get_n(item, "timeout_seconds")
-        return Task(
-            id=_req_s(item, "id"),
-            type=_req_s(item, "type"),
-            payload=json.loads(_req_s(item, "payload")),
-            status=TaskStatus(_req_s(item, "status")),
-            created_at=_req_dt(item, "created_at"),
-            updated_at=_req_dt(item, "updated_at"),
-            max_attempts=_req_int(item, "max_attempts"),
-            attempts=_req_int(item, "attempts"),
-            retry_count=_req_int(item, "retry_count"),
-            timeout_seconds=None if timeout is None else float(timeout),
-            started_at=_get_dt(item, "started_at"),
-            finished_at=_get_dt(item, "finished_at"),
-            error=_get_s(item, "error"),
-            result=json.loads(_get_s(item, "result") or "null"),
-            lease_token=_get_s(item, "lease_token"),
-            lease_expires_at=_get_dt(item, "lease_expires_at"),
-            run_at=_get_dt(item, "run_at"),
-            version=_req_int(item, "version"),
-        )
+        values: dict[str, Any] = {}
+        for field in _TASK_FIELDS:
+            stored = item.get(field.name)
+            if stored is not None:  # absent: None, or the default of a newer field
+                values[field.name] = _decode_field(field.type, field.name, stored)
+        try:
+            return Task(**values)
+        except TypeError as error:
+            raise InfrastructureError("dynamodb", f"stored task is incomplete: {error}") from None
 
     def _expired(self, item: Item) -> bool:
         """Past its retention: DynamoDB's TTL deletes late (up to days), so reads hide it."""
@@ -295,6 +323,48 @@ class DynamoDbTaskRepository:
             if reasons[0].get("Code") == "ConditionalCheckFailed":
                 raise TaskAlreadyExists(task.id)
             raise InfrastructureError("dynamodb", f"add {task.id} cancelled: {reasons}")
+
+    async def add_idempotent(
+        self, task: Task, *, key: str, fingerprint: str, expires_at: datetime, now: datetime
+    ) -> str | None:
+        """One transaction: claim the key (absent, or its claim expired), put the task,
+        count it. A lost claim comes back with the claim's item (ALL_OLD)."""
+        claim: TransactWriteItemTypeDef = {
+            "Put": {
+                "TableName": self.table_name,
+                "Item": {
+                    PK: _s(f"IDEM#{key}"),
+                    SK: _s(IDEMPOTENCY_SK),
+                    "task_id": _s(task.id),
+                    "fingerprint": _s(fingerprint),
+                    "claim_until_us": {"N": str(_epoch_us(expires_at))},
+                    TTL_ATTRIBUTE: {"N": str(math.ceil(expires_at.timestamp()))},
+                },
+                "ConditionExpression": "attribute_not_exists(#pk) OR #until <= :now",
+                "ExpressionAttributeNames": {"#pk": PK, "#until": "claim_until_us"},
+                "ExpressionAttributeValues": {":now": {"N": str(_epoch_us(now))}},
+                "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+            }
+        }
+        put: TransactWriteItemTypeDef = {
+            "Put": {
+                "TableName": self.table_name,
+                "Item": self._to_item(task),
+                "ConditionExpression": "attribute_not_exists(#pk)",
+                "ExpressionAttributeNames": {"#pk": PK},
+            }
+        }
+        reasons = await self._transact([claim, put, self._counter_update(task.status, +1)])
+        if reasons is None:
+            return None
+        if reasons[0].get("Code") == "ConditionalCheckFailed":
+            holder: Item = reasons[0].get("Item") or {}
+            if _get_s(holder, "fingerprint") != fingerprint:
+                raise IdempotencyKeyReused(key)
+            return _req_s(holder, "task_id")
+        if len(reasons) > 1 and reasons[1].get("Code") == "ConditionalCheckFailed":
+            raise TaskAlreadyExists(task.id)
+        raise InfrastructureError("dynamodb", f"add {task.id} cancelled: {reasons}")
 
     async def get(self, task_id: str) -> Task:
         response = await self._run(

@@ -17,12 +17,13 @@ from __future__ import annotations
 import atexit
 import functools
 import gc
+import json
 import logging
 import os
 import uuid
 import warnings
 from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -124,7 +125,7 @@ def aws_endpoint_url() -> str:
 
 def client_config(**overrides: Any) -> Config:
     settings: dict[str, Any] = {
-        "retries": {"mode": "standard", "max_attempts": 3},
+        "retries": {"mode": "standard", "total_max_attempts": 3},
         "connect_timeout": 5,
         # Longer than the longest long poll (20 s).
         "read_timeout": 30,
@@ -224,8 +225,37 @@ async def aws_resources(*, max_receive_count: int) -> AsyncIterator[AwsResources
         await asyncio.to_thread(delete_resources, resources)
 
 
-@pytest.fixture
-def fresh_aws(aws_endpoint_url: str) -> Iterator[AwsResources]:
-    resources = provision_fresh(aws_endpoint_url, max_receive_count=3)
-    yield resources
-    delete_resources(resources)
+@contextmanager
+def fresh_resources(endpoint: str, *, max_receive_count: int = 3) -> Iterator[AwsResources]:
+    """A provisioned queue pair and table for one test, deleted afterwards."""
+    resources = provision_fresh(endpoint, max_receive_count=max_receive_count)
+    try:
+        yield resources
+    finally:
+        delete_resources(resources)
+
+
+class FakeRawResponse:
+    """What a ``before-send`` event hook hands botocore as the body of a made-up
+    response (botocore reads it with ``raw.stream()``)."""
+
+    def __init__(self, body: bytes) -> None:
+        self._body = body
+
+    def stream(self, **_: Any) -> Iterator[bytes]:
+        yield self._body
+
+
+def json_error_response(status: int, error_type: str, message: str) -> Any:
+    """An AWS JSON-protocol error answer (SQS and DynamoDB both speak it), for
+    ``before-send`` hooks that inject failures into a real client."""
+    from botocore.awsrequest import AWSResponse
+
+    body = json.dumps({"__type": error_type, "message": message}).encode()
+    return AWSResponse(
+        "http://injected",
+        status,
+        # AWSResponse wraps any mapping in its own HeadersDict; the stubs ask for more.
+        {"Content-Type": "application/x-amz-json-1.0"},  # type: ignore[arg-type]
+        FakeRawResponse(body),
+    )
