@@ -101,13 +101,18 @@ def _domain_error(exc: TaskQueueError) -> JSONResponse:
     return error_response(500, "internal error")
 
 
-def _pydantic_error(exc: pydantic.ValidationError) -> JSONResponse:
+def pydantic_message(exc: pydantic.ValidationError) -> str:
+    """Each problem as ``field: message``."""
     # ``msg`` never contains the input value, so no payload leaks into the answer.
     problems = []
     for error in exc.errors(include_url=False, include_input=False):
         field = ".".join(str(part) for part in error["loc"]) or "body"
         problems.append(f"{field}: {error['msg']}")
-    return error_response(422, "; ".join(problems))
+    return "; ".join(problems)
+
+
+def _pydantic_error(exc: pydantic.ValidationError) -> JSONResponse:
+    return error_response(422, pydantic_message(exc))
 
 
 def _http_error(request: Request, exc: HTTPException) -> JSONResponse:

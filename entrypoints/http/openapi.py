@@ -17,6 +17,9 @@ from domain.models import TaskStatus
 from domain.services import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
 from entrypoints.http.errors import RETRY_AFTER_SECONDS
 from entrypoints.http.schemas import (
+    MAX_BATCH_SIZE,
+    BatchItem,
+    BatchResults,
     DeadLetterPage,
     Error,
     Health,
@@ -25,6 +28,7 @@ from entrypoints.http.schemas import (
     Redrive,
     Redriven,
     RetryTask,
+    SubmitBatch,
     SubmitTask,
     TaskOut,
     TaskPage,
@@ -32,6 +36,9 @@ from entrypoints.http.schemas import (
 
 _MODELS: list[tuple[type[BaseModel], JsonSchemaMode]] = [
     (SubmitTask, "validation"),
+    (SubmitBatch, "validation"),
+    (BatchItem, "validation"),
+    (BatchResults, "serialization"),
     (RetryTask, "validation"),
     (Redrive, "validation"),
     (Redriven, "serialization"),
@@ -171,6 +178,34 @@ def build_openapi(*, task_types: Sequence[str], max_body_bytes: int) -> dict[str
                         "503": _unavailable("The task store is unavailable."),
                     },
                 },
+            },
+            "/tasks/batch": {
+                "post": {
+                    "operationId": "submitTasks",
+                    "summary": f"Submit 1 to {MAX_BATCH_SIZE} tasks, one result per task",
+                    "description": (
+                        "Each task is validated on its own: valid tasks are created even when "
+                        "others are not. `results` has one entry per task, in input order, "
+                        "with the status `POST /tasks` would have answered for it (201 with "
+                        "`task`, or an error). The tasks due now are sent to the queue in "
+                        "batches. A 503 item with `task_id` was stored and will be enqueued "
+                        "by the reconciler: do not submit it again."
+                    ),
+                    "requestBody": {
+                        "required": True,
+                        "content": {"application/json": {"schema": _ref("SubmitBatch")}},
+                    },
+                    "responses": {
+                        "200": _json("BatchResults", "One result per task, in input order."),
+                        "400": _error("The body is not JSON, or not a JSON object."),
+                        "413": _error(f"The body is over {max_body_bytes} bytes."),
+                        "422": _error(
+                            f"`tasks` is missing, not an array, or has more than "
+                            f"{MAX_BATCH_SIZE} (or no) items. Invalid items are reported in "
+                            "their result instead."
+                        ),
+                    },
+                }
             },
             "/tasks/{task_id}": {
                 "get": {

@@ -20,6 +20,7 @@ from bootstrap.container import Container
 from domain.errors import InfrastructureError, ValidationError
 from domain.models import TaskStatus
 from domain.services import SubmitRequest, TaskService
+from entrypoints.http.batch import BatchSubmit
 from entrypoints.http.errors import RETRY_AFTER_SECONDS, MalformedTaskId
 from entrypoints.http.parsing import (
     check_depth,
@@ -33,6 +34,7 @@ from entrypoints.http.responses import JSONResponse
 from entrypoints.http.schemas import (
     MAX_REDRIVE,
     MAX_REDRIVE_PER_SECOND,
+    BatchResults,
     DeadLetterPage,
     Health,
     Metrics,
@@ -40,6 +42,7 @@ from entrypoints.http.schemas import (
     Redrive,
     Redriven,
     RetryTask,
+    SubmitBatch,
     SubmitTask,
     TaskOut,
     TaskPage,
@@ -78,6 +81,11 @@ class Endpoints:
         return JSONResponse(
             dump(TaskOut.of(task)), status_code=201, headers={"Location": f"/tasks/{task.id}"}
         )
+
+    async def submit_batch(self, request: Request) -> Response:
+        body = SubmitBatch.model_validate(await json_object(request))
+        results = await BatchSubmit(self._service(), submit_request)(body.tasks)
+        return JSONResponse(dump(BatchResults(results=results)))
 
     async def get_task(self, request: Request) -> Response:
         task = await self._service().get(task_id_param(request))
@@ -181,6 +189,7 @@ class Endpoints:
         return [
             # One route for both methods, so a wrong method gets a 405 naming both.
             Route("/tasks", self.tasks, methods=["GET", "POST"], name="tasks"),
+            Route("/tasks/batch", self.submit_batch, methods=["POST"], name="submit_batch"),
             Route("/tasks/{task_id}", self.get_task, methods=["GET"], name="get_task"),
             Route(
                 "/tasks/{task_id}/cancel", self.cancel_task, methods=["POST"], name="cancel_task"

@@ -74,12 +74,7 @@ class SubmitTask(BaseModel):
 
 
 class BatchItem(SubmitTask):
-    """One task of ``POST /tasks/batch``: the fields of ``POST /tasks``, plus an
-    optional idempotency key (the ``Idempotency-Key`` header of a single submit)."""
-
-    idempotency_key: str | None = Field(
-        None, description="Like the `Idempotency-Key` header of `POST /tasks`, per item."
-    )
+    """One task of ``POST /tasks/batch``: the fields of ``POST /tasks``."""
 
 
 class SubmitBatch(BaseModel):

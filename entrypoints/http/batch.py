@@ -1,0 +1,129 @@
+"""``POST /tasks/batch``: many submissions in one request, one result per item.
+
+Each item is validated on its own, so valid items are created even when others are
+not. The valid items that are due within the queue's delay horizon are stored and sent
+with one ``TaskService.submit_many`` call (one batched send); items the engine holds
+(due later) are only stored, one by one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import pydantic
+
+from domain.errors import (
+    ConcurrencyConflict,
+    InfrastructureError,
+    QueueSendFailed,
+    TaskAlreadyExists,
+    TaskQueueError,
+    ValidationError,
+)
+from domain.models import Task
+from domain.services import SubmitRequest, TaskService
+from entrypoints.http.errors import pydantic_message
+from entrypoints.http.schemas import MAX_BATCH_SIZE, BatchItem, BatchResult, TaskOut
+
+
+@dataclass(frozen=True)
+class _Valid:
+    index: int
+    request: SubmitRequest
+    held: bool
+
+
+def created(task: Task, *, new: bool = True) -> BatchResult:
+    return BatchResult(status=201 if new else 200, task=TaskOut.of(task))
+
+
+def failure(exc: TaskQueueError) -> BatchResult:
+    """One item's domain error as its result (the statuses of the single endpoints)."""
+    if isinstance(exc, QueueSendFailed):
+        return BatchResult(
+            status=503,
+            error=f"task {exc.task_id} was stored (PENDING) but could not be enqueued; the "
+            "reconciler will re-send it, so do not submit it again",
+            task_id=exc.task_id,
+        )
+    if isinstance(exc, InfrastructureError):
+        return BatchResult(
+            status=503,
+            error=f"{exc.dependency} unavailable, retry later",
+        )
+    if isinstance(exc, ValidationError):
+        return BatchResult(status=422, error=f"{exc.field}: {exc.message}")
+    if isinstance(exc, TaskAlreadyExists | ConcurrencyConflict):
+        return BatchResult(status=409, error=str(exc))
+    raise exc  # anything else is a bug: the catch-all answers 500
+
+
+class BatchSubmit:
+    def __init__(
+        self,
+        service: TaskService,
+        to_request: Callable[[BatchItem], SubmitRequest],
+    ) -> None:
+        self._service = service
+        self._to_request = to_request
+
+    async def __call__(self, items: Sequence[Any]) -> list[BatchResult]:
+        if not 1 <= len(items) <= MAX_BATCH_SIZE:
+            raise ValidationError(
+                "tasks", f"must hold 1 to {MAX_BATCH_SIZE} tasks, not {len(items)}"
+            )
+        results: list[BatchResult | None] = [None] * len(items)
+        valid: list[_Valid] = []
+        for index, raw in enumerate(items):
+            checked = self._check(index, raw)
+            if isinstance(checked, BatchResult):
+                results[index] = checked
+            else:
+                valid.append(checked)
+
+        for item in valid:
+            if item.held:
+                results[item.index] = await self._one(item)
+        due = [item for item in valid if not item.held]
+        for item, result in zip(due, await self._many(due), strict=True):
+            results[item.index] = result
+
+        assert all(result is not None for result in results)
+        return [result for result in results if result is not None]
+
+    def _check(self, index: int, raw: Any) -> _Valid | BatchResult:
+        if not isinstance(raw, dict):
+            return BatchResult(status=422, error="body: each task must be a JSON object")
+        try:
+            item = BatchItem.model_validate(raw)
+            request = self._to_request(item)
+            # Validates like a submit would; the task it builds is thrown away.
+            _, delay = self._service.build(request)
+        except pydantic.ValidationError as exc:
+            return BatchResult(status=422, error=pydantic_message(exc))
+        except ValidationError as exc:
+            return failure(exc)
+        return _Valid(index, request, delay is None)
+
+    async def _one(self, item: _Valid) -> BatchResult:
+        try:
+            return created(await self._service.submit(item.request))
+        except TaskQueueError as exc:
+            return failure(exc)
+
+    async def _many(self, due: list[_Valid]) -> list[BatchResult]:
+        if not due:
+            return []
+        try:
+            tasks = await self._service.submit_many([item.request for item in due])
+        except QueueSendFailed as exc:
+            # Every task was stored; the ids of the unsent ones are in input order.
+            ids = exc.task_id.split(",")
+            if len(ids) != len(due):
+                return [failure(InfrastructureError("queue", exc.detail)) for _ in due]
+            return [failure(QueueSendFailed(task_id, exc.detail)) for task_id in ids]
+        except InfrastructureError as exc:
+            return [failure(exc) for _ in due]
+        return [created(task) for task in tasks]

@@ -1,0 +1,180 @@
+"""POST /tasks/batch: per-item results in input order, one batched send."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import httpx
+import pytest
+from dependency_injector import providers
+
+from adapters.clock import SystemClock
+from adapters.memory import InMemoryTaskQueue
+from bootstrap.container import Container
+from domain.errors import InfrastructureError
+from entrypoints.http.schemas import BatchResults
+
+
+class CountingQueue(InMemoryTaskQueue):
+    """Records how the tasks were sent."""
+
+    def __init__(self) -> None:
+        super().__init__(SystemClock())
+        self.sends = 0
+        self.batches: list[list[str]] = []
+
+    async def send(self, task_id: str, *, delay_seconds: int = 0) -> None:
+        self.sends += 1
+        await super().send(task_id, delay_seconds=delay_seconds)
+
+    async def send_batch(self, items: Sequence[tuple[str, int]]) -> None:
+        self.batches.append([task_id for task_id, _ in items])
+        await super().send_batch(items)
+
+
+class FailingBatchQueue(InMemoryTaskQueue):
+    def __init__(self) -> None:
+        super().__init__(SystemClock())
+
+    async def send_batch(self, items: Sequence[tuple[str, int]]) -> None:
+        raise InfrastructureError("queue", "connection refused")
+
+
+async def batch(client: httpx.AsyncClient, tasks: Any) -> httpx.Response:
+    return await client.post("/tasks/batch", json={"tasks": tasks})
+
+
+EMAIL = {"type": "email", "payload": "a@b.io"}
+
+
+async def test_valid_tasks_are_created_in_order_with_one_batched_send(
+    http_container: Container, http_client: httpx.AsyncClient
+) -> None:
+    queue = CountingQueue()
+    http_container.queue.override(providers.Object(queue))
+    tasks = [{"type": "email", "payload": f"user{i}@example.com"} for i in range(12)]
+
+    response = await batch(http_client, tasks)
+
+    assert response.status_code == 200, response.text
+    results = response.json()["results"]
+    BatchResults.model_validate(response.json())
+    assert [r["status"] for r in results] == [201] * 12
+    assert [r["task"]["payload"] for r in results] == [t["payload"] for t in tasks]
+    ids = [r["task"]["id"] for r in results]
+    assert queue.batches == [ids] and queue.sends == 0
+    for result in results:
+        fetched = await http_client.get(f"/tasks/{result['task']['id']}")
+        assert fetched.json() == result["task"]
+    assert (await http_client.get("/metrics")).json()["queue_depth"] == 12
+
+
+async def test_invalid_items_are_reported_and_the_valid_ones_created(
+    http_client: httpx.AsyncClient,
+) -> None:
+    tasks = [
+        EMAIL,
+        {"type": "sms", "payload": "hi"},
+        "not an object",
+        {"type": "email", "payload": "a@b.io", "max_attempts": "3"},
+        {"type": "data-export", "payload": "users", "delay_seconds": 5},
+        {"type": "email", "payload": "nope"},
+        {"type": "email", "payload": "a@b.io", "run_at": "soon"},
+    ]
+
+    response = await batch(http_client, tasks)
+
+    assert response.status_code == 200
+    results = response.json()["results"]
+    assert [r["status"] for r in results] == [201, 422, 422, 422, 201, 422, 422]
+    errors = [r["error"].split(":")[0] for r in results if r["status"] == 422]
+    assert errors == ["type", "body", "max_attempts", "payload", "run_at"]
+    assert all("task" not in r for r in results if r["status"] == 422)
+    assert (await http_client.get("/metrics")).json()["total_tasks"] == 2
+
+
+async def test_a_task_held_by_the_engine_is_stored_without_a_send(
+    http_container: Container, http_client: httpx.AsyncClient
+) -> None:
+    queue = CountingQueue()
+    http_container.queue.override(providers.Object(queue))
+
+    response = await batch(http_client, [EMAIL, {**EMAIL, "delay_seconds": 86400}, EMAIL])
+
+    results = response.json()["results"]
+    assert [r["status"] for r in results] == [201, 201, 201]
+    assert results[1]["task"]["run_at"] is not None
+    assert queue.batches == [[results[0]["task"]["id"], results[2]["task"]["id"]]]
+    assert queue.sends == 0
+
+
+async def test_when_the_send_fails_each_stored_task_is_503_with_its_id(
+    http_container: Container, http_client: httpx.AsyncClient
+) -> None:
+    http_container.queue.override(providers.Object(FailingBatchQueue()))
+
+    response = await batch(http_client, [EMAIL, {"type": "sms"}, EMAIL])
+
+    assert response.status_code == 200
+    results = response.json()["results"]
+    assert [r["status"] for r in results] == [503, 422, 503]
+    for result in (results[0], results[2]):
+        assert "reconciler" in result["error"]
+        stored = await http_client.get(f"/tasks/{result['task_id']}")
+        assert stored.status_code == 200 and stored.json()["status"] == "PENDING"
+    assert results[0]["task_id"] != results[2]["task_id"]
+
+
+async def test_only_invalid_items_store_nothing(http_client: httpx.AsyncClient) -> None:
+    response = await batch(http_client, [{"type": ""}, {}])
+
+    assert [r["status"] for r in response.json()["results"]] == [422, 422]
+    assert (await http_client.get("/metrics")).json()["total_tasks"] == 0
+
+
+async def test_a_hundred_tasks_are_accepted(http_client: httpx.AsyncClient) -> None:
+    response = await batch(http_client, [EMAIL] * 100)
+
+    assert [r["status"] for r in response.json()["results"]] == [201] * 100
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"tasks": [EMAIL] * 101}, "tasks"),
+        ({"tasks": []}, "tasks"),
+        ({"tasks": EMAIL}, "tasks"),
+        ({"tasks": None}, "tasks"),
+        ({}, "tasks"),
+    ],
+)
+async def test_a_bad_task_list_is_422_naming_the_field_and_stores_nothing(
+    http_client: httpx.AsyncClient, body: dict[str, Any], field: str
+) -> None:
+    response = await http_client.post("/tasks/batch", json=body)
+
+    assert response.status_code == 422, response.text
+    assert response.json()["error"].startswith(f"{field}:")
+    assert (await http_client.get("/metrics")).json()["total_tasks"] == 0
+
+
+async def test_more_than_a_hundred_says_the_limit(http_client: httpx.AsyncClient) -> None:
+    response = await batch(http_client, [EMAIL] * 101)
+
+    assert response.json()["error"] == "tasks: must hold 1 to 100 tasks, not 101"
+
+
+@pytest.mark.parametrize("content", [b"[]", b"{", b'"tasks"'])
+async def test_a_body_that_is_not_an_object_is_400(
+    http_client: httpx.AsyncClient, content: bytes
+) -> None:
+    response = await http_client.post("/tasks/batch", content=content)
+
+    assert response.status_code == 400
+
+
+async def test_get_on_batch_is_not_a_route_to_a_task(http_client: httpx.AsyncClient) -> None:
+    response = await http_client.get("/tasks/batch")
+
+    assert response.status_code == 404
