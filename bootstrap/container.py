@@ -7,12 +7,19 @@ override ``settings`` (``Container(settings=providers.Object(Settings(backend="m
 from __future__ import annotations
 
 import importlib
+import math
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Literal
 
+import boto3
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
 from dependency_injector import containers, providers
 
+from adapters.aws_provision import dlq_name, provision
 from adapters.clock import SystemClock
+from adapters.dynamodb import DynamoDbTaskRepository, DynamoDbWorkerRegistry
 from adapters.handlers.builtin import register_builtins
 from adapters.memory import InMemoryTaskQueue, InMemoryTaskRepository, InMemoryWorkerRegistry
 from adapters.sqlite import (
@@ -21,7 +28,9 @@ from adapters.sqlite import (
     SqliteTaskRepository,
     SqliteWorkerRegistry,
 )
+from adapters.sqs import MAX_WAIT_SECONDS, SqsTaskQueue
 from bootstrap.settings import Settings
+from domain.errors import InfrastructureError
 from domain.ports import Clock
 from domain.processing import ProcessorSettings, TaskProcessor
 from domain.reconcile import Reconciler
@@ -57,6 +66,64 @@ def open_sqlite(
         yield db
     finally:
         db.close()
+
+
+# -- aws --
+def aws_client(
+    service: Literal["sqs", "dynamodb"],
+    settings: Settings,
+    *,
+    read_timeout_extra: float = 0.0,
+) -> Any:
+    """A boto3 client from settings. botocore retries throttling and 5xx answers in
+    ``aws_retry_mode`` for ``aws_max_attempts`` attempts in all."""
+    config = Config(
+        region_name=settings.aws_region,
+        retries={"mode": settings.aws_retry_mode, "total_max_attempts": settings.aws_max_attempts},
+        connect_timeout=settings.aws_timeout_seconds,
+        read_timeout=settings.aws_timeout_seconds + read_timeout_extra,
+        max_pool_connections=max(10, 2 * settings.worker_count),
+    )
+    return boto3.session.Session().client(
+        service, endpoint_url=settings.aws_endpoint_url, config=config
+    )
+
+
+def aws_sqs_client(settings: Settings) -> Any:
+    # A long poll holds the connection up to MAX_WAIT_SECONDS: the read timeout covers it.
+    return aws_client("sqs", settings, read_timeout_extra=MAX_WAIT_SECONDS)
+
+
+def aws_queue_urls(settings: Settings, sqs: Any, dynamodb: Any) -> tuple[str, str]:
+    """The main queue and dead-letter queue URLs: provisioned first when
+    ``auto_provision`` is on, else from settings, else looked up by name."""
+    if settings.auto_provision:
+        result = provision(
+            sqs,
+            dynamodb,
+            queue_name=settings.sqs_queue_name,
+            table_name=settings.dynamodb_table,
+            max_receive_count=settings.max_receive_count,
+            visibility_timeout=math.ceil(settings.visibility_timeout),
+        )
+        return result.queue_url, result.dlq_url
+    try:
+        queue_url = settings.sqs_queue_url or str(
+            sqs.get_queue_url(QueueName=settings.sqs_queue_name)["QueueUrl"]
+        )
+        dlq_url = settings.sqs_dlq_url or str(
+            sqs.get_queue_url(QueueName=dlq_name(settings.sqs_queue_name))["QueueUrl"]
+        )
+    except (ClientError, BotoCoreError) as error:
+        raise InfrastructureError(
+            "sqs", f"cannot find queue {settings.sqs_queue_name!r} (run `taskq init`?): {error}"
+        ) from None
+    return queue_url, dlq_url
+
+
+def aws_table_name(settings: Settings, queue_urls: tuple[str, str]) -> str:
+    """The table name, once ``aws_queue_urls`` ran (it provisions the table too)."""
+    return settings.dynamodb_table
 
 
 class Container(containers.DeclarativeContainer):
@@ -105,21 +172,45 @@ class Container(containers.DeclarativeContainer):
     )
     sqlite_workers = providers.Singleton(SqliteWorkerRegistry, sqlite_database)
 
+    # -- aws -------------------------------------------------------------------------
+    aws_sqs = providers.Singleton(aws_sqs_client, settings)
+    aws_dynamodb = providers.Singleton(aws_client, "dynamodb", settings)
+    aws_queues = providers.Singleton(aws_queue_urls, settings, aws_sqs, aws_dynamodb)
+    aws_table = providers.Singleton(aws_table_name, settings, aws_queues)
+    aws_repository = providers.Singleton(
+        DynamoDbTaskRepository,
+        aws_dynamodb,
+        aws_table,
+        retention_seconds=settings.provided.retention_seconds,
+        clock=clock,
+    )
+    aws_queue = providers.Singleton(
+        SqsTaskQueue,
+        aws_sqs,
+        aws_queues.provided[0],
+        aws_queues.provided[1],
+        max_message_bytes=settings.provided.sqs_max_message_bytes,
+    )
+    aws_workers = providers.Singleton(DynamoDbWorkerRegistry, aws_dynamodb, aws_table)
+
     # -- selection -------------------------------------------------------------------
     repository = providers.Selector(
         settings.provided.backend,
         memory=memory_repository,
         sqlite=sqlite_repository,
+        aws=aws_repository,
     )
     queue = providers.Selector(
         settings.provided.backend,
         memory=memory_queue,
         sqlite=sqlite_queue,
+        aws=aws_queue,
     )
     workers = providers.Selector(
         settings.provided.backend,
         memory=memory_workers,
         sqlite=sqlite_workers,
+        aws=aws_workers,
     )
 
     # -- use cases -------------------------------------------------------------------

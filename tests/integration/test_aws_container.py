@@ -1,0 +1,135 @@
+"""The container wires the AWS adapters from settings: clients, queue URLs, provisioning.
+
+The clients get fake credentials by overriding the two client providers (the service
+itself takes credentials from the environment, as boto3 does); everything else is the
+container's own wiring, against a real local endpoint.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Iterator
+
+import pytest
+from dependency_injector import providers
+
+from adapters.aws_provision import dlq_name
+from adapters.dynamodb import DynamoDbTaskRepository, DynamoDbWorkerRegistry
+from adapters.sqs import MAX_WAIT_SECONDS, SqsTaskQueue
+from bootstrap.container import Container, aws_client, aws_sqs_client, build_container
+from bootstrap.settings import Settings
+from domain.errors import InfrastructureError
+from domain.models import TaskStatus
+from domain.services import SubmitRequest
+from tests.support.aws import aws_endpoint, shared_clients, unique_name
+
+pytestmark = pytest.mark.aws
+
+
+async def _call(result: object) -> None:
+    if inspect.isawaitable(result):
+        await result
+
+
+def aws_settings(endpoint: str, **changes: object) -> Settings:
+    values: dict[str, object] = {
+        "backend": "aws",
+        "aws_endpoint_url": endpoint,
+        "sqs_queue_name": unique_name("taskq-wiring"),
+        "dynamodb_table": unique_name("taskq-wiring"),
+        "max_receive_count": 4,
+        "visibility_timeout": 30,
+    }
+    values.update(changes)
+    return Settings(**values)  # type: ignore[arg-type]
+
+
+def with_test_clients(container: Container, endpoint: str) -> Container:
+    sqs, dynamodb = shared_clients(endpoint)
+    container.aws_sqs.override(providers.Object(sqs))
+    container.aws_dynamodb.override(providers.Object(dynamodb))
+    return container
+
+
+@pytest.fixture
+def endpoint() -> Iterator[str]:
+    yield aws_endpoint()
+
+
+def cleanup(endpoint: str, settings: Settings) -> None:
+    sqs, dynamodb = shared_clients(endpoint)
+    for name in (settings.sqs_queue_name, dlq_name(settings.sqs_queue_name)):
+        try:
+            sqs.delete_queue(QueueUrl=sqs.get_queue_url(QueueName=name)["QueueUrl"])
+        except Exception:
+            pass
+    try:
+        dynamodb.delete_table(TableName=settings.dynamodb_table)
+    except Exception:
+        pass
+
+
+async def test_aws_backend_provisions_and_runs_a_task_end_to_end(endpoint: str) -> None:
+    settings = aws_settings(endpoint, auto_provision=True)
+    try:
+        container = with_test_clients(build_container(settings), endpoint)
+        await _call(container.init_resources())
+        service = container.task_service()
+        assert isinstance(service.repository, DynamoDbTaskRepository)
+        assert isinstance(service.queue, SqsTaskQueue)
+        assert isinstance(container.workers(), DynamoDbWorkerRegistry)
+
+        task = await service.submit(SubmitRequest(type="email", payload="a@example.com"))
+        assert (await service.get(task.id)).status is TaskStatus.PENDING
+        [delivery] = await service.queue.receive(
+            max_messages=1, visibility_timeout=30, wait_seconds=2
+        )
+        assert delivery.task_id == task.id
+        await container.processor().process(delivery)
+        assert (await service.get(task.id)).status is TaskStatus.COMPLETED
+        counts = await service.repository.count_by_status()
+        assert counts[TaskStatus.COMPLETED] == 1
+        await _call(container.shutdown_resources())
+
+        # A second container, without provisioning, finds the queues by name.
+        again = with_test_clients(
+            build_container(
+                aws_settings(
+                    endpoint,
+                    sqs_queue_name=settings.sqs_queue_name,
+                    dynamodb_table=settings.dynamodb_table,
+                )
+            ),
+            endpoint,
+        )
+        assert (await again.task_service().get(task.id)).status is TaskStatus.COMPLETED
+        assert isinstance(again.queue(), SqsTaskQueue)
+    finally:
+        cleanup(endpoint, settings)
+
+
+async def test_missing_queues_without_provisioning_is_an_infrastructure_error(
+    endpoint: str,
+) -> None:
+    container = with_test_clients(build_container(aws_settings(endpoint)), endpoint)
+    with pytest.raises(InfrastructureError, match="taskq init"):
+        container.queue()
+
+
+def test_clients_follow_the_settings() -> None:
+    settings = Settings(
+        backend="aws",
+        aws_region="eu-west-1",
+        aws_endpoint_url="http://127.0.0.1:4566",
+        aws_retry_mode="adaptive",
+        aws_max_attempts=7,
+        aws_timeout_seconds=3,
+    )
+    dynamodb = aws_client("dynamodb", settings)
+    sqs = aws_sqs_client(settings)
+    assert dynamodb.meta.region_name == "eu-west-1"
+    assert dynamodb.meta.endpoint_url == "http://127.0.0.1:4566"
+    assert dynamodb.meta.config.retries == {"mode": "adaptive", "total_max_attempts": 7}
+    assert dynamodb.meta.config.read_timeout == 3
+    # The SQS client outlasts the longest long poll.
+    assert sqs.meta.config.read_timeout == 3 + MAX_WAIT_SECONDS
