@@ -68,6 +68,19 @@ class Settings(BaseSettings):
     # HTTP
     max_body_bytes: int = Field(256 * 1024, ge=1024, validation_alias=_env("TASKQ_MAX_BODY_BYTES"))
 
+    # Authentication and limits (keys are secrets: kept out of the settings' repr)
+    api_keys: str = Field("", repr=False, validation_alias=_env("TASKQ_API_KEYS"))
+    """Comma-separated API keys. None here and no key file: no authentication."""
+    api_key_file: str | None = Field(None, validation_alias=_env("TASKQ_API_KEY_FILE"))
+    """A file of sha256 hex digests of API keys, one a line; ``#`` starts a comment."""
+    insecure: bool = Field(False, validation_alias=_env("TASKQ_INSECURE"))
+    """Serve without API keys on an address other than loopback."""
+    rate_limit_per_second: float | None = Field(
+        None, gt=0, validation_alias=_env("TASKQ_RATE_LIMIT")
+    )
+    """Requests a second per API key (a token bucket); None: no limit."""
+    rate_limit_burst: int = Field(20, ge=1, validation_alias=_env("TASKQ_RATE_LIMIT_BURST"))
+
     # SQLite
     sqlite_path: str = Field("./data/taskq.db", validation_alias=_env("TASKQ_SQLITE_PATH"))
     sqlite_synchronous: Literal["NORMAL", "FULL"] = Field(

@@ -59,6 +59,25 @@ class _Server(uvicorn.Server):
         yield
 
 
+def refuse_unsafe_bind(settings: Settings) -> None:
+    """Safe by default: without API keys, listen on loopback only, unless insecure."""
+    from entrypoints.http.auth import AuthConfigError, is_loopback, load_key_digests
+
+    try:
+        keys = load_key_digests(settings)
+    except AuthConfigError as exc:
+        raise SystemExit(f"taskq: {exc}") from None
+    if keys or settings.insecure or is_loopback(settings.host):
+        return
+    raise SystemExit(
+        f"taskq: refusing to serve the API on {settings.host} without authentication: "
+        "anyone who can reach that address could submit and cancel tasks. Set "
+        "TASKQ_API_KEYS (comma-separated keys) or TASKQ_API_KEY_FILE (sha256 digests), "
+        "or bind to 127.0.0.1, or pass --insecure (TASKQ_INSECURE=true) if the network "
+        "is trusted."
+    )
+
+
 def _http_server(container: Container) -> _Server:
     from entrypoints.http.app import create_app
 
@@ -76,6 +95,8 @@ def _http_server(container: Container) -> _Server:
 
 async def run(container: Container, *, api: bool, worker: bool) -> None:
     """Serve the API and/or run a worker until SIGTERM or SIGINT."""
+    if api:
+        refuse_unsafe_bind(container.settings())
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

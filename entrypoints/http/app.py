@@ -11,6 +11,7 @@ from starlette.middleware import Middleware
 
 from bootstrap.container import Container
 from bootstrap.settings import Settings
+from entrypoints.http.auth import AuthMiddleware, TokenBuckets, load_key_digests
 from entrypoints.http.body_limit import BodyLimitMiddleware
 from entrypoints.http.errors import CatchAllMiddleware, exception_handlers
 from entrypoints.http.openapi import build_openapi
@@ -36,10 +37,18 @@ def create_app(container: Container, *, ready_timeout: float = READY_TIMEOUT_SEC
         task_types=container.registry().names(), max_body_bytes=settings.max_body_bytes
     )
     endpoints = Endpoints(container, openapi, ready_timeout=ready_timeout)
+    limiter = None
+    if settings.rate_limit_per_second is not None:
+        limiter = TokenBuckets(
+            settings.rate_limit_per_second,
+            settings.rate_limit_burst,
+            container.clock().monotonic,
+        )
     return Starlette(
         routes=endpoints.routes(),
         middleware=[
             Middleware(CatchAllMiddleware),
+            Middleware(AuthMiddleware, digests=load_key_digests(settings), limiter=limiter),
             Middleware(BodyLimitMiddleware, max_body_bytes=settings.max_body_bytes),
         ],
         exception_handlers=exception_handlers(),

@@ -15,6 +15,7 @@ from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
 from domain.models import TaskStatus
 from domain.services import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
+from entrypoints.http.auth import OPEN_PATHS
 from entrypoints.http.errors import RETRY_AFTER_SECONDS
 from entrypoints.http.schemas import (
     MAX_BATCH_SIZE,
@@ -75,6 +76,30 @@ def _unavailable(description: str) -> dict[str, Any]:
     return response
 
 
+def _secure(paths: dict[str, Any]) -> None:
+    """Add the answers of the auth middleware to every operation that needs a key."""
+    for path, operations in paths.items():
+        for operation in operations.values():
+            if path in OPEN_PATHS:
+                operation["security"] = []
+                continue
+            operation["responses"].update(
+                {
+                    "401": _error("No API key was sent (when keys are configured)."),
+                    "403": _error("The API key is not valid."),
+                    "429": {
+                        **_error("The API key's rate limit is exceeded."),
+                        "headers": {
+                            "Retry-After": {
+                                "description": "Seconds until a request is allowed.",
+                                "schema": {"type": "integer"},
+                            }
+                        },
+                    },
+                }
+            )
+
+
 def build_openapi(*, task_types: Sequence[str], max_body_bytes: int) -> dict[str, Any]:
     _, top = models_json_schema(_MODELS, ref_template="#/components/schemas/{model}")
     schemas: dict[str, Any] = top["$defs"]
@@ -106,7 +131,7 @@ def build_openapi(*, task_types: Sequence[str], max_body_bytes: int) -> dict[str
         "required": True,
         "schema": {"type": "string", "format": "uuid"},
     }
-    return {
+    document: dict[str, Any] = {
         "openapi": "3.1.0",
         "info": {
             "title": "Task Queue Engine",
@@ -115,7 +140,9 @@ def build_openapi(*, task_types: Sequence[str], max_body_bytes: int) -> dict[str
                 "Submit tasks, follow them, page through them by status. Errors are "
                 '`{"error": "..."}` naming the offending field. Request bodies over '
                 f"{max_body_bytes} bytes are refused with 413. Unknown fields in a "
-                "submitted task are ignored."
+                "submitted task are ignored. When the server has API keys configured, "
+                "every path but /health and /ready needs one, as `Authorization: Bearer "
+                "<key>` or `X-API-Key: <key>`; a per-key rate limit answers 429."
             ),
         },
         "paths": {
@@ -349,5 +376,14 @@ def build_openapi(*, task_types: Sequence[str], max_body_bytes: int) -> dict[str
                 }
             },
         },
-        "components": {"schemas": schemas},
+        "components": {
+            "schemas": schemas,
+            "securitySchemes": {
+                "bearer": {"type": "http", "scheme": "bearer"},
+                "apiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
+            },
+        },
+        "security": [{"bearer": []}, {"apiKey": []}],
     }
+    _secure(document["paths"])
+    return document

@@ -191,7 +191,17 @@ async def test_openapi_schemas_come_from_the_models_the_server_uses(
     assert {"email", "image-resize", "data-export"} <= set(registered)
     assert set(schemas["Metrics"]["properties"]) == METRIC_FIELDS
     submit = document["paths"]["/tasks"]["post"]
-    assert set(submit["responses"]) == {"201", "400", "409", "413", "422", "503"}
+    assert set(submit["responses"]) == {
+        "201",
+        "400",
+        "401",
+        "403",
+        "409",
+        "413",
+        "422",
+        "429",
+        "503",
+    }
     refs = str(document)
     for name in schemas:
         assert f"#/components/schemas/{name}" in refs

@@ -1,0 +1,158 @@
+"""API keys and per-key rate limits, as ASGI middleware.
+
+A key arrives as ``Authorization: Bearer <key>`` or ``X-API-Key: <key>``. Only sha256
+digests of the configured keys are kept, and the presented key's digest is compared
+with every one of them with ``hmac.compare_digest``, so neither the comparison nor the
+number of keys checked depends on how much of a key matched. Keys are never logged.
+
+With no key configured there is no authentication (the runtime then refuses to listen
+on anything but loopback unless told it is insecure on purpose).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import ipaddress
+import math
+import re
+from collections.abc import Callable, Collection
+from pathlib import Path
+
+from starlette.datastructures import Headers
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from bootstrap.settings import Settings
+from entrypoints.http.errors import error_response
+
+OPEN_PATHS = frozenset({"/health", "/ready"})
+"""Answered without a key: load balancers and orchestrators probe them."""
+CALLER = "taskq.caller"
+"""Scope key: the sha256 hex digest of the caller's API key, or "anon" without auth."""
+ANONYMOUS = "anon"
+
+_HEX_DIGEST = re.compile(r"[0-9a-fA-F]{64}")
+
+
+class AuthConfigError(ValueError):
+    """The key file cannot be read or holds a line that is not a sha256 hex digest."""
+
+
+def digest(key: str) -> bytes:
+    return hashlib.sha256(key.encode()).digest()
+
+
+def load_key_digests(settings: Settings) -> frozenset[bytes]:
+    """The sha256 digests of every configured key (``TASKQ_API_KEYS`` and the file)."""
+    digests = {digest(key.strip()) for key in settings.api_keys.split(",") if key.strip()}
+    if settings.api_key_file:
+        path = Path(settings.api_key_file)
+        try:
+            lines = path.read_text(encoding="utf-8").splitlines()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise AuthConfigError(f"cannot read the API key file {path}: {exc}") from None
+        for number, line in enumerate(lines, start=1):
+            text = line.split("#", 1)[0].strip()
+            if not text:
+                continue
+            if not _HEX_DIGEST.fullmatch(text):
+                raise AuthConfigError(
+                    f"{path} line {number}: not a sha256 hex digest (64 hex characters)"
+                )
+            digests.add(bytes.fromhex(text))
+    return frozenset(digests)
+
+
+def is_loopback(host: str) -> bool:
+    if host.strip().lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip().strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+class TokenBuckets:
+    """One token bucket per key: ``burst`` tokens, refilled at ``rate`` a second."""
+
+    def __init__(self, rate: float, burst: int, monotonic: Callable[[], float]) -> None:
+        self.rate = rate
+        self.burst = burst
+        self._monotonic = monotonic
+        self._buckets: dict[str, tuple[float, float]] = {}  # key -> (tokens, when)
+
+    def take(self, key: str) -> float:
+        """0 if a token was taken; otherwise the seconds until one is available."""
+        now = self._monotonic()
+        tokens, then = self._buckets.get(key, (float(self.burst), now))
+        tokens = min(float(self.burst), tokens + (now - then) * self.rate)
+        if tokens >= 1:
+            self._buckets[key] = (tokens - 1, now)
+            return 0.0
+        self._buckets[key] = (tokens, now)
+        return (1 - tokens) / self.rate
+
+
+def presented_key(headers: Headers) -> str | None:
+    authorization = headers.get("authorization")
+    if authorization is not None:
+        scheme, _, credentials = authorization.partition(" ")
+        if scheme.lower() == "bearer" and credentials.strip():
+            return credentials.strip()
+    key = headers.get("x-api-key")
+    if key is not None and key.strip():
+        return key.strip()
+    return None
+
+
+class AuthMiddleware:
+    def __init__(
+        self,
+        app: ASGIApp,
+        digests: Collection[bytes],
+        limiter: TokenBuckets | None = None,
+        open_paths: Collection[str] = OPEN_PATHS,
+    ) -> None:
+        self.app = app
+        self.digests = tuple(digests)
+        self.limiter = limiter
+        self.open_paths = frozenset(open_paths)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] in self.open_paths:
+            await self.app(scope, receive, send)
+            return
+        caller = ANONYMOUS
+        if self.digests:
+            key = presented_key(Headers(scope=scope))
+            if key is None:
+                response = error_response(
+                    401,
+                    "authentication required: send the API key as "
+                    "'Authorization: Bearer <key>' or 'X-API-Key: <key>'",
+                    headers={"WWW-Authenticate": "Bearer"},
+                )
+                await response(scope, receive, send)
+                return
+            presented = digest(key)
+            matched = False
+            for known in self.digests:  # every one, whatever matched: constant time
+                matched |= hmac.compare_digest(presented, known)
+            if not matched:
+                await error_response(403, "the API key is not valid")(scope, receive, send)
+                return
+            caller = presented.hex()
+        if self.limiter is not None:
+            wait = self.limiter.take(caller)
+            if wait > 0:
+                seconds = max(1, math.ceil(wait))
+                response = error_response(
+                    429,
+                    f"rate limit of {self.limiter.rate:g} requests a second (burst "
+                    f"{self.limiter.burst}) exceeded for this API key; retry in {seconds} s",
+                    headers={"Retry-After": str(seconds)},
+                )
+                await response(scope, receive, send)
+                return
+        scope[CALLER] = caller
+        await self.app(scope, receive, send)
