@@ -23,6 +23,8 @@ def _settings(args: argparse.Namespace) -> Settings:
         value = getattr(args, name, None)
         if value is not None:
             overrides[name] = value
+    if getattr(args, "insecure", False):
+        overrides["insecure"] = True
     return Settings(**overrides)
 
 
@@ -64,9 +66,28 @@ def _print_response(response: httpx.Response) -> int:
     return 0 if response.is_success else 1
 
 
-def _request(args: argparse.Namespace, method: str, path: str, **kwargs: Any) -> int:
+def _auth_headers(args: argparse.Namespace) -> dict[str, str]:
+    key = getattr(args, "api_key", None) or os.environ.get("TASKQ_API_KEY")
+    return {"Authorization": f"Bearer {key}"} if key else {}
+
+
+def _request(
+    args: argparse.Namespace,
+    method: str,
+    path: str,
+    *,
+    headers: dict[str, str] | None = None,
+    timeout: float = 10,
+    **kwargs: Any,
+) -> int:
     try:
-        response = httpx.request(method, _server_url(args) + path, timeout=10, **kwargs)
+        response = httpx.request(
+            method,
+            _server_url(args) + path,
+            timeout=timeout,
+            headers={**_auth_headers(args), **(headers or {})},
+            **kwargs,
+        )
     except httpx.HTTPError as exc:
         print(f"error: cannot reach the server at {_server_url(args)}: {exc}", file=sys.stderr)
         return 2
@@ -79,11 +100,40 @@ def _submit(args: argparse.Namespace) -> int:
     except ValueError:
         payload = args.payload  # a bare string, as the original clients send
     body: dict[str, Any] = {"type": args.type, "payload": payload}
-    for option in ("max_attempts", "timeout_seconds", "delay_seconds"):
+    for option in ("max_attempts", "timeout_seconds", "delay_seconds", "run_at"):
         value = getattr(args, option)
         if value is not None:
             body[option] = value
     return _request(args, "POST", "/tasks", json=body)
+
+
+def _cancel(args: argparse.Namespace) -> int:
+    return _request(args, "POST", f"/tasks/{args.id}/cancel")
+
+
+def _retry(args: argparse.Namespace) -> int:
+    body = {} if args.max_attempts is None else {"max_attempts": args.max_attempts}
+    return _request(args, "POST", f"/tasks/{args.id}/retry", json=body)
+
+
+def _dead_letters(args: argparse.Namespace) -> int:
+    params: dict[str, Any] = {"limit": args.limit}
+    if args.cursor:
+        params["cursor"] = args.cursor
+    return _request(args, "GET", "/dead-letters", params=params)
+
+
+def _redrive(args: argparse.Namespace) -> int:
+    body: dict[str, Any] = {"limit": args.limit}
+    if args.type is not None:
+        body["type"] = args.type
+    if args.per_second is not None:
+        body["per_second"] = args.per_second
+    # The server paces the retries, so the answer of a large redrive takes a while.
+    rate = args.per_second or 50.0
+    return _request(
+        args, "POST", "/dead-letters/redrive", json=body, timeout=30 + args.limit / rate
+    )
 
 
 def _status(args: argparse.Namespace) -> int:
@@ -113,6 +163,18 @@ def _add_server_options(parser: argparse.ArgumentParser) -> None:
 
 def _add_client_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--url", help="server URL (default http://127.0.0.1:$PORT)")
+    parser.add_argument(
+        "--api-key", help="API key, sent as a Bearer token (default: $TASKQ_API_KEY)"
+    )
+
+
+def _add_insecure_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--insecure",
+        action="store_true",
+        default=None,
+        help="serve without API keys on an address other than loopback (TASKQ_INSECURE)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -126,16 +188,16 @@ def build_parser() -> argparse.ArgumentParser:
         sub.set_defaults(handler=handler)
         return sub
 
-    _add_server_options(
-        command(
-            "serve",
-            "Run the HTTP API and workers in one process.",
-            lambda a: _serve(a, api=True, worker=True),
-        )
+    serve = command(
+        "serve",
+        "Run the HTTP API and workers in one process.",
+        lambda a: _serve(a, api=True, worker=True),
     )
-    _add_server_options(
-        command("api", "Run the HTTP API only.", lambda a: _serve(a, api=True, worker=False))
-    )
+    _add_server_options(serve)
+    _add_insecure_option(serve)
+    api = command("api", "Run the HTTP API only.", lambda a: _serve(a, api=True, worker=False))
+    _add_server_options(api)
+    _add_insecure_option(api)
     _add_server_options(
         command("worker", "Run workers only.", lambda a: _serve(a, api=False, worker=True))
     )
@@ -153,8 +215,35 @@ def build_parser() -> argparse.ArgumentParser:
     submit.add_argument("payload", help="JSON payload, or a plain string")
     submit.add_argument("--max-attempts", type=int)
     submit.add_argument("--timeout-seconds", type=float)
-    submit.add_argument("--delay-seconds", type=float)
+    submit.add_argument("--delay-seconds", type=float, help="up to a year")
+    submit.add_argument(
+        "--run-at", help="when the task is due, RFC 3339 with a timezone (2026-01-01T09:00:00Z)"
+    )
     _add_client_options(submit)
+
+    cancel = command("cancel", "Cancel a task (a running one cooperatively).", _cancel)
+    cancel.add_argument("id", help="task id")
+    _add_client_options(cancel)
+
+    retry = command("retry", "Retry a FAILED task with a new attempt budget.", _retry)
+    retry.add_argument("id", help="task id")
+    retry.add_argument("--max-attempts", type=int, help="further attempts (default 3)")
+    _add_client_options(retry)
+
+    dead = command(
+        "dead-letters", "List FAILED tasks and the dead-letter queue depth.", _dead_letters
+    )
+    dead.add_argument("--limit", type=int, default=50)
+    dead.add_argument("--cursor")
+    _add_client_options(dead)
+
+    redrive = command(
+        "redrive", "Retry FAILED tasks (all, or of one type) at a bounded rate.", _redrive
+    )
+    redrive.add_argument("--type", help="only tasks of this type")
+    redrive.add_argument("--limit", type=int, default=1000, help="at most this many (1000)")
+    redrive.add_argument("--per-second", type=float, help="retries a second (server default 50)")
+    _add_client_options(redrive)
 
     status = command("status", "Show a task of a running server.", _status)
     status.add_argument("id", help="task id")
