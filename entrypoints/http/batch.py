@@ -3,7 +3,8 @@
 Each item is validated on its own, so valid items are created even when others are
 not. The valid items that are due within the queue's delay horizon are stored and sent
 with one ``TaskService.submit_many`` call (one batched send); items the engine holds
-(due later) are only stored, one by one.
+(due later) are only stored, one by one, and so are items with an idempotency key,
+through the idempotent submit.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import pydantic
 
 from domain.errors import (
     ConcurrencyConflict,
+    IdempotencyKeyReused,
     InfrastructureError,
     QueueSendFailed,
     TaskAlreadyExists,
@@ -25,6 +27,7 @@ from domain.errors import (
 from domain.models import Task
 from domain.services import SubmitRequest, TaskService
 from entrypoints.http.errors import pydantic_message
+from entrypoints.http.parsing import idempotency_key
 from entrypoints.http.schemas import MAX_BATCH_SIZE, BatchItem, BatchResult, TaskOut
 
 
@@ -33,6 +36,7 @@ class _Valid:
     index: int
     request: SubmitRequest
     held: bool
+    idempotency_key: str | None
 
 
 def created(task: Task, *, new: bool = True) -> BatchResult:
@@ -55,7 +59,7 @@ def failure(exc: TaskQueueError) -> BatchResult:
         )
     if isinstance(exc, ValidationError):
         return BatchResult(status=422, error=f"{exc.field}: {exc.message}")
-    if isinstance(exc, TaskAlreadyExists | ConcurrencyConflict):
+    if isinstance(exc, TaskAlreadyExists | ConcurrencyConflict | IdempotencyKeyReused):
         return BatchResult(status=409, error=str(exc))
     raise exc  # anything else is a bug: the catch-all answers 500
 
@@ -65,9 +69,11 @@ class BatchSubmit:
         self,
         service: TaskService,
         to_request: Callable[[BatchItem], SubmitRequest],
+        caller: str,
     ) -> None:
         self._service = service
         self._to_request = to_request
+        self._caller = caller
 
     async def __call__(self, items: Sequence[Any]) -> list[BatchResult]:
         if not 1 <= len(items) <= MAX_BATCH_SIZE:
@@ -84,9 +90,9 @@ class BatchSubmit:
                 valid.append(checked)
 
         for item in valid:
-            if item.held:
+            if item.held or item.idempotency_key is not None:
                 results[item.index] = await self._one(item)
-        due = [item for item in valid if not item.held]
+        due = [item for item in valid if not item.held and item.idempotency_key is None]
         for item, result in zip(due, await self._many(due), strict=True):
             results[item.index] = result
 
@@ -99,16 +105,24 @@ class BatchSubmit:
         try:
             item = BatchItem.model_validate(raw)
             request = self._to_request(item)
+            key = None
+            if item.idempotency_key is not None:
+                key = idempotency_key("idempotency_key", item.idempotency_key, self._caller)
             # Validates like a submit would; the task it builds is thrown away.
             _, delay = self._service.build(request)
         except pydantic.ValidationError as exc:
             return BatchResult(status=422, error=pydantic_message(exc))
         except ValidationError as exc:
             return failure(exc)
-        return _Valid(index, request, delay is None)
+        return _Valid(index, request, delay is None, key)
 
     async def _one(self, item: _Valid) -> BatchResult:
         try:
+            if item.idempotency_key is not None:
+                task, new = await self._service.submit_idempotent(
+                    item.request, item.idempotency_key
+                )
+                return created(task, new=new)
             return created(await self._service.submit(item.request))
         except TaskQueueError as exc:
             return failure(exc)

@@ -21,6 +21,7 @@ from starlette.types import ASGIApp, ExceptionHandler, Message, Receive, Scope, 
 
 from domain.errors import (
     ConcurrencyConflict,
+    IdempotencyKeyReused,
     IllegalTransition,
     InfrastructureError,
     QueueSendFailed,
@@ -94,7 +95,12 @@ def _domain_error(exc: TaskQueueError) -> JSONResponse:
     if isinstance(exc, TaskNotFound):
         return error_response(404, str(exc))
     if isinstance(
-        exc, TaskAlreadyExists | TaskStateConflict | IllegalTransition | ConcurrencyConflict
+        exc,
+        TaskAlreadyExists
+        | TaskStateConflict
+        | IllegalTransition
+        | ConcurrencyConflict
+        | IdempotencyKeyReused,
     ):
         return error_response(409, str(exc))
     logger.error("unmapped domain error %s", type(exc).__name__)

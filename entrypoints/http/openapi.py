@@ -14,7 +14,7 @@ from pydantic import BaseModel
 from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
 from domain.models import TaskStatus
-from domain.services import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
+from domain.services import DEFAULT_PAGE_SIZE, MAX_IDEMPOTENCY_KEY_LENGTH, MAX_PAGE_SIZE
 from entrypoints.http.auth import OPEN_PATHS
 from entrypoints.http.errors import RETRY_AFTER_SECONDS
 from entrypoints.http.schemas import (
@@ -150,14 +150,36 @@ def build_openapi(*, task_types: Sequence[str], max_body_bytes: int) -> dict[str
                 "post": {
                     "operationId": "submitTask",
                     "summary": "Submit a task",
+                    "parameters": [
+                        {
+                            "name": "Idempotency-Key",
+                            "in": "header",
+                            "required": False,
+                            "schema": {
+                                "type": "string",
+                                "minLength": 1,
+                                "maxLength": MAX_IDEMPOTENCY_KEY_LENGTH,
+                            },
+                            "description": (
+                                "Submit at most once per key (per API key), for 24 hours: "
+                                "the same key with the same body answers 200 with the task "
+                                "it created; with a different body, 409. Concurrent "
+                                "duplicates create one task."
+                            ),
+                        }
+                    ],
                     "requestBody": {
                         "required": True,
                         "content": {"application/json": {"schema": _ref("SubmitTask")}},
                     },
                     "responses": {
+                        "200": _json("TaskOut", "The task this Idempotency-Key already created."),
                         "201": _json("TaskOut", "Stored (PENDING) and enqueued."),
                         "400": _error("The body is not JSON, or not a JSON object."),
-                        "409": _error("A conflicting write: the task id is already in use."),
+                        "409": _error(
+                            "The Idempotency-Key was used with a different body, or a "
+                            "conflicting write (the task id is already in use)."
+                        ),
                         "413": _error(f"The body is over {max_body_bytes} bytes."),
                         "422": _error(
                             "Failed validation: missing or empty type, unknown type, "

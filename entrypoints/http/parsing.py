@@ -7,6 +7,7 @@ too long to parse, invalid UTF-8, and nesting deep enough to exhaust the parser.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import re
@@ -17,7 +18,7 @@ from starlette.requests import Request
 
 from domain.errors import ValidationError
 from domain.models import JSON, TaskStatus
-from domain.services import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
+from domain.services import DEFAULT_PAGE_SIZE, MAX_IDEMPOTENCY_KEY_LENGTH, MAX_PAGE_SIZE
 from entrypoints.http.errors import MalformedBody
 
 MAX_PAYLOAD_DEPTH = 32
@@ -74,6 +75,17 @@ def rfc3339_param(field: str, raw: str | None) -> datetime | None:
         return moment.astimezone(UTC)
     except OverflowError:  # e.g. year 1 with a positive offset
         raise ValidationError(field, "is out of range") from None
+
+
+def idempotency_key(field: str, raw: str, caller: str) -> str:
+    """The key as stored: scoped to the caller (the digest of its API key, or "anon"),
+    so two clients cannot see each other's tasks through a shared key. Hashed, so its
+    length is fixed and a client's key is not stored as sent."""
+    if not 1 <= len(raw) <= MAX_IDEMPOTENCY_KEY_LENGTH or not raw.isprintable():
+        raise ValidationError(
+            field, f"must be 1 to {MAX_IDEMPOTENCY_KEY_LENGTH} printable characters"
+        )
+    return hashlib.sha256(f"{caller}\n{raw}".encode()).hexdigest()
 
 
 def check_depth(field: str, value: JSON, limit: int = MAX_PAYLOAD_DEPTH) -> None:

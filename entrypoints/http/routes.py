@@ -20,10 +20,12 @@ from bootstrap.container import Container
 from domain.errors import InfrastructureError, ValidationError
 from domain.models import TaskStatus
 from domain.services import SubmitRequest, TaskService
+from entrypoints.http.auth import ANONYMOUS, CALLER
 from entrypoints.http.batch import BatchSubmit
 from entrypoints.http.errors import RETRY_AFTER_SECONDS, MalformedTaskId
 from entrypoints.http.parsing import (
     check_depth,
+    idempotency_key,
     json_object,
     limit_param,
     optional_json_object,
@@ -77,14 +79,22 @@ class Endpoints:
 
     async def submit_task(self, request: Request) -> Response:
         submit = submit_request(SubmitTask.model_validate(await json_object(request)))
-        task = await self._service().submit(submit)
+        raw_key = request.headers.get("idempotency-key")
+        new = True
+        if raw_key is None:
+            task = await self._service().submit(submit)
+        else:
+            key = idempotency_key("Idempotency-Key", raw_key, caller(request))
+            task, new = await self._service().submit_idempotent(submit, key)
         return JSONResponse(
-            dump(TaskOut.of(task)), status_code=201, headers={"Location": f"/tasks/{task.id}"}
+            dump(TaskOut.of(task)),
+            status_code=201 if new else 200,
+            headers={"Location": f"/tasks/{task.id}"},
         )
 
     async def submit_batch(self, request: Request) -> Response:
         body = SubmitBatch.model_validate(await json_object(request))
-        results = await BatchSubmit(self._service(), submit_request)(body.tasks)
+        results = await BatchSubmit(self._service(), submit_request, caller(request))(body.tasks)
         return JSONResponse(dump(BatchResults(results=results)))
 
     async def get_task(self, request: Request) -> Response:
@@ -202,6 +212,11 @@ class Endpoints:
             Route("/ready", self.ready, methods=["GET"], name="ready"),
             Route("/openapi.json", self.openapi, methods=["GET"], name="openapi"),
         ]
+
+
+def caller(request: Request) -> str:
+    """Who is calling, for scoping idempotency keys: set by the auth middleware."""
+    return str(request.scope.get(CALLER, ANONYMOUS))
 
 
 def task_id_param(request: Request) -> str:

@@ -74,7 +74,14 @@ class SubmitTask(BaseModel):
 
 
 class BatchItem(SubmitTask):
-    """One task of ``POST /tasks/batch``: the fields of ``POST /tasks``."""
+    """One task of ``POST /tasks/batch``: the fields of ``POST /tasks``, plus an
+    optional idempotency key (the ``Idempotency-Key`` header of a single submit)."""
+
+    idempotency_key: str | None = Field(
+        None,
+        description="Like the `Idempotency-Key` header of `POST /tasks`: the same key with "
+        "the same task answers 200 with the task it created; with a different task, 409.",
+    )
 
 
 class SubmitBatch(BaseModel):

@@ -192,6 +192,7 @@ async def test_openapi_schemas_come_from_the_models_the_server_uses(
     assert set(schemas["Metrics"]["properties"]) == METRIC_FIELDS
     submit = document["paths"]["/tasks"]["post"]
     assert set(submit["responses"]) == {
+        "200",
         "201",
         "400",
         "401",
@@ -216,6 +217,33 @@ async def test_every_response_of_a_documented_route_is_a_documented_status(
     calls = [
         ("/tasks", "post", created),
         ("/tasks", "post", await http_client.post("/tasks", content=b"{")),
+        (
+            "/tasks",
+            "post",
+            await http_client.post(
+                "/tasks",
+                json={"type": "email", "payload": "a@b.io"},
+                headers={"Idempotency-Key": "k"},
+            ),
+        ),
+        (
+            "/tasks",
+            "post",
+            await http_client.post(
+                "/tasks",
+                json={"type": "email", "payload": "a@b.io"},
+                headers={"Idempotency-Key": "k"},
+            ),
+        ),
+        (
+            "/tasks",
+            "post",
+            await http_client.post(
+                "/tasks",
+                json={"type": "email", "payload": "x@b.io"},
+                headers={"Idempotency-Key": "k"},
+            ),
+        ),
         ("/tasks", "post", await http_client.post("/tasks", json={"type": "x"})),
         ("/tasks", "get", await http_client.get("/tasks", params={"status": "PENDING"})),
         ("/tasks", "get", await http_client.get("/tasks")),

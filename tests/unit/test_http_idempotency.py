@@ -1,0 +1,145 @@
+"""Idempotency-Key on POST /tasks, idempotency_key per item of POST /tasks/batch."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import httpx
+import pytest
+
+from bootstrap.container import build_container
+from bootstrap.settings import Settings
+from entrypoints.http.app import create_app
+from tests.unit.conftest import Serve
+
+EMAIL = {"type": "email", "payload": "a@b.io"}
+
+
+async def submit(
+    client: httpx.AsyncClient, body: dict[str, Any], key: str, **headers: str
+) -> httpx.Response:
+    return await client.post("/tasks", json=body, headers={"Idempotency-Key": key, **headers})
+
+
+async def total(client: httpx.AsyncClient, **headers: str) -> int:
+    count: int = (await client.get("/metrics", headers=headers)).json()["total_tasks"]
+    return count
+
+
+async def test_the_same_key_and_body_returns_the_original_task_with_200(
+    http_client: httpx.AsyncClient,
+) -> None:
+    first = await submit(http_client, EMAIL, "order-42")
+    again = await submit(http_client, EMAIL, "order-42")
+
+    assert first.status_code == 201
+    assert again.status_code == 200
+    assert again.json() == first.json()
+    assert again.headers["location"] == f"/tasks/{first.json()['id']}"
+    assert await total(http_client) == 1
+
+
+async def test_the_same_key_with_a_different_body_is_409(
+    http_client: httpx.AsyncClient,
+) -> None:
+    await submit(http_client, EMAIL, "order-42")
+
+    response = await submit(http_client, {**EMAIL, "payload": "c@d.io"}, "order-42")
+
+    assert response.status_code == 409
+    assert "Idempotency-Key" in response.json()["error"]
+    assert await total(http_client) == 1
+
+
+async def test_different_keys_create_different_tasks(http_client: httpx.AsyncClient) -> None:
+    one = await submit(http_client, EMAIL, "a")
+    two = await submit(http_client, EMAIL, "b")
+    plain = await http_client.post("/tasks", json=EMAIL)
+
+    assert len({one.json()["id"], two.json()["id"], plain.json()["id"]}) == 3
+
+
+async def test_twenty_concurrent_duplicates_create_exactly_one_task(
+    http_client: httpx.AsyncClient,
+) -> None:
+    responses = await asyncio.gather(*(submit(http_client, EMAIL, "race") for _ in range(20)))
+
+    assert sorted(r.status_code for r in responses) == [200] * 19 + [201]
+    assert len({r.json()["id"] for r in responses}) == 1
+    assert await total(http_client) == 1
+    metrics = (await http_client.get("/metrics")).json()
+    assert metrics["queue_depth"] == 1  # sent once
+
+
+async def test_keys_are_scoped_per_api_key(serve: Serve) -> None:
+    container = build_container(Settings(backend="memory", api_keys="alice,bob"))
+    alice = {"Authorization": "Bearer alice"}
+    bob = {"Authorization": "Bearer bob"}
+
+    async with serve(create_app(container)) as client:
+        first = await submit(client, EMAIL, "shared", **alice)
+        other = await submit(client, {**EMAIL, "payload": "c@d.io"}, "shared", **bob)
+        again = await submit(client, EMAIL, "shared", **alice)
+        count = await total(client, **alice)
+
+    assert (first.status_code, other.status_code, again.status_code) == (201, 201, 200)
+    assert other.json()["id"] != first.json()["id"] == again.json()["id"]
+    assert count == 2
+
+
+@pytest.mark.parametrize("key", ["", "x" * 256, "tab\there"])
+async def test_a_bad_key_is_422_naming_the_header(http_client: httpx.AsyncClient, key: str) -> None:
+    response = await submit(http_client, EMAIL, key)
+
+    assert response.status_code == 422
+    assert response.json()["error"].startswith("Idempotency-Key:")
+    assert await total(http_client) == 0
+
+
+async def test_an_invalid_body_with_a_key_is_422_and_does_not_claim_the_key(
+    http_client: httpx.AsyncClient,
+) -> None:
+    bad = await submit(http_client, {"type": "sms"}, "k")
+    good = await submit(http_client, EMAIL, "k")
+
+    assert bad.status_code == 422
+    assert good.status_code == 201
+
+
+# -- batch --------------------------------------------------------------------------------
+
+
+async def test_batch_items_with_keys_are_submitted_once(http_client: httpx.AsyncClient) -> None:
+    single = await submit(http_client, EMAIL, "k1")
+    items = [
+        {**EMAIL, "idempotency_key": "k1"},  # the single submit's key, same body
+        {**EMAIL, "idempotency_key": "k2"},
+        {**EMAIL, "idempotency_key": "k2"},  # a duplicate within the batch
+        {**EMAIL, "payload": "c@d.io", "idempotency_key": "k1"},  # reused key
+        {**EMAIL, "idempotency_key": ""},
+        EMAIL,
+    ]
+
+    response = await http_client.post("/tasks/batch", json={"tasks": items})
+
+    results = response.json()["results"]
+    assert [r["status"] for r in results] == [200, 201, 200, 409, 422, 201]
+    assert results[0]["task"]["id"] == single.json()["id"]
+    assert results[2]["task"]["id"] == results[1]["task"]["id"]
+    assert results[4]["error"].startswith("idempotency_key:")
+    assert await total(http_client) == 3
+
+
+async def test_a_repeated_batch_creates_nothing_new(http_client: httpx.AsyncClient) -> None:
+    items = [{**EMAIL, "idempotency_key": f"k{i}"} for i in range(5)]
+
+    first = await http_client.post("/tasks/batch", json={"tasks": items})
+    again = await http_client.post("/tasks/batch", json={"tasks": items})
+
+    assert [r["status"] for r in first.json()["results"]] == [201] * 5
+    assert [r["status"] for r in again.json()["results"]] == [200] * 5
+    assert [r["task"]["id"] for r in again.json()["results"]] == [
+        r["task"]["id"] for r in first.json()["results"]
+    ]
+    assert await total(http_client) == 5
