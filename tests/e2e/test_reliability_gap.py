@@ -1,0 +1,136 @@
+"""Scenario 4: the write/send gap.
+
+A task stored with no queue message is exactly what a process leaves behind when it
+dies between the write and the send. Such tasks are written straight into the SQLite
+file; ``taskq reconcile`` (one shot) and the reconciler inside ``taskq worker`` (on an
+interval) re-send them, and they complete. Tasks whose message was in fact queued are
+re-sent too: they still complete once, and their handler runs once.
+
+The other half, a send that fails under the API (503, task stored PENDING), is in
+tests/unit/test_http_errors.py (``test_queue_send_failure_is_503_...``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import time
+import uuid
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from adapters.clock import SystemClock
+from adapters.sqlite import SqliteDatabase, SqliteTaskQueue, SqliteTaskRepository
+from domain.models import Task
+from tests.e2e.support import (
+    ROOT,
+    ProcessGroup,
+    RunLog,
+    ScenarioResult,
+    StatusWatch,
+    duplicated_runs,
+    sqlite_env,
+    taskq_command,
+)
+
+pytestmark = pytest.mark.e2e
+
+STALE_AFTER = 2.0
+
+
+def _write_stale_tasks(db_path: Path, keys: list[str], *, queued: bool) -> list[str]:
+    """Store PENDING tasks last changed a minute ago; send their messages if ``queued``."""
+
+    async def write() -> list[str]:
+        clock = SystemClock()
+        db = SqliteDatabase(str(db_path), clock=clock)
+        try:
+            repo = SqliteTaskRepository(db)
+            queue = SqliteTaskQueue(db, clock, max_receive_count=20)
+            then = clock.now() - timedelta(minutes=1)
+            ids = []
+            for key in keys:
+                task = Task.create("sleepy", {"key": key, "seconds": 0.5}, then)
+                await repo.add(task)
+                if queued:
+                    await queue.send(task.id)
+                ids.append(task.id)
+            return ids
+        finally:
+            db.close()
+
+    return asyncio.run(write())
+
+
+def run_write_send_gap(
+    tmp_path: Path, *, backend: str = "sqlite", tasks: int = 10
+) -> ScenarioResult:
+    env = sqlite_env(
+        tmp_path,
+        WORKER_COUNT="10",
+        TASKQ_RECONCILE_INTERVAL_SECONDS="1",
+        TASKQ_RECONCILE_STALE_AFTER_SECONDS=str(STALE_AFTER),
+        TASKQ_VISIBILITY_TIMEOUT="5",
+        TASKQ_POLL_WAIT_SECONDS="1",
+    )
+    db_path = Path(env["TASKQ_SQLITE_PATH"])
+    run_log = RunLog(Path(env["TASKQ_TEST_RUN_LOG"]))
+    orphan_keys = [uuid.uuid4().hex for _ in range(tasks)]
+    queued_keys = [uuid.uuid4().hex for _ in range(tasks)]
+    ids = _write_stale_tasks(db_path, orphan_keys, queued=False)
+    ids += _write_stale_tasks(db_path, queued_keys, queued=True)
+
+    # One shot: every stale PENDING task is re-sent, those already queued included.
+    once = subprocess.run(
+        taskq_command("reconcile"),
+        cwd=ROOT,
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert once.returncode == 0, once.stderr
+    assert f"re-sent {2 * tasks}" in once.stdout, once.stdout + once.stderr
+
+    # Left behind after the one shot: only the worker's own reconciler can find these.
+    late_keys = [uuid.uuid4().hex for _ in range(tasks)]
+    ids += _write_stale_tasks(db_path, late_keys, queued=False)
+    keys = orphan_keys + queued_keys + late_keys
+
+    with ProcessGroup(tmp_path, env) as procs:
+        api = procs.start("api", wait=True)
+        started = time.monotonic()
+        procs.start("worker")
+        with api.client() as client:
+            watch = StatusWatch(client, ids)
+            finished = watch.wait_all_final(timeout=45)
+            recover = time.monotonic() - started
+            time.sleep(STALE_AFTER)  # the doubled messages are delivered, then skipped
+            watch.poll()
+        result = ScenarioResult(
+            scenario="4. write/send gap (reconciler)",
+            backend=backend,
+            tasks=len(ids),
+            lost=len(watch.missing)
+            + sum(1 for t in watch.latest.values() if t["status"] in {"FAILED", "CANCELLED"}),
+            stuck=len(watch.not_final()),
+            duplicated_runs=duplicated_runs(run_log, keys),
+            recover_seconds=round(recover, 1) if finished else None,
+            double_completions=len(watch.violations),
+            notes=f"{tasks} re-sent by taskq reconcile while queued, {2 * tasks} with no message",
+        )
+        assert finished, f"not final: {watch.not_final()}\n{procs.logs()}"
+        assert {t["status"] for t in watch.latest.values()} == {"COMPLETED"}
+        assert not watch.violations, watch.violations
+        assert run_log.completions() == dict.fromkeys(keys, 1), "a handler ran twice"
+        assert "reconciler re-sent" in procs.logs()
+        return result
+
+
+def test_sqlite_tasks_left_without_a_message_are_resent_and_complete_once(
+    tmp_path: Path,
+) -> None:
+    run_write_send_gap(tmp_path).check()

@@ -1,0 +1,158 @@
+"""Scenario 8: SIGTERM to ``taskq serve`` with 20 tasks in flight.
+
+The process stops receiving, waits the grace period, releases what is still running
+(back to PENDING, its message visible at once), and exits 0. A restarted ``taskq serve``
+finishes every task well before the visibility timeout would have brought them back,
+which shows they were released rather than abandoned.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import subprocess
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+from adapters.clock import SystemClock
+from adapters.sqlite import SqliteDatabase, SqliteTaskRepository
+from domain.models import TaskStatus
+from tests.e2e.support import (
+    ProcessGroup,
+    RunLog,
+    ScenarioResult,
+    StatusWatch,
+    duplicated_runs,
+    sqlite_env,
+    submit_tasks,
+    wait_for,
+)
+
+pytestmark = pytest.mark.e2e
+
+VISIBILITY = 60.0  # far longer than the restart takes: a task not released would wait it out
+
+
+def _counts(db_path: Path) -> dict[TaskStatus, int]:
+    async def read() -> dict[TaskStatus, int]:
+        db = SqliteDatabase(str(db_path), clock=SystemClock())
+        try:
+            return await SqliteTaskRepository(db).count_by_status()
+        finally:
+            db.close()
+
+    return asyncio.run(read())
+
+
+def run_graceful_shutdown(
+    tmp_path: Path,
+    *,
+    backend: str = "sqlite",
+    tasks: int = 30,
+    concurrency: int = 20,
+    task_seconds: float = 4.0,
+    grace: float = 2.0,
+) -> ScenarioResult:
+    env = sqlite_env(
+        tmp_path,
+        WORKER_COUNT=str(concurrency),
+        TASKQ_VISIBILITY_TIMEOUT=str(VISIBILITY),
+        TASKQ_SHUTDOWN_GRACE_SECONDS=str(grace),
+        TASKQ_POLL_WAIT_SECONDS="1",
+    )
+    run_log = RunLog(Path(env["TASKQ_TEST_RUN_LOG"]))
+    keys = [uuid.uuid4().hex for _ in range(tasks)]
+    with ProcessGroup(tmp_path, env) as procs:
+        first = procs.start("serve", wait=True)
+        with first.client() as client:
+            ids = submit_tasks(
+                client, "sleepy", [{"key": k, "seconds": task_seconds} for k in keys]
+            )
+            watch = StatusWatch(client, ids)
+            in_flight = min(20, concurrency)
+            wait_for(
+                lambda: bool(watch.poll()) and watch.count("PROCESSING") >= in_flight,
+                timeout=30,
+                interval=0.05,
+                what=f"{in_flight} tasks PROCESSING",
+            )
+        signalled = time.monotonic()
+        code = first.terminate(timeout=grace + 30)
+        exit_seconds = time.monotonic() - signalled
+        counts = _counts(Path(env["TASKQ_SQLITE_PATH"]))
+
+        restarted_at = time.monotonic()
+        second = procs.start("serve", wait=True)
+        with second.client() as client:
+            watch = StatusWatch(client, ids)
+            finished = watch.wait_all_final(timeout=VISIBILITY - 10)
+            recover = time.monotonic() - restarted_at
+        result = ScenarioResult(
+            scenario="8. SIGTERM under load, restart",
+            backend=backend,
+            tasks=tasks,
+            lost=len(watch.missing)
+            + sum(1 for t in watch.latest.values() if t["status"] in {"FAILED", "CANCELLED"}),
+            stuck=len(watch.not_final()),
+            duplicated_runs=duplicated_runs(run_log, keys),
+            recover_seconds=round(recover, 1) if finished else None,
+            double_completions=len(watch.violations),
+            notes=f"exit {code} {exit_seconds:.1f} s after SIGTERM (grace {grace:g} s); "
+            f"then {counts.get(TaskStatus.PENDING, 0)} PENDING, "
+            f"{counts.get(TaskStatus.PROCESSING, 0)} PROCESSING",
+        )
+        assert code == 0, first.log()
+        assert counts.get(TaskStatus.PROCESSING, 0) == 0, f"not released: {counts}"
+        assert counts.get(TaskStatus.PENDING, 0) == tasks - counts.get(TaskStatus.COMPLETED, 0)
+        assert finished, f"not final: {watch.not_final()}\n{procs.logs()}"
+        assert {t["status"] for t in watch.latest.values()} == {"COMPLETED"}
+        # Bounded by the longest handler, not by the grace period: see the xfail below.
+        assert exit_seconds < max(grace, task_seconds) + 5, result.notes
+        return result
+
+
+def test_sqlite_sigterm_releases_in_flight_tasks_and_a_restart_finishes_them(
+    tmp_path: Path,
+) -> None:
+    result = run_graceful_shutdown(tmp_path)
+    print(result)
+    result.check()
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="engine bug: after the grace period a sync handler is released but its thread "
+    "runs on, and the interpreter joins the handler pool's threads at exit, so SIGTERM "
+    "exits only when the longest handler returns (its result discarded, the task re-run)",
+)
+def test_sqlite_sigterm_exits_within_the_grace_period_despite_a_long_sync_handler(
+    tmp_path: Path,
+) -> None:
+    grace = 1.0
+    env = sqlite_env(
+        tmp_path,
+        TASKQ_VISIBILITY_TIMEOUT=str(VISIBILITY),
+        TASKQ_SHUTDOWN_GRACE_SECONDS=str(grace),
+    )
+    with ProcessGroup(tmp_path, env) as procs:
+        server = procs.start("serve", wait=True)
+        with server.client() as client:
+            ids = submit_tasks(client, "sleepy", [{"key": "long", "seconds": 30}])
+            watch = StatusWatch(client, ids)
+            wait_for(
+                lambda: bool(watch.poll()) and watch.count("PROCESSING") == 1,
+                timeout=20,
+                what="the task PROCESSING",
+            )
+        signalled = time.monotonic()
+        server.process.send_signal(signal.SIGTERM)
+        try:
+            code = server.process.wait(timeout=grace + 4)
+        except subprocess.TimeoutExpired:
+            code = None
+        took = time.monotonic() - signalled
+        assert code == 0, f"no exit {took:.1f} s after SIGTERM (grace {grace:g} s)"
+        assert _counts(Path(env["TASKQ_SQLITE_PATH"])).get(TaskStatus.PENDING) == 1
