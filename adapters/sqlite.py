@@ -27,6 +27,7 @@ import secrets
 import sqlite3
 import threading
 import time
+import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields
 from datetime import UTC, datetime, timedelta
@@ -36,6 +37,7 @@ from adapters import envelope
 from adapters.cursor import decode_cursor, encode_cursor
 from domain.errors import (
     ConcurrencyConflict,
+    IdempotencyKeyReused,
     InfrastructureError,
     InvalidCursor,
     TaskAlreadyExists,
@@ -141,6 +143,15 @@ MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
     ),
     # 3: Task fields without a column of their own (added to the model later) as JSON.
     ("ALTER TABLE tasks ADD COLUMN extra TEXT NOT NULL DEFAULT '{}'",),
+    # 4: idempotency keys of submissions.
+    (
+        """CREATE TABLE idempotency_keys (
+            key TEXT PRIMARY KEY,
+            task_id TEXT NOT NULL,
+            fingerprint TEXT NOT NULL,
+            expires_key TEXT NOT NULL
+        ) WITHOUT ROWID""",
+    ),
 )
 SCHEMA_VERSION: Final = len(MIGRATIONS)
 
@@ -185,6 +196,48 @@ class _Op:
 
 def _infra(exc: BaseException) -> InfrastructureError:
     return InfrastructureError(_DEPENDENCY, f"{type(exc).__name__}: {exc}")
+
+
+def _statement(
+    sql: str, params: Sequence[Any], *, many: bool = False
+) -> Callable[[sqlite3.Connection], None]:
+    """An operation that runs one statement and returns nothing (never a cursor)."""
+
+    def run(conn: sqlite3.Connection) -> None:
+        cursor = conn.executemany(sql, params) if many else conn.execute(sql, params)
+        cursor.close()
+
+    return run
+
+
+def _call(op: _Op, conn: sqlite3.Connection) -> Any:
+    try:
+        result = op.fn(conn)
+    except BaseException as exc:
+        _drop_locals(exc)
+        raise
+    if isinstance(result, sqlite3.Cursor):
+        # A cursor finalised later on the event loop's thread would touch the
+        # connection while this thread uses it (SQLITE_MISUSE): never let one out.
+        result.close()
+        raise TypeError("a database operation must not return a cursor")
+    return result
+
+
+def _drop_locals(exc: BaseException) -> None:
+    """Clear the locals of the frames in ``exc``'s tracebacks (and its cause's and
+    context's) before it leaves this thread: a cursor kept alive by a frame would be
+    finalised on another thread. Line numbers stay for the traceback."""
+    seen: set[int] = set()
+    pending = [exc]
+    while pending:
+        current: BaseException | None = pending.pop()
+        if current is None or id(current) in seen:
+            continue
+        seen.add(id(current))
+        if current.__traceback__ is not None:
+            traceback.clear_frames(current.__traceback__)
+        pending.extend(e for e in (current.__cause__, current.__context__) if e is not None)
 
 
 class SqliteDatabase:
@@ -327,7 +380,7 @@ class SqliteDatabase:
         for op in live:
             if op.kind is _Kind.ALONE:
                 try:
-                    op.future.set_result(op.fn(conn))
+                    op.future.set_result(_call(op, conn))
                 except sqlite3.Error as exc:
                     op.future.set_exception(_infra(exc))
                 except BaseException as exc:
@@ -362,7 +415,7 @@ class SqliteDatabase:
             try:
                 if savepoint:
                     conn.execute("SAVEPOINT op")
-                result = op.fn(conn)
+                result = _call(op, conn)
                 if savepoint:
                     conn.execute("RELEASE op")
                 outcomes.append((True, result))
@@ -555,19 +608,39 @@ class SqliteTaskRepository:
         return _key(now - timedelta(seconds=self.retention_seconds))
 
     async def add(self, task: Task) -> None:
-        row = (*_task_row(task), _key(task.created_at), _finished_key(task))
+        insert = _inserter(task)
+        await self._db.write(insert)
+        await self._maybe_purge()
 
-        def run(conn: sqlite3.Connection) -> None:
-            try:
-                conn.execute(
-                    f"INSERT INTO tasks ({_TASK_COLUMNS}, created_key, finished_key) "
-                    "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                    row,
-                )
-            except sqlite3.IntegrityError:
-                raise TaskAlreadyExists(task.id) from None
+    async def add_idempotent(
+        self, task: Task, *, key: str, fingerprint: str, expires_at: datetime, now: datetime
+    ) -> str | None:
+        insert = _inserter(task)
+        now_key, expires_key = _key(now), _key(expires_at)
 
-        await self._db.write(run)
+        def run(conn: sqlite3.Connection) -> str | None:
+            claim = conn.execute(
+                "SELECT task_id, fingerprint, expires_key FROM idempotency_keys WHERE key = ?",
+                (key,),
+            ).fetchone()
+            if claim is not None and claim[2] > now_key:
+                if claim[1] != fingerprint:
+                    raise IdempotencyKeyReused(key)
+                return str(claim[0])
+            insert(conn)
+            conn.execute(
+                "INSERT OR REPLACE INTO idempotency_keys (key, task_id, fingerprint, expires_key)"
+                " VALUES (?, ?, ?, ?)",
+                (key, task.id, fingerprint, expires_key),
+            )
+            return None
+
+        existing = await self._db.write(run)
+        if existing is None:
+            await self._maybe_purge()
+        return existing
+
+    async def _maybe_purge(self) -> None:
         if self.retention_seconds is not None:
             mono = self._db.clock.monotonic()
             if mono >= self._next_purge:
@@ -595,7 +668,7 @@ class SqliteTaskRepository:
         values = _task_row(new)[1:]
 
         def run(conn: sqlite3.Connection) -> None:
-            cursor = conn.execute(
+            updated = conn.execute(
                 "UPDATE tasks SET type=?, payload=?, status=?, created_at=?, updated_at=?, "
                 "max_attempts=?, attempts=?, retry_count=?, timeout_seconds=?, started_at=?, "
                 "finished_at=?, error=?, result=?, lease_token=?, lease_expires_at=?, "
@@ -609,8 +682,8 @@ class SqliteTaskRepository:
                     expected.status.value,
                     expected.version,
                 ),
-            )
-            if cursor.rowcount == 1:
+            ).rowcount
+            if updated == 1:
                 return
             current = conn.execute(
                 "SELECT status, version FROM tasks WHERE id = ?", (expected.id,)
@@ -668,17 +741,19 @@ class SqliteTaskRepository:
         return counts
 
     async def purge_expired(self, now: datetime) -> int:
-        """Delete finished tasks past retention; return how many. Counts follow."""
+        """Delete finished tasks past retention (and expired idempotency keys); return
+        how many tasks. Counts follow."""
         cutoff = self._cutoff(now)
-        if cutoff is None:
-            return 0
+        now_key = _key(now)
 
         def run(conn: sqlite3.Connection) -> int:
-            cursor = conn.execute(
+            conn.execute("DELETE FROM idempotency_keys WHERE expires_key <= ?", (now_key,)).close()
+            if cutoff is None:
+                return 0
+            return conn.execute(
                 "DELETE FROM tasks WHERE finished_key IS NOT NULL AND finished_key <= ?",
                 (cutoff,),
-            )
-            return cursor.rowcount
+            ).rowcount
 
         return await self._db.write(run)
 
@@ -687,6 +762,22 @@ class SqliteTaskRepository:
 
     async def ping(self) -> None:
         await self._db.ping()
+
+
+def _inserter(task: Task) -> Callable[[sqlite3.Connection], None]:
+    row = (*_task_row(task), _key(task.created_at), _finished_key(task))
+
+    def insert(conn: sqlite3.Connection) -> None:
+        try:
+            conn.execute(
+                f"INSERT INTO tasks ({_TASK_COLUMNS}, created_key, finished_key) "
+                "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                row,
+            ).close()
+        except sqlite3.IntegrityError:
+            raise TaskAlreadyExists(task.id) from None
+
+    return insert
 
 
 def _finished_key(task: Task) -> str | None:
@@ -852,7 +943,7 @@ class SqliteTaskQueue:
         if not keys:
             return
         await self._db.write(
-            lambda conn: conn.executemany("DELETE FROM messages WHERE id = ? AND receipt = ?", keys)
+            _statement("DELETE FROM messages WHERE id = ? AND receipt = ?", keys, many=True)
         )
 
     async def release(self, delivery: Delivery, *, delay_seconds: float = 0) -> None:
@@ -868,7 +959,7 @@ class SqliteTaskQueue:
             return
         visible_at = self._now() + max(0.0, seconds)
         await self._db.write(
-            lambda conn: conn.execute(
+            _statement(
                 "UPDATE messages SET visible_at = ? WHERE id = ? AND receipt = ?",
                 (visible_at, message_id, delivery.receipt),
             )
@@ -982,7 +1073,7 @@ class SqliteWorkerRegistry:
             _key(info.last_seen + timedelta(seconds=ttl_seconds)),
         )
         await self._db.write(
-            lambda conn: conn.execute(
+            _statement(
                 "INSERT OR REPLACE INTO workers (worker_id, host, pid, concurrency, in_flight, "
                 "started_at, last_seen, expires_key) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 row,
@@ -990,9 +1081,7 @@ class SqliteWorkerRegistry:
         )
 
     async def remove(self, worker_id: str) -> None:
-        await self._db.write(
-            lambda conn: conn.execute("DELETE FROM workers WHERE worker_id = ?", (worker_id,))
-        )
+        await self._db.write(_statement("DELETE FROM workers WHERE worker_id = ?", (worker_id,)))
 
     async def live(self, now: datetime) -> list[WorkerInfo]:
         rows = await self._db.read(

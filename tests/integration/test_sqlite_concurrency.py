@@ -5,8 +5,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+
+import pytest
 
 from adapters.clock import ManualClock, SystemClock
 from adapters.sqlite import SqliteDatabase, SqliteTaskQueue, SqliteTaskRepository
@@ -125,4 +127,38 @@ async def test_concurrent_receivers_in_one_process_get_disjoint_leases(tmp_path:
     everything = [m for got in per_receiver for m in got]
     assert len(everything) == 300
     assert len(set(everything)) == 300
+    db.close()
+
+
+async def test_one_idempotency_key_across_two_connections_stores_one_task(
+    tmp_path: Path,
+) -> None:
+    path = str(tmp_path / "taskq.db")
+    a = SqliteDatabase(path, clock=SystemClock())
+    b = SqliteDatabase(path, clock=SystemClock())
+    repos = [SqliteTaskRepository(a), SqliteTaskRepository(b)]
+    tasks = [Task.create("email", n, T0) for n in range(40)]
+    results = await asyncio.gather(
+        *(
+            repos[n % 2].add_idempotent(
+                t, key="k", fingerprint="f", expires_at=T0 + timedelta(days=1), now=T0
+            )
+            for n, t in enumerate(tasks)
+        )
+    )
+    stored = [t.id for t, r in zip(tasks, results, strict=True) if r is None]
+    assert len(stored) == 1
+    assert set(results) == {None, stored[0]}
+    assert sum((await repos[1].count_by_status()).values()) == 1
+    a.close()
+    b.close()
+
+
+async def test_an_operation_may_not_hand_a_cursor_to_the_event_loop(tmp_path: Path) -> None:
+    """A cursor finalised on the loop's thread races the database thread on the shared
+    statement cache (seen as a rare SQLITE_MISUSE on ack under load)."""
+    db = SqliteDatabase(str(tmp_path / "taskq.db"), clock=SystemClock())
+    with pytest.raises(TypeError, match="cursor"):
+        await db.write(lambda conn: conn.execute("SELECT 1"))
+    await db.ping()  # the connection is still usable
     db.close()
