@@ -15,7 +15,7 @@ from dependency_injector import providers
 
 from adapters.aws_provision import dlq_name
 from adapters.dynamodb import DynamoDbTaskRepository, DynamoDbWorkerRegistry
-from adapters.sqs import MAX_WAIT_SECONDS, SqsTaskQueue
+from adapters.sqs import MAX_WAIT_SECONDS
 from bootstrap.container import Container, aws_client, aws_sqs_client, build_container
 from bootstrap.settings import Settings
 from domain.errors import InfrastructureError
@@ -76,8 +76,11 @@ async def test_aws_backend_provisions_and_runs_a_task_end_to_end(endpoint: str) 
         await _call(container.init_resources())
         service = container.task_service()
         assert isinstance(service.repository, DynamoDbTaskRepository)
-        assert isinstance(service.queue, SqsTaskQueue)
         assert isinstance(container.workers(), DynamoDbWorkerRegistry)
+        # Provisioned on first use: the queue pair exists under the configured names.
+        sqs, _ = shared_clients(endpoint)
+        for name in (settings.sqs_queue_name, dlq_name(settings.sqs_queue_name)):
+            assert sqs.get_queue_url(QueueName=name)["QueueUrl"]
 
         task = await service.submit(SubmitRequest(type="email", payload="a@example.com"))
         assert (await service.get(task.id)).status is TaskStatus.PENDING
@@ -103,7 +106,7 @@ async def test_aws_backend_provisions_and_runs_a_task_end_to_end(endpoint: str) 
             endpoint,
         )
         assert (await again.task_service().get(task.id)).status is TaskStatus.COMPLETED
-        assert isinstance(again.queue(), SqsTaskQueue)
+        await again.task_service().queue.ping()
     finally:
         cleanup(endpoint, settings)
 

@@ -169,3 +169,24 @@ async def test_an_unreachable_endpoint_is_an_infrastructure_error() -> None:
     with pytest.raises(InfrastructureError) as raised:
         await DynamoDbTaskRepository(client, "nowhere").ping()
     assert raised.value.dependency == "dynamodb"
+
+
+async def test_a_same_status_write_is_a_compare_and_set_too(aws: AwsResources) -> None:
+    """A heartbeat keeps the status, so it skips the counters (a plain conditional put):
+    it must still lose to a newer version and tell a missing task from a conflict."""
+    repo = repository(aws)
+    task = Task.create("email", None, NOW)
+    await repo.add(task)
+    claimed = task.claim("lease-a", NOW, 30)
+    await repo.transition(claimed, expected=task)
+    beat = claimed.extend_lease(NOW + timedelta(seconds=5), 30)
+    await repo.transition(beat, expected=claimed)
+
+    with pytest.raises(ConcurrencyConflict, match="v2"):
+        await repo.transition(claimed.extend_lease(NOW, 60), expected=claimed)
+    assert await repo.get(task.id) == beat
+    assert (await repo.count_by_status())[TaskStatus.PROCESSING] == 1
+
+    ghost = Task.create("email", None, NOW).claim("x", NOW, 30)
+    with pytest.raises(TaskNotFound):
+        await repo.transition(ghost.extend_lease(NOW, 30), expected=ghost)

@@ -20,6 +20,7 @@ import gc
 import json
 import logging
 import os
+import threading
 import uuid
 import warnings
 from collections.abc import AsyncIterator, Iterator
@@ -84,15 +85,44 @@ def _start_localstack() -> str:
     return str(container.get_url())
 
 
+class _OneDynamoDbRequestAtATime:
+    """WSGI middleware for the moto server: serialises DynamoDB requests.
+
+    moto runs a transaction by deep-copying the table and, when a condition fails,
+    putting the copy back: a concurrent request's committed write is then undone. Real
+    DynamoDB transactions are serialisable (a clash is a TransactionConflict, which the
+    adapter retries). Handling DynamoDB requests one at a time gives the stand-in that
+    isolation; SQS requests (long polls among them) stay concurrent.
+    """
+
+    def __init__(self, app: Any) -> None:
+        self._app = app
+        self._lock = threading.Lock()
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
+        if not str(environ.get("HTTP_X_AMZ_TARGET", "")).startswith("DynamoDB_"):
+            return self._app(environ, start_response)
+        with self._lock:
+            return list(self._app(environ, start_response))
+
+
 def _start_moto() -> str:
-    from moto.server import ThreadedMotoServer
+    """moto's server, as ``moto.server.ThreadedMotoServer`` builds it (threaded, on
+    127.0.0.1, a free port), with DynamoDB requests serialised."""
+    from moto.moto_server.werkzeug_app import (
+        DomainDispatcherApplication,
+        MotoRequestHandler,
+        create_backend_app,
+    )
+    from werkzeug.serving import make_server
 
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one line per request
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    atexit.register(server.stop)
-    host, port = server.get_host_and_port()
-    return f"http://{host}:{port}"
+    app = _OneDynamoDbRequestAtATime(DomainDispatcherApplication(create_backend_app))
+    server = make_server("127.0.0.1", 0, app, threaded=True, request_handler=MotoRequestHandler)
+    thread = threading.Thread(target=server.serve_forever, name="moto-server", daemon=True)
+    thread.start()
+    atexit.register(server.shutdown)
+    return f"http://127.0.0.1:{server.server_port}"
 
 
 @functools.cache
