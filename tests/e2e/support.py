@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import math
 import os
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -341,3 +345,134 @@ def duplicated_runs(run_log: RunLog, keys: list[str]) -> int:
     """Handler runs that finished beyond the first, over ``keys``."""
     done = run_log.completions()
     return sum(max(0, done.get(key, 0) - 1) for key in keys)
+
+
+# -- aws mode: a moto server in its own process ---------------------------------------
+
+FAKE_AWS_ENV = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_REGION": "us-east-1",
+    "AWS_DEFAULT_REGION": "us-east-1",
+}
+
+
+class _OneDynamoDbRequestAtATime:
+    """WSGI middleware: DynamoDB requests one at a time. moto runs a transaction on a
+    copy of the table and puts the copy back, undoing a concurrent request's write;
+    real DynamoDB transactions are serialisable. SQS requests stay concurrent."""
+
+    def __init__(self, app: Any) -> None:
+        self._app = app
+        self._lock = threading.Lock()
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
+        if not str(environ.get("HTTP_X_AMZ_TARGET", "")).startswith("DynamoDB_"):
+            return self._app(environ, start_response)
+        with self._lock:
+            return list(self._app(environ, start_response))
+
+
+def _serve_moto(port: int) -> None:
+    import logging
+
+    from moto.moto_server.werkzeug_app import (
+        DomainDispatcherApplication,
+        MotoRequestHandler,
+        create_backend_app,
+    )
+    from werkzeug.serving import make_server
+
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    app = _OneDynamoDbRequestAtATime(DomainDispatcherApplication(create_backend_app))
+    server = make_server("127.0.0.1", port, app, threaded=True, request_handler=MotoRequestHandler)
+    server.serve_forever()
+
+
+class MotoServer:
+    """A moto server process on 127.0.0.1; ``stop`` and ``start`` again keep the port
+    (its state is lost: provision again after a restart)."""
+
+    def __init__(self, tmp_path: Path, port: int | None = None) -> None:
+        self.port = port or free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log_path = tmp_path / f"moto-{self.port}.log"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self, timeout: float = 30) -> None:
+        with self.log_path.open("ab") as log_file:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "tests.e2e.support", "moto", str(self.port)],
+                cwd=ROOT,
+                stdout=log_file,
+                stderr=subprocess.STDOUT,
+            )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"moto exited: {self.log_path.read_text(errors='replace')}")
+            try:
+                httpx.get(self.url + "/moto-api/", timeout=1)
+                return
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        raise TimeoutError(f"moto did not answer on {self.url} in {timeout}s")
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(timeout=10)
+        self.process = None
+
+    def __enter__(self) -> MotoServer:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def aws_env(
+    tmp_path: Path, endpoint: str, *, visibility: float = 30, max_receive_count: int = 20
+) -> dict[str, str]:
+    """A queue pair and table provisioned on ``endpoint``, and the env that names them."""
+    import boto3
+
+    from adapters.aws_provision import provision
+
+    name = f"taskq-rel-{uuid.uuid4().hex[:10]}"
+
+    def client(service: str) -> Any:
+        return boto3.session.Session().client(
+            service,  # type: ignore[call-overload]
+            endpoint_url=endpoint,
+            region_name="us-east-1",
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+        )
+
+    provision(
+        client("sqs"),
+        client("dynamodb"),
+        queue_name=name,
+        table_name=name,
+        max_receive_count=max_receive_count,
+        visibility_timeout=math.ceil(visibility),
+    )
+    return {
+        **FAKE_AWS_ENV,
+        "TASKQ_BACKEND": "aws",
+        "AWS_ENDPOINT_URL": endpoint,
+        "TASKQ_SQS_QUEUE_NAME": name,
+        "DYNAMODB_TABLE": name,
+        "TASKQ_MAX_RECEIVE_COUNT": str(max_receive_count),
+        "TASKQ_VISIBILITY_TIMEOUT": str(visibility),
+        "TASKQ_HANDLERS": "tests.e2e.reliability_handlers",
+        "TASKQ_TEST_RUN_LOG": str(tmp_path / "runs.log"),
+        "TASKQ_LOG_LEVEL": "INFO",
+    }
+
+
+if __name__ == "__main__":
+    if sys.argv[1:2] == ["moto"]:
+        _serve_moto(int(sys.argv[2]))

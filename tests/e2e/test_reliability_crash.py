@@ -15,10 +15,12 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.support import (
+    MotoServer,
     ProcessGroup,
     RunLog,
     ScenarioResult,
     StatusWatch,
+    aws_env,
     duplicated_runs,
     sqlite_env,
     submit_tasks,
@@ -108,5 +110,14 @@ def run_worker_kill(
 
 def test_sqlite_worker_killed_mid_task_loses_nothing(tmp_path: Path) -> None:
     result = run_worker_kill(tmp_path, sqlite_env(tmp_path), backend="sqlite")
+    print(result)
+    result.check()
+
+
+@pytest.mark.aws
+def test_aws_worker_killed_mid_task_loses_nothing(tmp_path: Path) -> None:
+    with MotoServer(tmp_path) as moto:
+        env = aws_env(tmp_path, moto.url, visibility=3)
+        result = run_worker_kill(tmp_path, env, backend="aws (moto)")
     print(result)
     result.check()

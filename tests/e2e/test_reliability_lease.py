@@ -26,10 +26,12 @@ from domain.processing import Outcome, ProcessorSettings, TaskProcessor
 from domain.registry import HandlerRegistry, TaskType
 from domain.retry import RetryPolicy
 from tests.e2e.support import (
+    MotoServer,
     ProcessGroup,
     RunLog,
     ScenarioResult,
     StatusWatch,
+    aws_env,
     duplicated_runs,
     sqlite_env,
     submit_tasks,
@@ -172,3 +174,12 @@ async def test_a_heartbeat_answer_in_flight_when_the_handler_ends_is_not_lost(
         assert (await queue.depth()).total == 0, "the message of a completed task is acked"
     finally:
         db.close()
+
+
+@pytest.mark.aws
+def test_aws_heartbeat_keeps_a_long_task_leased_it_runs_once(tmp_path: Path) -> None:
+    with MotoServer(tmp_path) as moto:
+        env = aws_env(tmp_path, moto.url, visibility=2)
+        result = run_long_task(tmp_path, env, backend="aws (moto)")
+    result.check()
+    assert result.duplicated_runs == 0

@@ -15,16 +15,19 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import boto3
 import pytest
 
 from adapters import envelope
 from adapters.clock import SystemClock
 from adapters.sqlite import SqliteDatabase, SqliteTaskQueue
 from tests.e2e.support import (
+    MotoServer,
     ProcessGroup,
     RunLog,
     ScenarioResult,
     StatusWatch,
+    aws_env,
     sqlite_env,
     submit_tasks,
     wait_for,
@@ -131,4 +134,28 @@ def test_sqlite_poison_messages_are_dead_lettered_and_the_worker_survives(
     result = run_poison(
         tmp_path, env, backend="sqlite", send_raw=lambda bodies: _send_raw_sqlite(db_path, bodies)
     )
+    result.check()
+
+
+def send_raw_sqs(env: dict[str, str], bodies: list[str]) -> None:
+    """Bodies straight onto the SQS queue, as any producer could put them."""
+    sqs = boto3.session.Session().client(
+        "sqs",
+        endpoint_url=env["AWS_ENDPOINT_URL"],
+        region_name=env["AWS_REGION"],
+        aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
+    )
+    url = sqs.get_queue_url(QueueName=env["TASKQ_SQS_QUEUE_NAME"])["QueueUrl"]
+    for body in bodies:
+        sqs.send_message(QueueUrl=url, MessageBody=body)
+
+
+@pytest.mark.aws
+def test_aws_poison_messages_are_dead_lettered_and_the_worker_survives(tmp_path: Path) -> None:
+    with MotoServer(tmp_path) as moto:
+        env = aws_env(tmp_path, moto.url, visibility=2)
+        result = run_poison(
+            tmp_path, env, backend="aws (moto)", send_raw=lambda b: send_raw_sqs(env, b)
+        )
     result.check()
