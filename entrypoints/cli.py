@@ -104,7 +104,8 @@ def _submit(args: argparse.Namespace) -> int:
         value = getattr(args, option)
         if value is not None:
             body[option] = value
-    return _request(args, "POST", "/tasks", json=body)
+    headers = {"Idempotency-Key": args.idempotency_key} if args.idempotency_key else {}
+    return _request(args, "POST", "/tasks", json=body, headers=headers)
 
 
 def _cancel(args: argparse.Namespace) -> int:
@@ -218,6 +219,10 @@ def build_parser() -> argparse.ArgumentParser:
     submit.add_argument("--delay-seconds", type=float, help="up to a year")
     submit.add_argument(
         "--run-at", help="when the task is due, RFC 3339 with a timezone (2026-01-01T09:00:00Z)"
+    )
+    submit.add_argument(
+        "--idempotency-key",
+        help="submit at most once per key: a retry with the same key returns the first task",
     )
     _add_client_options(submit)
 
