@@ -303,6 +303,10 @@ class TaskService:
             raise ValidationError("limit", f"must be between 1 and {MAX_PAGE_SIZE}")
         return await self.repository.list_by_status(status, limit=limit, cursor=cursor)
 
+    async def dead_letter_count(self) -> int:
+        """Messages in the queue's dead-letter queue, poison messages included."""
+        return await self.queue.dead_letter_count()
+
     async def metrics(self) -> MetricsSnapshot:
         counts = await self.repository.count_by_status()
         depth = await self.queue.depth()

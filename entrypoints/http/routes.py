@@ -126,7 +126,7 @@ class Endpoints:
         page = await service.list(
             TaskStatus.FAILED, limit=limit, cursor=query.get("cursor") or None
         )
-        depth = (await service.metrics()).dead_letters
+        depth = await service.dead_letter_count()
         return JSONResponse(dump(DeadLetterPage.of(page, depth)))
 
     async def redrive(self, request: Request) -> Response:
