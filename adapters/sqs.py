@@ -19,6 +19,7 @@ import asyncio
 import functools
 import logging
 import math
+import threading
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -241,16 +242,39 @@ class SqsTaskQueue:
     async def _receive_from(
         self, queue_url: str, *, max_messages: int, visibility_timeout: int, wait_seconds: int
     ) -> list[MessageTypeDef]:
-        response = await self._run(
-            lambda: self._client.receive_message(
+        """One ReceiveMessage call.
+
+        Cancelling the caller cannot stop a long poll already running in its thread; if
+        that poll then gets messages nobody will see, it hands them straight back
+        (visibility 0) instead of leaving them hidden for a whole lease.
+        """
+        abandoned = threading.Event()
+
+        def poll() -> list[MessageTypeDef]:
+            response = self._client.receive_message(
                 QueueUrl=queue_url,
                 MaxNumberOfMessages=max_messages,
                 VisibilityTimeout=visibility_timeout,
                 WaitTimeSeconds=wait_seconds,
                 MessageSystemAttributeNames=["ApproximateReceiveCount"],
             )
-        )
-        return list(response.get("Messages", []))
+            messages = list(response.get("Messages", []))
+            if messages and abandoned.is_set():
+                self._client.change_message_visibility_batch(
+                    QueueUrl=queue_url,
+                    Entries=[
+                        {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"], "VisibilityTimeout": 0}
+                        for i, m in enumerate(messages)
+                    ],
+                )
+                return []
+            return messages
+
+        try:
+            return await self._run(poll)
+        except asyncio.CancelledError:
+            abandoned.set()
+            raise
 
     # -- settling --------------------------------------------------------------------
 

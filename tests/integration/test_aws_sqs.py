@@ -6,6 +6,7 @@ ours is mocked.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from typing import Any
 
@@ -201,3 +202,24 @@ async def test_dead_letters_listed_stay_there_and_carry_their_reason(aws: AwsRes
     assert {m["MessageAttributes"]["reason"]["StringValue"] for m in messages} == {
         "handler failed for good"
     }
+
+
+async def test_a_cancelled_long_poll_hands_back_what_it_receives(aws: AwsResources) -> None:
+    """Shutdown cancels receivers mid-poll; their thread still completes the poll, and a
+    message it gets then must not stay hidden for a whole lease."""
+    queue = SqsTaskQueue(aws.sqs, aws.provisioned.queue_url, aws.provisioned.dlq_url)
+    receiver = asyncio.create_task(
+        queue.receive(max_messages=1, visibility_timeout=60, wait_seconds=3)
+    )
+    await asyncio.sleep(0.3)
+    receiver.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await receiver
+    await queue.send("t-1")
+
+    got = []
+    for _ in range(10):  # the abandoned poll may take the message first, then return it
+        got = await queue.receive(max_messages=1, visibility_timeout=60, wait_seconds=1)
+        if got:
+            break
+    assert [d.task_id for d in got] == ["t-1"]
