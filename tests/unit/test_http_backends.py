@@ -1,0 +1,77 @@
+"""The new endpoints end to end through the app on each local backend (memory, sqlite)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import httpx
+import pytest
+
+from bootstrap.container import Container, build_container
+from bootstrap.settings import Settings
+from entrypoints.http.app import create_app
+from tests.unit.conftest import Serve
+
+EMAIL = {"type": "email", "payload": "a@b.io"}
+
+
+@pytest.fixture(params=["memory", "sqlite"])
+def backend_container(request: pytest.FixtureRequest, tmp_path: Path) -> Container:
+    return build_container(
+        Settings(backend=request.param, sqlite_path=str(tmp_path / "taskq.db"), api_keys="k")
+    )
+
+
+@pytest.fixture
+async def client(backend_container: Container, serve: Serve) -> AsyncIterator[httpx.AsyncClient]:
+    async with serve(create_app(backend_container)) as client:
+        client.headers["Authorization"] = "Bearer k"
+        yield client
+
+
+async def fail(container: Container, task_id: str) -> None:
+    repository = container.repository()
+    task = await repository.get(task_id)
+    now = datetime.now(UTC)
+    claimed = task.claim("lease", now, 30)
+    await repository.transition(claimed, expected=task)
+    await repository.transition(claimed.fail("boom", now), expected=claimed)
+
+
+async def test_cancel_retry_dead_letters_and_redrive(
+    backend_container: Container, client: httpx.AsyncClient
+) -> None:
+    pending = (await client.post("/tasks", json=EMAIL)).json()
+    failing = [(await client.post("/tasks", json=EMAIL)).json()["id"] for _ in range(3)]
+    for task_id in failing:
+        await fail(backend_container, task_id)
+
+    cancelled = await client.post(f"/tasks/{pending['id']}/cancel")
+    listed = (await client.get("/dead-letters")).json()
+    retried = await client.post(f"/tasks/{failing[0]}/retry", json={"max_attempts": 2})
+    redriven = (await client.post("/dead-letters/redrive", json={"per_second": 1000})).json()
+
+    assert cancelled.status_code == 200 and cancelled.json()["status"] == "CANCELLED"
+    assert sorted(t["id"] for t in listed["tasks"]) == sorted(failing)
+    assert retried.status_code == 200 and retried.json()["max_attempts"] == 3
+    assert sorted(redriven["retried"]) == sorted(failing[1:])
+    assert (await client.get("/dead-letters")).json()["tasks"] == []
+
+
+async def test_batch_run_at_and_idempotency(client: httpx.AsyncClient) -> None:
+    run_at = (datetime.now(UTC) + timedelta(days=60)).isoformat()
+    items = [EMAIL, {**EMAIL, "run_at": run_at}, {"type": "sms"}, {**EMAIL, "idempotency_key": "b"}]
+
+    batch = (await client.post("/tasks/batch", json={"tasks": items})).json()["results"]
+    racers = await asyncio.gather(
+        *(client.post("/tasks", json=EMAIL, headers={"Idempotency-Key": "r"}) for _ in range(20))
+    )
+
+    assert [r["status"] for r in batch] == [201, 201, 422, 201]
+    assert batch[1]["task"]["run_at"] is not None
+    assert sorted(r.status_code for r in racers) == [200] * 19 + [201]
+    assert len({r.json()["id"] for r in racers}) == 1
+    assert (await client.get("/metrics")).json()["total_tasks"] == 4
