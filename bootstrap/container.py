@@ -17,7 +17,7 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 from dependency_injector import containers, providers
 
-from adapters.aws_provision import dlq_name, provision
+from adapters.aws_provision import ProvisionResult, dlq_name, provision
 from adapters.clock import SystemClock
 from adapters.dynamodb import DynamoDbTaskRepository, DynamoDbWorkerRegistry
 from adapters.handlers.builtin import register_builtins
@@ -94,18 +94,23 @@ def aws_sqs_client(settings: Settings) -> Any:
     return aws_client("sqs", settings, read_timeout_extra=MAX_WAIT_SECONDS)
 
 
+def aws_init(settings: Settings, sqs: Any, dynamodb: Any) -> ProvisionResult:
+    """Create (or confirm) the queues and the table: what `taskq init` runs."""
+    return provision(
+        sqs,
+        dynamodb,
+        queue_name=settings.sqs_queue_name,
+        table_name=settings.dynamodb_table,
+        max_receive_count=settings.max_receive_count,
+        visibility_timeout=math.ceil(settings.visibility_timeout),
+    )
+
+
 def aws_queue_urls(settings: Settings, sqs: Any, dynamodb: Any) -> tuple[str, str]:
     """The main queue and dead-letter queue URLs: provisioned first when
     ``auto_provision`` is on, else from settings, else looked up by name."""
     if settings.auto_provision:
-        result = provision(
-            sqs,
-            dynamodb,
-            queue_name=settings.sqs_queue_name,
-            table_name=settings.dynamodb_table,
-            max_receive_count=settings.max_receive_count,
-            visibility_timeout=math.ceil(settings.visibility_timeout),
-        )
+        result = aws_init(settings, sqs, dynamodb)
         return result.queue_url, result.dlq_url
     try:
         queue_url = settings.sqs_queue_url or str(
@@ -192,6 +197,8 @@ class Container(containers.DeclarativeContainer):
         max_message_bytes=settings.provided.sqs_max_message_bytes,
     )
     aws_workers = providers.Singleton(DynamoDbWorkerRegistry, aws_dynamodb, aws_table)
+    # `taskq init`: ``container.aws_provision()``, then print ``result.lines()``.
+    aws_provision = providers.Factory(aws_init, settings, aws_sqs, aws_dynamodb)
 
     # -- selection -------------------------------------------------------------------
     repository = providers.Selector(

@@ -136,3 +136,17 @@ def test_clients_follow_the_settings() -> None:
     assert dynamodb.meta.config.read_timeout == 3
     # The SQS client outlasts the longest long poll.
     assert sqs.meta.config.read_timeout == 3 + MAX_WAIT_SECONDS
+
+
+def test_the_init_provider_provisions_once(endpoint: str) -> None:
+    settings = aws_settings(endpoint)
+    try:
+        container = with_test_clients(build_container(settings), endpoint)
+        first = container.aws_provision()
+        assert first.changed
+        assert any(line == f"created table {settings.dynamodb_table}" for line in first.lines())
+        second = container.aws_provision()
+        assert not second.changed
+        assert (second.queue_url, second.dlq_url) == (first.queue_url, first.dlq_url)
+    finally:
+        cleanup(endpoint, settings)
