@@ -161,7 +161,8 @@ def build_openapi(*, task_types: Sequence[str], max_body_bytes: int) -> dict[str
                                 "maxLength": MAX_IDEMPOTENCY_KEY_LENGTH,
                             },
                             "description": (
-                                "Submit at most once per key (per API key), for 24 hours: "
+                                "Submit at most once per key (per API key), for "
+                                "TASKQ_IDEMPOTENCY_WINDOW_SECONDS (default 24 hours): "
                                 "the same key with the same body answers 200 with the task "
                                 "it created; with a different body, 409. Concurrent "
                                 "duplicates create one task."
