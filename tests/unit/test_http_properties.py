@@ -331,3 +331,27 @@ async def test_dead_letter_endpoints_never_500(
     assert listing.status_code in {200, 422}, listing.text
     if listing.status_code == 422:
         assert listing.json()["error"].split(":")[0] in {"limit", "cursor"}
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    authorization=st.none() | header_keys,
+    api_key=st.none() | header_keys,
+)
+async def test_any_credentials_are_200_401_or_403_never_500(
+    authorization: str | None, api_key: str | None
+) -> None:
+    headers = {
+        name.encode(): value.encode("latin-1")
+        for name, value in (("Authorization", authorization), ("X-API-Key", api_key))
+        if value is not None
+    }
+    app = create_app(build_container(Settings(backend="memory", api_keys="right-key")))
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        response = await client.get("/metrics", headers=headers)
+
+    event(f"status {response.status_code}")
+    assert response.status_code in {200, 401, 403}, response.text
+    if response.status_code != 200:
+        assert isinstance(response.json()["error"], str)
