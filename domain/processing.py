@@ -26,6 +26,7 @@ from typing import Any
 from domain.errors import (
     ConcurrencyConflict,
     HandlerTimeout,
+    InfrastructureError,
     PermanentTaskError,
     TaskNotFound,
     UnknownTaskType,
@@ -181,25 +182,22 @@ class TaskProcessor:
         heartbeat = asyncio.ensure_future(self._heartbeat(holder, delivery))
         handler = asyncio.ensure_future(self._call(task_type, task))
         try:
-            done, _ = await asyncio.wait({handler, heartbeat}, return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait({handler, heartbeat}, return_when=asyncio.FIRST_COMPLETED)
         except asyncio.CancelledError:
             # Shutdown: give the attempt back so another worker starts it at once.
             handler.cancel()
-            heartbeat.cancel()
+            await asyncio.shield(self._stop_heartbeat(heartbeat, holder))
             await asyncio.shield(self._release(holder, delivery))
             raise
-        if handler not in done:
+        if not handler.done():
             # The heartbeat ended first: a cancel request, or the lease was lost.
             handler.cancel()
             with contextlib.suppress(BaseException):
                 await handler
-            if holder.cancel_requested:
-                return await self._record_cancel(holder.task, delivery)
-            return Outcome.LOST_LEASE
-        heartbeat.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await heartbeat
-        if heartbeat.done() and not heartbeat.cancelled() and heartbeat.exception():
+        await self._stop_heartbeat(heartbeat, holder)
+        if holder.cancel_requested:
+            return await self._record_cancel(holder.task, delivery)
+        if holder.lost or handler.cancelled():
             return Outcome.LOST_LEASE
 
         now = self.clock.now()
@@ -269,25 +267,51 @@ class TaskProcessor:
             raise HandlerTimeout(f"{task_type.name} timed out after {timeout:g}s") from None
 
     async def _heartbeat(self, holder: _LeaseHolder, delivery: Delivery) -> None:
-        """Extend the lease until cancelled; return (or raise) if the lease is lost."""
-        lease = self.settings.visibility_timeout
+        """Extend the lease until cancelled; return when the lease is lost or the task's
+        cancellation is requested (``holder`` says which)."""
         while True:
             await self.clock.sleep(self.settings.heartbeat_every)
-            current = holder.task
-            extended = current.extend_lease(self.clock.now(), lease)
-            try:
-                await self.repository.transition(extended, expected=current)
-            except (ConcurrencyConflict, TaskNotFound):
-                fresh = await self._still_ours(current)
-                if fresh is None:
-                    return  # the lease was lost to another worker
-                holder.task = fresh
-                if fresh.cancel_requested:
-                    holder.cancel_requested = True
-                    return
-                continue
-            holder.task = extended
+            # The write runs shielded: cancelling the heartbeat (the handler ended)
+            # must not abandon a lease extension that may already be committed, or the
+            # version we hold would be stale. _stop_heartbeat waits for it.
+            holder.extending = asyncio.ensure_future(self._extend_once(holder, delivery))
+            if not await asyncio.shield(holder.extending):
+                return
+
+    async def _extend_once(self, holder: _LeaseHolder, delivery: Delivery) -> bool:
+        lease = self.settings.visibility_timeout
+        current = holder.task
+        extended = current.extend_lease(self.clock.now(), lease)
+        try:
+            await self.repository.transition(extended, expected=current)
+        except (ConcurrencyConflict, TaskNotFound):
+            fresh = await self._still_ours(current)
+            if fresh is None:
+                holder.lost = True
+                return False
+            holder.task = fresh
+            if fresh.cancel_requested:
+                holder.cancel_requested = True
+                return False
+            return True  # changed by something else; extend from the fresh version next
+        except InfrastructureError as exc:
+            log.warning("lease extension of task %s failed, will retry: %s", current.id, exc)
+            return True
+        holder.task = extended
+        try:
             await self.queue.extend(delivery, visibility_timeout=lease)
+        except InfrastructureError as exc:
+            log.warning("visibility extension of task %s failed: %s", current.id, exc)
+        return True
+
+    @staticmethod
+    async def _stop_heartbeat(heartbeat: asyncio.Future[None], holder: _LeaseHolder) -> None:
+        heartbeat.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await heartbeat
+        if holder.extending is not None:
+            with contextlib.suppress(Exception):
+                await holder.extending
 
     async def _release(self, holder: _LeaseHolder, delivery: Delivery) -> None:
         current = holder.task
@@ -302,6 +326,8 @@ class _LeaseHolder:
     def __init__(self, task: Task) -> None:
         self.task = task
         self.cancel_requested = False
+        self.lost = False
+        self.extending: asyncio.Future[bool] | None = None
 
 
 def _describe(exc: BaseException) -> str:

@@ -133,12 +133,6 @@ class _SlowAnswerRepository:
         await asyncio.shield(write_then_answer_late())
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="engine bug: TaskProcessor._run cancels a heartbeat whose lease extension "
-    "already committed, keeps the stale version, then fails its own completion CAS "
-    "(LOST_LEASE): the task is re-run and, at max_attempts, marked FAILED",
-)
 async def test_a_heartbeat_answer_in_flight_when_the_handler_ends_is_not_lost(
     tmp_path: Path,
 ) -> None:
