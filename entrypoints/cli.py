@@ -35,6 +35,18 @@ def _serve(args: argparse.Namespace, *, api: bool, worker: bool) -> int:
     return 0
 
 
+def _init(args: argparse.Namespace) -> int:
+    """Provision the AWS queues and table (idempotent) and say what changed."""
+    settings = _settings(args).model_copy(update={"backend": "aws"})
+    configure_logging(settings)
+    result = build_container(settings).aws_provision()
+    for line in result.lines():
+        print(line)
+    if not result.changed:
+        print("nothing to do: everything already exists")
+    return 0
+
+
 def _reconcile(args: argparse.Namespace) -> int:
     settings = _settings(args)
     configure_logging(settings)
@@ -203,6 +215,14 @@ def build_parser() -> argparse.ArgumentParser:
         command("worker", "Run workers only.", lambda a: _serve(a, api=False, worker=True))
     )
 
+    _add_server_options(
+        command(
+            "init",
+            "Create the SQS queues (with a dead-letter queue) and the DynamoDB table, "
+            "if missing; safe to run again.",
+            _init,
+        )
+    )
     _add_server_options(
         command(
             "reconcile",
