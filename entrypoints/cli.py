@@ -14,7 +14,7 @@ import httpx
 
 from bootstrap.container import build_container
 from bootstrap.settings import Settings
-from entrypoints.runtime import configure_logging, maybe_await, run
+from entrypoints.runtime import configure_logging, maybe_await, run_until_stopped
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -31,8 +31,7 @@ def _settings(args: argparse.Namespace) -> Settings:
 def _serve(args: argparse.Namespace, *, api: bool, worker: bool) -> int:
     settings = _settings(args)
     configure_logging(settings)
-    asyncio.run(run(build_container(settings), api=api, worker=worker))
-    return 0
+    return run_until_stopped(build_container(settings), api=api, worker=worker)
 
 
 def _init(args: argparse.Namespace) -> int:

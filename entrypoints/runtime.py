@@ -6,7 +6,10 @@ import asyncio
 import contextlib
 import inspect
 import logging
+import os
 import signal
+import sys
+import threading
 from collections.abc import Awaitable, Iterator
 from typing import Any
 
@@ -17,6 +20,35 @@ from bootstrap.settings import Settings
 from entrypoints.worker import Worker, WorkerSettings
 
 log = logging.getLogger("taskq")
+
+
+def run_until_stopped(container: Container, *, api: bool, worker: bool) -> int:
+    """Run, then exit at once, even if threads are still busy.
+
+    After a graceful stop every unfinished task has been released, but a sync handler
+    past the grace period, or a boto3 long poll, may still occupy a thread. Python
+    would join those threads at exit (``asyncio.run`` waits for its default executor,
+    ``concurrent.futures`` joins its workers), holding SIGTERM up for as long as the
+    longest handler. Their results are unwanted now, so the process ends without them.
+    """
+    loop = asyncio.new_event_loop()
+    try:
+        loop.run_until_complete(run(container, api=api, worker=worker))
+        loop.run_until_complete(loop.shutdown_asyncgens())
+    finally:
+        busy = [
+            thread.name
+            for thread in threading.enumerate()
+            if thread is not threading.current_thread() and not thread.daemon and thread.is_alive()
+        ]
+        if busy:
+            log.warning("exiting with %d busy threads abandoned: %s", len(busy), ", ".join(busy))
+            logging.shutdown()
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(0 if sys.exc_info()[0] is None else 1)
+        loop.close()
+    return 0
 
 
 def configure_logging(settings: Settings) -> None:

@@ -122,12 +122,6 @@ def test_sqlite_sigterm_releases_in_flight_tasks_and_a_restart_finishes_them(
     result.check()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="engine bug: after the grace period a sync handler is released but its thread "
-    "runs on, and the interpreter joins the handler pool's threads at exit, so SIGTERM "
-    "exits only when the longest handler returns (its result discarded, the task re-run)",
-)
 def test_sqlite_sigterm_exits_within_the_grace_period_despite_a_long_sync_handler(
     tmp_path: Path,
 ) -> None:
