@@ -11,6 +11,7 @@ import signal
 import sys
 import threading
 from collections.abc import Awaitable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import uvicorn
@@ -32,6 +33,10 @@ def run_until_stopped(container: Container, *, api: bool, worker: bool) -> int:
     longest handler. Their results are unwanted now, so the process ends without them.
     """
     loop = asyncio.new_event_loop()
+    # Blocking clients (boto3, sqlite3 calls) run in the default executor; its stock
+    # size (cores + 4) is too small once long polls hold threads for up to 20 s.
+    io_threads = max(32, 4 * container.settings().worker_count)
+    loop.set_default_executor(ThreadPoolExecutor(io_threads, thread_name_prefix="taskq-io"))
     try:
         loop.run_until_complete(run(container, api=api, worker=worker))
         loop.run_until_complete(loop.shutdown_asyncgens())
