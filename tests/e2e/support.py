@@ -433,14 +433,20 @@ class MotoServer:
 
 
 def aws_env(
-    tmp_path: Path, endpoint: str, *, visibility: float = 30, max_receive_count: int = 20
+    tmp_path: Path,
+    endpoint: str,
+    *,
+    visibility: float = 30,
+    max_receive_count: int = 20,
+    name: str | None = None,
 ) -> dict[str, str]:
-    """A queue pair and table provisioned on ``endpoint``, and the env that names them."""
+    """A queue pair and table provisioned on ``endpoint`` (named ``name``, or a fresh
+    name), and the env that names them."""
     import boto3
 
     from adapters.aws_provision import provision
 
-    name = f"taskq-rel-{uuid.uuid4().hex[:10]}"
+    name = name or f"taskq-rel-{uuid.uuid4().hex[:10]}"
 
     def client(service: str) -> Any:
         return boto3.session.Session().client(
@@ -471,6 +477,39 @@ def aws_env(
         "TASKQ_TEST_RUN_LOG": str(tmp_path / "runs.log"),
         "TASKQ_LOG_LEVEL": "INFO",
     }
+
+
+class Blackhole:
+    """A listener on a loopback port that accepts connections and never answers: a
+    dependency that hangs rather than refuses."""
+
+    def __init__(self, port: int) -> None:
+        self.sock = socket.socket()
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", port))
+        self.sock.listen(128)
+        self.sock.settimeout(0.1)
+        self.held: list[socket.socket] = []
+        self.stopping = threading.Event()
+        self.thread = threading.Thread(target=self._accept, daemon=True)
+        self.thread.start()
+
+    def _accept(self) -> None:
+        while not self.stopping.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            self.held.append(conn)
+
+    def close(self) -> None:
+        self.stopping.set()
+        self.thread.join(timeout=5)
+        self.sock.close()
+        for conn in self.held:
+            conn.close()
 
 
 if __name__ == "__main__":
