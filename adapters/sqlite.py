@@ -17,7 +17,6 @@ monotonic clock is per process, and every process sharing the file must agree.
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import enum
 import itertools
 import json
@@ -191,7 +190,8 @@ class _Kind(enum.Enum):
 class _Op:
     fn: Callable[[sqlite3.Connection], Any]
     kind: _Kind
-    future: concurrent.futures.Future[Any]
+    future: asyncio.Future[Any]
+    loop: asyncio.AbstractEventLoop
 
 
 def _infra(exc: BaseException) -> InfrastructureError:
@@ -289,9 +289,10 @@ class SqliteDatabase:
     async def _submit(self, fn: Callable[[sqlite3.Connection], T], kind: _Kind) -> T:
         if self._closed:
             raise InfrastructureError(_DEPENDENCY, f"database {self.path} is closed")
-        future: concurrent.futures.Future[T] = concurrent.futures.Future()
-        self._ops.put(_Op(fn, kind, future))
-        return await asyncio.wrap_future(future)
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[T] = loop.create_future()
+        self._ops.put(_Op(fn, kind, future, loop))
+        return await future
 
     async def ping(self) -> None:
         await self.read(lambda conn: conn.execute("SELECT 1").fetchone())
@@ -362,29 +363,29 @@ class SqliteDatabase:
         finally:
             conn.close()
             # Anything submitted after close() began cannot run any more.
+            left: list[_Op] = []
             while True:
                 try:
                     item = self._ops.get_nowait()
                 except queue.Empty:
                     break
-                if item is not None and item.future.set_running_or_notify_cancel():
-                    item.future.set_exception(
-                        InfrastructureError(_DEPENDENCY, f"database {self.path} is closed")
-                    )
+                if item is not None:
+                    left.append(item)
+            closed = InfrastructureError(_DEPENDENCY, f"database {self.path} is closed")
+            _deliver(left, [(False, closed)] * len(left))
 
     def _run_batch(self, conn: sqlite3.Connection, batch: list[_Op]) -> None:
-        live = [op for op in batch if op.future.set_running_or_notify_cancel()]
+        live = [op for op in batch if not op.future.cancelled()]
         grouped = [op for op in live if op.kind is not _Kind.ALONE]
         if grouped:
-            self._run_transaction(conn, grouped)
+            _deliver(grouped, self._run_transaction(conn, grouped))
         for op in live:
             if op.kind is _Kind.ALONE:
                 try:
-                    op.future.set_result(_call(op, conn))
-                except sqlite3.Error as exc:
-                    op.future.set_exception(_infra(exc))
+                    outcome: _Outcome = (True, _call(op, conn))
                 except BaseException as exc:
-                    op.future.set_exception(exc)
+                    outcome = (False, _translate(exc))
+                _deliver([op], [outcome])
 
     def _begin(self, conn: sqlite3.Connection, write: bool) -> None:
         statement = "BEGIN IMMEDIATE" if write else "BEGIN"
@@ -400,38 +401,49 @@ class SqliteDatabase:
                     raise
                 time.sleep(0.01 * attempt)
 
-    def _run_transaction(self, conn: sqlite3.Connection, ops: list[_Op]) -> None:
+    def _run_transaction(self, conn: sqlite3.Connection, ops: list[_Op]) -> list[_Outcome]:
         write = any(op.kind is _Kind.WRITE for op in ops)
+        # Most calls either succeed or raise before changing anything (a failed
+        # statement undoes itself), so the batch first runs without a SAVEPOINT per
+        # call. Only when a call raises after changing rows is the batch rolled back and
+        # run again with savepoints, so that the call's changes alone are undone.
+        outcomes = self._attempt(conn, ops, write, savepoints=False)
+        if outcomes is None:
+            outcomes = self._attempt(conn, ops, write, savepoints=True)
+        assert outcomes is not None
+        return outcomes
+
+    def _attempt(
+        self, conn: sqlite3.Connection, ops: list[_Op], write: bool, *, savepoints: bool
+    ) -> list[_Outcome] | None:
         try:
             self._begin(conn, write)
         except sqlite3.Error as exc:
-            for op in ops:
-                op.future.set_exception(_infra(exc))
-            return
-        outcomes: list[tuple[bool, Any]] = []
+            return [(False, _infra(exc))] * len(ops)
+        outcomes: list[_Outcome] = []
         broken: BaseException | None = None
         for index, op in enumerate(ops):
-            savepoint = op.kind is _Kind.WRITE
+            savepoint = savepoints and op.kind is _Kind.WRITE
+            changes = conn.total_changes
             try:
                 if savepoint:
                     conn.execute("SAVEPOINT op")
-                result = _call(op, conn)
+                outcomes.append((True, _call(op, conn)))
                 if savepoint:
                     conn.execute("RELEASE op")
-                outcomes.append((True, result))
             except BaseException as exc:
-                error: BaseException = _infra(exc) if isinstance(exc, sqlite3.Error) else exc
-                if isinstance(exc, sqlite3.Error):
-                    error.__cause__ = exc
-                outcomes.append((False, error))
-                try:
-                    if savepoint and conn.in_transaction:
+                if not conn.in_transaction:
+                    broken = exc
+                elif savepoint:
+                    try:
                         conn.execute("ROLLBACK TO op")
                         conn.execute("RELEASE op")
-                except sqlite3.Error as rollback_error:
-                    broken = rollback_error
-                if not conn.in_transaction:
-                    broken = broken or exc
+                    except sqlite3.Error as rollback_error:
+                        broken = rollback_error
+                elif conn.total_changes != changes:
+                    conn.execute("ROLLBACK")
+                    return None  # run the batch again, with savepoints
+                outcomes.append((False, _translate(exc)))
                 if broken is not None:
                     # SQLite rolled the whole transaction back (disk full, I/O error):
                     # what the earlier calls did is gone, and later calls do not run.
@@ -449,11 +461,42 @@ class SqliteDatabase:
                 except sqlite3.Error:
                     pass
             outcomes = [(False, _infra(broken)) if ok else (ok, value) for ok, value in outcomes]
-        for op, (ok, value) in zip(ops, outcomes, strict=True):
-            if ok:
-                op.future.set_result(value)
-            else:
-                op.future.set_exception(value)
+        return outcomes
+
+
+_Outcome = tuple[bool, Any]
+"""(True, result) or (False, exception) of one call."""
+
+
+def _translate(exc: BaseException) -> BaseException:
+    if isinstance(exc, sqlite3.Error):
+        error = _infra(exc)
+        error.__cause__ = exc
+        return error
+    return exc
+
+
+def _deliver(ops: Sequence[_Op], outcomes: Sequence[_Outcome]) -> None:
+    """Hand the outcomes to their event loops: one wake-up per loop per batch, not one
+    per call (each wake-up is a write to the loop's self-pipe)."""
+    by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Any], _Outcome]]] = {}
+    for op, outcome in zip(ops, outcomes, strict=True):
+        by_loop.setdefault(op.loop, []).append((op.future, outcome))
+    for loop, settled in by_loop.items():
+        try:
+            loop.call_soon_threadsafe(_settle, settled)
+        except RuntimeError:
+            pass  # the loop is closed: nobody is waiting for these any more
+
+
+def _settle(settled: list[tuple[asyncio.Future[Any], _Outcome]]) -> None:
+    for future, (ok, value) in settled:
+        if future.done():
+            continue  # cancelled while the call ran
+        if ok:
+            future.set_result(value)
+        else:
+            future.set_exception(value)
 
 
 # -- encoding -------------------------------------------------------------------------

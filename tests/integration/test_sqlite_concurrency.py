@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import sqlite3
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -161,4 +162,29 @@ async def test_an_operation_may_not_hand_a_cursor_to_the_event_loop(tmp_path: Pa
     with pytest.raises(TypeError, match="cursor"):
         await db.write(lambda conn: conn.execute("SELECT 1"))
     await db.ping()  # the connection is still usable
+    db.close()
+
+
+async def test_a_call_that_raises_after_writing_is_undone_alone(tmp_path: Path) -> None:
+    """The batch is rolled back and re-run with a SAVEPOINT per call: the failing call's
+    rows are gone, every other call of the batch commits once."""
+    db = SqliteDatabase(str(tmp_path / "taskq.db"), clock=SystemClock())
+    repo = SqliteTaskRepository(db)
+
+    def write_then_fail(conn: sqlite3.Connection) -> None:
+        conn.execute(
+            "INSERT INTO workers (worker_id, host, pid, concurrency, in_flight, started_at, "
+            "last_seen, expires_key) VALUES ('half-done', 'h', 1, 1, 0, 'x', 'x', 'x')"
+        ).close()
+        raise ValueError("changed my mind")
+
+    calls = [repo.add(Task.create("email", n, T0, task_id=f"t-{n}")) for n in range(100)]
+    calls[50:50] = [db.write(write_then_fail)]
+    results = await asyncio.gather(*calls, return_exceptions=True)
+    assert [type(r) for r in results if r is not None] == [ValueError]
+    assert (await repo.count_by_status())[TaskStatus.PENDING] == 100
+    [[workers]] = await db.read(
+        lambda conn: conn.execute("SELECT COUNT(*) FROM workers").fetchall()
+    )
+    assert workers == 0
     db.close()
