@@ -32,5 +32,9 @@ typecheck: $(STAMP)
 test: lint typecheck
 	$(BIN)/python -m pytest
 
+# All seven benchmarks (about 15 minutes); writes docs/benchmarks.md.
+bench: $(STAMP)
+	$(BIN)/python -m benchmarks.run
+
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache

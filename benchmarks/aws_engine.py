@@ -1,0 +1,186 @@
+"""Benchmarks 2 and 5 (aws): no-op tasks through the engine on the aws backend, against
+a local moto server, counting every SQS and DynamoDB request.
+
+The engine runs in this process: ``TaskService.submit`` from ``producers`` coroutines
+and a ``Worker``, both from the container with ``Settings(backend="aws", ...)``. The
+number of tasks submitted but not completed is held at or below ``depth`` (a steady
+submission rate), because moto's SQS calls slow down as a queue grows.
+
+moto's TransactWriteItems deep-copies the whole table once per item, so a table of a
+few thousand tasks makes every transaction slow; the run is split into rounds of
+``per_table`` tasks, each on a freshly provisioned table (the queue stays). Request
+counts per task do not depend on the table's size.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+import uuid
+from typing import Any
+
+from dependency_injector import providers
+
+from adapters.memory import InMemoryTaskRepository, InMemoryWorkerRegistry
+from benchmarks.aws_counting import RequestCounter
+from benchmarks.common import percentile
+from bootstrap.container import Container, build_container
+from bootstrap.settings import Settings
+from domain.processing import Outcome
+from domain.services import SubmitRequest
+from entrypoints.runtime import build_worker, maybe_await
+
+POLL_WAIT_SECONDS = 2
+"""Long polls of 2 s rather than 20: a poll still returns as soon as a message arrives,
+and a stopped round's last poll (in a thread) does not hold the run up for 20 s."""
+
+FAKE_CREDENTIALS = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_DEFAULT_REGION": "us-east-1",
+}
+
+
+def use_fake_credentials() -> None:
+    """moto accepts any credentials; set fake ones for this process only."""
+    for name, value in FAKE_CREDENTIALS.items():
+        os.environ[name] = value
+
+
+def aws_settings(endpoint: str, queue: str, table: str, workers: int) -> Settings:
+    return Settings(
+        backend="aws",
+        aws_endpoint_url=endpoint,
+        sqs_queue_name=queue,
+        dynamodb_table=table,
+        auto_provision=True,
+        worker_count=workers,
+        handlers="benchmarks.handlers",
+        poll_wait_seconds=POLL_WAIT_SECONDS,
+        visibility_timeout=30,
+        shutdown_grace_seconds=10,
+    )
+
+
+async def _round(
+    container: Container, tasks: int, producers: int, depth: int
+) -> tuple[float, list[float]]:
+    """Submit ``tasks`` with at most ``depth`` outstanding; wait for them all."""
+    service = container.task_service()
+    worker = build_worker(container)
+    outcomes = worker.processor.outcomes
+    stop = asyncio.Event()
+    running = asyncio.create_task(worker.run(stop))
+    submitted = 0
+    submit_latencies: list[float] = []
+
+    def completed() -> int:
+        return outcomes[Outcome.COMPLETED]
+
+    async def produce() -> None:
+        nonlocal submitted
+        while submitted < tasks:
+            if submitted - completed() >= depth:
+                await asyncio.sleep(0.002)
+                continue
+            submitted += 1
+            started = time.perf_counter()
+            await service.submit(SubmitRequest(type="noop"))
+            submit_latencies.append(time.perf_counter() - started)
+
+    started = time.perf_counter()
+    await asyncio.gather(*(produce() for _ in range(producers)))
+    while completed() < tasks:
+        await asyncio.sleep(0.005)
+    elapsed = time.perf_counter() - started
+    stop.set()
+    await running
+    return elapsed, submit_latencies
+
+
+async def _latency(container: Container, tasks: int, interval: float) -> list[float]:
+    """Light load: one submit every ``interval``; submit -> start of each task."""
+    service = container.task_service()
+    repository = container.repository()
+    worker = build_worker(container)
+    stop = asyncio.Event()
+    running = asyncio.create_task(worker.run(stop))
+    await asyncio.sleep(1.0)  # the worker is long-polling
+    ids = []
+    for _ in range(tasks):
+        ids.append((await service.submit(SubmitRequest(type="noop"))).id)
+        await asyncio.sleep(interval)
+    while worker.processor.outcomes[Outcome.COMPLETED] < tasks:
+        await asyncio.sleep(0.01)
+    stop.set()
+    await running
+    latencies = []
+    for task_id in ids:
+        task = await repository.get(task_id)
+        assert task.started_at is not None
+        latencies.append((task.started_at - task.created_at).total_seconds())
+    return latencies
+
+
+async def run(
+    endpoint: str,
+    *,
+    tasks: int,
+    workers: int,
+    producers: int,
+    depth: int,
+    per_table: int,
+    batching: bool = True,
+    store: str = "dynamodb",
+    latency_tasks: int = 0,
+    latency_interval: float = 0.1,
+) -> dict[str, Any]:
+    use_fake_credentials()
+    counter = RequestCounter()
+    queue = f"bench-{uuid.uuid4().hex[:8]}"
+    elapsed_total = 0.0
+    submit_latencies: list[float] = []
+    done = 0
+    while done < tasks:
+        n = min(per_table, tasks - done)
+        table = f"bench-{uuid.uuid4().hex[:8]}"
+        container = build_container(aws_settings(endpoint, queue, table, workers))
+        if not batching:
+            container.aws_queue.override(container.aws_sqs_queue)
+        if store == "memory":
+            # SQS on moto, the task store in memory: the SQS requests per task at a rate
+            # that moto's DynamoDB transactions do not cap.
+            container.aws_repository.override(providers.Singleton(InMemoryTaskRepository))
+            container.aws_workers.override(providers.Singleton(InMemoryWorkerRegistry))
+        await maybe_await(container.init_resources())
+        container.aws_queues()  # provisions the queues and the table (auto_provision)
+        try:
+            counter.attach(container.aws_sqs())
+            counter.attach(container.aws_dynamodb())
+            elapsed, latencies = await _round(container, n, producers, depth)
+            elapsed_total += elapsed
+            submit_latencies += latencies
+            done += n
+            if done >= tasks:
+                summary = counter.summary(tasks)
+                if latency_tasks:
+                    start = await _latency(container, latency_tasks, latency_interval)
+                    summary["latency"] = {
+                        "tasks": latency_tasks,
+                        "interval_s": latency_interval,
+                        "p50_ms": round(percentile(start, 50) * 1000, 1),
+                        "p99_ms": round(percentile(start, 99) * 1000, 1),
+                    }
+        finally:
+            await maybe_await(container.shutdown_resources())
+    return {
+        "store": store,
+        "batching": batching,
+        "workers": workers,
+        "depth": depth,
+        "seconds": round(elapsed_total, 3),
+        "tasks_per_second": round(tasks / elapsed_total, 1),
+        "submit_p50_ms": round(percentile(submit_latencies, 50) * 1000, 1),
+        **summary,
+    }

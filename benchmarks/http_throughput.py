@@ -1,0 +1,74 @@
+"""Benchmark 1 over HTTP: no-op tasks submitted to one ``taskq serve`` by a load
+generator in another process (this one), on loopback, until all are COMPLETED.
+
+    /work/venv/bin/python -m benchmarks.http_throughput --backend memory --tasks 20000
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from benchmarks import loadgen
+from benchmarks.common import percentile, serve
+
+
+def server_env(backend: str, directory: Path, workers: int) -> dict[str, str]:
+    env = {"TASKQ_BACKEND": backend, "WORKER_COUNT": str(workers)}
+    if backend == "sqlite":
+        env["TASKQ_SQLITE_PATH"] = str(directory / "bench.db")
+    return env
+
+
+def run(
+    backend: str, tasks: int, *, workers: int, connections: int, log_dir: Path
+) -> dict[str, Any]:
+    with serve(log_dir, server_env(backend, log_dir, workers)) as server:
+        submitted = asyncio.run(
+            loadgen.submit_many(
+                server.url, tasks, lambda _: {"type": "noop"}, connections=connections
+            )
+        )
+        if submitted.errors or submitted.submitted != tasks:
+            raise RuntimeError(f"{submitted.errors} submissions failed:\n{server.log()}")
+        done_at, metrics = asyncio.run(loadgen.wait_completed(server.url, tasks))
+    elapsed = done_at - submitted.first_submit
+    submit_seconds = submitted.last_submit - submitted.first_submit
+    return {
+        "backend": backend,
+        "tasks": tasks,
+        "workers": workers,
+        "connections": connections,
+        "seconds": round(elapsed, 3),
+        "tasks_per_second": round(tasks / elapsed),
+        "submits_per_second": round(tasks / submit_seconds),
+        "submit_p50_ms": round(percentile(submitted.latencies, 50) * 1000, 2),
+        "submit_p99_ms": round(percentile(submitted.latencies, 99) * 1000, 2),
+        "failed": metrics["failed_tasks"],
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--backend", choices=["memory", "sqlite"], default="memory")
+    parser.add_argument("--tasks", type=int, default=20_000)
+    parser.add_argument("--workers", type=int, default=50)
+    parser.add_argument("--connections", type=int, default=32)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="taskq-bench-") as directory:
+        figures = run(
+            args.backend,
+            args.tasks,
+            workers=args.workers,
+            connections=args.connections,
+            log_dir=Path(directory),
+        )
+    print(json.dumps(figures))
+
+
+if __name__ == "__main__":
+    main()

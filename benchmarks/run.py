@@ -1,0 +1,238 @@
+"""``make bench``: every benchmark of docs/benchmarks.md in one run, written there.
+
+    /work/venv/bin/python -m benchmarks.run                # full sizes (~15 minutes)
+    /work/venv/bin/python -m benchmarks.run --quick --output /tmp/bench.md
+
+``--quick`` runs the same code on tiny sizes: a smoke test (``make test`` runs it) that
+every benchmark still works and yields its figures. Its numbers mean nothing.
+Comparisons (HTTP memory vs sqlite, engine vs original, 1k vs 100k stored tasks) are
+measured in the same run, one after the other, on this noisy 2-core machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from benchmarks import (
+    aws_engine,
+    http_throughput,
+    inprocess,
+    io_bound,
+    latency,
+    memory_rss,
+    original_loop,
+    reads,
+)
+from benchmarks.common import ROOT, moto_server
+
+
+@dataclass(frozen=True)
+class Sizes:
+    inprocess: int
+    http_memory: int
+    http_sqlite: int
+    aws_sqs: int
+    aws_full: int
+    aws_per_table: int
+    original: int
+    reads_small: int
+    reads_large: int
+    reads_requests: int
+    latency_tasks: int
+    aws_latency_tasks: int
+    io_tasks: int
+    rss_tasks: int
+
+
+FULL = Sizes(
+    inprocess=20_000,
+    http_memory=20_000,
+    http_sqlite=10_000,
+    aws_sqs=5_000,
+    aws_full=1_000,
+    aws_per_table=100,
+    original=1_000,
+    reads_small=1_000,
+    reads_large=100_000,
+    reads_requests=200,
+    latency_tasks=250,
+    aws_latency_tasks=40,
+    io_tasks=1_000,
+    rss_tasks=100_000,
+)
+QUICK = Sizes(
+    inprocess=300,
+    http_memory=200,
+    http_sqlite=200,
+    aws_sqs=40,
+    aws_full=20,
+    aws_per_table=20,
+    original=20,
+    reads_small=50,
+    reads_large=500,
+    reads_requests=10,
+    latency_tasks=10,
+    aws_latency_tasks=3,
+    io_tasks=100,
+    rss_tasks=300,
+)
+AWS_WORKERS = 20
+AWS_PRODUCERS = 20
+AWS_DEPTH = 100
+
+
+def machine() -> dict[str, Any]:
+    cpu = platform.processor() or "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    memory = "unknown"
+    try:
+        kib = int(Path("/proc/meminfo").read_text().split()[1])
+        memory = f"{kib / 1024 / 1024:.1f} GiB"
+    except (OSError, ValueError, IndexError):
+        pass
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "memory": memory,
+        "os": platform.platform(),
+        "python": platform.python_version(),
+        "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
+    }
+
+
+def timed(label: str, run: Callable[[], Any]) -> Any:
+    started = time.perf_counter()
+    print(f"[bench] {label} ...", file=sys.stderr, flush=True)
+    result = run()
+    print(f"[bench] {label}: {time.perf_counter() - started:.1f}s", file=sys.stderr, flush=True)
+    return result
+
+
+def run_all(sizes: Sizes, work: Path) -> dict[str, Any]:
+    results: dict[str, Any] = {"machine": machine(), "started": datetime.now(UTC).isoformat()}
+    results["inprocess"] = timed(
+        "1 in-process", lambda: asyncio.run(inprocess.run(sizes.inprocess, 50))
+    )
+    results["http"] = [
+        timed(
+            f"1 HTTP {backend}",
+            lambda backend=backend, n=n: http_throughput.run(  # type: ignore[misc]
+                backend, n, workers=50, connections=32, log_dir=work
+            ),
+        )
+        for backend, n in (("memory", sizes.http_memory), ("sqlite", sizes.http_sqlite))
+    ]
+    results["io_bound"] = timed(
+        "6 I/O-bound", lambda: asyncio.run(io_bound.run(sizes.io_tasks, 0.1, 100))
+    )
+    results["latency"] = timed(
+        "5 latency memory", lambda: latency.run(sizes.latency_tasks, 0.02, work)
+    )
+    results["reads"] = timed(
+        "4 reads",
+        lambda: reads.run(
+            ["memory", "sqlite"],
+            sizes.reads_small,
+            sizes.reads_large,
+            sizes.reads_requests,
+            work,
+        ),
+    )
+    with moto_server(work) as moto:
+        aws_engine.use_fake_credentials()
+        results["aws_sqs_saturation"] = timed(
+            "2 aws, SQS on moto, store in memory",
+            lambda: asyncio.run(
+                aws_engine.run(
+                    moto.url,
+                    tasks=sizes.aws_sqs,
+                    per_table=sizes.aws_sqs,
+                    store="memory",
+                    workers=AWS_WORKERS,
+                    producers=AWS_PRODUCERS,
+                    depth=AWS_DEPTH,
+                )
+            ),
+        )
+        results["aws_engine"] = timed(
+            "2/3/5 aws engine, SQS + DynamoDB on moto",
+            lambda: asyncio.run(
+                aws_engine.run(
+                    moto.url,
+                    tasks=sizes.aws_full,
+                    per_table=sizes.aws_per_table,
+                    latency_tasks=sizes.aws_latency_tasks,
+                    workers=AWS_WORKERS,
+                    producers=AWS_PRODUCERS,
+                    depth=AWS_DEPTH,
+                )
+            ),
+        )
+        results["original"] = timed(
+            "3 original loop on moto",
+            lambda: original_loop.run(
+                moto.url,
+                tasks=sizes.original,
+                workers=AWS_WORKERS,
+                producers=AWS_PRODUCERS,
+                depth=AWS_DEPTH,
+            ),
+        )
+    results["rss"] = [
+        timed(
+            f"7 RSS {backend}",
+            lambda backend=backend: memory_rss.run(  # type: ignore[misc]
+                backend, sizes.rss_tasks, work, retention=2.0
+            ),
+        )
+        for backend in ("sqlite", "memory")
+    ]
+    results["finished"] = datetime.now(UTC).isoformat()
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="tiny sizes: a smoke test")
+    parser.add_argument("--output", type=Path, help="markdown report (default: docs/benchmarks.md)")
+    parser.add_argument("--json", type=Path, help="also write the raw figures as JSON")
+    args = parser.parse_args()
+    output = args.output or (None if args.quick else ROOT / "docs" / "benchmarks.md")
+    sizes = QUICK if args.quick else FULL
+    command = "/work/venv/bin/python -m benchmarks.run" + (" --quick" if args.quick else "")
+    with tempfile.TemporaryDirectory(prefix="taskq-bench-") as directory:
+        results = run_all(sizes, Path(directory))
+    results["command"] = "make bench  (" + command + ")"
+    results["quick"] = args.quick
+    from benchmarks.report import render
+
+    text = render(results)
+    if output is not None:
+        output.write_text(text)
+        print(f"[bench] wrote {output}", file=sys.stderr)
+    else:
+        print(text)
+    if args.json is not None:
+        args.json.write_text(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,62 @@
+"""``make bench --quick``: every benchmark runs on tiny sizes and yields its figures.
+
+A smoke test only: it asserts that the figures exist, never how fast anything is
+(speed lives in ``make bench`` and docs/benchmarks.md, not in timed tests).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from benchmarks.report import figures
+from tests.e2e.support import ROOT
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+SECTIONS = [
+    "## Figures against targets",
+    "## 1. Engine overhead",
+    "## 2. Requests per task on AWS",
+    "## 3. Against the original algorithm",
+    "## 4. Scale of reads",
+    "## 5. Latency, submit → start",
+    "## 6. I/O-bound handlers",
+    "## 7. Memory",
+    "## Profile",
+]
+
+
+def test_quick_bench_produces_every_figure(tmp_path: Path) -> None:
+    report = tmp_path / "benchmarks.md"
+    raw = tmp_path / "benchmarks.json"
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks.run", "--quick", "--output", str(report)]
+        + ["--json", str(raw)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-4000:]
+
+    results = json.loads(raw.read_text())
+    named = figures(results)
+    assert len(named) >= 20
+    for name, value in named.items():
+        assert isinstance(value, int | float), name
+        assert math.isfinite(value), name
+    assert {row["backend"] for row in results["http"]} == {"memory", "sqlite"}
+    assert {row["backend"] for row in results["reads"]} == {"memory", "sqlite"}
+    assert results["aws_engine"]["calls"], "no AWS call was counted"
+    assert results["original"]["calls"], "no AWS call was counted"
+
+    text = report.read_text()
+    assert "QUICK MODE" in text
+    for section in SECTIONS:
+        assert section in text, section
