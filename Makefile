@@ -22,6 +22,10 @@ $(STAMP): pyproject.toml | $(BIN)/python
 run: $(RUNSTAMP)
 	$(BIN)/taskq serve
 
+# The AWS path without Docker: a local moto endpoint, `taskq init`, `taskq serve` (aws).
+dev: $(STAMP)
+	$(BIN)/python -m scripts.dev
+
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
@@ -35,6 +39,11 @@ test: lint typecheck
 # All seven benchmarks (about 15 minutes); writes docs/benchmarks.md.
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.run
+
+# Delivery guarantees against real processes (sqlite, and aws on a moto server);
+# long runs, several minutes. Writes docs/reliability.md.
+reliability: $(STAMP)
+	$(BIN)/python scripts/reliability.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache
