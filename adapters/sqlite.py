@@ -57,6 +57,8 @@ POLL_INTERVAL_SECONDS: Final = 0.05
 MAX_OPS_PER_TRANSACTION: Final = 512
 """Upper bound on how many waiting calls one combined transaction runs."""
 DEFAULT_BUSY_TIMEOUT_MS: Final = 5000
+PURGE_CHUNK: Final = 1000
+"""Rows deleted per transaction by a retention purge."""
 BEGIN_ATTEMPTS: Final = 5
 """How many times BEGIN IMMEDIATE is tried (each waiting up to busy_timeout) before the
 calls of that transaction fail with InfrastructureError."""
@@ -785,20 +787,35 @@ class SqliteTaskRepository:
 
     async def purge_expired(self, now: datetime) -> int:
         """Delete finished tasks past retention (and expired idempotency keys); return
-        how many tasks. Counts follow."""
+        how many tasks. Counts follow. Deletes in chunks of ``PURGE_CHUNK`` rows, each
+        its own transaction, so a large purge does not hold up other calls."""
         cutoff = self._cutoff(now)
         now_key = _key(now)
 
-        def run(conn: sqlite3.Connection) -> int:
-            conn.execute("DELETE FROM idempotency_keys WHERE expires_key <= ?", (now_key,)).close()
-            if cutoff is None:
-                return 0
+        def drop_keys(conn: sqlite3.Connection) -> int:
             return conn.execute(
-                "DELETE FROM tasks WHERE finished_key IS NOT NULL AND finished_key <= ?",
-                (cutoff,),
+                "DELETE FROM idempotency_keys WHERE key IN (SELECT key FROM idempotency_keys"
+                " WHERE expires_key <= ? LIMIT ?)",
+                (now_key, PURGE_CHUNK),
             ).rowcount
 
-        return await self._db.write(run)
+        def drop_tasks(conn: sqlite3.Connection) -> int:
+            return conn.execute(
+                "DELETE FROM tasks WHERE rowid IN (SELECT rowid FROM tasks"
+                " WHERE finished_key IS NOT NULL AND finished_key <= ? LIMIT ?)",
+                (cutoff, PURGE_CHUNK),
+            ).rowcount
+
+        while await self._db.write(drop_keys) == PURGE_CHUNK:
+            pass
+        if cutoff is None:
+            return 0
+        purged = 0
+        while True:
+            deleted = await self._db.write(drop_tasks)
+            purged += deleted
+            if deleted < PURGE_CHUNK:
+                return purged
 
     async def vacuum(self) -> None:
         await self._db.vacuum()

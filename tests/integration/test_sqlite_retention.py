@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from adapters import sqlite as sqlite_adapter
 from adapters.clock import ManualClock
 from adapters.sqlite import SqliteDatabase, SqliteTaskRepository
 from domain.errors import TaskNotFound
@@ -35,7 +36,11 @@ async def _finish(repo: SqliteTaskRepository, task: Task, now: datetime, ok: boo
     return done
 
 
-async def test_purge_and_vacuum_keep_counts_exact(tmp_path: Path) -> None:
+@pytest.mark.parametrize("chunk", [1000, 7], ids=["one-chunk", "many-chunks"])
+async def test_purge_and_vacuum_keep_counts_exact(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, chunk: int
+) -> None:
+    monkeypatch.setattr(sqlite_adapter, "PURGE_CHUNK", chunk)
     path = str(tmp_path / "taskq.db")
     clock = ManualClock(T0)
     db = SqliteDatabase(path, clock=clock)
