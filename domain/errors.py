@@ -91,11 +91,16 @@ class InfrastructureError(TaskQueueError):
 
 
 class QueueSendFailed(InfrastructureError):
-    """The task was stored but could not be enqueued; the reconciler will re-send it."""
+    """Tasks were stored but could not be enqueued; the reconciler will re-send them.
 
-    def __init__(self, task_id: str, detail: str) -> None:
-        self.task_id = task_id
-        super().__init__("queue", f"task {task_id} stored but not enqueued: {detail}")
+    ``task_ids`` are the stored, unsent tasks in submission order; ``task_id`` is the
+    first (the only one for a single submission)."""
+
+    def __init__(self, task_ids: str | list[str], detail: str) -> None:
+        self.task_ids = [task_ids] if isinstance(task_ids, str) else list(task_ids)
+        self.task_id = self.task_ids[0] if self.task_ids else ""
+        which = ", ".join(self.task_ids)
+        super().__init__("queue", f"task {which} stored but not enqueued: {detail}")
 
 
 class InvalidCursor(ValidationError):

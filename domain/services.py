@@ -217,7 +217,7 @@ class TaskService:
         try:
             await self.queue.send_batch(due)
         except InfrastructureError as exc:
-            raise QueueSendFailed(",".join(task_id for task_id, _ in due), exc.detail) from exc
+            raise QueueSendFailed([task_id for task_id, _ in due], exc.detail) from exc
         return [task for task, _ in built]
 
     # -- operator actions ------------------------------------------------------------

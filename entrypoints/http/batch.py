@@ -133,11 +133,10 @@ class BatchSubmit:
         try:
             tasks = await self._service.submit_many([item.request for item in due])
         except QueueSendFailed as exc:
-            # Every task was stored; the ids of the unsent ones are in input order.
-            ids = exc.task_id.split(",")
-            if len(ids) != len(due):
+            # Every task was stored; the unsent ones are listed in input order.
+            if len(exc.task_ids) != len(due):
                 return [failure(InfrastructureError("queue", exc.detail)) for _ in due]
-            return [failure(QueueSendFailed(task_id, exc.detail)) for task_id in ids]
+            return [failure(QueueSendFailed(task_id, exc.detail)) for task_id in exc.task_ids]
         except InfrastructureError as exc:
             return [failure(exc) for _ in due]
         return [created(task) for task in tasks]
