@@ -101,8 +101,20 @@ async def aws_repo() -> AsyncIterator[RepoHarness]:
         )
 
 
+@asynccontextmanager
+async def batching_queue() -> AsyncIterator[QueueHarness]:
+    """The batching decorator over the memory queue: it must honour the same contract."""
+    from adapters.batching import BatchingTaskQueue
+
+    clock = ManualClock()
+    inner = InMemoryTaskQueue(clock, max_receive_count=MAX_RECEIVE_COUNT)
+    queue = BatchingTaskQueue(inner)
+    yield QueueHarness(queue=queue, advance=clock.advance, send_raw=inner.send_raw)
+
+
 QUEUE_BACKENDS: dict[str, Callable[[], AbstractAsyncContextManager[QueueHarness]]] = {
     "memory": memory_queue,
+    "memory-batching": batching_queue,
     "sqlite": sqlite_queue,
     "aws": aws_queue,
 }
