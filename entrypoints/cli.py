@@ -8,6 +8,7 @@ import json
 import os
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -43,6 +44,41 @@ def _init(args: argparse.Namespace) -> int:
         print(line)
     if not result.changed:
         print("nothing to do: everything already exists")
+    return 0
+
+
+def _vacuum(args: argparse.Namespace) -> int:
+    """SQLite: delete finished tasks past retention, then give the space back."""
+    settings = _settings(args)
+    configure_logging(settings)
+    if settings.backend != "sqlite":
+        print(
+            f"nothing to do on the {settings.backend} backend: "
+            + (
+                "DynamoDB's TTL removes expired tasks itself"
+                if settings.backend == "aws"
+                else "nothing is kept on disk"
+            )
+        )
+        return 0
+    container = build_container(settings)
+    path = Path(settings.sqlite_path)
+
+    async def once() -> int:
+        await maybe_await(container.init_resources())
+        try:
+            purged = await container.sqlite_repository().purge_expired(container.clock().now())
+            database = container.sqlite_database()
+            assert database is not None  # opened on the sqlite backend
+            await database.vacuum()
+        finally:
+            await maybe_await(container.shutdown_resources())
+        return int(purged)
+
+    before = path.stat().st_size if path.exists() else 0
+    purged = asyncio.run(once())
+    after = path.stat().st_size if path.exists() else 0
+    print(f"purged {purged} expired tasks; {path}: {before:,} -> {after:,} bytes")
     return 0
 
 
@@ -220,6 +256,14 @@ def build_parser() -> argparse.ArgumentParser:
             "Create the SQS queues (with a dead-letter queue) and the DynamoDB table, "
             "if missing; safe to run again.",
             _init,
+        )
+    )
+    _add_server_options(
+        command(
+            "vacuum",
+            "Delete finished tasks past TASKQ_RETENTION_SECONDS and reclaim the space "
+            "(sqlite backend).",
+            _vacuum,
         )
     )
     _add_server_options(
