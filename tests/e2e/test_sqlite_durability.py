@@ -18,7 +18,10 @@ def test_every_acknowledged_task_survives_sigkill_of_serve(tmp_path: Path) -> No
         first = procs.start("serve", wait=True)
         with first.client() as client:
             for n in range(60):
-                body = {"type": "sleepy", "payload": {"key": f"k{n}", "seconds": 0.2}}
+                body: dict[str, object] = {
+                    "type": "sleepy",
+                    "payload": {"key": f"k{n}", "seconds": 0.2},
+                }
                 if n % 3 == 0:
                     body["delay_seconds"] = 2  # some still waiting on the queue
                 response = client.post("/tasks", json=body)
