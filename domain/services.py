@@ -16,7 +16,7 @@ from domain.errors import (
     TaskStateConflict,
     ValidationError,
 )
-from domain.models import JSON, MetricsSnapshot, Page, Task, TaskStatus
+from domain.models import JSON, MetricsSnapshot, Page, Task, TaskStatus, WorkerInfo
 from domain.ports import Clock, TaskQueue, TaskRepository, WorkerRegistry
 from domain.registry import HandlerRegistry
 
@@ -306,6 +306,11 @@ class TaskService:
     async def dead_letter_count(self) -> int:
         """Messages in the queue's dead-letter queue, poison messages included."""
         return await self.queue.dead_letter_count()
+
+    async def live_workers(self) -> Sequence[WorkerInfo]:
+        """Workers that beat within their TTL, oldest first."""
+        live = await self.workers.live(self.clock.now())
+        return sorted(live, key=lambda w: (w.started_at, w.worker_id))
 
     async def metrics(self) -> MetricsSnapshot:
         counts = await self.repository.count_by_status()

@@ -33,6 +33,7 @@ from entrypoints.http.schemas import (
     SubmitTask,
     TaskOut,
     TaskPage,
+    Workers,
 )
 
 _MODELS: list[tuple[type[BaseModel], JsonSchemaMode]] = [
@@ -47,6 +48,7 @@ _MODELS: list[tuple[type[BaseModel], JsonSchemaMode]] = [
     (TaskOut, "serialization"),
     (TaskPage, "serialization"),
     (Metrics, "serialization"),
+    (Workers, "serialization"),
     (Health, "serialization"),
     (Readiness, "serialization"),
     (Error, "serialization"),
@@ -365,6 +367,16 @@ def build_openapi(*, task_types: Sequence[str], max_body_bytes: int) -> dict[str
                     "summary": "Counts per status, queue depth, live workers",
                     "responses": {
                         "200": _json("Metrics", "A snapshot."),
+                        "503": _unavailable("A dependency is unavailable."),
+                    },
+                }
+            },
+            "/workers": {
+                "get": {
+                    "operationId": "workers",
+                    "summary": "The workers alive now, in every process, with their load",
+                    "responses": {
+                        "200": _json("Workers", "Live workers."),
                         "503": _unavailable("A dependency is unavailable."),
                     },
                 }

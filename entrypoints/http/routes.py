@@ -48,6 +48,8 @@ from entrypoints.http.schemas import (
     SubmitTask,
     TaskOut,
     TaskPage,
+    WorkerOut,
+    Workers,
     dump,
 )
 
@@ -155,6 +157,14 @@ class Endpoints:
     async def metrics(self, request: Request) -> Response:
         return JSONResponse(dump(Metrics.of(await self._service().metrics())))
 
+    async def workers(self, request: Request) -> Response:
+        live = await self._service().live_workers()
+        body = Workers(
+            workers=[WorkerOut.of(w) for w in live],
+            active_workers=sum(w.concurrency for w in live),
+        )
+        return JSONResponse(dump(body))
+
     async def health(self, request: Request) -> Response:
         """Liveness: answers without touching any dependency."""
         now = self._container.clock().now()
@@ -208,6 +218,7 @@ class Endpoints:
             Route("/dead-letters", self.dead_letters, methods=["GET"], name="dead_letters"),
             Route("/dead-letters/redrive", self.redrive, methods=["POST"], name="redrive"),
             Route("/metrics", self.metrics, methods=["GET"], name="metrics"),
+            Route("/workers", self.workers, methods=["GET"], name="workers"),
             Route("/health", self.health, methods=["GET"], name="health"),
             Route("/ready", self.ready, methods=["GET"], name="ready"),
             Route("/openapi.json", self.openapi, methods=["GET"], name="openapi"),

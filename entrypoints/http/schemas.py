@@ -14,7 +14,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, WithJsonSchema
 
-from domain.models import MetricsSnapshot, Page, Task, TaskStatus
+from domain.models import MetricsSnapshot, Page, Task, TaskStatus, WorkerInfo
 from domain.services import MAX_DELAY_SECONDS, MAX_TIMEOUT_SECONDS
 
 MAX_BATCH_SIZE = 100
@@ -249,6 +249,33 @@ class Metrics(BaseModel):
             queue_in_flight=snapshot.depth.in_flight,
             queue_delayed=snapshot.depth.delayed,
         )
+
+
+class WorkerOut(BaseModel):
+    worker_id: str
+    host: str
+    pid: int
+    concurrency: int = Field(description="Tasks it runs at once.")
+    in_flight: int = Field(description="Tasks it was running at its last heartbeat.")
+    started_at: Timestamp
+    last_seen: Timestamp
+
+    @classmethod
+    def of(cls, info: WorkerInfo) -> WorkerOut:
+        return cls(
+            worker_id=info.worker_id,
+            host=info.host,
+            pid=info.pid,
+            concurrency=info.concurrency,
+            in_flight=info.in_flight,
+            started_at=info.started_at,
+            last_seen=info.last_seen,
+        )
+
+
+class Workers(BaseModel):
+    workers: list[WorkerOut] = Field(description="Workers alive now, in every process.")
+    active_workers: int = Field(description="Their concurrency, summed (as in /metrics).")
 
 
 class Health(BaseModel):

@@ -77,6 +77,35 @@ async def test_metrics_are_integers_from_the_snapshot(http_client: httpx.AsyncCl
     assert metrics["active_workers"] == 0
 
 
+async def test_workers_lists_the_live_workers_of_every_process(
+    http_client: httpx.AsyncClient, http_container: Container
+) -> None:
+    from datetime import timedelta
+
+    from domain.models import WorkerInfo
+
+    assert (await http_client.get("/workers")).json() == {"workers": [], "active_workers": 0}
+    registry = http_container.workers()
+    now = http_container.clock().now()
+    for n, (host, seen) in enumerate([("a", now), ("b", now), ("c", now - timedelta(hours=1))]):
+        info = WorkerInfo(f"w-{n}", host, 100 + n, 5, n, now - timedelta(hours=2), seen)
+        await registry.beat(info, ttl_seconds=30)
+    body = (await http_client.get("/workers")).json()
+    assert [w["worker_id"] for w in body["workers"]] == ["w-0", "w-1"], "w-2 stopped beating"
+    assert body["active_workers"] == 10
+    assert body["workers"][1] | {"last_seen": None, "started_at": None} == {
+        "worker_id": "w-1",
+        "host": "b",
+        "pid": 101,
+        "concurrency": 5,
+        "in_flight": 1,
+        "last_seen": None,
+        "started_at": None,
+    }
+    assert body["workers"][0]["last_seen"].endswith("Z")
+    assert (await http_client.get("/metrics")).json()["active_workers"] == 10
+
+
 # -- health and readiness ---------------------------------------------------------------
 
 
