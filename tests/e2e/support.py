@@ -11,8 +11,8 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -477,6 +477,37 @@ def aws_env(
         "TASKQ_TEST_RUN_LOG": str(tmp_path / "runs.log"),
         "TASKQ_LOG_LEVEL": "INFO",
     }
+
+
+@asynccontextmanager
+async def engine_container(env: dict[str, str]) -> AsyncIterator[Any]:
+    """The container the ``taskq`` processes of ``env`` build, in this process, with
+    its resources open (to write into the same store and queue as they do). On aws the
+    clients get the fake credentials explicitly: ``os.environ`` is not changed."""
+    import boto3
+    from dependency_injector import providers
+
+    from bootstrap.container import build_container
+    from bootstrap.settings import Settings
+    from entrypoints.runtime import maybe_await
+
+    settings = Settings.model_validate(env)
+    container = build_container(settings)
+    if settings.backend == "aws":
+        for name, service in (("aws_sqs", "sqs"), ("aws_dynamodb", "dynamodb")):
+            client = boto3.session.Session().client(
+                service,  # type: ignore[call-overload]
+                endpoint_url=settings.aws_endpoint_url,
+                region_name=settings.aws_region,
+                aws_access_key_id=FAKE_AWS_ENV["AWS_ACCESS_KEY_ID"],
+                aws_secret_access_key=FAKE_AWS_ENV["AWS_SECRET_ACCESS_KEY"],
+            )
+            getattr(container, name).override(providers.Object(client))
+    await maybe_await(container.init_resources())
+    try:
+        yield container
+    finally:
+        await maybe_await(container.shutdown_resources())
 
 
 class Blackhole:

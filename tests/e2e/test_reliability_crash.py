@@ -37,9 +37,9 @@ def run_worker_kill(
     backend: str,
     tasks: int = 40,
     concurrency: int = 20,
-    # Not a multiple of the heartbeat (a third of the lease): a handler ending just as a
-    # heartbeat writes hits the bug in test_reliability_lease.py (runs twice, or FAILED).
-    task_seconds: float = 2.5,
+    # A multiple of the heartbeat (a third of the lease): handlers end just as heartbeats
+    # write, the race of test_a_heartbeat_answer_in_flight_when_the_handler_ends_is_not_lost.
+    task_seconds: float = 2.0,
     visibility: float = 3.0,
     timeout: float = 60.0,
 ) -> ScenarioResult:

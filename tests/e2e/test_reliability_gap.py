@@ -1,10 +1,11 @@
 """Scenario 4: the write/send gap.
 
 A task stored with no queue message is exactly what a process leaves behind when it
-dies between the write and the send. Such tasks are written straight into the SQLite
-file; ``taskq reconcile`` (one shot) and the reconciler inside ``taskq worker`` (on an
-interval) re-send them, and they complete. Tasks whose message was in fact queued are
-re-sent too: they still complete once, and their handler runs once.
+dies between the write and the send. Such tasks are written straight into the store
+(SQLite or DynamoDB); ``taskq reconcile`` (one shot) and the reconciler inside
+``taskq worker`` (on an interval) re-send them, and they complete. Tasks whose
+message was in fact queued are re-sent too: they still complete once, and their
+handler runs once.
 
 The other half, a send that fails under the API (503, task stored PENDING), is in
 tests/unit/test_http_errors.py (``test_queue_send_failure_is_503_...``).
@@ -22,16 +23,17 @@ from pathlib import Path
 
 import pytest
 
-from adapters.clock import SystemClock
-from adapters.sqlite import SqliteDatabase, SqliteTaskQueue, SqliteTaskRepository
 from domain.models import Task
 from tests.e2e.support import (
     ROOT,
+    MotoServer,
     ProcessGroup,
     RunLog,
     ScenarioResult,
     StatusWatch,
+    aws_env,
     duplicated_runs,
+    engine_container,
     sqlite_env,
     taskq_command,
 )
@@ -41,47 +43,42 @@ pytestmark = pytest.mark.e2e
 STALE_AFTER = 2.0
 
 
-def _write_stale_tasks(db_path: Path, keys: list[str], *, queued: bool) -> list[str]:
+def _write_stale_tasks(env: dict[str, str], keys: list[str], *, queued: bool) -> list[str]:
     """Store PENDING tasks last changed a minute ago; send their messages if ``queued``."""
 
     async def write() -> list[str]:
-        clock = SystemClock()
-        db = SqliteDatabase(str(db_path), clock=clock)
-        try:
-            repo = SqliteTaskRepository(db)
-            queue = SqliteTaskQueue(db, clock, max_receive_count=20)
-            then = clock.now() - timedelta(minutes=1)
+        async with engine_container(env) as container:
+            repository = container.repository()
+            queue = container.queue()
+            then = container.clock().now() - timedelta(minutes=1)
             ids = []
             for key in keys:
                 task = Task.create("sleepy", {"key": key, "seconds": 0.5}, then)
-                await repo.add(task)
+                await repository.add(task)
                 if queued:
                     await queue.send(task.id)
                 ids.append(task.id)
             return ids
-        finally:
-            db.close()
 
     return asyncio.run(write())
 
 
 def run_write_send_gap(
-    tmp_path: Path, *, backend: str = "sqlite", tasks: int = 10
+    tmp_path: Path, env: dict[str, str], *, backend: str, tasks: int = 10
 ) -> ScenarioResult:
-    env = sqlite_env(
-        tmp_path,
-        WORKER_COUNT="10",
-        TASKQ_RECONCILE_INTERVAL_SECONDS="1",
-        TASKQ_RECONCILE_STALE_AFTER_SECONDS=str(STALE_AFTER),
-        TASKQ_VISIBILITY_TIMEOUT="5",
-        TASKQ_POLL_WAIT_SECONDS="1",
-    )
-    db_path = Path(env["TASKQ_SQLITE_PATH"])
+    env = {
+        **env,
+        "WORKER_COUNT": "10",
+        "TASKQ_RECONCILE_INTERVAL_SECONDS": "1",
+        "TASKQ_RECONCILE_STALE_AFTER_SECONDS": str(STALE_AFTER),
+        "TASKQ_VISIBILITY_TIMEOUT": "5",
+        "TASKQ_POLL_WAIT_SECONDS": "1",
+    }
     run_log = RunLog(Path(env["TASKQ_TEST_RUN_LOG"]))
     orphan_keys = [uuid.uuid4().hex for _ in range(tasks)]
     queued_keys = [uuid.uuid4().hex for _ in range(tasks)]
-    ids = _write_stale_tasks(db_path, orphan_keys, queued=False)
-    ids += _write_stale_tasks(db_path, queued_keys, queued=True)
+    ids = _write_stale_tasks(env, orphan_keys, queued=False)
+    ids += _write_stale_tasks(env, queued_keys, queued=True)
 
     # One shot: every stale PENDING task is re-sent, those already queued included.
     once = subprocess.run(
@@ -97,7 +94,7 @@ def run_write_send_gap(
 
     # Left behind after the one shot: only the worker's own reconciler can find these.
     late_keys = [uuid.uuid4().hex for _ in range(tasks)]
-    ids += _write_stale_tasks(db_path, late_keys, queued=False)
+    ids += _write_stale_tasks(env, late_keys, queued=False)
     keys = orphan_keys + queued_keys + late_keys
 
     with ProcessGroup(tmp_path, env) as procs:
@@ -133,4 +130,11 @@ def run_write_send_gap(
 def test_sqlite_tasks_left_without_a_message_are_resent_and_complete_once(
     tmp_path: Path,
 ) -> None:
-    run_write_send_gap(tmp_path).check()
+    run_write_send_gap(tmp_path, sqlite_env(tmp_path), backend="sqlite").check()
+
+
+@pytest.mark.aws
+def test_aws_tasks_left_without_a_message_are_resent_and_complete_once(tmp_path: Path) -> None:
+    with MotoServer(tmp_path) as moto:
+        env = aws_env(tmp_path, moto.url, visibility=5)
+        run_write_send_gap(tmp_path, env, backend="aws (moto)").check()

@@ -48,15 +48,16 @@ def run_long_task(
     tasks: int = 3,
     lease: float = 2.0,
     task_seconds: float = 6.0,
-    heartbeat: float = 0.7,
+    heartbeat: float | None = None,
 ) -> ScenarioResult:
     """Two workers poll one queue; tasks last three leases. Each must run once."""
     env = {
         **env,
         "WORKER_COUNT": str(tasks),
         "TASKQ_VISIBILITY_TIMEOUT": str(lease),
-        # Not a divisor of the task's length: see test_a_heartbeat_answer_..._is_not_lost.
-        "TASKQ_HEARTBEAT_INTERVAL": str(heartbeat),
+        # Default: a third of the lease, which divides the task's length, so the handler
+        # ends as a heartbeat writes (see test_a_heartbeat_answer_..._is_not_lost).
+        **({"TASKQ_HEARTBEAT_INTERVAL": str(heartbeat)} if heartbeat else {}),
         "TASKQ_POLL_WAIT_SECONDS": "1",
     }
     run_log = RunLog(Path(env["TASKQ_TEST_RUN_LOG"]))
