@@ -192,6 +192,10 @@ def _metrics(args: argparse.Namespace) -> int:
     return _request(args, "GET", "/metrics")
 
 
+def _workers(args: argparse.Namespace) -> int:
+    return _request(args, "GET", "/workers")
+
+
 def _list(args: argparse.Namespace) -> int:
     params: dict[str, Any] = {"status": args.status, "limit": args.limit}
     if args.cursor:
@@ -324,6 +328,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_client_options(listing)
 
     _add_client_options(command("metrics", "Show the metrics of a running server.", _metrics))
+    _add_client_options(command("workers", "List the live workers of a running server.", _workers))
     return parser
 
 

@@ -126,6 +126,13 @@ def test_dead_letters_and_redrive(live: LiveServer, capsys: pytest.CaptureFixtur
     assert code == 0 and redriven == {"retried": [task["id"]], "count": 1}
 
 
+def test_workers_lists_what_the_server_lists(
+    live: LiveServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, body = taskq(live, capsys, "workers")
+    assert code == 0 and body == {"workers": [], "active_workers": 0}
+
+
 def test_client_without_a_key_gets_the_401(
     live: LiveServer, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
