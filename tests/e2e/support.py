@@ -134,6 +134,16 @@ def wait_all_final(
 FINAL_STATUSES = frozenset({"COMPLETED", "FAILED", "CANCELLED"})
 
 
+def with_repo_on_path(env: dict[str, str]) -> dict[str, str]:
+    """``env`` with the repository on PYTHONPATH: task types in ``tests`` (loaded by
+    ``TASKQ_HANDLERS``) import in a ``taskq`` process whatever the install mode."""
+    paths = [
+        str(ROOT),
+        *filter(None, env.get("PYTHONPATH", os.environ.get("PYTHONPATH", "")).split(os.pathsep)),
+    ]
+    return {**env, "PYTHONPATH": os.pathsep.join(dict.fromkeys(paths))}
+
+
 def spawn_taskq(
     tmp_path: Path, command: str, *args: str, env: dict[str, str] | None = None
 ) -> Server:
@@ -147,7 +157,7 @@ def spawn_taskq(
         "PORT": str(port),
         "TASKQ_HOST": "127.0.0.1",
         "PYTHONUNBUFFERED": "1",
-        **(env or {}),
+        **with_repo_on_path(env or {}),
     }
     log_path = tmp_path / f"taskq-{command}-{port}.log"
     with log_path.open("wb") as log_file:

@@ -36,6 +36,7 @@ from tests.e2e.support import (
     engine_container,
     sqlite_env,
     taskq_command,
+    with_repo_on_path,
 )
 
 pytestmark = pytest.mark.e2e
@@ -84,7 +85,7 @@ def run_write_send_gap(
     once = subprocess.run(
         taskq_command("reconcile"),
         cwd=ROOT,
-        env={**os.environ, **env},
+        env={**os.environ, **with_repo_on_path(env)},
         capture_output=True,
         text=True,
         timeout=60,
