@@ -68,6 +68,7 @@ def run(
                     "p50_ms_small": round(few[name], 3),
                     "p50_ms_large": round(many[name], 3),
                     "ratio": round(many[name] / few[name], 2),
+                    "requests": requests,
                 }
             )
     return rows
