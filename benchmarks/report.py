@@ -318,34 +318,65 @@ MOTO_TEXT = (
 )
 PROFILE_NOTES = """## Profile
 
-`py-spy record` (200 Hz) of `taskq serve` under the HTTP benchmark, memory backend,
-8,000 no-op tasks. Of the samples: ~56% in the HTTP request path (uvicorn's h11
-protocol, Starlette's middleware stack, the endpoint), ~12% in the worker
-(`TaskProcessor.process`), 13.6% of all samples in `_SelectorSocketTransport.write`
-(two `send()` calls per response: uvicorn's h11 protocol writes the head and the body
-separately), ~9% in h11 parsing, the rest in the event loop.
+Profiles taken with `py-spy record -r 200 -f raw` (raw stacks folded by hand into self
+and inclusive shares) on this machine, between benchmark runs.
 
-Findings and fixes outside the benchmark's files (proposed, not made here):
+**HTTP path, memory** (`taskq serve`, 8,000 no-op tasks from `benchmarks/loadgen.py`):
+~56% of samples in the request path (uvicorn's h11 protocol, Starlette's middleware,
+the endpoint), ~12% in the worker (`TaskProcessor.process`), 13.6% in
+`_SelectorSocketTransport.write` (uvicorn's h11 protocol sends the head and the body of
+each response in two `send()` calls), ~9% in h11 parsing, the rest the event loop.
 
-- **HTTP parser: +35% over HTTP.** With `httptools` importable, uvicorn (`http="auto"`)
-  uses its C parser instead of h11: the same benchmark measured 3,832 and 4,079
-  tasks/s against 2,993 and 2,793 without it (runs alternated in one session). Proposal:
-  depend on `uvicorn[standard]` (or `httptools`) in `pyproject.toml`'s runtime
-  dependencies.
-- **A TaskService per request** (`entrypoints/http/routes.py:_service`, 4% of samples):
-  the container's `Factory` builds a new `TaskService` for every request, resolving
-  six providers through dependency-injector each time. The service holds no
-  per-request state; resolving it once in `create_app` removes that.
-- **`_sort_key` in the memory repository** (2.3% self): `created_at.isoformat()` per
-  insert and per status change, to keep a sorted index; a precomputed key stored with
-  the task (or the datetime itself as the key) avoids the formatting.
+**HTTP path, sqlite** (same load): 27% of samples on the SQLite thread (its own work,
+batched into transactions, fine); on the event loop, 6.6% in `uuid.uuid4` and 5.1% in
+socket writes. `uuid4` costs 1.7 µs in a tight loop here, yet ~48 µs a call under load:
+`os.urandom` releases the GIL, the SQLite thread takes it, and the loop thread waits up
+to a switch interval to get it back. Every GIL-releasing call on the loop pays that.
+
+**Worker path, in-process memory** (`benchmarks/inprocess.py`, 20,000 tasks): 39% in
+`Worker._process`, 22% in `TaskService.submit`; inside processing, the two asyncio tasks
+made per delivery (handler and heartbeat, `ensure_future` + `asyncio.wait`) and the
+`asyncio.wait_for` timeout wrapper come to ~20%; `uuid4` 7.8% (task id and lease token);
+`dataclasses.replace` in `Task._to` 7.8%; `_sort_key` of the memory repository 3.2%.
+
+Fixes in this change: the aws queue is batched (`BatchingTaskQueue` in the container,
+with a linger cut short when a batch fills: sends wait at most 2 ms, acks 20 ms), which
+is what brings SQS to 0.31 requests per task at saturation (2.23 for the original loop).
+
+Proposed fixes in files this change does not own, with their evidence:
+
+- **HTTP parser, +35% over HTTP** (target 1). With `httptools` importable, uvicorn
+  (`http="auto"`) uses its C parser instead of h11: the HTTP benchmark measured 3,832
+  and 4,079 tasks/s against 2,993 and 2,793 without it (runs alternated in one
+  session). That alone crosses 3,000 tasks/s. Proposal: `uvicorn[standard]` (or
+  `httptools`) in `pyproject.toml`'s runtime dependencies.
+- **One TaskService per request** (`entrypoints/http/routes.py:_service`, 4% of HTTP
+  samples): the container's `Factory` builds a `TaskService` per request, resolving
+  six providers through dependency-injector. It holds no per-request state: resolve it
+  once in `create_app`.
+- **Random ids without a syscall** (`domain/models.py:new_task_id`,
+  `domain/processing.py:_claim`): 6.6% (sqlite) and 7.8% (memory) of samples. The
+  lease token needs uniqueness, not secrecy: `uuid.UUID(int=random.getrandbits(128),
+  version=4)` costs 65 ns and releases no GIL. Task ids could do the same unless they
+  are meant to be unguessable (with authentication on, they need not be).
+- **Fewer asyncio tasks per delivery** (`domain/processing.py:_run`, `_call`): start
+  the heartbeat lazily (a `loop.call_later` timer that spawns it only when the first
+  beat is due; most tasks end before) and await an async handler directly under
+  `asyncio.timeout()` instead of `ensure_future` + `asyncio.wait` + `wait_for`.
+- **`_sort_key` in the memory repository** (`adapters/memory.py`, 3.2%):
+  `created_at.isoformat()` per insert and per status change; store the key with the
+  task once.
 - **Worker receive size at saturation** (`entrypoints/worker.py`): the worker receives
-  `min(free slots, 10)` as soon as one slot is free, so under steady load most
-  ReceiveMessage calls ask for 1 or 2 messages. Waiting briefly (a few ms, bounded, only
-  while other tasks are in flight) until at least half a batch of slots is free would
-  cut receives per task towards 0.1.
-- **DynamoDB requests per task** (`adapters/dynamodb.py`): a delivery costs a GetItem
-  and two transactions after the add. The claim could be one conditional UpdateItem
-  returning the new item (no read first) where the counters allow it; the counters are
-  what make every status change a 3-item transaction (6 WRU + 2 index WRU).
+  `min(free slots, 10)` as soon as one slot frees, so under steady load many
+  ReceiveMessage calls ask for 1 or 2 messages (502 receives for 5,000 tasks at
+  saturation; 261 for 1,000 on all-moto). Waiting a few ms (bounded, only while other
+  tasks are in flight) for half a batch of free slots would bring receives towards 0.1
+  per task.
+- **DynamoDB per task** (`adapters/dynamodb.py`): a delivery costs a GetItem and two
+  3-item transactions after the add's 2-item one: 16 WRU + 5 index WRU, $13.4 per
+  million tasks against the original's $2.8. The exact counters are what make every
+  status change a transaction; sharded counters updated outside the transaction (or
+  counted from a DynamoDB stream) would make a status change one conditional PutItem
+  (1 WRU + 2 index WRU) plus 1 WRU per counter shard touched: about 13 WRU per task,
+  about $8.4 per million tasks.
 """

@@ -214,14 +214,20 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="tiny sizes: a smoke test")
     parser.add_argument("--output", type=Path, help="markdown report (default: docs/benchmarks.md)")
     parser.add_argument("--json", type=Path, help="also write the raw figures as JSON")
+    parser.add_argument(
+        "--from-json", type=Path, help="render the report from a former run's JSON; run nothing"
+    )
     args = parser.parse_args()
     output = args.output or (None if args.quick else ROOT / "docs" / "benchmarks.md")
-    sizes = QUICK if args.quick else FULL
-    command = "/work/venv/bin/python -m benchmarks.run" + (" --quick" if args.quick else "")
-    with tempfile.TemporaryDirectory(prefix="taskq-bench-") as directory:
-        results = run_all(sizes, Path(directory))
-    results["command"] = "make bench  (" + command + ")"
-    results["quick"] = args.quick
+    if args.from_json is not None:
+        results = json.loads(args.from_json.read_text())
+    else:
+        sizes = QUICK if args.quick else FULL
+        command = "/work/venv/bin/python -m benchmarks.run" + (" --quick" if args.quick else "")
+        with tempfile.TemporaryDirectory(prefix="taskq-bench-") as directory:
+            results = run_all(sizes, Path(directory))
+        results["command"] = "make bench  (" + command + ")"
+        results["quick"] = args.quick
     from benchmarks.report import render
 
     text = render(results)
