@@ -10,11 +10,12 @@ import argparse
 import asyncio
 import json
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
 from benchmarks import loadgen
-from benchmarks.common import percentile, serve
+from benchmarks.common import cpu_seconds, percentile, serve
 
 
 def server_env(backend: str, directory: Path, workers: int) -> dict[str, str]:
@@ -28,6 +29,8 @@ def run(
     backend: str, tasks: int, *, workers: int, connections: int, log_dir: Path
 ) -> dict[str, Any]:
     with serve(log_dir, server_env(backend, log_dir, workers)) as server:
+        server_cpu = cpu_seconds(server.pid)
+        own_cpu = time.process_time()
         submitted = asyncio.run(
             loadgen.submit_many(
                 server.url, tasks, lambda _: {"type": "noop"}, connections=connections
@@ -36,6 +39,8 @@ def run(
         if submitted.errors or submitted.submitted != tasks:
             raise RuntimeError(f"{submitted.errors} submissions failed:\n{server.log()}")
         done_at, metrics = asyncio.run(loadgen.wait_completed(server.url, tasks))
+        server_cpu = cpu_seconds(server.pid) - server_cpu
+        own_cpu = time.process_time() - own_cpu
     elapsed = done_at - submitted.first_submit
     submit_seconds = submitted.last_submit - submitted.first_submit
     return {
@@ -49,6 +54,9 @@ def run(
         "submit_p50_ms": round(percentile(submitted.latencies, 50) * 1000, 2),
         "submit_p99_ms": round(percentile(submitted.latencies, 99) * 1000, 2),
         "failed": metrics["failed_tasks"],
+        # Shares of one core over the run: which process was the bottleneck.
+        "server_cpu_share": round(server_cpu / elapsed, 2),
+        "loadgen_cpu_share": round(own_cpu / elapsed, 2),
     }
 
 

@@ -154,15 +154,22 @@ def render(results: dict[str, Any]) -> str:
         "every task, then polls `GET /metrics` until all are COMPLETED. tasks/s is first "
         "POST to the moment all are seen completed.",
         "",
-        "| backend | tasks | tasks/s | submits/s | POST p50 | POST p99 |",
-        "|---|---|---|---|---|---|",
+        "| backend | tasks | tasks/s | submits/s | POST p50 | POST p99 | CPU: server, "
+        "load generator |",
+        "|---|---|---|---|---|---|---|",
     ]
     for row in (http_memory, http_sqlite):
         lines.append(
             f"| {row['backend']} | {row['tasks']:,} | {row['tasks_per_second']:,} | "
             f"{row['submits_per_second']:,} | {row['submit_p50_ms']} ms | "
-            f"{row['submit_p99_ms']} ms |"
+            f"{row['submit_p99_ms']} ms | {row.get('server_cpu_share', '?')}, "
+            f"{row.get('loadgen_cpu_share', '?')} of a core |"
         )
+    lines += [
+        "",
+        "The server's CPU share near 1.0 (of one core: one event loop) and the load "
+        "generator's below it say the server is the bottleneck, not the load.",
+    ]
     lines += [
         "",
         "## 2. Requests per task on AWS",
