@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import importlib
 import math
+import os
+import sys
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Literal
@@ -41,9 +43,21 @@ from domain.services import Limits, TaskService
 
 
 def load_registry(handler_modules: list[str]) -> HandlerRegistry:
-    """The built-in types plus every type the ``TASKQ_HANDLERS`` modules register."""
+    """The built-in types plus every type the ``TASKQ_HANDLERS`` modules register.
+
+    Modules are found among the installed packages and, as ``python -m`` and uvicorn
+    do, in the current directory: the installed ``taskq`` script's own path is its bin
+    directory, where a team's ``mypkg/tasks.py`` is not.
+    """
+    if handler_modules and os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
     for module in handler_modules:
-        importlib.import_module(module)  # registers into default_registry on import
+        try:
+            importlib.import_module(module)  # registers into default_registry on import
+        except ImportError as exc:
+            raise ImportError(
+                f"TASKQ_HANDLERS names {module!r}, which cannot be imported: {exc}"
+            ) from exc
     return register_builtins(default_registry.copy())
 
 
