@@ -46,3 +46,11 @@ def test_original_environment_names_are_read(monkeypatch: object) -> None:
                 os.environ[key] = value
     assert (settings.port, settings.worker_count, settings.dynamodb_table) == (9123, 7, "t")
     assert settings.backend == "memory"
+
+
+def test_a_handler_module_that_cannot_be_imported_is_named_in_the_error() -> None:
+    import pytest
+
+    container = build_container(Settings(backend="memory", handlers="no_such_team.tasks"))
+    with pytest.raises(ImportError, match="TASKQ_HANDLERS names 'no_such_team.tasks'"):
+        container.registry()
