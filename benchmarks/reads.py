@@ -1,5 +1,6 @@
 """Benchmark 4: GET /metrics and GET /tasks?status=... latency against the number of
-stored tasks (memory and sqlite), p50 over ``--requests`` sequential requests.
+stored tasks (memory and sqlite), p50 over ``--requests`` sequential requests. Two API
+processes serve the two sizes side by side; requests alternate between them.
 
     /work/venv/bin/python -m benchmarks.reads --small 1000 --large 100000
 """
@@ -8,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import tempfile
 import time
@@ -24,31 +26,43 @@ PATHS = {
 }
 
 
-async def measure(url: str, requests: int) -> dict[str, float]:
-    conn = await Connection.open(url)
+async def measure(small_url: str, large_url: str, requests: int) -> dict[str, list[float]]:
+    """p50 of each path on both servers, requests alternating between them, so that
+    the machine's noise falls on both sizes alike."""
+    small = await Connection.open(small_url)
+    large = await Connection.open(large_url)
+
+    async def timed(conn: Connection, path: str) -> float:
+        started = time.perf_counter()
+        status, _ = await conn.request("GET", path)
+        if status != 200:
+            raise RuntimeError(f"GET {path} answered {status}")
+        return time.perf_counter() - started
+
     try:
-        p50: dict[str, float] = {}
+        p50: dict[str, list[float]] = {}
         for name, path in PATHS.items():
             for _ in range(min(20, requests)):  # warm up
-                await conn.request("GET", path)
-            samples = []
+                await timed(small, path)
+                await timed(large, path)
+            few, many = [], []
             for _ in range(requests):
-                started = time.perf_counter()
-                status, _ = await conn.request("GET", path)
-                samples.append(time.perf_counter() - started)
-                if status != 200:
-                    raise RuntimeError(f"GET {path} answered {status}")
-            p50[name] = percentile(samples, 50) * 1000
+                few.append(await timed(small, path))
+                many.append(await timed(large, path))
+            p50[name] = [percentile(few, 50) * 1000, percentile(many, 50) * 1000]
         return p50
     finally:
-        await conn.close()
+        await small.close()
+        await large.close()
 
 
-def at_size(backend: str, tasks: int, requests: int, directory: Path) -> dict[str, float]:
+def _server(stack: contextlib.ExitStack, backend: str, tasks: int, directory: Path) -> str:
     env = {"TASKQ_BACKEND": backend, "TASKQ_SQLITE_PATH": str(directory / f"reads-{tasks}.db")}
     args = ["--tasks", str(tasks)]
-    with serve(directory, env, module="benchmarks.reads_server", args=args, timeout=600) as server:
-        return asyncio.run(measure(server.url, requests))
+    server = stack.enter_context(
+        serve(directory, env, module="benchmarks.reads_server", args=args, timeout=600)
+    )
+    return server.url
 
 
 def run(
@@ -56,18 +70,20 @@ def run(
 ) -> list[dict[str, Any]]:
     rows = []
     for backend in backends:
-        few = at_size(backend, small, requests, log_dir)
-        many = at_size(backend, large, requests, log_dir)
-        for name in PATHS:
+        with contextlib.ExitStack() as stack:
+            small_url = _server(stack, backend, small, log_dir)
+            large_url = _server(stack, backend, large, log_dir)
+            p50 = asyncio.run(measure(small_url, large_url, requests))
+        for name, (few, many) in p50.items():
             rows.append(
                 {
                     "backend": backend,
                     "request": f"GET {PATHS[name]}",
                     "small": small,
                     "large": large,
-                    "p50_ms_small": round(few[name], 3),
-                    "p50_ms_large": round(many[name], 3),
-                    "ratio": round(many[name] / few[name], 2),
+                    "p50_ms_small": round(few, 3),
+                    "p50_ms_large": round(many, 3),
+                    "ratio": round(many / few, 2),
                     "requests": requests,
                 }
             )

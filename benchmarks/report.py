@@ -240,7 +240,9 @@ def render(results: dict[str, Any]) -> str:
         "`benchmarks/reads_server.py` fills the store through the repository (4 in 5 tasks "
         "COMPLETED, the rest PENDING and FAILED), then serves the API; p50 over "
         f"{results['reads'][0].get('requests', 'the')} sequential requests on one keep-alive "
-        "connection after a warm-up.",
+        "connection per server after a warm-up; the two sizes are served by two processes "
+        "side by side and requests alternate between them, so the machine's noise falls "
+        "on both alike.",
         "",
         "| backend | request | p50 small | p50 large | ratio |",
         "|---|---|---|---|---|",
