@@ -172,8 +172,8 @@ def render(results: dict[str, Any]) -> str:
         )
     lines += [
         "",
-        "The server's CPU share near 1.0 (of one core: one event loop) and the load "
-        "generator's below it say the server is the bottleneck, not the load.",
+        "The server uses most of a core (one event loop) while the load generator uses a "
+        "fifth of one or less: the server is the bottleneck, not the load.",
     ]
     lines += [
         "",
