@@ -242,7 +242,7 @@ class Container(containers.DeclarativeContainer):
     )
 
     # -- use cases -------------------------------------------------------------------
-    task_service = providers.Factory(
+    task_service = providers.Singleton(
         TaskService,
         repository=repository,
         queue=queue,

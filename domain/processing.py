@@ -17,7 +17,6 @@ import asyncio
 import contextlib
 import enum
 import logging
-import uuid
 from concurrent.futures import Executor
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -31,7 +30,7 @@ from domain.errors import (
     TaskNotFound,
     UnknownTaskType,
 )
-from domain.models import Delivery, Task, TaskStatus
+from domain.models import Delivery, Task, TaskStatus, new_lease_token
 from domain.ports import Clock, TaskQueue, TaskRepository
 from domain.registry import HandlerRegistry, TaskType
 from domain.retry import RetryPolicy
@@ -140,7 +139,7 @@ class TaskProcessor:
         return await self._run(claimed, task_type, delivery)
 
     async def _claim(self, task: Task, now: datetime) -> Task:
-        token = uuid.uuid4().hex
+        token = new_lease_token()
         lease = self.settings.visibility_timeout
         claimed = task.claim(token, now, lease)
         if task.status is TaskStatus.PROCESSING:
@@ -166,7 +165,7 @@ class TaskProcessor:
         try:
             current = task
             if not claimed:
-                current = task.claim(uuid.uuid4().hex, self.clock.now(), 0)
+                current = task.claim(new_lease_token(), self.clock.now(), 0)
                 await self.repository.transition(current, expected=task)
             failed = current.fail(reason, self.clock.now())
             await self.repository.transition(failed, expected=current)

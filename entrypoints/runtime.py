@@ -23,6 +23,15 @@ from entrypoints.worker import Worker, WorkerSettings
 log = logging.getLogger("taskq")
 
 
+def _new_event_loop() -> asyncio.AbstractEventLoop:
+    """uvloop where it is installed (Linux, macOS), else asyncio's own loop."""
+    try:
+        import uvloop
+    except ImportError:
+        return asyncio.new_event_loop()
+    return uvloop.new_event_loop()
+
+
 def run_until_stopped(container: Container, *, api: bool, worker: bool) -> int:
     """Run, then exit at once, even if threads are still busy.
 
@@ -32,7 +41,7 @@ def run_until_stopped(container: Container, *, api: bool, worker: bool) -> int:
     ``concurrent.futures`` joins its workers), holding SIGTERM up for as long as the
     longest handler. Their results are unwanted now, so the process ends without them.
     """
-    loop = asyncio.new_event_loop()
+    loop = _new_event_loop()
     # Blocking clients (boto3, sqlite3 calls) run in the default executor; its stock
     # size (cores + 4) is too small once long polls hold threads for up to 20 s.
     io_threads = max(32, 4 * container.settings().worker_count)

@@ -135,3 +135,24 @@ def test_backoff_uses_full_jitter() -> None:
 def test_a_cap_beyond_the_queue_delay_limit_is_refused() -> None:
     with pytest.raises(ValueError):
         RetryPolicy(cap_seconds=901)
+
+
+def test_task_ids_are_version_4_uuids_and_a_forked_child_draws_different_ones() -> None:
+    import os
+    import uuid
+
+    from domain.models import new_task_id
+
+    ids = {new_task_id() for _ in range(1000)}
+    assert len(ids) == 1000
+    assert {uuid.UUID(i).version for i in ids} == {4}
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: report its next id, then leave at once
+        os.write(write, new_task_id().encode())
+        os._exit(0)
+    os.close(write)
+    child_id = os.read(read, 64).decode()
+    os.waitpid(pid, 0)
+    assert child_id != new_task_id()
+    assert uuid.UUID(child_id).version == 4
