@@ -133,7 +133,7 @@ def serve(
 
 def moto_server(log_dir: Path) -> contextlib.AbstractContextManager[Process]:
     """A moto server (SQS + DynamoDB) on a free loopback port, in its own process
-    (``benchmarks.moto_serve``: moto's app with DynamoDB requests serialised)."""
+    (``scripts.local_aws``: moto's app with DynamoDB requests serialised)."""
     port = free_port()
-    command = [PYTHON, "-m", "benchmarks.moto_serve", "-H", "127.0.0.1", "-p", str(port)]
+    command = [PYTHON, "-m", "scripts.local_aws", "-H", "127.0.0.1", "-p", str(port)]
     return started(command, port=port, log_dir=log_dir, ready_path="/moto-api/")

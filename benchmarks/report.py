@@ -183,7 +183,7 @@ def render(results: dict[str, Any]) -> str:
         "event hooks (`before-call.*.*`; retries are not counted twice) while no-op tasks "
         'flow through the aws backend (`Settings(backend="aws")`, the container\'s SQS queue '
         "wrapped in `BatchingTaskQueue`) against a local moto server "
-        "(`benchmarks/moto_serve.py`). The engine runs in-process: "
+        "(`scripts/local_aws.py`). The engine runs in-process: "
         f"{AWS_TEXT.format(**engine)}",
         "",
         "| run | tasks | tasks/s | SQS req/task | DynamoDB writes/task | reads/task | "
@@ -322,7 +322,7 @@ MOTO_TEXT = (
     "On moto, the engine's DynamoDB writes are TransactWriteItems (the task and two "
     "status-counter shards, for exact O(1) counts), and moto makes each transaction cost "
     "a deep copy of the table per item, 3 to 20 times a plain UpdateItem; moto also has "
-    "to take DynamoDB requests one at a time (`benchmarks/moto_serve.py`: concurrent "
+    "to take DynamoDB requests one at a time (`scripts/local_aws.py`: concurrent "
     "transactions crash it). So this ratio measures moto's transaction implementation "
     "more than either algorithm: the original makes 3 cheap writes per task, the engine 3 "
     "transactions plus a read. What the engine saves is requests: SQS requests per task "

@@ -18,7 +18,6 @@ import atexit
 import functools
 import gc
 import json
-import logging
 import os
 import threading
 import uuid
@@ -33,6 +32,7 @@ import pytest
 from botocore.config import Config
 
 from adapters.aws_provision import ProvisionResult, provision
+from scripts.local_aws import moto_server
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -85,40 +85,10 @@ def _start_localstack() -> str:
     return str(container.get_url())
 
 
-class _OneDynamoDbRequestAtATime:
-    """WSGI middleware for the moto server: serialises DynamoDB requests.
-
-    moto runs a transaction by deep-copying the table and, when a condition fails,
-    putting the copy back: a concurrent request's committed write is then undone. Real
-    DynamoDB transactions are serialisable (a clash is a TransactionConflict, which the
-    adapter retries). Handling DynamoDB requests one at a time gives the stand-in that
-    isolation; SQS requests (long polls among them) stay concurrent.
-    """
-
-    def __init__(self, app: Any) -> None:
-        self._app = app
-        self._lock = threading.Lock()
-
-    def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
-        if not str(environ.get("HTTP_X_AMZ_TARGET", "")).startswith("DynamoDB_"):
-            return self._app(environ, start_response)
-        with self._lock:
-            return list(self._app(environ, start_response))
-
-
 def _start_moto() -> str:
-    """moto's server, as ``moto.server.ThreadedMotoServer`` builds it (threaded, on
-    127.0.0.1, a free port), with DynamoDB requests serialised."""
-    from moto.moto_server.werkzeug_app import (
-        DomainDispatcherApplication,
-        MotoRequestHandler,
-        create_backend_app,
-    )
-    from werkzeug.serving import make_server
-
-    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one line per request
-    app = _OneDynamoDbRequestAtATime(DomainDispatcherApplication(create_backend_app))
-    server = make_server("127.0.0.1", 0, app, threaded=True, request_handler=MotoRequestHandler)
+    """A moto server (``scripts.local_aws``: DynamoDB requests serialised) on a free
+    127.0.0.1 port, in a thread of this process."""
+    server = moto_server("127.0.0.1", 0)
     thread = threading.Thread(target=server.serve_forever, name="moto-server", daemon=True)
     thread.start()
     atexit.register(server.shutdown)
