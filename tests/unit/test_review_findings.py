@@ -1,0 +1,198 @@
+"""Review findings: each test shows one correctness bug and is xfail until it is fixed."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+from collections.abc import Sequence
+from typing import Any
+
+import pytest
+
+from adapters.batching import BatchingTaskQueue
+from adapters.clock import ManualClock, SystemClock
+from adapters.memory import InMemoryTaskQueue, InMemoryTaskRepository, InMemoryWorkerRegistry
+from domain.errors import InfrastructureError, PermanentTaskError
+from domain.models import Delivery, Task, TaskStatus, new_lease_token
+from domain.processing import Outcome, ProcessorSettings, TaskProcessor
+from domain.reconcile import Reconciler
+from domain.registry import HandlerRegistry, TaskType
+from domain.retry import RetryPolicy
+from domain.services import SubmitRequest, TaskService
+
+LEASE = 30.0
+
+
+class Env:
+    def __init__(self) -> None:
+        self.clock = ManualClock()
+        self.repo = InMemoryTaskRepository()
+        self.queue = InMemoryTaskQueue(self.clock, max_receive_count=10)
+        self.registry = HandlerRegistry()
+        self.service = TaskService(
+            self.repo, self.queue, self.clock, self.registry, InMemoryWorkerRegistry()
+        )
+        self.processor = TaskProcessor(
+            self.repo,
+            self.queue,
+            self.clock,
+            self.registry,
+            RetryPolicy(base_seconds=1, cap_seconds=10, rng=random.Random(7)),
+            ProcessorSettings(visibility_timeout=LEASE),
+        )
+        self.reconciler = Reconciler(self.repo, self.queue, self.clock, stale_after_seconds=1800)
+
+    async def receive(self) -> Delivery:
+        deliveries = await self.queue.receive(
+            max_messages=1, visibility_timeout=LEASE, wait_seconds=0
+        )
+        assert len(deliveries) == 1, "expected one visible message"
+        return deliveries[0]
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="Reconciler._fail_dead_lettered compares an old dead letter's receive_count "
+    "with attempts; a shutdown release (attempts - 1) made them differ, so the reconciler "
+    "fails a task the operator has just retried",
+)
+async def test_the_reconciler_does_not_undo_an_operators_retry() -> None:
+    env = Env()
+    started = asyncio.Event()
+    calls = 0
+
+    async def flaky(payload: Any) -> Any:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            started.set()
+            await asyncio.Event().wait()  # runs until the worker shuts down
+        raise PermanentTaskError("bad input")
+
+    env.registry.add(TaskType("flaky", flaky, 600))
+    task = await env.service.submit(SubmitRequest(type="flaky"))
+
+    # Attempt 1 is given back at shutdown (the attempt is not counted) ...
+    running = asyncio.ensure_future(env.processor.process(await env.receive()))
+    await started.wait()
+    running.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await running
+    # ... the next delivery fails for good and is dead-lettered (receive 2, attempt 1).
+    assert await env.processor.process(await env.receive()) is Outcome.FAILED
+    assert (await env.repo.get(task.id)).attempts == 1
+
+    retried = await env.service.retry(task.id)
+    assert retried.status is TaskStatus.PENDING
+
+    await env.reconciler.run_once()
+
+    assert (await env.repo.get(task.id)).status is TaskStatus.PENDING
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="TaskProcessor takes over a PROCESSING task whose lease expired without "
+    "looking at cancel_requested (claim keeps the flag, the heartbeat only sees it on a "
+    "conflict): a task cancelled before its worker died runs to completion",
+)
+async def test_a_takeover_honours_a_cancel_requested_before_the_worker_died() -> None:
+    env = Env()
+    runs = 0
+
+    async def work(payload: Any) -> Any:
+        nonlocal runs
+        runs += 1
+        return "done"
+
+    env.registry.add(TaskType("work", work, 60))
+    task = await env.service.submit(SubmitRequest(type="work"))
+
+    # A worker claims the task, then dies; the operator cancels while it is PROCESSING.
+    await env.receive()
+    claimed = task.claim(new_lease_token(), env.clock.now(), LEASE)
+    await env.repo.transition(claimed, expected=task)
+    flagged = await env.service.cancel(task.id)
+    assert flagged.cancel_requested
+
+    await env.clock.advance(LEASE + 1)
+    outcome = await env.processor.process(await env.receive())
+
+    assert runs == 0
+    assert outcome is Outcome.CANCELLED
+    assert (await env.repo.get(task.id)).status is TaskStatus.CANCELLED
+
+
+class PartlyFailingQueue(InMemoryTaskQueue):
+    """send_batch sends every item but ``refused`` and names it, as the port says."""
+
+    def __init__(self, refused: str) -> None:
+        super().__init__(SystemClock())
+        self.refused = refused
+
+    async def send_batch(self, items: Sequence[tuple[str, int]]) -> None:
+        await super().send_batch([item for item in items if item[0] != self.refused])
+        if any(task_id == self.refused for task_id, _ in items):
+            raise InfrastructureError("queue", f"1 of {len(items)} not sent: {self.refused}")
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="BatchingTaskQueue's coalescer gives a batch's exception to every caller, even "
+    "those whose message send_batch did send: a submit that was enqueued answers 503",
+)
+async def test_a_coalesced_send_that_went_out_does_not_fail() -> None:
+    inner = PartlyFailingQueue(refused="b")
+    queue = BatchingTaskQueue(inner, send_linger_seconds=0.05)
+
+    results = await asyncio.gather(queue.send("a"), queue.send("b"), return_exceptions=True)
+
+    assert (await inner.depth()).visible == 1  # "a" was sent
+    assert isinstance(results[1], InfrastructureError)
+    assert results[0] is None
+
+
+class FlakyRecordRepository(InMemoryTaskRepository):
+    """The store fails once, transiently, when a result is recorded."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.failed = False
+
+    async def transition(self, new: Task, *, expected: Task) -> None:
+        if new.status is TaskStatus.COMPLETED and not self.failed:
+            self.failed = True
+            raise InfrastructureError("store", "timeout")
+        await super().transition(new, expected=expected)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="TaskProcessor._record does not retry a transient store error: the result is "
+    "dropped, the task stays PROCESSING and the handler runs again after the lease",
+)
+async def test_a_transient_store_error_at_completion_does_not_rerun_the_handler() -> None:
+    env = Env()
+    env.repo = FlakyRecordRepository()
+    env.service.repository = env.repo
+    env.processor.repository = env.repo
+    runs = 0
+
+    async def work(payload: Any) -> Any:
+        nonlocal runs
+        runs += 1
+        return runs
+
+    env.registry.add(TaskType("work", work, 60))
+    task = await env.service.submit(SubmitRequest(type="work"))
+
+    with contextlib.suppress(InfrastructureError):  # the worker logs it today
+        await env.processor.process(await env.receive())
+    await env.clock.advance(LEASE + 1)
+    deliveries = await env.queue.receive(max_messages=1, visibility_timeout=LEASE, wait_seconds=0)
+    for delivery in deliveries:
+        await env.processor.process(delivery)
+
+    assert runs == 1
+    assert (await env.repo.get(task.id)).status is TaskStatus.COMPLETED
