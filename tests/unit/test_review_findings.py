@@ -196,3 +196,35 @@ async def test_a_transient_store_error_at_completion_does_not_rerun_the_handler(
 
     assert runs == 1
     assert (await env.repo.get(task.id)).status is TaskStatus.COMPLETED
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="Reconciler._fail_dead_lettered looks only at the oldest dead_letter_sample "
+    "letters and never consumes them: once 100 old letters sit in the DLQ, a PROCESSING "
+    "task whose message the queue dead-lettered stays PROCESSING forever",
+)
+async def test_a_task_whose_message_the_queue_dead_lettered_is_settled_behind_old_letters() -> None:
+    env = Env()
+    env.registry.add(TaskType("work", lambda payload: None, 60))
+    for _ in range(100):  # old poison letters, as any long-lived DLQ holds
+        await env.queue.send_raw("not a task")
+        [poison] = await env.queue.receive(max_messages=1, visibility_timeout=1, wait_seconds=0)
+        await env.processor.process(poison)
+    assert await env.queue.dead_letter_count() == 100
+
+    task = await env.service.submit(SubmitRequest(type="work"))
+    await env.receive()
+    # A worker claims it and heartbeats a long lease, while its message keeps coming back
+    # (deferred) until the queue's redrive policy moves it away; then the worker dies.
+    claimed = task.claim(new_lease_token(), env.clock.now(), 3600)
+    await env.repo.transition(claimed, expected=task)
+    for _ in range(env.queue.max_receive_count):
+        await env.clock.advance(LEASE + 1)
+        await env.queue.receive(max_messages=1, visibility_timeout=LEASE, wait_seconds=0)
+    assert await env.queue.dead_letter_count() == 101
+    await env.clock.advance(3600)
+
+    await env.reconciler.run_once()
+
+    assert (await env.repo.get(task.id)).status is TaskStatus.FAILED
