@@ -4,8 +4,8 @@ A handler sees only its payload, so every payload carries a ``key`` chosen by th
 Each run appends lines to the file named by ``TASKQ_TEST_RUN_LOG`` (one ``write`` of
 one line on an ``O_APPEND`` descriptor: atomic between processes on a local file)::
 
-    start <key> <pid>
-    done <key> <pid> <run id>
+    start <key> <pid> <unix time>
+    done <key> <pid> <run id> <unix time>
 
 so a test counts how often each task started and how often a handler ran to its end.
 """
@@ -26,7 +26,7 @@ def _log(*words: str) -> None:
     path = os.environ.get(RUN_LOG_ENV)
     if not path:
         return
-    line = (" ".join(words) + "\n").encode()
+    line = (" ".join((*words, f"{time.time():.3f}")) + "\n").encode()
     fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
     try:
         os.write(fd, line)

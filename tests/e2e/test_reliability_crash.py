@@ -12,6 +12,7 @@ import time
 import uuid
 from pathlib import Path
 
+import httpx
 import pytest
 
 from tests.e2e.support import (
@@ -52,21 +53,21 @@ def run_worker_kill(
     run_log = RunLog(Path(env["TASKQ_TEST_RUN_LOG"]))
     with ProcessGroup(tmp_path, env) as procs:
         api = procs.start("api", wait=True)
-        worker = procs.start("worker")
         with api.client() as client:
             keys = [uuid.uuid4().hex for _ in range(tasks)]
             ids = submit_tasks(
                 client, "sleepy", [{"key": k, "seconds": task_seconds} for k in keys]
             )
+            worker = procs.start("worker")  # after the submissions: it fills every slot
             watch = StatusWatch(client, ids)
             in_flight = min(20, concurrency)
             wait_for(
-                lambda: bool(watch.poll()) and watch.count("PROCESSING") >= in_flight,
+                lambda: _processing(client) >= in_flight,
                 timeout=30,
                 interval=0.05,
                 what=f"{in_flight} tasks PROCESSING",
             )
-            processing_at_kill = watch.count("PROCESSING")
+            processing_at_kill = _processing(client)
             worker.kill()  # SIGKILL: no drain, no release
             killed_at = time.monotonic()
             procs.start("worker")
@@ -106,6 +107,10 @@ def run_worker_kill(
         assert not watch.violations, watch.violations
         assert not unbacked, unbacked
         return result
+
+
+def _processing(client: httpx.Client) -> int:
+    return int(client.get("/metrics").json()["processing_tasks"])
 
 
 def test_sqlite_worker_killed_mid_task_loses_nothing(tmp_path: Path) -> None:

@@ -70,10 +70,9 @@ def run_graceful_shutdown(
             ids = submit_tasks(
                 client, "sleepy", [{"key": k, "seconds": task_seconds} for k in keys]
             )
-            watch = StatusWatch(client, ids)
             in_flight = min(20, concurrency)
             wait_for(
-                lambda: bool(watch.poll()) and watch.count("PROCESSING") >= in_flight,
+                lambda: client.get("/metrics").json()["processing_tasks"] >= in_flight,
                 timeout=30,
                 interval=0.05,
                 what=f"{in_flight} tasks PROCESSING",
