@@ -19,6 +19,7 @@ import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Generic, TypeVar
 
+from domain.errors import QueueSendFailed
 from domain.models import DeadLetter, Delivery, QueueDepth
 from domain.ports import TaskQueue
 
@@ -36,7 +37,9 @@ class _Coalescer(Generic[Item]):
         max_batch: int,
         max_calls: int,
         linger_seconds: float,
+        task_id: Callable[[Item], str] | None = None,
     ) -> None:
+        self._task_id = task_id
         self._flush = flush
         self._max_batch = max_batch
         self._max_calls = max_calls
@@ -77,6 +80,15 @@ class _Coalescer(Generic[Item]):
                 self.batches += 1
                 try:
                     await self._flush([item for item, _ in batch])
+                except QueueSendFailed as exc:  # some went out: fail only the others
+                    unsent = set(exc.task_ids)
+                    for item, future in batch:
+                        if future.done():
+                            continue
+                        if self._task_id is not None and self._task_id(item) not in unsent:
+                            future.set_result(None)
+                        else:
+                            future.set_exception(exc)
                 except Exception as exc:  # delivered to every caller of the batch
                     for _, future in batch:
                         if not future.done():
@@ -107,6 +119,7 @@ class BatchingTaskQueue:
             max_batch=inner.max_batch,
             max_calls=max_concurrent_calls,
             linger_seconds=send_linger_seconds,
+            task_id=lambda item: item[0],
         )
         self._acks: _Coalescer[Delivery] = _Coalescer(
             inner.ack_batch,

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from botocore.exceptions import BotoCoreError, ClientError
 
 from adapters import envelope
-from domain.errors import InfrastructureError
+from domain.errors import InfrastructureError, QueueSendFailed
 from domain.models import DeadLetter, Delivery, QueueDepth
 
 if TYPE_CHECKING:
@@ -97,6 +97,10 @@ def _check_delay(delay_seconds: float) -> None:
 def _whole_seconds(seconds: float, upper: int) -> int:
     """SQS takes whole seconds: round up, so a lease is never shorter than asked."""
     return min(upper, max(0, math.ceil(seconds)))
+
+
+DELIVERIES_ATTRIBUTE = "taskq-deliveries"
+"""Message attribute on a dead letter's copy: its receive count on the main queue."""
 
 
 class SqsTaskQueue:
@@ -170,10 +174,9 @@ class SqsTaskQueue:
             not_sent.extend(failed)
             reasons.update(why)
         if not_sent:
-            raise InfrastructureError(
-                "sqs",
-                f"{len(not_sent)} of {len(items)} messages not sent "
-                f"(task ids: {', '.join(not_sent)}): {'; '.join(sorted(reasons))}",
+            raise QueueSendFailed(
+                not_sent,
+                f"{len(not_sent)} of {len(items)} messages not sent: " + "; ".join(sorted(reasons)),
             )
 
     async def _send_chunk(
@@ -257,6 +260,7 @@ class SqsTaskQueue:
                 VisibilityTimeout=visibility_timeout,
                 WaitTimeSeconds=wait_seconds,
                 MessageSystemAttributeNames=["ApproximateReceiveCount"],
+                MessageAttributeNames=[DELIVERIES_ATTRIBUTE],
             )
             messages = list(response.get("Messages", []))
             if messages and abandoned.is_set():
@@ -351,6 +355,11 @@ class SqsTaskQueue:
                 MessageBody=body,
                 MessageAttributes={
                     "reason": {"DataType": "String", "StringValue": reason_text},
+                    # The copy starts its own receive count: keep the main queue's.
+                    DELIVERIES_ATTRIBUTE: {
+                        "DataType": "Number",
+                        "StringValue": str(delivery.receive_count),
+                    },
                 },
             )
         )
@@ -408,7 +417,7 @@ class SqsTaskQueue:
             DeadLetter(
                 message_id=message["MessageId"],
                 task_id=envelope.decode(message.get("Body", "")),
-                receive_count=_receive_count(message),
+                receive_count=_deliveries_before_dead_letter(message),
                 raw_body=message.get("Body", ""),
             )
             for message in list(seen.values())[:limit]
@@ -464,6 +473,17 @@ class SqsTaskQueue:
 
     async def ping(self) -> None:
         await self._attributes(self.queue_url)
+
+
+def _deliveries_before_dead_letter(message: MessageTypeDef | dict[str, Any]) -> int:
+    """How often a dead letter was delivered on the main queue: recorded by
+    ``dead_letter`` on its copy; for one the queue's redrive policy moved, its own
+    receive count (SQS carries it over), less the peeks of ``list_dead_letters``
+    (approximate)."""
+    recorded = message.get("MessageAttributes", {}).get(DELIVERIES_ATTRIBUTE)
+    if recorded is not None:
+        return int(recorded.get("StringValue", "0"))
+    return _receive_count(message)
 
 
 def _receive_count(message: MessageTypeDef | dict[str, Any]) -> int:

@@ -113,8 +113,9 @@ class TaskQueue(Protocol):
 
     async def send_batch(self, items: Sequence[tuple[str, int]]) -> None:
         """Enqueue ``(task_id, delay_seconds)`` pairs, splitting into calls of at most
-        ``max_batch``. Every item is sent or the call raises ``InfrastructureError``
-        naming the ones that were not (none is dropped silently)."""
+        ``max_batch``. Every item is sent, or the call raises ``QueueSendFailed`` whose
+        ``task_ids`` are the ones that were not (none is dropped silently), or an
+        ``InfrastructureError`` when none was."""
         ...
 
     async def receive(

@@ -37,6 +37,9 @@ from domain.retry import RetryPolicy
 
 log = logging.getLogger("taskq.processing")
 
+RESULT_WRITE_ATTEMPTS = 4
+"""Tries to record a finished attempt (waiting 0.5, 1, 2 s between) before giving up
+and letting the lease run out."""
 MAX_RELEASE_SECONDS = 43200
 """A message's visibility can be changed to at most 12 hours (the SQS limit)."""
 
@@ -117,6 +120,8 @@ class TaskProcessor:
                 remaining = (task.lease_expires_at - now).total_seconds()
                 await self.queue.release(delivery, delay_seconds=max(1.0, remaining))
                 return Outcome.DEFERRED
+            if task.cancel_requested:  # its worker died before it saw the request
+                return await self._record_cancel(task, delivery)
             if task.attempts >= task.max_attempts:
                 return await self._fail_lost_worker(task, delivery)
 
@@ -218,6 +223,28 @@ class TaskProcessor:
             return Outcome.LOST_LEASE
         return outcome
 
+    async def _store(self, new: Task, expected: Task) -> bool:
+        """Write an attempt's result, riding out a short store outage: a handler that
+        ran to its end is not run again for want of one write. False if the lease is
+        lost."""
+        for attempt in range(RESULT_WRITE_ATTEMPTS):
+            try:
+                await self.repository.transition(new, expected=expected)
+                return True
+            except (ConcurrencyConflict, TaskNotFound):
+                # A write whose answer was lost may have landed: then the stored task
+                # is exactly ours.
+                try:
+                    return await self.repository.get(new.id) == new
+                except (TaskNotFound, InfrastructureError):
+                    return False
+            except InfrastructureError as exc:
+                if attempt == RESULT_WRITE_ATTEMPTS - 1:
+                    raise
+                log.warning("recording task %s failed, retrying: %s", new.id, exc)
+                await self.clock.sleep(0.5 * 2**attempt)
+        return False
+
     async def _still_ours(self, claimed: Task) -> Task | None:
         """The stored task if it is still the attempt we claimed (a cancel request
         changes its version but not its lease), else None."""
@@ -239,9 +266,7 @@ class TaskProcessor:
 
     async def _record(self, new: Task, expected: Task, delivery: Delivery) -> bool:
         """Store the attempt's result, then settle the message. False if the lease was lost."""
-        try:
-            await self.repository.transition(new, expected=expected)
-        except (ConcurrencyConflict, TaskNotFound):
+        if not await self._store(new, expected):
             log.info("task %s: lease lost before its result was recorded", new.id)
             return False
         if new.status is TaskStatus.COMPLETED:
@@ -282,17 +307,18 @@ class TaskProcessor:
         current = holder.task
         extended = current.extend_lease(self.clock.now(), lease)
         try:
-            await self.repository.transition(extended, expected=current)
-        except (ConcurrencyConflict, TaskNotFound):
-            fresh = await self._still_ours(current)
-            if fresh is None:
-                holder.lost = True
-                return False
-            holder.task = fresh
-            if fresh.cancel_requested:
-                holder.cancel_requested = True
-                return False
-            return True  # changed by something else; extend from the fresh version next
+            try:
+                await self.repository.transition(extended, expected=current)
+            except (ConcurrencyConflict, TaskNotFound):
+                fresh = await self._still_ours(current)
+                if fresh is None:
+                    holder.lost = True
+                    return False
+                holder.task = fresh
+                if fresh.cancel_requested:
+                    holder.cancel_requested = True
+                    return False
+                return True  # changed by something else; extend from the fresh version next
         except InfrastructureError as exc:
             log.warning("lease extension of task %s failed, will retry: %s", current.id, exc)
             return True
@@ -314,6 +340,9 @@ class TaskProcessor:
 
     async def _release(self, holder: _LeaseHolder, delivery: Delivery) -> None:
         current = holder.task
+        if current.cancel_requested:
+            await self._record_cancel(current, delivery)
+            return
         with contextlib.suppress(ConcurrencyConflict, TaskNotFound):
             await self.repository.transition(current.release(self.clock.now()), expected=current)
         await self.queue.release(delivery, delay_seconds=0)

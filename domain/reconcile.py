@@ -21,7 +21,7 @@ from __future__ import annotations
 import logging
 import math
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from domain.errors import ConcurrencyConflict, InfrastructureError, TaskNotFound
 from domain.models import Task, TaskStatus
@@ -38,7 +38,8 @@ class ReconcileReport:
     examined: int
     resent: int
     scheduled: int = 0
-    failed_dead_letters: int = 0
+    recovered: int = 0
+    """PROCESSING tasks abandoned by a dead worker, settled or retried."""
 
 
 class Reconciler:
@@ -50,9 +51,7 @@ class Reconciler:
         *,
         stale_after_seconds: float,
         max_examined: int = 10_000,
-        dead_letter_sample: int = 100,
     ) -> None:
-        self.dead_letter_sample = dead_letter_sample
         self.repository = repository
         self.queue = queue
         self.clock = clock
@@ -84,50 +83,56 @@ class Reconciler:
             cursor = page.next_cursor
             if cursor is None:
                 break
-        failed = await self._fail_dead_lettered()
-        if resent or scheduled or failed:
+        recovered = await self._recover_abandoned(now)
+        if resent or scheduled or recovered:
             log.info(
-                "reconciler re-sent %d stale tasks, enqueued %d due, failed %d dead-lettered",
+                "reconciler re-sent %d stale tasks, enqueued %d due, recovered %d abandoned",
                 resent,
                 scheduled,
-                failed,
+                recovered,
             )
         return ReconcileReport(
-            examined=examined, resent=resent, scheduled=scheduled, failed_dead_letters=failed
+            examined=examined, resent=resent, scheduled=scheduled, recovered=recovered
         )
 
-    async def _fail_dead_lettered(self) -> int:
-        """A message the queue itself dead-lettered (past its maxReceiveCount, e.g. a
-        task whose workers kept dying) leaves its task unfinished: record it FAILED."""
-        failed = 0
-        for dead in await self.queue.list_dead_letters(limit=self.dead_letter_sample):
-            if dead.task_id is None:
-                continue
-            try:
-                task = await self.repository.get(dead.task_id)
-            except TaskNotFound:
-                continue
-            now = self.clock.now()
-            if task.status is TaskStatus.PROCESSING and not task.lease_expired(now):
-                continue  # still running somewhere; the worker will settle it
-            if task.status.is_final or dead.receive_count <= task.attempts:
-                # Settled, or an old letter of a task an operator has since retried:
-                # every delivery of it led to an attempt that ended in a recorded way.
-                continue
-            reason = (
-                f"its message was dead-lettered after {dead.receive_count} deliveries "
-                "(workers kept failing to finish it)"
+    async def _recover_abandoned(self, now: datetime) -> int:
+        """PROCESSING tasks whose lease ended ``stale_after`` ago have no worker: the
+        worker died and its message is gone (the queue dead-lettered it after too many
+        receives, or it was lost). Settle them as a takeover would: cancel if that
+        was asked, fail if the attempts are spent, else retry with a fresh message."""
+        recovered = 0
+        cursor: str | None = None
+        examined = 0
+        while examined < self.max_examined:
+            page = await self.repository.list_by_status(
+                TaskStatus.PROCESSING, limit=100, cursor=cursor
             )
-            try:
-                current = task
-                if task.status is TaskStatus.PENDING:
-                    current = task.claim("reconciler", now, 0)
-                    await self.repository.transition(current, expected=task)
-                await self.repository.transition(current.fail(reason, now), expected=current)
-            except (ConcurrencyConflict, TaskNotFound):
-                continue
-            failed += 1
-        return failed
+            for task in page.items:
+                examined += 1
+                expired = task.lease_expires_at
+                if expired is not None and now - expired < self.stale_after:
+                    continue  # running, or its message will bring it back
+                lost = f"attempt {task.attempts} lost: no worker settled it before its lease ended"
+                if task.cancel_requested:
+                    new = task.cancel(now)
+                elif task.attempts >= task.max_attempts:
+                    new = task.fail(lost, now)
+                else:
+                    new = task.retry_later(lost, now)
+                try:
+                    await self.repository.transition(new, expected=task)
+                except (ConcurrencyConflict, TaskNotFound):
+                    continue
+                if new.status is TaskStatus.PENDING:
+                    try:
+                        await self.queue.send(task.id)
+                    except InfrastructureError as exc:
+                        log.warning("sending task %s failed: %s", task.id, exc)
+                recovered += 1
+            cursor = page.next_cursor
+            if cursor is None:
+                break
+        return recovered
 
     async def _enqueue(self, task: Task, delay_seconds: int) -> bool:
         """Touch (so only one reconciler sends it), then send."""

@@ -65,6 +65,15 @@ class SubmitRequest:
 
 
 @dataclass(frozen=True)
+class BatchOutcome:
+    tasks: list[Task]
+    """Every task of the batch, stored, in request order."""
+    unsent: frozenset[str]
+    """Ids of stored tasks whose message could not be sent (the reconciler re-sends)."""
+    detail: str | None = None
+
+
+@dataclass(frozen=True)
 class Limits:
     default_max_attempts: int = 3
     max_attempts_limit: int = 19
@@ -210,15 +219,27 @@ class TaskService:
             raise QueueSendFailed(task.id, exc.detail) from exc
 
     async def submit_many(self, requests: Sequence[SubmitRequest]) -> list[Task]:
+        """Store every task, then enqueue the due ones in batch calls. Raises
+        ``QueueSendFailed`` naming just the stored tasks that were not sent (the
+        reconciler re-sends them); see ``submit_many_outcome`` to keep the rest."""
+        outcome = await self.submit_many_outcome(requests)
+        if outcome.unsent:
+            raise QueueSendFailed(sorted(outcome.unsent), outcome.detail or "send failed")
+        return outcome.tasks
+
+    async def submit_many_outcome(self, requests: Sequence[SubmitRequest]) -> BatchOutcome:
         built = [self.build(r) for r in requests]
         for task, _ in built:
             await self.repository.add(task)
         due = [(task.id, delay) for task, delay in built if delay is not None]
+        tasks = [task for task, _ in built]
         try:
             await self.queue.send_batch(due)
+        except QueueSendFailed as exc:  # these were not sent; the others were
+            return BatchOutcome(tasks, frozenset(exc.task_ids), exc.detail)
         except InfrastructureError as exc:
-            raise QueueSendFailed([task_id for task_id, _ in due], exc.detail) from exc
-        return [task for task, _ in built]
+            return BatchOutcome(tasks, frozenset(task_id for task_id, _ in due), exc.detail)
+        return BatchOutcome(tasks, frozenset(), None)
 
     # -- operator actions ------------------------------------------------------------
 

@@ -131,12 +131,12 @@ class BatchSubmit:
         if not due:
             return []
         try:
-            tasks = await self._service.submit_many([item.request for item in due])
-        except QueueSendFailed as exc:
-            # Every task was stored; the unsent ones are listed in input order.
-            if len(exc.task_ids) != len(due):
-                return [failure(InfrastructureError("queue", exc.detail)) for _ in due]
-            return [failure(QueueSendFailed(task_id, exc.detail)) for task_id in exc.task_ids]
-        except InfrastructureError as exc:
+            outcome = await self._service.submit_many_outcome([item.request for item in due])
+        except InfrastructureError as exc:  # the store failed: nothing is known stored
             return [failure(exc) for _ in due]
-        return [created(task) for task in tasks]
+        return [
+            failure(QueueSendFailed(task.id, outcome.detail or "send failed"))
+            if task.id in outcome.unsent
+            else created(task)
+            for task in outcome.tasks
+        ]

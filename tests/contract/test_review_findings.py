@@ -1,8 +1,6 @@
-"""Review findings on the queue contract: xfail where an adapter breaks the port."""
+"""Queue contract details a review found broken on one adapter (now fixed)."""
 
 from __future__ import annotations
-
-import pytest
 
 from tests.contract.backends import QueueHarness
 
@@ -10,19 +8,10 @@ LEASE = 2.0
 
 
 async def test_a_dead_letter_keeps_the_receive_count_of_its_deliveries(
-    queue_harness: QueueHarness, request: pytest.FixtureRequest
+    queue_harness: QueueHarness,
 ) -> None:
-    """Reconciler._fail_dead_lettered reads DeadLetter.receive_count as the number of
-    main-queue deliveries; listing must not change it."""
-    if request.node.callspec.params["queue_harness"] == "aws":
-        request.applymarker(
-            pytest.mark.xfail(
-                strict=True,
-                reason="SqsTaskQueue.dead_letter sends a copy to the DLQ, so a dead letter's "
-                "receive_count restarts at 1 and grows with every list_dead_letters peek; "
-                "the reconciler compares it with attempts",
-            )
-        )
+    """DeadLetter.receive_count is the number of main-queue deliveries; listing (a
+    receive, on SQS) must not change it."""
     q = queue_harness.queue
     await q.send("t-1")
     await q.receive(max_messages=1, visibility_timeout=LEASE, wait_seconds=2)

@@ -490,23 +490,58 @@ async def test_an_early_delivery_of_a_scheduled_task_waits_on_the_queue() -> Non
     assert await env.processor.process(await env.receive()) is Outcome.COMPLETED
 
 
-async def test_a_task_whose_message_the_queue_dead_lettered_is_recorded_failed() -> None:
+async def test_a_pending_task_whose_message_the_queue_dead_lettered_is_resent() -> None:
     from domain.reconcile import Reconciler
 
     env = Env()
     env.queue.max_receive_count = 2
-    env.handler("job", lambda payload: None)
+    env.handler("job", lambda payload: "ran")
     task = await env.submit("job")
     for _ in range(2):  # two deliveries that nobody settles (say, workers that died early)
         await env.receive()
         await env.clock.advance(LEASE + 1)
     assert await env.nothing_visible()
     assert await env.queue.dead_letter_count() == 1
-    report = await Reconciler(env.repo, env.queue, env.clock, stale_after_seconds=60).run_once()
-    assert report.failed_dead_letters == 1
-    failed = await env.repo.get(task.id)
-    assert failed.status is TaskStatus.FAILED
-    assert "dead-lettered after 2 deliveries" in (failed.error or "")
+    reconciler = Reconciler(env.repo, env.queue, env.clock, stale_after_seconds=60)
+    await env.clock.advance(60)
+    assert (await reconciler.run_once()).resent == 1
+    assert await env.processor.process(await env.receive()) is Outcome.COMPLETED
+    assert (await env.repo.get(task.id)).status is TaskStatus.COMPLETED
+
+
+@pytest.mark.parametrize(
+    ("max_attempts", "cancel", "final"),
+    [
+        (3, False, TaskStatus.COMPLETED),  # attempts left: retried with a fresh message
+        (1, False, TaskStatus.FAILED),  # attempts spent
+        (3, True, TaskStatus.CANCELLED),  # a cancel asked before the worker died
+    ],
+)
+async def test_a_running_task_abandoned_without_a_message_is_settled(
+    max_attempts: int, cancel: bool, final: TaskStatus
+) -> None:
+    from domain.reconcile import Reconciler
+
+    env = Env()
+    env.handler("job", lambda payload: "ran")
+    task = await env.submit("job", max_attempts=max_attempts)
+    delivery = await env.receive()
+    claimed = task.claim("dead-worker", env.clock.now(), LEASE)
+    await env.repo.transition(claimed, expected=task)
+    if cancel:
+        await env.service.cancel(task.id)
+    await env.queue.dead_letter(delivery, reason="the queue gave up on it")
+    reconciler = Reconciler(env.repo, env.queue, env.clock, stale_after_seconds=60)
+    assert (await reconciler.run_once()).recovered == 0, "its lease has not ended yet"
+    await env.clock.advance(LEASE + 61)
+    assert (await reconciler.run_once()).recovered == 1
+    if final is TaskStatus.COMPLETED:
+        assert (await env.repo.get(task.id)).status is TaskStatus.PENDING
+        assert await env.processor.process(await env.receive()) is Outcome.COMPLETED
+    stored = await env.repo.get(task.id)
+    assert stored.status is final
+    if final is TaskStatus.FAILED:
+        assert "lost" in (stored.error or "")
 
 
 async def test_an_old_dead_letter_does_not_fail_a_task_an_operator_retried() -> None:
@@ -521,6 +556,6 @@ async def test_an_old_dead_letter_does_not_fail_a_task_an_operator_retried() -> 
     task = await env.submit("job", max_attempts=1)
     assert await env.processor.process(await env.receive()) is Outcome.FAILED
     await env.service.retry(task.id)
-    report = await Reconciler(env.repo, env.queue, env.clock, stale_after_seconds=60).run_once()
-    assert report.failed_dead_letters == 0
+    await Reconciler(env.repo, env.queue, env.clock, stale_after_seconds=60).run_once()
     assert (await env.repo.get(task.id)).status is TaskStatus.PENDING
+    assert await env.processor.process(await env.receive()) is Outcome.FAILED
