@@ -268,6 +268,10 @@ class QueueDepth:
 
 @dataclass(frozen=True, slots=True)
 class DeadLetter:
+    """A message on the dead-letter queue. ``receive_count`` is how often it was
+    delivered on the main queue before it was dead-lettered; looking does not change it.
+    """
+
     message_id: str
     task_id: str | None
     receive_count: int
