@@ -1,9 +1,10 @@
-"""The new endpoints end to end through the app on each local backend (memory, sqlite)."""
+"""The API's operator features end to end through the app on every backend: memory,
+sqlite, and aws on the local AWS endpoint (tests/support/aws.py)."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -18,11 +19,33 @@ from tests.unit.conftest import Serve
 EMAIL = {"type": "email", "payload": "a@b.io"}
 
 
-@pytest.fixture(params=["memory", "sqlite"])
-def backend_container(request: pytest.FixtureRequest, tmp_path: Path) -> Container:
-    return build_container(
-        Settings(backend=request.param, sqlite_path=str(tmp_path / "taskq.db"), api_keys="k")
-    )
+@pytest.fixture(params=["memory", "sqlite", pytest.param("aws", marks=pytest.mark.aws)])
+def backend_container(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Container]:
+    if request.param != "aws":
+        yield build_container(
+            Settings(backend=request.param, sqlite_path=str(tmp_path / "taskq.db"), api_keys="k")
+        )
+        return
+    from dependency_injector import providers
+
+    from tests.support.aws import aws_endpoint, fresh_resources, shared_clients
+
+    endpoint = aws_endpoint()
+    with fresh_resources(endpoint, max_receive_count=5) as aws:
+        container = build_container(
+            Settings(
+                backend="aws",
+                aws_endpoint_url=endpoint,
+                sqs_queue_url=aws.provisioned.queue_url,
+                sqs_dlq_url=aws.provisioned.dlq_url,
+                dynamodb_table=aws.table_name,
+                api_keys="k",
+            )
+        )
+        sqs, dynamodb = shared_clients(endpoint)
+        container.aws_sqs.override(providers.Object(sqs))
+        container.aws_dynamodb.override(providers.Object(dynamodb))
+        yield container
 
 
 @pytest.fixture
