@@ -3,51 +3,30 @@
 from __future__ import annotations
 
 import asyncio
-import random
 from collections.abc import Sequence
 from typing import Any
 
 import pytest
 
 from adapters.batching import BatchingTaskQueue
-from adapters.clock import ManualClock, SystemClock
-from adapters.memory import InMemoryTaskQueue, InMemoryTaskRepository, InMemoryWorkerRegistry
+from adapters.clock import SystemClock
+from adapters.memory import InMemoryTaskQueue, InMemoryTaskRepository
 from domain.errors import InfrastructureError, PermanentTaskError, QueueSendFailed
-from domain.models import Delivery, Task, TaskStatus, new_lease_token
-from domain.processing import Outcome, ProcessorSettings, TaskProcessor
+from domain.models import Task, TaskStatus, new_lease_token
+from domain.processing import Outcome
 from domain.reconcile import Reconciler
-from domain.registry import HandlerRegistry, TaskType
-from domain.retry import RetryPolicy
-from domain.services import SubmitRequest, TaskService
+from domain.registry import TaskType
+from domain.services import SubmitRequest
+from tests.unit.test_processing import LEASE
+from tests.unit.test_processing import Env as ProcessingEnv
 
-LEASE = 30.0
 
+class Env(ProcessingEnv):
+    """The processing tests' rig, plus a reconciler."""
 
-class Env:
     def __init__(self) -> None:
-        self.clock = ManualClock()
-        self.repo = InMemoryTaskRepository()
-        self.queue = InMemoryTaskQueue(self.clock, max_receive_count=10)
-        self.registry = HandlerRegistry()
-        self.service = TaskService(
-            self.repo, self.queue, self.clock, self.registry, InMemoryWorkerRegistry()
-        )
-        self.processor = TaskProcessor(
-            self.repo,
-            self.queue,
-            self.clock,
-            self.registry,
-            RetryPolicy(base_seconds=1, cap_seconds=10, rng=random.Random(7)),
-            ProcessorSettings(visibility_timeout=LEASE),
-        )
+        super().__init__()
         self.reconciler = Reconciler(self.repo, self.queue, self.clock, stale_after_seconds=1800)
-
-    async def receive(self) -> Delivery:
-        deliveries = await self.queue.receive(
-            max_messages=1, visibility_timeout=LEASE, wait_seconds=0
-        )
-        assert len(deliveries) == 1, "expected one visible message"
-        return deliveries[0]
 
 
 async def test_the_reconciler_does_not_undo_an_operators_retry() -> None:
