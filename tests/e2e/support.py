@@ -64,24 +64,7 @@ def running_server(
     tmp_path: Path, *args: str, env: dict[str, str] | None = None, command: str = "serve"
 ) -> Iterator[Server]:
     """``taskq <command>`` on a free loopback port, ready to answer; killed on exit."""
-    port = free_port()
-    full_env = {
-        **os.environ,
-        "PORT": str(port),
-        "TASKQ_HOST": "127.0.0.1",
-        "PYTHONUNBUFFERED": "1",
-        **(env or {}),
-    }
-    log_path = tmp_path / f"taskq-{command}-{port}.log"
-    with log_path.open("wb") as log_file:
-        process = subprocess.Popen(
-            taskq_command(command, *args),
-            cwd=ROOT,
-            env=full_env,
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-        )
-    server = Server(process, f"http://127.0.0.1:{port}", log_path)
+    server = spawn_taskq(tmp_path, command, *args, env=env)
     try:
         wait_healthy(server)
         yield server
