@@ -26,11 +26,12 @@ from datetime import datetime, timedelta
 from domain.errors import ConcurrencyConflict, InfrastructureError, TaskNotFound
 from domain.models import Task, TaskStatus
 from domain.ports import Clock, TaskQueue, TaskRepository
+from domain.services import MAX_QUEUE_DELAY_SECONDS
 
 log = logging.getLogger("taskq.reconcile")
 
-SCHEDULE_HORIZON_SECONDS = 900
-"""How far ahead a scheduled task is enqueued: the largest SQS message delay."""
+SCHEDULE_HORIZON_SECONDS = MAX_QUEUE_DELAY_SECONDS
+"""How far ahead a scheduled task is enqueued: the largest message delay."""
 
 
 @dataclass(frozen=True)
