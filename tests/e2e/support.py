@@ -286,6 +286,11 @@ class StatusWatch:
     def count(self, status: str) -> int:
         return sum(1 for t in self.latest.values() if t["status"] == status)
 
+    def lost(self) -> int:
+        """Tasks the store no longer knows, or that ended FAILED or CANCELLED though
+        every scenario that counts this expects them to complete."""
+        return len(self.missing) + self.count("FAILED") + self.count("CANCELLED")
+
     def all_final(self) -> bool:
         return len(self.first_final) == len(self.ids)
 

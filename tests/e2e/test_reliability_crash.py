@@ -93,9 +93,7 @@ def run_worker_kill(
             scenario="1. worker SIGKILLed mid-task",
             backend=backend,
             tasks=tasks,
-            lost=len(watch.missing)
-            + len(unbacked)
-            + sum(1 for s in not_completed.values() if s in {"FAILED", "CANCELLED"}),
+            lost=watch.lost() + len(unbacked),
             stuck=len(watch.not_final()),
             duplicated_runs=duplicated_runs(run_log, keys),
             recover_seconds=round(recover, 1) if finished else None,

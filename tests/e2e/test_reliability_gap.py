@@ -112,8 +112,7 @@ def run_write_send_gap(
             scenario="4. write/send gap (reconciler)",
             backend=backend,
             tasks=len(ids),
-            lost=len(watch.missing)
-            + sum(1 for t in watch.latest.values() if t["status"] in {"FAILED", "CANCELLED"}),
+            lost=watch.lost(),
             stuck=len(watch.not_final()),
             duplicated_runs=duplicated_runs(run_log, keys),
             recover_seconds=round(recover, 1) if finished else None,

@@ -79,12 +79,7 @@ def run_long_task(
             scenario=f"3. {task_seconds:g} s task, {lease:g} s lease",
             backend=backend,
             tasks=tasks,
-            lost=len(watch.missing)
-            + sum(
-                1
-                for s in watch.latest.values()
-                if s["status"] != "COMPLETED" and s["status"] in {"FAILED", "CANCELLED"}
-            ),
+            lost=watch.lost(),
             stuck=len(watch.not_final()),
             duplicated_runs=sum(max(0, starts.get(k, 0) - 1) for k in keys)
             + duplicated_runs(run_log, keys),

@@ -77,8 +77,7 @@ def run_load(
             scenario=f"9. load {rate:g}/s for {seconds:g} s",
             backend=backend,
             tasks=len(ids),
-            lost=len(watch.missing)
-            + sum(1 for t in watch.latest.values() if t["status"] in {"FAILED", "CANCELLED"}),
+            lost=watch.lost(),
             stuck=len(watch.not_final()),
             duplicated_runs=duplicated_runs(run_log, keys),
             recover_seconds=round(drained, 1) if finished else None,

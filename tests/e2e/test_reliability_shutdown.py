@@ -92,8 +92,7 @@ def run_graceful_shutdown(
             scenario="8. SIGTERM under load, restart",
             backend=backend,
             tasks=tasks,
-            lost=len(watch.missing)
-            + sum(1 for t in watch.latest.values() if t["status"] in {"FAILED", "CANCELLED"}),
+            lost=watch.lost(),
             stuck=len(watch.not_final()),
             duplicated_runs=duplicated_runs(run_log, keys),
             recover_seconds=round(recover, 1) if finished else None,
