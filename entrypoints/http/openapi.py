@@ -20,32 +20,24 @@ from starlette.routing import BaseRoute, Route
 
 from entrypoints.http.auth import OPEN_PATHS
 from entrypoints.http.errors import RETRY_AFTER_SECONDS
-from entrypoints.http.operation import Answer, Operation, operation_of
-from entrypoints.http.schemas import BatchItem, Error
-
-_METHODS = ("get", "put", "post", "delete", "patch")
+from entrypoints.http.operation import TASK_ID, Answer, Operation, operation_of
+from entrypoints.http.schemas import BatchItem, Error, TaskOut
 
 
 def _ref(model: type[BaseModel]) -> dict[str, str]:
     return {"$ref": f"#/components/schemas/{model.__name__}"}
 
 
-def _response(status: int, answer: Answer) -> dict[str, Any]:
+def _response(status: int, answer: Answer, links: dict[str, Any]) -> dict[str, Any]:
     model, description = (Error, answer) if isinstance(answer, str) else answer
-    response: dict[str, Any] = {
-        "description": description,
-        "content": {"application/json": {"schema": _ref(model)}},
-    }
+    response: dict[str, Any] = {"description": description}
+    response["content"] = {"application/json": {"schema": _ref(model)}}
     if status in (429, 503):
-        what = "until a request is allowed"
-        if status == 503:
-            what = f"before retrying ({RETRY_AFTER_SECONDS})"
-        response["headers"] = {
-            "Retry-After": {
-                "description": f"Seconds to wait {what}.",
-                "schema": {"type": "integer"},
-            }
-        }
+        wait = f"before retrying ({RETRY_AFTER_SECONDS})" if status == 503 else "until allowed"
+        header = {"description": f"Seconds to wait {wait}.", "schema": {"type": "integer"}}
+        response["headers"] = {"Retry-After": header}
+    if model is TaskOut and links:
+        response["links"] = links  # where the task's id leads: for clients and fuzzers
     return response
 
 
@@ -55,7 +47,7 @@ def _operations(routes: Sequence[BaseRoute]) -> Iterator[tuple[str, str, Operati
         if not isinstance(route, Route):
             continue
         if inspect.isclass(route.endpoint) and issubclass(route.endpoint, HTTPEndpoint):
-            for method in _METHODS:
+            for method in ("get", "put", "post", "delete", "patch"):
                 if hasattr(route.endpoint, method):
                     yield route.path, method, operation_of(getattr(route.endpoint, method))
             continue
@@ -64,7 +56,9 @@ def _operations(routes: Sequence[BaseRoute]) -> Iterator[tuple[str, str, Operati
                 yield route.path, method.lower(), operation_of(route.endpoint)
 
 
-def _operation(path: str, op: Operation, max_body_bytes: int) -> dict[str, Any]:
+def _operation(
+    path: str, op: Operation, max_body_bytes: int, links: dict[str, Any]
+) -> dict[str, Any]:
     summary, _, description = op.doc.partition("\n\n")
     spec: dict[str, Any] = {"operationId": op.id, "summary": summary.strip()}
     if description.strip():
@@ -73,10 +67,8 @@ def _operation(path: str, op: Operation, max_body_bytes: int) -> dict[str, Any]:
         spec["parameters"] = [param.spec() for param in op.params]
     responses = dict(op.responses)
     if op.body is not None:
-        spec["requestBody"] = {
-            "required": op.body_required,
-            "content": {"application/json": {"schema": _ref(op.body)}},
-        }
+        content = {"application/json": {"schema": _ref(op.body)}}
+        spec["requestBody"] = {"required": op.body_required, "content": content}
         responses[400] = "The body is not JSON, or not a JSON object."
         responses[413] = f"The body is over {max_body_bytes} bytes."
     if path in OPEN_PATHS:
@@ -85,13 +77,13 @@ def _operation(path: str, op: Operation, max_body_bytes: int) -> dict[str, Any]:
         responses[401] = "No API key was sent (when keys are configured)."
         responses[403] = "The API key is not valid."
         responses[429] = "The API key's rate limit, or the failed-key limit, is exceeded."
-    spec["responses"] = {str(s): _response(s, a) for s, a in sorted(responses.items())}
+    spec["responses"] = {str(s): _response(s, a, links) for s, a in sorted(responses.items())}
     return spec
 
 
 def _models(operations: Sequence[Operation]) -> list[tuple[type[BaseModel], JsonSchemaMode]]:
-    modes: dict[type[BaseModel], JsonSchemaMode] = {Error: "serialization"}
-    modes[BatchItem] = "validation"  # referenced from SubmitBatch.tasks' items
+    # Error answers every failure; BatchItem is referenced from SubmitBatch.tasks' items.
+    modes: dict[type[BaseModel], JsonSchemaMode] = {Error: "serialization", BatchItem: "validation"}
     for op in operations:
         if op.body is not None:
             modes[op.body] = "validation"
@@ -122,9 +114,14 @@ def build_openapi(
     _, top = models_json_schema(models, ref_template="#/components/schemas/{model}")
     schemas: dict[str, Any] = top["$defs"]
     _server_limits(schemas, task_types, max_attempts)
+    links = {
+        op.id: {"operationId": op.id, "parameters": {"task_id": "$response.body#/id"}}
+        for _, _, op in operations
+        if TASK_ID in op.params
+    }
     paths: dict[str, dict[str, Any]] = {}
     for path, method, op in operations:
-        paths.setdefault(path, {})[method] = _operation(path, op, max_body_bytes)
+        paths.setdefault(path, {})[method] = _operation(path, op, max_body_bytes, links)
     return {
         "openapi": "3.1.0",
         "info": {

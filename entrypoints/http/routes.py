@@ -349,7 +349,8 @@ class Endpoints:
         return [
             # One endpoint for both methods, so a wrong method gets a 405 naming both.
             Route("/tasks", by_method(get=self.list_tasks, post=self.submit_task), name="tasks"),
-            Route("/tasks/batch", self.submit_batch, methods=["POST"], name="submit_batch"),
+            # An endpoint, not a POST-only route: GET /tasks/batch is a 405, not a task id.
+            Route("/tasks/batch", by_method(post=self.submit_batch), name="submit_batch"),
             Route("/tasks/{task_id}", self.get_task, methods=["GET"], name="get_task"),
             Route(
                 "/tasks/{task_id}/cancel", self.cancel_task, methods=["POST"], name="cancel_task"

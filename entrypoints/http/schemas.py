@@ -17,7 +17,15 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, RootModel, WithJsonSchema
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    RootModel,
+    WithJsonSchema,
+)
 
 from domain.models import MetricsSnapshot, Page, Task, TaskStatus, WorkerInfo
 from domain.services import (
@@ -42,6 +50,16 @@ def rfc3339(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
+def _whole_number(value: Any) -> Any:
+    """JSON Schema counts ``3.0`` as an integer; so does the API (``3.5`` stays an error)."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+Integer = Annotated[int, BeforeValidator(_whole_number)]
+"""An integer in a request: strict (``"3"`` is not one), but ``3.0`` is."""
+
 Timestamp = Annotated[
     datetime,
     PlainSerializer(rfc3339, return_type=str),
@@ -63,7 +81,7 @@ class SubmitTask(BaseModel):
         description="Any JSON value the task type accepts (existing clients send a string); "
         "nested at most 32 levels, and strings hold no lone surrogates.",
     )
-    max_attempts: int | None = Field(
+    max_attempts: Integer | None = Field(
         None,
         description="Attempts before the task fails (default 3; at least 1, at most the "
         "configured limit).",
@@ -115,7 +133,9 @@ class SubmitBatch(BaseModel):
         description="Tasks, each with the fields of `POST /tasks` (see `BatchItem`). Each "
         "is validated on its own: an invalid one is reported in its result.",
         json_schema_extra={
-            "items": {"$ref": "#/components/schemas/BatchItem"},
+            # Any item is accepted here and answered in its own result; BatchItem is
+            # what a valid one holds.
+            "items": {"anyOf": [{"$ref": "#/components/schemas/BatchItem"}, {}]},
             "minItems": 1,
             "maxItems": MAX_BATCH_SIZE,
         },
@@ -142,7 +162,7 @@ class RetryTask(BaseModel):
 
     model_config = ConfigDict(strict=True, extra="forbid")
 
-    max_attempts: int | None = Field(
+    max_attempts: Integer | None = Field(
         None,
         description="Further attempts the task gets (default 3; at least 1, at most the "
         "configured limit). Attempts so far are kept.",
@@ -160,7 +180,7 @@ class Redrive(BaseModel):
         description="Only FAILED tasks of this type.",
         json_schema_extra={"minLength": 1, "pattern": NON_BLANK},
     )
-    limit: int = Field(
+    limit: Integer = Field(
         DEFAULT_REDRIVE,
         description="At most this many tasks.",
         json_schema_extra={"minimum": 1, "maximum": MAX_REDRIVE},

@@ -126,3 +126,14 @@ async def test_the_document_states_the_limits_the_server_enforces(
             for status, response in operation["responses"].items():
                 if status == "503":
                     assert "Retry-After" in response["headers"], (path, method)
+
+
+async def test_a_whole_float_is_an_integer_as_json_schema_says(
+    http_client: httpx.AsyncClient,
+) -> None:
+    whole = await http_client.post("/tasks", json={**EMAIL, "max_attempts": 2.0})
+    fraction = await http_client.post("/tasks", json={**EMAIL, "max_attempts": 2.5})
+
+    assert whole.status_code == 201 and whole.json()["max_attempts"] == 2
+    assert fraction.status_code == 422
+    assert fraction.json()["error"].startswith("max_attempts:")
