@@ -142,7 +142,7 @@ async def test_payload_is_stored_exactly_including_unicode(
         ({"type": None, "payload": "a@b.io"}, "type"),
         ({"type": 7, "payload": "a@b.io"}, "type"),
         ({"type": "email", "payload": "a@b.io", "max_attempts": "3"}, "max_attempts"),
-        ({"type": "email", "payload": "a@b.io", "max_attempts": 2.0}, "max_attempts"),
+        ({"type": "email", "payload": "a@b.io", "max_attempts": 2.5}, "max_attempts"),
         ({"type": "email", "payload": "a@b.io", "max_attempts": True}, "max_attempts"),
         ({"type": "email", "payload": "a@b.io", "max_attempts": 0}, "max_attempts"),
         ({"type": "email", "payload": "a@b.io", "max_attempts": 1000}, "max_attempts"),
