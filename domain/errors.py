@@ -104,8 +104,14 @@ class QueueSendFailed(InfrastructureError):
 
 
 class InvalidCursor(ValidationError):
-    def __init__(self) -> None:
-        super().__init__("cursor", "invalid or expired pagination cursor")
+    """A pagination cursor the store did not make. ``reason`` says what gave it away."""
+
+    def __init__(self, reason: str = "") -> None:
+        self.reason = reason
+        detail = f" ({reason})" if reason else ""
+        super().__init__(
+            "cursor", f"invalid or expired pagination cursor{detail}: pass next_cursor as given"
+        )
 
 
 class PermanentTaskError(Exception):

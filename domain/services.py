@@ -13,9 +13,11 @@ from domain.errors import (
     ConcurrencyConflict,
     InfrastructureError,
     QueueSendFailed,
+    TaskQueueError,
     TaskStateConflict,
     ValidationError,
 )
+from domain.json_values import check_storable, check_text
 from domain.models import JSON, MetricsSnapshot, Page, Task, TaskStatus, WorkerInfo
 from domain.ports import Clock, TaskQueue, TaskRepository, WorkerRegistry
 from domain.registry import HandlerRegistry
@@ -28,6 +30,8 @@ MAX_DELAY_SECONDS = 366 * 24 * 3600
 """A task may be delayed up to a year (a leap year's worth)."""
 CANCEL_RETRIES = 5
 MAX_IDEMPOTENCY_KEY_LENGTH = 255
+MAX_BATCH_SIZE = 100
+"""Most tasks one batch submission may carry."""
 
 
 def fingerprint(request: SubmitRequest) -> str:
@@ -52,6 +56,8 @@ MAX_TIMEOUT_SECONDS = 12 * 3600
 """A handler timeout is bounded like an SQS visibility timeout (12 h)."""
 MAX_PAGE_SIZE = 500
 DEFAULT_PAGE_SIZE = 50
+MAX_CURSOR_LENGTH = 1024
+"""Longest pagination cursor accepted: far above the ones the stores make (~120)."""
 
 
 @dataclass(frozen=True)
@@ -71,6 +77,31 @@ class BatchOutcome:
     unsent: frozenset[str]
     """Ids of stored tasks whose message could not be sent (the reconciler re-sends)."""
     detail: str | None = None
+
+
+@dataclass(frozen=True)
+class BatchEntry:
+    """One task of a batch submission, with its (already scoped) idempotency key."""
+
+    request: SubmitRequest
+    idempotency_key: str | None = None
+
+
+@dataclass(frozen=True)
+class SubmitOutcome:
+    """What became of one submission: its task (``new`` False when an idempotency key
+    found the task it had created), or the domain error that stopped it."""
+
+    task: Task | None = None
+    new: bool = True
+    error: TaskQueueError | None = None
+
+
+@dataclass(frozen=True)
+class _Built:
+    entry: BatchEntry
+    task: Task
+    delay: int | None
 
 
 @dataclass(frozen=True)
@@ -106,6 +137,8 @@ class TaskService:
         """Validate ``request`` and make the task (not yet stored) and its queue delay."""
         if not isinstance(request.type, str) or not request.type.strip():
             raise ValidationError("type", "must be a non-empty string")
+        check_text("type", request.type)
+        check_storable("payload", request.payload)
         task_type = self.registry.get(request.type)
         task_type.validate(request.payload)
 
@@ -217,6 +250,72 @@ class TaskService:
             await self.queue.send(task.id, delay_seconds=delay)
         except InfrastructureError as exc:
             raise QueueSendFailed(task.id, exc.detail) from exc
+
+    async def submit_batch(
+        self, items: Sequence[BatchEntry | ValidationError]
+    ) -> list[SubmitOutcome]:
+        """Submit 1 to ``MAX_BATCH_SIZE`` tasks, one outcome per item, in order.
+
+        Every item is validated before anything is stored, and each on its own: valid
+        items are created even when others are not. An item the caller could not read is
+        given as its ``ValidationError`` and answered in its place. Due tasks are sent in
+        batch calls; tasks due past the queue's horizon are only stored (held); an item
+        with an idempotency key goes through ``submit_idempotent``.
+        """
+        if not 1 <= len(items) <= MAX_BATCH_SIZE:
+            raise ValidationError(
+                "tasks", f"must hold 1 to {MAX_BATCH_SIZE} tasks, not {len(items)}"
+            )
+        outcomes: list[SubmitOutcome] = []
+        valid: list[tuple[int, _Built]] = []
+        for index, item in enumerate(items):
+            try:
+                if isinstance(item, ValidationError):
+                    raise item
+                task, delay = self.build(item.request)
+            except ValidationError as exc:
+                outcomes.append(SubmitOutcome(error=exc))
+                continue
+            outcomes.append(SubmitOutcome(task))
+            valid.append((index, _Built(item, task, delay)))
+        stored = await self._store_batch([built for _, built in valid])
+        for (index, _), outcome in zip(valid, stored, strict=True):
+            outcomes[index] = outcome
+        return outcomes
+
+    async def _store_batch(self, batch: Sequence[_Built]) -> list[SubmitOutcome]:
+        """The batch's writes and sends, one outcome per built task: each task is stored
+        on its own (a failed write fails only its item), then the due ones are sent."""
+        outcomes: list[SubmitOutcome] = []
+        due: list[tuple[str, int]] = []
+        for built in batch:
+            key = built.entry.idempotency_key
+            try:
+                if key is not None:
+                    task, new = await self.submit_idempotent(built.entry.request, key)
+                    outcomes.append(SubmitOutcome(task, new))
+                    continue
+                await self.repository.add(built.task)
+            except TaskQueueError as exc:
+                outcomes.append(SubmitOutcome(error=exc))
+                continue
+            outcomes.append(SubmitOutcome(built.task))
+            if built.delay is not None:
+                due.append((built.task.id, built.delay))
+        unsent: dict[str, str] = {}
+        try:
+            if due:
+                await self.queue.send_batch(due)
+        except QueueSendFailed as exc:  # these were not sent; the others were
+            unsent = dict.fromkeys(exc.task_ids, exc.detail)
+        except InfrastructureError as exc:
+            unsent = {task_id: exc.detail for task_id, _ in due}
+        return [
+            SubmitOutcome(error=QueueSendFailed(o.task.id, unsent[o.task.id]))
+            if o.task is not None and o.task.id in unsent
+            else o
+            for o in outcomes
+        ]
 
     async def submit_many(self, requests: Sequence[SubmitRequest]) -> list[Task]:
         """Store every task, then enqueue the due ones in batch calls. Raises

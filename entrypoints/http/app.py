@@ -33,10 +33,7 @@ def create_app(container: Container, *, ready_timeout: float = READY_TIMEOUT_SEC
             if inspect.isawaitable(stopped):
                 await stopped
 
-    openapi = build_openapi(
-        task_types=container.registry().names(), max_body_bytes=settings.max_body_bytes
-    )
-    endpoints = Endpoints(container, openapi, ready_timeout=ready_timeout)
+    endpoints = Endpoints(container, ready_timeout=ready_timeout)
     limiter = None
     if settings.rate_limit_per_second is not None:
         limiter = TokenBuckets(
@@ -44,7 +41,7 @@ def create_app(container: Container, *, ready_timeout: float = READY_TIMEOUT_SEC
             settings.rate_limit_burst,
             container.clock().monotonic,
         )
-    return Starlette(
+    app = Starlette(
         routes=endpoints.routes(),
         middleware=[
             Middleware(CatchAllMiddleware),
@@ -54,3 +51,10 @@ def create_app(container: Container, *, ready_timeout: float = READY_TIMEOUT_SEC
         exception_handlers=exception_handlers(),
         lifespan=lifespan,
     )
+    app.state.openapi = build_openapi(
+        app.routes,
+        task_types=container.registry().names(),
+        max_attempts=container.limits().max_attempts_limit,
+        max_body_bytes=settings.max_body_bytes,
+    )
+    return app

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import traceback
 from collections.abc import Mapping
+from dataclasses import dataclass
 
 import pydantic
 from starlette.exceptions import HTTPException
@@ -73,52 +74,70 @@ def error_response(
     return JSONResponse({"error": message, **extra}, status_code=status_code, headers=headers)
 
 
-def _domain_error(exc: TaskQueueError) -> JSONResponse:
-    retry_after = {"Retry-After": str(RETRY_AFTER_SECONDS)}
+@dataclass(frozen=True)
+class Problem:
+    """An error as the API answers it: a status and a message naming what is wrong."""
+
+    status: int
+    message: str
+    task_id: str | None = None
+    """Set when the task was stored before a later step failed (a 503)."""
+
+
+def problem(exc: Exception) -> Problem:
+    """The one mapping from an error to its status and message, for a request and for
+    each item of a batch alike. Anything it does not know is a bug: 500."""
+    if isinstance(exc, pydantic.ValidationError):
+        exc = as_validation_error(exc)
     if isinstance(exc, QueueSendFailed):
         logger.warning("queue send failed for task %s: %s", exc.task_id, exc.detail)
-        return error_response(
+        return Problem(
             503,
             f"task {exc.task_id} was stored (PENDING) but could not be enqueued because the "
             "queue is unavailable; the reconciler will re-send it, so do not submit it again: "
             f"follow it with GET /tasks/{exc.task_id}",
-            headers=retry_after,
             task_id=exc.task_id,
         )
     if isinstance(exc, InfrastructureError):
         logger.warning("%s unavailable: %s", exc.dependency, exc.detail)
-        return error_response(
-            503, f"{exc.dependency} unavailable, retry later", headers=retry_after
-        )
+        return Problem(503, f"{exc.dependency} unavailable, retry later")
     if isinstance(exc, ValidationError):
-        return error_response(422, f"{exc.field}: {exc.message}")
-    if isinstance(exc, TaskNotFound):
-        return error_response(404, str(exc))
-    if isinstance(
-        exc,
-        TaskAlreadyExists
-        | TaskStateConflict
-        | IllegalTransition
-        | ConcurrencyConflict
-        | IdempotencyKeyReused,
-    ):
-        return error_response(409, str(exc))
-    logger.error("unmapped domain error %s", type(exc).__name__)
-    return error_response(500, "internal error")
+        return Problem(422, f"{exc.field}: {exc.message}")
+    if isinstance(exc, TaskNotFound | MalformedTaskId):
+        return Problem(404, str(exc))
+    if isinstance(exc, _CONFLICTS):
+        return Problem(409, str(exc))
+    if isinstance(exc, MalformedBody):
+        return Problem(400, exc.detail)
+    if isinstance(exc, BodyTooLarge):
+        return Problem(413, str(exc))
+    if isinstance(exc, ClientDisconnect):
+        return Problem(400, "client disconnected before the body was read")
+    logger.error("unmapped error %s", type(exc).__name__)
+    return Problem(500, "internal error")
 
 
-def pydantic_message(exc: pydantic.ValidationError) -> str:
-    """Each problem as ``field: message``."""
+_CONFLICTS = (
+    TaskAlreadyExists,
+    TaskStateConflict,
+    IllegalTransition,
+    ConcurrencyConflict,
+    IdempotencyKeyReused,
+)
+
+
+def as_validation_error(exc: pydantic.ValidationError) -> ValidationError:
+    """pydantic's problems as one domain ``ValidationError``: ``field: message; ...``."""
     # ``msg`` never contains the input value, so no payload leaks into the answer.
     problems = []
     for error in exc.errors(include_url=False, include_input=False):
-        field = ".".join(str(part) for part in error["loc"]) or "body"
-        problems.append(f"{field}: {error['msg']}")
-    return "; ".join(problems)
-
-
-def _pydantic_error(exc: pydantic.ValidationError) -> JSONResponse:
-    return error_response(422, pydantic_message(exc))
+        field = "".join(
+            f"[{part}]" if isinstance(part, int) else f".{part}" for part in error["loc"]
+        ).lstrip(".")
+        message = "unknown field" if error["type"] == "extra_forbidden" else error["msg"]
+        problems.append((field or "body", message))
+    (field, message), *rest = problems
+    return ValidationError(field, "; ".join([message, *(f"{f}: {m}" for f, m in rest)]))
 
 
 def _http_error(request: Request, exc: HTTPException) -> JSONResponse:
@@ -134,21 +153,14 @@ def _http_error(request: Request, exc: HTTPException) -> JSONResponse:
 
 async def handle_error(request: Request, exc: Exception) -> Response:
     """The single exception handler: registered for every class it knows."""
-    if isinstance(exc, TaskQueueError):
-        return _domain_error(exc)
-    if isinstance(exc, pydantic.ValidationError):
-        return _pydantic_error(exc)
-    if isinstance(exc, MalformedBody):
-        return error_response(400, exc.detail)
-    if isinstance(exc, MalformedTaskId):
-        return error_response(404, str(exc))
-    if isinstance(exc, BodyTooLarge):
-        return error_response(413, str(exc))
-    if isinstance(exc, ClientDisconnect):
-        return error_response(400, "client disconnected before the body was read")
     if isinstance(exc, HTTPException):
         return _http_error(request, exc)
-    raise exc
+    found = problem(exc)
+    if found.status == 500:
+        raise exc  # the catch-all logs the traceback and answers 500
+    headers = {"Retry-After": str(RETRY_AFTER_SECONDS)} if found.status == 503 else None
+    extra = {"task_id": found.task_id} if found.task_id is not None else {}
+    return error_response(found.status, found.message, headers=headers, **extra)
 
 
 HANDLED: tuple[type[Exception], ...] = (

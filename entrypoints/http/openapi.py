@@ -1,416 +1,141 @@
-"""The OpenAPI 3.1 document of the API.
+"""The OpenAPI 3.1 document, generated from the app's routes.
 
-Component schemas are generated from the pydantic models in ``schemas.py`` (the ones
-the handlers validate and serialise with); paths are written out here. A unit test
-checks that every route of the app is documented and every documented path is served.
+Each handler documents itself beside its code (``operation.py``: ``@operation`` and its
+docstring); the component schemas come from the pydantic models the handlers validate
+and serialise with. What only the running server knows (its task types, its attempts
+limit, its body limit) is filled in here. A unit test checks that the document names
+exactly the routes served, and an OpenAPI validator that it is well formed.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import inspect
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from pydantic import BaseModel
 from pydantic.json_schema import JsonSchemaMode, models_json_schema
+from starlette.endpoints import HTTPEndpoint
+from starlette.routing import BaseRoute, Route
 
-from domain.models import TaskStatus
-from domain.services import DEFAULT_PAGE_SIZE, MAX_IDEMPOTENCY_KEY_LENGTH, MAX_PAGE_SIZE
 from entrypoints.http.auth import OPEN_PATHS
 from entrypoints.http.errors import RETRY_AFTER_SECONDS
-from entrypoints.http.schemas import (
-    MAX_BATCH_SIZE,
-    BatchItem,
-    BatchResults,
-    DeadLetterPage,
-    Error,
-    Health,
-    Metrics,
-    Readiness,
-    Redrive,
-    Redriven,
-    RetryTask,
-    SubmitBatch,
-    SubmitTask,
-    TaskOut,
-    TaskPage,
-    Workers,
-)
-
-_MODELS: list[tuple[type[BaseModel], JsonSchemaMode]] = [
-    (SubmitTask, "validation"),
-    (SubmitBatch, "validation"),
-    (BatchItem, "validation"),
-    (BatchResults, "serialization"),
-    (RetryTask, "validation"),
-    (Redrive, "validation"),
-    (Redriven, "serialization"),
-    (DeadLetterPage, "serialization"),
-    (TaskOut, "serialization"),
-    (TaskPage, "serialization"),
-    (Metrics, "serialization"),
-    (Workers, "serialization"),
-    (Health, "serialization"),
-    (Readiness, "serialization"),
-    (Error, "serialization"),
-]
+from entrypoints.http.operation import TASK_ID, Answer, Operation, operation_of
+from entrypoints.http.schemas import BatchItem, Error, TaskOut
 
 
-def _ref(name: str) -> dict[str, str]:
-    return {"$ref": f"#/components/schemas/{name}"}
+def _ref(model: type[BaseModel]) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{model.__name__}"}
 
 
-def _json(name: str, description: str) -> dict[str, Any]:
-    return {"description": description, "content": {"application/json": {"schema": _ref(name)}}}
-
-
-def _error(description: str) -> dict[str, Any]:
-    return _json("Error", description)
-
-
-def _unavailable(description: str) -> dict[str, Any]:
-    response = _error(description)
-    response["headers"] = {
-        "Retry-After": {
-            "description": f"Seconds to wait before retrying ({RETRY_AFTER_SECONDS}).",
-            "schema": {"type": "integer"},
-        }
-    }
+def _response(status: int, answer: Answer, links: dict[str, Any]) -> dict[str, Any]:
+    model, description = (Error, answer) if isinstance(answer, str) else answer
+    response: dict[str, Any] = {"description": description}
+    response["content"] = {"application/json": {"schema": _ref(model)}}
+    if status in (429, 503):
+        wait = f"before retrying ({RETRY_AFTER_SECONDS})" if status == 503 else "until allowed"
+        header = {"description": f"Seconds to wait {wait}.", "schema": {"type": "integer"}}
+        response["headers"] = {"Retry-After": header}
+    if model is TaskOut and links:
+        response["links"] = links  # where the task's id leads: for clients and fuzzers
     return response
 
 
-def _secure(paths: dict[str, Any]) -> None:
-    """Add the answers of the auth middleware to every operation that needs a key."""
-    for path, operations in paths.items():
-        for operation in operations.values():
-            if path in OPEN_PATHS:
-                operation["security"] = []
-                continue
-            operation["responses"].update(
-                {
-                    "401": _error("No API key was sent (when keys are configured)."),
-                    "403": _error("The API key is not valid."),
-                    "429": {
-                        **_error("The API key's rate limit is exceeded."),
-                        "headers": {
-                            "Retry-After": {
-                                "description": "Seconds until a request is allowed.",
-                                "schema": {"type": "integer"},
-                            }
-                        },
-                    },
-                }
-            )
+def _operations(routes: Sequence[BaseRoute]) -> Iterator[tuple[str, str, Operation]]:
+    """Every (path, method, operation) the routes serve: one per handler."""
+    for route in routes:
+        if not isinstance(route, Route):
+            continue
+        if inspect.isclass(route.endpoint) and issubclass(route.endpoint, HTTPEndpoint):
+            for method in ("get", "put", "post", "delete", "patch"):
+                if hasattr(route.endpoint, method):
+                    yield route.path, method, operation_of(getattr(route.endpoint, method))
+            continue
+        for method in sorted(route.methods or ()):
+            if method != "HEAD":
+                yield route.path, method.lower(), operation_of(route.endpoint)
 
 
-def build_openapi(*, task_types: Sequence[str], max_body_bytes: int) -> dict[str, Any]:
-    _, top = models_json_schema(_MODELS, ref_template="#/components/schemas/{model}")
+def _operation(
+    path: str, op: Operation, max_body_bytes: int, links: dict[str, Any]
+) -> dict[str, Any]:
+    summary, _, description = op.doc.partition("\n\n")
+    spec: dict[str, Any] = {"operationId": op.id, "summary": summary.strip()}
+    if description.strip():
+        spec["description"] = description.strip()
+    if op.params:
+        spec["parameters"] = [param.spec() for param in op.params]
+    responses = dict(op.responses)
+    if op.body is not None:
+        content = {"application/json": {"schema": _ref(op.body)}}
+        spec["requestBody"] = {"required": op.body_required, "content": content}
+        responses[400] = "The body is not JSON, or not a JSON object."
+        responses[413] = f"The body is over {max_body_bytes} bytes."
+    if path in OPEN_PATHS:
+        spec["security"] = []
+    else:
+        responses[401] = "No API key was sent (when keys are configured)."
+        responses[403] = "The API key is not valid."
+        responses[429] = "The API key's rate limit, or the failed-key limit, is exceeded."
+    spec["responses"] = {str(s): _response(s, a, links) for s, a in sorted(responses.items())}
+    return spec
+
+
+def _models(operations: Sequence[Operation]) -> list[tuple[type[BaseModel], JsonSchemaMode]]:
+    # Error answers every failure; BatchItem is referenced from SubmitBatch.tasks' items.
+    modes: dict[type[BaseModel], JsonSchemaMode] = {Error: "serialization", BatchItem: "validation"}
+    for op in operations:
+        if op.body is not None:
+            modes[op.body] = "validation"
+        for answer in op.responses.values():
+            if not isinstance(answer, str):
+                modes[answer[0]] = "serialization"
+    return list(modes.items())
+
+
+def _server_limits(schemas: dict[str, Any], task_types: Sequence[str], max_attempts: int) -> None:
+    for name in ("SubmitTask", "BatchItem"):
+        properties = schemas[name]["properties"]
+        properties["type"]["enum"] = sorted(task_types)
+        properties["type"]["description"] += f" Registered on this server: {', '.join(task_types)}."
+    for name in ("SubmitTask", "BatchItem", "RetryTask"):
+        schemas[name]["properties"]["max_attempts"]["maximum"] = max_attempts
+
+
+def build_openapi(
+    routes: Sequence[BaseRoute],
+    *,
+    task_types: Sequence[str],
+    max_attempts: int,
+    max_body_bytes: int,
+) -> dict[str, Any]:
+    operations = list(_operations(routes))
+    models = _models([op for _, _, op in operations])
+    _, top = models_json_schema(models, ref_template="#/components/schemas/{model}")
     schemas: dict[str, Any] = top["$defs"]
-    schemas["SubmitTask"]["properties"]["type"]["description"] += (
-        f" Registered on this server: {', '.join(task_types)}."
-    )
-    statuses = [s.value for s in TaskStatus]
-    limit = {
-        "name": "limit",
-        "in": "query",
-        "required": False,
-        "schema": {
-            "type": "integer",
-            "minimum": 1,
-            "maximum": MAX_PAGE_SIZE,
-            "default": DEFAULT_PAGE_SIZE,
-        },
+    _server_limits(schemas, task_types, max_attempts)
+    links = {
+        op.id: {"operationId": op.id, "parameters": {"task_id": "$response.body#/id"}}
+        for _, _, op in operations
+        if TASK_ID in op.params
     }
-    cursor = {
-        "name": "cursor",
-        "in": "query",
-        "required": False,
-        "schema": {"type": "string"},
-        "description": "`next_cursor` of the previous page.",
-    }
-    task_id = {
-        "name": "task_id",
-        "in": "path",
-        "required": True,
-        "schema": {"type": "string", "format": "uuid"},
-    }
-    document: dict[str, Any] = {
+    paths: dict[str, dict[str, Any]] = {}
+    for path, method, op in operations:
+        paths.setdefault(path, {})[method] = _operation(path, op, max_body_bytes, links)
+    return {
         "openapi": "3.1.0",
         "info": {
             "title": "Task Queue Engine",
             "version": "0.1.0",
             "description": (
                 "Submit tasks, follow them, page through them by status. Errors are "
-                '`{"error": "..."}` naming the offending field. Request bodies over '
-                f"{max_body_bytes} bytes are refused with 413. Unknown fields in a "
-                "submitted task are ignored. When the server has API keys configured, "
-                "every path but /health and /ready needs one, as `Authorization: Bearer "
-                "<key>` or `X-API-Key: <key>`; a per-key rate limit answers 429."
+                '`{"error": "..."}` naming the offending field. Unknown fields in a request '
+                "body are refused (422). Strings must be valid Unicode (no lone surrogates). "
+                "When the server has API keys configured, every path but /health and /ready "
+                "needs one, as `Authorization: Bearer <key>` or `X-API-Key: <key>`."
             ),
         },
-        "paths": {
-            "/tasks": {
-                "post": {
-                    "operationId": "submitTask",
-                    "summary": "Submit a task",
-                    "parameters": [
-                        {
-                            "name": "Idempotency-Key",
-                            "in": "header",
-                            "required": False,
-                            "schema": {
-                                "type": "string",
-                                "minLength": 1,
-                                "maxLength": MAX_IDEMPOTENCY_KEY_LENGTH,
-                            },
-                            "description": (
-                                "Submit at most once per key (per API key), for "
-                                "TASKQ_IDEMPOTENCY_WINDOW_SECONDS (default 24 hours): "
-                                "the same key with the same body answers 200 with the task "
-                                "it created; with a different body, 409. Concurrent "
-                                "duplicates create one task."
-                            ),
-                        }
-                    ],
-                    "requestBody": {
-                        "required": True,
-                        "content": {"application/json": {"schema": _ref("SubmitTask")}},
-                    },
-                    "responses": {
-                        "200": _json("TaskOut", "The task this Idempotency-Key already created."),
-                        "201": _json("TaskOut", "Stored (PENDING) and enqueued."),
-                        "400": _error("The body is not JSON, or not a JSON object."),
-                        "409": _error(
-                            "The Idempotency-Key was used with a different body, or a "
-                            "conflicting write (the task id is already in use)."
-                        ),
-                        "413": _error(f"The body is over {max_body_bytes} bytes."),
-                        "422": _error(
-                            "Failed validation: missing or empty type, unknown type, "
-                            "bad payload, out-of-range options."
-                        ),
-                        "503": _unavailable(
-                            "A dependency is down. If `task_id` is set the task was stored "
-                            "and will be enqueued by the reconciler: do not submit it again."
-                        ),
-                    },
-                },
-                "get": {
-                    "operationId": "listTasks",
-                    "summary": "List tasks with a status, newest first",
-                    "parameters": [
-                        {
-                            "name": "status",
-                            "in": "query",
-                            "required": True,
-                            "schema": {"type": "string", "enum": statuses},
-                            "description": "Case-insensitive.",
-                        },
-                        {
-                            "name": "limit",
-                            "in": "query",
-                            "required": False,
-                            "schema": {
-                                "type": "integer",
-                                "minimum": 1,
-                                "maximum": MAX_PAGE_SIZE,
-                                "default": DEFAULT_PAGE_SIZE,
-                            },
-                        },
-                        {
-                            "name": "cursor",
-                            "in": "query",
-                            "required": False,
-                            "schema": {"type": "string"},
-                            "description": "`next_cursor` of the previous page.",
-                        },
-                    ],
-                    "responses": {
-                        "200": _json("TaskPage", "One page of tasks."),
-                        "422": _error("Missing or invalid status, limit or cursor."),
-                        "503": _unavailable("The task store is unavailable."),
-                    },
-                },
-            },
-            "/tasks/batch": {
-                "post": {
-                    "operationId": "submitTasks",
-                    "summary": f"Submit 1 to {MAX_BATCH_SIZE} tasks, one result per task",
-                    "description": (
-                        "Each task is validated on its own: valid tasks are created even when "
-                        "others are not. `results` has one entry per task, in input order, "
-                        "with the status `POST /tasks` would have answered for it (201 with "
-                        "`task`, or an error). The tasks due now are sent to the queue in "
-                        "batches. A 503 item with `task_id` was stored and will be enqueued "
-                        "by the reconciler: do not submit it again."
-                    ),
-                    "requestBody": {
-                        "required": True,
-                        "content": {"application/json": {"schema": _ref("SubmitBatch")}},
-                    },
-                    "responses": {
-                        "200": _json("BatchResults", "One result per task, in input order."),
-                        "400": _error("The body is not JSON, or not a JSON object."),
-                        "413": _error(f"The body is over {max_body_bytes} bytes."),
-                        "422": _error(
-                            f"`tasks` is missing, not an array, or has more than "
-                            f"{MAX_BATCH_SIZE} (or no) items. Invalid items are reported in "
-                            "their result instead."
-                        ),
-                    },
-                }
-            },
-            "/tasks/{task_id}": {
-                "get": {
-                    "operationId": "getTask",
-                    "summary": "One task",
-                    "parameters": [task_id],
-                    "responses": {
-                        "200": _json("TaskOut", "The task."),
-                        "404": _error("No task has this id (or it is not a UUID)."),
-                        "503": _unavailable("The task store is unavailable."),
-                    },
-                }
-            },
-            "/tasks/{task_id}/cancel": {
-                "post": {
-                    "operationId": "cancelTask",
-                    "summary": "Cancel a task",
-                    "description": (
-                        "A PENDING (or delayed) task becomes CANCELLED and never runs. A "
-                        "PROCESSING task is flagged (`cancel_requested`): its worker cancels "
-                        "the handler cooperatively and the task ends CANCELLED. Cancelling "
-                        "twice answers the same."
-                    ),
-                    "parameters": [task_id],
-                    "responses": {
-                        "200": _json("TaskOut", "CANCELLED, or PROCESSING with cancel_requested."),
-                        "404": _error("No task has this id (or it is not a UUID)."),
-                        "409": _error("The task is finished; the error names its status."),
-                        "503": _unavailable("The task store is unavailable."),
-                    },
-                }
-            },
-            "/tasks/{task_id}/retry": {
-                "post": {
-                    "operationId": "retryTask",
-                    "summary": "Retry a FAILED task",
-                    "description": (
-                        "The task goes back to PENDING with a new attempt budget and is "
-                        "enqueued; its attempts so far and its last error are kept."
-                    ),
-                    "parameters": [task_id],
-                    "requestBody": {
-                        "required": False,
-                        "content": {"application/json": {"schema": _ref("RetryTask")}},
-                    },
-                    "responses": {
-                        "200": _json("TaskOut", "The task, PENDING again."),
-                        "400": _error("The body is not JSON, or not a JSON object."),
-                        "404": _error("No task has this id (or it is not a UUID)."),
-                        "409": _error("The task is not FAILED; the error names its status."),
-                        "422": _error("max_attempts is not an integer in range."),
-                        "503": _unavailable(
-                            "A dependency is down. If `task_id` is set the task is PENDING "
-                            "again and the reconciler will enqueue it."
-                        ),
-                    },
-                }
-            },
-            "/dead-letters": {
-                "get": {
-                    "operationId": "listDeadLetters",
-                    "summary": "FAILED tasks (attempts and last error), newest first",
-                    "description": (
-                        "A task that used up its attempts (or failed permanently) is FAILED "
-                        "and its message went to the dead-letter queue. "
-                        "`dead_letter_queue_depth` counts the messages there, poison messages "
-                        "(with no readable task) included."
-                    ),
-                    "parameters": [limit, cursor],
-                    "responses": {
-                        "200": _json("DeadLetterPage", "One page of FAILED tasks."),
-                        "422": _error("Invalid limit or cursor."),
-                        "503": _unavailable("A dependency is unavailable."),
-                    },
-                }
-            },
-            "/dead-letters/redrive": {
-                "post": {
-                    "operationId": "redrive",
-                    "summary": "Retry FAILED tasks, all or of one type, at a bounded rate",
-                    "description": (
-                        "Each FAILED task (of `type` if given; up to `limit`) is retried as by "
-                        "`POST /tasks/{task_id}/retry` with the default budget, at most "
-                        "`per_second` a second, so the answer of a large redrive takes a while. "
-                        "It works on FAILED tasks: messages in the queue's dead-letter queue "
-                        "are not moved (a FAILED task's message is no longer needed; the retry "
-                        "sends a new one)."
-                    ),
-                    "requestBody": {
-                        "required": False,
-                        "content": {"application/json": {"schema": _ref("Redrive")}},
-                    },
-                    "responses": {
-                        "200": _json("Redriven", "The ids of the tasks retried."),
-                        "400": _error("The body is not JSON, or not a JSON object."),
-                        "422": _error("Invalid type, limit or per_second."),
-                        "503": _unavailable(
-                            "A dependency failed part way: the tasks retried so far stay "
-                            "retried; send the request again for the rest."
-                        ),
-                    },
-                }
-            },
-            "/metrics": {
-                "get": {
-                    "operationId": "metrics",
-                    "summary": "Counts per status, queue depth, live workers",
-                    "responses": {
-                        "200": _json("Metrics", "A snapshot."),
-                        "503": _unavailable("A dependency is unavailable."),
-                    },
-                }
-            },
-            "/workers": {
-                "get": {
-                    "operationId": "workers",
-                    "summary": "The workers alive now, in every process, with their load",
-                    "responses": {
-                        "200": _json("Workers", "Live workers."),
-                        "503": _unavailable("A dependency is unavailable."),
-                    },
-                }
-            },
-            "/health": {
-                "get": {
-                    "operationId": "health",
-                    "summary": "Liveness: the process answers (no dependency is called)",
-                    "responses": {"200": _json("Health", "Alive.")},
-                }
-            },
-            "/ready": {
-                "get": {
-                    "operationId": "ready",
-                    "summary": "Readiness: the task store and the queue answer",
-                    "responses": {
-                        "200": _json("Readiness", "Every dependency answered."),
-                        "503": _json("Readiness", "A dependency failed; `checks` names it."),
-                    },
-                }
-            },
-            "/openapi.json": {
-                "get": {
-                    "operationId": "openapi",
-                    "summary": "This document",
-                    "responses": {
-                        "200": {
-                            "description": "OpenAPI 3.1",
-                            "content": {"application/json": {"schema": {"type": "object"}}},
-                        }
-                    },
-                }
-            },
-        },
+        "paths": paths,
         "components": {
             "schemas": schemas,
             "securitySchemes": {
@@ -420,5 +145,3 @@ def build_openapi(*, task_types: Sequence[str], max_body_bytes: int) -> dict[str
         },
         "security": [{"bearer": []}, {"apiKey": []}],
     }
-    _secure(document["paths"])
-    return document

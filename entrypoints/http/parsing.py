@@ -2,7 +2,9 @@
 
 Anything that is not strict JSON is a 400 here, before any use case runs: NaN,
 Infinity and numbers like 1e999 (no JSON response could carry them back), integers
-too long to parse, invalid UTF-8, and nesting deep enough to exhaust the parser.
+too long to parse, invalid UTF-8, and nesting deep enough to exhaust the parser. A
+string holding a lone surrogate (``"\\ud800"``: valid JSON, but not Unicode, so no
+store can keep it) is a 422 naming its path.
 """
 
 from __future__ import annotations
@@ -17,13 +19,10 @@ from typing import Any
 from starlette.requests import Request
 
 from domain.errors import ValidationError
+from domain.json_values import check_text
 from domain.models import JSON, TaskStatus
 from domain.services import DEFAULT_PAGE_SIZE, MAX_IDEMPOTENCY_KEY_LENGTH, MAX_PAGE_SIZE
 from entrypoints.http.errors import MalformedBody
-
-MAX_PAYLOAD_DEPTH = 32
-"""Deepest nesting of lists and objects a payload may have: DynamoDB's limit for nested
-attributes, and far below where JSON encoders give up."""
 
 _LIMIT = re.compile(r"[0-9]{1,9}")
 
@@ -39,8 +38,11 @@ def _finite_float(text: str) -> float:
     return value
 
 
-async def json_object(request: Request) -> dict[str, Any]:
-    """The body as a JSON object. The body limit is enforced while it streams in."""
+async def json_object(request: Request, *, items: str | None = None) -> dict[str, Any]:
+    """The body as a JSON object. The body limit is enforced while it streams in.
+
+    ``items`` names an array member whose elements the caller checks one by one (a
+    batch reports a bad item in its place); everything else is checked here."""
     body = await request.body()
     try:
         data = json.loads(body, parse_constant=_reject_constant, parse_float=_finite_float)
@@ -50,6 +52,9 @@ async def json_object(request: Request) -> dict[str, Any]:
         raise MalformedBody(f"request body is not valid JSON: {exc}") from None
     if not isinstance(data, dict):
         raise MalformedBody(f"request body must be a JSON object, not {_kind(data)}")
+    for name, value in data.items():
+        if name != items or not isinstance(value, list):
+            check_text("", {name: value})
     return data
 
 
@@ -86,23 +91,6 @@ def idempotency_key(field: str, raw: str, caller: str) -> str:
             field, f"must be 1 to {MAX_IDEMPOTENCY_KEY_LENGTH} printable characters"
         )
     return hashlib.sha256(f"{caller}\n{raw}".encode()).hexdigest()
-
-
-def check_depth(field: str, value: JSON, limit: int = MAX_PAYLOAD_DEPTH) -> None:
-    """Raise ``ValidationError`` if ``value`` nests lists/objects deeper than ``limit``."""
-    stack: list[tuple[JSON, int]] = [(value, 0)]
-    while stack:
-        item, depth = stack.pop()
-        children: list[JSON]
-        if isinstance(item, dict):
-            children = list(item.values())
-        elif isinstance(item, list):
-            children = item
-        else:
-            continue
-        if depth + 1 > limit:
-            raise ValidationError(field, f"nested deeper than {limit} levels")
-        stack.extend((child, depth + 1) for child in children)
 
 
 def status_param(raw: str | None) -> TaskStatus:

@@ -10,7 +10,6 @@ import logging
 import math
 import uuid
 from collections.abc import Awaitable, Callable
-from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -19,17 +18,24 @@ from starlette.routing import Route
 from bootstrap.container import Container
 from domain.errors import InfrastructureError, ValidationError
 from domain.models import TaskStatus
-from domain.services import SubmitRequest, TaskService
+from domain.services import TaskService
 from entrypoints.http.auth import ANONYMOUS, CALLER
-from entrypoints.http.batch import BatchSubmit
+from entrypoints.http.batch import read_item, result
 from entrypoints.http.errors import RETRY_AFTER_SECONDS, MalformedTaskId
+from entrypoints.http.operation import (
+    CURSOR,
+    IDEMPOTENCY_KEY,
+    LIMIT,
+    STATUS,
+    TASK_ID,
+    by_method,
+    operation,
+)
 from entrypoints.http.parsing import (
-    check_depth,
     idempotency_key,
     json_object,
     limit_param,
     optional_json_object,
-    rfc3339_param,
     status_param,
 )
 from entrypoints.http.responses import JSONResponse
@@ -40,6 +46,7 @@ from entrypoints.http.schemas import (
     DeadLetterPage,
     Health,
     Metrics,
+    OpenApiDocument,
     Readiness,
     Redrive,
     Redriven,
@@ -58,29 +65,43 @@ logger = logging.getLogger("taskq.http")
 READY_TIMEOUT_SECONDS = 2.0
 """How long /ready waits for each dependency's ping."""
 
+_NO_TASK = {
+    404: "No task has this id (or it is not a UUID).",
+    503: "The task store is unavailable.",
+}
+"""The answers of every operation on one task."""
+
 
 class Endpoints:
-    def __init__(
-        self,
-        container: Container,
-        openapi: dict[str, Any],
-        ready_timeout: float = READY_TIMEOUT_SECONDS,
-    ) -> None:
+    """The handlers, each documented beside its code (``@operation`` and its docstring,
+    from which ``openapi.py`` builds ``/openapi.json``)."""
+
+    def __init__(self, container: Container, ready_timeout: float = READY_TIMEOUT_SECONDS) -> None:
         self._container = container
-        self._openapi = openapi
         self._ready_timeout = ready_timeout
 
     def _service(self) -> TaskService:
         service: TaskService = self._container.task_service()
         return service
 
-    async def tasks(self, request: Request) -> Response:
-        if request.method == "POST":
-            return await self.submit_task(request)
-        return await self.list_tasks(request)
-
+    @operation(
+        "submitTask",
+        body=SubmitTask,
+        params=[IDEMPOTENCY_KEY],
+        responses={
+            200: (TaskOut, "The task this Idempotency-Key already created."),
+            201: (TaskOut, "Stored (PENDING) and enqueued."),
+            409: "The Idempotency-Key was used with a different body, or a conflicting "
+            "write (the task id is already in use).",
+            422: "Failed validation, naming the field: missing, empty or unknown type, an "
+            "unknown field, a bad payload, an out-of-range option, a bad Idempotency-Key.",
+            503: "A dependency is down. If `task_id` is set the task was stored and will be "
+            "enqueued by the reconciler: do not submit it again.",
+        },
+    )
     async def submit_task(self, request: Request) -> Response:
-        submit = submit_request(SubmitTask.model_validate(await json_object(request)))
+        """Submit a task"""
+        submit = SubmitTask.model_validate(await json_object(request)).to_request()
         raw_key = request.headers.get("idempotency-key")
         new = True
         if raw_key is None:
@@ -94,34 +115,112 @@ class Endpoints:
             headers={"Location": f"/tasks/{task.id}"},
         )
 
+    @operation(
+        "submitTasks",
+        body=SubmitBatch,
+        responses={
+            200: (BatchResults, "One result per task, in input order."),
+            422: "`tasks` is missing, not an array, has no items or too many, or the body "
+            "has an unknown field. Invalid items are reported in their result instead.",
+        },
+    )
     async def submit_batch(self, request: Request) -> Response:
-        body = SubmitBatch.model_validate(await json_object(request))
-        results = await BatchSubmit(self._service(), submit_request, caller(request))(body.tasks)
-        return JSONResponse(dump(BatchResults(results=results)))
+        """Submit many tasks, one result per task
 
+        Each task is validated on its own, and all before any is stored: valid tasks are
+        created even when others are not. `results` has one entry per task, in input
+        order, with the status `POST /tasks` would have answered for it (201 with `task`,
+        or an error). The tasks due now are sent to the queue in batches. A 503 item with
+        `task_id` was stored and will be enqueued by the reconciler: do not submit it again.
+        """
+        body = SubmitBatch.model_validate(await json_object(request, items="tasks"))
+        items = [read_item(raw, caller(request)) for raw in body.tasks]
+        outcomes = await self._service().submit_batch(items)
+        return JSONResponse(dump(BatchResults(results=[result(o) for o in outcomes])))
+
+    @operation("getTask", params=[TASK_ID], responses={200: (TaskOut, "The task."), **_NO_TASK})
     async def get_task(self, request: Request) -> Response:
+        """One task"""
         task = await self._service().get(task_id_param(request))
         return JSONResponse(dump(TaskOut.of(task)))
 
+    @operation(
+        "cancelTask",
+        params=[TASK_ID],
+        responses={
+            200: (TaskOut, "CANCELLED, or PROCESSING with cancel_requested."),
+            409: "The task is finished; the error names its status.",
+            **_NO_TASK,
+        },
+    )
     async def cancel_task(self, request: Request) -> Response:
+        """Cancel a task
+
+        A PENDING (or delayed) task becomes CANCELLED and never runs. A PROCESSING task is
+        flagged (`cancel_requested`): its worker cancels the handler cooperatively and the
+        task ends CANCELLED. Cancelling twice answers the same.
+        """
         task = await self._service().cancel(task_id_param(request))
         return JSONResponse(dump(TaskOut.of(task)))
 
+    @operation(
+        "retryTask",
+        body=RetryTask,
+        body_required=False,
+        params=[TASK_ID],
+        responses={
+            200: (TaskOut, "The task, PENDING again."),
+            404: _NO_TASK[404],
+            409: "The task is not FAILED; the error names its status.",
+            422: "max_attempts is not an integer in range, or the body has an unknown field.",
+            503: "A dependency is down. If `task_id` is set the task is PENDING again and "
+            "the reconciler will enqueue it.",
+        },
+    )
     async def retry_task(self, request: Request) -> Response:
+        """Retry a FAILED task
+
+        The task goes back to PENDING with a new attempt budget and is enqueued; its
+        attempts so far and its last error are kept.
+        """
         task_id = task_id_param(request)
         body = RetryTask.model_validate(await optional_json_object(request))
         task = await self._service().retry(task_id, extra_attempts=body.max_attempts)
         return JSONResponse(dump(TaskOut.of(task)))
 
+    @operation(
+        "listTasks",
+        params=[STATUS, LIMIT, CURSOR],
+        responses={
+            200: (TaskPage, "One page of tasks."),
+            422: "Missing or invalid status, limit or cursor.",
+            503: "The task store is unavailable.",
+        },
+    )
     async def list_tasks(self, request: Request) -> Response:
+        """List tasks with a status, newest first"""
         query = request.query_params
         status = status_param(query.get("status"))
         limit = limit_param(query.get("limit"))
         page = await self._service().list(status, limit=limit, cursor=query.get("cursor") or None)
         return JSONResponse(dump(TaskPage.of(page)))
 
+    @operation(
+        "listDeadLetters",
+        params=[LIMIT, CURSOR],
+        responses={
+            200: (DeadLetterPage, "One page of FAILED tasks."),
+            422: "Invalid limit or cursor.",
+            503: "A dependency is unavailable.",
+        },
+    )
     async def dead_letters(self, request: Request) -> Response:
-        """FAILED tasks, and how deep the queue's dead-letter queue is."""
+        """FAILED tasks (attempts and last error), newest first
+
+        A task that used up its attempts (or failed permanently) is FAILED and its message
+        went to the dead-letter queue. `dead_letter_queue_depth` counts the messages there,
+        poison messages (with no readable task) included.
+        """
         query = request.query_params
         limit = limit_param(query.get("limit"))
         service = self._service()
@@ -131,8 +230,26 @@ class Endpoints:
         depth = await service.dead_letter_count()
         return JSONResponse(dump(DeadLetterPage.of(page, depth)))
 
+    @operation(
+        "redrive",
+        body=Redrive,
+        body_required=False,
+        responses={
+            200: (Redriven, "The ids of the tasks retried."),
+            422: "Invalid type, limit or per_second, or an unknown field.",
+            503: "A dependency failed part way: the tasks retried so far stay retried; send "
+            "the request again for the rest.",
+        },
+    )
     async def redrive(self, request: Request) -> Response:
-        """Retry FAILED tasks (not raw dead-letter queue messages), at a bounded rate."""
+        """Retry FAILED tasks, all or of one type, at a bounded rate
+
+        Each FAILED task (of `type` if given; up to `limit`) is retried as by
+        `POST /tasks/{task_id}/retry` with the default budget, at most `per_second` a
+        second, so the answer of a large redrive takes a while. It works on FAILED tasks:
+        messages in the queue's dead-letter queue are not moved (a FAILED task's message is
+        no longer needed; the retry sends a new one).
+        """
         body = Redrive.model_validate(await optional_json_object(request))
         if body.type is not None and not body.type.strip():
             raise ValidationError("type", "must be a non-empty string when given")
@@ -154,10 +271,20 @@ class Endpoints:
             )
         return JSONResponse(dump(Redriven(retried=retried, count=len(retried))))
 
+    @operation(
+        "metrics",
+        responses={200: (Metrics, "A snapshot."), 503: "A dependency is unavailable."},
+    )
     async def metrics(self, request: Request) -> Response:
+        """Counts per status, queue depth, live workers"""
         return JSONResponse(dump(Metrics.of(await self._service().metrics())))
 
+    @operation(
+        "workers",
+        responses={200: (Workers, "Live workers."), 503: "A dependency is unavailable."},
+    )
     async def workers(self, request: Request) -> Response:
+        """The workers alive now, in every process, with their load"""
         live = await self._service().live_workers()
         body = Workers(
             workers=[WorkerOut.of(w) for w in live],
@@ -165,13 +292,24 @@ class Endpoints:
         )
         return JSONResponse(dump(body))
 
+    @operation("health", responses={200: (Health, "Alive.")})
     async def health(self, request: Request) -> Response:
-        """Liveness: answers without touching any dependency."""
+        """Liveness: the process answers (no dependency is called)"""
         now = self._container.clock().now()
         return JSONResponse(dump(Health(status="healthy", timestamp=now)))
 
+    @operation(
+        "ready",
+        responses={
+            200: (Readiness, "Every dependency answered."),
+            503: (Readiness, "A dependency failed; `checks` names it."),
+        },
+    )
     async def ready(self, request: Request) -> Response:
-        """Readiness: every dependency answers a ping within the timeout."""
+        """Readiness: the task store and the queue answer
+
+        Every dependency must answer a ping within the timeout.
+        """
         names = ("repository", "queue")
         outcomes = await asyncio.gather(
             self._check(self._container.repository().ping),
@@ -202,14 +340,17 @@ class Endpoints:
             return f"unavailable: {type(exc).__name__}"
         return "ok"
 
+    @operation("openapi", responses={200: (OpenApiDocument, "OpenAPI 3.1")})
     async def openapi(self, request: Request) -> Response:
-        return JSONResponse(self._openapi)
+        """This document"""
+        return JSONResponse(request.app.state.openapi)
 
     def routes(self) -> list[Route]:
         return [
-            # One route for both methods, so a wrong method gets a 405 naming both.
-            Route("/tasks", self.tasks, methods=["GET", "POST"], name="tasks"),
-            Route("/tasks/batch", self.submit_batch, methods=["POST"], name="submit_batch"),
+            # One endpoint for both methods, so a wrong method gets a 405 naming both.
+            Route("/tasks", by_method(get=self.list_tasks, post=self.submit_task), name="tasks"),
+            # An endpoint, not a POST-only route: GET /tasks/batch is a 405, not a task id.
+            Route("/tasks/batch", by_method(post=self.submit_batch), name="submit_batch"),
             Route("/tasks/{task_id}", self.get_task, methods=["GET"], name="get_task"),
             Route(
                 "/tasks/{task_id}/cancel", self.cancel_task, methods=["POST"], name="cancel_task"
@@ -231,22 +372,10 @@ def caller(request: Request) -> str:
 
 
 def task_id_param(request: Request) -> str:
-    """The path's task id; one that is not a UUID cannot exist (404)."""
+    """The path's task id, normalised: every form of a UUID (upper-case, without dashes)
+    names the same task. One that is not a UUID cannot exist (404)."""
     task_id: str = request.path_params["task_id"]
     try:
-        uuid.UUID(task_id)
+        return str(uuid.UUID(task_id))
     except ValueError:
         raise MalformedTaskId(task_id) from None
-    return task_id
-
-
-def submit_request(body: SubmitTask) -> SubmitRequest:
-    check_depth("payload", body.payload)
-    return SubmitRequest(
-        type=body.type,
-        payload=body.payload,
-        max_attempts=body.max_attempts,
-        timeout_seconds=body.timeout_seconds,
-        delay_seconds=body.delay_seconds,
-        run_at=rfc3339_param("run_at", body.run_at),
-    )

@@ -3,8 +3,13 @@
 They validate what comes in, shape what goes out, and are the source of the component
 schemas in ``/openapi.json``, so the document and the server cannot drift apart.
 
-Unknown fields in a submitted task are ignored, as the original Go service did, so
-clients that send extra fields keep working.
+Unknown fields in a request body are refused (422 naming the field): a misspelt
+option must not be dropped silently. The original service's clients send only ``type``
+and ``payload``, which stay as they were.
+
+Ranges are enforced by the domain (``TaskService``), the one place that knows them; the
+models check types, and state the ranges in the schema (``json_schema_extra``) from the
+same constants, so the document says what the server enforces.
 """
 
 from __future__ import annotations
@@ -12,13 +17,28 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, WithJsonSchema
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    RootModel,
+    WithJsonSchema,
+)
 
 from domain.models import MetricsSnapshot, Page, Task, TaskStatus, WorkerInfo
-from domain.services import MAX_DELAY_SECONDS, MAX_TIMEOUT_SECONDS
+from domain.services import (
+    MAX_BATCH_SIZE,
+    MAX_DELAY_SECONDS,
+    MAX_IDEMPOTENCY_KEY_LENGTH,
+    MAX_TIMEOUT_SECONDS,
+    SubmitRequest,
+)
+from entrypoints.http.parsing import rfc3339_param
 
-MAX_BATCH_SIZE = 100
-"""Most tasks one ``POST /tasks/batch`` may carry."""
+NON_BLANK = r"\S"
+"""A string with at least one character that is not white space."""
 MAX_REDRIVE = 10_000
 """Most FAILED tasks one ``POST /dead-letters/redrive`` retries."""
 DEFAULT_REDRIVE = 1000
@@ -30,6 +50,16 @@ def rfc3339(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
+def _whole_number(value: Any) -> Any:
+    """JSON Schema counts ``3.0`` as an integer; so does the API (``3.5`` stays an error)."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+Integer = Annotated[int, BeforeValidator(_whole_number)]
+"""An integer in a request: strict (``"3"`` is not one), but ``3.0`` is."""
+
 Timestamp = Annotated[
     datetime,
     PlainSerializer(rfc3339, return_type=str),
@@ -40,29 +70,33 @@ Timestamp = Annotated[
 class SubmitTask(BaseModel):
     """Body of ``POST /tasks``. Strict types: ``"3"`` is not an integer."""
 
-    model_config = ConfigDict(strict=True, extra="ignore")
+    model_config = ConfigDict(strict=True, extra="forbid")
 
-    type: str = Field(description="A registered task type, e.g. `email`.")
-    payload: Any = Field(
-        None, description="Any JSON value the task type accepts (existing clients send a string)."
+    type: str = Field(
+        description="A registered task type, e.g. `email`.",
+        json_schema_extra={"minLength": 1, "pattern": NON_BLANK},
     )
-    # Ranges are checked by the domain (TaskService.build), the one place that knows
-    # them; the model checks types only.
-    max_attempts: int | None = Field(
+    payload: Any = Field(
+        None,
+        description="Any JSON value the task type accepts (existing clients send a string); "
+        "nested at most 32 levels, and strings hold no lone surrogates.",
+    )
+    max_attempts: Integer | None = Field(
         None,
         description="Attempts before the task fails (default 3; at least 1, at most the "
         "configured limit).",
+        json_schema_extra={"minimum": 1},  # the maximum is the server's: see openapi.py
     )
     timeout_seconds: float | None = Field(
         None,
-        description=f"Per-attempt timeout in seconds, in (0, {MAX_TIMEOUT_SECONDS}]; "
-        "defaults to the task type's.",
+        description="Per-attempt timeout in seconds; defaults to the task type's.",
+        json_schema_extra={"exclusiveMinimum": 0, "maximum": MAX_TIMEOUT_SECONDS},
     )
     delay_seconds: float = Field(
         0,
-        description="Seconds before the task is first delivered (rounded up; 0 to "
-        f"{MAX_DELAY_SECONDS}, about a year). Delays past the queue's 15 minutes are held "
-        "by the engine.",
+        description="Seconds before the task is first delivered (rounded up; at most about "
+        "a year). Delays past the queue's 15 minutes are held by the engine.",
+        json_schema_extra={"minimum": 0, "maximum": MAX_DELAY_SECONDS},
     )
     run_at: str | None = Field(
         None,
@@ -72,6 +106,10 @@ class SubmitTask(BaseModel):
         json_schema_extra={"format": "date-time"},
     )
 
+    def to_request(self) -> SubmitRequest:
+        fields = self.model_dump(exclude={"run_at", "idempotency_key"})
+        return SubmitRequest(**fields, run_at=rfc3339_param("run_at", self.run_at))
+
 
 class BatchItem(SubmitTask):
     """One task of ``POST /tasks/batch``: the fields of ``POST /tasks``, plus an
@@ -79,20 +117,28 @@ class BatchItem(SubmitTask):
 
     idempotency_key: str | None = Field(
         None,
-        description="Like the `Idempotency-Key` header of `POST /tasks`: the same key with "
-        "the same task answers 200 with the task it created; with a different task, 409.",
+        description="Like the `Idempotency-Key` header of `POST /tasks` (printable "
+        "characters): the same key with the same task answers 200 with the task it "
+        "created; with a different task, 409.",
+        json_schema_extra={"minLength": 1, "maxLength": MAX_IDEMPOTENCY_KEY_LENGTH},
     )
 
 
 class SubmitBatch(BaseModel):
     """Body of ``POST /tasks/batch``. Each item is validated on its own."""
 
-    model_config = ConfigDict(strict=True, extra="ignore")
+    model_config = ConfigDict(strict=True, extra="forbid")
 
     tasks: list[Any] = Field(
-        description=f"1 to {MAX_BATCH_SIZE} tasks, each with the fields of `POST /tasks` "
-        "(see `BatchItem`).",
-        json_schema_extra={"items": {"$ref": "#/components/schemas/BatchItem"}},
+        description="Tasks, each with the fields of `POST /tasks` (see `BatchItem`). Each "
+        "is validated on its own: an invalid one is reported in its result.",
+        json_schema_extra={
+            # Any item is accepted here and answered in its own result; BatchItem is
+            # what a valid one holds.
+            "items": {"anyOf": [{"$ref": "#/components/schemas/BatchItem"}, {}]},
+            "minItems": 1,
+            "maxItems": MAX_BATCH_SIZE,
+        },
     )
 
 
@@ -114,28 +160,36 @@ class BatchResults(BaseModel):
 class RetryTask(BaseModel):
     """Optional body of ``POST /tasks/{task_id}/retry``."""
 
-    model_config = ConfigDict(strict=True, extra="ignore")
+    model_config = ConfigDict(strict=True, extra="forbid")
 
-    max_attempts: int | None = Field(
+    max_attempts: Integer | None = Field(
         None,
         description="Further attempts the task gets (default 3; at least 1, at most the "
         "configured limit). Attempts so far are kept.",
+        json_schema_extra={"minimum": 1},  # the maximum is the server's: see openapi.py
     )
 
 
 class Redrive(BaseModel):
     """Body of ``POST /dead-letters/redrive`` (every field optional)."""
 
-    model_config = ConfigDict(strict=True, extra="ignore")
+    model_config = ConfigDict(strict=True, extra="forbid")
 
-    type: str | None = Field(None, description="Only FAILED tasks of this type.")
-    limit: int = Field(
-        DEFAULT_REDRIVE, description=f"At most this many tasks (1 to {MAX_REDRIVE})."
+    type: str | None = Field(
+        None,
+        description="Only FAILED tasks of this type.",
+        json_schema_extra={"minLength": 1, "pattern": NON_BLANK},
+    )
+    limit: Integer = Field(
+        DEFAULT_REDRIVE,
+        description="At most this many tasks.",
+        json_schema_extra={"minimum": 1, "maximum": MAX_REDRIVE},
     )
     per_second: float | None = Field(
         None,
-        description=f"Retry at most this many tasks a second (0 < n <= "
-        f"{MAX_REDRIVE_PER_SECOND:g}; default 50), so a redrive does not flood the workers.",
+        description="Retry at most this many tasks a second (default 50), so a redrive "
+        "does not flood the workers.",
+        json_schema_extra={"exclusiveMinimum": 0, "maximum": MAX_REDRIVE_PER_SECOND},
     )
 
 
@@ -294,6 +348,10 @@ class Error(BaseModel):
     task_id: str | None = Field(
         None, description="On a 503 after the task was stored: its id (it will be enqueued)."
     )
+
+
+class OpenApiDocument(RootModel[dict[str, Any]]):
+    """An OpenAPI 3.1 document."""
 
 
 def dump(model: BaseModel) -> Any:

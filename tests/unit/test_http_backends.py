@@ -4,9 +4,11 @@ sqlite, and aws on the local AWS endpoint (tests/support/aws.py)."""
 from __future__ import annotations
 
 import asyncio
+import base64
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -98,3 +100,73 @@ async def test_batch_run_at_and_idempotency(client: httpx.AsyncClient) -> None:
     assert sorted(r.status_code for r in racers) == [200] * 19 + [201]
     assert len({r.json()["id"] for r in racers}) == 1
     assert (await client.get("/metrics")).json()["total_tasks"] == 4
+
+
+# -- hostile input: 422 naming the problem, on every backend ------------------------------
+
+
+def b64(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def raw_json(body: str) -> dict[str, Any]:
+    """A body sent byte for byte, so that JSON escapes such as \\ud800 reach the server."""
+    return {"content": body.encode(), "headers": {"content-type": "application/json"}}
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "field"),
+    [
+        ("/tasks", r'{"type": "email", "payload": {"to": "a@b.io", "n": "\ud800"}}', "payload.n"),
+        ("/tasks", r'{"type": "email", "payload": {"to": "a@b.io", "\udc00": 1}}', "payload["),
+        ("/tasks", r'{"type": "email\ud800", "payload": "a@b.io"}', "type"),
+        ("/tasks", r'{"type": "email", "payload": "a@b.io", "run_at": "\ud800"}', "run_at"),
+        ("/tasks/batch", r'{"tasks": [], "x\ud800": 1}', '["x\\ud800"]'),
+        ("/dead-letters/redrive", r'{"type": "\udfff"}', "type"),
+    ],
+)
+async def test_a_lone_surrogate_in_a_body_is_422_naming_its_path(
+    client: httpx.AsyncClient, path: str, body: str, field: str
+) -> None:
+    response = await client.post(path, **raw_json(body))
+
+    assert response.status_code == 422, response.text
+    assert response.json()["error"].startswith(field)
+    assert "lone surrogate" in response.json()["error"]
+    assert (await client.get("/metrics")).json()["total_tasks"] == 0
+
+
+async def test_a_batch_with_a_lone_surrogate_answers_each_item_and_queues_the_valid_one(
+    client: httpx.AsyncClient,
+) -> None:
+    body = r'{"tasks": [{"type": "email", "payload": "a@b.io"},'
+    body += r' {"type": "email", "payload": {"to": "a@b.io", "note": "\ud800"}}]}'
+
+    response = await client.post("/tasks/batch", **raw_json(body))
+
+    assert response.status_code == 200, response.text
+    created, refused = response.json()["results"]
+    assert created["status"] == 201
+    assert refused["status"] == 422 and refused["error"].startswith("payload.note:")
+    metrics = (await client.get("/metrics")).json()
+    assert metrics["total_tasks"] == 1
+    assert metrics["queue_depth"] == 1, "the valid task has its message"
+
+
+@pytest.mark.parametrize("path", ["/tasks?status=PENDING", "/dead-letters?limit=5"])
+@pytest.mark.parametrize(
+    "cursor",
+    [
+        b64(b"[" * 5000),
+        b64(b"[" * 700),
+        b64(b'{"c": "\\ud800", "i": "\\udfff", "k": "\\ud800"}'),
+        b64(b'{"c": 1, "i": 2, "k": 3}'),
+    ],
+)
+async def test_a_hostile_cursor_is_422(client: httpx.AsyncClient, path: str, cursor: str) -> None:
+    await client.post("/tasks", json=EMAIL)
+
+    response = await client.get(f"{path}&cursor={cursor}")
+
+    assert response.status_code == 422, response.text
+    assert response.json()["error"].startswith("cursor: invalid or expired pagination cursor")

@@ -177,4 +177,5 @@ async def test_a_body_that_is_not_an_object_is_400(
 async def test_get_on_batch_is_not_a_route_to_a_task(http_client: httpx.AsyncClient) -> None:
     response = await http_client.get("/tasks/batch")
 
-    assert response.status_code == 404
+    assert response.status_code == 405
+    assert response.headers["allow"] == "POST"

@@ -7,6 +7,7 @@ from datetime import datetime
 
 import httpx
 from dependency_injector import providers
+from openapi_spec_validator import validate
 from starlette.routing import Route
 
 from adapters.clock import SystemClock
@@ -195,14 +196,37 @@ async def test_openapi_documents_exactly_the_routes_the_app_serves(
         (route.path, method.lower())
         for route in app.routes
         if isinstance(route, Route)
-        for method in (route.methods or set())
+        for method in (route.methods or _endpoint_methods(route))
         if method != "HEAD"
     }
     documented = {
         (path, method) for path, operations in document["paths"].items() for method in operations
     }
     assert served == documented
+    assert ("/tasks", "get") in served and ("/tasks", "post") in served
     assert document["openapi"].startswith("3.1")
+
+
+def _endpoint_methods(route: Route) -> set[str]:
+    """The methods an ``HTTPEndpoint`` class answers (a Route of one has no methods)."""
+    return {m for m in ("get", "post", "put", "patch", "delete") if hasattr(route.endpoint, m)}
+
+
+async def test_openapi_document_is_valid_openapi_3_1(http_client: httpx.AsyncClient) -> None:
+    document = (await http_client.get("/openapi.json")).json()
+
+    validate(document)  # raises, naming the first problem
+
+
+async def test_each_method_of_tasks_has_its_own_description(
+    http_client: httpx.AsyncClient,
+) -> None:
+    operations = (await http_client.get("/openapi.json")).json()["paths"]["/tasks"]
+
+    assert operations["get"]["operationId"] == "listTasks"
+    assert operations["post"]["operationId"] == "submitTask"
+    assert operations["get"]["summary"] != operations["post"]["summary"]
+    assert "requestBody" not in operations["get"]
 
 
 async def test_openapi_schemas_come_from_the_models_the_server_uses(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import pytest
@@ -9,10 +10,10 @@ import pytest
 from adapters.clock import ManualClock
 from adapters.handlers.builtin import register_builtins
 from adapters.memory import InMemoryTaskQueue, InMemoryTaskRepository, InMemoryWorkerRegistry
-from domain.errors import UnknownTaskType, ValidationError
-from domain.models import TaskStatus
+from domain.errors import InfrastructureError, QueueSendFailed, UnknownTaskType, ValidationError
+from domain.models import Task, TaskStatus
 from domain.registry import HandlerRegistry
-from domain.services import SubmitRequest, TaskService
+from domain.services import MAX_BATCH_SIZE, BatchEntry, SubmitRequest, TaskService
 
 
 def service() -> TaskService:
@@ -47,6 +48,11 @@ def service() -> TaskService:
             SubmitRequest(type="email", payload="a@b.co", delay_seconds=float("nan")),
             "delay_seconds",
         ),
+        # a lone surrogate cannot be stored (UTF-8): refused, naming its path
+        (SubmitRequest(type="email", payload={"to": "a@b.co", "note": "\ud800"}), "payload.note"),
+        (SubmitRequest(type="email", payload={"to": "a@b.co", "\udfff": 1}), 'payload["\\udfff"]'),
+        (SubmitRequest(type="data-export", payload=["x", ["\ud800"]]), "payload[1][0]"),
+        (SubmitRequest(type="email\ud800", payload="a@b.co"), "type"),
     ],
 )
 async def test_invalid_submissions_name_the_field_and_store_nothing(
@@ -161,3 +167,110 @@ async def test_idempotent_submission_returns_the_original_task() -> None:
         await svc.submit_idempotent(SubmitRequest(type="email", payload="x@y.co"), "order-42")
     with pytest.raises(ValidationError):
         await svc.submit_idempotent(request, "")
+
+
+# -- strings a store can keep ------------------------------------------------------------
+
+
+async def test_a_surrogate_pair_is_a_character_and_is_stored() -> None:
+    svc = service()
+    task = await svc.submit(
+        SubmitRequest(type="email", payload={"to": "a@b.co", "n": "\U0001f600"})
+    )
+    assert (await svc.get(task.id)).payload == {"to": "a@b.co", "n": "\U0001f600"}
+
+
+# -- batches -------------------------------------------------------------------------------
+
+EMAIL = SubmitRequest(type="email", payload="a@b.co")
+
+
+class FailingWrites(InMemoryTaskRepository):
+    """Refuses to store the tasks whose payload is ``refused``."""
+
+    def __init__(self, refused: Any) -> None:
+        super().__init__()
+        self.refused = refused
+
+    async def add(self, task: Task) -> None:
+        if task.payload == self.refused:
+            raise InfrastructureError("repository", "disk full")
+        await super().add(task)
+
+
+async def stored(svc: TaskService) -> int:
+    return sum((await svc.repository.count_by_status()).values())
+
+
+async def test_a_batch_validates_every_item_before_storing_and_answers_each() -> None:
+    svc = service()
+    items: list[BatchEntry | ValidationError] = [
+        BatchEntry(EMAIL),
+        BatchEntry(SubmitRequest(type="email", payload={"to": "a@b.co", "x": "\ud800"})),
+        ValidationError("max_attempts", "Input should be a valid integer"),
+        BatchEntry(SubmitRequest(type="fax")),
+        BatchEntry(SubmitRequest(type="email", payload="c@d.co")),
+    ]
+
+    outcomes = await svc.submit_batch(items)
+
+    errors = [o.error.field if isinstance(o.error, ValidationError) else None for o in outcomes]
+    assert errors == [None, "payload.x", "max_attempts", "type", None]
+    created = [o.task for o in outcomes if o.task is not None]
+    assert [t.payload for t in created] == ["a@b.co", "c@d.co"]
+    assert await stored(svc) == 2
+    assert (await svc.queue.depth()).visible == 2, "every stored due task has its message"
+
+
+async def test_a_batch_holds_far_tasks_and_keys_idempotent_ones() -> None:
+    svc = service()
+    far = SubmitRequest(type="email", payload="a@b.co", delay_seconds=86400)
+
+    outcomes = await svc.submit_batch(
+        [BatchEntry(far), BatchEntry(EMAIL, "k"), BatchEntry(EMAIL, "k"), BatchEntry(EMAIL)]
+    )
+
+    assert [o.new for o in outcomes] == [True, True, False, True]
+    assert outcomes[1].task is not None and outcomes[2].task is not None
+    assert outcomes[1].task.id == outcomes[2].task.id
+    assert await stored(svc) == 3
+    depth = await svc.queue.depth()
+    assert (depth.visible, depth.delayed) == (2, 0), "the far task is held, not queued"
+
+
+async def test_a_failed_write_fails_only_its_item_and_the_others_are_sent() -> None:
+    svc = service()
+    svc.repository = FailingWrites(refused="x@y.co")
+    items = [BatchEntry(EMAIL), BatchEntry(SubmitRequest(type="email", payload="x@y.co"))]
+
+    outcomes = await svc.submit_batch([*items, BatchEntry(EMAIL)])
+
+    assert isinstance(outcomes[1].error, InfrastructureError)
+    assert outcomes[1].error.dependency == "repository"
+    assert outcomes[0].task is not None and outcomes[2].task is not None
+    assert await stored(svc) == 2
+    assert (await svc.queue.depth()).visible == 2
+
+
+class RefusingQueue(InMemoryTaskQueue):
+    async def send_batch(self, items: Sequence[tuple[str, int]]) -> None:
+        raise InfrastructureError("queue", "connection refused")
+
+
+async def test_a_failed_send_names_each_stored_task() -> None:
+    svc = service()
+    svc.queue = RefusingQueue(ManualClock())
+    outcomes = await svc.submit_batch([BatchEntry(EMAIL), BatchEntry(SubmitRequest(type=""))])
+
+    assert isinstance(outcomes[0].error, QueueSendFailed)
+    assert (await svc.get(outcomes[0].error.task_id)).status is TaskStatus.PENDING
+    assert isinstance(outcomes[1].error, ValidationError)
+
+
+@pytest.mark.parametrize("size", [0, MAX_BATCH_SIZE + 1])
+async def test_a_batch_holds_1_to_the_limit(size: int) -> None:
+    svc = service()
+    with pytest.raises(ValidationError) as info:
+        await svc.submit_batch([BatchEntry(EMAIL)] * size)
+    assert info.value.field == "tasks"
+    assert await stored(svc) == 0

@@ -1,0 +1,85 @@
+"""What a JSON value must be for the engine to store it: every backend writes UTF-8 and
+nests attributes to a bounded depth, so a lone surrogate (``"\\ud800"``, valid in a JSON
+string but not in Unicode) or a deep nesting is refused before anything is stored."""
+
+from __future__ import annotations
+
+import json
+import re
+
+from domain.errors import ValidationError
+from domain.models import JSON
+
+MAX_PAYLOAD_DEPTH = 32
+"""Deepest nesting of lists and objects a payload may have: DynamoDB's limit for nested
+attributes, and far below where JSON encoders give up."""
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")
+
+
+def lone_surrogate(text: str) -> str | None:
+    """The first lone surrogate of ``text``, escaped (``\\ud800``), or None.
+
+    Python decodes a JSON surrogate *pair* to one code point, so any surrogate left in
+    a ``str`` is a lone one."""
+    found = _SURROGATE.search(text)
+    return None if found is None else f"\\u{ord(found.group()):04x}"
+
+
+def child_path(path: str, key: str | int) -> str:
+    """``payload.to``, ``tasks[1]``, ``payload["a b"]``: a key as the client wrote it."""
+    if isinstance(key, int):
+        return f"{path}[{key}]"
+    if _NAME.fullmatch(key):
+        return f"{path}.{key}" if path else key
+    return f"{path}[{json.dumps(key)}]"  # ASCII-escaped: safe to show, surrogates included
+
+
+def check_text(path: str, value: JSON) -> None:
+    """Raise ``ValidationError`` naming the path of the first string or key of ``value``
+    that holds a lone surrogate. Iterative: no depth of nesting can exhaust the stack."""
+    stack: list[tuple[str, JSON]] = [(path, value)]
+    while stack:
+        where, item = stack.pop()
+        if isinstance(item, str):
+            _check_string(where, item, "")
+        elif isinstance(item, dict):
+            for key, child in item.items():
+                _check_string(child_path(where, key), key, "its name ")
+                stack.append((child_path(where, key), child))
+        elif isinstance(item, list):
+            stack.extend((child_path(where, i), child) for i, child in enumerate(item))
+
+
+def check_depth(path: str, value: JSON, limit: int = MAX_PAYLOAD_DEPTH) -> None:
+    """Raise ``ValidationError`` if ``value`` nests lists/objects deeper than ``limit``."""
+    stack: list[tuple[JSON, int]] = [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        children: list[JSON]
+        if isinstance(item, dict):
+            children = list(item.values())
+        elif isinstance(item, list):
+            children = item
+        else:
+            continue
+        if depth + 1 > limit:
+            raise ValidationError(path, f"nested deeper than {limit} levels")
+        stack.extend((child, depth + 1) for child in children)
+
+
+def check_storable(path: str, value: JSON) -> None:
+    """Everything the engine asks of a JSON value it stores (a payload, a result)."""
+    check_depth(path, value)
+    check_text(path, value)
+
+
+def _check_string(path: str, text: str, what: str) -> None:
+    escaped = lone_surrogate(text)
+    if escaped is not None:
+        raise ValidationError(
+            path or "body",
+            f"{what}holds a lone surrogate ({escaped}): not valid Unicode, so it cannot be "
+            "stored; send surrogates only as pairs",
+        )
