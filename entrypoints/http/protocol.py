@@ -263,16 +263,21 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
     ) -> None:
         """Answer ``status`` with a JSON error, then close lingering."""
         cycle = self.cycle
-        if cycle is not None and not cycle.response_complete:
-            if cycle.response_started or self._phase != _BODY:
-                # An answer (to this request, or to an earlier pipelined one) is under
-                # way: another status line cannot follow it.
+        if cycle is not None:
+            if self._phase == _BODY:
+                # answered already (an early 413), or an earlier pipelined request is
+                # still being answered
+                cannot_answer = cycle.response_started or bool(self.pipeline)
+            else:  # the cycle is an earlier request's: is its answer still going out?
+                cannot_answer = not cycle.response_complete
+            if cannot_answer:
                 self.transport.close()
                 return
-            # The app may be waiting for the body: it now sees a disconnect, and
-            # anything it sends is dropped.
-            cycle.disconnected = True
-            cycle.message_event.set()
+            if self._phase == _BODY:
+                # The app may be waiting for the body: it now sees a disconnect, and
+                # anything it sends is dropped.
+                cycle.disconnected = True
+                cycle.message_event.set()
         body = json.dumps({"error": message}).encode()
         content = [STATUS_LINE[status]]
         for name, value in [*self.server_state.default_headers, *headers]:

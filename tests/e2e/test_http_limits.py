@@ -145,6 +145,23 @@ def test_a_stalled_body_is_408_and_the_connection_closed(server: Server) -> None
     assert time.monotonic() - started < TIMEOUT + 2
 
 
+def test_a_body_stalled_after_an_early_413_closes_without_a_second_answer(
+    server: Server,
+) -> None:
+    head = (
+        b"POST /tasks HTTP/1.1\r\nHost: test\r\nContent-Type: application/json\r\n"
+        b"Content-Length: 2097152\r\n\r\n"
+    )
+    with socket.create_connection(("127.0.0.1", port(server)), timeout=10) as sock:
+        sock.sendall(head + b"x" * 1000)  # keep-alive, then silence
+        response = b""
+        while chunk := sock.recv(65536):
+            response += chunk
+
+    assert response.startswith(b"HTTP/1.1 413 ")
+    assert response.count(b"HTTP/1.1 ") == 1, response
+
+
 def test_a_body_sent_slowly_but_steadily_is_not_cut_off(server: Server) -> None:
     body = json.dumps({"type": "email", "payload": "slow@example.com"}).encode()
     head = (
