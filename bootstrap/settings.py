@@ -7,6 +7,7 @@ is prefixed ``TASKQ_``.
 
 from __future__ import annotations
 
+import ipaddress
 from typing import Literal
 
 from pydantic import AliasChoices, Field, field_validator
@@ -81,6 +82,37 @@ class Settings(BaseSettings):
     """Requests a second per API key (a token bucket); None: no limit."""
     rate_limit_burst: int = Field(20, ge=1, validation_alias=_env("TASKQ_RATE_LIMIT_BURST"))
 
+    # Connection limits and abuse protection (entrypoints/http/protocol.py and auth.py;
+    # the README's "Operating limits" says what a client sees past each one)
+    max_header_bytes: int = Field(
+        64 * 1024, ge=1024, le=16 * 1024 * 1024, validation_alias=_env("TASKQ_MAX_HEADER_BYTES")
+    )
+    """Request line and headers of one request, in bytes (431 beyond)."""
+    max_header_count: int = Field(
+        100, ge=16, le=10_000, validation_alias=_env("TASKQ_MAX_HEADER_COUNT")
+    )
+    """Headers in one request (431 beyond)."""
+    header_timeout_seconds: float = Field(
+        10.0, gt=0, le=3600, validation_alias=_env("TASKQ_HEADER_TIMEOUT_SECONDS")
+    )
+    """Time from a request's first byte (or the connection's start) to its last header."""
+    body_idle_timeout_seconds: float = Field(
+        30.0, gt=0, le=3600, validation_alias=_env("TASKQ_BODY_IDLE_TIMEOUT_SECONDS")
+    )
+    """Longest silence while a request body is being received (408 beyond)."""
+    max_connections: int = Field(
+        4096, ge=1, le=1_000_000, validation_alias=_env("TASKQ_MAX_CONNECTIONS")
+    )
+    """Open HTTP connections per API process; one more is answered 503 and closed."""
+    auth_failures_per_minute: float = Field(
+        10.0, gt=0, validation_alias=_env("TASKQ_AUTH_FAILURES_PER_MINUTE")
+    )
+    """Failed authentications a client address may make a minute, after its burst."""
+    auth_failure_burst: int = Field(20, ge=1, validation_alias=_env("TASKQ_AUTH_FAILURE_BURST"))
+    trusted_proxies: str = Field("", validation_alias=_env("TASKQ_TRUSTED_PROXIES"))
+    """Comma-separated addresses or CIDR networks of the load balancers in front: only
+    a peer among them is believed when it names the client in ``X-Forwarded-For``."""
+
     # SQLite
     sqlite_path: str = Field("./data/taskq.db", validation_alias=_env("TASKQ_SQLITE_PATH"))
     sqlite_synchronous: Literal["NORMAL", "FULL"] = Field(
@@ -113,6 +145,24 @@ class Settings(BaseSettings):
     @classmethod
     def _strip(cls, value: str) -> str:
         return ",".join(part.strip() for part in value.split(",") if part.strip())
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, value: str) -> str:
+        parts = [part.strip() for part in value.split(",") if part.strip()]
+        for part in parts:
+            try:
+                ipaddress.ip_network(part, strict=False)
+            except ValueError:
+                raise ValueError(
+                    f"{part!r} is not an IP address or CIDR network (10.0.0.0/8, ::1)"
+                ) from None
+        return ",".join(parts)
+
+    @property
+    def trusted_proxy_networks(self) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+        parts = [part for part in self.trusted_proxies.split(",") if part]
+        return tuple(ipaddress.ip_network(part, strict=False) for part in parts)
 
     @property
     def handler_modules(self) -> list[str]:

@@ -12,10 +12,38 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pydantic
+from pydantic import AliasChoices
+from pydantic_core import ErrorDetails
 
-from bootstrap.container import build_container
+from bootstrap.container import Container, build_container
 from bootstrap.settings import Settings
 from entrypoints.runtime import configure_logging, maybe_await, run_until_stopped
+
+
+class ConfigError(Exception):
+    """A setting or an option the command cannot run with: one line, exit status 2."""
+
+
+CONFIG_ERROR_STATUS = 2
+
+
+def _variable(name: str) -> str:
+    """The environment variable of a setting named by its field (``port`` -> ``PORT``)
+    or already by its variable."""
+    field = Settings.model_fields.get(name)
+    alias = field.validation_alias if field is not None else None
+    if isinstance(alias, AliasChoices) and isinstance(alias.choices[0], str):
+        return alias.choices[0]
+    return name
+
+
+def _describe(error: ErrorDetails) -> str:
+    field = str(error["loc"][0]) if error["loc"] else ""
+    message = error["msg"].removeprefix("Value error, ")
+    if message.startswith("Input should"):
+        message = "should" + message.removeprefix("Input should")
+    return f"{_variable(field)}={error['input']!r}: {message}"
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -26,13 +54,42 @@ def _settings(args: argparse.Namespace) -> Settings:
             overrides[name] = value
     if getattr(args, "insecure", False):
         overrides["insecure"] = True
-    return Settings(**overrides)
+    try:
+        return Settings(**overrides)
+    except pydantic.ValidationError as exc:
+        raise ConfigError("; ".join(_describe(error) for error in exc.errors())) from None
+
+
+def _load_handlers(container: Container) -> None:
+    """Import the TASKQ_HANDLERS modules now, so a wrong name is a configuration error
+    and not a traceback from deep inside the start."""
+    try:
+        container.registry()
+    except ImportError as exc:
+        raise ConfigError(
+            f"{exc} (TASKQ_HANDLERS takes comma-separated module names, importable from "
+            "the installed packages or the current directory)"
+        ) from None
+
+
+def _existing_database(settings: Settings) -> None:
+    """Maintenance commands act on the server's database: never create an empty one."""
+    if settings.backend != "sqlite":
+        return
+    path = Path(settings.sqlite_path)
+    if not path.is_file():
+        raise ConfigError(
+            f"no database at {path.resolve()} (TASKQ_SQLITE_PATH={settings.sqlite_path!r}): "
+            "run this where the server runs, or set TASKQ_SQLITE_PATH to its database file"
+        )
 
 
 def _serve(args: argparse.Namespace, *, api: bool, worker: bool) -> int:
     settings = _settings(args)
     configure_logging(settings)
-    return run_until_stopped(build_container(settings), api=api, worker=worker)
+    container = build_container(settings)
+    _load_handlers(container)
+    return run_until_stopped(container, api=api, worker=worker)
 
 
 def _init(args: argparse.Namespace) -> int:
@@ -61,6 +118,7 @@ def _vacuum(args: argparse.Namespace) -> int:
             )
         )
         return 0
+    _existing_database(settings)
     container = build_container(settings)
     path = Path(settings.sqlite_path)
 
@@ -85,6 +143,7 @@ def _vacuum(args: argparse.Namespace) -> int:
 def _reconcile(args: argparse.Namespace) -> int:
     settings = _settings(args)
     configure_logging(settings)
+    _existing_database(settings)
     container = build_container(settings)
 
     async def once() -> None:
@@ -335,7 +394,11 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     handler: Callable[[argparse.Namespace], int] = args.handler
-    return handler(args)
+    try:
+        return handler(args)
+    except ConfigError as exc:
+        print(f"taskq: {exc}", file=sys.stderr)
+        return CONFIG_ERROR_STATUS
 
 
 if __name__ == "__main__":

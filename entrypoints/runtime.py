@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import inspect
 import logging
 import os
 import signal
+import socket
 import sys
 import threading
 from collections.abc import Awaitable, Iterator
@@ -21,6 +23,11 @@ from bootstrap.settings import Settings
 from entrypoints.worker import Worker, WorkerSettings
 
 log = logging.getLogger("taskq")
+
+LISTEN_BACKLOG = 2048
+"""Connections the kernel queues before the server accepts them (uvicorn's default)."""
+FILES_BESIDES_CONNECTIONS = 256
+"""File descriptors a process needs besides its connections (database, clients, logs)."""
 
 
 def _new_event_loop() -> asyncio.AbstractEventLoop:
@@ -124,14 +131,69 @@ def refuse_unsafe_bind(settings: Settings) -> None:
     )
 
 
+class BindError(Exception):
+    """The API's address cannot be listened on (in use, not local, not permitted)."""
+
+
+def bind_listener(host: str, port: int) -> socket.socket:
+    """A listening socket on ``host:port``, before anything else starts: a second
+    server on a busy port fails here, before its worker registers or a resource opens."""
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(
+            host.strip("[]"), port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
+    except (OSError, UnicodeError) as exc:
+        raise BindError(f"cannot listen on {host}:{port}: {exc}") from None
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+        sock.listen(LISTEN_BACKLOG)
+    except OSError as exc:
+        sock.close()
+        hint = (
+            " (another server is listening there: stop it, or choose another PORT or --port)"
+            if exc.errno == errno.EADDRINUSE
+            else ""
+        )
+        raise BindError(f"cannot listen on {host}:{port}: {exc.strerror or exc}{hint}") from None
+    return sock
+
+
+def allow_connections(max_connections: int) -> None:
+    """Raise the soft limit of open files so TASKQ_MAX_CONNECTIONS can be reached (as
+    far as the hard limit allows), and say so if it cannot."""
+    try:
+        import resource
+    except ImportError:  # not on Windows
+        return
+    needed = max_connections + FILES_BESIDES_CONNECTIONS
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY or soft >= needed:
+        return
+    target = needed if hard == resource.RLIM_INFINITY else min(needed, hard)
+    with contextlib.suppress(ValueError, OSError):
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+        soft = target
+    if soft < needed:
+        log.warning(
+            "open files are limited to %d (ulimit -n): fewer than TASKQ_MAX_CONNECTIONS=%d "
+            "connections can be accepted",
+            soft,
+            max_connections,
+        )
+
+
 def _http_server(container: Container) -> _Server:
     from entrypoints.http.app import create_app
+    from entrypoints.http.protocol import ConnectionLimits, GuardedHttpToolsProtocol
 
     settings = container.settings()
     config = uvicorn.Config(
         create_app(container),
         host=settings.host,
         port=settings.port,
+        http=GuardedHttpToolsProtocol.with_limits(ConnectionLimits.from_settings(settings)),
         log_level=settings.log_level.lower(),
         access_log=False,
         lifespan="off",  # run() owns the container resources, so they outlive the drain
@@ -140,20 +202,37 @@ def _http_server(container: Container) -> _Server:
 
 
 async def run(container: Container, *, api: bool, worker: bool) -> None:
-    """Serve the API and/or run a worker until SIGTERM or SIGINT."""
+    """Serve the API and/or run a worker until SIGTERM or SIGINT.
+
+    The API's socket is bound first: if that fails, nothing else has started.
+    """
+    listener = None
     if api:
-        refuse_unsafe_bind(container.settings())
+        settings = container.settings()
+        refuse_unsafe_bind(settings)
+        try:
+            listener = bind_listener(settings.host, settings.port)
+        except BindError as exc:
+            raise SystemExit(f"taskq: {exc}") from None
+        allow_connections(settings.max_connections)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
 
-    await maybe_await(container.init_resources())
+    try:
+        await maybe_await(container.init_resources())
+    except BaseException:
+        if listener is not None:
+            listener.close()
+        raise
     try:
         jobs: list[asyncio.Task[None]] = []
         server = _http_server(container) if api else None
-        if server is not None:
-            jobs.append(asyncio.create_task(server.serve()))
+        if server is not None and listener is not None:
+            jobs.append(asyncio.create_task(server.serve(sockets=[listener])))
+            host, port = listener.getsockname()[:2]
+            log.info("listening on http://%s:%d", host, port)
         if worker:
             jobs.append(asyncio.create_task(build_worker(container).run(stop)))
 

@@ -11,11 +11,13 @@ from starlette.middleware import Middleware
 
 from bootstrap.container import Container
 from bootstrap.settings import Settings
-from entrypoints.http.auth import AuthMiddleware, TokenBuckets, load_key_digests
+from entrypoints.http.auth import AuthMiddleware, load_key_digests
 from entrypoints.http.body_limit import BodyLimitMiddleware
+from entrypoints.http.client_address import ClientAddress
 from entrypoints.http.errors import CatchAllMiddleware, exception_handlers
 from entrypoints.http.openapi import build_openapi
 from entrypoints.http.routes import READY_TIMEOUT_SECONDS, Endpoints
+from entrypoints.http.throttle import TokenBuckets
 
 
 def create_app(container: Container, *, ready_timeout: float = READY_TIMEOUT_SECONDS) -> Starlette:
@@ -34,18 +36,24 @@ def create_app(container: Container, *, ready_timeout: float = READY_TIMEOUT_SEC
                 await stopped
 
     endpoints = Endpoints(container, ready_timeout=ready_timeout)
+    monotonic = container.clock().monotonic
     limiter = None
     if settings.rate_limit_per_second is not None:
-        limiter = TokenBuckets(
-            settings.rate_limit_per_second,
-            settings.rate_limit_burst,
-            container.clock().monotonic,
-        )
+        limiter = TokenBuckets(settings.rate_limit_per_second, settings.rate_limit_burst, monotonic)
+    failures = TokenBuckets(
+        settings.auth_failures_per_minute / 60, settings.auth_failure_burst, monotonic
+    )
     app = Starlette(
         routes=endpoints.routes(),
         middleware=[
             Middleware(CatchAllMiddleware),
-            Middleware(AuthMiddleware, digests=load_key_digests(settings), limiter=limiter),
+            Middleware(
+                AuthMiddleware,
+                digests=load_key_digests(settings),
+                limiter=limiter,
+                failures=failures,
+                client_address=ClientAddress(settings.trusted_proxy_networks),
+            ),
             Middleware(BodyLimitMiddleware, max_body_bytes=settings.max_body_bytes),
         ],
         exception_handlers=exception_handlers(),

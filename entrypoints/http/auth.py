@@ -5,6 +5,10 @@ digests of the configured keys are kept, and the presented key's digest is compa
 with every one of them with ``hmac.compare_digest``, so neither the comparison nor the
 number of keys checked depends on how much of a key matched. Keys are never logged.
 
+Failed authentication is throttled per client address (see ``client_address`` for
+how a load balancer's ``X-Forwarded-For`` is believed), so keys cannot be guessed at
+full speed.
+
 With no key configured there is no authentication (the runtime then refuses to listen
 on anything but loopback unless told it is insecure on purpose).
 """
@@ -16,14 +20,17 @@ import hmac
 import ipaddress
 import math
 import re
-from collections.abc import Callable, Collection
+from collections.abc import Collection
 from pathlib import Path
 
 from starlette.datastructures import Headers
+from starlette.responses import Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from bootstrap.settings import Settings
+from entrypoints.http.client_address import ClientAddress
 from entrypoints.http.errors import error_response
+from entrypoints.http.throttle import TokenBuckets
 
 OPEN_PATHS = frozenset({"/health", "/ready"})
 """Answered without a key: load balancers and orchestrators probe them."""
@@ -72,27 +79,6 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-class TokenBuckets:
-    """One token bucket per key: ``burst`` tokens, refilled at ``rate`` a second."""
-
-    def __init__(self, rate: float, burst: int, monotonic: Callable[[], float]) -> None:
-        self.rate = rate
-        self.burst = burst
-        self._monotonic = monotonic
-        self._buckets: dict[str, tuple[float, float]] = {}  # key -> (tokens, when)
-
-    def take(self, key: str) -> float:
-        """0 if a token was taken; otherwise the seconds until one is available."""
-        now = self._monotonic()
-        tokens, then = self._buckets.get(key, (float(self.burst), now))
-        tokens = min(float(self.burst), tokens + (now - then) * self.rate)
-        if tokens >= 1:
-            self._buckets[key] = (tokens - 1, now)
-            return 0.0
-        self._buckets[key] = (tokens, now)
-        return (1 - tokens) / self.rate
-
-
 def presented_key(headers: Headers) -> str | None:
     authorization = headers.get("authorization")
     if authorization is not None:
@@ -106,17 +92,28 @@ def presented_key(headers: Headers) -> str | None:
 
 
 class AuthMiddleware:
+    """Keys, then the per-key rate limit.
+
+    ``failures``, when given, throttles failed authentication (401 and 403) per client
+    address: past its burst an address gets 429 with ``Retry-After`` and its keys are
+    not even compared, so keys cannot be guessed at full speed.
+    """
+
     def __init__(
         self,
         app: ASGIApp,
         digests: Collection[bytes],
         limiter: TokenBuckets | None = None,
         open_paths: Collection[str] = OPEN_PATHS,
+        failures: TokenBuckets | None = None,
+        client_address: ClientAddress | None = None,
     ) -> None:
         self.app = app
         self.digests = tuple(digests)
         self.limiter = limiter
         self.open_paths = frozenset(open_paths)
+        self.failures = failures
+        self.client_address = client_address or ClientAddress()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"] in self.open_paths:
@@ -124,24 +121,11 @@ class AuthMiddleware:
             return
         caller = ANONYMOUS
         if self.digests:
-            key = presented_key(Headers(scope=scope))
-            if key is None:
-                response = error_response(
-                    401,
-                    "authentication required: send the API key as "
-                    "'Authorization: Bearer <key>' or 'X-API-Key: <key>'",
-                    headers={"WWW-Authenticate": "Bearer"},
-                )
-                await response(scope, receive, send)
+            outcome = self._authenticate(scope)
+            if not isinstance(outcome, str):
+                await outcome(scope, receive, send)
                 return
-            presented = digest(key)
-            matched = False
-            for known in self.digests:  # every one, whatever matched: constant time
-                matched |= hmac.compare_digest(presented, known)
-            if not matched:
-                await error_response(403, "the API key is not valid")(scope, receive, send)
-                return
-            caller = presented.hex()
+            caller = outcome
         if self.limiter is not None:
             wait = self.limiter.take(caller)
             if wait > 0:
@@ -156,3 +140,36 @@ class AuthMiddleware:
                 return
         scope[CALLER] = caller
         await self.app(scope, receive, send)
+
+    def _authenticate(self, scope: Scope) -> str | Response:
+        """The caller (the digest of its key), or the response that refuses it."""
+        address = None
+        if self.failures is not None:
+            address = self.client_address.of(scope)
+            wait = self.failures.wait(address)
+            if wait > 0:
+                seconds = max(1, math.ceil(wait))
+                return error_response(
+                    429,
+                    f"too many failed authentications from this address; retry in {seconds} s",
+                    headers={"Retry-After": str(seconds)},
+                )
+        key = presented_key(Headers(scope=scope))
+        if key is None:
+            refusal = error_response(
+                401,
+                "authentication required: send the API key as "
+                "'Authorization: Bearer <key>' or 'X-API-Key: <key>'",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+        else:
+            presented = digest(key)
+            matched = False
+            for known in self.digests:  # every one, whatever matched: constant time
+                matched |= hmac.compare_digest(presented, known)
+            if matched:
+                return presented.hex()
+            refusal = error_response(403, "the API key is not valid")
+        if self.failures is not None and address is not None:
+            self.failures.take(address)
+        return refusal

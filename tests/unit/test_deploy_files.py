@@ -8,6 +8,8 @@ from typing import Any
 
 import yaml
 
+from tests.support.dockerfile import final_stage
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -47,6 +49,34 @@ def test_dockerfile_is_multi_stage_and_runs_the_cli_unprivileged() -> None:
     assert any(line.startswith("COPY --from=build") for line in lines)
     assert any(line.startswith("USER ") and "root" not in line for line in lines)
     assert 'ENTRYPOINT ["taskq"]' in lines
+
+
+def test_the_image_serves_on_all_interfaces_with_sqlite_in_a_volume() -> None:
+    image = final_stage(ROOT / "Dockerfile")
+
+    assert image.argv == ["taskq", "serve"]
+    assert image.env["TASKQ_HOST"] == "0.0.0.0"
+    assert image.env["PORT"] in image.exposed
+    assert str(Path(image.env["TASKQ_SQLITE_PATH"]).parent) in image.volumes
+    assert "TASKQ_INSECURE" not in image.env  # open only with keys, or when told to
+
+
+def test_compose_api_says_it_is_insecure_and_has_a_healthcheck() -> None:
+    api = load("docker-compose.yml")["services"]["api"]
+
+    assert api["environment"]["TASKQ_INSECURE"] == "true"
+    assert "TASKQ_INSECURE" in (ROOT / "docker-compose.yml").read_text().split("services:")[0]
+    check = api["healthcheck"]
+    assert check["test"][0] == "CMD" and "/health" in " ".join(check["test"])
+    assert {"interval", "timeout", "retries"} <= set(check)
+
+
+def test_readme_shows_docker_run_with_keys_or_insecure() -> None:
+    readme = (ROOT / "README.md").read_text()
+    docker = readme[readme.index("### Docker") :]
+
+    assert "docker run -p 8080:8080 -e TASKQ_API_KEYS=" in docker
+    assert "--insecure" in docker and "/data" in docker
 
 
 def test_ci_tests_builds_and_runs_integration_on_localstack() -> None:
