@@ -37,12 +37,19 @@ pytestmark = pytest.mark.e2e
 API_KEY = "fuzz-key"  # the app is fuzzed as deployed: with keys (the auth checks also call
 # each operation without one, or with a wrong one, expecting a 401 or 403)
 AUTH = {"Authorization": f"Bearer {API_KEY}"}
+FAILURE_BURST = 1_000_000
+"""The auth checks send wrong keys on purpose: the throttle of failed authentication
+(tested in test_http_auth_throttle.py) would answer them 429 instead of 401/403."""
 EXAMPLES = 30
 """Per operation: about 10 s in all."""
 
 
 def _operations() -> list[Any]:
-    app = create_app(build_container(Settings(backend="memory", api_keys=API_KEY)))
+    app = create_app(
+        build_container(
+            Settings(backend="memory", api_keys=API_KEY, auth_failure_burst=FAILURE_BURST)
+        )
+    )
     schema = schemathesis.openapi.from_asgi("/openapi.json", app, headers=AUTH)
     return [result.ok() for result in schema.get_all_operations()]
 
@@ -80,7 +87,7 @@ def test_the_schemathesis_cli_finds_nothing_with_all_checks(tmp_path: Path) -> N
     """``schemathesis run --checks all`` (coverage, fuzzing and stateful phases, links from
     a created task to its operations) against a real server."""
     cli = Path(sys.executable).with_name("schemathesis")
-    env = {"TASKQ_API_KEYS": API_KEY}
+    env = {"TASKQ_API_KEYS": API_KEY, "TASKQ_AUTH_FAILURE_BURST": str(FAILURE_BURST)}
     with running_server(tmp_path, "--backend", "memory", env=env, command="api") as server:
         run = subprocess.run(
             [str(cli), "run", f"{server.url}/openapi.json", "--checks", "all"]
