@@ -13,13 +13,14 @@ from domain.models import Task
 
 
 class UnreachableQueue(InMemoryTaskQueue):
-    """Sends fail as an adapter reports an outage while ``down``; ``refused`` task ids of a
-    batch are not sent while the rest are (the port's ``QueueSendFailed`` contract)."""
+    """Sends fail as an adapter reports an outage while ``down``. When up, the last
+    ``refuse_last`` items of each batch are not sent while the rest are (a partial
+    failure, as SQS reports per entry: the port's ``QueueSendFailed`` names them)."""
 
     def __init__(self, clock: ManualClock) -> None:
         super().__init__(clock)
         self.down = True
-        self.refused: set[str] = set()
+        self.refuse_last = 0
 
     async def send(self, task_id: str, *, delay_seconds: int = 0) -> None:
         if self.down:
@@ -29,10 +30,10 @@ class UnreachableQueue(InMemoryTaskQueue):
     async def send_batch(self, items: Sequence[tuple[str, int]]) -> None:
         if self.down:
             raise InfrastructureError("queue", "connection refused")
-        await super().send_batch([item for item in items if item[0] not in self.refused])
-        unsent = [task_id for task_id, _ in items if task_id in self.refused]
-        if unsent:
-            raise QueueSendFailed(unsent, "throttled")
+        split = max(0, len(items) - self.refuse_last)
+        await super().send_batch(items[:split])
+        if split < len(items):
+            raise QueueSendFailed([task_id for task_id, _ in items[split:]], "throttled")
 
 
 class FullRepository(InMemoryTaskRepository):
