@@ -106,7 +106,11 @@ class Rig:
             return await self.service.cancel(task.id)
         return task
 
-    async def beat(self, worker_id: str, *, concurrency: int, seen_ago: float = 0) -> WorkerInfo:
+    async def beat(
+        self, worker_id: str, *, concurrency: int, seen_ago: float = 0, started_ago: float = 7200
+    ) -> WorkerInfo:
+        """Record a heartbeat of a worker that started ``started_ago`` and was last seen
+        ``seen_ago`` seconds ago."""
         now = self.clock.now()
         info = WorkerInfo(
             worker_id=worker_id,
@@ -114,7 +118,7 @@ class Rig:
             pid=1,
             concurrency=concurrency,
             in_flight=0,
-            started_at=now - timedelta(hours=2),
+            started_at=now - timedelta(seconds=started_ago),
             last_seen=now - timedelta(seconds=seen_ago),
         )
         await self.workers.beat(info, ttl_seconds=LEASE_SECONDS)
