@@ -166,6 +166,50 @@ async def test_a_validator_refusal_names_the_type_or_its_own_field(
     assert await rig.stored() == 0
 
 
+CAT = {"image": "cat.png", "width": 10, "height": 10}
+ACCEPTED: dict[str, list[Any]] = {
+    "email": ["user@example.com", {"to": "user@example.com"}],
+    "image-resize": ["cat.png", {"image": "cat.png", "width": 1, "height": 20000}],
+    "data-export": ["users", {"dataset": "users"}, {"dataset": "users", "format": "ndjson"}],
+}
+REFUSED: dict[str, list[Any]] = {
+    "email": [None, "not-an-address", 42, {"to": 5}, {}, ["user@example.com"]],
+    "image-resize": [
+        *(None, "", "   ", 3),
+        *({**CAT, "width": w} for w in (0, "10", True)),
+        {**CAT, "height": 20001},
+        {"image": "cat.png", "width": 10},
+        {**CAT, "image": ""},
+    ],
+    "data-export": [None, "", [], {}, {"dataset": ""}, {"dataset": "users", "format": "xml"}],
+}
+
+
+@pytest.mark.parametrize(
+    ("task_type", "payload"), [(t, p) for t, ps in ACCEPTED.items() for p in ps]
+)
+async def test_the_builtin_types_take_their_payloads(task_type: str, payload: Any) -> None:
+    rig = Rig()
+
+    task = await rig.submit(task_type, payload)
+
+    assert (await rig.service.get(task.id)).payload == payload
+
+
+@pytest.mark.parametrize(
+    ("task_type", "payload"), [(t, p) for t, ps in REFUSED.items() for p in ps]
+)
+async def test_the_builtin_types_refuse_bad_payloads(task_type: str, payload: Any) -> None:
+    rig = Rig()
+
+    with pytest.raises(ValidationError) as info:
+        await rig.submit(task_type, payload)
+
+    assert info.value.field == "payload"
+    assert info.value.message.startswith(f"invalid payload for {task_type!r}: ")
+    assert await rig.stored() == 0
+
+
 def _nested(depth: int) -> Any:
     payload: Any = 1
     for _ in range(depth):
