@@ -80,11 +80,15 @@ async def test_one_to_the_most_items_are_accepted(size: int) -> None:
     assert len({o.task.id for o in outcomes if o.task}) == size, "every item is its own task"
 
 
-async def test_the_refusal_of_an_oversized_batch_says_the_limit() -> None:
-    with pytest.raises(ValidationError) as info:
-        await Rig().service.submit_batch([BatchEntry(EMAIL)] * (MAX_BATCH_SIZE + 1))
+@pytest.mark.parametrize("size", [0, MAX_BATCH_SIZE + 1])
+async def test_the_refusal_of_an_empty_or_oversized_batch_says_the_limit(size: int) -> None:
+    rig = Rig()
 
-    assert str(info.value) == f"tasks: must hold 1 to {MAX_BATCH_SIZE} tasks, not 101"
+    with pytest.raises(ValidationError) as info:
+        await rig.service.submit_batch([BatchEntry(EMAIL)] * size)
+
+    assert str(info.value) == f"tasks: must hold 1 to {MAX_BATCH_SIZE} tasks, not {size}"
+    assert await rig.stored() == 0
 
 
 async def test_delays_are_kept_per_item_and_far_tasks_are_held() -> None:
