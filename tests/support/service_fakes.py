@@ -1,0 +1,74 @@
+"""Hand-written fakes of the ports for the use-case tests: a queue that is down or drops
+part of a batch, a store that runs out of room, and a store where another writer gets in
+first. Each is the memory adapter with one behaviour changed, not a mock."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from adapters.clock import ManualClock
+from adapters.memory import InMemoryTaskQueue, InMemoryTaskRepository
+from domain.errors import InfrastructureError, QueueSendFailed
+from domain.models import Task
+
+
+class UnreachableQueue(InMemoryTaskQueue):
+    """Sends fail as an adapter reports an outage while ``down``. When up, the last
+    ``refuse_last`` items of each batch are not sent while the rest are (a partial
+    failure, as SQS reports per entry: the port's ``QueueSendFailed`` names them)."""
+
+    def __init__(self, clock: ManualClock) -> None:
+        super().__init__(clock)
+        self.down = True
+        self.refuse_last = 0
+
+    async def send(self, task_id: str, *, delay_seconds: int = 0) -> None:
+        if self.down:
+            raise InfrastructureError("queue", "connection refused")
+        await super().send(task_id, delay_seconds=delay_seconds)
+
+    async def send_batch(self, items: Sequence[tuple[str, int]]) -> None:
+        if self.down:
+            raise InfrastructureError("queue", "connection refused")
+        split = max(0, len(items) - self.refuse_last)
+        await super().send_batch(items[:split])
+        if split < len(items):
+            raise QueueSendFailed([task_id for task_id, _ in items[split:]], "throttled")
+
+
+class FullRepository(InMemoryTaskRepository):
+    """Has room for ``room`` more tasks, then every new task fails as a full disk does."""
+
+    def __init__(self, room: int = 0) -> None:
+        super().__init__()
+        self.room = room
+
+    async def add(self, task: Task) -> None:
+        if self.room <= 0:
+            raise InfrastructureError("repository", "disk full")
+        await super().add(task)
+        self.room -= 1
+
+
+Rival = Callable[[Task], Task]
+"""What another writer does to the stored task: its next version."""
+
+
+class RacingRepository(InMemoryTaskRepository):
+    """Before each of the next ``times`` transitions, a rival writer changes the stored
+    task first, so the caller's compare-and-set loses the race as it would for real."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.rival: Rival | None = None
+        self.times = 0
+
+    def race(self, rival: Rival, times: int = 1) -> None:
+        self.rival, self.times = rival, times
+
+    async def transition(self, new: Task, *, expected: Task) -> None:
+        if self.rival is not None and self.times > 0:
+            self.times -= 1
+            current = await self.get(expected.id)
+            await super().transition(self.rival(current), expected=current)
+        await super().transition(new, expected=expected)

@@ -1,0 +1,142 @@
+"""A ``TaskService`` on the memory adapters with a hand-moved clock, for use-case tests.
+
+The rig owns the adapters so a test can look at what a use case left behind (stored
+tasks, messages on the queue) and put tasks in any state the way a worker would.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+
+from adapters.clock import ManualClock
+from adapters.handlers.builtin import register_builtins
+from adapters.memory import InMemoryTaskQueue, InMemoryTaskRepository, InMemoryWorkerRegistry
+from domain.errors import ValidationError
+from domain.models import JSON, Task, TaskStatus, WorkerInfo
+from domain.reconcile import Reconciler
+from domain.registry import HandlerRegistry, TaskType
+from domain.services import Limits, SubmitRequest, TaskService
+
+LEASE_SECONDS = 30.0
+STALE_SECONDS = 60.0
+EMAIL = SubmitRequest(type="email", payload="a@b.co")
+
+
+def check_count(payload: JSON) -> None:
+    """The ``counted`` type's validator: ``{"n": <int>}``; a bad ``n`` names its path."""
+    if not isinstance(payload, dict):
+        raise TypeError("expected an object")
+    if "n" not in payload:
+        raise ValueError("missing field 'n'")
+    if not isinstance(payload["n"], int):
+        raise ValidationError("payload.n", "must be an integer")
+
+
+def sample_registry() -> HandlerRegistry:
+    """The built-in types (email, image-resize, data-export) and two of a team's own:
+    ``echo`` takes any payload, ``counted`` validates its payload."""
+    registry = register_builtins(HandlerRegistry())
+    registry.add(TaskType("echo", lambda payload: payload, 5.0))
+    registry.add(TaskType("counted", lambda payload: payload, 5.0, check_count))
+    return registry
+
+
+class Rig:
+    """The service and the adapters it runs on. ``repository`` and ``queue`` may be
+    replaced by the fakes of ``tests/support/service_fakes.py``."""
+
+    def __init__(
+        self,
+        *,
+        repository: InMemoryTaskRepository | None = None,
+        queue: Callable[[ManualClock], InMemoryTaskQueue] = InMemoryTaskQueue,
+        limits: Limits | None = None,
+    ) -> None:
+        self.clock = ManualClock()
+        self.repository = repository or InMemoryTaskRepository()
+        self.queue = queue(self.clock)
+        self.workers = InMemoryWorkerRegistry()
+        self.registry = sample_registry()
+        self.limits = limits or Limits()
+        self.service = TaskService(
+            self.repository, self.queue, self.clock, self.registry, self.workers, self.limits
+        )
+
+    def reconciler(self, stale_after: float = STALE_SECONDS) -> Reconciler:
+        return Reconciler(self.repository, self.queue, self.clock, stale_after_seconds=stale_after)
+
+    # -- putting tasks in a state ----------------------------------------------------
+
+    async def submit(
+        self, task_type: str = "email", payload: Any = "a@b.co", **options: Any
+    ) -> Task:
+        return await self.service.submit(SubmitRequest(type=task_type, payload=payload, **options))
+
+    async def start(self, task_id: str) -> Task:
+        """Claim the task as a worker does: PROCESSING, one more attempt, leased."""
+        task = await self.repository.get(task_id)
+        claimed = task.claim("lease", self.clock.now(), LEASE_SECONDS)
+        await self.repository.transition(claimed, expected=task)
+        return claimed
+
+    async def fail(self, task_id: str, error: str = "smtp down") -> Task:
+        claimed = await self.start(task_id)
+        failed = claimed.fail(error, self.clock.now())
+        await self.repository.transition(failed, expected=claimed)
+        return failed
+
+    async def complete(self, task_id: str, result: JSON = None) -> Task:
+        claimed = await self.start(task_id)
+        done = claimed.complete(result, self.clock.now())
+        await self.repository.transition(done, expected=claimed)
+        return done
+
+    async def in_status(self, status: TaskStatus, task_type: str = "email") -> Task:
+        """A new task brought to ``status`` the way the engine would bring it there."""
+        task = await self.submit(task_type, "users" if task_type == "data-export" else "a@b.co")
+        if status is TaskStatus.PROCESSING:
+            return await self.start(task.id)
+        if status is TaskStatus.COMPLETED:
+            return await self.complete(task.id)
+        if status is TaskStatus.FAILED:
+            return await self.fail(task.id)
+        if status is TaskStatus.CANCELLED:
+            return await self.service.cancel(task.id)
+        return task
+
+    async def beat(
+        self, worker_id: str, *, concurrency: int, seen_ago: float = 0, started_ago: float = 7200
+    ) -> WorkerInfo:
+        """Record a heartbeat of a worker that started ``started_ago`` and was last seen
+        ``seen_ago`` seconds ago."""
+        now = self.clock.now()
+        info = WorkerInfo(
+            worker_id=worker_id,
+            host="host",
+            pid=1,
+            concurrency=concurrency,
+            in_flight=0,
+            started_at=now - timedelta(seconds=started_ago),
+            last_seen=now - timedelta(seconds=seen_ago),
+        )
+        await self.workers.beat(info, ttl_seconds=LEASE_SECONDS)
+        return info
+
+    # -- looking at what is left -------------------------------------------------------
+
+    async def stored(self) -> int:
+        return sum((await self.repository.count_by_status()).values())
+
+    async def count(self, status: TaskStatus) -> int:
+        return (await self.repository.count_by_status())[status]
+
+    async def visible(self) -> list[str]:
+        """The task ids of the messages visible now (received, so leased afterwards)."""
+        ids: list[str] = []
+        while batch := await self.queue.receive(
+            max_messages=10, visibility_timeout=3600, wait_seconds=0
+        ):
+            ids += [d.task_id for d in batch if d.task_id is not None]
+        return ids
