@@ -41,15 +41,28 @@ def fingerprint(request: SubmitRequest) -> str:
             "type": request.type,
             "payload": request.payload,
             "max_attempts": request.max_attempts,
-            "timeout_seconds": request.timeout_seconds,
-            "delay_seconds": request.delay_seconds,
-            "run_at": request.run_at.isoformat() if request.run_at else None,
+            "timeout_seconds": _number(request.timeout_seconds),
+            "delay_seconds": _number(request.delay_seconds),
+            "run_at": _instant(request.run_at),
         },
         sort_keys=True,
         separators=(",", ":"),
         default=str,
     )
     return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _number(value: object) -> object:
+    """Equal numbers written two ways (30 and 30.0) are one request."""
+    is_number = isinstance(value, int | float) and not isinstance(value, bool)
+    return float(value) if is_number else value  # type: ignore[arg-type]
+
+
+def _instant(value: datetime | None) -> str | None:
+    """One instant in any timezone is one request (a naive time is left as written)."""
+    if value is None or value.tzinfo is None:
+        return value.isoformat() if value else None
+    return value.astimezone(UTC).isoformat()
 
 
 MAX_TIMEOUT_SECONDS = 12 * 3600

@@ -189,13 +189,6 @@ KOLKATA = timezone(timedelta(hours=5, minutes=30))
 DUE = Rig().clock.now() + timedelta(hours=1)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="fingerprint() hashes the request as written: delay_seconds=30 and 30.0 (equal "
-    "SubmitRequests), or one run_at instant in two timezones, differ, so the repeat is "
-    "refused as another request. HTTP is not affected (pydantic gives floats, run_at is "
-    "converted to UTC first); any other caller of the use case is.",
-)
 @pytest.mark.parametrize(
     ("first", "again"),
     [
