@@ -52,10 +52,9 @@ def fingerprint(request: SubmitRequest) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def _number(value: object) -> object:
+def _number(value: float | None) -> float | None:
     """Equal numbers written two ways (30 and 30.0) are one request."""
-    is_number = isinstance(value, int | float) and not isinstance(value, bool)
-    return float(value) if is_number else value  # type: ignore[arg-type]
+    return None if value is None else float(value)
 
 
 def _instant(value: datetime | None) -> str | None:
