@@ -23,6 +23,7 @@ import pickle
 import signal
 import sys
 import threading
+import types
 from collections.abc import Awaitable, Sequence
 from multiprocessing.process import BaseProcess
 from typing import Any, Final
@@ -134,17 +135,24 @@ class ProcessHandlerSandbox:
 
 def _preload_modules(handler_modules: Sequence[str]) -> list[str]:
     """What the fork server imports once: this module (the child's entry point), the
-    handler modules, and the program's main module, which multiprocessing otherwise
-    re-imports in each child (for the ``taskq`` script, the whole engine)."""
+    handler modules, and what the program's main module imports. multiprocessing runs
+    the main module again in each child (as ``__mp_main__``); with its imports already
+    loaded that costs next to nothing, where for the ``taskq`` script it would otherwise
+    import the whole engine every time (~0.3 s)."""
     modules = [__name__, "adapters.handlers.builtin", *handler_modules]
     main = sys.modules.get("__main__")
+    if main is None:
+        return modules
     spec_name = getattr(getattr(main, "__spec__", None), "name", None)
-    if spec_name:
-        if not spec_name.endswith("__main__"):  # a package's __main__ is never re-run
-            modules.append(spec_name)
-    elif getattr(main, "__file__", None):
-        modules.append("__main__")
-    return modules
+    if spec_name and not spec_name.endswith("__main__"):
+        modules.append(spec_name)
+    for value in list(vars(main).values()):
+        name = value.__name__ if isinstance(value, types.ModuleType) else None
+        name = name or getattr(value, "__module__", None)
+        # Only what imported cleanly here: the fork server survives only ImportError.
+        if isinstance(name, str) and name in sys.modules and not name.startswith("__"):
+            modules.append(name)
+    return list(dict.fromkeys(modules))
 
 
 async def _start(process: BaseProcess) -> None:
