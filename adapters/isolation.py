@@ -39,8 +39,8 @@ from domain.registry import TaskType
 
 START_METHOD: Final = "forkserver"
 """Never "fork": the worker has threads and an event loop a forked child would inherit."""
-TERMINATE_GRACE_SECONDS: Final = 1.0
-"""How long a child has to exit after SIGTERM (a timeout, a cancel) before SIGKILL."""
+EXIT_GRACE_SECONDS: Final = 1.0
+"""How long a child that sent its result has to exit by itself before it is killed."""
 EXIT_WAIT_SECONDS: Final = 5.0
 """How long to wait for a child to be reaped once it closed its pipe or was killed."""
 _PARENT_GONE_EXIT_CODE: Final = 70
@@ -58,14 +58,12 @@ class ProcessHandlerSandbox:
         *,
         preload: Sequence[str] = (),
         start_method: str = START_METHOD,
-        terminate_grace_seconds: float = TERMINATE_GRACE_SECONDS,
     ) -> None:
         if start_method == "fork":
             raise ValueError("a sandbox never forks the worker itself: use forkserver or spawn")
         self._context: Any = multiprocessing.get_context(start_method)
         if start_method == "forkserver":
             self._context.set_forkserver_preload(_preload_modules(preload))
-        self._grace = terminate_grace_seconds
 
     async def run(self, task_type: TaskType, payload: JSON, *, timeout_seconds: float) -> JSON:
         if timeout_seconds <= 0:
@@ -95,7 +93,7 @@ class ProcessHandlerSandbox:
             return await self._outcome(task_type, parent_end, process)
         finally:
             # Closing our end tells a child that is still there to exit (see
-            # _exit_with_parent); _stop gives it the grace period, then terminates it.
+            # _exit_with_parent); _stop gives it a moment, then kills it.
             parent_end.close()
             child_end.close()
             await asyncio.shield(self._stop(process, at_once=False))
@@ -116,19 +114,16 @@ class ProcessHandlerSandbox:
         raise _rebuild(value)
 
     async def _stop(self, process: Any, *, at_once: bool = True) -> None:
-        """Terminate the child if it still runs (``at_once``, or after the grace
-        period), and reap it."""
+        """Kill the child if it still runs (``at_once``, or after ``EXIT_GRACE_SECONDS``),
+        and reap it. SIGKILL: the child ignores SIGTERM (see ``_child_main``)."""
         if process.pid is None:
             return  # never started
         if not at_once:
-            await _exited(process, self._grace)
+            await _exited(process, EXIT_GRACE_SECONDS)
         if process.exitcode is None:
             with contextlib.suppress(OSError):
-                process.terminate()
-            if not await _exited(process, self._grace):
-                with contextlib.suppress(OSError):
-                    process.kill()
-                await _exited(process, EXIT_WAIT_SECONDS)
+                process.kill()
+            await _exited(process, EXIT_WAIT_SECONDS)
         if process.exitcode is not None:
             process.join()  # reaped already: returns at once
 
@@ -219,9 +214,15 @@ def _rebuild(raised: tuple[str, bool, bytes | None]) -> BaseException:
 
 def _child_main(conn: multiprocessing.connection.Connection, handler: Any, payload: JSON) -> None:
     """Run the handler, send ``("ok", result)`` or ``("raised", (text, permanent,
-    pickled))`` back. Ctrl-C in a terminal reaches the whole process group: the worker
-    decides what happens to its children."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    pickled))`` back.
+
+    The worker alone decides when its children stop. A Ctrl-C or a SIGTERM sent to the
+    whole process group (a terminal, systemd's default stop) reaches the children too,
+    and must not end an attempt as the handler's crash: the worker drains, then stops
+    them itself (SIGKILL). Python-level handlers, not SIG_IGN: programs that a handler
+    starts get the default dispositions back."""
+    signal.signal(signal.SIGINT, _ignore_signal)
+    signal.signal(signal.SIGTERM, _ignore_signal)
     threading.Thread(target=_exit_with_parent, args=(conn,), daemon=True).start()
     message: tuple[str, Any]
     try:
@@ -235,6 +236,10 @@ def _child_main(conn: multiprocessing.connection.Connection, handler: Any, paylo
         conn.send(message)
     except Exception as exc:  # an unpicklable result
         conn.send(("raised", _raised(exc)))
+
+
+def _ignore_signal(signum: int, frame: object) -> None:
+    pass
 
 
 async def _wait(awaitable: Awaitable[Any]) -> Any:

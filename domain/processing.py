@@ -40,6 +40,9 @@ log = logging.getLogger("taskq.processing")
 RESULT_WRITE_ATTEMPTS = 4
 """Tries to record a finished attempt (waiting 0.5, 1, 2 s between) before giving up
 and letting the lease run out."""
+HANDLER_STOP_SECONDS = 10.0
+"""At shutdown, how long a cancelled handler may take to stop (an isolated one: its
+child process killed and reaped) before its attempt is released all the same."""
 MAX_RELEASE_SECONDS = 43200
 """A message's visibility can be changed to at most 12 hours (the SQS limit)."""
 
@@ -181,7 +184,7 @@ class TaskProcessor:
             # once an isolated handler's process is stopped (it is, on cancel).
             handler.cancel()
             with contextlib.suppress(BaseException):
-                await asyncio.shield(handler)
+                await asyncio.wait({handler}, timeout=HANDLER_STOP_SECONDS)
             await asyncio.shield(self._stop_heartbeat(heartbeat, holder))
             await asyncio.shield(self._release(holder, delivery))
             raise

@@ -6,6 +6,9 @@ from __future__ import annotations
 import asyncio
 import os
 import re
+import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -124,6 +127,53 @@ async def test_cancelling_the_caller_terminates_the_child(
     with pytest.raises(asyncio.CancelledError):
         await running
     assert gone(pid)
+
+
+async def test_a_sigterm_to_the_whole_process_group_does_not_end_the_attempt(
+    sandbox: ProcessHandlerSandbox, tmp_path: Path
+) -> None:
+    """systemd stops a service by signalling every process of it: the worker drains its
+    tasks, so a child must not die of that SIGTERM (it would count as the task's crash)."""
+    pidfile = tmp_path / "pid"
+    payload = {"pidfile": str(pidfile), "seconds": 1}
+    running = asyncio.create_task(
+        sandbox.run(kind("slow", h.sleep_long), payload, timeout_seconds=30)
+    )
+    pid = await pid_in(pidfile)
+    os.kill(pid, signal.SIGTERM)
+    os.kill(pid, signal.SIGINT)
+    assert await running == "woke"
+
+
+def test_a_child_does_not_outlive_its_worker(tmp_path: Path) -> None:
+    """A worker SIGKILLed while a child runs: the child stops too (else its task would
+    run twice at once when another worker takes it over)."""
+    pidfile = tmp_path / "pid"
+    script = (
+        "import asyncio\n"
+        "from adapters.isolation import ProcessHandlerSandbox\n"
+        "from domain.registry import TaskType\n"
+        "from tests.support import isolated_handlers as h\n"
+        "sandbox = ProcessHandlerSandbox(preload=['tests.support.isolated_handlers'])\n"
+        "task_type = TaskType('slow', h.sleep_long, 60)\n"
+        f"payload = {{'pidfile': {str(pidfile)!r}, 'seconds': 60}}\n"
+        "asyncio.run(sandbox.run(task_type, payload, timeout_seconds=60))\n"
+    )
+    root = Path(__file__).resolve().parents[2]
+    worker = subprocess.Popen(
+        [sys.executable, "-c", script], cwd=root, env={**os.environ, "PYTHONPATH": str(root)}
+    )
+    try:
+        child = asyncio.run(pid_in(pidfile, timeout=30))
+        worker.kill()
+        worker.wait(10)
+        deadline = time.monotonic() + 10
+        while not gone(child) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert gone(child), "the isolated child outlived its worker"
+    finally:
+        worker.kill()
+        worker.wait(10)
 
 
 async def test_a_handler_a_child_cannot_find_is_refused_with_the_reason(
