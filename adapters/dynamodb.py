@@ -164,6 +164,7 @@ def _req_int(item: Item, name: str) -> int:
 # -- Task <-> item, field by field ----------------------------------------------------
 # Driven by the dataclass fields, so a field added to Task is stored without a change
 # here; an item written before a field existed reads back with the field's default.
+# A flag that is false (``cancel_requested``, ``isolated``) is not written at all.
 # ``payload`` and ``result`` are JSON text: DynamoDB numbers would come back as Decimal.
 
 _TASK_FIELDS = dataclasses.fields(Task)
@@ -275,6 +276,8 @@ class DynamoDbTaskRepository:
         }
         for field in _TASK_FIELDS:
             value = getattr(task, field.name)
+            if value is False and field.default is False:
+                continue  # absent reads back as the default: every write stays smaller
             if value is not None or field.name in _JSON_FIELDS:
                 item[field.name] = _encode_field(field.type, field.name, value)
         if (

@@ -24,6 +24,7 @@ from adapters.batching import BatchingTaskQueue
 from adapters.clock import SystemClock
 from adapters.dynamodb import DynamoDbTaskRepository, DynamoDbWorkerRegistry
 from adapters.handlers.builtin import register_builtins
+from adapters.isolation import ProcessHandlerSandbox
 from adapters.memory import InMemoryTaskQueue, InMemoryTaskRepository, InMemoryWorkerRegistry
 from adapters.sqlite import (
     SqliteDatabase,
@@ -152,6 +153,8 @@ class Container(containers.DeclarativeContainer):
     clock = providers.Singleton(SystemClock)
     registry = providers.Singleton(load_registry, settings.provided.handler_modules)
     executor = providers.Resource(thread_pool, settings.provided.worker_count)
+    # Where a task runs once an attempt of it was lost: a child process of its own.
+    sandbox = providers.Singleton(ProcessHandlerSandbox, preload=settings.provided.handler_modules)
     retry_policy = providers.Singleton(
         RetryPolicy,
         base_seconds=settings.provided.retry_base_seconds,
@@ -265,6 +268,7 @@ class Container(containers.DeclarativeContainer):
         retry_policy=retry_policy,
         settings=processor_settings,
         executor=executor,
+        sandbox=sandbox,
     )
     reconciler = providers.Factory(
         Reconciler,

@@ -120,3 +120,31 @@ class PermanentTaskError(Exception):
 
 class HandlerTimeout(Exception):
     """A handler ran past its task type's timeout."""
+
+
+class HandlerCrashed(Exception):
+    """A handler running isolated ended its process without a result (a signal such as
+    SIGKILL or SIGSEGV, ``os._exit``): it crashed the worker process it ran in.
+    ``exit_code`` is the process's exit status; ``signal`` is set when a signal ended it."""
+
+    def __init__(self, task_type: str, exit_code: int | None, signal: str | None = None) -> None:
+        self.task_type = task_type
+        self.exit_code = exit_code
+        self.signal = signal
+        how = f"killed by signal {signal}" if signal else f"exit code {exit_code}"
+        super().__init__(
+            f"the {task_type!r} handler crashed its worker process ({how}) before returning "
+            "a result"
+        )
+
+
+class HandlerNotIsolatable(PermanentTaskError):
+    """A handler that cannot be sent to a child process (a lambda, a closure, a method):
+    only a module-level function is found again by its name there."""
+
+    def __init__(self, task_type: str, detail: str) -> None:
+        self.task_type = task_type
+        super().__init__(
+            f"the {task_type!r} handler cannot run isolated in a child process ({detail}); "
+            "register a module-level function"
+        )

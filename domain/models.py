@@ -99,6 +99,9 @@ class Task:
     lease_expires_at: datetime | None = None
     run_at: datetime | None = None
     cancel_requested: bool = False
+    isolated: bool = False
+    """Set when an attempt was lost (its worker process died or stalled): from then on
+    every attempt runs alone in a child process, so a crash is the task's own."""
     version: int = 0
 
     @classmethod
@@ -133,7 +136,8 @@ class Task:
         return replace(self, status=target, updated_at=now, version=self.version + 1, **changes)
 
     def claim(self, lease_token: str, now: datetime, lease_seconds: float) -> Task:
-        """PENDING (or PROCESSING with an expired lease) -> PROCESSING, one more attempt."""
+        """PENDING -> PROCESSING, one more attempt. (A worker taking over a PROCESSING
+        task whose lease expired calls ``take_over``, which settles the lost attempt.)"""
         return self._to(
             TaskStatus.PROCESSING,
             now,
@@ -142,6 +146,53 @@ class Task:
             lease_token=lease_token,
             lease_expires_at=now + timedelta(seconds=lease_seconds),
         )
+
+    def settle_lost_attempt(self, now: datetime) -> Task:
+        """The attempt of this PROCESSING task was lost: its lease expired with no result
+        (the worker process crashed, was killed or stalled).
+
+        - a cancel was requested: CANCELLED;
+        - the attempt ran in the shared worker process: the crash may be a neighbour's,
+          so the attempt is given back and the task runs isolated from now on;
+        - the attempt ran isolated: it counts, so a task cannot loop forever:
+          FAILED if it was the last, else PENDING to retry.
+        """
+        if self.status is not TaskStatus.PROCESSING:
+            raise IllegalTransition(self.id, self.status.value, "settle a lost attempt")
+        if self.cancel_requested:
+            return self.cancel(now)
+        if not self.isolated:
+            return self._to(
+                TaskStatus.PENDING,
+                now,
+                attempts=max(0, self.attempts - 1),
+                isolated=True,
+                error=truncate_error(
+                    f"attempt {self.attempts} lost: lease expired (the worker crashed or "
+                    "was killed, perhaps by another task); not counted, the next attempt "
+                    "runs isolated"
+                ),
+                lease_token=None,
+                lease_expires_at=None,
+            )
+        lost = (
+            f"attempt {self.attempts} of {self.max_attempts} lost: lease expired (the "
+            "worker crashed or was killed while running this task isolated)"
+        )
+        if self.attempts >= self.max_attempts:
+            return self.fail(lost, now)
+        return self.retry_later(lost, now)
+
+    def take_over(self, lease_token: str, now: datetime, lease_seconds: float) -> Task:
+        """A worker's claim of a PROCESSING task whose lease expired: the lost attempt
+        is settled (``settle_lost_attempt``) and, if that leaves the task PENDING, it
+        is claimed at once: one write. The result is PROCESSING, CANCELLED or FAILED."""
+        if not self.lease_expired(now):
+            raise IllegalTransition(self.id, self.status.value, "take over a live lease")
+        settled = self.settle_lost_attempt(now)
+        if settled.status is not TaskStatus.PENDING:
+            return settled
+        return settled.claim(lease_token, now, lease_seconds)
 
     def extend_lease(self, now: datetime, lease_seconds: float) -> Task:
         if self.status is not TaskStatus.PROCESSING:

@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import Protocol
 
 from domain.models import (
+    JSON,
     DeadLetter,
     Delivery,
     Page,
@@ -22,6 +23,7 @@ from domain.models import (
     TaskStatus,
     WorkerInfo,
 )
+from domain.registry import TaskType
 
 
 class Clock(Protocol):
@@ -172,3 +174,22 @@ class WorkerRegistry(Protocol):
     async def remove(self, worker_id: str) -> None: ...
 
     async def live(self, now: datetime) -> list[WorkerInfo]: ...
+
+
+class HandlerSandbox(Protocol):
+    """Runs one handler call alone, in a process of its own that can be stopped on its
+    own: whatever the handler does to its process (a signal, ``os._exit``, a segfault,
+    a hang) ends that process only, and is attributed to that handler."""
+
+    async def run(self, task_type: TaskType, payload: JSON, *, timeout_seconds: float) -> JSON:
+        """Call ``task_type.handler(payload)`` in a fresh child process (an async handler
+        under its own event loop there) and return its result.
+
+        Raises what the handler raised (``PermanentTaskError`` included); ``HandlerCrashed``
+        when the process ended without a result, naming its exit code or signal;
+        ``HandlerTimeout`` after ``timeout_seconds`` (seconds, > 0), when the child has
+        been terminated; ``HandlerNotIsolatable`` when the handler cannot be sent to a
+        child process. If the awaiting coroutine is cancelled, the child is terminated
+        before the ``CancelledError`` propagates.
+        """
+        ...

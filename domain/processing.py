@@ -18,7 +18,7 @@ import contextlib
 import enum
 import logging
 from concurrent.futures import Executor
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -31,7 +31,7 @@ from domain.errors import (
     UnknownTaskType,
 )
 from domain.models import Delivery, Task, TaskStatus, new_lease_token
-from domain.ports import Clock, TaskQueue, TaskRepository
+from domain.ports import Clock, HandlerSandbox, TaskQueue, TaskRepository
 from domain.registry import HandlerRegistry, TaskType
 from domain.retry import RetryPolicy
 
@@ -40,6 +40,9 @@ log = logging.getLogger("taskq.processing")
 RESULT_WRITE_ATTEMPTS = 4
 """Tries to record a finished attempt (waiting 0.5, 1, 2 s between) before giving up
 and letting the lease run out."""
+HANDLER_STOP_SECONDS = 10.0
+"""At shutdown, how long a cancelled handler may take to stop (an isolated one: its
+child process killed and reaped) before its attempt is released all the same."""
 MAX_RELEASE_SECONDS = 43200
 """A message's visibility can be changed to at most 12 hours (the SQS limit)."""
 
@@ -83,6 +86,7 @@ class TaskProcessor:
         retry_policy: RetryPolicy,
         settings: ProcessorSettings | None = None,
         executor: Executor | None = None,
+        sandbox: HandlerSandbox | None = None,
     ) -> None:
         self.repository = repository
         self.queue = queue
@@ -91,6 +95,8 @@ class TaskProcessor:
         self.retry_policy = retry_policy
         self.settings = settings or ProcessorSettings()
         self.executor = executor
+        self.sandbox = sandbox
+        """Runs the attempts of isolated tasks; without one they run in this process."""
         self.outcomes: dict[Outcome, int] = dict.fromkeys(Outcome, 0)
 
     async def process(self, delivery: Delivery) -> Outcome:
@@ -114,16 +120,11 @@ class TaskProcessor:
         if task.status.is_final:
             await self.queue.ack(delivery)
             return Outcome.SKIPPED_FINISHED
-        if task.status is TaskStatus.PROCESSING:
-            if not task.lease_expired(now):
-                assert task.lease_expires_at is not None
-                remaining = (task.lease_expires_at - now).total_seconds()
-                await self.queue.release(delivery, delay_seconds=max(1.0, remaining))
-                return Outcome.DEFERRED
-            if task.cancel_requested:  # its worker died before it saw the request
-                return await self._record_cancel(task, delivery)
-            if task.attempts >= task.max_attempts:
-                return await self._fail_lost_worker(task, delivery)
+        if task.status is TaskStatus.PROCESSING and not task.lease_expired(now):
+            assert task.lease_expires_at is not None
+            remaining = (task.lease_expires_at - now).total_seconds()
+            await self.queue.release(delivery, delay_seconds=max(1.0, remaining))
+            return Outcome.DEFERRED
 
         if task.status is TaskStatus.PENDING and task.run_at is not None and task.run_at > now:
             # Early (a re-send, or a hop of a long delay): wait on the queue until due.
@@ -132,49 +133,40 @@ class TaskProcessor:
             return Outcome.DEFERRED
 
         try:
-            task_type = self.registry.get(task.type)
-        except UnknownTaskType as exc:
-            return await self._finish_failed(task, delivery, str(exc), claimed=False)
-
-        try:
             claimed = await self._claim(task, now)
         except ConcurrencyConflict:
             # Someone else claimed or finished it first; their delivery owns it.
             return Outcome.DEFERRED
+        if claimed.status is TaskStatus.CANCELLED:  # asked before its worker died
+            await self.queue.ack(delivery)
+            return Outcome.CANCELLED
+        if claimed.status is TaskStatus.FAILED:  # its last attempt was lost
+            await self.queue.dead_letter(delivery, reason=claimed.error or "failed")
+            return Outcome.FAILED
+
+        try:
+            task_type = self.registry.get(task.type)
+        except UnknownTaskType as exc:
+            return await self._finish_failed(claimed, delivery, str(exc))
         return await self._run(claimed, task_type, delivery)
 
     async def _claim(self, task: Task, now: datetime) -> Task:
+        """Claim a PENDING task, or take over one whose lease expired (the model
+        settles the lost attempt: the result may be CANCELLED or FAILED instead)."""
         token = new_lease_token()
         lease = self.settings.visibility_timeout
-        claimed = task.claim(token, now, lease)
         if task.status is TaskStatus.PROCESSING:
-            # A takeover: the previous holder's lease expired, so its attempt was lost.
-            claimed = replace(
-                claimed,
-                retry_count=task.retry_count + 1,
-                error=f"attempt {task.attempts} lost: lease expired (worker crashed or stalled)",
-            )
+            claimed = task.take_over(token, now, lease)
+        else:
+            claimed = task.claim(token, now, lease)
         await self.repository.transition(claimed, expected=task)
         return claimed
 
-    async def _fail_lost_worker(self, task: Task, delivery: Delivery) -> Outcome:
-        reason = (
-            f"attempt {task.attempts} of {task.max_attempts} lost: lease expired "
-            "(the worker crashed or was killed while running this task)"
-        )
-        return await self._finish_failed(task, delivery, reason, claimed=True)
-
-    async def _finish_failed(
-        self, task: Task, delivery: Delivery, reason: str, *, claimed: bool
-    ) -> Outcome:
+    async def _finish_failed(self, claimed: Task, delivery: Delivery, reason: str) -> Outcome:
         try:
-            current = task
-            if not claimed:
-                current = task.claim(new_lease_token(), self.clock.now(), 0)
-                await self.repository.transition(current, expected=task)
-            failed = current.fail(reason, self.clock.now())
-            await self.repository.transition(failed, expected=current)
-        except ConcurrencyConflict:
+            failed = claimed.fail(reason, self.clock.now())
+            await self.repository.transition(failed, expected=claimed)
+        except (ConcurrencyConflict, TaskNotFound):
             return Outcome.LOST_LEASE
         await self.queue.dead_letter(delivery, reason=reason)
         return Outcome.FAILED
@@ -188,8 +180,11 @@ class TaskProcessor:
         try:
             await asyncio.wait({handler, heartbeat}, return_when=asyncio.FIRST_COMPLETED)
         except asyncio.CancelledError:
-            # Shutdown: give the attempt back so another worker starts it at once.
+            # Shutdown: give the attempt back so another worker starts it at once,
+            # once an isolated handler's process is stopped (it is, on cancel).
             handler.cancel()
+            with contextlib.suppress(BaseException):
+                await asyncio.wait({handler}, timeout=HANDLER_STOP_SECONDS)
             await asyncio.shield(self._stop_heartbeat(heartbeat, holder))
             await asyncio.shield(self._release(holder, delivery))
             raise
@@ -280,6 +275,9 @@ class TaskProcessor:
 
     async def _call(self, task_type: TaskType, task: Task) -> Any:
         timeout = task.timeout_seconds or task_type.timeout_seconds
+        if task.isolated and self.sandbox is not None:
+            # The sandbox stops the child at the timeout, or when this is cancelled.
+            return await self.sandbox.run(task_type, task.payload, timeout_seconds=timeout)
         if task_type.is_async:
             work: Any = task_type.handler(task.payload)
         else:

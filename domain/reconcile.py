@@ -99,8 +99,8 @@ class Reconciler:
     async def _recover_abandoned(self, now: datetime) -> int:
         """PROCESSING tasks whose lease ended ``stale_after`` ago have no worker: the
         worker died and its message is gone (the queue dead-lettered it after too many
-        receives, or it was lost). Settle them as a takeover would: cancel if that
-        was asked, fail if the attempts are spent, else retry with a fresh message."""
+        receives, or it was lost). Settle them as a takeover would
+        (``Task.settle_lost_attempt``); one left PENDING gets a fresh message."""
         recovered = 0
         cursor: str | None = None
         examined = 0
@@ -113,13 +113,7 @@ class Reconciler:
                 expired = task.lease_expires_at
                 if expired is not None and now - expired < self.stale_after:
                     continue  # running, or its message will bring it back
-                lost = f"attempt {task.attempts} lost: no worker settled it before its lease ended"
-                if task.cancel_requested:
-                    new = task.cancel(now)
-                elif task.attempts >= task.max_attempts:
-                    new = task.fail(lost, now)
-                else:
-                    new = task.retry_later(lost, now)
+                new = task.settle_lost_attempt(now)
                 try:
                     await self.repository.transition(new, expected=task)
                 except (ConcurrencyConflict, TaskNotFound):

@@ -3,9 +3,10 @@
     make reliability                       # every scenario, every backend, long runs
     python scripts/reliability.py --quick  # the make-test sizes, for a smoke run
 
-Scenarios 1, 3, 4, 5, 8 and 9 of issue 5 (see tests/e2e/test_reliability_*.py, whose
-``run_*`` functions these are, with larger parameters) on sqlite and on aws (a moto
-server process on loopback). Writes docs/reliability.md.
+Scenarios 1, 3, 4, 5, 8 and 9 of issue 5 and 11 (poison tasks among healthy neighbours,
+issue 10) (see tests/e2e/test_reliability_*.py, whose ``run_*`` functions these are,
+with larger parameters) on sqlite and on aws (a moto server process on loopback).
+Writes docs/reliability.md.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from tests.e2e.test_reliability_load import run_load  # noqa: E402
 from tests.e2e.test_reliability_poison import (  # noqa: E402
     _send_raw_sqlite,
     run_poison,
+    run_poison_neighbours,
     send_raw_sqs,
 )
 from tests.e2e.test_reliability_shutdown import run_graceful_shutdown  # noqa: E402
@@ -82,6 +84,16 @@ def scenarios(quick: bool) -> list[tuple[str, set[str], Callable[..., ScenarioRe
             return run_poison(tmp, env, backend=backend, send_raw=lambda b: _send_raw_sqlite(db, b))
         return run_poison(tmp, env, backend=backend, send_raw=lambda b: send_raw_sqs(env, b))
 
+    def neighbours(tmp: Path, backend: str, moto: MotoServer | None) -> ScenarioResult:
+        return run_poison_neighbours(
+            tmp,
+            _env(tmp, backend, moto, 2),
+            backend=backend,
+            healthy=200 if big else 60,
+            poison=4 if big else 2,
+            timeout=300 if big else 90,
+        )
+
     def shutdown(tmp: Path, backend: str, moto: MotoServer | None) -> ScenarioResult:
         env = _env(tmp, backend, moto, 60)
         if big:
@@ -107,6 +119,7 @@ def scenarios(quick: bool) -> list[tuple[str, set[str], Callable[..., ScenarioRe
         ("5. poison messages", both, poison),
         ("8. SIGTERM under load, restart", both, shutdown),
         ("9. steady HTTP load", both, load),
+        ("11. poison tasks among healthy neighbours", both, neighbours),
     ]
 
 
@@ -205,7 +218,11 @@ def report(rows: list[tuple[str, str, ScenarioResult | str, float]], command: st
         "  (a completion recorded twice). Must be 0.",
         "- **time to recover**: 1: SIGKILL to every task final; 4: worker start to every",
         "  task final; 5: the worker-killer task from submission to FAILED; 8: restart to",
-        "  every task final; 9: end of the load to every task final.",
+        "  every task final; 9: end of the load to every task final; 11: workers' start to",
+        "  every task final.",
+        "- Scenario 11: lost counts a healthy task that did not complete and a poison",
+        "  task that did not end FAILED with the crash error (its handler crashed its",
+        "  worker process).",
         "",
         "## Engine bugs these scenarios found (fixed since)",
         "",

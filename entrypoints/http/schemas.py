@@ -220,6 +220,11 @@ class TaskOut(BaseModel):
         description="A PROCESSING task asked to cancel: its worker stops the handler and the "
         "task ends CANCELLED."
     )
+    isolated: bool = Field(
+        description="An attempt of this task was lost (its worker process crashed or was "
+        "killed): its later attempts each run alone in a child process, so a crash is "
+        "attributed to the task that caused it."
+    )
 
     @classmethod
     def of(cls, task: Task) -> TaskOut:
@@ -240,6 +245,7 @@ class TaskOut(BaseModel):
             timeout_seconds=task.timeout_seconds,
             run_at=task.run_at,
             cancel_requested=task.cancel_requested,
+            isolated=task.isolated,
         )
 
 

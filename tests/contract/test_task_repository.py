@@ -42,6 +42,23 @@ async def test_add_then_get_round_trips_every_field(repo_harness: RepoHarness) -
     assert await repo.get(task.id) == done
 
 
+async def test_a_lost_attempt_and_the_isolated_flag_round_trip(repo_harness: RepoHarness) -> None:
+    repo = repo_harness.repository
+    task = make_task()
+    await repo.add(task)
+    claimed = task.claim("lease-1", T0, 30)
+    await repo.transition(claimed, expected=task)
+    # Its worker died: a new worker takes over, and the task runs isolated from now on.
+    taken = claimed.take_over("lease-2", T0 + timedelta(seconds=31), 30)
+    await repo.transition(taken, expected=claimed)
+    stored = await repo.get(task.id)
+    assert stored == taken
+    assert stored.isolated and stored.attempts == 1
+    done = stored.complete("ok", T0 + timedelta(seconds=32))
+    await repo.transition(done, expected=stored)
+    assert await repo.get(task.id) == done
+
+
 async def test_add_rejects_an_existing_id(repo_harness: RepoHarness) -> None:
     task = make_task()
     await repo_harness.repository.add(task)

@@ -13,6 +13,7 @@ so a test counts how often each task started and how often a handler ran to its 
 from __future__ import annotations
 
 import os
+import signal
 import time
 import uuid
 from typing import Any
@@ -65,3 +66,11 @@ def crash(payload: Any) -> Any:
     """Kills the worker process that runs it, every time."""
     _log("start", _key(payload), str(os.getpid()))
     os._exit(1)
+
+
+@task_type("sigkill", timeout_seconds=60)
+def sigkill(payload: Any) -> Any:
+    """SIGKILLs the process that runs it, every time (as a segfault or the OOM killer
+    would): with it, every task that shares that process loses its attempt."""
+    _log("start", _key(payload), str(os.getpid()))
+    os.kill(os.getpid(), signal.SIGKILL)

@@ -1,15 +1,18 @@
-"""Scenario 5: poison messages against a real worker process.
+"""Scenarios 5 and 11: poison messages and poison tasks against real worker processes.
 
-An undecodable body and a message for a task id nobody stored are put straight on the
-queue: the worker keeps running, the first ends in the dead-letter queue, the second is
-acked. A task whose handler kills its worker process every time is re-run by each
-restarted worker until its attempts are spent; then it is FAILED with the reason
-recorded and its message is dead-lettered.
+5. An undecodable body and a message for a task id nobody stored are put straight on the
+   queue: the worker keeps running, the first ends in the dead-letter queue, the second
+   is acked. A task whose handler kills its worker process kills it once: the restarted
+   worker runs its next attempts isolated, in a child process, whose deaths are failed
+   attempts; at max_attempts it is FAILED with the crash recorded and dead-lettered.
+11. Poison tasks that SIGKILL their process among many healthy short tasks on two
+   workers: no healthy task ends FAILED, every poison task does, with the crash error.
 """
 
 from __future__ import annotations
 
 import asyncio
+import random
 import time
 import uuid
 from pathlib import Path
@@ -28,6 +31,7 @@ from tests.e2e.support import (
     ScenarioResult,
     StatusWatch,
     aws_env,
+    duplicated_runs,
     sqlite_env,
     submit_tasks,
     wait_for,
@@ -118,9 +122,11 @@ def run_poison(
             f"runs, then FAILED; dead letters {metrics['dead_letter_tasks']}",
         )
         assert task["status"] == "FAILED", (task, procs.logs())
-        assert "worker crashed or was killed" in str(task["error"]), task
+        assert "crashed its worker process (exit code 1)" in str(task["error"]), task
         assert task["attempts"] == task["max_attempts"] == 3, task
-        assert crashes == 3 and run_log.starts()[crash_key] == 3
+        assert task["isolated"] is True, task
+        # One worker crash (the first attempt, not counted); then three isolated attempts.
+        assert crashes == 1 and run_log.starts()[crash_key] == 4, (crashes, run_log.starts())
         assert metrics["dead_letter_tasks"] == 2, metrics
         assert metrics["queue_depth"] + metrics["queue_in_flight"] == 0, metrics
         return result
@@ -158,4 +164,98 @@ def test_aws_poison_messages_are_dead_lettered_and_the_worker_survives(tmp_path:
         result = run_poison(
             tmp_path, env, backend="aws (moto)", send_raw=lambda b: send_raw_sqs(env, b)
         )
+    result.check()
+
+
+CRASH_ERROR = "crashed its worker process"
+
+
+def run_poison_neighbours(
+    tmp_path: Path,
+    env: dict[str, str],
+    *,
+    backend: str,
+    healthy: int = 60,
+    poison: int = 2,
+    workers: int = 2,
+    concurrency: int = 5,
+    timeout: float = 90.0,
+) -> ScenarioResult:
+    """``poison`` tasks that SIGKILL their process, shuffled among ``healthy`` tasks of
+    100-300 ms, on ``workers`` worker processes (restarted when they die)."""
+    env = {
+        **env,
+        "WORKER_COUNT": str(concurrency),
+        "TASKQ_VISIBILITY_TIMEOUT": "2",
+        "TASKQ_POLL_WAIT_SECONDS": "1",
+        "TASKQ_RETRY_BASE_SECONDS": "0.5",
+    }
+    rng = random.Random(11)
+    kinds = ["sleepy"] * healthy + ["sigkill"] * poison
+    rng.shuffle(kinds)
+    run_log = RunLog(Path(env["TASKQ_TEST_RUN_LOG"]))
+    with ProcessGroup(tmp_path, env) as procs:
+        api = procs.start("api", wait=True)
+        with api.client() as client:
+            ids: dict[str, list[str]] = {"sleepy": [], "sigkill": []}
+            keys: list[str] = []
+            for kind in kinds:
+                keys.append(uuid.uuid4().hex)
+                payload = {"key": keys[-1], "seconds": round(rng.uniform(0.1, 0.3), 3)}
+                ids[kind] += submit_tasks(client, kind, [payload])
+            started = time.monotonic()
+            running = [procs.start("worker") for _ in range(workers)]
+            crashes = 0
+            watch = StatusWatch(client, ids["sleepy"] + ids["sigkill"])
+            while not watch.all_final() and time.monotonic() - started < timeout:
+                for n, worker in enumerate(running):
+                    if worker.process.poll() is not None:
+                        crashes += 1
+                        running[n] = procs.start("worker")
+                time.sleep(0.5)
+                watch.poll()
+            took = time.monotonic() - started
+            watch.poll()
+            metrics = client.get("/metrics").json()
+        final = watch.latest
+        healthy_failed = [i for i in ids["sleepy"] if final[i]["status"] != "COMPLETED"]
+        poison_wrong = {
+            i: (final[i]["status"], final[i]["error"])
+            for i in ids["sigkill"]
+            if final[i]["status"] != "FAILED" or CRASH_ERROR not in str(final[i]["error"])
+        }
+        isolated = sum(1 for i in ids["sleepy"] if final[i]["isolated"])
+        result = ScenarioResult(
+            scenario="11. poison tasks among healthy neighbours",
+            backend=backend,
+            tasks=healthy + poison,
+            lost=len(watch.missing) + len(healthy_failed) + len(poison_wrong),
+            stuck=len(watch.not_final()),
+            duplicated_runs=duplicated_runs(run_log, keys),
+            recover_seconds=round(took, 1) if watch.all_final() else None,
+            double_completions=len(watch.violations),
+            notes=f"{poison} SIGKILL tasks among {healthy} of 100-300 ms on {workers} workers "
+            f"x {concurrency}: {crashes} worker crashes, {isolated} healthy tasks ran "
+            f"isolated after one, 0 healthy FAILED is required",
+        )
+        assert watch.all_final(), (watch.not_final(), procs.logs())
+        assert not healthy_failed, [final[i] for i in healthy_failed]
+        assert not poison_wrong, poison_wrong
+        assert crashes <= poison, "a poison task crashed a worker more than once"
+        assert metrics["queue_depth"] + metrics["queue_in_flight"] == 0, metrics
+        return result
+
+
+def test_sqlite_a_poison_task_fails_alone_and_its_neighbours_complete(tmp_path: Path) -> None:
+    result = run_poison_neighbours(tmp_path, sqlite_env(tmp_path), backend="sqlite")
+    print(result)
+    result.check()
+
+
+@pytest.mark.aws
+def test_aws_a_poison_task_fails_alone_and_its_neighbours_complete(tmp_path: Path) -> None:
+    with MotoServer(tmp_path) as moto:
+        env = aws_env(tmp_path, moto.url, visibility=2)
+        result = run_poison_neighbours(tmp_path, env, backend="aws (moto)")
+    print(result)
     result.check()

@@ -190,3 +190,20 @@ async def test_a_same_status_write_is_a_compare_and_set_too(aws: AwsResources) -
     ghost = Task.create("email", None, NOW).claim("x", NOW, 30)
     with pytest.raises(TaskNotFound):
         await repo.transition(ghost.extend_lease(NOW, 30), expected=ghost)
+
+
+async def test_a_flag_is_stored_only_when_it_is_set(aws: AwsResources) -> None:
+    """Items stay small: ``isolated`` and ``cancel_requested`` are absent while false."""
+    repo = repository(aws)
+    task = Task.create("email", "a@b.co", NOW)
+    await repo.add(task)
+    claimed = task.claim("lease-1", NOW, 30)
+    await repo.transition(claimed, expected=task)
+    [item] = scan_tasks(aws)
+    assert "isolated" not in item and "cancel_requested" not in item
+
+    taken = claimed.take_over("lease-2", NOW + timedelta(seconds=31), 30)
+    await repo.transition(taken, expected=claimed)
+    [item] = scan_tasks(aws)
+    assert item["isolated"] == {"BOOL": True}
+    assert await repo.get(task.id) == taken

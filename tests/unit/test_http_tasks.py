@@ -29,6 +29,7 @@ TASK_FIELDS = {
     "timeout_seconds",
     "run_at",
     "cancel_requested",
+    "isolated",
 }
 
 

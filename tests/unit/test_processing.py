@@ -217,7 +217,8 @@ async def test_a_worker_whose_lease_expired_cannot_record_its_result() -> None:
     final = await env.repo.get(task.id)
     assert final.status is TaskStatus.COMPLETED
     assert final.result == "result from B"
-    assert final.attempts == 2
+    assert final.attempts == 1, "A's lost attempt, in the shared process, is not counted"
+    assert final.isolated, "B ran it isolated"
     assert runs == ["A", "B"]
 
 
@@ -278,17 +279,22 @@ async def test_a_task_whose_workers_keep_dying_ends_failed_with_the_reason() -> 
     env = Env(heartbeat=10 * LEASE)
     env.handler("crash", lambda payload: None)
     task = await env.submit("crash", max_attempts=2)
-    # Two workers claim it and die (their lease simply expires).
-    for _ in range(2):
+    # Three workers take it and die (their lease simply expires): the first attempt,
+    # in a shared process, is given back; the two isolated ones count.
+    for _ in range(3):
         delivery = await env.receive()
         stored = await env.repo.get(task.id)
-        claimed = stored.claim("dead-worker", env.clock.now(), LEASE)
-        await env.repo.transition(claimed, expected=stored)
+        if stored.status is TaskStatus.PENDING:
+            taken = stored.claim("dead-worker", env.clock.now(), LEASE)
+        else:
+            taken = stored.take_over("dead-worker", env.clock.now(), LEASE)
+        await env.repo.transition(taken, expected=stored)
         await env.queue.extend(delivery, visibility_timeout=LEASE)
         await env.clock.advance(LEASE + 1)
     assert await env.processor.process(await env.receive()) is Outcome.FAILED
     failed = await env.repo.get(task.id)
     assert failed.status is TaskStatus.FAILED
+    assert (failed.attempts, failed.isolated) == (2, True)
     assert "worker crashed or was killed" in (failed.error or "")
     assert await env.queue.dead_letter_count() == 1
 
@@ -510,15 +516,16 @@ async def test_a_pending_task_whose_message_the_queue_dead_lettered_is_resent() 
 
 
 @pytest.mark.parametrize(
-    ("max_attempts", "cancel", "final"),
+    ("max_attempts", "isolated", "cancel", "final"),
     [
-        (3, False, TaskStatus.COMPLETED),  # attempts left: retried with a fresh message
-        (1, False, TaskStatus.FAILED),  # attempts spent
-        (3, True, TaskStatus.CANCELLED),  # a cancel asked before the worker died
+        (3, False, False, TaskStatus.COMPLETED),  # attempts left: retried with a fresh message
+        (1, False, False, TaskStatus.COMPLETED),  # lost in a shared process: not counted
+        (1, True, False, TaskStatus.FAILED),  # its isolated last attempt lost: spent
+        (3, False, True, TaskStatus.CANCELLED),  # a cancel asked before the worker died
     ],
 )
 async def test_a_running_task_abandoned_without_a_message_is_settled(
-    max_attempts: int, cancel: bool, final: TaskStatus
+    max_attempts: int, isolated: bool, cancel: bool, final: TaskStatus
 ) -> None:
     from domain.reconcile import Reconciler
 
@@ -528,6 +535,10 @@ async def test_a_running_task_abandoned_without_a_message_is_settled(
     delivery = await env.receive()
     claimed = task.claim("dead-worker", env.clock.now(), LEASE)
     await env.repo.transition(claimed, expected=task)
+    if isolated:  # a first worker died; the one that took the task over dies too
+        await env.clock.advance(LEASE + 1)
+        taken = claimed.take_over("dead-worker-2", env.clock.now(), LEASE)
+        await env.repo.transition(taken, expected=claimed)
     if cancel:
         await env.service.cancel(task.id)
     await env.queue.dead_letter(delivery, reason="the queue gave up on it")
