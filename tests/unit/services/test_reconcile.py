@@ -3,6 +3,7 @@ abandoned attempts settled. Every branch of a run, on a hand-moved clock."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import timedelta
 
 import pytest
@@ -177,11 +178,18 @@ async def test_a_cancelled_held_task_is_never_scheduled() -> None:
 # -- abandoned attempts ----------------------------------------------------------------------
 
 
-async def abandoned(rig: Rig, *, max_attempts: int = 3, cancel: bool = False) -> Task:
-    """A task whose worker died holding it, its message gone."""
+async def abandoned(
+    rig: Rig, *, max_attempts: int = 3, cancel: bool = False, isolated: bool = False
+) -> Task:
+    """A task whose worker died holding it, its message gone; ``isolated`` when that
+    attempt ran isolated (a previous attempt was already lost)."""
     task = await rig.submit(max_attempts=max_attempts)
     await drain(rig)
     await rig.start(task.id)
+    if isolated:
+        running = await rig.service.get(task.id)
+        marked = replace(running, isolated=True, version=running.version + 1)
+        await rig.repository.transition(marked, expected=running)
     if cancel:
         await rig.service.cancel(task.id)
     return await rig.service.get(task.id)
@@ -199,28 +207,34 @@ async def test_a_running_task_is_left_alone_until_its_lease_ended_a_stale_period
 
 
 @pytest.mark.parametrize(
-    ("max_attempts", "cancel", "status"),
+    ("max_attempts", "cancel", "isolated", "status", "attempts"),
     [
-        (3, False, TaskStatus.PENDING),  # attempts left: retried with a fresh message
-        (1, False, TaskStatus.FAILED),  # attempts spent
-        (1, True, TaskStatus.CANCELLED),  # a cancel asked before the worker died wins
+        # Not isolated: the crash may have been a neighbour's; the attempt is given
+        # back and the task runs isolated next, even with no attempt left.
+        (3, False, False, TaskStatus.PENDING, 0),
+        (1, False, False, TaskStatus.PENDING, 0),
+        # Isolated: the lost attempt was the task's own and counts.
+        (3, False, True, TaskStatus.PENDING, 1),
+        (1, False, True, TaskStatus.FAILED, 1),
+        (1, True, False, TaskStatus.CANCELLED, 1),  # a cancel asked before the worker died
     ],
 )
 async def test_an_abandoned_attempt_is_settled_as_a_takeover_would(
-    max_attempts: int, cancel: bool, status: TaskStatus
+    max_attempts: int, cancel: bool, isolated: bool, status: TaskStatus, attempts: int
 ) -> None:
     rig = Rig()
-    task = await abandoned(rig, max_attempts=max_attempts, cancel=cancel)
+    task = await abandoned(rig, max_attempts=max_attempts, cancel=cancel, isolated=isolated)
     await rig.clock.advance(LEASE_SECONDS + STALE_SECONDS)
 
     assert (await rig.reconciler().run_once()).recovered == 1
 
     settled = await rig.service.get(task.id)
     assert settled.status is status
-    assert settled.lease_token is None and settled.attempts == 1
+    assert settled.lease_token is None and settled.attempts == attempts
+    assert settled.isolated is (status is not TaskStatus.CANCELLED)
     assert await rig.visible() == ([task.id] if status is TaskStatus.PENDING else [])
     if status is not TaskStatus.CANCELLED:
-        assert "attempt 1 lost" in (settled.error or "")
+        assert "attempt 1" in (settled.error or "") and "lost" in (settled.error or "")
 
 
 async def test_an_abandoned_task_retried_while_the_queue_is_down_is_resent_later() -> None:
