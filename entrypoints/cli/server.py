@@ -155,12 +155,17 @@ def _reconcile(args: argparse.Namespace) -> int:
     return 0
 
 
+def _setting(field: str) -> str:
+    """``(VARIABLE, default D)``: where an option's value comes from when not given."""
+    return f"({_variable(field)}, default {Settings.model_fields[field].default})"
+
+
 def _store_options(parser: argparse.ArgumentParser) -> None:
     """Where the tasks live: every command that opens the store."""
     parser.add_argument(
         "--backend",
         choices=["memory", "sqlite", "aws"],
-        help="where tasks and the queue live (TASKQ_BACKEND, default sqlite)",
+        help="where tasks and the queue live " + _setting("backend"),
     )
     parser.add_argument(
         "--sqlite-path", help="database file of the sqlite backend (TASKQ_SQLITE_PATH)"
@@ -169,8 +174,8 @@ def _store_options(parser: argparse.ArgumentParser) -> None:
 
 def _listen_options(parser: argparse.ArgumentParser) -> None:
     """Where the HTTP API listens: only the commands that serve it."""
-    parser.add_argument("--host", help="address to bind (TASKQ_HOST, default 127.0.0.1)")
-    parser.add_argument("--port", type=int, help="port to listen on (PORT, default 8080)")
+    parser.add_argument("--host", help="address to bind " + _setting("host"))
+    parser.add_argument("--port", type=int, help="port to listen on " + _setting("port"))
     parser.add_argument(
         "--insecure",
         action="store_true",
@@ -185,7 +190,7 @@ def _worker_options(parser: argparse.ArgumentParser) -> None:
         "--workers",
         dest="worker_count",
         type=int,
-        help="tasks in flight in this process (WORKER_COUNT, default 5)",
+        help="tasks in flight in this process " + _setting("worker_count"),
     )
 
 
