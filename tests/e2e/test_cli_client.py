@@ -1,0 +1,183 @@
+"""The ``taskq`` client commands against a real ``taskq serve`` process over HTTP."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import pytest
+
+from entrypoints.cli import main
+from tests.e2e.support import (
+    ROOT,
+    Server,
+    running_server,
+    taskq_command,
+    wait_all_final,
+    with_repo_on_path,
+)
+
+pytestmark = pytest.mark.e2e
+API_KEY = "cli-test-key"
+FAILING_TYPE = "always-fails"  # tests.e2e.serve_handlers
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    env = {
+        "TASKQ_BACKEND": "memory",
+        "TASKQ_API_KEYS": API_KEY,
+        "TASKQ_HANDLERS": "tests.e2e.serve_handlers",
+    }
+    with running_server(tmp_path_factory.mktemp("cli"), env=env) as server:
+        with authorised(server) as client:
+            deadline = time.monotonic() + 10
+            while not client.get("/workers").json()["workers"]:
+                assert time.monotonic() < deadline, "the worker did not register"
+                time.sleep(0.1)
+        yield server
+
+
+def authorised(server: Server) -> httpx.Client:
+    return httpx.Client(
+        base_url=server.url, timeout=10, headers={"Authorization": f"Bearer {API_KEY}"}
+    )
+
+
+def taskq(server: Server, capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, Any]:
+    code = main([*args, "--url", server.url, "--api-key", API_KEY])
+    return code, json.loads(capsys.readouterr().out)
+
+
+def test_submit_with_run_at_and_idempotency_key(
+    server: Server, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run_at = (datetime.now(UTC) + timedelta(days=30)).isoformat()
+    args = ["submit", "email", "a@b.io", "--run-at", run_at, "--idempotency-key", "k"]
+
+    code, first = taskq(server, capsys, *args)
+    again, repeated = taskq(server, capsys, *args)
+    too_far, error = taskq(server, capsys, "submit", "email", "a@b.io", "--run-at", "2999-01-01Z")
+
+    assert (code, again) == (0, 0)
+    assert first["id"] == repeated["id"] and first["run_at"] is not None
+    assert too_far == 1 and error["error"].startswith("run_at:")
+
+
+def test_cancel_and_retry(server: Server, capsys: pytest.CaptureFixture[str]) -> None:
+    _, task = taskq(server, capsys, "submit", "email", "a@b.io", "--delay-seconds", "3600")
+
+    code, cancelled = taskq(server, capsys, "cancel", task["id"])
+    again, conflict = taskq(server, capsys, "cancel", task["id"])
+    retry, not_failed = taskq(server, capsys, "retry", task["id"], "--max-attempts", "2")
+
+    assert (code, cancelled["status"]) == (0, "CANCELLED")
+    assert again == 1 and "CANCELLED" in conflict["error"]
+    assert retry == 1 and "CANCELLED" in not_failed["error"]
+
+
+def test_status_and_list(server: Server, capsys: pytest.CaptureFixture[str]) -> None:
+    _, task = taskq(server, capsys, "submit", "email", "a@b.io", "--delay-seconds", "3600")
+
+    code, shown = taskq(server, capsys, "status", task["id"])
+    listed, page = taskq(server, capsys, "list", "--status", "PENDING", "--limit", "500")
+    unknown, missing = taskq(server, capsys, "status", "no-such-task")
+
+    assert (code, shown["id"], shown["status"]) == (0, task["id"], "PENDING")
+    assert listed == 0 and task["id"] in [t["id"] for t in page["tasks"]]
+    assert unknown == 1 and "error" in missing
+
+
+def test_dead_letters_and_redrive(server: Server, capsys: pytest.CaptureFixture[str]) -> None:
+    _, task = taskq(server, capsys, "submit", FAILING_TYPE, "{}", "--max-attempts", "1")
+    with authorised(server) as client:
+        assert wait_all_final(client, [task["id"]])[task["id"]]["status"] == "FAILED"
+
+    code, page = taskq(server, capsys, "dead-letters", "--limit", "10")
+    assert code == 0 and [t["id"] for t in page["tasks"]] == [task["id"]]
+    assert "the downstream service said no" in page["tasks"][0]["error"]
+
+    code, redriven = taskq(server, capsys, "redrive", "--type", FAILING_TYPE, "--per-second", "100")
+    assert code == 0 and redriven == {"retried": [task["id"]], "count": 1}
+
+
+def test_workers_lists_what_the_server_lists(
+    server: Server, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with authorised(server) as client:
+        expected = client.get("/workers").json()
+
+    code, body = taskq(server, capsys, "workers")
+
+    assert code == 0 and len(expected["workers"]) == 1
+    assert [w["worker_id"] for w in body["workers"]] == [expected["workers"][0]["worker_id"]]
+    assert body["active_workers"] == expected["active_workers"]
+
+
+def test_client_without_a_key_gets_the_401(
+    server: Server, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("TASKQ_API_KEY", raising=False)
+    code = main(["metrics", "--url", server.url])
+
+    assert code == 1
+    assert "authentication required" in capsys.readouterr().out
+
+
+def test_the_api_key_can_come_from_the_environment(
+    server: Server, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TASKQ_API_KEY", API_KEY)
+
+    assert main(["metrics", "--url", server.url]) == 0
+    assert "total_tasks" in capsys.readouterr().out
+
+
+def test_the_default_url_is_loopback_on_PORT(
+    server: Server, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PORT", server.url.rsplit(":", 1)[1])
+
+    assert main(["metrics", "--api-key", API_KEY]) == 0
+    assert "total_tasks" in capsys.readouterr().out
+
+
+def test_an_unreachable_server_is_exit_2_naming_the_url(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    code = main(["metrics", "--url", "127.0.0.1:1"])
+
+    assert code == 2
+    assert capsys.readouterr().err.startswith(
+        "error: cannot reach the server at http://127.0.0.1:1: "
+    )
+
+
+@pytest.mark.parametrize(
+    "command",
+    [taskq_command, lambda *args: [sys.executable, "-m", "entrypoints.cli", *args]],
+    ids=["console script", "python -m"],
+)
+def test_the_real_command_reaches_host_port_without_a_scheme(server: Server, command: Any) -> None:
+    host_port = server.url.removeprefix("http://")
+    with authorised(server) as client:
+        task = client.post("/tasks", json={"type": "email", "payload": "a@b.io"}).json()
+
+    done = subprocess.run(
+        command("status", task["id"], "--url", host_port, "--api-key", API_KEY),
+        cwd=ROOT,
+        env={**os.environ, **with_repo_on_path({})},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["id"] == task["id"]
