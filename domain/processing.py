@@ -22,20 +22,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, assert_never
 
-from domain.delivery_rules import (
-    AckFinished,
-    AckOrphan,
-    Claim,
-    DeadLetterPoison,
-    Defer,
-    FailLostAttempt,
-    FailUnknownType,
-    RecordCancel,
-    TakeOver,
-    TaskAction,
-    WaitUntilDue,
-    decide,
-)
+from domain import delivery_rules as rules
 from domain.errors import (
     ConcurrencyConflict,
     HandlerTimeout,
@@ -126,12 +113,12 @@ class TaskProcessor:
         """Decide what happens to ``delivery`` of ``task`` (domain/delivery_rules.py has
         the table), and do it."""
         now = self.clock.now()
-        action = decide(task, delivery, now, self.registry)
-        if isinstance(action, DeadLetterPoison):
+        action = rules.decide(task, delivery, now, self.registry)
+        if isinstance(action, rules.DeadLetterPoison):
             log.warning("undecodable message %s dead-lettered", delivery.message_id)
             await self.queue.dead_letter(delivery, reason="undecodable message body")
             return Outcome.POISON
-        if isinstance(action, AckOrphan):
+        if isinstance(action, rules.AckOrphan):
             return await self._orphan(delivery)
         assert task is not None  # every other action is about a stored task
         return await self._carry_out(action, task, delivery, now)
@@ -143,29 +130,29 @@ class TaskProcessor:
         return Outcome.ORPHAN
 
     async def _carry_out(
-        self, action: TaskAction, task: Task, delivery: Delivery, now: datetime
+        self, action: rules.TaskAction, task: Task, delivery: Delivery, now: datetime
     ) -> Outcome:
         match action:
-            case AckFinished():
+            case rules.AckFinished():
                 await self.queue.ack(delivery)
                 return Outcome.SKIPPED_FINISHED
-            case Defer(delay_seconds=delay) | WaitUntilDue(delay_seconds=delay):
+            case rules.Defer(delay_seconds=delay) | rules.WaitUntilDue(delay_seconds=delay):
                 await self.queue.release(delivery, delay_seconds=delay)
                 return Outcome.DEFERRED
-            case RecordCancel():  # asked before its worker died
+            case rules.RecordCancel():  # asked before its worker died
                 if not await self._first_write(task.settle_lost_attempt(now), task):
                     return Outcome.DEFERRED
                 await self.queue.ack(delivery)
                 return Outcome.CANCELLED
-            case FailLostAttempt():  # its last attempt was lost
+            case rules.FailLostAttempt():  # its last attempt was lost
                 failed = task.settle_lost_attempt(now)
                 if not await self._first_write(failed, task):
                     return Outcome.DEFERRED
                 await self.queue.dead_letter(delivery, reason=failed.error or "failed")
                 return Outcome.FAILED
-            case FailUnknownType():
+            case rules.FailUnknownType():
                 return await self._fail_unknown_type(task, delivery, now)
-            case Claim() | TakeOver():
+            case rules.Claim() | rules.TakeOver():
                 claimed = self._claim(task, now)
                 if not await self._first_write(claimed, task):
                     return Outcome.DEFERRED
