@@ -248,7 +248,9 @@ class TaskProcessor:
         return _ATTEMPT_OUTCOMES[new.status]
 
     def _complete(self, current: Task, result: Any, now: datetime) -> Task:
-        """The handler returned ``result``: the task as it is to be stored."""
+        """The handler returned ``result``: the task as it is to be stored. A check of
+        the result belongs here; the outcome and the message's fate follow the status
+        returned (a FAILED task is dead-lettered and counted FAILED)."""
         return current.complete(result, now)
 
     async def _store(self, new: Task, expected: Task) -> bool:
