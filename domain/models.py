@@ -179,9 +179,7 @@ class Task:
             f"attempt {self.attempts} of {self.max_attempts} lost: lease expired (the "
             "worker crashed or was killed while running this task isolated)"
         )
-        if self.attempts >= self.max_attempts:
-            return self.fail(lost, now)
-        return self.retry_later(lost, now)
+        return self.fail_attempt(lost, now)
 
     def take_over(self, lease_token: str, now: datetime, lease_seconds: float) -> Task:
         """A worker's claim of a PROCESSING task whose lease expired: the lost attempt
@@ -224,6 +222,13 @@ class Task:
             lease_token=None,
             lease_expires_at=None,
         )
+
+    def fail_attempt(self, error: str, now: datetime, *, permanent: bool = False) -> Task:
+        """An attempt of this PROCESSING task ended in ``error``: FAILED if the error is
+        ``permanent`` or the attempt was the last, else PENDING to retry."""
+        if permanent or self.attempts >= self.max_attempts:
+            return self.fail(error, now)
+        return self.retry_later(error, now)
 
     def retry_later(self, error: str, now: datetime) -> Task:
         """A failed attempt with budget left: back to PENDING with the error recorded."""

@@ -20,8 +20,9 @@ import logging
 from concurrent.futures import Executor
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, assert_never
 
+from domain import delivery_rules as rules
 from domain.errors import (
     ConcurrencyConflict,
     HandlerTimeout,
@@ -30,6 +31,7 @@ from domain.errors import (
     TaskNotFound,
     UnknownTaskType,
 )
+from domain.lease import LeaseKeeper, stored_attempt
 from domain.models import Delivery, Task, TaskStatus, new_lease_token
 from domain.ports import Clock, HandlerSandbox, TaskQueue, TaskRepository
 from domain.registry import HandlerRegistry, TaskType
@@ -43,8 +45,6 @@ and letting the lease run out."""
 HANDLER_STOP_SECONDS = 10.0
 """At shutdown, how long a cancelled handler may take to stop (an isolated one: its
 child process killed and reaped) before its attempt is released all the same."""
-MAX_RELEASE_SECONDS = 43200
-"""A message's visibility can be changed to at most 12 hours (the SQS limit)."""
 
 
 class Outcome(enum.StrEnum):
@@ -72,10 +72,6 @@ class ProcessorSettings:
         return self.heartbeat_interval or max(0.05, self.visibility_timeout / 3)
 
 
-class _LeaseLost(Exception):
-    pass
-
-
 class TaskProcessor:
     def __init__(
         self,
@@ -100,69 +96,94 @@ class TaskProcessor:
         self.outcomes: dict[Outcome, int] = dict.fromkeys(Outcome, 0)
 
     async def process(self, delivery: Delivery) -> Outcome:
-        outcome = await self._process(delivery)
+        outcome = await self._handle(await self._load(delivery), delivery)
         self.outcomes[outcome] += 1
         return outcome
 
-    async def _process(self, delivery: Delivery) -> Outcome:
+    async def _load(self, delivery: Delivery) -> Task | None:
+        """The task the message names; None if the body names none or it is not stored."""
         if delivery.task_id is None:
+            return None
+        try:
+            return await self.repository.get(delivery.task_id)
+        except TaskNotFound:
+            return None
+
+    async def _handle(self, task: Task | None, delivery: Delivery) -> Outcome:
+        """Decide what happens to ``delivery`` of ``task`` (domain/delivery_rules.py has
+        the table), and do it."""
+        now = self.clock.now()
+        action = rules.decide(task, delivery, now, self.registry)
+        if isinstance(action, rules.DeadLetterPoison):
             log.warning("undecodable message %s dead-lettered", delivery.message_id)
             await self.queue.dead_letter(delivery, reason="undecodable message body")
             return Outcome.POISON
-        try:
-            task = await self.repository.get(delivery.task_id)
-        except TaskNotFound:
-            log.warning("message for unknown task %s acked", delivery.task_id)
-            await self.queue.ack(delivery)
-            return Outcome.ORPHAN
+        if isinstance(action, rules.AckOrphan):
+            return await self._orphan(delivery)
+        assert task is not None  # every other action is about a stored task
+        return await self._carry_out(action, task, delivery, now)
 
-        now = self.clock.now()
-        if task.status.is_final:
-            await self.queue.ack(delivery)
-            return Outcome.SKIPPED_FINISHED
-        if task.status is TaskStatus.PROCESSING and not task.lease_expired(now):
-            assert task.lease_expires_at is not None
-            remaining = (task.lease_expires_at - now).total_seconds()
-            await self.queue.release(delivery, delay_seconds=max(1.0, remaining))
-            return Outcome.DEFERRED
+    async def _orphan(self, delivery: Delivery) -> Outcome:
+        """The message names a task that is not stored."""
+        log.warning("message for unknown task %s acked", delivery.task_id)
+        await self.queue.ack(delivery)
+        return Outcome.ORPHAN
 
-        if task.status is TaskStatus.PENDING and task.run_at is not None and task.run_at > now:
-            # Early (a re-send, or a hop of a long delay): wait on the queue until due.
-            remaining = (task.run_at - now).total_seconds()
-            await self.queue.release(delivery, delay_seconds=min(remaining, MAX_RELEASE_SECONDS))
-            return Outcome.DEFERRED
+    async def _carry_out(
+        self, action: rules.TaskAction, task: Task, delivery: Delivery, now: datetime
+    ) -> Outcome:
+        match action:
+            case rules.AckFinished():
+                await self.queue.ack(delivery)
+                return Outcome.SKIPPED_FINISHED
+            case rules.Defer(delay_seconds=delay) | rules.WaitUntilDue(delay_seconds=delay):
+                await self.queue.release(delivery, delay_seconds=delay)
+                return Outcome.DEFERRED
+            case rules.RecordCancel():  # asked before its worker died
+                if not await self._first_write(task.settle_lost_attempt(now), task):
+                    return Outcome.DEFERRED
+                await self.queue.ack(delivery)
+                return Outcome.CANCELLED
+            case rules.FailLostAttempt():  # its last attempt was lost
+                failed = task.settle_lost_attempt(now)
+                if not await self._first_write(failed, task):
+                    return Outcome.DEFERRED
+                await self.queue.dead_letter(delivery, reason=failed.error or "failed")
+                return Outcome.FAILED
+            case rules.FailUnknownType():
+                return await self._fail_unknown_type(task, delivery, now)
+            case rules.Claim() | rules.TakeOver():
+                claimed = self._claim(task, now)
+                if not await self._first_write(claimed, task):
+                    return Outcome.DEFERRED
+                return await self._run(claimed, self.registry.get(task.type), delivery)
+            case _:
+                assert_never(action)
 
-        try:
-            claimed = await self._claim(task, now)
-        except ConcurrencyConflict:
-            # Someone else claimed or finished it first; their delivery owns it.
-            return Outcome.DEFERRED
-        if claimed.status is TaskStatus.CANCELLED:  # asked before its worker died
-            await self.queue.ack(delivery)
-            return Outcome.CANCELLED
-        if claimed.status is TaskStatus.FAILED:  # its last attempt was lost
-            await self.queue.dead_letter(delivery, reason=claimed.error or "failed")
-            return Outcome.FAILED
-
-        try:
-            task_type = self.registry.get(task.type)
-        except UnknownTaskType as exc:
-            return await self._finish_failed(claimed, delivery, str(exc))
-        return await self._run(claimed, task_type, delivery)
-
-    async def _claim(self, task: Task, now: datetime) -> Task:
-        """Claim a PENDING task, or take over one whose lease expired (the model
-        settles the lost attempt: the result may be CANCELLED or FAILED instead)."""
+    def _claim(self, task: Task, now: datetime) -> Task:
+        """A new attempt at ``task``: a claim of a PENDING task, or a takeover of one
+        whose lease expired (its lost attempt settled in the same write)."""
         token = new_lease_token()
         lease = self.settings.visibility_timeout
         if task.status is TaskStatus.PROCESSING:
-            claimed = task.take_over(token, now, lease)
-        else:
-            claimed = task.claim(token, now, lease)
-        await self.repository.transition(claimed, expected=task)
-        return claimed
+            return task.take_over(token, now, lease)
+        return task.claim(token, now, lease)
 
-    async def _finish_failed(self, claimed: Task, delivery: Delivery, reason: str) -> Outcome:
+    async def _first_write(self, new: Task, expected: Task) -> bool:
+        """Store this delivery's first change to the task; False if someone else
+        claimed or finished it first (their delivery owns it)."""
+        try:
+            await self.repository.transition(new, expected=expected)
+        except ConcurrencyConflict:
+            return False
+        return True
+
+    async def _fail_unknown_type(self, task: Task, delivery: Delivery, now: datetime) -> Outcome:
+        """No handler for the task's type: it fails (one attempt) rather than loop."""
+        claimed = self._claim(task, now)
+        if not await self._first_write(claimed, task):
+            return Outcome.DEFERRED
+        reason = str(UnknownTaskType(task.type, self.registry.names()))
         try:
             failed = claimed.fail(reason, self.clock.now())
             await self.repository.transition(failed, expected=claimed)
@@ -174,8 +195,16 @@ class TaskProcessor:
     # -- running ---------------------------------------------------------------------
 
     async def _run(self, task: Task, task_type: TaskType, delivery: Delivery) -> Outcome:
-        holder = _LeaseHolder(task)
-        heartbeat = asyncio.ensure_future(self._heartbeat(holder, delivery))
+        lease = LeaseKeeper(
+            task=task,
+            delivery=delivery,
+            repository=self.repository,
+            queue=self.queue,
+            clock=self.clock,
+            lease_seconds=self.settings.visibility_timeout,
+            every=self.settings.heartbeat_every,
+        )
+        heartbeat = lease.start()
         handler = asyncio.ensure_future(self._call(task_type, task))
         try:
             await asyncio.wait({handler, heartbeat}, return_when=asyncio.FIRST_COMPLETED)
@@ -185,38 +214,44 @@ class TaskProcessor:
             handler.cancel()
             with contextlib.suppress(BaseException):
                 await asyncio.wait({handler}, timeout=HANDLER_STOP_SECONDS)
-            await asyncio.shield(self._stop_heartbeat(heartbeat, holder))
-            await asyncio.shield(self._release(holder, delivery))
+            await asyncio.shield(lease.stop())
+            await asyncio.shield(self._release(lease.task, delivery))
             raise
         if not handler.done():
             # The heartbeat ended first: a cancel request, or the lease was lost.
             handler.cancel()
             with contextlib.suppress(BaseException):
                 await handler
-        await self._stop_heartbeat(heartbeat, holder)
-        if holder.cancel_requested:
-            return await self._record_cancel(holder.task, delivery)
-        if holder.lost or handler.cancelled():
+        await lease.stop()
+        if lease.cancel_requested:
+            return await self._record_cancel(lease.task, delivery)
+        if lease.lost or handler.cancelled():
             return Outcome.LOST_LEASE
+        return await self._finish(lease.task, handler, delivery)
 
+    async def _finish(
+        self, current: Task, handler: asyncio.Future[Any], delivery: Delivery
+    ) -> Outcome:
+        """Record what the attempt came to, then settle the message."""
         now = self.clock.now()
-        current = holder.task
         exc = handler.exception()
         if exc is None:
-            new = current.complete(handler.result(), now)
-            outcome = Outcome.COMPLETED
-        elif isinstance(exc, PermanentTaskError) or current.attempts >= current.max_attempts:
-            new = current.fail(_describe(exc), now)
-            outcome = Outcome.FAILED
+            new = self._complete(current, handler.result(), now)
         else:
-            new = current.retry_later(_describe(exc), now)
-            outcome = Outcome.RETRY_SCHEDULED
+            permanent = isinstance(exc, PermanentTaskError)
+            new = current.fail_attempt(_describe(exc), now, permanent=permanent)
         if not await self._record(new, current, delivery):
-            fresh = await self._still_ours(current)
+            fresh = await stored_attempt(self.repository, current)
             if fresh is not None and fresh.cancel_requested:
                 return await self._record_cancel(fresh, delivery)
             return Outcome.LOST_LEASE
-        return outcome
+        return _ATTEMPT_OUTCOMES[new.status]
+
+    def _complete(self, current: Task, result: Any, now: datetime) -> Task:
+        """The handler returned ``result``: the task as it is to be stored. A check of
+        the result belongs here; the outcome and the message's fate follow the status
+        returned (a FAILED task is dead-lettered and counted FAILED)."""
+        return current.complete(result, now)
 
     async def _store(self, new: Task, expected: Task) -> bool:
         """Write an attempt's result, riding out a short store outage: a handler that
@@ -239,17 +274,6 @@ class TaskProcessor:
                 log.warning("recording task %s failed, retrying: %s", new.id, exc)
                 await self.clock.sleep(0.5 * 2**attempt)
         return False
-
-    async def _still_ours(self, claimed: Task) -> Task | None:
-        """The stored task if it is still the attempt we claimed (a cancel request
-        changes its version but not its lease), else None."""
-        try:
-            stored = await self.repository.get(claimed.id)
-        except TaskNotFound:
-            return None
-        if stored.status is TaskStatus.PROCESSING and stored.lease_token == claimed.lease_token:
-            return stored
-        return None
 
     async def _record_cancel(self, current: Task, delivery: Delivery) -> Outcome:
         try:
@@ -288,56 +312,9 @@ class TaskProcessor:
         except TimeoutError:
             raise HandlerTimeout(f"{task_type.name} timed out after {timeout:g}s") from None
 
-    async def _heartbeat(self, holder: _LeaseHolder, delivery: Delivery) -> None:
-        """Extend the lease until cancelled; return when the lease is lost or the task's
-        cancellation is requested (``holder`` says which)."""
-        while True:
-            await self.clock.sleep(self.settings.heartbeat_every)
-            # The write runs shielded: cancelling the heartbeat (the handler ended)
-            # must not abandon a lease extension that may already be committed, or the
-            # version we hold would be stale. _stop_heartbeat waits for it.
-            holder.extending = asyncio.ensure_future(self._extend_once(holder, delivery))
-            if not await asyncio.shield(holder.extending):
-                return
-
-    async def _extend_once(self, holder: _LeaseHolder, delivery: Delivery) -> bool:
-        lease = self.settings.visibility_timeout
-        current = holder.task
-        extended = current.extend_lease(self.clock.now(), lease)
-        try:
-            try:
-                await self.repository.transition(extended, expected=current)
-            except (ConcurrencyConflict, TaskNotFound):
-                fresh = await self._still_ours(current)
-                if fresh is None:
-                    holder.lost = True
-                    return False
-                holder.task = fresh
-                if fresh.cancel_requested:
-                    holder.cancel_requested = True
-                    return False
-                return True  # changed by something else; extend from the fresh version next
-        except InfrastructureError as exc:
-            log.warning("lease extension of task %s failed, will retry: %s", current.id, exc)
-            return True
-        holder.task = extended
-        try:
-            await self.queue.extend(delivery, visibility_timeout=lease)
-        except InfrastructureError as exc:
-            log.warning("visibility extension of task %s failed: %s", current.id, exc)
-        return True
-
-    @staticmethod
-    async def _stop_heartbeat(heartbeat: asyncio.Future[None], holder: _LeaseHolder) -> None:
-        heartbeat.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await heartbeat
-        if holder.extending is not None:
-            with contextlib.suppress(Exception):
-                await holder.extending
-
-    async def _release(self, holder: _LeaseHolder, delivery: Delivery) -> None:
-        current = holder.task
+    async def _release(self, current: Task, delivery: Delivery) -> None:
+        """Give an attempt cut short by shutdown back (a cancel requested meanwhile is
+        recorded instead), for another worker to start at once."""
         if current.cancel_requested:
             await self._record_cancel(current, delivery)
             return
@@ -346,14 +323,12 @@ class TaskProcessor:
         await self.queue.release(delivery, delay_seconds=0)
 
 
-class _LeaseHolder:
-    """The latest stored version of a running task (heartbeats bump it)."""
-
-    def __init__(self, task: Task) -> None:
-        self.task = task
-        self.cancel_requested = False
-        self.lost = False
-        self.extending: asyncio.Future[bool] | None = None
+_ATTEMPT_OUTCOMES = {
+    TaskStatus.COMPLETED: Outcome.COMPLETED,
+    TaskStatus.FAILED: Outcome.FAILED,
+    TaskStatus.PENDING: Outcome.RETRY_SCHEDULED,
+}
+"""The outcome of a recorded attempt, by the status it left the task in."""
 
 
 def _describe(exc: BaseException) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 import random
 import sys
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -105,6 +106,22 @@ def test_claim_counts_an_attempt_and_takes_a_lease() -> None:
     assert claimed.attempts == 1
     assert claimed.lease_token == "lease-1"
     assert claimed.lease_expired(NOW) is False
+
+
+@pytest.mark.parametrize(
+    ("attempts", "permanent", "status"),
+    [
+        (1, False, TaskStatus.PENDING),  # budget left: retried
+        (3, False, TaskStatus.FAILED),  # the last attempt
+        (1, True, TaskStatus.FAILED),  # a permanent error ends it at once
+    ],
+)
+def test_a_failed_attempt_is_retried_while_budget_is_left(
+    attempts: int, permanent: bool, status: TaskStatus
+) -> None:
+    task = replace(pending().claim("lease-1", NOW, 30), attempts=attempts, max_attempts=3)
+    settled = task.fail_attempt("boom", NOW, permanent=permanent)
+    assert (settled.status, settled.error, settled.retry_count) == (status, "boom", 1)
 
 
 def test_errors_are_truncated_to_a_bounded_size() -> None:
