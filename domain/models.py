@@ -99,6 +99,10 @@ class Task:
     lease_expires_at: datetime | None = None
     run_at: datetime | None = None
     cancel_requested: bool = False
+    held: bool = False
+    """Stored without a queue message because ``run_at`` is further off than the queue
+    can delay one; the reconciler sends it when it comes within reach (see
+    ``TaskRepository.list_due_held``). Only a PENDING task is held."""
     version: int = 0
 
     @classmethod
@@ -112,7 +116,10 @@ class Task:
         timeout_seconds: float | None = None,
         run_at: datetime | None = None,
         task_id: str | None = None,
+        held: bool = False,
     ) -> Task:
+        if held and run_at is None:
+            raise ValueError("only a task with a run_at can be held")
         return cls(
             id=task_id or new_task_id(),
             type=task_type,
@@ -123,6 +130,7 @@ class Task:
             max_attempts=max_attempts,
             timeout_seconds=timeout_seconds,
             run_at=run_at,
+            held=held,
         )
 
     # -- transitions ------------------------------------------------------------------
@@ -130,7 +138,10 @@ class Task:
     def _to(self, target: TaskStatus, now: datetime, **changes: Any) -> Task:
         if target not in ALLOWED_TRANSITIONS[self.status]:
             raise IllegalTransition(self.id, self.status.value, target.value)
-        return replace(self, status=target, updated_at=now, version=self.version + 1, **changes)
+        # A held task has no message; any move (a claim, a cancel) ends the hold.
+        return replace(
+            self, status=target, updated_at=now, version=self.version + 1, held=False, **changes
+        )
 
     def claim(self, lease_token: str, now: datetime, lease_seconds: float) -> Task:
         """PENDING (or PROCESSING with an expired lease) -> PROCESSING, one more attempt."""
@@ -195,9 +206,11 @@ class Task:
             lease_expires_at=None,
         )
 
-    def touch(self, now: datetime) -> Task:
-        """The same state, a new version: marks that the reconciler re-sent it."""
-        return replace(self, updated_at=now, version=self.version + 1)
+    def unhold(self, now: datetime) -> Task:
+        """The reconciler sent the held task's message: PENDING like any other now."""
+        if not self.held:
+            raise IllegalTransition(self.id, self.status.value, "unheld (it is not held)")
+        return replace(self, held=False, updated_at=now, version=self.version + 1)
 
     def cancel(self, now: datetime) -> Task:
         return self._to(

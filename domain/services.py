@@ -27,6 +27,9 @@ within this horizon."""
 MAX_DELAY_SECONDS = 366 * 24 * 3600
 """A task may be delayed up to a year (a leap year's worth)."""
 CANCEL_RETRIES = 5
+RETRY_SEND_DELAY_SECONDS = 1
+"""An operator's retry sends its message this much ahead of the write that makes the
+task PENDING again, so the message does not find it still FAILED."""
 MAX_IDEMPOTENCY_KEY_LENGTH = 255
 
 
@@ -67,9 +70,9 @@ class SubmitRequest:
 @dataclass(frozen=True)
 class BatchOutcome:
     tasks: list[Task]
-    """Every task of the batch, stored, in request order."""
+    """Every task of the batch, in request order: stored, except the unsent ones."""
     unsent: frozenset[str]
-    """Ids of stored tasks whose message could not be sent (the reconciler re-sends)."""
+    """Ids of the tasks whose message could not be sent: they were not stored."""
     detail: str | None = None
 
 
@@ -81,6 +84,15 @@ class Limits:
     queue's own redrive policy moves its message away."""
     idempotency_window_seconds: float = 24 * 3600
     """How long an Idempotency-Key keeps returning the task it created."""
+    max_queue_delay_seconds: int = MAX_QUEUE_DELAY_SECONDS
+    """Tasks due further off are held (stored without a message) and the reconciler
+    sends them when they come this close; at most the queue's limit (900 s)."""
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.max_queue_delay_seconds <= MAX_QUEUE_DELAY_SECONDS:
+            raise ValueError(
+                f"max_queue_delay_seconds must be between 0 and {MAX_QUEUE_DELAY_SECONDS}"
+            )
 
 
 class TaskService:
@@ -134,6 +146,7 @@ class TaskService:
 
         now = self.clock.now()
         run_at = self._run_at(request, now)
+        delay = self._queue_delay(run_at, now)
         task = Task.create(
             request.type,
             request.payload,
@@ -141,8 +154,9 @@ class TaskService:
             max_attempts=max_attempts,
             timeout_seconds=timeout,
             run_at=run_at,
+            held=delay is None,
         )
-        return task, self._queue_delay(run_at, now)
+        return task, delay
 
     @staticmethod
     def _run_at(request: SubmitRequest, now: datetime) -> datetime | None:
@@ -169,35 +183,40 @@ class TaskService:
             return None
         return now + timedelta(seconds=math.ceil(delay))
 
-    @staticmethod
-    def _queue_delay(run_at: datetime | None, now: datetime) -> int | None:
+    def _queue_delay(self, run_at: datetime | None, now: datetime) -> int | None:
         """The message delay for a task due at ``run_at``; None when it is too far off
         for the queue, and the scheduler will enqueue it later."""
         if run_at is None:
             return 0
         seconds = math.ceil((run_at - now).total_seconds())
-        return max(0, seconds) if seconds <= MAX_QUEUE_DELAY_SECONDS else None
+        return max(0, seconds) if seconds <= self.limits.max_queue_delay_seconds else None
 
     async def submit(self, request: SubmitRequest) -> Task:
-        """Store the task (PENDING), then enqueue it.
+        """Enqueue the task, then store it (PENDING); return it once stored.
 
-        The write comes first so the task is readable at once; if the send fails the
-        task stays PENDING, ``QueueSendFailed`` is raised and the reconciler re-sends it.
+        The send comes first, so a stored task always has its message (or is held,
+        and the reconciler sends it when due): nothing needs re-sending later. If the
+        send fails nothing is stored and ``QueueSendFailed`` is raised. If the store
+        fails after the send, its error is raised and the message points at no task:
+        the worker waits a bounded time for the row, then drops the message
+        (``ProcessorSettings.orphan_grace_seconds``).
         """
         task, delay = self.build(request)
-        await self.repository.add(task)
         await self._enqueue(task, delay)
+        await self.repository.add(task)
         return task
 
     async def submit_idempotent(self, request: SubmitRequest, key: str) -> tuple[Task, bool]:
         """Submit once per ``key``: a repeat of the same request within the window
         returns the original task and False; a different request under the same key
-        raises ``IdempotencyKeyReused``."""
+        raises ``IdempotencyKeyReused``. Sends first, like ``submit``: the message
+        sent for a repeat finds no task and is dropped by the worker after its grace."""
         if not key or len(key) > MAX_IDEMPOTENCY_KEY_LENGTH:
             raise ValidationError(
                 "Idempotency-Key", f"must be 1 to {MAX_IDEMPOTENCY_KEY_LENGTH} characters"
             )
         task, delay = self.build(request)
+        await self._enqueue(task, delay)
         existing = await self.repository.add_idempotent(
             task,
             key=key,
@@ -207,39 +226,42 @@ class TaskService:
         )
         if existing is not None:
             return await self.repository.get(existing), False
-        await self._enqueue(task, delay)
         return task, True
 
     async def _enqueue(self, task: Task, delay: int | None) -> None:
-        if delay is None:
-            return  # held by the engine until due; see Reconciler
-        try:
-            await self.queue.send(task.id, delay_seconds=delay)
-        except InfrastructureError as exc:
-            raise QueueSendFailed(task.id, exc.detail) from exc
+        if delay is not None:  # None: held by the engine until due; see Reconciler
+            await self._send(task.id, delay)
 
     async def submit_many(self, requests: Sequence[SubmitRequest]) -> list[Task]:
-        """Store every task, then enqueue the due ones in batch calls. Raises
-        ``QueueSendFailed`` naming just the stored tasks that were not sent (the
-        reconciler re-sends them); see ``submit_many_outcome`` to keep the rest."""
+        """Enqueue the due tasks in batch calls, then store every task that was sent
+        (or is held). Raises ``QueueSendFailed`` naming the tasks that were not sent,
+        hence not created; see ``submit_many_outcome`` to keep the rest."""
         outcome = await self.submit_many_outcome(requests)
         if outcome.unsent:
-            raise QueueSendFailed(sorted(outcome.unsent), outcome.detail or "send failed")
+            unsent = [task.id for task in outcome.tasks if task.id in outcome.unsent]
+            raise QueueSendFailed(unsent, outcome.detail or "send failed")
         return outcome.tasks
 
     async def submit_many_outcome(self, requests: Sequence[SubmitRequest]) -> BatchOutcome:
+        """Send first (one batched send of the due tasks), then store the tasks that
+        were sent and the held ones, in request order. A task whose send failed is not
+        stored. A store failure raises (the tasks stored before it are kept, and the
+        messages of the others are dropped by the worker after its grace)."""
         built = [self.build(r) for r in requests]
-        for task, _ in built:
-            await self.repository.add(task)
         due = [(task.id, delay) for task, delay in built if delay is not None]
-        tasks = [task for task, _ in built]
+        unsent: frozenset[str] = frozenset()
+        detail: str | None = None
         try:
             await self.queue.send_batch(due)
         except QueueSendFailed as exc:  # these were not sent; the others were
-            return BatchOutcome(tasks, frozenset(exc.task_ids), exc.detail)
+            unsent, detail = frozenset(exc.task_ids), exc.detail
         except InfrastructureError as exc:
-            return BatchOutcome(tasks, frozenset(task_id for task_id, _ in due), exc.detail)
-        return BatchOutcome(tasks, frozenset(), None)
+            unsent, detail = frozenset(task_id for task_id, _ in due), exc.detail
+        tasks = [task for task, _ in built]
+        for task in tasks:
+            if task.id not in unsent:
+                await self.repository.add(task)
+        return BatchOutcome(tasks, unsent, detail)
 
     # -- operator actions ------------------------------------------------------------
 
@@ -276,12 +298,22 @@ class TaskService:
         if task.status is not TaskStatus.FAILED:
             raise TaskStateConflict(task_id, task.status.value, "retry (only FAILED tasks)")
         retried = task.retry_failed(self.clock.now(), budget)
+        # Send first (a failed send leaves the task FAILED), with a delay so the message
+        # finds the task PENDING: a delivery of a FAILED task is acked and skipped. If
+        # the write took longer than that delay, the message may have come too early:
+        # send another before answering (a spare message is skipped harmlessly).
+        await self._send(task.id, RETRY_SEND_DELAY_SECONDS)
+        started = self.clock.monotonic()
         await self.repository.transition(retried, expected=task)
-        try:
-            await self.queue.send(task.id)
-        except InfrastructureError as exc:
-            raise QueueSendFailed(task.id, exc.detail) from exc
+        if self.clock.monotonic() - started >= RETRY_SEND_DELAY_SECONDS:
+            await self._send(task.id, 0)
         return retried
+
+    async def _send(self, task_id: str, delay: int) -> None:
+        try:
+            await self.queue.send(task_id, delay_seconds=delay)
+        except InfrastructureError as exc:
+            raise QueueSendFailed(task_id, exc.detail) from exc
 
     async def retry_failed(
         self, *, task_type: str | None = None, limit: int = 1000, per_second: float = 50.0

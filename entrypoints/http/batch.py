@@ -48,9 +48,8 @@ def failure(exc: TaskQueueError) -> BatchResult:
     if isinstance(exc, QueueSendFailed):
         return BatchResult(
             status=503,
-            error=f"task {exc.task_id} was stored (PENDING) but could not be enqueued; the "
-            "reconciler will re-send it, so do not submit it again",
-            task_id=exc.task_id,
+            error="the queue is unavailable: the task could not be enqueued, so it was not "
+            "created; submit it again later",
         )
     if isinstance(exc, InfrastructureError):
         return BatchResult(

@@ -79,11 +79,9 @@ def _domain_error(exc: TaskQueueError) -> JSONResponse:
         logger.warning("queue send failed for task %s: %s", exc.task_id, exc.detail)
         return error_response(
             503,
-            f"task {exc.task_id} was stored (PENDING) but could not be enqueued because the "
-            "queue is unavailable; the reconciler will re-send it, so do not submit it again: "
-            f"follow it with GET /tasks/{exc.task_id}",
+            f"the queue is unavailable: task {exc.task_id} could not be enqueued, so it "
+            "was not created (or changed); nothing was stored: retry later",
             headers=retry_after,
-            task_id=exc.task_id,
         )
     if isinstance(exc, InfrastructureError):
         logger.warning("%s unavailable: %s", exc.dependency, exc.detail)

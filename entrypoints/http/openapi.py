@@ -189,8 +189,8 @@ def build_openapi(*, task_types: Sequence[str], max_body_bytes: int) -> dict[str
                             "bad payload, out-of-range options."
                         ),
                         "503": _unavailable(
-                            "A dependency is down. If `task_id` is set the task was stored "
-                            "and will be enqueued by the reconciler: do not submit it again."
+                            "A dependency is down; the task was not created: submit it "
+                            "again later."
                         ),
                     },
                 },
@@ -240,8 +240,7 @@ def build_openapi(*, task_types: Sequence[str], max_body_bytes: int) -> dict[str
                         "others are not. `results` has one entry per task, in input order, "
                         "with the status `POST /tasks` would have answered for it (201 with "
                         "`task`, or an error). The tasks due now are sent to the queue in "
-                        "batches. A 503 item with `task_id` was stored and will be enqueued "
-                        "by the reconciler: do not submit it again."
+                        "batches. A 503 item was not created: submit it again later."
                     ),
                     "requestBody": {
                         "required": True,
@@ -310,8 +309,7 @@ def build_openapi(*, task_types: Sequence[str], max_body_bytes: int) -> dict[str
                         "409": _error("The task is not FAILED; the error names its status."),
                         "422": _error("max_attempts is not an integer in range."),
                         "503": _unavailable(
-                            "A dependency is down. If `task_id` is set the task is PENDING "
-                            "again and the reconciler will enqueue it."
+                            "A dependency is down; the task is unchanged (still FAILED)."
                         ),
                     },
                 }
