@@ -189,8 +189,7 @@ def build_openapi(*, task_types: Sequence[str], max_body_bytes: int) -> dict[str
                             "bad payload, out-of-range options."
                         ),
                         "503": _unavailable(
-                            "A dependency is down; the task was not created: submit it "
-                            "again later."
+                            "A dependency is down; the task was not created: submit it again later."
                         ),
                     },
                 },

@@ -58,9 +58,7 @@ class Env:
     async def receive_when_visible(self, step: float = 0.5) -> Delivery:
         """The next delivery, moving the clock on until one is visible."""
         for _ in range(10_000):
-            got = await self.queue.receive(
-                max_messages=1, visibility_timeout=LEASE, wait_seconds=0
-            )
+            got = await self.queue.receive(max_messages=1, visibility_timeout=LEASE, wait_seconds=0)
             if got:
                 return got[0]
             await self.clock.advance(step)
@@ -139,7 +137,7 @@ async def test_a_task_failing_every_attempt_ends_failed_in_the_dead_letter_queue
 
     env.handler("broken", broken)
     task = await env.submit("broken", max_attempts=3)
-    outcomes = []
+    outcomes: list[Outcome] = []
     for _ in range(3):
         outcomes.append(await env.processor.process(await env.receive()))
         await env.clock.advance(10.01)
@@ -288,7 +286,7 @@ async def process_in_time(env: Env, delivery: Delivery) -> Outcome:
 async def test_a_message_for_an_unknown_task_is_acked_only_after_the_grace() -> None:
     env = Env()  # orphan_grace_seconds: 60
     await env.queue.send("00000000-0000-4000-8000-000000000000")
-    outcomes = []
+    outcomes: list[Outcome] = []
     while not outcomes or outcomes[-1] is Outcome.AWAITING_TASK:
         delivery = await env.receive_when_visible()
         outcomes.append(await process_in_time(env, delivery))
@@ -458,9 +456,7 @@ async def test_an_early_delivery_of_a_scheduled_task_waits_on_the_queue() -> Non
     assert await env.processor.process(await env.receive()) is Outcome.COMPLETED
 
 
-async def test_a_pending_task_whose_message_the_queue_dead_lettered_waits_for_a_redrive() -> (
-    None
-):
+async def test_a_pending_task_whose_message_the_queue_dead_lettered_waits_for_a_redrive() -> None:
     from domain.reconcile import Reconciler
 
     env = Env()
