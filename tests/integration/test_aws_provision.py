@@ -115,11 +115,9 @@ def test_a_table_made_before_the_held_index_gets_it() -> None:
             table_name=resources.table_name,
             max_receive_count=4,
             visibility_timeout=30,
-        )
+        ).updated
 
-        assert result.updated == [
-            f"table {resources.table_name} (index {HELD_INDEX} of held tasks)"
-        ]
+        assert result == [f"table {resources.table_name} (index {HELD_INDEX} of held tasks)"]
         table = dynamodb.describe_table(TableName=resources.table_name)["Table"]
         assert HELD_INDEX in [i["IndexName"] for i in table.get("GlobalSecondaryIndexes", [])]
     finally:

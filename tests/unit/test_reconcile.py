@@ -103,9 +103,14 @@ class DownQueue(InMemoryTaskQueue):
         await super().send_batch(items)
 
 
-def with_queue(env: Env, queue: InMemoryTaskQueue) -> Env:
-    env.queue = queue
-    env.service.queue = queue
+def rewire(
+    env: Env, *, queue: InMemoryTaskQueue | None = None, repo: InMemoryTaskRepository | None = None
+) -> Env:
+    """``env`` with its queue or repository replaced everywhere it is used."""
+    if queue is not None:
+        env.queue = env.service.queue = queue
+    if repo is not None:
+        env.repo = env.service.repository = repo
     env.processor = env.new_processor()
     return env
 
@@ -113,7 +118,7 @@ def with_queue(env: Env, queue: InMemoryTaskQueue) -> Env:
 async def test_a_held_task_whose_send_fails_stays_held_for_the_next_pass() -> None:
     env = Env()
     queue = DownQueue(env.clock, max_receive_count=10)
-    env = with_queue(env, queue)
+    env = rewire(env, queue=queue)
     queue.down = False
     env.handler("job", lambda payload: "ran")
     held = await env.submit("job", delay_seconds=3600)
@@ -138,7 +143,7 @@ async def test_a_held_task_cancelled_before_its_hold_is_cleared_leaves_a_spare_s
             await super().send_batch(items)
             await env.service.cancel(held.id)  # lands between the send and the unhold
 
-    env = with_queue(env, CancelOnSend(env.clock, max_receive_count=10))
+    env = rewire(env, queue=CancelOnSend(env.clock, max_receive_count=10))
     assert (await reconciler(env).run_once()).scheduled == 0
     assert (await env.repo.get(held.id)).status is TaskStatus.CANCELLED
     await env.clock.advance(900)
@@ -165,7 +170,7 @@ async def test_a_backlog_older_than_stale_after_gets_no_message_from_the_reconci
 
 async def test_a_failed_send_stores_nothing() -> None:
     env = Env()
-    env = with_queue(env, DownQueue(env.clock, max_receive_count=10))
+    env = rewire(env, queue=DownQueue(env.clock, max_receive_count=10))
     env.handler("job", lambda payload: "ran")
 
     with pytest.raises(QueueSendFailed, match="not stored"):
@@ -193,16 +198,9 @@ class GatedRepository(InMemoryTaskRepository):
         await super().add(task)
 
 
-def with_repo(env: Env, repo: GatedRepository) -> Env:
-    env.repo = repo
-    env.service.repository = repo
-    env.processor = env.new_processor()
-    return env
-
-
 async def test_a_store_failure_after_the_send_leaves_an_orphan_acked_only_after_the_grace() -> None:
     repo = GatedRepository()
-    env = with_repo(Env(), repo)
+    env = rewire(Env(), repo=repo)
     env.handler("job", lambda payload: "ran")
     repo.broken = True
 
@@ -224,7 +222,7 @@ async def test_a_message_that_arrives_before_its_row_still_runs_the_task(
     row_after_seconds: float,
 ) -> None:
     repo = GatedRepository()
-    env = with_repo(Env(), repo)
+    env = rewire(Env(), repo=repo)
     runs = 0
 
     def job(payload: Any) -> str:
