@@ -260,3 +260,36 @@ async def test_a_retry_sends_its_message_ahead_and_a_failed_send_keeps_the_task_
     with pytest.raises(QueueSendFailed):
         await service.retry(task.id)
     assert (await env.repo.get(task.id)).status is TaskStatus.FAILED
+
+
+class SlowRepository(InMemoryTaskRepository):
+    """Every transition takes ``seconds`` on the clock (a slow store)."""
+
+    def __init__(self, clock: Any, seconds: float) -> None:
+        super().__init__()
+        self.clock, self.seconds = clock, seconds
+
+    async def transition(self, new: Task, *, expected: Task) -> None:
+        await self.clock.sleep(self.seconds)
+        await super().transition(new, expected=expected)
+
+
+async def test_a_retry_whose_write_outlasts_its_send_delay_sends_again_before_answering() -> None:
+    env = Env()
+    env.handler("job", lambda payload: "ran")
+    task = await env.submit("job", max_attempts=1)
+    claimed = task.claim("l", env.clock.now(), 30)
+    await env.repo.transition(claimed, expected=task)
+    await env.repo.transition(claimed.fail("boom", env.clock.now()), expected=claimed)
+    slow = SlowRepository(env.clock, 2.0)
+    await slow.add(await env.repo.get(task.id))
+    env = rewire(env, repo=slow)
+    await env.queue.ack(await env.receive())  # the submit's message, out of the way
+
+    retrying = asyncio.ensure_future(env.service.retry(task.id))
+    while not retrying.done():
+        await env.clock.advance(0.5)
+    assert retrying.result().status is TaskStatus.PENDING
+    # The first message (1 s ahead) may have found the task still FAILED; the second
+    # was sent once the write had landed.
+    assert await messages(env) == 2
