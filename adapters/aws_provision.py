@@ -3,7 +3,8 @@
 - the dead-letter queue ``<queue_name>-dlq`` (14 days of retention),
 - the main queue, with a RedrivePolicy to it (``maxReceiveCount``) and the default
   visibility timeout,
-- the DynamoDB table (on-demand, keys and GSI of ``adapters/dynamodb.py``),
+- the DynamoDB table (on-demand, keys and GSIs of ``adapters/dynamodb.py``); a table
+  made by an older engine gets the held-task index it lacks,
 - TTL on its ``expires_at`` attribute.
 
 An existing queue whose redrive policy or visibility timeout differs is brought in line
@@ -13,20 +14,35 @@ An existing queue whose redrive policy or visibility timeout differs is brought 
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from adapters.dynamodb import GSI1, GSI1_PK, GSI1_SK, PK, SK, TTL_ATTRIBUTE
+from adapters.dynamodb import (
+    GSI1,
+    GSI1_PK,
+    GSI1_SK,
+    HELD_INDEX,
+    HELD_PK,
+    HELD_SK,
+    PK,
+    SK,
+    TTL_ATTRIBUTE,
+)
 from domain.errors import InfrastructureError
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_dynamodb.type_defs import GlobalSecondaryIndexTypeDef
     from mypy_boto3_sqs import SQSClient
 
 DLQ_SUFFIX = "-dlq"
+INDEX_WAIT_SECONDS = 2.0
+INDEX_WAIT_ATTEMPTS = 900
+"""How long provisioning waits for a new index to be built (up to 30 minutes)."""
 DLQ_RETENTION_SECONDS = 14 * 24 * 3600
 """The SQS maximum message retention (14 days): dead letters wait for a human."""
 
@@ -128,11 +144,17 @@ def _provision(
             updated.append(f"queue {queue_name} (redrive policy, visibility timeout)")
 
     try:
-        dynamodb.describe_table(TableName=table_name)
-        existing.append(f"table {table_name}")
+        table = dynamodb.describe_table(TableName=table_name)["Table"]
     except dynamodb.exceptions.ResourceNotFoundException:
         _create_table(dynamodb, table_name)
         created.append(f"table {table_name}")
+    else:
+        indexes = {index["IndexName"] for index in table.get("GlobalSecondaryIndexes", [])}
+        if HELD_INDEX in indexes:
+            existing.append(f"table {table_name}")
+        else:
+            _add_held_index(dynamodb, table_name)
+            updated.append(f"table {table_name} (index {HELD_INDEX} of held tasks)")
 
     ttl = dynamodb.describe_time_to_live(TableName=table_name).get("TimeToLiveDescription", {})
     if ttl.get("TimeToLiveStatus") in ("ENABLED", "ENABLING") and (
@@ -174,6 +196,40 @@ def _same_queue_settings(current: Mapping[str, str], wanted: Mapping[str, str]) 
     )
 
 
+_HELD_INDEX: GlobalSecondaryIndexTypeDef = {
+    "IndexName": HELD_INDEX,
+    "KeySchema": [
+        {"AttributeName": HELD_PK, "KeyType": "HASH"},
+        {"AttributeName": HELD_SK, "KeyType": "RANGE"},
+    ],
+    "Projection": {"ProjectionType": "ALL"},
+}
+"""Sparse: only held tasks carry its keys, so it stays as small as they are few."""
+
+
+def _add_held_index(dynamodb: DynamoDBClient, table_name: str) -> None:
+    dynamodb.update_table(
+        TableName=table_name,
+        AttributeDefinitions=[
+            {"AttributeName": HELD_PK, "AttributeType": "S"},
+            {"AttributeName": HELD_SK, "AttributeType": "S"},
+        ],
+        GlobalSecondaryIndexUpdates=[{"Create": _HELD_INDEX}],
+    )
+    # The reconciler queries the index: wait until it is built (existing held tasks
+    # are backfilled into it by DynamoDB).
+    for _ in range(INDEX_WAIT_ATTEMPTS):
+        table = dynamodb.describe_table(TableName=table_name)["Table"]
+        statuses = {
+            index["IndexName"]: index.get("IndexStatus", "ACTIVE")
+            for index in table.get("GlobalSecondaryIndexes", [])
+        }
+        if statuses.get(HELD_INDEX) == "ACTIVE":
+            return
+        time.sleep(INDEX_WAIT_SECONDS)
+    raise InfrastructureError("aws", f"index {HELD_INDEX} of {table_name} is not active yet")
+
+
 def _create_table(dynamodb: DynamoDBClient, table_name: str) -> None:
     dynamodb.create_table(
         TableName=table_name,
@@ -183,6 +239,8 @@ def _create_table(dynamodb: DynamoDBClient, table_name: str) -> None:
             {"AttributeName": SK, "AttributeType": "S"},
             {"AttributeName": GSI1_PK, "AttributeType": "S"},
             {"AttributeName": GSI1_SK, "AttributeType": "S"},
+            {"AttributeName": HELD_PK, "AttributeType": "S"},
+            {"AttributeName": HELD_SK, "AttributeType": "S"},
         ],
         KeySchema=[
             {"AttributeName": PK, "KeyType": "HASH"},
@@ -196,7 +254,8 @@ def _create_table(dynamodb: DynamoDBClient, table_name: str) -> None:
                     {"AttributeName": GSI1_SK, "KeyType": "RANGE"},
                 ],
                 "Projection": {"ProjectionType": "ALL"},
-            }
+            },
+            _HELD_INDEX,
         ],
     )
     dynamodb.get_waiter("table_exists").wait(

@@ -16,6 +16,12 @@ Task items carry the sparse GSI keys ``gsi1pk = STATUS#<status>#<shard>`` (shard
 stable hash of the id) and ``gsi1sk = <created_at UTC>#<id>``, so listing one status
 reads ``index_shards`` partitions in parallel instead of one hot partition.
 
+Held tasks (stored without a queue message, due later than SQS can delay one) also
+carry ``heldpk = HELD#<shard>`` (a stable hash of the id, ``HELD_SHARDS`` partitions)
+and ``heldsk = <run_at UTC>#<id>``, the keys of the sparse GSI ``held``: every other
+item lacks them, so the index holds the held tasks only, ordered by due time, and the
+due ones are found with one Query per shard, never a Scan.
+
 Counts are exact: a write that changes a task's status changes the counters in the same
 ``TransactWriteItems``. Which counter shard a write touches is random (spreading the
 writes); only the sum over the shards means anything.
@@ -69,6 +75,13 @@ SK = "sk"
 GSI1 = "gsi1"
 GSI1_PK = "gsi1pk"
 GSI1_SK = "gsi1sk"
+HELD_INDEX = "held"
+HELD_PK = "heldpk"
+HELD_SK = "heldsk"
+HELD_SHARDS = 4
+"""Partitions of the held-task index: held tasks are few (only those due beyond the
+queue's delay limit), so a few partitions spread the writes and one Query each finds
+every due task."""
 TTL_ATTRIBUTE = "expires_at"
 """Epoch seconds after which DynamoDB's TTL may delete the item (within about 48 h)."""
 
@@ -249,9 +262,13 @@ class DynamoDbTaskRepository:
         return self._clock.now().timestamp() if self._clock is not None else time.time()
 
     def _index_shard(self, task_id: str) -> int:
+        return self._shard(task_id, self.index_shards)
+
+    @staticmethod
+    def _shard(task_id: str, shards: int) -> int:
         # A stable hash (not Python's salted hash()): every process agrees on it.
         digest = hashlib.blake2b(task_id.encode(), digest_size=4).digest()
-        return int.from_bytes(digest, "big") % self.index_shards
+        return int.from_bytes(digest, "big") % shards
 
     def _counter_update(self, status: TaskStatus, delta: int) -> TransactWriteItemTypeDef:
         shard = random.randrange(self.counter_shards)
@@ -274,6 +291,9 @@ class DynamoDbTaskRepository:
             GSI1_PK: _s(f"STATUS#{task.status.value}#{self._index_shard(task.id)}"),
             GSI1_SK: _s(f"{_utc_key(task.created_at)}#{task.id}"),
         }
+        if task.held and task.run_at is not None and task.status is TaskStatus.PENDING:
+            item[HELD_PK] = _s(f"HELD#{self._shard(task.id, HELD_SHARDS)}")
+            item[HELD_SK] = _s(f"{_utc_key(task.run_at)}#{task.id}")
         for field in _TASK_FIELDS:
             value = getattr(task, field.name)
             if value is False and field.default is False:
@@ -516,6 +536,41 @@ class DynamoDbTaskRepository:
                 "ExpressionAttributeValues": values,
                 "ScanIndexForward": False,
                 "Limit": want - len(items),
+            }
+            if start is not None:
+                kwargs["ExclusiveStartKey"] = start
+            response = await self._run(functools.partial(self._client.query, **kwargs))
+            items.extend(response.get("Items", []))
+            start = response.get("LastEvaluatedKey")
+            if start is None:
+                break
+        return items
+
+    async def list_due_held(self, before: datetime, *, limit: int) -> list[Task]:
+        if limit < 1:
+            raise ValueError("limit must be at least 1")
+        # Keys are "<run_at>#<id>": everything below "<before>$" ('$' follows '#') is due.
+        upper = f"{_utc_key(before)}$"
+        shards = await asyncio.gather(
+            *(self._query_held(shard, upper, limit) for shard in range(HELD_SHARDS))
+        )
+        merged = sorted(
+            (item for shard_items in shards for item in shard_items),
+            key=lambda item: _req_s(item, HELD_SK),
+        )
+        return [self._from_item(item) for item in merged[:limit]]
+
+    async def _query_held(self, shard: int, upper: str, limit: int) -> list[Item]:
+        items: list[Item] = []
+        start: Item | None = None
+        while len(items) < limit:
+            kwargs: dict[str, Any] = {
+                "TableName": self.table_name,
+                "IndexName": HELD_INDEX,
+                "KeyConditionExpression": "#pk = :pk AND #sk < :upper",
+                "ExpressionAttributeNames": {"#pk": HELD_PK, "#sk": HELD_SK},
+                "ExpressionAttributeValues": {":pk": _s(f"HELD#{shard}"), ":upper": _s(upper)},
+                "Limit": limit - len(items),
             }
             if start is not None:
                 kwargs["ExclusiveStartKey"] = start

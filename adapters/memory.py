@@ -36,12 +36,20 @@ def _sort_key(task: Task) -> tuple[str, str]:
     return (task.created_at.isoformat(), task.id)
 
 
+def _due_key(task: Task) -> tuple[datetime, str] | None:
+    """The task's place in the index of held tasks by due time; None if not held."""
+    if not task.held or task.run_at is None or task.status is not TaskStatus.PENDING:
+        return None
+    return (task.run_at, task.id)
+
+
 class InMemoryTaskRepository:
     def __init__(self) -> None:
         self._tasks: dict[str, Task] = {}
         self._by_status: dict[TaskStatus, list[tuple[str, str]]] = {s: [] for s in TaskStatus}
         self._counts: dict[TaskStatus, int] = dict.fromkeys(TaskStatus, 0)
         self._keys: dict[str, tuple[str, str, datetime]] = {}  # key -> id, print, expiry
+        self._held: list[tuple[datetime, str]] = []  # sorted by due time: _due_key
 
     async def add_idempotent(
         self, task: Task, *, key: str, fingerprint: str, expires_at: datetime, now: datetime
@@ -61,6 +69,17 @@ class InMemoryTaskRepository:
         self._tasks[task.id] = task
         bisect.insort(self._by_status[task.status], _sort_key(task))
         self._counts[task.status] += 1
+        self._index_held(None, task)
+
+    def _index_held(self, old: Task | None, new: Task) -> None:
+        before = None if old is None else _due_key(old)
+        after = _due_key(new)
+        if before == after:
+            return
+        if before is not None:
+            del self._held[bisect.bisect_left(self._held, before)]
+        if after is not None:
+            bisect.insort(self._held, after)
 
     async def get(self, task_id: str) -> Task:
         try:
@@ -81,6 +100,7 @@ class InMemoryTaskRepository:
         if new.version <= current.version:
             raise ValueError("a transition must increase the version")
         self._tasks[new.id] = new
+        self._index_held(current, new)
         if new.status is not current.status:
             key = _sort_key(current)
             index = self._by_status[current.status]
@@ -104,6 +124,12 @@ class InMemoryTaskRepository:
         if start > 0 and keys:
             next_cursor = encode_cursor({"c": keys[-1][0], "i": keys[-1][1]})
         return Page(items=items, next_cursor=next_cursor)
+
+    async def list_due_held(self, before: datetime, *, limit: int) -> list[Task]:
+        if limit < 1:
+            raise ValueError("limit must be at least 1")
+        due = itertools.takewhile(lambda key: key[0] <= before, self._held)
+        return [self._tasks[task_id] for _, task_id in itertools.islice(due, limit)]
 
     async def count_by_status(self) -> dict[TaskStatus, int]:
         return dict(self._counts)

@@ -153,6 +153,16 @@ MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
             expires_key TEXT NOT NULL
         ) WITHOUT ROWID""",
     ),
+    # 5: held tasks (stored without a message, due beyond the queue's delay limit) by
+    # due time: ``held_key`` is the run_at key while held, else NULL. Tasks held by an
+    # older engine (PENDING, last written more than 900 s before their run_at) join it.
+    (
+        "ALTER TABLE tasks ADD COLUMN held_key TEXT",
+        "CREATE INDEX tasks_by_held_due ON tasks (held_key, id) WHERE held_key IS NOT NULL",
+        """UPDATE tasks SET held_key = run_at, extra = json_set(extra, '$.held', json('true'))
+            WHERE status = 'PENDING' AND run_at IS NOT NULL
+            AND (julianday(run_at) - julianday(updated_at)) * 86400.0 > 900""",
+    ),
 )
 SCHEMA_VERSION: Final = len(MIGRATIONS)
 
@@ -717,12 +727,13 @@ class SqliteTaskRepository:
                 "UPDATE tasks SET type=?, payload=?, status=?, created_at=?, updated_at=?, "
                 "max_attempts=?, attempts=?, retry_count=?, timeout_seconds=?, started_at=?, "
                 "finished_at=?, error=?, result=?, lease_token=?, lease_expires_at=?, "
-                "run_at=?, version=?, extra=?, created_key=?, finished_key=? "
+                "run_at=?, version=?, extra=?, created_key=?, finished_key=?, held_key=? "
                 "WHERE id=? AND status=? AND version=?",
                 (
                     *values,
                     _key(new.created_at),
                     _finished_key(new),
+                    _held_key(new),
                     expected.id,
                     expected.status.value,
                     expected.version,
@@ -776,6 +787,21 @@ class SqliteTaskRepository:
             next_cursor = encode_cursor({"c": page[-1][19], "i": page[-1][0]})
         return Page(items=[_task_from_row(r) for r in page], next_cursor=next_cursor)
 
+    async def list_due_held(self, before: datetime, *, limit: int) -> list[Task]:
+        if limit < 1:
+            raise ValueError("limit must be at least 1")
+        # held_key sorts in time order; the partial index holds held tasks only.
+        upper = _key(before)
+
+        def run(conn: sqlite3.Connection) -> list[Any]:
+            return conn.execute(
+                f"SELECT {_TASK_COLUMNS} FROM tasks WHERE held_key IS NOT NULL"
+                " AND held_key <= ? ORDER BY held_key, id LIMIT ?",
+                (upper, limit),
+            ).fetchall()
+
+        return [_task_from_row(row) for row in await self._db.read(run)]
+
     async def count_by_status(self) -> dict[TaskStatus, int]:
         rows = await self._db.read(
             lambda conn: conn.execute("SELECT status, n FROM task_counts").fetchall()
@@ -825,19 +851,26 @@ class SqliteTaskRepository:
 
 
 def _inserter(task: Task) -> Callable[[sqlite3.Connection], None]:
-    row = (*_task_row(task), _key(task.created_at), _finished_key(task))
+    row = (*_task_row(task), _key(task.created_at), _finished_key(task), _held_key(task))
 
     def insert(conn: sqlite3.Connection) -> None:
         try:
             conn.execute(
-                f"INSERT INTO tasks ({_TASK_COLUMNS}, created_key, finished_key) "
-                "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                f"INSERT INTO tasks ({_TASK_COLUMNS}, created_key, finished_key, held_key) "
+                "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 row,
             ).close()
         except sqlite3.IntegrityError:
             raise TaskAlreadyExists(task.id) from None
 
     return insert
+
+
+def _held_key(task: Task) -> str | None:
+    """The due-time key of a held task (indexed); None for every other task."""
+    if not task.held or task.run_at is None or task.status is not TaskStatus.PENDING:
+        return None
+    return _key(task.run_at)
 
 
 def _finished_key(task: Task) -> str | None:

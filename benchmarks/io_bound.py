@@ -16,7 +16,7 @@ from typing import Any
 from bootstrap.container import build_container
 from bootstrap.settings import Settings
 from domain.models import TaskStatus
-from domain.services import SubmitRequest
+from domain.services import MAX_BATCH_SIZE, BatchEntry, SubmitRequest
 from entrypoints.runtime import build_worker, maybe_await
 
 
@@ -36,7 +36,9 @@ async def run(tasks: int, sleep: float, concurrency: int) -> dict[str, Any]:
         stop = asyncio.Event()
         running = asyncio.create_task(worker.run(stop))
         started = time.perf_counter()
-        await service.submit_many([SubmitRequest(type="sleep", payload=sleep)] * tasks)
+        entry = BatchEntry(SubmitRequest(type="sleep", payload=sleep))
+        for start in range(0, tasks, MAX_BATCH_SIZE):
+            await service.submit_batch([entry] * min(MAX_BATCH_SIZE, tasks - start))
         while (await repository.count_by_status())[TaskStatus.COMPLETED] < tasks:
             await asyncio.sleep(0.002)
         elapsed = time.perf_counter() - started

@@ -165,6 +165,7 @@ class Container(containers.DeclarativeContainer):
         default_max_attempts=settings.provided.default_max_attempts,
         max_attempts_limit=settings.provided.max_attempts_limit,
         idempotency_window_seconds=settings.provided.idempotency_window_seconds,
+        max_queue_delay_seconds=settings.provided.max_queue_delay_seconds,
     )
 
     # -- memory ----------------------------------------------------------------------
@@ -258,6 +259,7 @@ class Container(containers.DeclarativeContainer):
         ProcessorSettings,
         visibility_timeout=settings.provided.visibility_timeout,
         heartbeat_interval=settings.provided.heartbeat_interval,
+        orphan_grace_seconds=settings.provided.orphan_grace_seconds,
     )
     processor = providers.Factory(
         TaskProcessor,
@@ -276,6 +278,7 @@ class Container(containers.DeclarativeContainer):
         queue=queue,
         clock=clock,
         stale_after_seconds=settings.provided.reconcile_stale_after_seconds,
+        horizon_seconds=settings.provided.max_queue_delay_seconds,
     )
 
 

@@ -56,7 +56,18 @@ class Settings(BaseSettings):
     reconcile_stale_after_seconds: float = Field(
         1800.0, gt=0, validation_alias=_env("TASKQ_RECONCILE_STALE_AFTER_SECONDS")
     )
-    """A PENDING task unchanged this long is re-sent (at most once per period)."""
+    """A PROCESSING task whose lease ended this long ago is abandoned: the reconciler
+    settles it (PENDING tasks are never re-sent: each has its message)."""
+    max_queue_delay_seconds: int = Field(
+        900, ge=0, le=900, validation_alias=_env("TASKQ_MAX_QUEUE_DELAY_SECONDS")
+    )
+    """Tasks due further off than this are held without a queue message and sent by
+    the reconciler when they come this close (SQS delays a message 900 s at most)."""
+    orphan_grace_seconds: float = Field(
+        60.0, ge=0, le=3600, validation_alias=_env("TASKQ_ORPHAN_GRACE_SECONDS")
+    )
+    """How long a worker keeps a message whose task is not stored (the write after
+    the send may still land, or have failed) before acking it as an orphan."""
     reconcile_interval_seconds: float = Field(
         60.0, gt=0, validation_alias=_env("TASKQ_RECONCILE_INTERVAL_SECONDS")
     )

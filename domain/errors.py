@@ -91,16 +91,19 @@ class InfrastructureError(TaskQueueError):
 
 
 class QueueSendFailed(InfrastructureError):
-    """Tasks were stored but could not be enqueued; the reconciler will re-send them.
+    """Tasks could not be enqueued, so they were not stored (a message is sent before
+    its task is written): nothing was created, and the request can be made again.
 
-    ``task_ids`` are the stored, unsent tasks in submission order; ``task_id`` is the
-    first (the only one for a single submission)."""
+    ``task_ids`` are the unsent tasks in submission order; ``task_id`` is the first
+    (the only one for a single submission)."""
 
     def __init__(self, task_ids: str | list[str], detail: str) -> None:
         self.task_ids = [task_ids] if isinstance(task_ids, str) else list(task_ids)
         self.task_id = self.task_ids[0] if self.task_ids else ""
+        self.reason = detail
+        """Why the send failed, without the ids."""
         which = ", ".join(self.task_ids)
-        super().__init__("queue", f"task {which} stored but not enqueued: {detail}")
+        super().__init__("queue", f"task {which} not enqueued, so not stored: {detail}")
 
 
 class InvalidCursor(ValidationError):

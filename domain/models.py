@@ -102,6 +102,10 @@ class Task:
     isolated: bool = False
     """Set when an attempt was lost (its worker process died or stalled): from then on
     every attempt runs alone in a child process, so a crash is the task's own."""
+    held: bool = False
+    """Stored without a queue message because ``run_at`` is further off than the queue
+    can delay one; the reconciler sends it when it comes within reach (see
+    ``TaskRepository.list_due_held``). Only a PENDING task is held."""
     version: int = 0
 
     @classmethod
@@ -115,7 +119,10 @@ class Task:
         timeout_seconds: float | None = None,
         run_at: datetime | None = None,
         task_id: str | None = None,
+        held: bool = False,
     ) -> Task:
+        if held and run_at is None:
+            raise ValueError("only a task with a run_at can be held")
         return cls(
             id=task_id or new_task_id(),
             type=task_type,
@@ -126,6 +133,7 @@ class Task:
             max_attempts=max_attempts,
             timeout_seconds=timeout_seconds,
             run_at=run_at,
+            held=held,
         )
 
     # -- transitions ------------------------------------------------------------------
@@ -133,7 +141,10 @@ class Task:
     def _to(self, target: TaskStatus, now: datetime, **changes: Any) -> Task:
         if target not in ALLOWED_TRANSITIONS[self.status]:
             raise IllegalTransition(self.id, self.status.value, target.value)
-        return replace(self, status=target, updated_at=now, version=self.version + 1, **changes)
+        # A held task has no message; any move (a claim, a cancel) ends the hold.
+        return replace(
+            self, status=target, updated_at=now, version=self.version + 1, held=False, **changes
+        )
 
     def claim(self, lease_token: str, now: datetime, lease_seconds: float) -> Task:
         """PENDING -> PROCESSING, one more attempt. (A worker taking over a PROCESSING
@@ -251,9 +262,11 @@ class Task:
             lease_expires_at=None,
         )
 
-    def touch(self, now: datetime) -> Task:
-        """The same state, a new version: marks that the reconciler re-sent it."""
-        return replace(self, updated_at=now, version=self.version + 1)
+    def unhold(self, now: datetime) -> Task:
+        """The reconciler sent the held task's message: PENDING like any other now."""
+        if not self.held:
+            raise IllegalTransition(self.id, self.status.value, "unheld (it is not held)")
+        return replace(self, held=False, updated_at=now, version=self.version + 1)
 
     def cancel(self, now: datetime) -> Task:
         return self._to(

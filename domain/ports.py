@@ -85,6 +85,20 @@ class TaskRepository(Protocol):
         """
         ...
 
+    async def list_due_held(self, before: datetime, *, limit: int) -> list[Task]:
+        """Held tasks (``Task.held``: stored without a queue message) whose ``run_at``
+        is at or before ``before`` (timezone-aware), earliest ``run_at`` first, at most
+        ``limit`` (at least 1) of them.
+
+        Found through an index on the due time of held tasks only, so the cost depends
+        on ``limit``, never on how many other tasks are stored or PENDING. A task stops
+        being listed once a transition stores it unheld. On DynamoDB the index is
+        eventually consistent: a task unheld a moment ago may still be listed (the
+        caller's conditional transition then loses). Raises ``ValueError`` for a
+        ``limit`` below 1.
+        """
+        ...
+
     async def count_by_status(self) -> dict[TaskStatus, int]:
         """Exact number of tasks in each status (every status present), at a cost that
         does not depend on how many tasks are stored."""

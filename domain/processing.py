@@ -42,6 +42,9 @@ log = logging.getLogger("taskq.processing")
 RESULT_WRITE_ATTEMPTS = 4
 """Tries to record a finished attempt (waiting 0.5, 1, 2 s between) before giving up
 and letting the lease run out."""
+ROW_RECHECK_SECONDS = (0.05, 0.2)
+"""Pauses before looking again for the task of a message that arrived before its row
+(the send precedes the write by milliseconds), before giving the message back."""
 HANDLER_STOP_SECONDS = 10.0
 """At shutdown, how long a cancelled handler may take to stop (an isolated one: its
 child process killed and reaped) before its attempt is released all the same."""
@@ -55,7 +58,8 @@ class Outcome(enum.StrEnum):
     DEFERRED = "deferred"  # another worker holds a live lease on the task
     LOST_LEASE = "lost_lease"
     POISON = "poison"  # undecodable body: dead-lettered
-    ORPHAN = "orphan"  # no task with that id: acked and counted
+    ORPHAN = "orphan"  # no task with that id after the grace: acked and counted
+    AWAITING_TASK = "awaiting_task"  # no task with that id yet: released, looked at again
     RELEASED = "released"  # shutdown: given back for immediate redelivery
     CANCELLED = "cancelled"  # cancelled while running, at the operator's request
 
@@ -66,6 +70,10 @@ class ProcessorSettings:
     """The lease a claim takes, in seconds (the queue's visibility timeout)."""
     heartbeat_interval: float | None = None
     """How often a running task's lease is extended; default a third of the lease."""
+    orphan_grace_seconds: float = 60.0
+    """How long a message whose task is not stored is kept (released and received
+    again) before it is acked as an orphan: the store write that follows a send may
+    still land, or have failed."""
 
     @property
     def heartbeat_every(self) -> float:
@@ -124,10 +132,29 @@ class TaskProcessor:
         return await self._carry_out(action, task, delivery, now)
 
     async def _orphan(self, delivery: Delivery) -> Outcome:
-        """The message names a task that is not stored."""
-        log.warning("message for unknown task %s acked", delivery.task_id)
-        await self.queue.ack(delivery)
-        return Outcome.ORPHAN
+        """The message names a task that is not stored. A message is sent before its
+        task is stored, so it can arrive before the row, or outlive a store that
+        failed. On its first receive, look again after a moment; then give the message
+        back, to come again after 1, 2, 4... seconds, until it has waited
+        ``orphan_grace_seconds`` in all (counted by its receives, so no other host's
+        clock is trusted); only then is it acked as an orphan."""
+        assert delivery.task_id is not None
+        for pause in ROW_RECHECK_SECONDS if delivery.receive_count == 1 else ():
+            await self.clock.sleep(pause)
+            try:
+                found = await self.repository.get(delivery.task_id)
+            except TaskNotFound:
+                continue
+            return await self._handle(found, delivery)
+        grace = self.settings.orphan_grace_seconds
+        waited = 2.0 ** (delivery.receive_count - 1) - 1  # released 1, 2, 4... s so far
+        if waited >= grace:
+            log.warning("message for unknown task %s acked after %gs", delivery.task_id, waited)
+            await self.queue.ack(delivery)
+            return Outcome.ORPHAN
+        delay = min(2.0 ** (delivery.receive_count - 1), grace - waited)
+        await self.queue.release(delivery, delay_seconds=delay)
+        return Outcome.AWAITING_TASK
 
     async def _carry_out(
         self, action: rules.TaskAction, task: Task, delivery: Delivery, now: datetime

@@ -1,29 +1,36 @@
-"""The reconciler: no task stays PENDING forever without a message.
+"""The reconciler: what no request and no delivery settles by itself.
 
-A task is stored before it is enqueued. If the send fails, or the process dies between
-the two, the task is PENDING with no message. The reconciler finds PENDING tasks that
-have not changed for ``stale_after`` seconds and re-sends them. It first bumps the
-task's version (compare-and-set), so of several reconcilers only one re-sends a task,
-and each task is re-sent at most once per ``stale_after``.
+1. **Held tasks.** A task due further off than the queue can delay a message
+   (``SCHEDULE_HORIZON_SECONDS``) is stored without one (``Task.held``). Each pass asks
+   the repository for the held tasks due within the horizon (an index by due time: the
+   cost follows how many are due, never how many tasks are PENDING), sends each its
+   message with the remaining delay, *then* clears its hold with a conditional
+   transition. If that transition loses (the task was cancelled, or another reconciler
+   was first) or the process dies before it, the message is a spare that the worker
+   skips, and the next pass sends at most one more.
+2. **Abandoned PROCESSING tasks.** A task whose lease ended ``stale_after`` ago has no
+   worker and maybe no message (the queue dead-lettered it after too many receives):
+   it is settled as a takeover would be (cancelled, failed, or retried with a fresh
+   message sent *before* the transition).
 
-A re-send of a task whose message was in fact still queued is harmless: the second
-delivery finds the task running (deferred) or finished (acked and skipped).
-
-It is also the scheduler of long delays. A task due further off than the queue can
-delay a message (``SCHEDULE_HORIZON_SECONDS``) is stored without one; once its
-``run_at`` comes within the horizon, the reconciler enqueues it with the remaining delay.
-"Not yet enqueued" needs no extra field: such a task was last written before its
-enqueue window opened (``updated_at < run_at - horizon``), and enqueuing it touches it.
+PENDING tasks are never re-sent: a task is stored only after its message was sent
+(``TaskService.submit``), so every PENDING task that is not held has one.
 """
 
 from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from domain.errors import ConcurrencyConflict, InfrastructureError, TaskNotFound
+from domain.errors import (
+    ConcurrencyConflict,
+    InfrastructureError,
+    QueueSendFailed,
+    TaskNotFound,
+)
 from domain.models import Task, TaskStatus
 from domain.ports import Clock, TaskQueue, TaskRepository
 from domain.services import MAX_QUEUE_DELAY_SECONDS
@@ -31,14 +38,15 @@ from domain.services import MAX_QUEUE_DELAY_SECONDS
 log = logging.getLogger("taskq.reconcile")
 
 SCHEDULE_HORIZON_SECONDS = MAX_QUEUE_DELAY_SECONDS
-"""How far ahead a scheduled task is enqueued: the largest message delay."""
+"""How far ahead a held task is enqueued by default: the largest message delay."""
+HELD_PAGE_SIZE = 100
+"""Held tasks asked for (and sent) at a time."""
 
 
 @dataclass(frozen=True)
 class ReconcileReport:
-    examined: int
-    resent: int
     scheduled: int = 0
+    """Held tasks sent their message (they are due within the horizon)."""
     recovered: int = 0
     """PROCESSING tasks abandoned by a dead worker, settled or retried."""
 
@@ -52,49 +60,78 @@ class Reconciler:
         *,
         stale_after_seconds: float,
         max_examined: int = 10_000,
+        max_scheduled: int = 10_000,
+        held_page_size: int = HELD_PAGE_SIZE,
+        horizon_seconds: int = SCHEDULE_HORIZON_SECONDS,
     ) -> None:
+        """``stale_after_seconds``: how long after its lease ended a PROCESSING task
+        counts as abandoned. ``max_examined``: PROCESSING tasks looked at per pass.
+        ``max_scheduled``: held tasks sent per pass (the rest go next pass).
+        ``horizon_seconds``: held tasks due within this are sent; the service's
+        ``Limits.max_queue_delay_seconds``."""
         self.repository = repository
         self.queue = queue
         self.clock = clock
         self.stale_after = timedelta(seconds=stale_after_seconds)
         self.max_examined = max_examined
+        self.max_scheduled = max_scheduled
+        self.held_page_size = held_page_size
+        self.horizon = timedelta(seconds=horizon_seconds)
 
     async def run_once(self) -> ReconcileReport:
         now = self.clock.now()
-        horizon = timedelta(seconds=SCHEDULE_HORIZON_SECONDS)
-        examined = resent = scheduled = 0
-        cursor: str | None = None
-        while examined < self.max_examined:
-            page = await self.repository.list_by_status(
-                TaskStatus.PENDING, limit=100, cursor=cursor
-            )
-            for task in page.items:
-                examined += 1
-                if task.run_at is not None and task.run_at - now > horizon:
-                    continue  # not due yet: no message should exist
-                if task.run_at is not None and task.updated_at < task.run_at - horizon:
-                    delay = math.ceil(max(0.0, (task.run_at - now).total_seconds()))
-                    if await self._enqueue(task, delay):
-                        scheduled += 1
-                    continue
-                if now - max(task.run_at or task.updated_at, task.updated_at) < self.stale_after:
-                    continue
-                if await self._enqueue(task, 0):
-                    resent += 1
-            cursor = page.next_cursor
-            if cursor is None:
-                break
+        scheduled = await self._schedule_held(now)
         recovered = await self._recover_abandoned(now)
-        if resent or scheduled or recovered:
+        if scheduled or recovered:
             log.info(
-                "reconciler re-sent %d stale tasks, enqueued %d due, recovered %d abandoned",
-                resent,
+                "reconciler enqueued %d held tasks now due, recovered %d abandoned",
                 scheduled,
                 recovered,
             )
-        return ReconcileReport(
-            examined=examined, resent=resent, scheduled=scheduled, recovered=recovered
-        )
+        return ReconcileReport(scheduled=scheduled, recovered=recovered)
+
+    # -- held tasks ------------------------------------------------------------------
+
+    async def _schedule_held(self, now: datetime) -> int:
+        before = now + self.horizon
+        seen: set[str] = set()  # an index read again at once may still list them
+        scheduled = 0
+        while scheduled < self.max_scheduled:
+            limit = min(self.held_page_size, self.max_scheduled - scheduled)
+            listed = await self.repository.list_due_held(before, limit=limit)
+            due = [task for task in listed if task.id not in seen]
+            if not due:
+                break
+            seen.update(task.id for task in due)
+            for task in await self._send_held(due, now):
+                try:
+                    await self.repository.transition(task.unhold(self.clock.now()), expected=task)
+                except (ConcurrencyConflict, TaskNotFound):
+                    continue  # cancelled, or another reconciler was first: a spare message
+                scheduled += 1
+            if len(listed) < limit:
+                break
+        return scheduled
+
+    async def _send_held(self, due: Sequence[Task], now: datetime) -> list[Task]:
+        """Send each task its message with the delay left until its ``run_at``; the
+        tasks whose message went out."""
+        items = [
+            (task.id, math.ceil(max(0.0, ((task.run_at or now) - now).total_seconds())))
+            for task in due
+        ]
+        try:
+            await self.queue.send_batch(items)
+        except QueueSendFailed as exc:
+            log.warning("sending %d held tasks failed: %s", len(exc.task_ids), exc.detail)
+            unsent = set(exc.task_ids)
+            return [task for task in due if task.id not in unsent]
+        except InfrastructureError as exc:
+            log.warning("sending %d held tasks failed: %s", len(due), exc)
+            return []
+        return list(due)
+
+    # -- abandoned attempts ----------------------------------------------------------
 
     async def _recover_abandoned(self, now: datetime) -> int:
         """PROCESSING tasks whose lease ended ``stale_after`` ago have no worker: the
@@ -113,31 +150,27 @@ class Reconciler:
                 expired = task.lease_expires_at
                 if expired is not None and now - expired < self.stale_after:
                     continue  # running, or its message will bring it back
-                new = task.settle_lost_attempt(now)
-                try:
-                    await self.repository.transition(new, expected=task)
-                except (ConcurrencyConflict, TaskNotFound):
-                    continue
-                if new.status is TaskStatus.PENDING:
-                    try:
-                        await self.queue.send(task.id)
-                    except InfrastructureError as exc:
-                        log.warning("sending task %s failed: %s", task.id, exc)
-                recovered += 1
+                if await self._settle_abandoned(task, now):
+                    recovered += 1
             cursor = page.next_cursor
             if cursor is None:
                 break
         return recovered
 
-    async def _enqueue(self, task: Task, delay_seconds: int) -> bool:
-        """Touch (so only one reconciler sends it), then send."""
+    async def _settle_abandoned(self, task: Task, now: datetime) -> bool:
+        """Settle the lost attempt as a takeover would (``Task.settle_lost_attempt``).
+        One left PENDING gets its message first: a delivery that comes before the
+        transition finds the task PROCESSING with an expired lease and takes it over,
+        which is the same."""
+        new = task.settle_lost_attempt(now)
+        if new.status is TaskStatus.PENDING:
+            try:
+                await self.queue.send(task.id)
+            except InfrastructureError as exc:
+                log.warning("sending task %s failed: %s", task.id, exc)
+                return False  # untouched: the next pass tries again
         try:
-            await self.repository.transition(task.touch(self.clock.now()), expected=task)
+            await self.repository.transition(new, expected=task)
         except (ConcurrencyConflict, TaskNotFound):
-            return False  # it moved on, or another reconciler has it
-        try:
-            await self.queue.send(task.id, delay_seconds=delay_seconds)
-        except InfrastructureError as exc:
-            log.warning("sending task %s failed: %s", task.id, exc)
             return False
         return True

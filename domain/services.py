@@ -29,6 +29,9 @@ within this horizon."""
 MAX_DELAY_SECONDS = 366 * 24 * 3600
 """A task may be delayed up to a year (a leap year's worth)."""
 CANCEL_RETRIES = 5
+RETRY_SEND_DELAY_SECONDS = 1
+"""An operator's retry sends its message this much ahead of the write that makes the
+task PENDING again, so the message does not find it still FAILED."""
 MAX_IDEMPOTENCY_KEY_LENGTH = 255
 MAX_BATCH_SIZE = 100
 """Most tasks one batch submission may carry."""
@@ -83,15 +86,6 @@ class SubmitRequest:
 
 
 @dataclass(frozen=True)
-class BatchOutcome:
-    tasks: list[Task]
-    """Every task of the batch, stored, in request order."""
-    unsent: frozenset[str]
-    """Ids of stored tasks whose message could not be sent (the reconciler re-sends)."""
-    detail: str | None = None
-
-
-@dataclass(frozen=True)
 class BatchEntry:
     """One task of a batch submission, with its (already scoped) idempotency key."""
 
@@ -124,6 +118,15 @@ class Limits:
     queue's own redrive policy moves its message away."""
     idempotency_window_seconds: float = 24 * 3600
     """How long an Idempotency-Key keeps returning the task it created."""
+    max_queue_delay_seconds: int = MAX_QUEUE_DELAY_SECONDS
+    """Tasks due further off are held (stored without a message) and the reconciler
+    sends them when they come this close; at most the queue's limit (900 s)."""
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.max_queue_delay_seconds <= MAX_QUEUE_DELAY_SECONDS:
+            raise ValueError(
+                f"max_queue_delay_seconds must be between 0 and {MAX_QUEUE_DELAY_SECONDS}"
+            )
 
 
 class TaskService:
@@ -179,6 +182,7 @@ class TaskService:
 
         now = self.clock.now()
         run_at = self._run_at(request, now)
+        delay = self._queue_delay(run_at, now)
         task = Task.create(
             request.type,
             request.payload,
@@ -186,8 +190,9 @@ class TaskService:
             max_attempts=max_attempts,
             timeout_seconds=timeout,
             run_at=run_at,
+            held=delay is None,
         )
-        return task, self._queue_delay(run_at, now)
+        return task, delay
 
     @staticmethod
     def _run_at(request: SubmitRequest, now: datetime) -> datetime | None:
@@ -214,35 +219,40 @@ class TaskService:
             return None
         return now + timedelta(seconds=math.ceil(delay))
 
-    @staticmethod
-    def _queue_delay(run_at: datetime | None, now: datetime) -> int | None:
+    def _queue_delay(self, run_at: datetime | None, now: datetime) -> int | None:
         """The message delay for a task due at ``run_at``; None when it is too far off
         for the queue, and the scheduler will enqueue it later."""
         if run_at is None:
             return 0
         seconds = math.ceil((run_at - now).total_seconds())
-        return max(0, seconds) if seconds <= MAX_QUEUE_DELAY_SECONDS else None
+        return max(0, seconds) if seconds <= self.limits.max_queue_delay_seconds else None
 
     async def submit(self, request: SubmitRequest) -> Task:
-        """Store the task (PENDING), then enqueue it.
+        """Enqueue the task, then store it (PENDING); return it once stored.
 
-        The write comes first so the task is readable at once; if the send fails the
-        task stays PENDING, ``QueueSendFailed`` is raised and the reconciler re-sends it.
+        The send comes first, so a stored task always has its message (or is held,
+        and the reconciler sends it when due): nothing needs re-sending later. If the
+        send fails nothing is stored and ``QueueSendFailed`` is raised. If the store
+        fails after the send, its error is raised and the message points at no task:
+        the worker waits a bounded time for the row, then drops the message
+        (``ProcessorSettings.orphan_grace_seconds``).
         """
         task, delay = self.build(request)
-        await self.repository.add(task)
         await self._enqueue(task, delay)
+        await self.repository.add(task)
         return task
 
     async def submit_idempotent(self, request: SubmitRequest, key: str) -> tuple[Task, bool]:
         """Submit once per ``key``: a repeat of the same request within the window
         returns the original task and False; a different request under the same key
-        raises ``IdempotencyKeyReused``."""
+        raises ``IdempotencyKeyReused``. Sends first, like ``submit``: the message
+        sent for a repeat finds no task and is dropped by the worker after its grace."""
         if not key or len(key) > MAX_IDEMPOTENCY_KEY_LENGTH:
             raise ValidationError(
                 "Idempotency-Key", f"must be 1 to {MAX_IDEMPOTENCY_KEY_LENGTH} characters"
             )
         task, delay = self.build(request)
+        await self._enqueue(task, delay)
         existing = await self.repository.add_idempotent(
             task,
             key=key,
@@ -252,16 +262,11 @@ class TaskService:
         )
         if existing is not None:
             return await self.repository.get(existing), False
-        await self._enqueue(task, delay)
         return task, True
 
     async def _enqueue(self, task: Task, delay: int | None) -> None:
-        if delay is None:
-            return  # held by the engine until due; see Reconciler
-        try:
-            await self.queue.send(task.id, delay_seconds=delay)
-        except InfrastructureError as exc:
-            raise QueueSendFailed(task.id, exc.detail) from exc
+        if delay is not None:  # None: held by the engine until due; see Reconciler
+            await self._send(task.id, delay)
 
     async def submit_batch(
         self, items: Sequence[BatchEntry | ValidationError]
@@ -296,10 +301,13 @@ class TaskService:
         return outcomes
 
     async def _store_batch(self, batch: Sequence[_Built]) -> list[SubmitOutcome]:
-        """The batch's writes and sends, one outcome per built task: each task is stored
-        on its own (a failed write fails only its item), then the due ones are sent."""
+        """The batch's sends and writes, one outcome per built task. As in ``submit``,
+        the due tasks are sent first (in batch calls) and only the sent ones (and the
+        held ones) are stored, each on its own: a failed send or write fails only its
+        item. An item with an idempotency key goes through ``submit_idempotent``."""
+        plain = [built for built in batch if built.entry.idempotency_key is None]
+        unsent = await self._send_due([(b.task.id, b.delay) for b in plain if b.delay is not None])
         outcomes: list[SubmitOutcome] = []
-        due: list[tuple[str, int]] = []
         for built in batch:
             key = built.entry.idempotency_key
             try:
@@ -307,50 +315,26 @@ class TaskService:
                     task, new = await self.submit_idempotent(built.entry.request, key)
                     outcomes.append(SubmitOutcome(task, new))
                     continue
+                if built.task.id in unsent:
+                    raise QueueSendFailed(built.task.id, unsent[built.task.id])
                 await self.repository.add(built.task)
             except TaskQueueError as exc:
                 outcomes.append(SubmitOutcome(error=exc))
                 continue
             outcomes.append(SubmitOutcome(built.task))
-            if built.delay is not None:
-                due.append((built.task.id, built.delay))
-        unsent: dict[str, str] = {}
-        try:
-            if due:
-                await self.queue.send_batch(due)
-        except QueueSendFailed as exc:  # these were not sent; the others were
-            unsent = dict.fromkeys(exc.task_ids, exc.detail)
-        except InfrastructureError as exc:
-            unsent = {task_id: exc.detail for task_id, _ in due}
-        return [
-            SubmitOutcome(error=QueueSendFailed(o.task.id, unsent[o.task.id]))
-            if o.task is not None and o.task.id in unsent
-            else o
-            for o in outcomes
-        ]
+        return outcomes
 
-    async def submit_many(self, requests: Sequence[SubmitRequest]) -> list[Task]:
-        """Store every task, then enqueue the due ones in batch calls. Raises
-        ``QueueSendFailed`` naming just the stored tasks that were not sent (the
-        reconciler re-sends them); see ``submit_many_outcome`` to keep the rest."""
-        outcome = await self.submit_many_outcome(requests)
-        if outcome.unsent:
-            raise QueueSendFailed(sorted(outcome.unsent), outcome.detail or "send failed")
-        return outcome.tasks
-
-    async def submit_many_outcome(self, requests: Sequence[SubmitRequest]) -> BatchOutcome:
-        built = [self.build(r) for r in requests]
-        for task, _ in built:
-            await self.repository.add(task)
-        due = [(task.id, delay) for task, delay in built if delay is not None]
-        tasks = [task for task, _ in built]
+    async def _send_due(self, due: Sequence[tuple[str, int]]) -> dict[str, str]:
+        """Send ``due`` in batch calls; the ids that were not sent, with why."""
+        if not due:
+            return {}
         try:
             await self.queue.send_batch(due)
         except QueueSendFailed as exc:  # these were not sent; the others were
-            return BatchOutcome(tasks, frozenset(exc.task_ids), exc.detail)
+            return dict.fromkeys(exc.task_ids, exc.reason)
         except InfrastructureError as exc:
-            return BatchOutcome(tasks, frozenset(task_id for task_id, _ in due), exc.detail)
-        return BatchOutcome(tasks, frozenset(), None)
+            return {task_id: exc.detail for task_id, _ in due}
+        return {}
 
     # -- operator actions ------------------------------------------------------------
 
@@ -387,12 +371,22 @@ class TaskService:
         if task.status is not TaskStatus.FAILED:
             raise TaskStateConflict(task_id, task.status.value, "retry (only FAILED tasks)")
         retried = task.retry_failed(self.clock.now(), budget)
+        # Send first (a failed send leaves the task FAILED), with a delay so the message
+        # finds the task PENDING: a delivery of a FAILED task is acked and skipped. If
+        # the write took longer than that delay, the message may have come too early:
+        # send another before answering (a spare message is skipped harmlessly).
+        await self._send(task.id, RETRY_SEND_DELAY_SECONDS)
+        started = self.clock.monotonic()
         await self.repository.transition(retried, expected=task)
-        try:
-            await self.queue.send(task.id)
-        except InfrastructureError as exc:
-            raise QueueSendFailed(task.id, exc.detail) from exc
+        if self.clock.monotonic() - started >= RETRY_SEND_DELAY_SECONDS:
+            await self._send(task.id, 0)
         return retried
+
+    async def _send(self, task_id: str, delay: int) -> None:
+        try:
+            await self.queue.send(task_id, delay_seconds=delay)
+        except InfrastructureError as exc:
+            raise QueueSendFailed(task_id, exc.detail) from exc
 
     async def retry_failed(
         self, *, task_type: str | None = None, limit: int = 1000, per_second: float = 50.0

@@ -3,10 +3,11 @@
     make reliability                       # every scenario, every backend, long runs
     python scripts/reliability.py --quick  # the make-test sizes, for a smoke run
 
-Scenarios 1, 3, 4, 5, 8 and 9 of issue 5 and 11 (poison tasks among healthy neighbours,
-issue 10) (see tests/e2e/test_reliability_*.py, whose ``run_*`` functions these are,
-with larger parameters) on sqlite and on aws (a moto server process on loopback).
-Writes docs/reliability.md.
+Scenarios 1, 3, 4, 5, 8 and 9 of issue 5, and of issue 10: 11 (poison tasks among healthy
+neighbours) and 12 (held tasks behind a backlog; no re-sends); see
+tests/e2e/test_reliability_*.py, whose ``run_*`` functions these are, with larger
+parameters. On sqlite and on aws (a moto server process on loopback). Writes
+docs/reliability.md.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from tests.e2e.support import MotoServer, ScenarioResult, aws_env, sqlite_env  # noqa: E402
+from tests.e2e.test_reliability_backlog import run_backlog  # noqa: E402
 from tests.e2e.test_reliability_crash import run_worker_kill  # noqa: E402
 from tests.e2e.test_reliability_gap import run_write_send_gap  # noqa: E402
 from tests.e2e.test_reliability_lease import run_long_task  # noqa: E402
@@ -77,6 +79,12 @@ def scenarios(quick: bool) -> list[tuple[str, set[str], Callable[..., ScenarioRe
             tmp, _env(tmp, backend, moto, 5), backend=backend, tasks=50 if big else 10
         )
 
+    def backlog(tmp: Path, backend: str, moto: MotoServer | None) -> ScenarioResult:
+        sizes = {"held": 50, "passes": 5} if big else {}
+        if big:
+            sizes["backlog"] = 2000 if backend == "sqlite" else 400
+        return run_backlog(tmp, _env(tmp, backend, moto, 10), backend=backend, **sizes)
+
     def poison(tmp: Path, backend: str, moto: MotoServer | None) -> ScenarioResult:
         env = _env(tmp, backend, moto, 2)
         if backend == "sqlite":
@@ -115,11 +123,12 @@ def scenarios(quick: bool) -> list[tuple[str, set[str], Callable[..., ScenarioRe
     return [
         ("1. worker SIGKILLed mid-task", both, worker_kill),
         ("3. long task, short lease", both, long_task),
-        ("4. write/send gap (reconciler)", both, gap),
+        ("4. write/send gap (send first)", both, gap),
         ("5. poison messages", both, poison),
         ("8. SIGTERM under load, restart", both, shutdown),
         ("9. steady HTTP load", both, load),
         ("11. poison tasks among healthy neighbours", both, neighbours),
+        ("12. held tasks behind a backlog; no re-sends", both, backlog),
     ]
 
 
@@ -216,10 +225,10 @@ def report(rows: list[tuple[str, str, ScenarioResult | str, float]], command: st
         "  (the releases take longer on SQS) has its result discarded and runs again.",
         "- **double completions**: a final record that changed after it was first seen",
         "  (a completion recorded twice). Must be 0.",
-        "- **time to recover**: 1: SIGKILL to every task final; 4: worker start to every",
+        "- **time to recover**: 1: SIGKILL to every task final; 4: first send to every",
         "  task final; 5: the worker-killer task from submission to FAILED; 8: restart to",
-        "  every task final; 9: end of the load to every task final; 11: workers' start to",
-        "  every task final.",
+        "  every task final; 9: end of the load to every task final; 11 and 12: workers'",
+        "  start to every task final.",
         "- Scenario 11: lost counts a healthy task that did not complete and a poison",
         "  task that did not end FAILED with the crash error (its handler crashed its",
         "  worker process).",

@@ -149,7 +149,10 @@ def _reconcile(args: argparse.Namespace) -> int:
             report = await container.reconciler().run_once()
         finally:
             await maybe_await(container.shutdown_resources())
-        print(f"examined {report.examined} PENDING tasks, re-sent {report.resent}")
+        print(
+            f"enqueued {report.scheduled} held tasks now due, "
+            f"recovered {report.recovered} abandoned PROCESSING tasks"
+        )
 
     asyncio.run(once())
     return 0

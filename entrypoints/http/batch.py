@@ -38,6 +38,4 @@ def result(outcome: SubmitOutcome) -> BatchResult:
         return BatchResult(status=201 if outcome.new else 200, task=TaskOut.of(outcome.task))
     assert outcome.error is not None, "an outcome holds a task or an error"
     found = problem(outcome.error)
-    if found.task_id is None:
-        return BatchResult(status=found.status, error=found.message)
-    return BatchResult(status=found.status, error=found.message, task_id=found.task_id)
+    return BatchResult(status=found.status, error=found.message)

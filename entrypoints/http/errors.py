@@ -80,8 +80,6 @@ class Problem:
 
     status: int
     message: str
-    task_id: str | None = None
-    """Set when the task was stored before a later step failed (a 503)."""
 
 
 def problem(exc: Exception) -> Problem:
@@ -93,10 +91,8 @@ def problem(exc: Exception) -> Problem:
         logger.warning("queue send failed for task %s: %s", exc.task_id, exc.detail)
         return Problem(
             503,
-            f"task {exc.task_id} was stored (PENDING) but could not be enqueued because the "
-            "queue is unavailable; the reconciler will re-send it, so do not submit it again: "
-            f"follow it with GET /tasks/{exc.task_id}",
-            task_id=exc.task_id,
+            f"the queue is unavailable: task {exc.task_id} could not be enqueued, so it "
+            "was not created (or changed); nothing was stored: retry later",
         )
     if isinstance(exc, InfrastructureError):
         logger.warning("%s unavailable: %s", exc.dependency, exc.detail)
@@ -159,8 +155,7 @@ async def handle_error(request: Request, exc: Exception) -> Response:
     if found.status == 500:
         raise exc  # the catch-all logs the traceback and answers 500
     headers = {"Retry-After": str(RETRY_AFTER_SECONDS)} if found.status == 503 else None
-    extra = {"task_id": found.task_id} if found.task_id is not None else {}
-    return error_response(found.status, found.message, headers=headers, **extra)
+    return error_response(found.status, found.message, headers=headers)
 
 
 HANDLED: tuple[type[Exception], ...] = (

@@ -95,8 +95,8 @@ class Endpoints:
             "write (the task id is already in use).",
             422: "Failed validation, naming the field: missing, empty or unknown type, an "
             "unknown field, a bad payload, an out-of-range option, a bad Idempotency-Key.",
-            503: "A dependency is down. If `task_id` is set the task was stored and will be "
-            "enqueued by the reconciler: do not submit it again.",
+            503: "A dependency is down: the task was not created; submit it again later "
+            "(with the same Idempotency-Key to be safe).",
         },
     )
     async def submit_task(self, request: Request) -> Response:
@@ -130,8 +130,8 @@ class Endpoints:
         Each task is validated on its own, and all before any is stored: valid tasks are
         created even when others are not. `results` has one entry per task, in input
         order, with the status `POST /tasks` would have answered for it (201 with `task`,
-        or an error). The tasks due now are sent to the queue in batches. A 503 item with
-        `task_id` was stored and will be enqueued by the reconciler: do not submit it again.
+        or an error). The tasks due now are sent to the queue in batches, before they are
+        stored: a 503 item was not created, submit it again later.
         """
         body = SubmitBatch.model_validate(await json_object(request, items="tasks"))
         items = [read_item(raw, caller(request)) for raw in body.tasks]
@@ -173,8 +173,7 @@ class Endpoints:
             404: _NO_TASK[404],
             409: "The task is not FAILED; the error names its status.",
             422: "max_attempts is not an integer in range, or the body has an unknown field.",
-            503: "A dependency is down. If `task_id` is set the task is PENDING again and "
-            "the reconciler will enqueue it.",
+            503: "A dependency is down: the task was not changed (still FAILED); retry later.",
         },
     )
     async def retry_task(self, request: Request) -> Response:

@@ -146,11 +146,13 @@ class BatchResult(BaseModel):
     status: int = Field(
         description="201 created; 200 the task an idempotency key already created; "
         "409 the key was used with a different request; 422 invalid (nothing stored); "
-        "503 a dependency failed (with `task_id`: stored, the reconciler will enqueue it)."
+        "503 a dependency failed (the task was not created: submit it again later)."
     )
     task: TaskOut | None = Field(None, description="Set with 200 and 201.")
     error: str | None = Field(None, description="Set with 4xx and 5xx: what is wrong.")
-    task_id: str | None = Field(None, description="Set with 503 when the task was stored.")
+    task_id: str | None = Field(
+        None, description="No longer set: a task that could not be enqueued is not stored."
+    )
 
 
 class BatchResults(BaseModel):
@@ -352,7 +354,7 @@ class Readiness(BaseModel):
 class Error(BaseModel):
     error: str = Field(description="What is wrong, naming the offending field.")
     task_id: str | None = Field(
-        None, description="On a 503 after the task was stored: its id (it will be enqueued)."
+        None, description="No longer set: a task that could not be enqueued is not stored."
     )
 
 

@@ -290,3 +290,66 @@ async def test_concurrent_submissions_with_one_key_store_exactly_one(
     assert len(created) == 1
     assert {r for r in results if r is not None} <= {created[0].id}
     assert sum((await repo.count_by_status()).values()) == 1
+
+
+# -- held tasks by due time ------------------------------------------------------------
+
+
+def held_task(due_in_seconds: float, *, n: int = 0) -> Task:
+    return Task.create(
+        "email",
+        "user@example.com",
+        T0 + timedelta(microseconds=n),
+        run_at=T0 + timedelta(seconds=due_in_seconds),
+        held=True,
+    )
+
+
+async def test_list_due_held_finds_held_tasks_earliest_first(repo_harness: RepoHarness) -> None:
+    repo = repo_harness.repository
+    later, first, second = held_task(7200, n=1), held_task(3600, n=2), held_task(3601, n=3)
+    not_held = Task.create("email", "x", T0, run_at=T0 + timedelta(seconds=60))
+    for task in (later, first, second, not_held):
+        await repo.add(task)
+
+    due = await repo.list_due_held(T0 + timedelta(seconds=3601), limit=10)
+    assert [task.id for task in due] == [first.id, second.id]
+    assert due[0] == first, "the whole task comes back"
+    assert [t.id for t in await repo.list_due_held(T0 + timedelta(days=1), limit=2)] == [
+        first.id,
+        second.id,
+    ]
+    assert await repo.list_due_held(T0 + timedelta(seconds=3599), limit=10) == []
+
+
+async def test_a_task_leaves_the_held_index_when_it_is_unheld_or_cancelled(
+    repo_harness: RepoHarness,
+) -> None:
+    repo = repo_harness.repository
+    unheld, cancelled = held_task(3600, n=1), held_task(3600, n=2)
+    for task in (unheld, cancelled):
+        await repo.add(task)
+    await repo.transition(unheld.unhold(T0), expected=unheld)
+    await repo.transition(cancelled.cancel(T0), expected=cancelled)
+
+    assert await repo.list_due_held(T0 + timedelta(days=1), limit=10) == []
+    stored = await repo.get(unheld.id)
+    assert stored.status is TaskStatus.PENDING and not stored.held
+
+
+async def test_list_due_held_does_not_depend_on_other_pending_tasks(
+    repo_harness: RepoHarness,
+) -> None:
+    repo = repo_harness.repository
+    held = held_task(960)
+    await repo.add(held)
+    for n in range(30):  # newer PENDING tasks, delayed within the queue's reach
+        await repo.add(Task.create("email", n, T0 + timedelta(seconds=1 + n)))
+
+    due = await repo.list_due_held(T0 + timedelta(seconds=960), limit=1)
+    assert [task.id for task in due] == [held.id]
+
+
+async def test_list_due_held_refuses_a_limit_below_one(repo_harness: RepoHarness) -> None:
+    with pytest.raises(ValueError, match="limit"):
+        await repo_harness.repository.list_due_held(T0, limit=0)

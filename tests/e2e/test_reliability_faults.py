@@ -142,8 +142,8 @@ async def _run(
                 try:
                     ids.append((await service.submit(request)).id)
                 except InfrastructureError:
-                    # The API's 503: the client would retry. The task may be stored (the
-                    # send failed): the reconciler owns it then.
+                    # The API's 503: the client would retry. Nothing was stored; a message
+                    # that went out finds no task and the worker drops it after its grace.
                     submit_errors += 1
 
         await asyncio.gather(*(submit(key) for key in keys))

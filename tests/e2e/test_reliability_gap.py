@@ -1,31 +1,32 @@
-"""Scenario 4: the write/send gap.
+"""Scenario 4: the write/send gap, with the send first.
 
-A task stored with no queue message is exactly what a process leaves behind when it
-dies between the write and the send. Such tasks are written straight into the store
-(SQLite or DynamoDB); ``taskq reconcile`` (one shot) and the reconciler inside
-``taskq worker`` (on an interval) re-send them, and they complete. Tasks whose
-message was in fact queued are re-sent too: they still complete once, and their
-handler runs once.
+A submission sends the task's message, then stores the task. What a process leaves
+behind when it dies between the two (or when the store write fails) is a message whose
+task is not stored (yet). Both halves are made here, against a running worker:
 
-The other half, a send that fails under the API (503, task stored PENDING), is in
-tests/unit/test_http_errors.py (``test_queue_send_failure_is_503_...``).
+- ``late``: messages sent while the worker is up, their rows stored ``ROW_DELAY``
+  seconds later (a slow write): every one runs, once;
+- ``never``: messages whose rows are never stored (the API died, or its write failed;
+  the client got no 201): the worker keeps each for ``TASKQ_ORPHAN_GRACE_SECONDS``,
+  then acks it as an orphan, and no handler runs for them.
+
+A send that fails under the API (503, nothing stored) is in
+tests/unit/test_http_errors.py (``test_queue_send_failure_is_503_and_nothing_is_stored``).
 """
 
 from __future__ import annotations
 
 import asyncio
-import os
-import subprocess
 import time
 import uuid
-from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from domain.models import Task
+from domain.services import SubmitRequest
 from tests.e2e.support import (
-    ROOT,
     MotoServer,
     ProcessGroup,
     RunLog,
@@ -35,33 +36,47 @@ from tests.e2e.support import (
     duplicated_runs,
     engine_container,
     sqlite_env,
-    taskq_command,
-    with_repo_on_path,
+    wait_for,
 )
 
 pytestmark = pytest.mark.e2e
 
-STALE_AFTER = 2.0
+ROW_DELAY = 1.5
+"""Seconds between a message's send and its row's write (less than the grace)."""
+ORPHAN_GRACE = 4.0
 
 
-def _write_stale_tasks(env: dict[str, str], keys: list[str], *, queued: bool) -> list[str]:
-    """Store PENDING tasks last changed a minute ago; send their messages if ``queued``."""
+def send_without_rows(env: dict[str, str], keys: list[str]) -> list[Task]:
+    """Build a task per key and send its message, storing nothing."""
 
-    async def write() -> list[str]:
+    async def send() -> list[Task]:
+        async with engine_container(env) as container:
+            service, queue = container.task_service(), container.queue()
+            tasks = []
+            for key in keys:
+                task, _ = service.build(
+                    SubmitRequest(type="sleepy", payload={"key": key, "seconds": 0.2})
+                )
+                await queue.send(task.id)
+                tasks.append(task)
+            return tasks
+
+    return asyncio.run(send())
+
+
+def store_rows(env: dict[str, str], tasks: list[Task]) -> None:
+    async def store() -> None:
         async with engine_container(env) as container:
             repository = container.repository()
-            queue = container.queue()
-            then = container.clock().now() - timedelta(minutes=1)
-            ids = []
-            for key in keys:
-                task = Task.create("sleepy", {"key": key, "seconds": 0.5}, then)
+            for task in tasks:
                 await repository.add(task)
-                if queued:
-                    await queue.send(task.id)
-                ids.append(task.id)
-            return ids
 
-    return asyncio.run(write())
+    asyncio.run(store())
+
+
+def queue_empty(client: Any) -> bool:
+    metrics = client.get("/metrics").json()
+    return bool(metrics["queue_depth"] + metrics["queue_in_flight"] + metrics["queue_delayed"] == 0)
 
 
 def run_write_send_gap(
@@ -70,71 +85,67 @@ def run_write_send_gap(
     env = {
         **env,
         "WORKER_COUNT": "10",
-        "TASKQ_RECONCILE_INTERVAL_SECONDS": "1",
-        "TASKQ_RECONCILE_STALE_AFTER_SECONDS": str(STALE_AFTER),
+        "TASKQ_ORPHAN_GRACE_SECONDS": str(ORPHAN_GRACE),
         "TASKQ_VISIBILITY_TIMEOUT": "5",
         "TASKQ_POLL_WAIT_SECONDS": "1",
     }
     run_log = RunLog(Path(env["TASKQ_TEST_RUN_LOG"]))
-    orphan_keys = [uuid.uuid4().hex for _ in range(tasks)]
-    queued_keys = [uuid.uuid4().hex for _ in range(tasks)]
-    ids = _write_stale_tasks(env, orphan_keys, queued=False)
-    ids += _write_stale_tasks(env, queued_keys, queued=True)
-
-    # One shot: every stale PENDING task is re-sent, those already queued included.
-    once = subprocess.run(
-        taskq_command("reconcile"),
-        cwd=ROOT,
-        env={**os.environ, **with_repo_on_path(env)},
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert once.returncode == 0, once.stderr
-    assert f"re-sent {2 * tasks}" in once.stdout, once.stdout + once.stderr
-
-    # Left behind after the one shot: only the worker's own reconciler can find these.
     late_keys = [uuid.uuid4().hex for _ in range(tasks)]
-    ids += _write_stale_tasks(env, late_keys, queued=False)
-    keys = orphan_keys + queued_keys + late_keys
+    never_keys = [uuid.uuid4().hex for _ in range(tasks)]
 
     with ProcessGroup(tmp_path, env) as procs:
         api = procs.start("api", wait=True)
-        started = time.monotonic()
         procs.start("worker")
         with api.client() as client:
-            watch = StatusWatch(client, ids)
-            finished = watch.wait_all_final(timeout=45)
+            wait_for(
+                lambda: client.get("/metrics").json()["active_workers"] > 0,
+                timeout=30,
+                what="the worker is up",
+            )
+            started = time.monotonic()
+            late = send_without_rows(env, late_keys)
+            send_without_rows(env, never_keys)
+            time.sleep(ROW_DELAY)  # the worker receives messages whose rows are not there
+            store_rows(env, late)
+            watch = StatusWatch(client, [task.id for task in late])
+            finished = watch.wait_all_final(timeout=60)
             recover = time.monotonic() - started
-            time.sleep(STALE_AFTER)  # the doubled messages are delivered, then skipped
+            wait_for(lambda: queue_empty(client), timeout=60, what="orphans acked")
+            drained = time.monotonic() - started
             watch.poll()
         result = ScenarioResult(
-            scenario="4. write/send gap (reconciler)",
+            scenario="4. write/send gap (send first)",
             backend=backend,
-            tasks=len(ids),
+            tasks=len(late),
             lost=watch.lost(),
             stuck=len(watch.not_final()),
-            duplicated_runs=duplicated_runs(run_log, keys),
+            duplicated_runs=duplicated_runs(run_log, late_keys),
             recover_seconds=round(recover, 1) if finished else None,
             double_completions=len(watch.violations),
-            notes=f"{tasks} re-sent by taskq reconcile while queued, {2 * tasks} with no message",
+            notes=f"{tasks} rows stored {ROW_DELAY:g} s after their message, all run; "
+            f"{tasks} messages whose row never came acked as orphans after the "
+            f"{ORPHAN_GRACE:g} s grace ({drained:.0f} s), none run",
         )
         assert finished, f"not final: {watch.not_final()}\n{procs.logs()}"
         assert {t["status"] for t in watch.latest.values()} == {"COMPLETED"}
         assert not watch.violations, watch.violations
-        assert run_log.completions() == dict.fromkeys(keys, 1), "a handler ran twice"
-        assert "reconciler re-sent" in procs.logs()
+        assert run_log.completions() == dict.fromkeys(late_keys, 1), "a handler ran twice"
+        assert not set(run_log.starts()) & set(never_keys), "a task never stored ran"
+        assert drained >= ORPHAN_GRACE, "an orphan was acked before the grace"
+        assert "message for unknown task" in procs.logs()
         return result
 
 
-def test_sqlite_tasks_left_without_a_message_are_resent_and_complete_once(
+def test_sqlite_a_message_before_its_row_runs_and_one_without_is_dropped_after_the_grace(
     tmp_path: Path,
 ) -> None:
     run_write_send_gap(tmp_path, sqlite_env(tmp_path), backend="sqlite").check()
 
 
 @pytest.mark.aws
-def test_aws_tasks_left_without_a_message_are_resent_and_complete_once(tmp_path: Path) -> None:
+def test_aws_a_message_before_its_row_runs_and_one_without_is_dropped_after_the_grace(
+    tmp_path: Path,
+) -> None:
     with MotoServer(tmp_path) as moto:
         env = aws_env(tmp_path, moto.url, visibility=5)
         run_write_send_gap(tmp_path, env, backend="aws (moto)").check()

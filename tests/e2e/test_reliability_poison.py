@@ -70,6 +70,7 @@ def run_poison(
         "WORKER_COUNT": "5",
         "TASKQ_VISIBILITY_TIMEOUT": "2",
         "TASKQ_POLL_WAIT_SECONDS": "1",
+        "TASKQ_ORPHAN_GRACE_SECONDS": "2",  # the orphan is kept this long, then acked
     }
     run_log = RunLog(Path(env["TASKQ_TEST_RUN_LOG"]))
     with ProcessGroup(tmp_path, env) as procs:

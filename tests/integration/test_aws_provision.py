@@ -7,7 +7,7 @@ import json
 import pytest
 
 from adapters.aws_provision import dlq_name, provision
-from adapters.dynamodb import GSI1, TTL_ATTRIBUTE
+from adapters.dynamodb import GSI1, HELD_INDEX, TTL_ATTRIBUTE
 from tests.support.aws import aws_endpoint, delete_resources, provision_fresh, shared_clients
 
 pytestmark = pytest.mark.aws
@@ -63,7 +63,8 @@ def test_what_it_creates_is_wired_together() -> None:
         assert int(policy["maxReceiveCount"]) == 4
 
         table = dynamodb.describe_table(TableName=resources.table_name)["Table"]
-        assert [i["IndexName"] for i in table.get("GlobalSecondaryIndexes", [])] == [GSI1]
+        indexes = [i["IndexName"] for i in table.get("GlobalSecondaryIndexes", [])]
+        assert sorted(indexes) == sorted([GSI1, HELD_INDEX])
         ttl = dynamodb.describe_time_to_live(TableName=resources.table_name)
         assert ttl["TimeToLiveDescription"].get("AttributeName") == TTL_ATTRIBUTE
     finally:
@@ -93,5 +94,31 @@ def test_a_drifted_redrive_policy_is_brought_back_and_reported() -> None:
             ]["RedrivePolicy"]
         )
         assert int(policy["maxReceiveCount"]) == 7
+    finally:
+        delete_resources(resources)
+
+
+def test_a_table_made_before_the_held_index_gets_it() -> None:
+    endpoint = aws_endpoint()
+    resources = provision_fresh(endpoint, max_receive_count=4)
+    try:
+        sqs, dynamodb = shared_clients(endpoint)
+        dynamodb.update_table(
+            TableName=resources.table_name,
+            GlobalSecondaryIndexUpdates=[{"Delete": {"IndexName": HELD_INDEX}}],
+        )
+
+        result = provision(
+            sqs,
+            dynamodb,
+            queue_name=resources.queue_name,
+            table_name=resources.table_name,
+            max_receive_count=4,
+            visibility_timeout=30,
+        ).updated
+
+        assert result == [f"table {resources.table_name} (index {HELD_INDEX} of held tasks)"]
+        table = dynamodb.describe_table(TableName=resources.table_name)["Table"]
+        assert HELD_INDEX in [i["IndexName"] for i in table.get("GlobalSecondaryIndexes", [])]
     finally:
         delete_resources(resources)

@@ -202,3 +202,36 @@ async def test_every_task_field_round_trips_even_fields_without_a_column(
     for field in dataclasses.fields(Task):
         assert getattr(stored, field.name) == values[field.name], field.name
     db.close()
+
+
+async def test_tasks_held_by_an_engine_before_version_5_join_the_held_index(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "v4.db"
+    conn = sqlite3.connect(path, isolation_level=None)
+    for statements in MIGRATIONS[:4]:
+        for statement in statements:
+            conn.execute(statement)
+    conn.execute("PRAGMA user_version = 4")
+    due = (T0 + timedelta(hours=1)).isoformat(timespec="microseconds")
+    for task_id, updated in (("held", T0), ("enqueued", T0 + timedelta(minutes=50))):
+        conn.execute(
+            "INSERT INTO tasks (id, type, payload, status, created_at, created_key, updated_at,"
+            " max_attempts, attempts, retry_count, result, run_at, version)"
+            " VALUES (?, 'email', '\"x\"', 'PENDING', ?, ?, ?, 3, 0, 0, 'null', ?, 1)",
+            (
+                task_id,
+                T0.isoformat(timespec="microseconds"),
+                T0.isoformat(timespec="microseconds"),
+                updated.isoformat(timespec="microseconds"),
+                due,
+            ),
+        )
+    conn.close()
+
+    db = SqliteDatabase(str(path), clock=ManualClock(T0))
+    repo = SqliteTaskRepository(db)
+    due_tasks = await repo.list_due_held(T0 + timedelta(days=1), limit=10)
+    assert [task.id for task in due_tasks] == ["held"]
+    assert due_tasks[0].held and not (await repo.get("enqueued")).held
+    db.close()

@@ -109,7 +109,7 @@ async def test_a_task_held_by_the_engine_is_stored_without_a_send(
     assert queue.sends == 0
 
 
-async def test_when_the_send_fails_each_stored_task_is_503_with_its_id(
+async def test_when_the_send_fails_those_tasks_are_503_and_not_created(
     http_container: Container, http_client: httpx.AsyncClient
 ) -> None:
     http_container.queue.override(providers.Object(FailingBatchQueue()))
@@ -120,10 +120,9 @@ async def test_when_the_send_fails_each_stored_task_is_503_with_its_id(
     results = response.json()["results"]
     assert [r["status"] for r in results] == [503, 422, 503]
     for result in (results[0], results[2]):
-        assert "reconciler" in result["error"]
-        stored = await http_client.get(f"/tasks/{result['task_id']}")
-        assert stored.status_code == 200 and stored.json()["status"] == "PENDING"
-    assert results[0]["task_id"] != results[2]["task_id"]
+        assert "not created" in result["error"]
+        assert "task_id" not in result
+    assert (await http_client.get("/metrics")).json()["total_tasks"] == 0
 
 
 async def test_only_invalid_items_store_nothing(http_client: httpx.AsyncClient) -> None:

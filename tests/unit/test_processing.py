@@ -55,6 +55,15 @@ class Env:
         assert len(deliveries) == 1, "expected one visible message"
         return deliveries[0]
 
+    async def receive_when_visible(self, step: float = 0.5) -> Delivery:
+        """The next delivery, moving the clock on until one is visible."""
+        for _ in range(10_000):
+            got = await self.queue.receive(max_messages=1, visibility_timeout=LEASE, wait_seconds=0)
+            if got:
+                return got[0]
+            await self.clock.advance(step)
+        raise AssertionError("no message became visible")
+
     async def nothing_visible(self) -> bool:
         return not await self.queue.receive(
             max_messages=1, visibility_timeout=LEASE, wait_seconds=0
@@ -128,7 +137,7 @@ async def test_a_task_failing_every_attempt_ends_failed_in_the_dead_letter_queue
 
     env.handler("broken", broken)
     task = await env.submit("broken", max_attempts=3)
-    outcomes = []
+    outcomes: list[Outcome] = []
     for _ in range(3):
         outcomes.append(await env.processor.process(await env.receive()))
         await env.clock.advance(10.01)
@@ -267,11 +276,25 @@ async def test_an_undecodable_message_goes_to_the_dead_letter_queue() -> None:
     assert await env.queue.dead_letter_count() == 1
 
 
-async def test_a_message_for_an_unknown_task_is_acked_and_counted() -> None:
-    env = Env()
+async def process_in_time(env: Env, delivery: Delivery) -> Outcome:
+    """Process ``delivery`` while moving the clock on, for the pauses it takes."""
+    running = asyncio.ensure_future(env.processor.process(delivery))
+    while not running.done():
+        await env.clock.advance(0.05)
+    return running.result()
+
+
+async def test_a_message_for_an_unknown_task_is_acked_only_after_the_grace() -> None:
+    env = Env()  # orphan_grace_seconds: 60
     await env.queue.send("00000000-0000-4000-8000-000000000000")
-    assert await env.processor.process(await env.receive()) is Outcome.ORPHAN
+    outcomes: list[Outcome] = []
+    while not outcomes or outcomes[-1] is Outcome.AWAITING_TASK:
+        delivery = await env.receive_when_visible()
+        outcomes.append(await process_in_time(env, delivery))
+    assert outcomes[-1] is Outcome.ORPHAN
     assert env.processor.outcomes[Outcome.ORPHAN] == 1
+    # Released for 1, 2, 4, 8, 16 and 29 s: 60 s in all before the ack.
+    assert outcomes.count(Outcome.AWAITING_TASK) == 6
     assert (await env.queue.depth()).total == 0
 
 
@@ -328,65 +351,6 @@ async def test_cancelling_a_running_task_releases_it_for_immediate_redelivery() 
     assert released.attempts == 0, "an attempt cut short by shutdown is given back"
     again = await env.receive()
     assert again.task_id == task.id
-
-
-class FailingSendQueue(InMemoryTaskQueue):
-    """The in-memory queue with its send path down (a fake of the port, not a mock)."""
-
-    down = True
-
-    async def send(self, task_id: str, *, delay_seconds: int = 0) -> None:
-        if self.down:
-            from domain.errors import InfrastructureError
-
-            raise InfrastructureError("queue", "connection refused")
-        await super().send(task_id, delay_seconds=delay_seconds)
-
-
-async def test_a_task_whose_send_failed_is_resent_by_the_reconciler_and_completes() -> None:
-    from domain.errors import QueueSendFailed
-    from domain.reconcile import Reconciler
-
-    env = Env()
-    env.queue = FailingSendQueue(env.clock, max_receive_count=10)
-    env.service.queue = env.queue
-    env.processor = env.new_processor()
-    env.handler("job", lambda payload: "ran")
-    with pytest.raises(QueueSendFailed) as info:
-        await env.submit("job")
-    task_id = info.value.task_id
-    assert (await env.repo.get(task_id)).status is TaskStatus.PENDING
-    assert await env.nothing_visible()
-
-    reconciler = Reconciler(env.repo, env.queue, env.clock, stale_after_seconds=60)
-    env.queue.down = False
-    assert (await reconciler.run_once()).resent == 0, "not stale yet"
-    await env.clock.advance(61)
-    assert (await reconciler.run_once()).resent == 1
-    assert (await reconciler.run_once()).resent == 0, "re-sent once per stale period"
-    assert await env.processor.process(await env.receive()) is Outcome.COMPLETED
-    assert (await env.repo.get(task_id)).status is TaskStatus.COMPLETED
-
-
-async def test_a_resend_of_a_task_that_was_queued_does_not_run_it_twice() -> None:
-    from domain.reconcile import Reconciler
-
-    env = Env()
-    runs = 0
-
-    def job(payload: Any) -> None:
-        nonlocal runs
-        runs += 1
-
-    env.handler("job", job)
-    await env.submit("job")
-    await env.clock.advance(120)
-    assert (
-        await Reconciler(env.repo, env.queue, env.clock, stale_after_seconds=60).run_once()
-    ).resent == 1
-    outcomes = [await env.processor.process(await env.receive()) for _ in range(2)]
-    assert sorted(outcomes) == sorted([Outcome.COMPLETED, Outcome.SKIPPED_FINISHED])
-    assert runs == 1
 
 
 async def test_cancelling_a_pending_task_means_it_never_runs() -> None:
@@ -458,6 +422,8 @@ async def test_a_failed_task_retried_by_an_operator_runs_again_with_its_history(
     retried = await env.service.retry(task.id)
     assert retried.status is TaskStatus.PENDING
     assert retried.max_attempts == 1 + 3
+    assert await env.nothing_visible(), "sent a second ahead, to find the task PENDING"
+    await env.clock.advance(1)
     assert await env.processor.process(await env.receive()) is Outcome.COMPLETED
     final = await env.repo.get(task.id)
     assert (final.status, final.attempts, final.retry_count) == (TaskStatus.COMPLETED, 2, 1)
@@ -496,7 +462,7 @@ async def test_an_early_delivery_of_a_scheduled_task_waits_on_the_queue() -> Non
     assert await env.processor.process(await env.receive()) is Outcome.COMPLETED
 
 
-async def test_a_pending_task_whose_message_the_queue_dead_lettered_is_resent() -> None:
+async def test_a_pending_task_whose_message_the_queue_dead_lettered_waits_for_a_redrive() -> None:
     from domain.reconcile import Reconciler
 
     env = Env()
@@ -510,7 +476,9 @@ async def test_a_pending_task_whose_message_the_queue_dead_lettered_is_resent() 
     assert await env.queue.dead_letter_count() == 1
     reconciler = Reconciler(env.repo, env.queue, env.clock, stale_after_seconds=60)
     await env.clock.advance(60)
-    assert (await reconciler.run_once()).resent == 1
+    await reconciler.run_once()
+    assert await env.nothing_visible(), "PENDING tasks are never re-sent by age"
+    assert await env.queue.redrive_dead_letters() == 1  # the operator's path
     assert await env.processor.process(await env.receive()) is Outcome.COMPLETED
     assert (await env.repo.get(task.id)).status is TaskStatus.COMPLETED
 
@@ -569,4 +537,5 @@ async def test_an_old_dead_letter_does_not_fail_a_task_an_operator_retried() -> 
     await env.service.retry(task.id)
     await Reconciler(env.repo, env.queue, env.clock, stale_after_seconds=60).run_once()
     assert (await env.repo.get(task.id)).status is TaskStatus.PENDING
+    await env.clock.advance(1)
     assert await env.processor.process(await env.receive()) is Outcome.FAILED
