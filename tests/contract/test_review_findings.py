@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tests.contract.backends import QueueHarness
+from tests.support.backends import QueueHarness
 
 LEASE = 2.0
 

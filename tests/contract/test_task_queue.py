@@ -7,7 +7,7 @@ import asyncio
 import pytest
 
 from domain.models import Delivery
-from tests.contract.backends import MAX_RECEIVE_COUNT, QueueHarness
+from tests.support.backends import MAX_RECEIVE_COUNT, QueueHarness
 
 LEASE = 1  # seconds; SQS visibility timeouts are whole seconds
 
