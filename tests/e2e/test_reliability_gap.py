@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 
 from domain.models import Task
-from tests.e2e.support import (
+from tests.support.processes import (
     ROOT,
     MotoServer,
     ProcessGroup,
