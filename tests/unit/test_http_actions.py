@@ -10,41 +10,9 @@ import httpx
 import pytest
 
 from bootstrap.container import Container
-from domain.models import Task, TaskStatus
+from domain.models import TaskStatus
 from entrypoints.http.schemas import TaskOut
-
-
-async def created(client: httpx.AsyncClient, **fields: Any) -> dict[str, Any]:
-    response = await client.post("/tasks", json={"type": "email", "payload": "a@b.io", **fields})
-    assert response.status_code == 201, response.text
-    task: dict[str, Any] = response.json()
-    return task
-
-
-async def processing(container: Container, task_id: str) -> Task:
-    """Claim the task the way a worker does."""
-    repository = container.repository()
-    task: Task = await repository.get(task_id)
-    claimed = task.claim("lease-1", datetime.now(UTC), 30)
-    await repository.transition(claimed, expected=task)
-    return claimed
-
-
-async def failed(container: Container, task_id: str, error: str = "smtp down") -> Task:
-    repository = container.repository()
-    claimed = await processing(container, task_id)
-    failed = claimed.fail(error, datetime.now(UTC))
-    await repository.transition(failed, expected=claimed)
-    return failed
-
-
-async def completed(container: Container, task_id: str) -> Task:
-    repository = container.repository()
-    claimed = await processing(container, task_id)
-    done = claimed.complete({"sent": True}, datetime.now(UTC))
-    await repository.transition(done, expected=claimed)
-    return done
-
+from tests.support.http_app import completed, created, failed, processing
 
 # -- cancel ------------------------------------------------------------------------------
 

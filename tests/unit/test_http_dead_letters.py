@@ -9,7 +9,7 @@ import pytest
 
 from bootstrap.container import Container
 from entrypoints.http.schemas import DeadLetterPage
-from tests.unit.test_http_actions import created, failed
+from tests.support.http_app import created, failed
 
 
 async def failed_tasks(

@@ -24,7 +24,7 @@ from domain.errors import (
 )
 from domain.models import Task
 from entrypoints.http.app import create_app
-from tests.unit.conftest import Serve
+from tests.support.http_app import Serve
 
 LIMIT = 256 * 1024
 

@@ -11,7 +11,7 @@ import pytest
 from bootstrap.container import build_container
 from bootstrap.settings import Settings
 from entrypoints.http.app import create_app
-from tests.unit.conftest import Serve
+from tests.support.http_app import Serve
 
 EMAIL = {"type": "email", "payload": "a@b.io"}
 

@@ -16,7 +16,7 @@ from bootstrap.container import Container
 from domain.errors import InfrastructureError
 from entrypoints.http.app import create_app
 from entrypoints.http.schemas import Health, Metrics, Readiness, SubmitTask, TaskOut
-from tests.unit.conftest import Serve
+from tests.support.http_app import Serve
 
 METRIC_FIELDS = {
     "total_tasks",
