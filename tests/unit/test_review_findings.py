@@ -17,8 +17,8 @@ from domain.processing import Outcome
 from domain.reconcile import Reconciler
 from domain.registry import TaskType
 from domain.services import SubmitRequest
-from tests.unit.test_processing import LEASE
-from tests.unit.test_processing import Env as ProcessingEnv
+from tests.support.processing_rig import LEASE
+from tests.support.processing_rig import ProcessingRig as ProcessingEnv
 
 
 class Env(ProcessingEnv):
