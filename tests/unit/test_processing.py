@@ -7,10 +7,11 @@ from typing import Any
 
 import pytest
 
-from adapters.memory import InMemoryTaskQueue
-from domain.errors import PermanentTaskError
-from domain.models import TaskStatus
+from adapters.memory import InMemoryTaskQueue, InMemoryTaskRepository
+from domain.errors import InfrastructureError, PermanentTaskError
+from domain.models import Task, TaskStatus
 from domain.processing import Outcome
+from domain.reconcile import Reconciler
 from domain.registry import HandlerRegistry
 from tests.support.processing_rig import LEASE
 from tests.support.processing_rig import ProcessingRig as Env
@@ -525,3 +526,79 @@ async def test_an_old_dead_letter_does_not_fail_a_task_an_operator_retried() -> 
     await Reconciler(env.repo, env.queue, env.clock, stale_after_seconds=60).run_once()
     assert (await env.repo.get(task.id)).status is TaskStatus.PENDING
     assert await env.processor.process(await env.receive()) is Outcome.FAILED
+
+
+async def test_the_reconciler_keeps_an_operators_retry_when_receives_outnumber_attempts() -> None:
+    env = Env()
+    started = asyncio.Event()
+    calls = 0
+
+    async def flaky(payload: Any) -> Any:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            started.set()
+            await asyncio.Event().wait()  # runs until the worker shuts down
+        raise PermanentTaskError("bad input")
+
+    env.handler("flaky", flaky, 600)
+    task = await env.submit("flaky")
+
+    # Attempt 1 is given back at shutdown (the attempt is not counted) ...
+    running = asyncio.ensure_future(env.processor.process(await env.receive()))
+    await started.wait()
+    running.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await running
+    # ... the next delivery fails for good and is dead-lettered (receive 2, attempt 1).
+    assert await env.processor.process(await env.receive()) is Outcome.FAILED
+    assert (await env.repo.get(task.id)).attempts == 1
+
+    retried = await env.service.retry(task.id)
+    assert retried.status is TaskStatus.PENDING
+
+    await Reconciler(env.repo, env.queue, env.clock, stale_after_seconds=1800).run_once()
+
+    assert (await env.repo.get(task.id)).status is TaskStatus.PENDING
+
+
+class FlakyRecordRepository(InMemoryTaskRepository):
+    """The store fails once, transiently, when a result is recorded."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.failed = False
+
+    async def transition(self, new: Task, *, expected: Task) -> None:
+        if new.status is TaskStatus.COMPLETED and not self.failed:
+            self.failed = True
+            raise InfrastructureError("store", "timeout")
+        await super().transition(new, expected=expected)
+
+
+async def test_a_result_the_store_failed_to_record_once_is_recorded_without_a_second_run() -> None:
+    env = Env()
+    env.repo = FlakyRecordRepository()
+    env.service.repository = env.repo
+    env.processor.repository = env.repo
+    runs = 0
+
+    async def work(payload: Any) -> Any:
+        nonlocal runs
+        runs += 1
+        return runs
+
+    env.handler("work", work)
+    task = await env.submit("work")
+
+    processing = asyncio.ensure_future(env.processor.process(await env.receive()))
+    while not processing.done():  # the processor waits on the clock before it retries
+        await env.clock.advance(0.25)
+    assert processing.result() is Outcome.COMPLETED
+    await env.clock.advance(LEASE + 1)
+    deliveries = await env.queue.receive(max_messages=1, visibility_timeout=LEASE, wait_seconds=0)
+    for delivery in deliveries:
+        await env.processor.process(delivery)
+
+    assert runs == 1
+    assert (await env.repo.get(task.id)).status is TaskStatus.COMPLETED
