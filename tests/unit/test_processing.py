@@ -531,14 +531,11 @@ async def test_an_old_dead_letter_does_not_fail_a_task_an_operator_retried() -> 
 async def test_the_reconciler_keeps_an_operators_retry_when_receives_outnumber_attempts() -> None:
     env = Env()
     started = asyncio.Event()
-    calls = 0
 
     async def flaky(payload: Any) -> Any:
-        nonlocal calls
-        calls += 1
-        if calls == 1:
+        if not started.is_set():  # the first run lasts until the worker shuts down
             started.set()
-            await asyncio.Event().wait()  # runs until the worker shuts down
+            await asyncio.Event().wait()
         raise PermanentTaskError("bad input")
 
     env.handler("flaky", flaky, 600)
