@@ -26,7 +26,6 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.e2e.support import MotoServer, ScenarioResult, aws_env, sqlite_env  # noqa: E402
 from tests.e2e.test_reliability_backlog import run_backlog  # noqa: E402
 from tests.e2e.test_reliability_crash import run_worker_kill  # noqa: E402
 from tests.e2e.test_reliability_gap import run_write_send_gap  # noqa: E402
@@ -39,6 +38,7 @@ from tests.e2e.test_reliability_poison import (  # noqa: E402
     send_raw_sqs,
 )
 from tests.e2e.test_reliability_shutdown import run_graceful_shutdown  # noqa: E402
+from tests.support.processes import MotoServer, ScenarioResult, aws_env, sqlite_env  # noqa: E402
 
 Scenario = Callable[[Path, str], ScenarioResult]
 

@@ -4,7 +4,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from tests.contract.backends import QUEUE_BACKENDS, REPO_BACKENDS, QueueHarness, RepoHarness
+from tests.support.backends import QUEUE_BACKENDS, REPO_BACKENDS, QueueHarness, RepoHarness
 
 
 @pytest.fixture(params=sorted(QUEUE_BACKENDS))

@@ -7,7 +7,7 @@ import asyncio
 import pytest
 
 from domain.models import Delivery
-from tests.contract.backends import MAX_RECEIVE_COUNT, QueueHarness
+from tests.support.backends import MAX_RECEIVE_COUNT, QueueHarness
 
 LEASE = 1  # seconds; SQS visibility timeouts are whole seconds
 
@@ -187,6 +187,26 @@ async def test_dead_letter_moves_a_delivery_at_once(queue_harness: QueueHarness)
     await queue_harness.advance(LEASE + 0.5)
     assert await q.receive(max_messages=1, visibility_timeout=LEASE, wait_seconds=0) == []
     assert [d.task_id for d in await q.list_dead_letters(limit=10)] == ["t-1"]
+
+
+async def test_a_dead_letter_keeps_the_receive_count_of_its_deliveries_when_listed(
+    queue_harness: QueueHarness,
+) -> None:
+    """DeadLetter.receive_count is the number of main-queue deliveries; listing (a
+    receive, on SQS) must not change it."""
+    q = queue_harness.queue
+    await q.send("t-1")
+    await q.receive(max_messages=1, visibility_timeout=LEASE, wait_seconds=2)
+    await queue_harness.advance(LEASE + 0.5)
+    [delivery] = await q.receive(max_messages=1, visibility_timeout=LEASE, wait_seconds=2)
+    assert delivery.receive_count == 2
+    await q.dead_letter(delivery, reason="failed for good")
+
+    first = await q.list_dead_letters(limit=10)
+    second = await q.list_dead_letters(limit=10)
+
+    assert [d.receive_count for d in first] == [2]
+    assert [d.receive_count for d in second] == [2]
 
 
 async def test_redrive_respects_its_limit(queue_harness: QueueHarness) -> None:

@@ -9,7 +9,7 @@ import pytest
 
 from domain.errors import ConcurrencyConflict, InvalidCursor, TaskAlreadyExists, TaskNotFound
 from domain.models import Task, TaskStatus, WorkerInfo
-from tests.contract.backends import RepoHarness
+from tests.support.backends import RepoHarness
 
 T0 = datetime(2026, 3, 1, 12, 0, 0, 123456, tzinfo=UTC)
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from benchmarks.report import figures
-from tests.e2e.support import ROOT
+from tests.support.processes import ROOT
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 

@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from entrypoints.cli import main
-from tests.e2e.support import (
+from tests.support.processes import (
     ROOT,
     Server,
     running_server,

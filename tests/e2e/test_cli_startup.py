@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.e2e.support import ROOT, running_server, taskq_command, with_repo_on_path
+from tests.support.processes import ROOT, running_server, taskq_command, with_repo_on_path
 
 pytestmark = pytest.mark.e2e
 

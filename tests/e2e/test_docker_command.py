@@ -20,8 +20,8 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.e2e.support import ROOT, taskq_command, with_repo_on_path
 from tests.support.dockerfile import final_stage
+from tests.support.processes import ROOT, taskq_command, with_repo_on_path
 
 pytestmark = pytest.mark.e2e
 

@@ -21,7 +21,7 @@ from hypothesis.errors import Unsatisfiable
 from bootstrap.container import build_container
 from bootstrap.settings import Settings
 from entrypoints.http.app import create_app
-from tests.e2e.support import running_server
+from tests.support.processes import running_server
 
 schemathesis = pytest.importorskip("schemathesis")
 _checks = pytest.importorskip("schemathesis.specs.openapi.checks")

@@ -16,7 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.e2e.support import Server, running_server
+from tests.support.processes import Server, running_server
 from tests.support.raw_http import Exchange, rss_kib, send_slowly, send_until_answered
 
 pytestmark = pytest.mark.e2e

@@ -23,8 +23,8 @@ from pathlib import Path
 import pytest
 
 from domain.services import BatchEntry, SubmitRequest
-from tests.e2e import support
-from tests.e2e.support import ScenarioResult
+from tests.support import processes as support
+from tests.support.processes import ScenarioResult
 
 pytestmark = pytest.mark.e2e
 

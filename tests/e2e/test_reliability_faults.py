@@ -33,7 +33,8 @@ from domain.errors import InfrastructureError
 from domain.models import TaskStatus
 from domain.services import SubmitRequest
 from entrypoints.runtime import build_worker, maybe_await
-from tests.e2e.support import (
+from tests.support.aws import json_error_response
+from tests.support.processes import (
     FAKE_AWS_ENV,
     MotoServer,
     RunLog,
@@ -41,7 +42,6 @@ from tests.e2e.support import (
     aws_env,
     duplicated_runs,
 )
-from tests.support.aws import json_error_response
 
 pytestmark = [pytest.mark.e2e, pytest.mark.aws]
 

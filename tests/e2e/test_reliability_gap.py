@@ -26,7 +26,7 @@ import pytest
 
 from domain.models import Task
 from domain.services import SubmitRequest
-from tests.e2e.support import (
+from tests.support.processes import (
     MotoServer,
     ProcessGroup,
     RunLog,

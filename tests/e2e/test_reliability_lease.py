@@ -25,7 +25,7 @@ from domain.models import Task, TaskStatus
 from domain.processing import Outcome, ProcessorSettings, TaskProcessor
 from domain.registry import HandlerRegistry, TaskType
 from domain.retry import RetryPolicy
-from tests.e2e.support import (
+from tests.support.processes import (
     MotoServer,
     ProcessGroup,
     RunLog,

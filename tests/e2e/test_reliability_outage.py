@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.e2e.support import (
+from tests.support.processes import (
     Blackhole,
     MotoServer,
     ProcessGroup,

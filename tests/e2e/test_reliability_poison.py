@@ -24,7 +24,7 @@ import pytest
 from adapters import envelope
 from adapters.clock import SystemClock
 from adapters.sqlite import SqliteDatabase, SqliteTaskQueue
-from tests.e2e.support import (
+from tests.support.processes import (
     MotoServer,
     ProcessGroup,
     RunLog,

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.support import (
+from tests.support.processes import (
     MotoServer,
     ProcessGroup,
     RunLog,

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.support import running_server, wait_all_final
+from tests.support.processes import running_server, wait_all_final
 
 pytestmark = pytest.mark.e2e
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.support import (
+from tests.support.processes import (
     FAKE_AWS_ENV,
     ROOT,
     MotoServer,

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.support import ProcessGroup, sqlite_env, wait_all_final
+from tests.support.processes import ProcessGroup, sqlite_env, wait_all_final
 
 pytestmark = pytest.mark.e2e
 

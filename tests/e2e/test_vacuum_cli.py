@@ -12,7 +12,7 @@ import pytest
 from adapters.clock import SystemClock
 from adapters.sqlite import SqliteDatabase, SqliteTaskRepository
 from domain.models import Task, TaskStatus
-from tests.e2e.support import ROOT, taskq_command
+from tests.support.processes import ROOT, taskq_command
 
 pytestmark = pytest.mark.e2e
 LONG_AGO = datetime(2025, 1, 1, tzinfo=UTC)

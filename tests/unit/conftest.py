@@ -2,33 +2,20 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from collections.abc import AsyncIterator
 
 import httpx
 import pytest
-from starlette.applications import Starlette
 
 from bootstrap.container import Container, build_container
 from bootstrap.settings import Settings
 from entrypoints.http.app import create_app
-
-
-@asynccontextmanager
-async def _serve(app: Starlette) -> AsyncIterator[httpx.AsyncClient]:
-    """A client for ``app``, inside its lifespan (startup before, shutdown after)."""
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
-            yield client
-
-
-Serve = Callable[[Starlette], AbstractAsyncContextManager[httpx.AsyncClient]]
+from tests.support.http_app import Serve, serve_app
 
 
 @pytest.fixture
 def serve() -> Serve:
-    return _serve
+    return serve_app
 
 
 @pytest.fixture
@@ -38,5 +25,5 @@ def http_container() -> Container:
 
 @pytest.fixture
 async def http_client(http_container: Container) -> AsyncIterator[httpx.AsyncClient]:
-    async with _serve(create_app(http_container)) as client:
+    async with serve_app(create_app(http_container)) as client:
         yield client

@@ -10,7 +10,7 @@ import pytest
 from adapters.batching import BatchingTaskQueue
 from adapters.clock import ManualClock
 from adapters.memory import InMemoryTaskQueue
-from domain.errors import InfrastructureError
+from domain.errors import InfrastructureError, QueueSendFailed
 from domain.models import Delivery
 
 
@@ -80,3 +80,27 @@ async def test_every_send_is_delivered_whatever_the_batch_boundaries(n: int) -> 
     queue = BatchingTaskQueue(inner, max_concurrent_calls=3)
     await asyncio.gather(*(queue.send(f"t-{i}") for i in range(n)))
     assert (await queue.depth()).visible == n
+
+
+class PartlyFailingQueue(InMemoryTaskQueue):
+    """send_batch sends every item but ``refused`` and names it, as the port says."""
+
+    def __init__(self, refused: str) -> None:
+        super().__init__(ManualClock())
+        self.refused = refused
+
+    async def send_batch(self, items: Sequence[tuple[str, int]]) -> None:
+        await super().send_batch([item for item in items if item[0] != self.refused])
+        if any(task_id == self.refused for task_id, _ in items):
+            raise QueueSendFailed([self.refused], f"1 of {len(items)} not sent")
+
+
+async def test_in_a_partly_failed_batch_only_the_callers_whose_send_was_refused_fail() -> None:
+    inner = PartlyFailingQueue(refused="b")
+    queue = BatchingTaskQueue(inner, send_linger_seconds=0.05)
+
+    results = await asyncio.gather(queue.send("a"), queue.send("b"), return_exceptions=True)
+
+    assert (await inner.depth()).visible == 1  # "a" was sent
+    assert isinstance(results[1], InfrastructureError)
+    assert results[0] is None

@@ -16,7 +16,7 @@ from bootstrap.settings import Settings
 from entrypoints.http.app import create_app
 from entrypoints.http.auth import AuthConfigError, is_loopback, load_key_digests
 from entrypoints.runtime import refuse_unsafe_bind, run
-from tests.unit.conftest import Serve
+from tests.support.http_app import Serve
 
 KEYS = "key-one,key-two"
 EMAIL = {"type": "email", "payload": "a@b.io"}

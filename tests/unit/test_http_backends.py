@@ -16,7 +16,7 @@ import pytest
 from bootstrap.container import Container, build_container
 from bootstrap.settings import Settings
 from entrypoints.http.app import create_app
-from tests.unit.conftest import Serve
+from tests.support.http_app import Serve
 
 EMAIL = {"type": "email", "payload": "a@b.io"}
 

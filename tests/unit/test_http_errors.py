@@ -24,7 +24,7 @@ from domain.errors import (
 )
 from domain.models import Task
 from entrypoints.http.app import create_app
-from tests.unit.conftest import Serve
+from tests.support.http_app import Serve
 
 LIMIT = 256 * 1024
 
@@ -277,7 +277,7 @@ async def test_wrong_method_is_405_with_allow(
 # -- 503 --------------------------------------------------------------------------------
 
 
-async def test_queue_send_failure_is_503_and_nothing_is_stored(
+async def test_queue_send_failure_is_503_with_retry_after_and_nothing_is_stored(
     http_container: Container, http_client: httpx.AsyncClient
 ) -> None:
     http_container.queue.override(providers.Object(UnreachableQueue()))

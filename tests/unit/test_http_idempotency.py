@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 import httpx
@@ -11,7 +10,7 @@ import pytest
 from bootstrap.container import build_container
 from bootstrap.settings import Settings
 from entrypoints.http.app import create_app
-from tests.unit.conftest import Serve
+from tests.support.http_app import Serve
 
 EMAIL = {"type": "email", "payload": "a@b.io"}
 
@@ -52,28 +51,6 @@ async def test_the_same_key_with_a_different_body_is_409(
     assert await total(http_client) == 1
 
 
-async def test_different_keys_create_different_tasks(http_client: httpx.AsyncClient) -> None:
-    one = await submit(http_client, EMAIL, "a")
-    two = await submit(http_client, EMAIL, "b")
-    plain = await http_client.post("/tasks", json=EMAIL)
-
-    assert len({one.json()["id"], two.json()["id"], plain.json()["id"]}) == 3
-
-
-async def test_twenty_concurrent_duplicates_create_exactly_one_task(
-    http_client: httpx.AsyncClient,
-) -> None:
-    responses = await asyncio.gather(*(submit(http_client, EMAIL, "race") for _ in range(20)))
-
-    assert sorted(r.status_code for r in responses) == [200] * 19 + [201]
-    assert len({r.json()["id"] for r in responses}) == 1
-    assert await total(http_client) == 1
-    metrics = (await http_client.get("/metrics")).json()
-    # Each request sends before it stores: the 19 spare messages find no task and the
-    # worker drops them after its grace (tests/unit/test_reconcile.py).
-    assert metrics["queue_depth"] == 20
-
-
 async def test_keys_are_scoped_per_api_key(serve: Serve) -> None:
     container = build_container(Settings(backend="memory", api_keys="alice,bob"))
     alice = {"Authorization": "Bearer alice"}
@@ -99,16 +76,6 @@ async def test_a_bad_key_is_422_naming_the_header(http_client: httpx.AsyncClient
     assert await total(http_client) == 0
 
 
-async def test_an_invalid_body_with_a_key_is_422_and_does_not_claim_the_key(
-    http_client: httpx.AsyncClient,
-) -> None:
-    bad = await submit(http_client, {"type": "sms"}, "k")
-    good = await submit(http_client, EMAIL, "k")
-
-    assert bad.status_code == 422
-    assert good.status_code == 201
-
-
 # -- batch --------------------------------------------------------------------------------
 
 
@@ -131,17 +98,3 @@ async def test_batch_items_with_keys_are_submitted_once(http_client: httpx.Async
     assert results[2]["task"]["id"] == results[1]["task"]["id"]
     assert results[4]["error"].startswith("idempotency_key:")
     assert await total(http_client) == 3
-
-
-async def test_a_repeated_batch_creates_nothing_new(http_client: httpx.AsyncClient) -> None:
-    items = [{**EMAIL, "idempotency_key": f"k{i}"} for i in range(5)]
-
-    first = await http_client.post("/tasks/batch", json={"tasks": items})
-    again = await http_client.post("/tasks/batch", json={"tasks": items})
-
-    assert [r["status"] for r in first.json()["results"]] == [201] * 5
-    assert [r["status"] for r in again.json()["results"]] == [200] * 5
-    assert [r["task"]["id"] for r in again.json()["results"]] == [
-        r["task"]["id"] for r in first.json()["results"]
-    ]
-    assert await total(http_client) == 5

@@ -96,6 +96,7 @@ async def test_a_batch_item_and_a_single_submit_answer_the_same_error(
     single = await http_client.post("/tasks", json=task)
     batch = await http_client.post("/tasks/batch", json={"tasks": [task]})
 
+    assert single.status_code == 422, single.text
     (item,) = batch.json()["results"]
     assert (item["status"], item["error"]) == (single.status_code, single.json()["error"])
 

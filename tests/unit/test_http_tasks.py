@@ -33,6 +33,9 @@ TASK_FIELDS = {
 }
 
 
+EMAIL = {"type": "email", "payload": "a@b.io"}
+
+
 async def submit(client: httpx.AsyncClient, body: dict[str, Any]) -> httpx.Response:
     # ASCII-escaped so that lone surrogates (valid JSON) can be sent too.
     content = json.dumps(body).encode()
@@ -132,6 +135,8 @@ async def test_payload_is_stored_exactly_including_unicode(
 
 
 # -- validation: 422 naming the field --------------------------------------------------
+# The ranges and the rules of each type are the service's (tests/unit/services/test_submit.py);
+# here: the JSON types pydantic refuses, and how a refusal is answered.
 
 
 @pytest.mark.parametrize(
@@ -145,17 +150,8 @@ async def test_payload_is_stored_exactly_including_unicode(
         ({"type": "email", "payload": "a@b.io", "max_attempts": "3"}, "max_attempts"),
         ({"type": "email", "payload": "a@b.io", "max_attempts": 2.5}, "max_attempts"),
         ({"type": "email", "payload": "a@b.io", "max_attempts": True}, "max_attempts"),
-        ({"type": "email", "payload": "a@b.io", "max_attempts": 0}, "max_attempts"),
-        ({"type": "email", "payload": "a@b.io", "max_attempts": 1000}, "max_attempts"),
-        ({"type": "email", "payload": "a@b.io", "max_attempts": 10**40}, "max_attempts"),
         ({"type": "email", "payload": "a@b.io", "timeout_seconds": "10"}, "timeout_seconds"),
-        ({"type": "email", "payload": "a@b.io", "timeout_seconds": 0}, "timeout_seconds"),
-        ({"type": "email", "payload": "a@b.io", "timeout_seconds": -1}, "timeout_seconds"),
-        ({"type": "email", "payload": "a@b.io", "timeout_seconds": 1e300}, "timeout_seconds"),
         ({"type": "email", "payload": "a@b.io", "timeout_seconds": 10**400}, "timeout_seconds"),
-        ({"type": "email", "payload": "a@b.io", "delay_seconds": -1}, "delay_seconds"),
-        ({"type": "email", "payload": "a@b.io", "delay_seconds": 10**9}, "delay_seconds"),
-        ({"type": "email", "payload": "a@b.io", "delay_seconds": 1e300}, "delay_seconds"),
         ({"type": "email", "payload": "a@b.io", "delay_seconds": None}, "delay_seconds"),
         ({"type": "email", "payload": "a@b.io", "delay_seconds": [1]}, "delay_seconds"),
     ],
@@ -170,84 +166,14 @@ async def test_invalid_fields_are_422_naming_the_field(
     assert await total_tasks(http_client) == 0
 
 
-async def test_unknown_type_is_422_listing_the_known_types(
+async def test_a_payload_the_type_refuses_is_422_naming_the_payload(
     http_client: httpx.AsyncClient,
 ) -> None:
-    response = await submit(http_client, {"type": "sms", "payload": "hi"})
-
-    assert response.status_code == 422
-    error = response.json()["error"]
-    assert error.startswith("type:") and "'sms'" in error
-    for known in ("email", "image-resize", "data-export"):
-        assert known in error
-
-
-@pytest.mark.parametrize(
-    ("task_type", "payload"),
-    [
-        ("email", "user@example.com"),
-        ("email", {"to": "user@example.com"}),
-        ("image-resize", "cat.png"),
-        ("image-resize", {"image": "cat.png", "width": 1, "height": 20000}),
-        ("data-export", "users"),
-        ("data-export", {"dataset": "users"}),
-        ("data-export", {"dataset": "users", "format": "ndjson"}),
-    ],
-)
-async def test_builtin_types_accept_their_payloads(
-    http_client: httpx.AsyncClient, task_type: str, payload: Any
-) -> None:
-    response = await submit(http_client, {"type": task_type, "payload": payload})
-
-    assert response.status_code == 201, response.text
-
-
-@pytest.mark.parametrize(
-    ("task_type", "payload"),
-    [
-        ("email", None),
-        ("email", "not-an-address"),
-        ("email", 42),
-        ("email", {"to": 5}),
-        ("email", {}),
-        ("email", ["user@example.com"]),
-        ("image-resize", None),
-        ("image-resize", ""),
-        ("image-resize", "   "),
-        ("image-resize", 3),
-        ("image-resize", {"image": "cat.png", "width": 0, "height": 10}),
-        ("image-resize", {"image": "cat.png", "width": 10, "height": 20001}),
-        ("image-resize", {"image": "cat.png", "width": "10", "height": 10}),
-        ("image-resize", {"image": "cat.png", "width": True, "height": 10}),
-        ("image-resize", {"image": "cat.png", "width": 10}),
-        ("image-resize", {"image": "", "width": 10, "height": 10}),
-        ("data-export", None),
-        ("data-export", ""),
-        ("data-export", []),
-        ("data-export", {}),
-        ("data-export", {"dataset": ""}),
-        ("data-export", {"dataset": "users", "format": "xml"}),
-    ],
-)
-async def test_builtin_types_reject_bad_payloads_with_422(
-    http_client: httpx.AsyncClient, task_type: str, payload: Any
-) -> None:
-    response = await submit(http_client, {"type": task_type, "payload": payload})
+    response = await submit(http_client, {"type": "email", "payload": "not-an-address"})
 
     assert response.status_code == 422, response.text
-    assert response.json()["error"].startswith("payload:")
-    assert await total_tasks(http_client) == 0
-
-
-async def test_deeply_nested_payload_is_422(http_client: httpx.AsyncClient) -> None:
-    payload: Any = "user@example.com"
-    for _ in range(40):
-        payload = {"to": payload}
-
-    response = await submit(http_client, {"type": "email", "payload": payload})
-
-    assert response.status_code == 422
-    assert response.json()["error"] == "payload: nested deeper than 32 levels"
+    assert response.json()["error"].startswith("payload: invalid payload for 'email': ")
+    assert set(response.json()) == {"error"}
 
 
 # -- get --------------------------------------------------------------------------------
@@ -275,36 +201,22 @@ async def test_malformed_id_is_404_with_a_clear_error(
 # -- list -------------------------------------------------------------------------------
 
 
-async def test_list_pages_through_every_task_newest_first(
+async def test_list_turns_a_page_with_the_cursor_it_answered(
     http_client: httpx.AsyncClient,
 ) -> None:
-    ids = []
-    for i in range(7):
-        response = await submit(http_client, {"type": "data-export", "payload": f"set-{i}"})
-        ids.append(response.json()["id"])
+    ids = [(await submit(http_client, EMAIL)).json()["id"] for _ in range(3)]
 
-    seen: list[str] = []
-    cursor: str | None = None
-    pages = 0
-    while True:
-        params = {"status": "PENDING", "limit": "3"}
-        if cursor is not None:
-            params["cursor"] = cursor
-        response = await http_client.get("/tasks", params=params)
-        assert response.status_code == 200
-        page = TaskPage.model_validate(response.json())
-        seen += [task.id for task in page.tasks]
-        pages += 1
-        cursor = response.json()["next_cursor"]
-        if cursor is None:
-            break
+    first = await http_client.get("/tasks", params={"status": "PENDING", "limit": "2"})
+    cursor = first.json()["next_cursor"]
+    rest = await http_client.get(
+        "/tasks", params={"status": "PENDING", "limit": "2", "cursor": cursor}
+    )
 
-    assert pages == 3
-    assert sorted(seen) == sorted(ids) and len(seen) == len(set(seen))
-    created = [
-        (await http_client.get(f"/tasks/{task_id}")).json()["created_at"] for task_id in seen
-    ]
-    assert created == sorted(created, reverse=True)
+    assert (first.status_code, rest.status_code) == (200, 200)
+    pages = [TaskPage.model_validate(r.json()).tasks for r in (first, rest)]
+    assert [len(page) for page in pages] == [2, 1]
+    assert isinstance(cursor, str) and rest.json()["next_cursor"] is None
+    assert sorted(task.id for page in pages for task in page) == sorted(ids)
 
 
 async def test_list_defaults_and_filters_by_status(http_client: httpx.AsyncClient) -> None:
@@ -324,13 +236,10 @@ async def test_list_defaults_and_filters_by_status(http_client: httpx.AsyncClien
         ({}, "status"),
         ({"status": ""}, "status"),
         ({"status": "DONE"}, "status"),
-        ({"status": "PENDING", "limit": "0"}, "limit"),
-        ({"status": "PENDING", "limit": "501"}, "limit"),
         ({"status": "PENDING", "limit": "-1"}, "limit"),
         ({"status": "PENDING", "limit": "ten"}, "limit"),
         ({"status": "PENDING", "limit": "99999999999999999999"}, "limit"),
         ({"status": "PENDING", "cursor": "not-a-cursor"}, "cursor"),
-        ({"status": "PENDING", "cursor": "W10"}, "cursor"),
     ],
 )
 async def test_bad_list_queries_are_422_naming_the_parameter(

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from domain.errors import IllegalTransition
-from domain.models import Task, TaskStatus
+from domain.models import Task, TaskStatus, new_lease_token
 from domain.processing import Outcome
 from domain.reconcile import Reconciler
 from domain.registry import TaskType
@@ -207,3 +207,50 @@ async def test_the_reconciler_settles_an_abandoned_attempt_by_the_same_rule() ->
     assert (settled.attempts, settled.isolated) == (0, True)
     assert await env.processor().process(await env.receive()) is Outcome.COMPLETED
     assert sandbox.runs == ["healthy"]
+
+
+async def test_a_cancel_asked_while_the_worker_was_alive_is_honoured_at_takeover_unrun() -> None:
+    runs: list[Any] = []
+    env = LostAttemptRig(TaskType("work", runs.append, 60))
+    task = await env.submit("work")
+
+    # A worker claims the task, then dies; the operator cancels while it is PROCESSING.
+    await env.receive()
+    claimed = task.claim(new_lease_token(), env.clock.now(), LEASE)
+    await env.repo.transition(claimed, expected=task)
+    assert (await env.service.cancel(task.id)).cancel_requested
+
+    await env.clock.advance(LEASE + 1)
+    outcome = await env.processor().process(await env.receive())
+
+    assert runs == []
+    assert outcome is Outcome.CANCELLED
+    assert (await env.repo.get(task.id)).status is TaskStatus.CANCELLED
+
+
+async def test_an_abandoned_task_is_settled_however_many_old_letters_the_queue_holds() -> None:
+    env = LostAttemptRig(TaskType("work", lambda payload: None, 60))
+    processor = env.processor()
+    for _ in range(100):  # old poison letters, as any long-lived DLQ holds
+        await env.queue.send_raw("not a task")
+        [poison] = await env.queue.receive(max_messages=1, visibility_timeout=1, wait_seconds=0)
+        await processor.process(poison)
+    assert await env.queue.dead_letter_count() == 100
+
+    task = await env.submit("work")
+    await env.receive()
+    # A worker claims it and heartbeats a long lease, while its message keeps coming back
+    # (deferred) until the queue's redrive policy moves it away; then the worker dies.
+    claimed = task.claim(new_lease_token(), env.clock.now(), 3600)
+    await env.repo.transition(claimed, expected=task)
+    for _ in range(env.queue.max_receive_count):
+        await env.clock.advance(LEASE + 1)
+        await env.queue.receive(max_messages=1, visibility_timeout=LEASE, wait_seconds=0)
+    assert await env.queue.dead_letter_count() == 101
+    await env.clock.advance(3600 + 1800)  # its lease ended, and then stale_after passed
+
+    await Reconciler(env.repo, env.queue, env.clock, stale_after_seconds=1800).run_once()
+
+    # Abandoned, its attempt not spent: retried with a fresh message, then it completes.
+    assert (await env.repo.get(task.id)).status is TaskStatus.PENDING
+    assert await processor.process(await env.receive()) is Outcome.COMPLETED

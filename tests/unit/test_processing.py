@@ -3,71 +3,18 @@
 from __future__ import annotations
 
 import asyncio
-import random
 from typing import Any
 
 import pytest
 
-from adapters.clock import ManualClock
-from adapters.memory import InMemoryTaskQueue, InMemoryTaskRepository, InMemoryWorkerRegistry
-from domain.errors import PermanentTaskError
-from domain.models import Delivery, Task, TaskStatus
-from domain.processing import Outcome, ProcessorSettings, TaskProcessor
-from domain.registry import HandlerRegistry, TaskType
-from domain.retry import RetryPolicy
-from domain.services import SubmitRequest, TaskService
-
-LEASE = 30.0
-
-
-class Env:
-    def __init__(self, heartbeat: float | None = None) -> None:
-        self.clock = ManualClock()
-        self.repo = InMemoryTaskRepository()
-        self.queue = InMemoryTaskQueue(self.clock, max_receive_count=10)
-        self.registry = HandlerRegistry()
-        self.service = TaskService(
-            self.repo, self.queue, self.clock, self.registry, InMemoryWorkerRegistry()
-        )
-        self.settings = ProcessorSettings(visibility_timeout=LEASE, heartbeat_interval=heartbeat)
-        self.processor = self.new_processor()
-
-    def new_processor(self) -> TaskProcessor:
-        return TaskProcessor(
-            self.repo,
-            self.queue,
-            self.clock,
-            self.registry,
-            RetryPolicy(base_seconds=1, cap_seconds=10, rng=random.Random(7)),
-            self.settings,
-        )
-
-    def handler(self, name: str, fn: Any, timeout: float = 60) -> None:
-        self.registry.add(TaskType(name, fn, timeout))
-
-    async def submit(self, task_type: str, payload: Any = None, **options: Any) -> Task:
-        return await self.service.submit(SubmitRequest(type=task_type, payload=payload, **options))
-
-    async def receive(self) -> Delivery:
-        deliveries = await self.queue.receive(
-            max_messages=1, visibility_timeout=LEASE, wait_seconds=0
-        )
-        assert len(deliveries) == 1, "expected one visible message"
-        return deliveries[0]
-
-    async def receive_when_visible(self, step: float = 0.5) -> Delivery:
-        """The next delivery, moving the clock on until one is visible."""
-        for _ in range(10_000):
-            got = await self.queue.receive(max_messages=1, visibility_timeout=LEASE, wait_seconds=0)
-            if got:
-                return got[0]
-            await self.clock.advance(step)
-        raise AssertionError("no message became visible")
-
-    async def nothing_visible(self) -> bool:
-        return not await self.queue.receive(
-            max_messages=1, visibility_timeout=LEASE, wait_seconds=0
-        )
+from adapters.memory import InMemoryTaskRepository
+from domain.errors import InfrastructureError, PermanentTaskError
+from domain.models import Task, TaskStatus
+from domain.processing import Outcome
+from domain.reconcile import Reconciler
+from domain.registry import HandlerRegistry
+from tests.support.processing_rig import LEASE, process_in_time
+from tests.support.processing_rig import ProcessingRig as Env
 
 
 async def test_a_successful_task_completes_and_its_message_is_deleted() -> None:
@@ -274,14 +221,6 @@ async def test_an_undecodable_message_goes_to_the_dead_letter_queue() -> None:
     await env.queue.send_raw("{not json")
     assert await env.processor.process(await env.receive()) is Outcome.POISON
     assert await env.queue.dead_letter_count() == 1
-
-
-async def process_in_time(env: Env, delivery: Delivery) -> Outcome:
-    """Process ``delivery`` while moving the clock on, for the pauses it takes."""
-    running = asyncio.ensure_future(env.processor.process(delivery))
-    while not running.done():
-        await env.clock.advance(0.05)
-    return running.result()
 
 
 async def test_a_message_for_an_unknown_task_is_acked_only_after_the_grace() -> None:
@@ -539,3 +478,76 @@ async def test_an_old_dead_letter_does_not_fail_a_task_an_operator_retried() -> 
     assert (await env.repo.get(task.id)).status is TaskStatus.PENDING
     await env.clock.advance(1)
     assert await env.processor.process(await env.receive()) is Outcome.FAILED
+
+
+async def test_the_reconciler_keeps_an_operators_retry_when_receives_outnumber_attempts() -> None:
+    env = Env()
+    started = asyncio.Event()
+
+    async def flaky(payload: Any) -> Any:
+        if not started.is_set():  # the first run lasts until the worker shuts down
+            started.set()
+            await asyncio.Event().wait()
+        raise PermanentTaskError("bad input")
+
+    env.handler("flaky", flaky, 600)
+    task = await env.submit("flaky")
+
+    # Attempt 1 is given back at shutdown (the attempt is not counted) ...
+    running = asyncio.ensure_future(env.processor.process(await env.receive()))
+    await started.wait()
+    running.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await running
+    # ... the next delivery fails for good and is dead-lettered (receive 2, attempt 1).
+    assert await env.processor.process(await env.receive()) is Outcome.FAILED
+    assert (await env.repo.get(task.id)).attempts == 1
+
+    retried = await env.service.retry(task.id)
+    assert retried.status is TaskStatus.PENDING
+
+    await Reconciler(env.repo, env.queue, env.clock, stale_after_seconds=1800).run_once()
+
+    assert (await env.repo.get(task.id)).status is TaskStatus.PENDING
+
+
+class FlakyRecordRepository(InMemoryTaskRepository):
+    """The store fails once, transiently, when a result is recorded."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.failed = False
+
+    async def transition(self, new: Task, *, expected: Task) -> None:
+        if new.status is TaskStatus.COMPLETED and not self.failed:
+            self.failed = True
+            raise InfrastructureError("store", "timeout")
+        await super().transition(new, expected=expected)
+
+
+async def test_a_result_the_store_failed_to_record_once_is_recorded_without_a_second_run() -> None:
+    env = Env()
+    env.repo = FlakyRecordRepository()
+    env.service.repository = env.repo
+    env.processor.repository = env.repo
+    runs = 0
+
+    async def work(payload: Any) -> Any:
+        nonlocal runs
+        runs += 1
+        return runs
+
+    env.handler("work", work)
+    task = await env.submit("work")
+
+    processing = asyncio.ensure_future(env.processor.process(await env.receive()))
+    while not processing.done():  # the processor waits on the clock before it retries
+        await env.clock.advance(0.25)
+    assert processing.result() is Outcome.COMPLETED
+    await env.clock.advance(LEASE + 1)
+    deliveries = await env.queue.receive(max_messages=1, visibility_timeout=LEASE, wait_seconds=0)
+    for delivery in deliveries:
+        await env.processor.process(delivery)
+
+    assert runs == 1
+    assert (await env.repo.get(task.id)).status is TaskStatus.COMPLETED

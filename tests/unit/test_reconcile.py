@@ -17,7 +17,8 @@ from domain.models import Task, TaskStatus
 from domain.processing import Outcome
 from domain.reconcile import Reconciler
 from domain.services import BatchEntry, Limits, SubmitRequest, TaskService
-from tests.unit.test_processing import Env, process_in_time
+from tests.support.processing_rig import ProcessingRig as Env
+from tests.support.processing_rig import process_in_time
 
 
 def reconciler(env: Env, **options: Any) -> Reconciler:

@@ -96,6 +96,8 @@ def _cases() -> list[tuple[dict[str, Any], str]]:
         ({"delay_seconds": 1e300}, "delay_seconds"),
         ({"payload": "not-an-address"}, "payload"),
         ({"payload": {"to": "a@b.co", "note": "\udfff"}}, "payload.note"),
+        ({"payload": {"to": "a@b.co", "\udfff": 1}}, 'payload["\\udfff"]'),  # in a key
+        ({"type": "data-export", "payload": ["x", ["\ud800"]]}, "payload[1][0]"),
     ]
     cases += [({"timeout_seconds": v}, "timeout_seconds") for v in NOT_A_NUMBER if v is not None]
     cases += [({"delay_seconds": v}, "delay_seconds") for v in NOT_A_NUMBER]
@@ -168,9 +170,13 @@ async def test_a_validator_refusal_names_the_type_or_its_own_field(
 
 CAT = {"image": "cat.png", "width": 10, "height": 10}
 ACCEPTED: dict[str, list[Any]] = {
-    "email": ["user@example.com", {"to": "user@example.com"}],
+    "email": ["user@example.com", {"to": "user@example.com"}, {"to": "a@b.co", "subject": "hi"}],
     "image-resize": ["cat.png", {"image": "cat.png", "width": 1, "height": 20000}],
-    "data-export": ["users", {"dataset": "users"}, {"dataset": "users", "format": "ndjson"}],
+    "data-export": [
+        "users",
+        {"dataset": "users"},
+        *({"dataset": "users", "format": f} for f in ("json", "ndjson")),
+    ],
 }
 REFUSED: dict[str, list[Any]] = {
     "email": [None, "not-an-address", 42, {"to": 5}, {}, ["user@example.com"]],

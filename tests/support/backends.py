@@ -1,8 +1,9 @@
 """How each backend is built for the contract suite.
 
-Each backend is a function yielding a ``QueueHarness`` and a ``RepoHarness``; the
-fixtures in conftest.py parametrise over the names in ``BACKENDS``. A backend that needs
-a server this machine does not have skips locally and fails in CI (``CI=true``).
+Each backend is a function yielding a ``QueueHarness`` or a ``RepoHarness``; the
+fixtures in tests/contract/conftest.py parametrise over the names in ``QUEUE_BACKENDS``
+and ``REPO_BACKENDS``. A backend that needs a server this machine does not have skips
+locally and fails in CI (``CI=true``).
 """
 
 from __future__ import annotations

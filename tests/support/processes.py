@@ -400,7 +400,7 @@ class MotoServer:
     def start(self, timeout: float = 30) -> None:
         with self.log_path.open("ab") as log_file:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "tests.e2e.support", "moto", str(self.port)],
+                [sys.executable, "-m", "tests.support.processes", "moto", str(self.port)],
                 cwd=ROOT,
                 stdout=log_file,
                 stderr=subprocess.STDOUT,
