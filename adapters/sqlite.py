@@ -153,6 +153,27 @@ MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
             expires_key TEXT NOT NULL
         ) WITHOUT ROWID""",
     ),
+    # 5: a dead letter leaves with its task: when the task is retried (FAILED -> any
+    # other status) or deleted (retention purge). task_id is read from the envelope;
+    # a poison body (not JSON) has none and stays until redriven.
+    (
+        """ALTER TABLE dead_letters ADD COLUMN task_id TEXT GENERATED ALWAYS AS
+            (CASE WHEN json_valid(body) THEN json_extract(body, '$.task_id') END) VIRTUAL""",
+        "CREATE INDEX dead_letters_by_task ON dead_letters (task_id)",
+        """CREATE TRIGGER tasks_retry_drops_dead_letters AFTER UPDATE OF status ON tasks
+            WHEN OLD.status = 'FAILED' AND NEW.status <> 'FAILED' BEGIN
+            DELETE FROM dead_letters WHERE task_id = NEW.id;
+        END""",
+        """CREATE TRIGGER tasks_delete_drops_dead_letters AFTER DELETE ON tasks BEGIN
+            DELETE FROM dead_letters WHERE task_id = OLD.id;
+        END""",
+        # Dead letters left behind before this version: of purged tasks, and of tasks
+        # retried since that then finished (a PENDING one may have been moved by its
+        # receive count instead: kept).
+        """DELETE FROM dead_letters WHERE task_id IS NOT NULL AND (
+            task_id IN (SELECT id FROM tasks WHERE status IN ('COMPLETED', 'CANCELLED'))
+            OR NOT EXISTS (SELECT 1 FROM tasks WHERE tasks.id = dead_letters.task_id))""",
+    ),
 )
 SCHEMA_VERSION: Final = len(MIGRATIONS)
 

@@ -293,9 +293,16 @@ class WorkerInfo:
 class MetricsSnapshot:
     counts: dict[TaskStatus, int]
     depth: QueueDepth
-    dead_letters: int
+    dead_letter_queue_depth: int
+    """Messages in the queue's dead-letter queue, poison messages (no readable task)
+    included; what removes them depends on the backend (README, /metrics)."""
     active_workers: int
 
     @property
     def total(self) -> int:
         return sum(self.counts.values())
+
+    @property
+    def dead_letter_tasks(self) -> int:
+        """The tasks of the dead-letter view: FAILED tasks (a retry takes one out)."""
+        return self.counts.get(TaskStatus.FAILED, 0)

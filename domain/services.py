@@ -341,6 +341,6 @@ class TaskService:
         return MetricsSnapshot(
             counts=counts,
             depth=depth,
-            dead_letters=dead,
+            dead_letter_queue_depth=dead,
             active_workers=sum(w.concurrency for w in live),
         )
