@@ -278,8 +278,17 @@ class DeadLetter:
     raw_body: str = ""
 
 
+DEFAULT_HEARTBEAT_SECONDS = 10.0
+"""How often a worker records that it is alive, unless it says otherwise."""
+MIN_LIVENESS_MARGIN_SECONDS = 1.0
+
+
 @dataclass(frozen=True, slots=True)
 class WorkerInfo:
+    """A worker's heartbeat. It is live until one heartbeat interval plus a margin (half
+    an interval, at least a second, for a slow write) after ``last_seen``: a worker
+    killed without removing itself stops counting once it has missed a heartbeat."""
+
     worker_id: str
     host: str
     pid: int
@@ -287,6 +296,15 @@ class WorkerInfo:
     in_flight: int
     started_at: datetime
     last_seen: datetime
+    heartbeat_seconds: float = DEFAULT_HEARTBEAT_SECONDS
+
+    @property
+    def live_until(self) -> datetime:
+        margin = max(self.heartbeat_seconds / 2, MIN_LIVENESS_MARGIN_SECONDS)
+        return self.last_seen + timedelta(seconds=self.heartbeat_seconds + margin)
+
+    def is_live(self, now: datetime) -> bool:
+        return now < self.live_until
 
 
 @dataclass(frozen=True, slots=True)
