@@ -30,6 +30,7 @@ from domain.errors import (
     TaskNotFound,
     UnknownTaskType,
 )
+from domain.limits import result_too_large
 from domain.models import Delivery, Task, TaskStatus, new_lease_token
 from domain.ports import Clock, TaskQueue, TaskRepository
 from domain.registry import HandlerRegistry, TaskType
@@ -206,7 +207,7 @@ class TaskProcessor:
 
         now = self.clock.now()
         current = holder.task
-        exc = handler.exception()
+        exc = handler.exception() or result_too_large(handler.result())
         if exc is None:
             new = current.complete(handler.result(), now)
             outcome = Outcome.COMPLETED

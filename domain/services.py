@@ -16,6 +16,7 @@ from domain.errors import (
     TaskStateConflict,
     ValidationError,
 )
+from domain.limits import check_payload
 from domain.models import JSON, MetricsSnapshot, Page, Task, TaskStatus, WorkerInfo
 from domain.ports import Clock, TaskQueue, TaskRepository, WorkerRegistry
 from domain.registry import HandlerRegistry
@@ -108,6 +109,7 @@ class TaskService:
             raise ValidationError("type", "must be a non-empty string")
         task_type = self.registry.get(request.type)
         task_type.validate(request.payload)
+        check_payload(request.payload)
 
         max_attempts = request.max_attempts
         if max_attempts is None:
