@@ -171,13 +171,16 @@ class Endpoints:
         return JSONResponse(dump(Health(status="healthy", timestamp=now)))
 
     async def ready(self, request: Request) -> Response:
-        """Readiness: every dependency answers a ping within the timeout."""
+        """Readiness: every dependency answers a ping within the timeout, and the recent
+        writes to it did not all fail (``domain/health.py``)."""
         names = ("repository", "queue")
         outcomes = await asyncio.gather(
             self._check(self._container.repository().ping),
             self._check(self._container.queue().ping),
         )
         checks = dict(zip(names, outcomes, strict=True))
+        for name, problem in (await self._container.write_health().check()).items():
+            checks[name] = f"unavailable: {problem}"
         failing = [f"{name} {outcome}" for name, outcome in checks.items() if outcome != "ok"]
         if not failing:
             return JSONResponse(dump(Readiness(status="ready", checks=checks)))
