@@ -52,3 +52,26 @@ async def test_metrics_answers_both_dead_letter_fields(
     metrics = (await http_client.get("/metrics")).json()
 
     assert (metrics["dead_letter_tasks"], metrics["dead_letter_queue_depth"]) == (0, 1)
+
+
+async def test_the_readme_recipe_makes_a_failed_task_to_retry(
+    http_container: Container, http_client: httpx.AsyncClient
+) -> None:
+    """README: one attempt and a timeout shorter than the built-in work -> FAILED, then
+    retry's max_attempts adds attempts to those spent."""
+    created = await http_client.post(
+        "/tasks",
+        json={"type": "email", "payload": "a@b.io", "max_attempts": 1, "timeout_seconds": 0.001},
+    )
+    task_id = created.json()["id"]
+    queue = http_container.queue()
+    [delivery] = await queue.receive(max_messages=1, visibility_timeout=30, wait_seconds=0)
+    await http_container.processor().process(delivery)
+
+    failed = (await http_client.get(f"/tasks/{task_id}")).json()
+    assert failed["status"] == "FAILED" and "timed out" in failed["error"]
+    metrics = (await http_client.get("/metrics")).json()
+    assert (metrics["dead_letter_tasks"], metrics["dead_letter_queue_depth"]) == (1, 1)
+
+    retried = await http_client.post(f"/tasks/{task_id}/retry", json={"max_attempts": 5})
+    assert (retried.json()["status"], retried.json()["max_attempts"]) == ("PENDING", 6)
