@@ -56,7 +56,7 @@ from domain.errors import (
     TaskAlreadyExists,
     TaskNotFound,
 )
-from domain.models import Page, Task, TaskStatus, WorkerInfo
+from domain.models import DEFAULT_HEARTBEAT_SECONDS, Page, Task, TaskStatus, WorkerInfo
 from domain.ports import Clock
 
 if TYPE_CHECKING:
@@ -633,7 +633,8 @@ class DynamoDbWorkerRegistry:
             raise InfrastructureError("dynamodb", _describe(error)) from None
 
     async def beat(self, info: WorkerInfo, *, ttl_seconds: float) -> None:
-        live_until = info.last_seen + timedelta(seconds=ttl_seconds)
+        live_until = info.live_until
+        forget_at = info.last_seen + timedelta(seconds=ttl_seconds)
         item: Item = {
             PK: _s(WORKERS_PK),
             SK: _s(info.worker_id),
@@ -645,7 +646,8 @@ class DynamoDbWorkerRegistry:
             "started_at": _s(_iso(info.started_at)),
             "last_seen": _s(_iso(info.last_seen)),
             "live_until": _s(_iso(live_until)),
-            TTL_ATTRIBUTE: {"N": str(math.ceil(live_until.timestamp()) + WORKER_TTL_GRACE_SECONDS)},
+            "heartbeat_seconds": _n(info.heartbeat_seconds),
+            TTL_ATTRIBUTE: {"N": str(math.ceil(forget_at.timestamp()) + WORKER_TTL_GRACE_SECONDS)},
         }
         await self._run(lambda: self._client.put_item(TableName=self.table_name, Item=item))
 
@@ -681,6 +683,11 @@ class DynamoDbWorkerRegistry:
                             in_flight=_req_int(item, "in_flight"),
                             started_at=_req_dt(item, "started_at"),
                             last_seen=_req_dt(item, "last_seen"),
+                            heartbeat_seconds=float(
+                                item.get("heartbeat_seconds", {}).get(
+                                    "N", str(DEFAULT_HEARTBEAT_SECONDS)
+                                )
+                            ),
                         )
                     )
             start = response.get("LastEvaluatedKey")

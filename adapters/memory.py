@@ -329,4 +329,5 @@ class InMemoryWorkerRegistry:
         self._workers.pop(worker_id, None)
 
     async def live(self, now: datetime) -> list[WorkerInfo]:
-        return [info for info, expires in self._workers.values() if expires > now]
+        self._workers = {k: (i, e) for k, (i, e) in self._workers.items() if e > now}
+        return [info for info, _ in self._workers.values() if info.is_live(now)]

@@ -163,6 +163,32 @@ MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
             WHERE status = 'PENDING' AND run_at IS NOT NULL
             AND (julianday(run_at) - julianday(updated_at)) * 86400.0 > 900""",
     ),
+    # 6: a dead letter leaves with its task: when the task is retried (FAILED -> any
+    # other status) or deleted (retention purge). task_id is read from the envelope;
+    # a poison body (not JSON) has none and stays until redriven.
+    (
+        """ALTER TABLE dead_letters ADD COLUMN task_id TEXT GENERATED ALWAYS AS
+            (CASE WHEN json_valid(body) THEN json_extract(body, '$.task_id') END) VIRTUAL""",
+        "CREATE INDEX dead_letters_by_task ON dead_letters (task_id)",
+        """CREATE TRIGGER tasks_retry_drops_dead_letters AFTER UPDATE OF status ON tasks
+            WHEN OLD.status = 'FAILED' AND NEW.status <> 'FAILED' BEGIN
+            DELETE FROM dead_letters WHERE task_id = NEW.id;
+        END""",
+        """CREATE TRIGGER tasks_delete_drops_dead_letters AFTER DELETE ON tasks BEGIN
+            DELETE FROM dead_letters WHERE task_id = OLD.id;
+        END""",
+        # Dead letters left behind before this version: of purged tasks, and of tasks
+        # retried since that then finished (a PENDING one may have been moved by its
+        # receive count instead: kept).
+        """DELETE FROM dead_letters WHERE task_id IS NOT NULL AND (
+            task_id IN (SELECT id FROM tasks WHERE status IN ('COMPLETED', 'CANCELLED'))
+            OR NOT EXISTS (SELECT 1 FROM tasks WHERE tasks.id = dead_letters.task_id))""",
+    ),
+    # 7: a worker's heartbeat interval: it is live until one interval plus a margin after
+    # its last beat (WorkerInfo.live_until, kept in expires_key), not for the whole TTL.
+    # The default is frozen history (a migration never changes): workers then beat every
+    # 10 s, and every beat rewrites the row.
+    ("ALTER TABLE workers ADD COLUMN heartbeat_seconds REAL NOT NULL DEFAULT 10",),
 )
 SCHEMA_VERSION: Final = len(MIGRATIONS)
 
@@ -1151,27 +1177,35 @@ def _move_to_dead_letters(
 
 
 class SqliteWorkerRegistry:
+    """Workers' last heartbeats. ``expires_key`` is when a worker stops counting as
+    live; rows of workers dead for longer than the TTL are deleted by the next beat."""
+
     def __init__(self, db: SqliteDatabase) -> None:
         self._db = db
 
     async def beat(self, info: WorkerInfo, *, ttl_seconds: float) -> None:
-        row = (
-            info.worker_id,
-            info.host,
-            info.pid,
-            info.concurrency,
-            info.in_flight,
-            _iso(info.started_at),
-            _iso(info.last_seen),
-            _key(info.last_seen + timedelta(seconds=ttl_seconds)),
-        )
-        await self._db.write(
-            _statement(
-                "INSERT OR REPLACE INTO workers (worker_id, host, pid, concurrency, in_flight, "
-                "started_at, last_seen, expires_key) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        row = {
+            "worker_id": info.worker_id,
+            "host": info.host,
+            "pid": info.pid,
+            "concurrency": info.concurrency,
+            "in_flight": info.in_flight,
+            "started_at": _iso(info.started_at),
+            "last_seen": _iso(info.last_seen),
+            "expires_key": _key(info.live_until),
+            "heartbeat_seconds": info.heartbeat_seconds,
+        }
+        forgotten = _key(info.last_seen - timedelta(seconds=ttl_seconds))
+
+        def run(conn: sqlite3.Connection) -> None:
+            conn.execute(
+                f"INSERT OR REPLACE INTO workers ({', '.join(row)}) "
+                f"VALUES ({', '.join(':' + name for name in row)})",
                 row,
             )
-        )
+            conn.execute("DELETE FROM workers WHERE expires_key < ?", (forgotten,))
+
+        await self._db.write(run)
 
     async def remove(self, worker_id: str) -> None:
         await self._db.write(_statement("DELETE FROM workers WHERE worker_id = ?", (worker_id,)))
@@ -1179,20 +1213,31 @@ class SqliteWorkerRegistry:
     async def live(self, now: datetime) -> list[WorkerInfo]:
         rows = await self._db.read(
             lambda conn: conn.execute(
-                "SELECT worker_id, host, pid, concurrency, in_flight, started_at, last_seen "
-                "FROM workers WHERE expires_key > ? ORDER BY started_at, worker_id",
+                "SELECT worker_id, host, pid, concurrency, in_flight, started_at, last_seen, "
+                "heartbeat_seconds FROM workers WHERE expires_key > ? "
+                "ORDER BY started_at, worker_id",
                 (_key(now),),
             ).fetchall()
         )
         return [
             WorkerInfo(
-                worker_id=r[0],
-                host=r[1],
-                pid=r[2],
-                concurrency=r[3],
-                in_flight=r[4],
-                started_at=datetime.fromisoformat(r[5]),
-                last_seen=datetime.fromisoformat(r[6]),
+                worker_id=worker_id,
+                host=host,
+                pid=pid,
+                concurrency=concurrency,
+                in_flight=in_flight,
+                started_at=datetime.fromisoformat(started_at),
+                last_seen=datetime.fromisoformat(last_seen),
+                heartbeat_seconds=heartbeat_seconds,
             )
-            for r in rows
+            for (
+                worker_id,
+                host,
+                pid,
+                concurrency,
+                in_flight,
+                started_at,
+                last_seen,
+                heartbeat_seconds,
+            ) in rows
         ]

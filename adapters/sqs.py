@@ -20,7 +20,7 @@ import functools
 import logging
 import math
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -62,24 +62,37 @@ PEEK_VISIBILITY_SECONDS = 5
 MAX_REASON_CHARS = 1024
 
 # Error codes meaning "this receipt handle no longer designates an in-flight message":
-# an outdated receipt, so acking or changing visibility is a no-op. SQS speaks JSON now
-# but botocore reports the legacy query-protocol codes when the endpoint sends them.
+# an outdated receipt, so acking or changing visibility is a no-op. SQS speaks JSON now;
+# botocore reports the legacy query-protocol code (``x-amzn-query-error``) as ``Code``,
+# sometimes with the ``AWS.SimpleQueueService.`` prefix, and the shape name as
+# ``QueryErrorCode``. moto answers ReceiptHandleIsInvalid; AWS and LocalStack answer a
+# ChangeMessageVisibility on a deleted message with InvalidParameterValue, "Value ...
+# for parameter ReceiptHandle is invalid. Reason: Message does not exist or is not
+# available for visibility timeout change."
+_LEGACY_PREFIX = "AWS.SimpleQueueService."
 _STALE_RECEIPT_CODES = frozenset(
-    {
-        "ReceiptHandleIsInvalid",
-        "InvalidReceiptHandle",
-        "AWS.SimpleQueueService.MessageNotInflight",
-        "MessageNotInflight",
-    }
+    {"ReceiptHandleIsInvalid", "InvalidReceiptHandle", "MessageNotInflight"}
 )
+_INVALID_PARAMETER_CODES = frozenset({"InvalidParameterValue", "InvalidParameterValueException"})
+
+
+def _error_codes(info: Mapping[str, Any]) -> set[str]:
+    codes = {str(info.get("Code", "")), str(info.get("QueryErrorCode", ""))}
+    return {code.removeprefix(_LEGACY_PREFIX) for code in codes if code}
+
+
+def is_stale_receipt(info: Mapping[str, Any]) -> bool:
+    """Whether an SQS error (a ClientError's ``response["Error"]``, or a batch call's
+    ``Failed`` entry) says the receipt no longer designates an in-flight message."""
+    codes = _error_codes(info)
+    if codes & _STALE_RECEIPT_CODES:
+        return True
+    message = str(info.get("Message", "")).lower().replace(" ", "")
+    return bool(codes & _INVALID_PARAMETER_CODES) and "receipthandle" in message
 
 
 def _is_stale_receipt(error: ClientError) -> bool:
-    code = error.response.get("Error", {}).get("Code", "")
-    message = error.response.get("Error", {}).get("Message", "").lower()
-    if code in _STALE_RECEIPT_CODES:
-        return True
-    return code == "InvalidParameterValue" and "receipt handle" in message
+    return is_stale_receipt(error.response.get("Error", {}))
 
 
 def _describe(error: Exception) -> str:
@@ -315,9 +328,10 @@ class SqsTaskQueue:
             )
             retry: dict[str, str] = {}
             for failure in response.get("Failed", []):
-                code = failure.get("Code", "")
-                if code in _STALE_RECEIPT_CODES or failure.get("SenderFault"):
-                    log.debug("sqs: delete skipped: %s %s", code, failure.get("Message", ""))
+                if is_stale_receipt(failure) or failure.get("SenderFault"):
+                    log.debug(
+                        "sqs: delete skipped: %s %s", failure.get("Code"), failure.get("Message")
+                    )
                     continue
                 if failure["Id"] in pending:
                     retry[failure["Id"]] = pending[failure["Id"]]

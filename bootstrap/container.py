@@ -33,8 +33,10 @@ from adapters.sqlite import (
     SqliteWorkerRegistry,
 )
 from adapters.sqs import MAX_WAIT_SECONDS, SqsTaskQueue
+from adapters.write_health import QUEUE_WRITES, REPOSITORY_WRITES, WriteTracking
 from bootstrap.settings import Settings
 from domain.errors import InfrastructureError
+from domain.health import WriteHealth, store_probe
 from domain.ports import Clock
 from domain.processing import ProcessorSettings, TaskProcessor
 from domain.reconcile import Reconciler
@@ -226,13 +228,13 @@ class Container(containers.DeclarativeContainer):
     aws_provision = providers.Factory(aws_init, settings, aws_sqs, aws_dynamodb)
 
     # -- selection -------------------------------------------------------------------
-    repository = providers.Selector(
+    backend_repository = providers.Selector(
         settings.provided.backend,
         memory=memory_repository,
         sqlite=sqlite_repository,
         aws=aws_repository,
     )
-    queue = providers.Selector(
+    backend_queue = providers.Selector(
         settings.provided.backend,
         memory=memory_queue,
         sqlite=sqlite_queue,
@@ -244,6 +246,22 @@ class Container(containers.DeclarativeContainer):
         sqlite=sqlite_workers,
         aws=aws_workers,
     )
+
+    # -- readiness: the outcome of the writes the use cases make (domain/health.py) ---
+    # While a dependency is failing, /ready probes it: the task store with a write
+    # (a registry heartbeat, removed at once), the queue with its ping.
+    write_health = providers.Singleton(
+        WriteHealth,
+        clock,
+        providers.Dict(
+            repository=providers.Factory(store_probe, workers, clock),
+            queue=backend_queue.provided.ping,
+        ),
+    )
+    repository = providers.Singleton(
+        WriteTracking, backend_repository, write_health, "repository", REPOSITORY_WRITES
+    )
+    queue = providers.Singleton(WriteTracking, backend_queue, write_health, "queue", QUEUE_WRITES)
 
     # -- use cases -------------------------------------------------------------------
     task_service = providers.Singleton(

@@ -121,6 +121,19 @@ class PermanentTaskError(Exception):
     """Raised by a handler to fail the task at once, without further retries."""
 
 
+class ResultTooLarge(PermanentTaskError):
+    """A handler's result is larger than a task can store: the attempt fails at once,
+    since running it again would produce the same result."""
+
+    def __init__(self, size: int, limit: int, source: str) -> None:
+        self.size = size
+        self.limit = limit
+        super().__init__(
+            f"the result is too large to store: {size:,} bytes as JSON, at most {limit:,} "
+            f"({source}); store large data elsewhere and return a reference"
+        )
+
+
 class HandlerTimeout(Exception):
     """A handler ran past its task type's timeout."""
 

@@ -347,8 +347,17 @@ class DeadLetter:
     raw_body: str = ""
 
 
+DEFAULT_HEARTBEAT_SECONDS = 10.0
+"""How often a worker records that it is alive, unless it says otherwise."""
+MIN_LIVENESS_MARGIN_SECONDS = 1.0
+
+
 @dataclass(frozen=True, slots=True)
 class WorkerInfo:
+    """A worker's heartbeat. It is live until one heartbeat interval plus a margin (half
+    an interval, at least a second, for a slow write) after ``last_seen``: a worker
+    killed without removing itself stops counting once it has missed a heartbeat."""
+
     worker_id: str
     host: str
     pid: int
@@ -356,15 +365,31 @@ class WorkerInfo:
     in_flight: int
     started_at: datetime
     last_seen: datetime
+    heartbeat_seconds: float = DEFAULT_HEARTBEAT_SECONDS
+
+    @property
+    def live_until(self) -> datetime:
+        margin = max(self.heartbeat_seconds / 2, MIN_LIVENESS_MARGIN_SECONDS)
+        return self.last_seen + timedelta(seconds=self.heartbeat_seconds + margin)
+
+    def is_live(self, now: datetime) -> bool:
+        return now < self.live_until
 
 
 @dataclass(frozen=True, slots=True)
 class MetricsSnapshot:
     counts: dict[TaskStatus, int]
     depth: QueueDepth
-    dead_letters: int
+    dead_letter_queue_depth: int
+    """Messages in the queue's dead-letter queue, poison messages (no readable task)
+    included; what removes them depends on the backend (README, /metrics)."""
     active_workers: int
 
     @property
     def total(self) -> int:
         return sum(self.counts.values())
+
+    @property
+    def dead_letter_tasks(self) -> int:
+        """The tasks of the dead-letter view: FAILED tasks (a retry takes one out)."""
+        return self.counts.get(TaskStatus.FAILED, 0)

@@ -182,12 +182,18 @@ class WorkerRegistry(Protocol):
     """Where workers in any process record that they are alive."""
 
     async def beat(self, info: WorkerInfo, *, ttl_seconds: float) -> None:
-        """Record ``info``; it counts as live until ``ttl_seconds`` from its last_seen."""
+        """Record ``info`` (replacing the worker's previous beat). It counts as live
+        until ``info.live_until`` (a missed heartbeat ends it); the record itself may be
+        kept up to ``ttl_seconds`` after ``last_seen``, then it is deleted."""
         ...
 
-    async def remove(self, worker_id: str) -> None: ...
+    async def remove(self, worker_id: str) -> None:
+        """Forget the worker at once (a graceful stop)."""
+        ...
 
-    async def live(self, now: datetime) -> list[WorkerInfo]: ...
+    async def live(self, now: datetime) -> list[WorkerInfo]:
+        """The workers live at ``now`` (``WorkerInfo.is_live``), as last recorded."""
+        ...
 
 
 class HandlerSandbox(Protocol):

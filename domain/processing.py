@@ -32,6 +32,7 @@ from domain.errors import (
     UnknownTaskType,
 )
 from domain.lease import LeaseKeeper, stored_attempt
+from domain.limits import result_too_large
 from domain.models import Delivery, Task, TaskStatus, new_lease_token
 from domain.ports import Clock, HandlerSandbox, TaskQueue, TaskRepository
 from domain.registry import HandlerRegistry, TaskType
@@ -278,6 +279,9 @@ class TaskProcessor:
         """The handler returned ``result``: the task as it is to be stored. A check of
         the result belongs here; the outcome and the message's fate follow the status
         returned (a FAILED task is dead-lettered and counted FAILED)."""
+        too_large = result_too_large(result)
+        if too_large is not None:  # it cannot be stored: fail once, for good
+            return current.fail(_describe(too_large), now)
         return current.complete(result, now)
 
     async def _store(self, new: Task, expected: Task) -> bool:

@@ -18,6 +18,7 @@ from domain.errors import (
     ValidationError,
 )
 from domain.json_values import check_storable, check_text
+from domain.limits import check_payload
 from domain.models import JSON, MetricsSnapshot, Page, Task, TaskStatus, WorkerInfo
 from domain.ports import Clock, TaskQueue, TaskRepository, WorkerRegistry
 from domain.registry import HandlerRegistry
@@ -156,6 +157,7 @@ class TaskService:
         check_storable("payload", request.payload)
         task_type = self.registry.get(request.type)
         task_type.validate(request.payload)
+        check_payload(request.payload)
 
         max_attempts = request.max_attempts
         if max_attempts is None:
@@ -446,6 +448,6 @@ class TaskService:
         return MetricsSnapshot(
             counts=counts,
             depth=depth,
-            dead_letters=dead,
+            dead_letter_queue_depth=dead,
             active_workers=sum(w.concurrency for w in live),
         )

@@ -165,6 +165,7 @@ class Worker:
                 in_flight=len(self._in_flight),
                 started_at=self.started_at,
                 last_seen=self.clock.now(),
+                heartbeat_seconds=interval,
             )
             try:
                 await self.registry.beat(info, ttl_seconds=self.settings.registry_ttl_seconds)

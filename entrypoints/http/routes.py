@@ -305,9 +305,10 @@ class Endpoints:
         },
     )
     async def ready(self, request: Request) -> Response:
-        """Readiness: the task store and the queue answer
+        """Readiness: the task store and the queue answer and take writes
 
-        Every dependency must answer a ping within the timeout.
+        Every dependency must answer a ping within the timeout, and the recent writes to
+        it must not all have failed (a full disk, a throttled table: see domain/health.py).
         """
         names = ("repository", "queue")
         outcomes = await asyncio.gather(
@@ -315,6 +316,8 @@ class Endpoints:
             self._check(self._container.queue().ping),
         )
         checks = dict(zip(names, outcomes, strict=True))
+        for name, problem in (await self._container.write_health().check()).items():
+            checks[name] = f"unavailable: {problem}"
         failing = [f"{name} {outcome}" for name, outcome in checks.items() if outcome != "ok"]
         if not failing:
             return JSONResponse(dump(Readiness(status="ready", checks=checks)))

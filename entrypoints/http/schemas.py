@@ -289,7 +289,13 @@ class Metrics(BaseModel):
     completed_tasks: int
     failed_tasks: int
     cancelled_tasks: int
-    dead_letter_tasks: int = Field(description="Messages in the dead-letter queue.")
+    dead_letter_tasks: int = Field(
+        description="FAILED tasks: the tasks `GET /dead-letters` lists (a retry takes one "
+        "out). Equal to `failed_tasks`; kept under the original service's name."
+    )
+    dead_letter_queue_depth: int = Field(
+        description="Messages in the queue's dead-letter queue, poison messages included."
+    )
     active_workers: int = Field(description="Handler slots of the workers alive now.")
     queue_depth: int = Field(description="Messages visible on the queue, ready to deliver.")
     queue_in_flight: int = Field(description="Messages leased by a worker.")
@@ -305,7 +311,8 @@ class Metrics(BaseModel):
             completed_tasks=counts.get(TaskStatus.COMPLETED, 0),
             failed_tasks=counts.get(TaskStatus.FAILED, 0),
             cancelled_tasks=counts.get(TaskStatus.CANCELLED, 0),
-            dead_letter_tasks=snapshot.dead_letters,
+            dead_letter_tasks=snapshot.dead_letter_tasks,
+            dead_letter_queue_depth=snapshot.dead_letter_queue_depth,
             active_workers=snapshot.active_workers,
             queue_depth=snapshot.depth.visible,
             queue_in_flight=snapshot.depth.in_flight,

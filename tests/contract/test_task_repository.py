@@ -199,7 +199,7 @@ async def test_ping_answers(repo_harness: RepoHarness) -> None:
     await repo_harness.repository.ping()
 
 
-def worker(worker_id: str, seen: datetime) -> WorkerInfo:
+def worker(worker_id: str, seen: datetime, heartbeat_seconds: float = 4.0) -> WorkerInfo:
     return WorkerInfo(
         worker_id=worker_id,
         host="host-a",
@@ -208,6 +208,7 @@ def worker(worker_id: str, seen: datetime) -> WorkerInfo:
         in_flight=2,
         started_at=T0,
         last_seen=seen,
+        heartbeat_seconds=heartbeat_seconds,
     )
 
 
@@ -215,15 +216,31 @@ async def test_worker_registry_lists_live_workers_until_they_expire(
     repo_harness: RepoHarness,
 ) -> None:
     registry = repo_harness.workers
-    await registry.beat(worker("w-1", T0), ttl_seconds=10)
-    await registry.beat(worker("w-2", T0 + timedelta(seconds=8)), ttl_seconds=10)
+    await registry.beat(worker("w-1", T0), ttl_seconds=30)
+    await registry.beat(worker("w-2", T0 + timedelta(seconds=5)), ttl_seconds=30)
     live = await registry.live(T0 + timedelta(seconds=5))
     assert {w.worker_id for w in live} == {"w-1", "w-2"}
     assert next(w for w in live if w.worker_id == "w-1") == worker("w-1", T0)
-    live = await registry.live(T0 + timedelta(seconds=12))
+    live = await registry.live(T0 + timedelta(seconds=7))
     assert [w.worker_id for w in live] == ["w-2"]
     await registry.remove("w-2")
-    assert await registry.live(T0 + timedelta(seconds=12)) == []
+    assert await registry.live(T0 + timedelta(seconds=7)) == []
+
+
+async def test_a_worker_that_missed_its_heartbeat_is_not_live_though_its_ttl_runs(
+    repo_harness: RepoHarness,
+) -> None:
+    """A SIGKILLed worker never removes itself: it stops counting one heartbeat plus a
+    margin (half a heartbeat) after its last beat, not when its record's TTL ends."""
+    registry = repo_harness.workers
+    killed = worker("killed", T0, heartbeat_seconds=10)
+    await registry.beat(killed, ttl_seconds=300)
+    assert await registry.live(T0 + timedelta(seconds=14)) == [killed]
+    assert await registry.live(T0 + timedelta(seconds=16)) == []
+    # Beating again brings it back: liveness follows the last heartbeat.
+    again = worker("killed", T0 + timedelta(seconds=20), heartbeat_seconds=10)
+    await registry.beat(again, ttl_seconds=300)
+    assert await registry.live(T0 + timedelta(seconds=21)) == [again]
 
 
 async def test_an_idempotency_key_stores_one_task(repo_harness: RepoHarness) -> None:

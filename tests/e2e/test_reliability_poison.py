@@ -81,9 +81,8 @@ def run_poison(
 
             def settled() -> bool:
                 m = client.get("/metrics").json()
-                return bool(
-                    m["dead_letter_tasks"] == 1 and m["queue_depth"] + m["queue_in_flight"] == 0
-                )
+                in_queue = m["queue_depth"] + m["queue_in_flight"]
+                return bool(m["dead_letter_queue_depth"] == 1 and in_queue == 0)
 
             wait_for(settled, timeout=20, what="poison dead-lettered, orphan acked")
             assert worker.process.poll() is None, "a poison message stopped the worker"
@@ -120,7 +119,7 @@ def run_poison(
             recover_seconds=round(took, 1),
             double_completions=len(watch.violations),
             notes=f"worker killer: {crashes} crashes, {run_log.starts().get(crash_key, 0)} "
-            f"runs, then FAILED; dead letters {metrics['dead_letter_tasks']}",
+            f"runs, then FAILED; dead letters {metrics['dead_letter_queue_depth']}",
         )
         assert task["status"] == "FAILED", (task, procs.logs())
         assert "crashed its worker process (exit code 1)" in str(task["error"]), task
@@ -128,7 +127,7 @@ def run_poison(
         assert task["isolated"] is True, task
         # One worker crash (the first attempt, not counted); then three isolated attempts.
         assert crashes == 1 and run_log.starts()[crash_key] == 4, (crashes, run_log.starts())
-        assert metrics["dead_letter_tasks"] == 2, metrics
+        assert metrics["dead_letter_queue_depth"] == 2, metrics
         assert metrics["queue_depth"] + metrics["queue_in_flight"] == 0, metrics
         return result
 

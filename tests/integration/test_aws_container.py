@@ -75,7 +75,7 @@ async def test_aws_backend_provisions_and_runs_a_task_end_to_end(endpoint: str) 
         container = with_test_clients(build_container(settings), endpoint)
         await _call(container.init_resources())
         service = container.task_service()
-        assert isinstance(service.repository, DynamoDbTaskRepository)
+        assert isinstance(container.backend_repository(), DynamoDbTaskRepository)
         assert isinstance(container.workers(), DynamoDbWorkerRegistry)
         # Provisioned on first use: the queue pair exists under the configured names.
         sqs, _ = shared_clients(endpoint)

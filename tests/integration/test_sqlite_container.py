@@ -28,8 +28,8 @@ async def test_sqlite_backend_runs_a_task_end_to_end(tmp_path: Path) -> None:
     )
     await _call(container.init_resources())
     service = container.task_service()
-    assert isinstance(service.repository, SqliteTaskRepository)
-    assert isinstance(service.queue, SqliteTaskQueue)
+    assert isinstance(container.backend_repository(), SqliteTaskRepository)
+    assert isinstance(container.backend_queue(), SqliteTaskQueue)
     assert isinstance(container.workers(), SqliteWorkerRegistry)
     assert container.processor().repository is service.repository
     assert path.exists()

@@ -8,6 +8,10 @@ The endpoint is chosen once per test process, in this order:
 
 When none can be had the test is skipped, or fails when ``CI=true``.
 
+``AWS_ENDPOINT_URL_SQS`` and ``AWS_ENDPOINT_URL_DYNAMODB`` (botocore's per-service
+variables) override that endpoint for one service: ``AWS_ENDPOINT_URL_SQS`` alone runs
+the SQS tests against any SQS endpoint (LocalStack, AWS) with DynamoDB on moto.
+
 Credentials are fake and passed to each client explicitly; ``os.environ`` is never
 changed. Every queue and table gets a unique name and is deleted after its test.
 """
@@ -100,6 +104,9 @@ def _endpoint() -> str:
     configured = os.environ.get("AWS_ENDPOINT_URL")
     if configured:
         return configured
+    per_service = [os.environ.get(f"AWS_ENDPOINT_URL_{s}") for s in ("SQS", "DYNAMODB")]
+    if all(per_service):
+        return str(per_service[0])  # each client uses its own: nothing to start
     if _docker_answers():
         return _start_localstack()
     try:
@@ -135,11 +142,19 @@ def client_config(**overrides: Any) -> Config:
     return Config(**settings)
 
 
+def service_endpoint(service: str, endpoint: str) -> str:
+    """``endpoint``, unless ``AWS_ENDPOINT_URL_<SERVICE>`` names one for ``service``.
+
+    botocore reads that variable only when no ``endpoint_url`` is passed; the clients
+    here pass one, so they look it up themselves, as botocore would."""
+    return os.environ.get(f"AWS_ENDPOINT_URL_{service.upper()}") or endpoint
+
+
 def sqs_client(endpoint: str, config: Config | None = None) -> SQSClient:
     """A new client: tests that register event hooks on it affect nothing else."""
     return boto3.session.Session().client(
         "sqs",
-        endpoint_url=endpoint,
+        endpoint_url=service_endpoint("sqs", endpoint),
         region_name=REGION,
         config=config or client_config(),
         aws_access_key_id=FAKE_KEY,
@@ -150,7 +165,7 @@ def sqs_client(endpoint: str, config: Config | None = None) -> SQSClient:
 def dynamodb_client(endpoint: str, config: Config | None = None) -> DynamoDBClient:
     return boto3.session.Session().client(
         "dynamodb",
-        endpoint_url=endpoint,
+        endpoint_url=service_endpoint("dynamodb", endpoint),
         region_name=REGION,
         config=config or client_config(),
         aws_access_key_id=FAKE_KEY,
@@ -246,16 +261,22 @@ class FakeRawResponse:
         yield self._body
 
 
-def json_error_response(status: int, error_type: str, message: str) -> Any:
+def json_error_response(
+    status: int, error_type: str, message: str, *, query_error: str | None = None
+) -> Any:
     """An AWS JSON-protocol error answer (SQS and DynamoDB both speak it), for
-    ``before-send`` hooks that inject failures into a real client."""
+    ``before-send`` hooks that inject failures into a real client. ``query_error`` is
+    the ``x-amzn-query-error`` header SQS adds (``"<legacy code>;Sender"``)."""
     from botocore.awsrequest import AWSResponse
 
     body = json.dumps({"__type": error_type, "message": message}).encode()
+    headers = {"Content-Type": "application/x-amz-json-1.0"}
+    if query_error is not None:
+        headers["x-amzn-query-error"] = query_error
     return AWSResponse(
         "http://injected",
         status,
         # AWSResponse wraps any mapping in its own HeadersDict; the stubs ask for more.
-        {"Content-Type": "application/x-amz-json-1.0"},  # type: ignore[arg-type]
+        headers,  # type: ignore[arg-type]
         FakeRawResponse(body),
     )

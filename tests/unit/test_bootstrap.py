@@ -10,8 +10,9 @@ from bootstrap.settings import Settings
 def test_memory_backend_selects_the_memory_adapters() -> None:
     container = build_container(Settings(backend="memory"))
     service = container.task_service()
-    assert isinstance(service.repository, InMemoryTaskRepository)
-    assert isinstance(service.queue, InMemoryTaskQueue)
+    # The use cases get them behind the readiness write tracking (adapters/write_health.py).
+    assert isinstance(container.backend_repository(), InMemoryTaskRepository)
+    assert isinstance(container.backend_queue(), InMemoryTaskQueue)
     # One repository per container: the API and the worker share it.
     assert container.processor().repository is service.repository
 

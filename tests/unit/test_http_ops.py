@@ -26,6 +26,7 @@ METRIC_FIELDS = {
     "failed_tasks",
     "cancelled_tasks",
     "dead_letter_tasks",
+    "dead_letter_queue_depth",
     "active_workers",
     "queue_depth",
     "queue_in_flight",

@@ -1,0 +1,63 @@
+"""The use cases and a processor wired on given adapters (memory by default), with a
+hand-moved clock: submit, process what is on the queue, read back."""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+from adapters.clock import ManualClock
+from adapters.memory import InMemoryTaskQueue, InMemoryTaskRepository, InMemoryWorkerRegistry
+from domain.models import Task
+from domain.ports import TaskQueue, TaskRepository, WorkerRegistry
+from domain.processing import Outcome, ProcessorSettings, TaskProcessor
+from domain.registry import HandlerRegistry, TaskType
+from domain.retry import RetryPolicy
+from domain.services import SubmitRequest, TaskService
+
+LEASE_SECONDS = 30.0
+
+
+class WorkerRig:
+    def __init__(
+        self,
+        *,
+        clock: ManualClock | None = None,
+        repository: TaskRepository | None = None,
+        queue: TaskQueue | None = None,
+        workers: WorkerRegistry | None = None,
+    ) -> None:
+        self.clock = clock or ManualClock()
+        self.repository = repository or InMemoryTaskRepository()
+        self.queue = queue or InMemoryTaskQueue(self.clock, max_receive_count=10)
+        self.registry = HandlerRegistry()
+        self.service = TaskService(
+            self.repository,
+            self.queue,
+            self.clock,
+            self.registry,
+            workers or InMemoryWorkerRegistry(),
+        )
+        self.processor = TaskProcessor(
+            self.repository,
+            self.queue,
+            self.clock,
+            self.registry,
+            RetryPolicy(base_seconds=1, cap_seconds=1, rng=random.Random(7)),
+            ProcessorSettings(visibility_timeout=LEASE_SECONDS),
+        )
+
+    def handler(self, name: str, fn: Any) -> None:
+        self.registry.add(TaskType(name, fn, 60))
+
+    async def submit(self, task_type: str, payload: Any = None, **options: Any) -> Task:
+        return await self.service.submit(SubmitRequest(type=task_type, payload=payload, **options))
+
+    async def process_visible(self) -> list[Outcome]:
+        """Process every message visible now, one at a time."""
+        outcomes: list[Outcome] = []
+        while deliveries := await self.queue.receive(
+            max_messages=1, visibility_timeout=LEASE_SECONDS, wait_seconds=0
+        ):
+            outcomes.append(await self.processor.process(deliveries[0]))
+        return outcomes
