@@ -5,6 +5,8 @@ first. Each is the memory adapter with one behaviour changed, not a mock."""
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import replace
+from datetime import timedelta
 
 from adapters.clock import ManualClock
 from adapters.memory import InMemoryTaskQueue, InMemoryTaskRepository
@@ -52,6 +54,14 @@ class FullRepository(InMemoryTaskRepository):
 
 Rival = Callable[[Task], Task]
 """What another writer does to the stored task: its next version."""
+
+
+def edited(task: Task) -> Task:
+    """Another writer's edit that leaves the task in its status (a heartbeat, a flag):
+    only its version and time move, so a compare-and-set against the old one loses."""
+    return replace(
+        task, updated_at=task.updated_at + timedelta(seconds=1), version=task.version + 1
+    )
 
 
 class RacingRepository(InMemoryTaskRepository):
