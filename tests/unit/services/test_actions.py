@@ -15,7 +15,12 @@ from domain.errors import (
 )
 from domain.models import Task, TaskStatus
 from domain.services import CANCEL_RETRIES, RETRY_SEND_DELAY_SECONDS, Limits
-from tests.support.service_fakes import RacingRepository, UnreachableQueue, edited
+from tests.support.service_fakes import (
+    LateAnsweringQueue,
+    RacingRepository,
+    UnreachableQueue,
+    edited,
+)
 from tests.support.service_rig import LEASE_SECONDS, Rig
 
 FINISHED = [TaskStatus.COMPLETED, TaskStatus.FAILED, TaskStatus.CANCELLED]
@@ -239,6 +244,28 @@ async def test_retry_while_the_queue_is_down_leaves_it_failed_to_retry_again() -
     assert (await rig.service.retry(task.id)).status is TaskStatus.PENDING
     await rig.clock.advance(RETRY_SEND_DELAY_SECONDS)
     assert await rig.visible() == [task.id]
+
+
+async def test_a_retry_whose_send_is_answered_late_sends_again_after_its_write() -> None:
+    """The 1 s head start runs from when the queue took the message, not from when the
+    send was answered: a late answer lets the message come before the write, find the
+    task still FAILED and be skipped, so another is sent once the write has landed."""
+    rig = Rig(queue=LateAnsweringQueue)
+    assert isinstance(rig.queue, LateAnsweringQueue)
+    task = await rig.in_status(TaskStatus.FAILED)
+    await rig.visible()  # the submission's message, leased away
+    rig.queue.answer_seconds = 2 * RETRY_SEND_DELAY_SECONDS
+
+    retrying = asyncio.ensure_future(rig.service.retry(task.id))
+    await asyncio.sleep(0)  # sent, the answer not in yet
+    await rig.clock.advance(RETRY_SEND_DELAY_SECONDS)
+    assert await rig.visible() == [task.id], "the first message is out before the write"
+    assert (await rig.service.get(task.id)).status is TaskStatus.FAILED
+    while not retrying.done():
+        await rig.clock.advance(0.5)
+
+    assert retrying.result().status is TaskStatus.PENDING
+    assert await rig.visible() == [task.id], "a message that finds the task PENDING"
 
 
 # -- the bulk redrive --------------------------------------------------------------------
