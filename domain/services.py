@@ -375,10 +375,10 @@ class TaskService:
         retried = task.retry_failed(self.clock.now(), budget)
         # Send first (a failed send leaves the task FAILED), with a delay so the message
         # finds the task PENDING: a delivery of a FAILED task is acked and skipped. If
-        # the write took longer than that delay, the message may have come too early:
-        # send another before answering (a spare message is skipped harmlessly).
-        await self._send(task.id, RETRY_SEND_DELAY_SECONDS)
+        # send + write took that long (the delay runs from when the queue took it), it
+        # may have come too early: send another (a spare message is skipped harmlessly).
         started = self.clock.monotonic()
+        await self._send(task.id, RETRY_SEND_DELAY_SECONDS)
         await self.repository.transition(retried, expected=task)
         if self.clock.monotonic() - started >= RETRY_SEND_DELAY_SECONDS:
             await self._send(task.id, 0)

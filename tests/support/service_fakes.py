@@ -1,10 +1,13 @@
 """Hand-written fakes of the ports for the use-case tests: a queue that is down or drops
-part of a batch, a store that runs out of room, and a store where another writer gets in
-first. Each is the memory adapter with one behaviour changed, not a mock."""
+part of a batch, a queue that answers late, a store that runs out of room, and a store
+where another writer gets in first. Each is the memory adapter with one behaviour
+changed, not a mock."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import replace
+from datetime import timedelta
 
 from adapters.clock import ManualClock
 from adapters.memory import InMemoryTaskQueue, InMemoryTaskRepository
@@ -36,6 +39,21 @@ class UnreachableQueue(InMemoryTaskQueue):
             raise QueueSendFailed([task_id for task_id, _ in items[split:]], "throttled")
 
 
+class LateAnsweringQueue(InMemoryTaskQueue):
+    """Each send is taken by the queue at once but answered ``answer_seconds`` later on
+    the clock (a slow network, or a client that retried a send whose answer was lost):
+    the message's delay runs from when the queue took it, before the sender hears."""
+
+    def __init__(self, clock: ManualClock) -> None:
+        super().__init__(clock)
+        self.clock = clock
+        self.answer_seconds = 0.0
+
+    async def send(self, task_id: str, *, delay_seconds: int = 0) -> None:
+        await super().send(task_id, delay_seconds=delay_seconds)
+        await self.clock.sleep(self.answer_seconds)
+
+
 class FullRepository(InMemoryTaskRepository):
     """Has room for ``room`` more tasks, then every new task fails as a full disk does."""
 
@@ -52,6 +70,14 @@ class FullRepository(InMemoryTaskRepository):
 
 Rival = Callable[[Task], Task]
 """What another writer does to the stored task: its next version."""
+
+
+def edited(task: Task) -> Task:
+    """Another writer's edit that leaves the task in its status (a heartbeat, a flag):
+    only its version and time move, so a compare-and-set against the old one loses."""
+    return replace(
+        task, updated_at=task.updated_at + timedelta(seconds=1), version=task.version + 1
+    )
 
 
 class RacingRepository(InMemoryTaskRepository):

@@ -13,7 +13,7 @@ from typing import Any
 from adapters.clock import ManualClock
 from adapters.handlers.builtin import register_builtins
 from adapters.memory import InMemoryTaskQueue, InMemoryTaskRepository, InMemoryWorkerRegistry
-from domain.errors import ValidationError
+from domain.errors import TaskNotFound, ValidationError
 from domain.models import JSON, Task, TaskStatus, WorkerInfo
 from domain.reconcile import Reconciler
 from domain.registry import HandlerRegistry, TaskType
@@ -64,8 +64,12 @@ class Rig:
             self.repository, self.queue, self.clock, self.registry, self.workers, self.limits
         )
 
-    def reconciler(self, stale_after: float = STALE_SECONDS) -> Reconciler:
-        return Reconciler(self.repository, self.queue, self.clock, stale_after_seconds=stale_after)
+    def reconciler(self, stale_after: float = STALE_SECONDS, **options: int) -> Reconciler:
+        """A reconciler on the rig's adapters; ``options`` as ``Reconciler`` takes them
+        (``held_page_size``, ``max_scheduled``, ...)."""
+        return Reconciler(
+            self.repository, self.queue, self.clock, stale_after_seconds=stale_after, **options
+        )
 
     # -- putting tasks in a state ----------------------------------------------------
 
@@ -140,3 +144,18 @@ class Rig:
         ):
             ids += [d.task_id for d in batch if d.task_id is not None]
         return ids
+
+    async def messages(self) -> tuple[list[str], list[str]]:
+        """The task ids of the visible messages (received, so leased afterwards), split
+        into those of stored tasks and the spares that name no stored task (sent for a
+        write that failed or for a repeat: the worker drops them after its grace)."""
+        owned: list[str] = []
+        spares: list[str] = []
+        for task_id in await self.visible():
+            try:
+                await self.repository.get(task_id)
+            except TaskNotFound:
+                spares.append(task_id)
+                continue
+            owned.append(task_id)
+        return owned, spares

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
 
 import pytest
 
@@ -15,9 +14,14 @@ from domain.errors import (
     ValidationError,
 )
 from domain.models import Task, TaskStatus
-from domain.services import CANCEL_RETRIES, Limits
-from tests.support.service_fakes import RacingRepository, UnreachableQueue
-from tests.support.service_rig import LEASE_SECONDS, STALE_SECONDS, Rig
+from domain.services import CANCEL_RETRIES, RETRY_SEND_DELAY_SECONDS, Limits
+from tests.support.service_fakes import (
+    LateAnsweringQueue,
+    RacingRepository,
+    UnreachableQueue,
+    edited,
+)
+from tests.support.service_rig import LEASE_SECONDS, Rig
 
 FINISHED = [TaskStatus.COMPLETED, TaskStatus.FAILED, TaskStatus.CANCELLED]
 UNKNOWN_ID = "00000000-0000-4000-8000-000000000000"
@@ -25,10 +29,6 @@ UNKNOWN_ID = "00000000-0000-4000-8000-000000000000"
 
 def claimed_by_a_worker(task: Task) -> Task:
     return task.claim("rival", task.updated_at, LEASE_SECONDS)
-
-
-def touched(task: Task) -> Task:
-    return task.touch(task.updated_at + timedelta(seconds=1))
 
 
 # -- cancel ------------------------------------------------------------------------------
@@ -117,9 +117,9 @@ async def test_cancel_retries_lost_races_and_gives_up_after_the_last() -> None:
     rig = Rig(repository=repository)
     wins, loses = await rig.submit(), await rig.submit()
 
-    repository.race(touched, times=CANCEL_RETRIES - 1)
+    repository.race(edited, times=CANCEL_RETRIES - 1)
     assert (await rig.service.cancel(wins.id)).status is TaskStatus.CANCELLED
-    repository.race(touched, times=CANCEL_RETRIES)
+    repository.race(edited, times=CANCEL_RETRIES)
     with pytest.raises(ConcurrencyConflict) as info:
         await rig.service.cancel(loses.id)
 
@@ -143,6 +143,8 @@ async def test_retry_of_a_failed_task_queues_it_again_with_its_history() -> None
     assert retried.max_attempts == 1 + 3, "the attempts so far plus the default budget"
     assert retried.updated_at == rig.clock.now()
     assert await rig.service.get(task.id) == retried
+    assert await rig.visible() == [], "sent ahead of the write, so it comes after it"
+    await rig.clock.advance(RETRY_SEND_DELAY_SECONDS)
     assert await rig.visible() == [task.id]
 
 
@@ -165,11 +167,13 @@ async def test_a_retried_task_runs_now_whatever_its_old_run_at() -> None:
     task = await rig.submit(delay_seconds=60)
     await rig.clock.advance(60)
     await rig.fail(task.id)
+    await rig.visible()  # the submission's message, leased away
 
     retried = await rig.service.retry(task.id)
 
     assert retried.run_at is None
-    assert task.id in await rig.visible()
+    await rig.clock.advance(RETRY_SEND_DELAY_SECONDS)
+    assert await rig.visible() == [task.id]
 
 
 @pytest.mark.parametrize("budget", [0, -1, 20])
@@ -208,35 +212,60 @@ async def test_retry_of_an_unknown_task_is_not_found() -> None:
         await Rig().service.retry(UNKNOWN_ID)
 
 
-async def test_retry_that_loses_a_race_sends_nothing() -> None:
+async def test_retry_that_loses_a_race_leaves_the_task_to_its_writer_and_one_spare() -> None:
+    """The message goes out before the write; when the write loses, the task stays as
+    the other writer left it (FAILED) and its one message is skipped by the worker."""
     repository = RacingRepository()
     rig = Rig(repository=repository)
     task = await rig.in_status(TaskStatus.FAILED)
     await rig.visible()
-    repository.race(touched)
+    repository.race(edited)
 
     with pytest.raises(ConcurrencyConflict):
         await rig.service.retry(task.id)
 
-    assert (await rig.service.get(task.id)).status is TaskStatus.FAILED
-    assert await rig.visible() == []
+    assert await rig.service.get(task.id) == edited(task)
+    await rig.clock.advance(RETRY_SEND_DELAY_SECONDS)
+    assert await rig.visible() == [task.id]
 
 
-async def test_retry_while_the_queue_is_down_leaves_it_pending_for_the_reconciler() -> None:
+async def test_retry_while_the_queue_is_down_leaves_it_failed_to_retry_again() -> None:
     rig = Rig(queue=UnreachableQueue)
     assert isinstance(rig.queue, UnreachableQueue)
     task = await rig.submit(delay_seconds=3600)  # held: no send needed
-    await rig.fail(task.id)
+    failed = await rig.fail(task.id)
 
     with pytest.raises(QueueSendFailed) as info:
         await rig.service.retry(task.id)
 
     assert info.value.task_id == task.id
-    assert (await rig.service.get(task.id)).status is TaskStatus.PENDING
+    assert await rig.service.get(task.id) == failed, "a failed send changes nothing"
     rig.queue.down = False
-    await rig.clock.advance(STALE_SECONDS)
-    await rig.reconciler().run_once()
+    assert (await rig.service.retry(task.id)).status is TaskStatus.PENDING
+    await rig.clock.advance(RETRY_SEND_DELAY_SECONDS)
     assert await rig.visible() == [task.id]
+
+
+async def test_a_retry_whose_send_is_answered_late_sends_again_after_its_write() -> None:
+    """The 1 s head start runs from when the queue took the message, not from when the
+    send was answered: a late answer lets the message come before the write, find the
+    task still FAILED and be skipped, so another is sent once the write has landed."""
+    rig = Rig(queue=LateAnsweringQueue)
+    assert isinstance(rig.queue, LateAnsweringQueue)
+    task = await rig.in_status(TaskStatus.FAILED)
+    await rig.visible()  # the submission's message, leased away
+    rig.queue.answer_seconds = 2 * RETRY_SEND_DELAY_SECONDS
+
+    retrying = asyncio.ensure_future(rig.service.retry(task.id))
+    await asyncio.sleep(0)  # sent, the answer not in yet
+    await rig.clock.advance(RETRY_SEND_DELAY_SECONDS)
+    assert await rig.visible() == [task.id], "the first message is out before the write"
+    assert (await rig.service.get(task.id)).status is TaskStatus.FAILED
+    while not retrying.done():
+        await rig.clock.advance(0.5)
+
+    assert retrying.result().status is TaskStatus.PENDING
+    assert await rig.visible() == [task.id], "a message that finds the task PENDING"
 
 
 # -- the bulk redrive --------------------------------------------------------------------
@@ -297,7 +326,7 @@ async def test_redrive_skips_a_task_that_moved_on_and_retries_the_rest() -> None
     repository = RacingRepository()
     rig = Rig(repository=repository)
     ids = await failed(rig, 3)
-    repository.race(touched)
+    repository.race(edited)
 
     retried = await rig.service.retry_failed(per_second=0)
 
@@ -325,11 +354,16 @@ async def test_redrive_stops_when_the_queue_fails_and_keeps_what_it_did() -> Non
     assert isinstance(rig.queue, UnreachableQueue)
     rig.queue.down = False
     ids = await failed(rig, 3)
+    await rig.visible()  # the submissions' messages, leased away
+
+    redrive = asyncio.ensure_future(rig.service.retry_failed(per_second=1))
+    await asyncio.sleep(0)  # the newest is retried; the redrive waits its turn
     rig.queue.down = True
+    await rig.clock.advance(1)
 
     with pytest.raises(QueueSendFailed) as info:
-        await rig.service.retry_failed(per_second=0)
-
-    assert info.value.task_id == ids[2]
-    assert (await rig.service.get(ids[2])).status is TaskStatus.PENDING
-    assert await rig.count(TaskStatus.FAILED) == 2
+        await asyncio.wait_for(redrive, 1)
+    assert info.value.task_id == ids[1]
+    assert (await rig.service.get(ids[1])).status is TaskStatus.FAILED
+    assert [await rig.count(s) for s in (TaskStatus.PENDING, TaskStatus.FAILED)] == [1, 2]
+    assert await rig.visible() == [ids[2]], "the retry done before the outage stands"

@@ -12,12 +12,14 @@ from domain.errors import IdempotencyKeyReused, InfrastructureError, ValidationE
 from domain.models import TaskStatus
 from domain.services import MAX_IDEMPOTENCY_KEY_LENGTH, Limits, SubmitRequest
 from tests.support.service_fakes import UnreachableQueue
-from tests.support.service_rig import EMAIL, STALE_SECONDS, Rig
+from tests.support.service_rig import EMAIL, Rig
 
 WINDOW = 3600.0
 
 
-async def test_a_repeat_returns_the_original_task_and_sends_nothing_more() -> None:
+async def test_a_repeat_returns_the_original_task_and_leaves_only_a_spare_message() -> None:
+    """The repeat's message is sent before its key is looked up: it names no task and
+    the worker drops it after its grace."""
     rig = Rig()
 
     first, created = await rig.service.submit_idempotent(EMAIL, "order-42")
@@ -27,7 +29,8 @@ async def test_a_repeat_returns_the_original_task_and_sends_nothing_more() -> No
     assert (created, created_again) == (True, False)
     assert again == first
     assert await rig.stored() == 1
-    assert await rig.visible() == [first.id]
+    owned, spares = await rig.messages()
+    assert (owned, len(spares)) == ([first.id], 1)
 
 
 async def test_the_repeat_returns_the_task_as_it_is_now() -> None:
@@ -141,7 +144,11 @@ async def test_a_delayed_request_repeated_later_is_the_same_request() -> None:
     again, created = await rig.service.submit_idempotent(request, "k")
 
     assert (again.id, again.run_at, created) == (first.id, first.run_at, False)
-    assert (await rig.queue.depth()).delayed == 1
+    await rig.clock.advance(300)
+    assert await rig.visible() == [first.id], "the original's message keeps its delay"
+    await rig.clock.advance(300)
+    owned, spares = await rig.messages()
+    assert (owned, len(spares)) == ([], 1), "the repeat's spare, delayed as it asked"
 
 
 async def test_a_held_task_under_a_key_gets_no_message() -> None:
@@ -155,7 +162,7 @@ async def test_a_held_task_under_a_key_gets_no_message() -> None:
     assert (await rig.queue.depth()).total == 0
 
 
-async def test_twenty_concurrent_duplicates_make_one_task_and_one_message() -> None:
+async def test_twenty_concurrent_duplicates_make_one_task_and_nineteen_spares() -> None:
     rig = Rig()
 
     results = await asyncio.gather(
@@ -165,7 +172,8 @@ async def test_twenty_concurrent_duplicates_make_one_task_and_one_message() -> N
     assert sorted(created for _, created in results) == [False] * 19 + [True]
     assert len({task.id for task, _ in results}) == 1
     assert await rig.stored() == 1
-    assert (await rig.queue.depth()).visible == 1
+    owned, spares = await rig.messages()
+    assert (owned, len(spares)) == ([results[0][0].id], 19)
 
 
 async def test_a_client_repeating_after_a_failed_send_ends_with_one_queued_task() -> None:
@@ -175,12 +183,11 @@ async def test_a_client_repeating_after_a_failed_send_ends_with_one_queued_task(
         await rig.service.submit_idempotent(EMAIL, "k")
     rig.queue.down = False
 
-    task, _ = await rig.service.submit_idempotent(EMAIL, "k")
-    await rig.clock.advance(STALE_SECONDS)
-    await rig.reconciler().run_once()
+    task, created = await rig.service.submit_idempotent(EMAIL, "k")
 
+    assert created, "the failed submission claimed no key"
     assert [t.id for t in (await rig.service.list(TaskStatus.PENDING)).items] == [task.id]
-    assert set(await rig.visible()) == {task.id}
+    assert await rig.visible() == [task.id]
 
 
 # -- equal requests written differently ----------------------------------------------------

@@ -1,23 +1,21 @@
-"""The Reconciler on the memory adapters: stale tasks re-sent, far tasks scheduled,
-abandoned attempts settled. Every branch of a run, on a hand-moved clock."""
+"""The Reconciler on the memory adapters: held tasks enqueued when due, abandoned
+attempts settled, and PENDING tasks never re-sent (each was stored after its message was
+sent). Every branch of a run, on a hand-moved clock."""
 
 from __future__ import annotations
 
+import random
 from dataclasses import replace
-from datetime import timedelta
 
 import pytest
 
 from domain.models import Task, TaskStatus
-from domain.reconcile import SCHEDULE_HORIZON_SECONDS
-from tests.support.service_fakes import RacingRepository, UnreachableQueue
+from domain.reconcile import SCHEDULE_HORIZON_SECONDS, ReconcileReport
+from tests.support.service_fakes import RacingRepository, Rival, UnreachableQueue
 from tests.support.service_rig import LEASE_SECONDS, STALE_SECONDS, Rig
 
 HOUR = 3600.0
-
-
-def touched(task: Task) -> Task:
-    return task.touch(task.updated_at + timedelta(seconds=1))
+DAY = 24 * HOUR
 
 
 async def drain(rig: Rig) -> None:
@@ -28,59 +26,74 @@ async def drain(rig: Rig) -> None:
         await rig.queue.ack_batch(deliveries)
 
 
-async def unsent(rig: Rig) -> Task:
-    """A PENDING task whose message is gone."""
-    task = await rig.submit()
-    await drain(rig)
-    return task
+# -- PENDING tasks: never re-sent ---------------------------------------------------------
 
 
-# -- stale PENDING tasks ------------------------------------------------------------------
-
-
-async def test_a_stale_pending_task_is_resent_once_per_stale_period() -> None:
+@pytest.mark.parametrize("age", [0, STALE_SECONDS, 30 * DAY])
+@pytest.mark.parametrize("lost", [False, True], ids=["queued", "messages-lost"])
+async def test_a_backlog_of_any_age_gets_no_message_from_the_reconciler(
+    age: float, lost: bool
+) -> None:
+    """Not even when its messages are gone: a PENDING task that is not held was stored
+    after its message was sent, and telling a lost message from a slow one would mean
+    guessing from age, which re-sends whole backlogs."""
     rig = Rig()
-    task = await unsent(rig)
+    backlog = [await rig.submit() for _ in range(3)]
+    backlog.append(await rig.submit(delay_seconds=600))  # delayed by the queue
+    await rig.clock.advance(600)  # every one due
+    if lost:
+        await drain(rig)
+    before = (await rig.queue.depth()).total
+    await rig.clock.advance(age)
     reconciler = rig.reconciler()
 
-    await rig.clock.advance(STALE_SECONDS - 1)
-    assert (await reconciler.run_once()).resent == 0, "not stale yet"
-    await rig.clock.advance(1)
-    report = await reconciler.run_once()
-    assert (report.examined, report.resent) == (1, 1)
-    assert (await reconciler.run_once()).resent == 0, "touched: fresh again"
-    assert (await rig.service.get(task.id)).version == task.version + 1
-    assert await rig.visible() == [task.id]
+    reports = [await reconciler.run_once() for _ in range(3)]
+
+    assert reports == [ReconcileReport(scheduled=0, recovered=0)] * 3
+    assert (await rig.queue.depth()).total == before
+    assert sorted(await rig.visible()) == ([] if lost else sorted(t.id for t in backlog))
 
 
-async def test_a_task_that_changed_under_the_reconciler_is_left_to_its_writer() -> None:
-    repository = RacingRepository()
-    rig = Rig(repository=repository)
-    await unsent(rig)
-    await rig.clock.advance(STALE_SECONDS)
-    repository.race(touched)
+async def test_tasks_that_are_not_pending_are_left_alone() -> None:
+    rig = Rig()
+    for status in (TaskStatus.COMPLETED, TaskStatus.FAILED, TaskStatus.CANCELLED):
+        await rig.in_status(status)
+    await drain(rig)
+    await rig.clock.advance(10 * STALE_SECONDS)
 
-    assert (await rig.reconciler().run_once()).resent == 0
-    assert await rig.visible() == []
+    report = await rig.reconciler().run_once()
 
-
-async def test_a_resend_that_fails_is_tried_again_a_stale_period_later() -> None:
-    rig = Rig(queue=UnreachableQueue)
-    assert isinstance(rig.queue, UnreachableQueue)
-    rig.queue.down = False
-    task = await unsent(rig)
-    await rig.clock.advance(STALE_SECONDS)
-    rig.queue.down = True
-
-    assert (await rig.reconciler().run_once()).resent == 0
-    rig.queue.down = False
-    assert (await rig.reconciler().run_once()).resent == 0
-    await rig.clock.advance(STALE_SECONDS)
-    assert (await rig.reconciler().run_once()).resent == 1
-    assert await rig.visible() == [task.id]
+    assert report == ReconcileReport(scheduled=0, recovered=0)
+    assert (await rig.queue.depth()).total == 0
 
 
-async def test_every_page_of_pending_tasks_is_examined() -> None:
+# -- delayed and held tasks ---------------------------------------------------------------
+
+
+async def test_held_tasks_are_enqueued_in_due_order_across_pages() -> None:
+    """The index by due time gives the earliest first; a pass that may send only so
+    many sends those, page after page, and leaves the rest to the next pass."""
+    rig = Rig()
+    offsets = list(range(10))
+    random.Random(7).shuffle(offsets)
+    by_due = {}
+    for offset in offsets:  # submitted out of due order
+        task = await rig.submit(delay_seconds=2 * HOUR + offset)
+        by_due[offset] = task.id
+    due_order = [by_due[offset] for offset in range(10)]
+    await rig.clock.advance(2 * HOUR)  # every one due now
+    reconciler = rig.reconciler(held_page_size=3, max_scheduled=7)
+
+    assert (await reconciler.run_once()).scheduled == 7
+    still_held = [t for t in due_order if (await rig.service.get(t)).held]
+    assert still_held == due_order[7:]
+    assert (await reconciler.run_once()).scheduled == 3
+    assert (await reconciler.run_once()).scheduled == 0, "each is sent once"
+    await rig.clock.advance(10)
+    assert sorted(await rig.visible()) == sorted(due_order)
+
+
+async def test_every_page_of_due_held_tasks_is_sent_in_one_pass() -> None:
     rig = Rig()
     for _ in range(205):
         await rig.submit(delay_seconds=HOUR)  # held: stored, no message
@@ -88,33 +101,40 @@ async def test_every_page_of_pending_tasks_is_examined() -> None:
 
     report = await rig.reconciler().run_once()
 
-    assert (report.examined, report.scheduled) == (205, 205)
+    assert report == ReconcileReport(scheduled=205, recovered=0)
+    assert len(await rig.visible()) == 205
 
 
-async def test_tasks_that_are_not_pending_are_left_alone() -> None:
-    rig = Rig()
-    for status in (TaskStatus.COMPLETED, TaskStatus.FAILED, TaskStatus.CANCELLED):
-        await rig.in_status(status)
-    await rig.clock.advance(10 * STALE_SECONDS)
-
-    report = await rig.reconciler().run_once()
-
-    assert (report.examined, report.resent, report.scheduled, report.recovered) == (0, 0, 0, 0)
+def other_reconciler(task: Task) -> Task:
+    return task.unhold(task.updated_at)
 
 
-# -- delayed and held tasks ---------------------------------------------------------------
+def canceller(task: Task) -> Task:
+    return task.cancel(task.updated_at)
 
 
-async def test_a_task_delayed_by_the_queue_is_not_resent_before_it_is_due() -> None:
-    rig = Rig()
-    task = await rig.submit(delay_seconds=600)
+@pytest.mark.parametrize(
+    ("rival", "status"),
+    [(other_reconciler, TaskStatus.PENDING), (canceller, TaskStatus.CANCELLED)],
+)
+async def test_a_held_task_that_changed_under_the_reconciler_is_left_to_its_writer(
+    rival: Rival, status: TaskStatus
+) -> None:
+    """Its message went out before the hold was cleared: that message is a spare (a
+    second one, or one for a cancelled task) that the worker skips, and the task is
+    not held any more, so no pass sends it again."""
+    repository = RacingRepository()
+    rig = Rig(repository=repository)
+    task = await rig.submit(delay_seconds=2 * HOUR)
+    await rig.clock.advance(2 * HOUR)
+    repository.race(rival)
     reconciler = rig.reconciler()
 
-    await rig.clock.advance(600 + STALE_SECONDS - 1)
-    assert (await reconciler.run_once()).resent == 0
-    await rig.clock.advance(1)
-    assert (await reconciler.run_once()).resent == 1, "due a stale period ago, still PENDING"
-    assert set(await rig.visible()) == {task.id}
+    assert (await reconciler.run_once()).scheduled == 0
+    stored = await rig.service.get(task.id)
+    assert (stored.status, stored.held) == (status, False)
+    assert (await reconciler.run_once()).scheduled == 0
+    assert await rig.visible() == [task.id]
 
 
 async def test_a_held_task_is_scheduled_when_it_comes_within_the_horizon() -> None:
@@ -147,21 +167,38 @@ async def test_a_held_task_found_after_its_time_is_sent_at_once() -> None:
     assert await rig.visible() == [task.id]
 
 
-async def test_a_held_task_whose_scheduling_send_failed_is_sent_after_it_is_due() -> None:
+async def test_a_held_task_whose_send_failed_is_tried_again_on_the_next_pass() -> None:
     rig = Rig(queue=UnreachableQueue)
     assert isinstance(rig.queue, UnreachableQueue)
-    rig.queue.down = False
-    task = await rig.submit(delay_seconds=2 * HOUR)
+    task = await rig.submit(delay_seconds=2 * HOUR)  # held: the outage does not matter
     await rig.clock.advance(2 * HOUR - 60)
-    rig.queue.down = True
-    assert (await rig.reconciler().run_once()).scheduled == 0
-    rig.queue.down = False
+    reconciler = rig.reconciler()
 
-    await rig.clock.advance(60 + STALE_SECONDS - 1)
-    assert (await rig.reconciler().run_once()).resent == 0
+    assert (await reconciler.run_once()).scheduled == 0
+    assert (await rig.service.get(task.id)).held, "still held, so still in the index"
+    rig.queue.down = False
+    assert (await reconciler.run_once()).scheduled == 1
+    assert not (await rig.service.get(task.id)).held
+    await rig.clock.advance(59)
+    assert await rig.visible() == []
     await rig.clock.advance(1)
-    assert (await rig.reconciler().run_once()).resent == 1
     assert await rig.visible() == [task.id]
+
+
+async def test_held_tasks_the_queue_refused_stay_held_and_the_rest_are_enqueued() -> None:
+    rig = Rig(queue=UnreachableQueue)
+    assert isinstance(rig.queue, UnreachableQueue)
+    rig.queue.down, rig.queue.refuse_last = False, 2
+    tasks = [await rig.submit(delay_seconds=2 * HOUR + i) for i in range(5)]
+    await rig.clock.advance(2 * HOUR + 5)
+    reconciler = rig.reconciler()
+
+    assert (await reconciler.run_once()).scheduled == 3
+    held = [t.id for t in tasks if (await rig.service.get(t.id)).held]
+    assert held == [t.id for t in tasks[3:]], "the last two of the batch were refused"
+    rig.queue.refuse_last = 0
+    assert (await reconciler.run_once()).scheduled == 2
+    assert sorted(await rig.visible()) == sorted(t.id for t in tasks)
 
 
 async def test_a_cancelled_held_task_is_never_scheduled() -> None:
@@ -237,18 +274,22 @@ async def test_an_abandoned_attempt_is_settled_as_a_takeover_would(
         assert "attempt 1" in (settled.error or "") and "lost" in (settled.error or "")
 
 
-async def test_an_abandoned_task_retried_while_the_queue_is_down_is_resent_later() -> None:
+async def test_an_abandoned_task_whose_send_fails_is_left_processing_for_the_next_pass() -> None:
+    """Its fresh message must go out before it is made PENDING again (a PENDING task is
+    never re-sent): when the send fails the task is left untouched."""
     rig = Rig(queue=UnreachableQueue)
     assert isinstance(rig.queue, UnreachableQueue)
     rig.queue.down = False
     task = await abandoned(rig)
     await rig.clock.advance(LEASE_SECONDS + STALE_SECONDS)
     rig.queue.down = True
+    reconciler = rig.reconciler()
 
-    assert (await rig.reconciler().run_once()).recovered == 1
+    assert (await reconciler.run_once()).recovered == 0
+    assert await rig.service.get(task.id) == task
     rig.queue.down = False
-    await rig.clock.advance(STALE_SECONDS)
-    assert (await rig.reconciler().run_once()).resent == 1
+    assert (await reconciler.run_once()).recovered == 1
+    assert (await rig.service.get(task.id)).status is TaskStatus.PENDING
     assert await rig.visible() == [task.id]
 
 

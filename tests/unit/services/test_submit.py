@@ -8,7 +8,13 @@ from typing import Any
 
 import pytest
 
-from domain.errors import InfrastructureError, QueueSendFailed, UnknownTaskType, ValidationError
+from domain.errors import (
+    InfrastructureError,
+    QueueSendFailed,
+    TaskNotFound,
+    UnknownTaskType,
+    ValidationError,
+)
 from domain.models import TaskStatus
 from domain.services import (
     MAX_DELAY_SECONDS,
@@ -18,7 +24,7 @@ from domain.services import (
     SubmitRequest,
 )
 from tests.support.service_fakes import FullRepository, UnreachableQueue
-from tests.support.service_rig import STALE_SECONDS, Rig
+from tests.support.service_rig import Rig
 
 DAY = 24 * 3600
 
@@ -332,7 +338,9 @@ async def test_a_bad_run_at_is_refused_saying_why(fields: dict[str, Any], says: 
 # -- when a dependency fails ------------------------------------------------------------
 
 
-async def test_a_failed_write_stores_nothing() -> None:
+async def test_a_failed_write_stores_nothing_and_leaves_a_spare_message() -> None:
+    """The send came first: its message names no task and the worker drops it after
+    its grace (``orphan_grace_seconds``)."""
     rig = Rig(repository=FullRepository())
 
     with pytest.raises(InfrastructureError) as info:
@@ -340,21 +348,23 @@ async def test_a_failed_write_stores_nothing() -> None:
 
     assert info.value.dependency == "repository"
     assert await rig.stored() == 0
+    owned, spares = await rig.messages()
+    assert (owned, len(spares)) == ([], 1)
 
 
-async def test_a_failed_send_loses_no_task_once_the_queue_is_back() -> None:
-    """Whatever the order of the write and the send, a task that was stored is named by
-    the error and the reconciler sends it; one that was not stored is not queued."""
+async def test_a_failed_send_stores_nothing_and_names_the_task_it_would_have_been() -> None:
+    """A task is stored only once its message is sent, so nothing is left for the
+    reconciler to send; the client learns the submission failed and may repeat it."""
     rig = Rig(queue=UnreachableQueue)
     assert isinstance(rig.queue, UnreachableQueue)
 
-    with pytest.raises(InfrastructureError) as info:
+    with pytest.raises(QueueSendFailed) as info:
         await rig.submit()
 
-    stored = (await rig.service.list(TaskStatus.PENDING)).items
-    named = info.value.task_ids if isinstance(info.value, QueueSendFailed) else []
-    assert [t.id for t in stored] == named
+    assert "connection refused" in str(info.value) and "not stored" in str(info.value)
+    with pytest.raises(TaskNotFound):
+        await rig.service.get(info.value.task_id)
+    assert await rig.stored() == 0
     rig.queue.down = False
-    await rig.clock.advance(STALE_SECONDS)
-    await rig.reconciler().run_once()
-    assert await rig.visible() == named
+    task = await rig.submit()
+    assert await rig.visible() == [task.id]
