@@ -91,8 +91,9 @@ class InfrastructureError(TaskQueueError):
 
 
 class QueueSendFailed(InfrastructureError):
-    """Tasks could not be enqueued, so they were not stored (a message is sent before
-    its task is written): nothing was created, and the request can be made again.
+    """Tasks could not be enqueued. A message is sent before its task is written, so
+    a submission that raises this created nothing, and an operator's retry changed
+    nothing (the task stays FAILED): the request can be made again.
 
     ``task_ids`` are the unsent tasks in submission order; ``task_id`` is the first
     (the only one for a single submission)."""
@@ -103,7 +104,7 @@ class QueueSendFailed(InfrastructureError):
         self.reason = detail
         """Why the send failed, without the ids."""
         which = ", ".join(self.task_ids)
-        super().__init__("queue", f"task {which} not enqueued, so not stored: {detail}")
+        super().__init__("queue", f"task {which} not enqueued: {detail}")
 
 
 class InvalidCursor(ValidationError):

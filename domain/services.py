@@ -388,7 +388,8 @@ class TaskService:
         try:
             await self.queue.send(task_id, delay_seconds=delay)
         except InfrastructureError as exc:
-            raise QueueSendFailed(task_id, exc.detail) from exc
+            reason = exc.reason if isinstance(exc, QueueSendFailed) else exc.detail
+            raise QueueSendFailed(task_id, reason) from exc
 
     async def retry_failed(
         self, *, task_type: str | None = None, limit: int = 1000, per_second: float = 50.0

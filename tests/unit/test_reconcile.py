@@ -174,7 +174,7 @@ async def test_a_failed_send_stores_nothing() -> None:
     env = rewire(env, queue=DownQueue(env.clock, max_receive_count=10))
     env.handler("job", lambda payload: "ran")
 
-    with pytest.raises(QueueSendFailed, match="not stored"):
+    with pytest.raises(QueueSendFailed, match="not enqueued"):
         await env.submit("job")
     outcomes = await env.service.submit_batch([BatchEntry(SubmitRequest(type="job"))] * 3)
 

@@ -361,7 +361,7 @@ async def test_a_failed_send_stores_nothing_and_names_the_task_it_would_have_bee
     with pytest.raises(QueueSendFailed) as info:
         await rig.submit()
 
-    assert "connection refused" in str(info.value) and "not stored" in str(info.value)
+    assert "connection refused" in str(info.value) and "not enqueued" in str(info.value)
     with pytest.raises(TaskNotFound):
         await rig.service.get(info.value.task_id)
     assert await rig.stored() == 0
