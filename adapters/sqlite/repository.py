@@ -5,6 +5,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Callable
 from datetime import datetime, timedelta
+from operator import itemgetter
 from typing import Any, Final
 
 from adapters.cursor import decode_cursor, encode_cursor
@@ -24,16 +25,21 @@ PURGE_CHUNK: Final = 1000
 
 _COLUMNS: Final = ", ".join(TASK_COLUMNS)
 
+_UPDATED_COLUMNS: Final = tuple(column for column in ROW_COLUMNS if column != "id")
+
 _INSERT_TASK: Final = (
-    f"INSERT INTO tasks ({', '.join(ROW_COLUMNS)}) "
-    f"VALUES ({', '.join(':' + column for column in ROW_COLUMNS)})"
+    f"INSERT INTO tasks ({', '.join(ROW_COLUMNS)}) VALUES ({', '.join('?' for _ in ROW_COLUMNS)})"
 )
 _UPDATE_TASK: Final = (
-    "UPDATE tasks SET "
-    + ", ".join(f"{column}=:{column}" for column in ROW_COLUMNS if column != "id")
-    + " WHERE id=:id AND status=:expected_status AND version=:expected_version"
+    f"UPDATE tasks SET {', '.join(f'{column}=?' for column in _UPDATED_COLUMNS)}"
+    " WHERE id=? AND status=? AND version=?"
 )
 """A compare-and-set: no row changes unless the status and version are the expected."""
+
+# A task_row's values in the order of the placeholders above. Picked by name, bound by
+# position: binding 22 named parameters costs a fifth more than the statement itself.
+_insert_values: Final = itemgetter(*ROW_COLUMNS)
+_update_values: Final = itemgetter(*_UPDATED_COLUMNS)
 _TASK_STATE: Final = "SELECT status, version FROM tasks WHERE id = ?"
 _GET_TASK: Final = f"SELECT {_COLUMNS}, finished_key FROM tasks WHERE id = ?"
 
@@ -235,25 +241,21 @@ def _expired(finished_key: str | None, cutoff: str | None) -> bool:
     return cutoff is not None and finished_key is not None and finished_key <= cutoff
 
 
-def _compare_and_set(new: Task, expected: Task) -> dict[str, Any]:
+def _compare_and_set(new: Task, expected: Task) -> tuple[Any, ...]:
     """The parameters of ``_UPDATE_TASK`` that replace ``expected`` by ``new``."""
     if new.id != expected.id:
         raise ValueError("a transition must keep the task id")
     if new.version <= expected.version:
         raise ValueError("a transition must increase the version")
-    return {
-        **task_row(new),
-        "expected_status": expected.status.value,
-        "expected_version": expected.version,
-    }
+    return (*_update_values(task_row(new)), expected.id, expected.status.value, expected.version)
 
 
 def _inserter(task: Task) -> Callable[[sqlite3.Connection], None]:
-    row = task_row(task)
+    values = _insert_values(task_row(task))
 
     def insert(conn: sqlite3.Connection) -> None:
         try:
-            conn.execute(_INSERT_TASK, row).close()
+            conn.execute(_INSERT_TASK, values).close()
         except sqlite3.IntegrityError:
             raise TaskAlreadyExists(task.id) from None
 
