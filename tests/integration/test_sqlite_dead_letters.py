@@ -15,6 +15,7 @@ from adapters import envelope
 from adapters.clock import ManualClock
 from adapters.sqlite import MIGRATIONS, SqliteDatabase, SqliteTaskQueue, SqliteTaskRepository
 from domain.errors import PermanentTaskError
+from domain.services import RETRY_SEND_DELAY_SECONDS
 from tests.support.worker_rig import WorkerRig
 
 T0 = datetime(2026, 12, 1, tzinfo=UTC)
@@ -46,6 +47,7 @@ async def test_a_retried_task_takes_its_dead_letter_with_it(rig: WorkerRig) -> N
 
     await rig.service.retry(first.id, extra_attempts=1)
     assert await rig.queue.dead_letter_count() == 2
+    await rig.clock.advance(RETRY_SEND_DELAY_SECONDS)  # a retry's message is sent delayed
     await rig.process_visible()  # it fails again: one dead letter for it, not two
     assert await rig.queue.dead_letter_count() == 3
     assert len(await rig.service.retry_failed(per_second=0)) == 2
