@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from adapters import sqlite as sqlite_adapter
 from adapters.clock import ManualClock
 from adapters.sqlite import SqliteDatabase, SqliteTaskRepository
+from adapters.sqlite import repository as sqlite_repository
 from domain.errors import TaskNotFound
 from domain.models import Task, TaskStatus
 
@@ -40,7 +40,7 @@ async def _finish(repo: SqliteTaskRepository, task: Task, now: datetime, ok: boo
 async def test_purge_and_vacuum_keep_counts_exact(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, chunk: int
 ) -> None:
-    monkeypatch.setattr(sqlite_adapter, "PURGE_CHUNK", chunk)
+    monkeypatch.setattr(sqlite_repository, "PURGE_CHUNK", chunk)
     path = str(tmp_path / "taskq.db")
     clock = ManualClock(T0)
     db = SqliteDatabase(path, clock=clock)

@@ -1,0 +1,50 @@
+"""SQLite adapters: the embedded, durable backend for one machine.
+
+One file holds the tasks, the queue, its dead letters and the worker registry:
+
+- ``database``: ``SqliteDatabase``, the connection and the one thread every call runs
+  on, combining waiting calls into one transaction (savepoints when a call fails);
+- ``schema``: the migrations (``MIGRATIONS``, ``SCHEMA_VERSION``, ``migrate``);
+- ``codec``: a Task as a row and back, and the time keys that sort;
+- ``repository``: ``SqliteTaskRepository`` on ``tasks``, ``task_counts`` and
+  ``idempotency_keys``;
+- ``queue``: ``SqliteTaskQueue`` on ``messages`` and ``dead_letters``;
+- ``workers``: ``SqliteWorkerRegistry`` on ``workers``.
+
+Each module keeps its SQL as named constants at its top; rows are ``sqlite3.Row`` and
+read by column name. A constant is read where it is defined: to change one in a test,
+patch that module (``adapters.sqlite.repository.PURGE_CHUNK``), not this package.
+"""
+
+from adapters.sqlite.database import (
+    BEGIN_ATTEMPTS,
+    DEFAULT_BUSY_TIMEOUT_MS,
+    MAX_OPS_PER_TRANSACTION,
+    SqliteDatabase,
+)
+from adapters.sqlite.queue import (
+    MAX_BATCH,
+    MAX_DELAY_SECONDS,
+    POLL_INTERVAL_SECONDS,
+    SqliteTaskQueue,
+)
+from adapters.sqlite.repository import PURGE_CHUNK, SqliteTaskRepository
+from adapters.sqlite.schema import MIGRATIONS, SCHEMA_VERSION, migrate
+from adapters.sqlite.workers import SqliteWorkerRegistry
+
+__all__ = [
+    "BEGIN_ATTEMPTS",
+    "DEFAULT_BUSY_TIMEOUT_MS",
+    "MAX_BATCH",
+    "MAX_DELAY_SECONDS",
+    "MAX_OPS_PER_TRANSACTION",
+    "MIGRATIONS",
+    "POLL_INTERVAL_SECONDS",
+    "PURGE_CHUNK",
+    "SCHEMA_VERSION",
+    "SqliteDatabase",
+    "SqliteTaskQueue",
+    "SqliteTaskRepository",
+    "SqliteWorkerRegistry",
+    "migrate",
+]
