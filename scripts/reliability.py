@@ -177,6 +177,11 @@ def _machine() -> str:
     )
 
 
+def _counted(value: int | None) -> str:
+    """A count, or a dash where the scenario does not count it."""
+    return "-" if value is None else str(value)
+
+
 def _cell(value: object) -> str:
     return str(value).replace("|", "\\|").replace("\n", " ")
 
@@ -196,18 +201,20 @@ def report(rows: list[tuple[str, str, ScenarioResult | str, float]], command: st
         f"- Date: {now}",
         "",
         "| scenario | backend | tasks | lost | stuck | duplicated runs | double completions "
-        "| time to recover (s) | wall (s) | notes |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---|",
+        "| healthy tasks failed | reconciler duplicate messages | time to recover (s) "
+        "| wall (s) | notes |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     for name, backend, outcome, took in rows:
         if isinstance(outcome, str):
-            lines.append(f"| {name} | {backend} | | | | | | | {took:.0f} | {_cell(outcome)} |")
+            lines.append(f"| {name} | {backend} | | | | | | | | | {took:.0f} | {_cell(outcome)} |")
             continue
         recover = "" if outcome.recover_seconds is None else f"{outcome.recover_seconds:g}"
         lines.append(
             f"| {name} | {backend} | {outcome.tasks} | {outcome.lost} | {outcome.stuck} "
-            f"| {outcome.duplicated_runs} | {outcome.double_completions} | {recover} "
-            f"| {took:.0f} | {_cell(outcome.notes)} |"
+            f"| {outcome.duplicated_runs} | {outcome.double_completions} "
+            f"| {_counted(outcome.healthy_failed)} | {_counted(outcome.reconciler_duplicates)} "
+            f"| {recover} | {took:.0f} | {_cell(outcome.notes)} |"
         )
     lines += [
         "",
@@ -225,6 +232,11 @@ def report(rows: list[tuple[str, str, ScenarioResult | str, float]], command: st
         "  (the releases take longer on SQS) has its result discarded and runs again.",
         "- **double completions**: a final record that changed after it was first seen",
         "  (a completion recorded twice). Must be 0.",
+        "- **healthy tasks failed** (scenario 11): tasks that did nothing wrong but ended",
+        "  FAILED because a poison neighbour crashed the process they shared. Must be 0.",
+        "- **reconciler duplicate messages** (scenario 12): messages the reconciler sent for",
+        "  tasks that already had one, over several passes on a backlog older than",
+        "  `TASKQ_RECONCILE_STALE_AFTER_SECONDS`. Must be 0.",
         "- **time to recover**: 1: SIGKILL to every task final; 4: first send to every",
         "  task final; 5: the worker-killer task from submission to FAILED; 8: restart to",
         "  every task final; 9: end of the load to every task final; 11 and 12: workers'",

@@ -123,7 +123,7 @@ def run_backlog(
             recover = time.monotonic() - started
         keys = held_keys + backlog_keys
         result = ScenarioResult(
-            scenario="11. held tasks behind a backlog; no re-sends",
+            scenario="12. held tasks behind a backlog; no re-sends",
             backend=backend,
             tasks=len(ids),
             lost=watch.lost(),
@@ -131,6 +131,7 @@ def run_backlog(
             duplicated_runs=support.duplicated_runs(run_log, keys),
             recover_seconds=round(recover, 1) if finished else None,
             double_completions=len(watch.violations),
+            reconciler_duplicates=duplicates,
             notes=f"{held} held (due in {HELD_DELAY} s, horizon {HORIZON} s) behind {backlog} "
             f"PENDING; {passes} reconciler passes over the backlog older than stale_after: "
             f"{duplicates} duplicate messages",

@@ -234,6 +234,7 @@ def run_poison_neighbours(
             duplicated_runs=duplicated_runs(run_log, keys),
             recover_seconds=round(took, 1) if watch.all_final() else None,
             double_completions=len(watch.violations),
+            healthy_failed=len(healthy_failed),
             notes=f"{poison} SIGKILL tasks among {healthy} of 100-300 ms on {workers} workers "
             f"x {concurrency}: {crashes} worker crashes, {isolated} healthy tasks ran "
             f"isolated after one, 0 healthy FAILED is required",

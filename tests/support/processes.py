@@ -332,11 +332,17 @@ class ScenarioResult:
     recover_seconds: float | None
     double_completions: int = 0
     notes: str = ""
+    healthy_failed: int | None = None
+    """Tasks that did nothing wrong but ended FAILED (None: the scenario has none)."""
+    reconciler_duplicates: int | None = None
+    """Messages the reconciler sent for tasks that already had one (None: not counted)."""
 
     def check(self) -> None:
         assert self.lost == 0, self
         assert self.stuck == 0, self
         assert self.double_completions == 0, self
+        assert not self.healthy_failed, self
+        assert not self.reconciler_duplicates, self
 
 
 def duplicated_runs(run_log: RunLog, keys: list[str]) -> int:
