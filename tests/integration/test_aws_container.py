@@ -171,29 +171,21 @@ def _existing(endpoint: str, settings: Settings) -> set[str]:
     return found
 
 
-async def test_without_auto_provision_the_start_creates_nothing(endpoint: str) -> None:
-    settings = aws_settings(endpoint)
-    assert not settings.auto_provision  # the default
+@pytest.mark.parametrize("auto_provision", [False, True])
+async def test_the_start_provisions_only_with_auto_provision(
+    endpoint: str, auto_provision: bool
+) -> None:
+    settings = aws_settings(endpoint, auto_provision=auto_provision)
+    everything = {
+        settings.sqs_queue_name,
+        dlq_name(settings.sqs_queue_name),
+        settings.dynamodb_table,
+    }
     try:
         container = with_test_clients(build_container(settings), endpoint)
         await _call(container.init_resources())
-        await _call(container.shutdown_resources())
-        assert _existing(endpoint, settings) == set()
-    finally:
-        cleanup(endpoint, settings)
-
-
-async def test_auto_provision_creates_the_queues_and_table_on_start(endpoint: str) -> None:
-    settings = aws_settings(endpoint, auto_provision=True)
-    try:
-        container = with_test_clients(build_container(settings), endpoint)
-        await _call(container.init_resources())
-        # The start alone provisioned: no use case, no queue lookup ran yet.
-        assert _existing(endpoint, settings) == {
-            settings.sqs_queue_name,
-            dlq_name(settings.sqs_queue_name),
-            settings.dynamodb_table,
-        }
+        # The start alone (no use case, no queue lookup ran yet): all, or nothing.
+        assert _existing(endpoint, settings) == (everything if auto_provision else set())
         await _call(container.shutdown_resources())
     finally:
         cleanup(endpoint, settings)

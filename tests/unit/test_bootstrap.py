@@ -81,7 +81,7 @@ async def test_the_memory_backend_starts_no_sqlite_file(tmp_path: Path) -> None:
 
 def test_each_backend_reaches_only_its_own_resources() -> None:
     def resources(backend: str) -> int:
-        container = build_container(Settings(backend=backend))  # type: ignore[arg-type]
+        container = build_container(Settings(backend=backend))
         return len(list(container.traverse(types=[providers.Resource])))
 
     # The handler threads, plus the SQLite file, or the provisioning step.
