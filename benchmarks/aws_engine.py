@@ -147,14 +147,13 @@ async def run(
         table = f"bench-{uuid.uuid4().hex[:8]}"
         container = build_container(aws_settings(endpoint, queue, table, workers))
         if not batching:
-            container.aws_queue.override(container.aws_sqs_queue)
+            container.backend_queue.override(container.backend.sqs_queue)
         if store == "memory":
             # SQS on moto, the task store in memory: the SQS requests per task at a rate
             # that moto's DynamoDB transactions do not cap.
-            container.aws_repository.override(providers.Singleton(InMemoryTaskRepository))
-            container.aws_workers.override(providers.Singleton(InMemoryWorkerRegistry))
-        await maybe_await(container.init_resources())
-        container.aws_queues()  # provisions the queues and the table (auto_provision)
+            container.backend_repository.override(providers.Singleton(InMemoryTaskRepository))
+            container.workers.override(providers.Singleton(InMemoryWorkerRegistry))
+        await maybe_await(container.init_resources())  # provisions them (auto_provision)
         try:
             counter.attach(container.aws_sqs())
             counter.attach(container.aws_dynamodb())

@@ -1,13 +1,11 @@
-"""Use cases the entrypoints call: submit, get, list, metrics."""
+"""Use cases the entrypoints call: submit (one, idempotent, a batch), cancel, retry,
+queries and metrics. What makes a submission valid is in domain/submission.py."""
 
 from __future__ import annotations
 
-import hashlib
-import json
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 from domain.errors import (
     ConcurrencyConflict,
@@ -17,11 +15,15 @@ from domain.errors import (
     TaskStateConflict,
     ValidationError,
 )
-from domain.json_values import check_storable, check_text
-from domain.limits import check_payload
-from domain.models import JSON, MetricsSnapshot, Page, Task, TaskStatus, WorkerInfo
+from domain.models import MetricsSnapshot, Page, Task, TaskStatus, WorkerInfo
 from domain.ports import Clock, TaskQueue, TaskRepository, WorkerRegistry
 from domain.registry import HandlerRegistry
+from domain.submission import (  # the submission types stay importable from here
+    BatchEntry as BatchEntry,
+)
+from domain.submission import SubmissionRules, ValidSubmission, fingerprint
+from domain.submission import SubmitOutcome as SubmitOutcome
+from domain.submission import SubmitRequest as SubmitRequest
 
 MAX_QUEUE_DELAY_SECONDS = 900
 """SQS DelaySeconds is at most 900 (15 minutes). Longer delays are held by the engine:
@@ -38,36 +40,6 @@ MAX_BATCH_SIZE = 100
 """Most tasks one batch submission may carry."""
 
 
-def fingerprint(request: SubmitRequest) -> str:
-    """A digest of what a submission asks for, to tell a retry from a new request."""
-    canonical = json.dumps(
-        {
-            "type": request.type,
-            "payload": request.payload,
-            "max_attempts": request.max_attempts,
-            "timeout_seconds": _number(request.timeout_seconds),
-            "delay_seconds": _number(request.delay_seconds),
-            "run_at": _instant(request.run_at),
-        },
-        sort_keys=True,
-        separators=(",", ":"),
-        default=str,
-    )
-    return hashlib.sha256(canonical.encode()).hexdigest()
-
-
-def _number(value: float | None) -> float | None:
-    """Equal numbers written two ways (30 and 30.0) are one request."""
-    return None if value is None else float(value)
-
-
-def _instant(value: datetime | None) -> str | None:
-    """One instant in any timezone is one request (a naive time is left as written)."""
-    if value is None or value.tzinfo is None:
-        return value.isoformat() if value else None
-    return value.astimezone(UTC).isoformat()
-
-
 MAX_TIMEOUT_SECONDS = 12 * 3600
 """A handler timeout is bounded like an SQS visibility timeout (12 h)."""
 MAX_PAGE_SIZE = 500
@@ -77,38 +49,9 @@ MAX_CURSOR_LENGTH = 1024
 
 
 @dataclass(frozen=True)
-class SubmitRequest:
-    type: str
-    payload: JSON = None
-    max_attempts: int | None = None
-    timeout_seconds: float | None = None
-    delay_seconds: float = 0
-    run_at: datetime | None = None
-
-
-@dataclass(frozen=True)
-class BatchEntry:
-    """One task of a batch submission, with its (already scoped) idempotency key."""
-
-    request: SubmitRequest
-    idempotency_key: str | None = None
-
-
-@dataclass(frozen=True)
-class SubmitOutcome:
-    """What became of one submission: its task (``new`` False when an idempotency key
-    found the task it had created), or the domain error that stopped it."""
-
-    task: Task | None = None
-    new: bool = True
-    error: TaskQueueError | None = None
-
-
-@dataclass(frozen=True)
 class _Built:
     entry: BatchEntry
-    task: Task
-    delay: int | None
+    valid: ValidSubmission
 
 
 @dataclass(frozen=True)
@@ -149,85 +92,21 @@ class TaskService:
 
     # -- submit ----------------------------------------------------------------------
 
-    def build(self, request: SubmitRequest) -> tuple[Task, int | None]:
-        """Validate ``request`` and make the task (not yet stored) and its queue delay."""
-        if not isinstance(request.type, str) or not request.type.strip():
-            raise ValidationError("type", "must be a non-empty string")
-        check_text("type", request.type)
-        check_storable("payload", request.payload)
-        task_type = self.registry.get(request.type)
-        task_type.validate(request.payload)
-        check_payload(request.payload)
-
-        max_attempts = request.max_attempts
-        if max_attempts is None:
-            max_attempts = self.limits.default_max_attempts
-        if isinstance(max_attempts, bool) or not isinstance(max_attempts, int):
-            raise ValidationError("max_attempts", "must be an integer")
-        if not 1 <= max_attempts <= self.limits.max_attempts_limit:
-            raise ValidationError(
-                "max_attempts", f"must be between 1 and {self.limits.max_attempts_limit}"
-            )
-
-        timeout = request.timeout_seconds
-        if timeout is not None:
-            if (
-                isinstance(timeout, bool)
-                or not isinstance(timeout, int | float)
-                or not math.isfinite(timeout)
-                or not 0 < timeout <= MAX_TIMEOUT_SECONDS
-            ):
-                raise ValidationError(
-                    "timeout_seconds", f"must be a number in (0, {MAX_TIMEOUT_SECONDS}]"
-                )
-            timeout = float(timeout)
-
-        now = self.clock.now()
-        run_at = self._run_at(request, now)
-        delay = self._queue_delay(run_at, now)
-        task = Task.create(
-            request.type,
-            request.payload,
-            now,
-            max_attempts=max_attempts,
-            timeout_seconds=timeout,
-            run_at=run_at,
-            held=delay is None,
+    @property
+    def rules(self) -> SubmissionRules:
+        """The submission rules with the limits in force now."""
+        return SubmissionRules(
+            self.registry,
+            default_max_attempts=self.limits.default_max_attempts,
+            max_attempts_limit=self.limits.max_attempts_limit,
+            max_queue_delay_seconds=self.limits.max_queue_delay_seconds,
+            max_timeout_seconds=MAX_TIMEOUT_SECONDS,
+            max_delay_seconds=MAX_DELAY_SECONDS,
         )
-        return task, delay
 
-    @staticmethod
-    def _run_at(request: SubmitRequest, now: datetime) -> datetime | None:
-        delay = request.delay_seconds
-        if (
-            isinstance(delay, bool)
-            or not isinstance(delay, int | float)
-            or not math.isfinite(delay)
-            or not 0 <= delay <= MAX_DELAY_SECONDS
-        ):
-            raise ValidationError(
-                "delay_seconds", f"must be a number of seconds between 0 and {MAX_DELAY_SECONDS}"
-            )
-        if request.run_at is not None:
-            if delay:
-                raise ValidationError("run_at", "give either run_at or delay_seconds, not both")
-            if request.run_at.tzinfo is None:
-                raise ValidationError("run_at", "must include a timezone (e.g. Z)")
-            run_at = request.run_at.astimezone(UTC)
-            if (run_at - now).total_seconds() > MAX_DELAY_SECONDS:
-                raise ValidationError("run_at", "must be at most a year from now")
-            return run_at if run_at > now else None
-        if not delay:
-            return None
-        return now + timedelta(seconds=math.ceil(delay))
-
-    def _queue_delay(self, run_at: datetime | None, now: datetime) -> int | None:
-        """The message delay for a task due at ``run_at``; None when it is too far off
-        for the queue, and the scheduler will enqueue it later."""
-        if run_at is None:
-            return 0
-        seconds = math.ceil((run_at - now).total_seconds())
-        return max(0, seconds) if seconds <= self.limits.max_queue_delay_seconds else None
+    def validate_and_build(self, request: SubmitRequest) -> ValidSubmission:
+        """``request`` checked against the rules, and its task (not yet stored)."""
+        return self.rules.validate_and_build(request, self.clock.now())
 
     async def submit(self, request: SubmitRequest) -> Task:
         """Enqueue the task, then store it (PENDING); return it once stored.
@@ -239,10 +118,10 @@ class TaskService:
         the worker waits a bounded time for the row, then drops the message
         (``ProcessorSettings.orphan_grace_seconds``).
         """
-        task, delay = self.build(request)
-        await self._enqueue(task, delay)
-        await self.repository.add(task)
-        return task
+        valid = self.validate_and_build(request)
+        await self._enqueue(valid)
+        await self.repository.add(valid.task)
+        return valid.task
 
     async def submit_idempotent(self, request: SubmitRequest, key: str) -> tuple[Task, bool]:
         """Submit once per ``key``: a repeat of the same request within the window
@@ -253,8 +132,9 @@ class TaskService:
             raise ValidationError(
                 "Idempotency-Key", f"must be 1 to {MAX_IDEMPOTENCY_KEY_LENGTH} characters"
             )
-        task, delay = self.build(request)
-        await self._enqueue(task, delay)
+        valid = self.validate_and_build(request)
+        task = valid.task
+        await self._enqueue(valid)
         existing = await self.repository.add_idempotent(
             task,
             key=key,
@@ -266,9 +146,9 @@ class TaskService:
             return await self.repository.get(existing), False
         return task, True
 
-    async def _enqueue(self, task: Task, delay: int | None) -> None:
-        if delay is not None:  # None: held by the engine until due; see Reconciler
-            await self._send(task.id, delay)
+    async def _enqueue(self, valid: ValidSubmission) -> None:
+        if valid.queue_delay is not None:  # None: held until due; see Reconciler
+            await self._send(valid.task.id, valid.queue_delay)
 
     async def submit_batch(
         self, items: Sequence[BatchEntry | ValidationError]
@@ -291,12 +171,12 @@ class TaskService:
             try:
                 if isinstance(item, ValidationError):
                     raise item
-                task, delay = self.build(item.request)
+                built = _Built(item, self.validate_and_build(item.request))
             except ValidationError as exc:
                 outcomes.append(SubmitOutcome(error=exc))
                 continue
-            outcomes.append(SubmitOutcome(task))
-            valid.append((index, _Built(item, task, delay)))
+            outcomes.append(SubmitOutcome(built.valid.task))
+            valid.append((index, built))
         stored = await self._store_batch([built for _, built in valid])
         for (index, _), outcome in zip(valid, stored, strict=True):
             outcomes[index] = outcome
@@ -307,8 +187,9 @@ class TaskService:
         the due tasks are sent first (in batch calls) and only the sent ones (and the
         held ones) are stored, each on its own: a failed send or write fails only its
         item. An item with an idempotency key goes through ``submit_idempotent``."""
-        plain = [built for built in batch if built.entry.idempotency_key is None]
-        unsent = await self._send_due([(b.task.id, b.delay) for b in plain if b.delay is not None])
+        plain = [built.valid for built in batch if built.entry.idempotency_key is None]
+        due = [(v.task.id, v.queue_delay) for v in plain if v.queue_delay is not None]
+        unsent = await self._send_due(due)
         outcomes: list[SubmitOutcome] = []
         for built in batch:
             key = built.entry.idempotency_key
@@ -317,13 +198,14 @@ class TaskService:
                     task, new = await self.submit_idempotent(built.entry.request, key)
                     outcomes.append(SubmitOutcome(task, new))
                     continue
-                if built.task.id in unsent:
-                    raise QueueSendFailed(built.task.id, unsent[built.task.id])
-                await self.repository.add(built.task)
+                task = built.valid.task
+                if task.id in unsent:
+                    raise QueueSendFailed(task.id, unsent[task.id])
+                await self.repository.add(task)
             except TaskQueueError as exc:
                 outcomes.append(SubmitOutcome(error=exc))
                 continue
-            outcomes.append(SubmitOutcome(built.task))
+            outcomes.append(SubmitOutcome(task))
         return outcomes
 
     async def _send_due(self, due: Sequence[tuple[str, int]]) -> dict[str, str]:
@@ -364,11 +246,7 @@ class TaskService:
     async def retry(self, task_id: str, *, extra_attempts: int | None = None) -> Task:
         """A FAILED task gets a new attempt budget and is enqueued again; its attempts
         and last error are kept."""
-        budget = self.limits.default_max_attempts if extra_attempts is None else extra_attempts
-        if not 1 <= budget <= self.limits.max_attempts_limit:
-            raise ValidationError(
-                "max_attempts", f"must be between 1 and {self.limits.max_attempts_limit}"
-            )
+        budget = self.rules.check_max_attempts(extra_attempts)
         task = await self.repository.get(task_id)
         if task.status is not TaskStatus.FAILED:
             raise TaskStateConflict(task_id, task.status.value, "retry (only FAILED tasks)")

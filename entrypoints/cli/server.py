@@ -93,7 +93,7 @@ def _init(args: argparse.Namespace) -> int:
     """Provision the AWS queues and table (idempotent) and say what changed."""
     settings = settings_for(args).model_copy(update={"backend": "aws"})
     configure_logging(settings)
-    result = build_container(settings).aws_provision()
+    result = build_container(settings).backend.provision()
     for line in result.lines():
         print(line)
     if not result.changed:
@@ -122,10 +122,9 @@ def _vacuum(args: argparse.Namespace) -> int:
     async def once() -> int:
         await maybe_await(container.init_resources())
         try:
-            purged = await container.sqlite_repository().purge_expired(container.clock().now())
-            database = container.sqlite_database()
-            assert database is not None  # opened on the sqlite backend
-            await database.vacuum()
+            backend = container.backend
+            purged = await backend.repository().purge_expired(container.clock().now())
+            await backend.database().vacuum()
         finally:
             await maybe_await(container.shutdown_resources())
         return int(purged)

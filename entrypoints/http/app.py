@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import inspect
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-
+from dependency_injector.ext.starlette import Lifespan
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 
@@ -22,19 +19,6 @@ from entrypoints.http.throttle import TokenBuckets
 
 def create_app(container: Container, *, ready_timeout: float = READY_TIMEOUT_SECONDS) -> Starlette:
     settings: Settings = container.settings()
-
-    @asynccontextmanager
-    async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        started = container.init_resources()
-        if inspect.isawaitable(started):
-            await started
-        try:
-            yield
-        finally:
-            stopped = container.shutdown_resources()
-            if inspect.isawaitable(stopped):
-                await stopped
-
     endpoints = Endpoints(container, ready_timeout=ready_timeout)
     monotonic = container.clock().monotonic
     limiter = None
@@ -57,7 +41,9 @@ def create_app(container: Container, *, ready_timeout: float = READY_TIMEOUT_SEC
             Middleware(BodyLimitMiddleware, max_body_bytes=settings.max_body_bytes),
         ],
         exception_handlers=exception_handlers(),
-        lifespan=lifespan,
+        # The container's resources (the selected backend's) open on startup and close
+        # on shutdown. `taskq serve` runs uvicorn with lifespan="off" and owns them.
+        lifespan=Lifespan(container),
     )
     app.state.openapi = build_openapi(
         app.routes,

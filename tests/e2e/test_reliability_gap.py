@@ -54,9 +54,9 @@ def send_without_rows(env: dict[str, str], keys: list[str]) -> list[Task]:
             service, queue = container.task_service(), container.queue()
             tasks = []
             for key in keys:
-                task, _ = service.build(
+                task = service.validate_and_build(
                     SubmitRequest(type="sleepy", payload={"key": key, "seconds": 0.2})
-                )
+                ).task
                 await queue.send(task.id)
                 tasks.append(task)
             return tasks

@@ -16,7 +16,8 @@ from dependency_injector import providers
 from adapters.aws_provision import dlq_name
 from adapters.dynamodb import DynamoDbTaskRepository, DynamoDbWorkerRegistry
 from adapters.sqs import MAX_WAIT_SECONDS
-from bootstrap.container import Container, aws_client, aws_sqs_client, build_container
+from bootstrap.backends import aws_client, aws_sqs_client
+from bootstrap.container import Container, build_container
 from bootstrap.settings import Settings
 from domain.errors import InfrastructureError
 from domain.models import TaskStatus
@@ -77,7 +78,7 @@ async def test_aws_backend_provisions_and_runs_a_task_end_to_end(endpoint: str) 
         service = container.task_service()
         assert isinstance(container.backend_repository(), DynamoDbTaskRepository)
         assert isinstance(container.workers(), DynamoDbWorkerRegistry)
-        # Provisioned on first use: the queue pair exists under the configured names.
+        # Provisioned on start: the queue pair exists under the configured names.
         sqs, _ = shared_clients(endpoint)
         for name in (settings.sqs_queue_name, dlq_name(settings.sqs_queue_name)):
             assert sqs.get_queue_url(QueueName=name)["QueueUrl"]
@@ -142,11 +143,61 @@ def test_the_init_provider_provisions_once(endpoint: str) -> None:
     settings = aws_settings(endpoint)
     try:
         container = with_test_clients(build_container(settings), endpoint)
-        first = container.aws_provision()
+        first = container.backend.provision()
         assert first.changed
         assert any(line == f"created table {settings.dynamodb_table}" for line in first.lines())
-        second = container.aws_provision()
+        second = container.backend.provision()
         assert not second.changed
         assert (second.queue_url, second.dlq_url) == (first.queue_url, first.dlq_url)
+    finally:
+        cleanup(endpoint, settings)
+
+
+def _existing(endpoint: str, settings: Settings) -> set[str]:
+    """Which of the settings' queues and table exist on the endpoint."""
+    sqs, dynamodb = shared_clients(endpoint)
+    found = set()
+    for name in (settings.sqs_queue_name, dlq_name(settings.sqs_queue_name)):
+        try:
+            sqs.get_queue_url(QueueName=name)
+            found.add(name)
+        except sqs.exceptions.QueueDoesNotExist:
+            pass
+    try:
+        dynamodb.describe_table(TableName=settings.dynamodb_table)
+        found.add(settings.dynamodb_table)
+    except dynamodb.exceptions.ResourceNotFoundException:
+        pass
+    return found
+
+
+@pytest.mark.parametrize("auto_provision", [False, True])
+async def test_the_start_provisions_only_with_auto_provision(
+    endpoint: str, auto_provision: bool
+) -> None:
+    settings = aws_settings(endpoint, auto_provision=auto_provision)
+    everything = {
+        settings.sqs_queue_name,
+        dlq_name(settings.sqs_queue_name),
+        settings.dynamodb_table,
+    }
+    try:
+        container = with_test_clients(build_container(settings), endpoint)
+        await _call(container.init_resources())
+        # The start alone (no use case, no queue lookup ran yet): all, or nothing.
+        assert _existing(endpoint, settings) == (everything if auto_provision else set())
+        await _call(container.shutdown_resources())
+    finally:
+        cleanup(endpoint, settings)
+
+
+async def test_looking_up_the_queues_never_provisions_them(endpoint: str) -> None:
+    settings = aws_settings(endpoint, auto_provision=True)
+    try:
+        container = with_test_clients(build_container(settings), endpoint)
+        # Not started: auto-provisioning is a step of the start, not of a lookup.
+        with pytest.raises(InfrastructureError, match="taskq init"):
+            container.queue()
+        assert _existing(endpoint, settings) == set()
     finally:
         cleanup(endpoint, settings)

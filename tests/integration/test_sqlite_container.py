@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import socket
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -64,3 +65,35 @@ async def test_other_backends_do_not_open_the_sqlite_file(tmp_path: Path) -> Non
     await container.task_service().submit(SubmitRequest(type="email", payload="a@example.com"))
     await _call(container.shutdown_resources())
     assert not path.parent.exists()
+
+
+async def test_the_sqlite_backend_does_not_touch_aws(tmp_path: Path) -> None:
+    # An "AWS endpoint" that only listens: any client call, provisioning included
+    # (asked for here, and an aws-only step), would connect to it.
+    endpoint = socket.socket()
+    endpoint.bind(("127.0.0.1", 0))
+    endpoint.listen(8)
+    host, port = endpoint.getsockname()
+    settings = Settings(
+        backend="sqlite",
+        sqlite_path=str(tmp_path / "taskq.db"),
+        aws_endpoint_url=f"http://{host}:{port}",
+        auto_provision=True,
+    )
+    try:
+        container = build_container(settings)
+        await _call(container.init_resources())
+        service = container.task_service()
+        task = await service.submit(SubmitRequest(type="email", payload="a@example.com"))
+        [delivery] = await service.queue.receive(
+            max_messages=1, visibility_timeout=30, wait_seconds=0
+        )
+        await container.processor().process(delivery)
+        assert (await service.get(task.id)).status is TaskStatus.COMPLETED
+        await _call(container.shutdown_resources())
+
+        endpoint.setblocking(False)
+        with pytest.raises(BlockingIOError):
+            endpoint.accept()  # nobody connected
+    finally:
+        endpoint.close()

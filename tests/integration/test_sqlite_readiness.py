@@ -40,8 +40,7 @@ async def test_ready_follows_a_database_that_fills_up_and_recovers(tmp_path: Pat
 
         assert (await submit()).status_code == 201
         assert (await client.get("/ready")).status_code == 200
-        db = container.sqlite_database()
-        assert db is not None
+        db = container.backend.database()
         await cap_pages(db, 1)  # at most what the file holds now: full
 
         answers = [(await submit()).status_code for _ in range(3)]

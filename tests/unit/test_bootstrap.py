@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+from dependency_injector import providers
+
 from adapters.memory import InMemoryTaskQueue, InMemoryTaskRepository
-from bootstrap.container import build_container
+from bootstrap.container import Container, build_container
 from bootstrap.settings import Settings
+from domain.services import SubmitRequest
+from entrypoints.http.app import create_app
 
 
 def test_memory_backend_selects_the_memory_adapters() -> None:
@@ -55,3 +61,28 @@ def test_a_handler_module_that_cannot_be_imported_is_named_in_the_error() -> Non
     container = build_container(Settings(backend="memory", handlers="no_such_team.tasks"))
     with pytest.raises(ImportError, match="TASKQ_HANDLERS names 'no_such_team.tasks'"):
         container.registry()
+
+
+def started_resources(container: Container) -> list[object]:
+    return [r for r in container.traverse(types=[providers.Resource]) if r.initialized]
+
+
+async def test_the_memory_backend_starts_no_sqlite_file(tmp_path: Path) -> None:
+    path = tmp_path / "data" / "taskq.db"
+    container = build_container(Settings(backend="memory", sqlite_path=str(path)))
+    app = create_app(container)
+    async with app.router.lifespan_context(app):  # the app's own start and stop
+        # Only what every backend shares: no SQLite resource, opened or not.
+        assert started_resources(container) == [container.executor]
+        await container.task_service().submit(SubmitRequest(type="email", payload="a@b.io"))
+    assert started_resources(container) == []
+    assert not path.parent.exists()
+
+
+def test_each_backend_reaches_only_its_own_resources() -> None:
+    def resources(backend: str) -> int:
+        container = build_container(Settings(backend=backend))
+        return len(list(container.traverse(types=[providers.Resource])))
+
+    # The handler threads, plus the SQLite file, or the provisioning step.
+    assert (resources("memory"), resources("sqlite"), resources("aws")) == (1, 2, 2)

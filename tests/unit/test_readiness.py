@@ -58,8 +58,8 @@ class DiskWorkers(InMemoryWorkerRegistry):
 def on_disk(container: Container, disk: Disk) -> ManualClock:
     clock = ManualClock()
     container.clock.override(providers.Object(clock))
-    container.memory_repository.override(providers.Object(DiskRepository(disk)))
-    container.memory_workers.override(providers.Object(DiskWorkers(disk)))
+    container.backend_repository.override(providers.Object(DiskRepository(disk)))
+    container.workers.override(providers.Object(DiskWorkers(disk)))
     return clock
 
 

@@ -1,0 +1,184 @@
+"""One sub-container per backend: its adapters, and the resources only it starts.
+
+Each provides ``repository``, ``queue`` and ``workers`` (what the application container
+wraps and hands to the use cases) from two dependencies, ``settings`` and ``clock``.
+``build_container`` plugs in the selected one alone, so ``init_resources`` and
+``shutdown_resources`` reach its resources and no other backend's: the memory backend
+opens no SQLite file, the sqlite backend builds no AWS client.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterator
+from typing import Any, Literal
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+from dependency_injector import containers, providers
+
+from adapters.aws_provision import ProvisionResult, dlq_name, provision
+from adapters.batching import BatchingTaskQueue
+from adapters.dynamodb import DynamoDbTaskRepository, DynamoDbWorkerRegistry
+from adapters.memory import InMemoryTaskQueue, InMemoryTaskRepository, InMemoryWorkerRegistry
+from adapters.sqlite import (
+    SqliteDatabase,
+    SqliteTaskQueue,
+    SqliteTaskRepository,
+    SqliteWorkerRegistry,
+)
+from adapters.sqs import MAX_WAIT_SECONDS, SqsTaskQueue
+from bootstrap.settings import Settings
+from domain.errors import InfrastructureError
+from domain.ports import Clock
+
+
+class MemoryBackend(containers.DeclarativeContainer):
+    """Everything in this process: nothing to open, nothing to close."""
+
+    settings = providers.Dependency(instance_of=Settings)
+    clock: providers.Dependency[Clock] = providers.Dependency()
+
+    repository = providers.Singleton(InMemoryTaskRepository)
+    queue = providers.Singleton(
+        InMemoryTaskQueue, clock, max_receive_count=settings.provided.max_receive_count
+    )
+    workers = providers.Singleton(InMemoryWorkerRegistry)
+
+
+def open_sqlite(path: str, synchronous: str, clock: Clock) -> Iterator[SqliteDatabase]:
+    """The SQLite file (its directory created if missing), closed on shutdown."""
+    database = SqliteDatabase(path, synchronous=synchronous, clock=clock)
+    try:
+        yield database
+    finally:
+        database.close()
+
+
+class SqliteBackend(containers.DeclarativeContainer):
+    """One SQLite file holds the tasks, the queue and the worker registry."""
+
+    settings = providers.Dependency(instance_of=Settings)
+    clock: providers.Dependency[Clock] = providers.Dependency()
+
+    database = providers.Resource(
+        open_sqlite,
+        settings.provided.sqlite_path,
+        settings.provided.sqlite_synchronous,
+        clock,
+    )
+    repository = providers.Singleton(
+        SqliteTaskRepository, database, retention_seconds=settings.provided.retention_seconds
+    )
+    queue = providers.Singleton(
+        SqliteTaskQueue, database, clock, max_receive_count=settings.provided.max_receive_count
+    )
+    workers = providers.Singleton(SqliteWorkerRegistry, database)
+
+
+def aws_client(
+    service: Literal["sqs", "dynamodb"],
+    settings: Settings,
+    *,
+    read_timeout_extra: float = 0.0,
+) -> Any:
+    """A boto3 client from settings. botocore retries throttling and 5xx answers in
+    ``aws_retry_mode`` for ``aws_max_attempts`` attempts in all."""
+    config = Config(
+        region_name=settings.aws_region,
+        retries={"mode": settings.aws_retry_mode, "total_max_attempts": settings.aws_max_attempts},
+        connect_timeout=settings.aws_timeout_seconds,
+        read_timeout=settings.aws_timeout_seconds + read_timeout_extra,
+        max_pool_connections=max(10, 2 * settings.worker_count),
+    )
+    return boto3.session.Session().client(
+        service, endpoint_url=settings.aws_endpoint_url, config=config
+    )
+
+
+def aws_sqs_client(settings: Settings) -> Any:
+    # A long poll holds the connection up to MAX_WAIT_SECONDS: the read timeout covers it.
+    return aws_client("sqs", settings, read_timeout_extra=MAX_WAIT_SECONDS)
+
+
+def provision_from_settings(settings: Settings, sqs: Any, dynamodb: Any) -> ProvisionResult:
+    """Create (or confirm) the queues and the table: what `taskq init` runs."""
+    return provision(
+        sqs,
+        dynamodb,
+        queue_name=settings.sqs_queue_name,
+        table_name=settings.dynamodb_table,
+        max_receive_count=settings.max_receive_count,
+        visibility_timeout=math.ceil(settings.visibility_timeout),
+    )
+
+
+def provision_on_start(
+    enabled: bool, provision: Callable[[], ProvisionResult]
+) -> ProvisionResult | None:
+    """``TASKQ_AUTO_PROVISION=true``: provisioning is a step of the start, before any
+    use case runs; otherwise the start creates nothing (`taskq init` does)."""
+    return provision() if enabled else None
+
+
+def find_queue_urls(settings: Settings, sqs: Any) -> tuple[str, str]:
+    """The main and dead-letter queue URLs: from settings, else looked up by name.
+    Only looked up: a missing queue is an error that says to run `taskq init`."""
+    try:
+        queue_url = settings.sqs_queue_url or str(
+            sqs.get_queue_url(QueueName=settings.sqs_queue_name)["QueueUrl"]
+        )
+        dlq_url = settings.sqs_dlq_url or str(
+            sqs.get_queue_url(QueueName=dlq_name(settings.sqs_queue_name))["QueueUrl"]
+        )
+    except (ClientError, BotoCoreError) as error:
+        raise InfrastructureError(
+            "sqs",
+            f"cannot find queue {settings.sqs_queue_name!r} (run `taskq init`, "
+            f"or set TASKQ_AUTO_PROVISION=true): {error}",
+        ) from None
+    return queue_url, dlq_url
+
+
+class AwsBackend(containers.DeclarativeContainer):
+    """DynamoDB holds the tasks and the worker registry, SQS the queue.
+
+    The clients are dependencies (the application container's ``aws_sqs`` and
+    ``aws_dynamodb``), so a test hands in its own in one place."""
+
+    settings = providers.Dependency(instance_of=Settings)
+    clock: providers.Dependency[Clock] = providers.Dependency()
+    sqs: providers.Dependency[Any] = providers.Dependency()
+    dynamodb: providers.Dependency[Any] = providers.Dependency()
+
+    # `taskq init`: ``container.backend.provision()``, then print ``result.lines()``.
+    provision = providers.Factory(provision_from_settings, settings, sqs, dynamodb)
+    provisioned = providers.Resource(
+        provision_on_start, settings.provided.auto_provision, provision.provider
+    )
+
+    queue_urls = providers.Singleton(find_queue_urls, settings, sqs)
+    repository = providers.Singleton(
+        DynamoDbTaskRepository,
+        dynamodb,
+        settings.provided.dynamodb_table,
+        retention_seconds=settings.provided.retention_seconds,
+        clock=clock,
+    )
+    sqs_queue = providers.Singleton(
+        SqsTaskQueue,
+        sqs,
+        queue_urls.provided[0],
+        queue_urls.provided[1],
+        max_message_bytes=settings.provided.sqs_max_message_bytes,
+    )
+    # Concurrent sends and acks go out as SendMessageBatch / DeleteMessageBatch calls:
+    # SQS bills per request (benchmarks/aws_engine.py measures requests per task). A
+    # send waits at most 2 ms for company; an ack (its task already recorded) 20 ms.
+    queue = providers.Singleton(
+        BatchingTaskQueue, sqs_queue, send_linger_seconds=0.002, ack_linger_seconds=0.02
+    )
+    workers = providers.Singleton(
+        DynamoDbWorkerRegistry, dynamodb, settings.provided.dynamodb_table
+    )
