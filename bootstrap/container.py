@@ -32,11 +32,12 @@ from adapters.sqlite import (
     SqliteTaskRepository,
     SqliteWorkerRegistry,
 )
-from adapters.sqs import MAX_WAIT_SECONDS, SqsTaskQueue
+from adapters.sqs import SqsTaskQueue
 from adapters.write_health import QUEUE_WRITES, REPOSITORY_WRITES, WriteTracking
 from bootstrap.settings import Settings
 from domain.errors import InfrastructureError
 from domain.health import WriteHealth, store_probe
+from domain.limits import MAX_LONG_POLL_SECONDS
 from domain.ports import Clock
 from domain.processing import ProcessorSettings, TaskProcessor
 from domain.reconcile import Reconciler
@@ -108,8 +109,8 @@ def aws_client(
 
 
 def aws_sqs_client(settings: Settings) -> Any:
-    # A long poll holds the connection up to MAX_WAIT_SECONDS: the read timeout covers it.
-    return aws_client("sqs", settings, read_timeout_extra=MAX_WAIT_SECONDS)
+    # A long poll holds the connection up to MAX_LONG_POLL_SECONDS: the read timeout covers it.
+    return aws_client("sqs", settings, read_timeout_extra=MAX_LONG_POLL_SECONDS)
 
 
 def aws_init(settings: Settings, sqs: Any, dynamodb: Any) -> ProvisionResult:

@@ -18,24 +18,26 @@ from domain.errors import (
     ValidationError,
 )
 from domain.json_values import check_storable, check_text
-from domain.limits import check_payload
+from domain.limits import (
+    DEFAULT_MAX_ATTEMPTS,
+    DEFAULT_MAX_ATTEMPTS_LIMIT,
+    DEFAULT_PAGE_SIZE,
+    MAX_BATCH_SIZE,
+    MAX_DELAY_SECONDS,
+    MAX_IDEMPOTENCY_KEY_LENGTH,
+    MAX_PAGE_SIZE,
+    MAX_QUEUE_DELAY_SECONDS,
+    MAX_TIMEOUT_SECONDS,
+    check_payload,
+)
 from domain.models import JSON, MetricsSnapshot, Page, Task, TaskStatus, WorkerInfo
 from domain.ports import Clock, TaskQueue, TaskRepository, WorkerRegistry
 from domain.registry import HandlerRegistry
 
-MAX_QUEUE_DELAY_SECONDS = 900
-"""SQS DelaySeconds is at most 900 (15 minutes). Longer delays are held by the engine:
-the task is stored with its ``run_at`` and the scheduler enqueues it when it is due
-within this horizon."""
-MAX_DELAY_SECONDS = 366 * 24 * 3600
-"""A task may be delayed up to a year (a leap year's worth)."""
 CANCEL_RETRIES = 5
 RETRY_SEND_DELAY_SECONDS = 1
 """An operator's retry sends its message this much ahead of the write that makes the
 task PENDING again, so the message does not find it still FAILED."""
-MAX_IDEMPOTENCY_KEY_LENGTH = 255
-MAX_BATCH_SIZE = 100
-"""Most tasks one batch submission may carry."""
 
 
 def fingerprint(request: SubmitRequest) -> str:
@@ -66,14 +68,6 @@ def _instant(value: datetime | None) -> str | None:
     if value is None or value.tzinfo is None:
         return value.isoformat() if value else None
     return value.astimezone(UTC).isoformat()
-
-
-MAX_TIMEOUT_SECONDS = 12 * 3600
-"""A handler timeout is bounded like an SQS visibility timeout (12 h)."""
-MAX_PAGE_SIZE = 500
-DEFAULT_PAGE_SIZE = 50
-MAX_CURSOR_LENGTH = 1024
-"""Longest pagination cursor accepted: far above the ones the stores make (~120)."""
 
 
 @dataclass(frozen=True)
@@ -113,8 +107,8 @@ class _Built:
 
 @dataclass(frozen=True)
 class Limits:
-    default_max_attempts: int = 3
-    max_attempts_limit: int = 19
+    default_max_attempts: int = DEFAULT_MAX_ATTEMPTS
+    max_attempts_limit: int = DEFAULT_MAX_ATTEMPTS_LIMIT
     """At most max_receive_count - 1, so the worker fails an exhausted task before the
     queue's own redrive policy moves its message away."""
     idempotency_window_seconds: float = 24 * 3600
