@@ -14,8 +14,9 @@ ROOT = Path(__file__).resolve().parents[2]
 LAYERS = ("domain", "adapters", "entrypoints", "bootstrap")
 LIMITS = ROOT / "domain" / "limits.py"
 EXEMPT = ("adapters/sqlite",)
-"""Being split into a package meanwhile; it imports its limits from domain.limits then,
-and leaves this list."""
+"""Still keeps ``MAX_BATCH`` and ``MAX_DELAY_SECONDS`` in ``adapters/sqlite/queue.py``
+(it was split into a package meanwhile); it leaves this list once it imports
+``MAX_QUEUE_BATCH`` and ``MAX_QUEUE_DELAY_SECONDS`` from domain.limits."""
 
 COPIED_BEFORE = {
     "MAX_BATCH",
