@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from adapters.dynamodb import (
+from adapters.dynamodb.table import (
     GSI1,
     GSI1_PK,
     GSI1_SK,

@@ -1,7 +1,8 @@
 """A TaskQueue decorator that coalesces concurrent sends and acks into batch calls.
 
 On AWS each request costs money and a round trip; SQS takes up to 10 messages per
-SendMessageBatch and DeleteMessageBatch. This wrapper batches *naturally*: calls that
+SendMessageBatch and DeleteMessageBatch (``domain.limits.MAX_QUEUE_BATCH``; the wrapped
+queue says how many in ``max_batch``). This wrapper batches *naturally*: calls that
 arrive while a batch call is in flight wait for the next one, which takes up to
 ``max_batch`` of them. Under load that yields full batches; idle, it costs nothing.
 

@@ -13,7 +13,7 @@ import re
 
 from domain.errors import InvalidCursor
 from domain.json_values import lone_surrogate
-from domain.services import MAX_CURSOR_LENGTH
+from domain.limits import MAX_CURSOR_LENGTH
 
 _STRING = r'"(?:[^"\\\x00-\x1f]|\\["\\/bfnrt]|\\u[0-9a-fA-F]{4})*"'
 _MEMBER = rf"\s*{_STRING}\s*:\s*{_STRING}\s*"

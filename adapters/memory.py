@@ -24,12 +24,9 @@ from domain.errors import (
     TaskAlreadyExists,
     TaskNotFound,
 )
+from domain.limits import DEFAULT_MAX_RECEIVE_COUNT, MAX_QUEUE_BATCH, MAX_QUEUE_DELAY_SECONDS
 from domain.models import DeadLetter, Delivery, Page, QueueDepth, Task, TaskStatus, WorkerInfo
 from domain.ports import Clock
-
-MAX_BATCH = 10
-"""The SQS batch limit, kept here so the memory queue fails where SQS would."""
-MAX_DELAY_SECONDS = 900
 
 
 def _sort_key(task: Task) -> tuple[str, str]:
@@ -149,9 +146,10 @@ class _Message:
 
 
 class InMemoryTaskQueue:
-    max_batch = MAX_BATCH
+    max_batch = MAX_QUEUE_BATCH
+    """The SQS batch limit, so the memory queue fails where SQS would."""
 
-    def __init__(self, clock: Clock, *, max_receive_count: int = 20) -> None:
+    def __init__(self, clock: Clock, *, max_receive_count: int = DEFAULT_MAX_RECEIVE_COUNT) -> None:
         self._clock = clock
         self.max_receive_count = max_receive_count
         self._messages: dict[str, _Message] = {}
@@ -195,8 +193,8 @@ class InMemoryTaskQueue:
     async def receive(
         self, *, max_messages: int, visibility_timeout: float, wait_seconds: float
     ) -> list[Delivery]:
-        if not 1 <= max_messages <= MAX_BATCH:
-            raise ValueError(f"max_messages must be between 1 and {MAX_BATCH}")
+        if not 1 <= max_messages <= MAX_QUEUE_BATCH:
+            raise ValueError(f"max_messages must be between 1 and {MAX_QUEUE_BATCH}")
         # The long-poll wait is real time (it only bounds how long a caller blocks);
         # visibility and delays are on the Clock, so tests can move them by hand.
         loop = asyncio.get_running_loop()
@@ -314,8 +312,8 @@ class InMemoryTaskQueue:
 
 
 def _check_delay(delay_seconds: float) -> None:
-    if not 0 <= delay_seconds <= MAX_DELAY_SECONDS:
-        raise ValueError(f"delay_seconds must be between 0 and {MAX_DELAY_SECONDS}")
+    if not 0 <= delay_seconds <= MAX_QUEUE_DELAY_SECONDS:
+        raise ValueError(f"delay_seconds must be between 0 and {MAX_QUEUE_DELAY_SECONDS}")
 
 
 class InMemoryWorkerRegistry:

@@ -15,8 +15,9 @@ from typing import Any
 
 from bootstrap.container import build_container
 from bootstrap.settings import Settings
+from domain.limits import MAX_BATCH_SIZE
 from domain.models import TaskStatus
-from domain.services import MAX_BATCH_SIZE, BatchEntry, SubmitRequest
+from domain.services import BatchEntry, SubmitRequest
 from entrypoints.runtime import build_worker, maybe_await
 
 

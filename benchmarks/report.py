@@ -386,7 +386,7 @@ Proposed fixes in files this change does not own, with their evidence:
   saturation; 261 for 1,000 on all-moto). Waiting a few ms (bounded, only while other
   tasks are in flight) for half a batch of free slots would bring receives towards 0.1
   per task.
-- **DynamoDB per task** (`adapters/dynamodb.py`): a delivery costs a GetItem and two
+- **DynamoDB per task** (`adapters/dynamodb/`): a delivery costs a GetItem and two
   3-item transactions after the add's 2-item one: 16 WRU + 5 index WRU, $13.4 per
   million tasks against the original's $2.8. The exact counters are what make every
   status change a transaction; sharded counters updated outside the transaction (or

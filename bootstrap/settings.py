@@ -13,6 +13,18 @@ from typing import Literal
 from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from domain.limits import (
+    DEFAULT_MAX_ATTEMPTS,
+    DEFAULT_MAX_MESSAGE_BYTES,
+    DEFAULT_MAX_RECEIVE_COUNT,
+    MAX_BACKOFF_CAP_SECONDS,
+    MAX_LONG_POLL_SECONDS,
+    MAX_MESSAGE_BYTES,
+    MAX_QUEUE_DELAY_SECONDS,
+    MAX_RECEIVE_COUNT,
+    MAX_VISIBILITY_TIMEOUT_SECONDS,
+)
+
 
 def _env(name: str) -> AliasChoices:
     return AliasChoices(name, name.lower())
@@ -33,21 +45,32 @@ class Settings(BaseSettings):
 
     # Processing
     visibility_timeout: float = Field(
-        30.0, gt=0, le=43200, validation_alias=_env("TASKQ_VISIBILITY_TIMEOUT")
+        30.0,
+        gt=0,
+        le=MAX_VISIBILITY_TIMEOUT_SECONDS,
+        validation_alias=_env("TASKQ_VISIBILITY_TIMEOUT"),
     )
     heartbeat_interval: float | None = Field(
         None, gt=0, validation_alias=_env("TASKQ_HEARTBEAT_INTERVAL")
     )
     max_receive_count: int = Field(
-        20, ge=2, le=1000, validation_alias=_env("TASKQ_MAX_RECEIVE_COUNT")
+        DEFAULT_MAX_RECEIVE_COUNT,
+        ge=2,
+        le=MAX_RECEIVE_COUNT,
+        validation_alias=_env("TASKQ_MAX_RECEIVE_COUNT"),
     )
-    default_max_attempts: int = Field(3, ge=1, validation_alias=_env("TASKQ_DEFAULT_MAX_ATTEMPTS"))
+    default_max_attempts: int = Field(
+        DEFAULT_MAX_ATTEMPTS, ge=1, validation_alias=_env("TASKQ_DEFAULT_MAX_ATTEMPTS")
+    )
     retry_base_seconds: float = Field(1.0, ge=0, validation_alias=_env("TASKQ_RETRY_BASE_SECONDS"))
     retry_cap_seconds: float = Field(
-        300.0, ge=0, le=900, validation_alias=_env("TASKQ_RETRY_CAP_SECONDS")
+        300.0, ge=0, le=MAX_BACKOFF_CAP_SECONDS, validation_alias=_env("TASKQ_RETRY_CAP_SECONDS")
     )
     poll_wait_seconds: float = Field(
-        20.0, ge=0, le=20, validation_alias=_env("TASKQ_POLL_WAIT_SECONDS")
+        float(MAX_LONG_POLL_SECONDS),
+        ge=0,
+        le=MAX_LONG_POLL_SECONDS,
+        validation_alias=_env("TASKQ_POLL_WAIT_SECONDS"),
     )
     shutdown_grace_seconds: float = Field(
         30.0, ge=0, validation_alias=_env("TASKQ_SHUTDOWN_GRACE_SECONDS")
@@ -59,10 +82,14 @@ class Settings(BaseSettings):
     """A PROCESSING task whose lease ended this long ago is abandoned: the reconciler
     settles it (PENDING tasks are never re-sent: each has its message)."""
     max_queue_delay_seconds: int = Field(
-        900, ge=0, le=900, validation_alias=_env("TASKQ_MAX_QUEUE_DELAY_SECONDS")
+        MAX_QUEUE_DELAY_SECONDS,
+        ge=0,
+        le=MAX_QUEUE_DELAY_SECONDS,
+        validation_alias=_env("TASKQ_MAX_QUEUE_DELAY_SECONDS"),
     )
     """Tasks due further off than this are held without a queue message and sent by
-    the reconciler when they come this close (SQS delays a message 900 s at most)."""
+    the reconciler when they come this close (SQS delays a message
+    ``MAX_QUEUE_DELAY_SECONDS`` at most)."""
     orphan_grace_seconds: float = Field(
         60.0, ge=0, le=3600, validation_alias=_env("TASKQ_ORPHAN_GRACE_SECONDS")
     )
@@ -137,7 +164,10 @@ class Settings(BaseSettings):
     sqs_queue_url: str | None = Field(None, validation_alias=_env("SQS_QUEUE_URL"))
     sqs_dlq_url: str | None = Field(None, validation_alias=_env("SQS_DLQ_URL"))
     sqs_max_message_bytes: int = Field(
-        262144, ge=1024, le=1048576, validation_alias=_env("TASKQ_SQS_MAX_MESSAGE_BYTES")
+        DEFAULT_MAX_MESSAGE_BYTES,
+        ge=1024,
+        le=MAX_MESSAGE_BYTES,
+        validation_alias=_env("TASKQ_SQS_MAX_MESSAGE_BYTES"),
     )
     dynamodb_table: str = Field("tasks", validation_alias=_env("DYNAMODB_TABLE"))
     auto_provision: bool = Field(False, validation_alias=_env("TASKQ_AUTO_PROVISION"))

@@ -33,11 +33,9 @@ from collections.abc import Container
 from dataclasses import dataclass
 from datetime import datetime
 
+from domain.limits import MAX_RELEASE_SECONDS
 from domain.models import Delivery, Task, TaskStatus
 
-MAX_RELEASE_SECONDS = 43200
-"""A message's visibility can be changed to at most 12 hours (the SQS limit,
-ChangeMessageVisibility's VisibilityTimeout)."""
 MIN_DEFER_SECONDS = 1.0
 """The least a delivery of a task another worker runs waits before it comes back: a
 lease about to end is not polled in a busy loop."""

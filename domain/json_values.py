@@ -8,11 +8,8 @@ import json
 import re
 
 from domain.errors import ValidationError
+from domain.limits import MAX_PAYLOAD_DEPTH
 from domain.models import JSON
-
-MAX_PAYLOAD_DEPTH = 32
-"""Deepest nesting of lists and objects a payload may have: DynamoDB's limit for nested
-attributes, and far below where JSON encoders give up."""
 
 _SURROGATE = re.compile("[\ud800-\udfff]")
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")

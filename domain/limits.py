@@ -1,28 +1,139 @@
-"""How much data a task may carry, and where the number comes from.
+"""Every limit of the engine, named once, with where its number comes from.
 
-A task is stored as one item (a DynamoDB item, an SQLite row, an object in memory), and
-every backend enforces the same limit, so a task that works on one works on all. The
-binding store is DynamoDB: an item is at most 400 KB, attribute names included
-(Amazon DynamoDB Developer Guide, "Item size limit"). A task item holds the payload and
-the result, each as JSON text, plus everything else: ids, timestamps, index keys and an
-error of at most ``MAX_ERROR_LENGTH`` characters.
+Three kinds of number live here, and each says which it is:
+
+- **quotas** of the services the production backend runs on (Amazon SQS, Amazon
+  DynamoDB), quoted from the page of their developer guide that states them. Every
+  backend keeps to them, the in-memory and SQLite ones included, so what works on one
+  works on all;
+- **derived** limits, computed from a quota (a handler timeout is bounded by the longest
+  lease the queue can give);
+- **our choices**, with the reason for the number.
+
+Adapters, use cases, settings and entrypoints import them from here; nothing else
+defines a limit. The checks that go with the size of a task's data are here too.
 """
 
 from __future__ import annotations
 
 import json
+from typing import TYPE_CHECKING
 
 from domain.errors import ResultTooLarge, ValidationError
-from domain.models import JSON
+
+if TYPE_CHECKING:
+    from domain.models import JSON
+
+# -- Amazon SQS quotas (Amazon SQS Developer Guide, "Amazon SQS message quotas") ------
+
+MAX_QUEUE_BATCH = 10
+"""Entries per SendMessageBatch, DeleteMessageBatch, ChangeMessageVisibilityBatch, and
+messages per ReceiveMessage (``MaxNumberOfMessages``)."""
+MAX_QUEUE_DELAY_SECONDS = 900
+"""A message's ``DelaySeconds``: 0 to 900 (15 minutes). Tasks due further off are held
+by the engine (stored without a message) and sent when they come this close."""
+MAX_VISIBILITY_TIMEOUT_SECONDS = 43_200
+"""``VisibilityTimeout`` (the lease of a received message): 0 to 43,200 s (12 hours)."""
+MAX_LONG_POLL_SECONDS = 20
+"""ReceiveMessage ``WaitTimeSeconds`` (long polling): 0 to 20."""
+MAX_MESSAGE_BYTES = 1_048_576
+"""Message size (1 MiB), body and attributes; a whole batch is bounded alike."""
+LEGACY_MAX_MESSAGE_BYTES = 262_144
+"""The message size limit of older SQS endpoints, LocalStack's and moto's (256 KiB)."""
+DEFAULT_MAX_MESSAGE_BYTES = LEGACY_MAX_MESSAGE_BYTES
+"""Our choice: the limit every endpoint honours, unless the setting
+(``TASKQ_SQS_MAX_MESSAGE_BYTES``, up to ``MAX_MESSAGE_BYTES``) says otherwise."""
+MAX_RECEIVE_COUNT = 1000
+"""A redrive policy's ``maxReceiveCount``: 1 to 1,000 (Amazon SQS Developer Guide,
+"Using dead-letter queues")."""
+
+# -- Amazon DynamoDB quotas (Amazon DynamoDB Developer Guide, "Service, account, and
+#    table quotas in Amazon DynamoDB") ------------------------------------------------
 
 DYNAMODB_ITEM_BYTES = 400 * 1024
-"""DynamoDB's item size limit, in bytes."""
+"""An item, attribute names included, is at most 400 KB ("Item size limit")."""
+MAX_BATCH_GET_KEYS = 100
+"""Keys per BatchGetItem call."""
+MAX_BATCH_WRITE_ITEMS = 25
+"""Puts and deletes per BatchWriteItem call (moto takes 26: do not test on it)."""
+MAX_TRANSACTION_ITEMS = 100
+"""Actions per TransactWriteItems call; the engine's transactions take three at most."""
+MAX_PAYLOAD_DEPTH = 32
+"""Deepest nesting of lists and objects a payload may have: DynamoDB's limit for nested
+attributes ("Nested attribute depth"), and far below where JSON encoders give up."""
+
+# -- Attempts and retries ---------------------------------------------------------------
+
+DEFAULT_MAX_RECEIVE_COUNT = 20
+"""Our choice: deliveries of one message before the queue moves it to the dead-letter
+queue; above any sensible attempt budget, so the worker decides a task's failure."""
+DEFAULT_MAX_ATTEMPTS_LIMIT = DEFAULT_MAX_RECEIVE_COUNT - 1
+"""Derived: the largest attempt budget a task may ask for is ``max_receive_count - 1``
+(19 by default), so the worker fails an exhausted task before the queue's own redrive
+policy moves its message away."""
+DEFAULT_MAX_ATTEMPTS = 3
+"""Our choice, kept from the original service: attempts of a task that names none."""
+MAX_BACKOFF_CAP_SECONDS = MAX_QUEUE_DELAY_SECONDS
+"""Derived: retries wait on the queue (a message delay or a visibility change), and a
+delay is at most ``MAX_QUEUE_DELAY_SECONDS``, so the cap of a backoff stays within it."""
+MAX_RELEASE_SECONDS = MAX_VISIBILITY_TIMEOUT_SECONDS
+"""Derived: a message given back to wait (``ChangeMessageVisibility``) stays hidden at
+most ``MAX_VISIBILITY_TIMEOUT_SECONDS`` (12 h)."""
+
+# -- Submission ------------------------------------------------------------------------
+
+MAX_DELAY_SECONDS = 366 * 24 * 3600
+"""Our choice: a task may be delayed up to a year (a leap year's worth); held tasks are
+found by due time, so the number bounds typos, not cost."""
+MAX_TIMEOUT_SECONDS = MAX_VISIBILITY_TIMEOUT_SECONDS
+"""Derived: a handler's timeout is bounded like an SQS visibility timeout (12 h)."""
+MAX_IDEMPOTENCY_KEY_LENGTH = 255
+"""Our choice: a key is part of a DynamoDB partition key (2,048 bytes at most) and of
+an HTTP header; 255 characters of UTF-8 (up to 1,020 bytes) stay well within both."""
+MAX_BATCH_SIZE = 100
+"""Our choice: tasks one batch submission may carry; its answer stays small, and each
+item is checked and stored on its own."""
+
+# -- Reading -----------------------------------------------------------------------------
+
+DEFAULT_PAGE_SIZE = 50
+"""Our choice: tasks in a page when the client names no ``limit``."""
+MAX_PAGE_SIZE = 500
+"""Our choice: the most tasks one page returns; each page costs a Query per index
+shard, which this keeps cheap and fast."""
+MAX_CURSOR_LENGTH = 1024
+"""Our choice: the longest pagination cursor accepted, far above the ones the stores
+make (about 120 characters), so a client cannot make the server decode megabytes."""
+
+# -- Operator actions --------------------------------------------------------------------
+
+DEFAULT_REDRIVE = 1000
+"""Our choice: FAILED tasks one redrive retries when the operator names no limit."""
+MAX_REDRIVE = 10_000
+"""Our choice: the most FAILED tasks one redrive request retries; at the default rate
+that is over three minutes of one request."""
+DEFAULT_REDRIVE_PER_SECOND = 50.0
+"""Our choice: tasks a redrive retries a second by default, so it does not flood the
+workers."""
+MAX_REDRIVE_PER_SECOND = 1000.0
+"""Our choice: the fastest rate an operator may ask a redrive for."""
+
+# -- What a task carries -------------------------------------------------------------
+
+MAX_ERROR_LENGTH = 2048
+"""Our choice: a stored error message is truncated to this many characters; enough for
+the message and the end of a traceback, and small against ``DYNAMODB_ITEM_BYTES``."""
+MAX_DEAD_LETTER_REASON_CHARS = 1024
+"""Our choice: a dead letter's reason travels as a message attribute, which counts
+toward the message size; the first 1,024 characters say why."""
 TASK_ITEM_OVERHEAD_BYTES = 16 * 1024
-"""What a task item needs besides its payload and result: about 2 KB of fields and
-keys, and the error (2,048 characters, up to 8 KB in UTF-8), with room to spare."""
+"""Our choice: what a task item needs besides its payload and result: about 2 KB of
+fields and keys, and the error (``MAX_ERROR_LENGTH`` characters, up to 8 KB in UTF-8),
+with room to spare."""
 MAX_TASK_DATA_BYTES = (DYNAMODB_ITEM_BYTES - TASK_ITEM_OVERHEAD_BYTES) // 2
-"""The most a task's payload, and separately its result, may take as JSON (196,608
-bytes): with both at the limit the item still fits in DynamoDB."""
+"""Derived: the most a task's payload, and separately its result, may take as JSON
+(196,608 bytes). A task is stored as one item (a DynamoDB item, an SQLite row, an
+object in memory); with both at the limit the item still fits in DynamoDB."""
 
 SOURCE = "a task is stored as one DynamoDB item, at most 400 KB"
 

@@ -16,12 +16,10 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from domain.errors import IllegalTransition
+from domain.limits import MAX_ERROR_LENGTH
 
 JSON = Any
 """Any JSON value: what ``json.loads`` can return."""
-
-MAX_ERROR_LENGTH = 2048
-"""Stored error messages are truncated to this many characters."""
 
 
 class TaskStatus(enum.StrEnum):

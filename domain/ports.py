@@ -124,7 +124,8 @@ class TaskQueue(Protocol):
     """How many messages one send_batch / receive / ack_batch call handles at most."""
 
     async def send(self, task_id: str, *, delay_seconds: int = 0) -> None:
-        """Enqueue one message, visible after ``delay_seconds`` (0..900)."""
+        """Enqueue one message, visible after ``delay_seconds`` (0 to
+        ``domain.limits.MAX_QUEUE_DELAY_SECONDS``)."""
         ...
 
     async def send_batch(self, items: Sequence[tuple[str, int]]) -> None:

@@ -31,9 +31,9 @@ from domain.errors import (
     QueueSendFailed,
     TaskNotFound,
 )
+from domain.limits import MAX_QUEUE_DELAY_SECONDS
 from domain.models import Task, TaskStatus
 from domain.ports import Clock, TaskQueue, TaskRepository
-from domain.services import MAX_QUEUE_DELAY_SECONDS
 
 log = logging.getLogger("taskq.reconcile")
 

@@ -5,9 +5,7 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass, field
 
-MAX_BACKOFF_CAP_SECONDS = 900
-"""Retries wait on the queue (a message delay or visibility change): SQS caps a delay
-at 900 s, so the cap of a backoff stays within it."""
+from domain.limits import MAX_BACKOFF_CAP_SECONDS
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,19 @@ from domain.errors import (
     TaskStateConflict,
     ValidationError,
 )
+from domain.limits import (
+    DEFAULT_MAX_ATTEMPTS,
+    DEFAULT_MAX_ATTEMPTS_LIMIT,
+    DEFAULT_PAGE_SIZE,
+    DEFAULT_REDRIVE,
+    DEFAULT_REDRIVE_PER_SECOND,
+    MAX_BATCH_SIZE,
+    MAX_DELAY_SECONDS,
+    MAX_IDEMPOTENCY_KEY_LENGTH,
+    MAX_PAGE_SIZE,
+    MAX_QUEUE_DELAY_SECONDS,
+    MAX_TIMEOUT_SECONDS,
+)
 from domain.models import MetricsSnapshot, Page, Task, TaskStatus, WorkerInfo
 from domain.ports import Clock, TaskQueue, TaskRepository, WorkerRegistry
 from domain.registry import HandlerRegistry
@@ -25,27 +38,10 @@ from domain.submission import SubmissionRules, ValidSubmission, fingerprint
 from domain.submission import SubmitOutcome as SubmitOutcome
 from domain.submission import SubmitRequest as SubmitRequest
 
-MAX_QUEUE_DELAY_SECONDS = 900
-"""SQS DelaySeconds is at most 900 (15 minutes). Longer delays are held by the engine:
-the task is stored with its ``run_at`` and the scheduler enqueues it when it is due
-within this horizon."""
-MAX_DELAY_SECONDS = 366 * 24 * 3600
-"""A task may be delayed up to a year (a leap year's worth)."""
 CANCEL_RETRIES = 5
 RETRY_SEND_DELAY_SECONDS = 1
 """An operator's retry sends its message this much ahead of the write that makes the
 task PENDING again, so the message does not find it still FAILED."""
-MAX_IDEMPOTENCY_KEY_LENGTH = 255
-MAX_BATCH_SIZE = 100
-"""Most tasks one batch submission may carry."""
-
-
-MAX_TIMEOUT_SECONDS = 12 * 3600
-"""A handler timeout is bounded like an SQS visibility timeout (12 h)."""
-MAX_PAGE_SIZE = 500
-DEFAULT_PAGE_SIZE = 50
-MAX_CURSOR_LENGTH = 1024
-"""Longest pagination cursor accepted: far above the ones the stores make (~120)."""
 
 
 @dataclass(frozen=True)
@@ -56,8 +52,8 @@ class _Built:
 
 @dataclass(frozen=True)
 class Limits:
-    default_max_attempts: int = 3
-    max_attempts_limit: int = 19
+    default_max_attempts: int = DEFAULT_MAX_ATTEMPTS
+    max_attempts_limit: int = DEFAULT_MAX_ATTEMPTS_LIMIT
     """At most max_receive_count - 1, so the worker fails an exhausted task before the
     queue's own redrive policy moves its message away."""
     idempotency_window_seconds: float = 24 * 3600
@@ -270,7 +266,11 @@ class TaskService:
             raise QueueSendFailed(task_id, reason) from exc
 
     async def retry_failed(
-        self, *, task_type: str | None = None, limit: int = 1000, per_second: float = 50.0
+        self,
+        *,
+        task_type: str | None = None,
+        limit: int = DEFAULT_REDRIVE,
+        per_second: float = DEFAULT_REDRIVE_PER_SECOND,
     ) -> list[str]:
         """Retry up to ``limit`` FAILED tasks (of ``task_type`` if given), at most
         ``per_second`` a second so a redrive does not flood the workers."""

@@ -17,6 +17,7 @@ import uuid
 from dataclasses import dataclass
 
 from domain.errors import InfrastructureError
+from domain.limits import MAX_LONG_POLL_SECONDS
 from domain.models import Delivery, WorkerInfo
 from domain.ports import Clock, TaskQueue, WorkerRegistry
 from domain.processing import TaskProcessor
@@ -31,7 +32,7 @@ RECEIVE_ERROR_BACKOFF_MAX = 10.0
 class WorkerSettings:
     concurrency: int = 5
     visibility_timeout: float = 30.0
-    poll_wait_seconds: float = 20.0
+    poll_wait_seconds: float = float(MAX_LONG_POLL_SECONDS)
     shutdown_grace_seconds: float = 30.0
     registry_ttl_seconds: float = 30.0
     reconcile_interval_seconds: float = 60.0

@@ -23,8 +23,6 @@ from adapters.sqlite.database import (
     SqliteDatabase,
 )
 from adapters.sqlite.queue import (
-    MAX_BATCH,
-    MAX_DELAY_SECONDS,
     POLL_INTERVAL_SECONDS,
     SqliteTaskQueue,
 )
@@ -35,8 +33,6 @@ from adapters.sqlite.workers import SqliteWorkerRegistry
 __all__ = [
     "BEGIN_ATTEMPTS",
     "DEFAULT_BUSY_TIMEOUT_MS",
-    "MAX_BATCH",
-    "MAX_DELAY_SECONDS",
     "MAX_OPS_PER_TRANSACTION",
     "MIGRATIONS",
     "POLL_INTERVAL_SECONDS",

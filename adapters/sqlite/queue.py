@@ -14,13 +14,10 @@ from typing import Final
 
 from adapters import envelope
 from adapters.sqlite.database import SqliteDatabase, statement
+from domain.limits import MAX_QUEUE_BATCH, MAX_QUEUE_DELAY_SECONDS
 from domain.models import DeadLetter, Delivery, QueueDepth
 from domain.ports import Clock
 
-MAX_BATCH: Final = 10
-"""The SQS batch limit, kept so the SQLite queue fails where SQS would."""
-MAX_DELAY_SECONDS: Final = 900
-"""The SQS limit on DelaySeconds."""
 POLL_INTERVAL_SECONDS: Final = 0.05
 """How often an idle long poll looks at the file for messages sent by other processes
 (sends from this process wake it at once)."""
@@ -56,13 +53,13 @@ _DELETE_DEAD_LETTER: Final = "DELETE FROM dead_letters WHERE seq = ?"
 
 
 def _check_batch(max_messages: int) -> None:
-    if not 1 <= max_messages <= MAX_BATCH:
-        raise ValueError(f"max_messages must be between 1 and {MAX_BATCH}")
+    if not 1 <= max_messages <= MAX_QUEUE_BATCH:
+        raise ValueError(f"max_messages must be between 1 and {MAX_QUEUE_BATCH}")
 
 
 def _check_delay(delay_seconds: float) -> None:
-    if not 0 <= delay_seconds <= MAX_DELAY_SECONDS:
-        raise ValueError(f"delay_seconds must be between 0 and {MAX_DELAY_SECONDS}")
+    if not 0 <= delay_seconds <= MAX_QUEUE_DELAY_SECONDS:
+        raise ValueError(f"delay_seconds must be between 0 and {MAX_QUEUE_DELAY_SECONDS}")
 
 
 def _message_id(delivery: Delivery) -> int | None:
@@ -80,7 +77,7 @@ class SqliteTaskQueue:
     release or extend with an older receipt changes nothing.
     """
 
-    max_batch = MAX_BATCH
+    max_batch = MAX_QUEUE_BATCH
 
     def __init__(self, db: SqliteDatabase, clock: Clock, *, max_receive_count: int) -> None:
         if max_receive_count < 1:

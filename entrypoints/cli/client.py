@@ -15,14 +15,13 @@ from typing import Any
 
 import httpx
 
+from domain.limits import DEFAULT_PAGE_SIZE, DEFAULT_REDRIVE, DEFAULT_REDRIVE_PER_SECOND
 from entrypoints.cli.common import CONFIG_ERROR_STATUS, CommandGroup, ConfigError
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = "8080"
 SCHEMES = ("http", "https")
 MAX_PORT = 65535
-REDRIVE_RATE = 50.0
-"""Retries a second of a redrive when the command does not say (the server's default)."""
 
 
 def normalise_url(value: str, *, source: str = "--url") -> str:
@@ -134,7 +133,7 @@ def _redrive(args: argparse.Namespace) -> int:
     if args.per_second is not None:
         body["per_second"] = args.per_second
     # The server paces the retries, so the answer of a large redrive takes a while.
-    rate = args.per_second or REDRIVE_RATE
+    rate = args.per_second or DEFAULT_REDRIVE_PER_SECOND
     return _request(
         args, "POST", "/dead-letters/redrive", json=body, timeout=30 + args.limit / rate
     )
@@ -154,7 +153,10 @@ def _connection_options(parser: argparse.ArgumentParser) -> argparse.ArgumentPar
 
 def _page_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--limit", type=int, default=50, help="tasks per page (default 50; the server caps it)"
+        "--limit",
+        type=int,
+        default=DEFAULT_PAGE_SIZE,
+        help=f"tasks per page (default {DEFAULT_PAGE_SIZE}; the server caps it)",
     )
     parser.add_argument("--cursor", help="where to go on: the next_cursor of the previous page")
 
@@ -225,8 +227,14 @@ def add_client_commands(group: CommandGroup) -> None:
         )
     )
     redrive.add_argument("--type", help="only tasks of this type")
-    redrive.add_argument("--limit", type=int, default=1000, help="at most this many (1000)")
-    redrive.add_argument("--per-second", type=float, help="retries a second (server default 50)")
+    redrive.add_argument(
+        "--limit", type=int, default=DEFAULT_REDRIVE, help=f"at most this many ({DEFAULT_REDRIVE})"
+    )
+    redrive.add_argument(
+        "--per-second",
+        type=float,
+        help=f"retries a second (server default {DEFAULT_REDRIVE_PER_SECOND:g})",
+    )
 
     _connection_options(
         group.add(

@@ -18,13 +18,13 @@ from starlette.endpoints import HTTPEndpoint
 from starlette.requests import Request
 from starlette.responses import Response
 
-from domain.models import TaskStatus
-from domain.services import (
+from domain.limits import (
     DEFAULT_PAGE_SIZE,
     MAX_CURSOR_LENGTH,
     MAX_IDEMPOTENCY_KEY_LENGTH,
     MAX_PAGE_SIZE,
 )
+from domain.models import TaskStatus
 
 Handler = Callable[[Request], Awaitable[Response]]
 H = TypeVar("H", bound=Callable[..., Awaitable[Response]])

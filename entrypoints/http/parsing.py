@@ -20,8 +20,8 @@ from starlette.requests import Request
 
 from domain.errors import ValidationError
 from domain.json_values import check_text
+from domain.limits import DEFAULT_PAGE_SIZE, MAX_IDEMPOTENCY_KEY_LENGTH, MAX_PAGE_SIZE
 from domain.models import JSON, TaskStatus
-from domain.services import DEFAULT_PAGE_SIZE, MAX_IDEMPOTENCY_KEY_LENGTH, MAX_PAGE_SIZE
 from entrypoints.http.errors import MalformedBody
 
 _LIMIT = re.compile(r"[0-9]{1,9}")

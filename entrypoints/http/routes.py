@@ -17,6 +17,7 @@ from starlette.routing import Route
 
 from bootstrap.container import Container
 from domain.errors import InfrastructureError, ValidationError
+from domain.limits import MAX_REDRIVE, MAX_REDRIVE_PER_SECOND
 from domain.models import TaskStatus
 from domain.services import TaskService
 from entrypoints.http.auth import ANONYMOUS, CALLER
@@ -40,8 +41,6 @@ from entrypoints.http.parsing import (
 )
 from entrypoints.http.responses import JSONResponse
 from entrypoints.http.schemas import (
-    MAX_REDRIVE,
-    MAX_REDRIVE_PER_SECOND,
     BatchResults,
     DeadLetterPage,
     Health,

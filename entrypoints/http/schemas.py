@@ -27,22 +27,22 @@ from pydantic import (
     WithJsonSchema,
 )
 
-from domain.models import MetricsSnapshot, Page, Task, TaskStatus, WorkerInfo
-from domain.services import (
+from domain.limits import (
+    DEFAULT_REDRIVE,
+    DEFAULT_REDRIVE_PER_SECOND,
     MAX_BATCH_SIZE,
     MAX_DELAY_SECONDS,
     MAX_IDEMPOTENCY_KEY_LENGTH,
+    MAX_REDRIVE,
+    MAX_REDRIVE_PER_SECOND,
     MAX_TIMEOUT_SECONDS,
-    SubmitRequest,
 )
+from domain.models import MetricsSnapshot, Page, Task, TaskStatus, WorkerInfo
+from domain.services import SubmitRequest
 from entrypoints.http.parsing import rfc3339_param
 
 NON_BLANK = r"\S"
 """A string with at least one character that is not white space."""
-MAX_REDRIVE = 10_000
-"""Most FAILED tasks one ``POST /dead-letters/redrive`` retries."""
-DEFAULT_REDRIVE = 1000
-MAX_REDRIVE_PER_SECOND = 1000.0
 
 
 def rfc3339(moment: datetime) -> str:
@@ -189,8 +189,8 @@ class Redrive(BaseModel):
     )
     per_second: float | None = Field(
         None,
-        description="Retry at most this many tasks a second (default 50), so a redrive "
-        "does not flood the workers.",
+        description=f"Retry at most this many tasks a second (default "
+        f"{DEFAULT_REDRIVE_PER_SECOND:g}), so a redrive does not flood the workers.",
         json_schema_extra={"exclusiveMinimum": 0, "maximum": MAX_REDRIVE_PER_SECOND},
     )
 

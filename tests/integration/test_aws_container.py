@@ -15,11 +15,11 @@ from dependency_injector import providers
 
 from adapters.aws_provision import dlq_name
 from adapters.dynamodb import DynamoDbTaskRepository, DynamoDbWorkerRegistry
-from adapters.sqs import MAX_WAIT_SECONDS
 from bootstrap.backends import aws_client, aws_sqs_client
 from bootstrap.container import Container, build_container
 from bootstrap.settings import Settings
 from domain.errors import InfrastructureError
+from domain.limits import MAX_LONG_POLL_SECONDS
 from domain.models import TaskStatus
 from domain.services import SubmitRequest
 from tests.support.aws import aws_endpoint, shared_clients, unique_name
@@ -136,7 +136,7 @@ def test_clients_follow_the_settings() -> None:
     assert dynamodb.meta.config.retries == {"mode": "adaptive", "total_max_attempts": 7}
     assert dynamodb.meta.config.read_timeout == 3
     # The SQS client outlasts the longest long poll.
-    assert sqs.meta.config.read_timeout == 3 + MAX_WAIT_SECONDS
+    assert sqs.meta.config.read_timeout == 3 + MAX_LONG_POLL_SECONDS
 
 
 def test_the_init_provider_provisions_once(endpoint: str) -> None:

@@ -8,7 +8,7 @@ import pytest
 
 from adapters.cursor import decode_cursor, encode_cursor
 from domain.errors import InvalidCursor
-from domain.services import MAX_CURSOR_LENGTH
+from domain.limits import MAX_CURSOR_LENGTH
 
 
 def b64(raw: bytes) -> str:

@@ -17,7 +17,6 @@ from typing import Any, Literal
 import pytest
 
 from domain.delivery_rules import (
-    MAX_RELEASE_SECONDS,
     AckFinished,
     AckOrphan,
     Action,
@@ -31,6 +30,7 @@ from domain.delivery_rules import (
     WaitUntilDue,
     decide,
 )
+from domain.limits import MAX_RELEASE_SECONDS
 from domain.models import Delivery, Task, TaskStatus
 
 NOW = datetime(2026, 3, 1, 12, tzinfo=UTC)

@@ -14,7 +14,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from domain.errors import IllegalTransition
-from domain.models import ALLOWED_TRANSITIONS, MAX_ERROR_LENGTH, Task, TaskStatus
+from domain.limits import MAX_ERROR_LENGTH
+from domain.models import ALLOWED_TRANSITIONS, Task, TaskStatus
 from domain.retry import RetryPolicy
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)

@@ -13,7 +13,8 @@ from domain.errors import (
     TaskNotFound,
     ValidationError,
 )
-from domain.services import MAX_BATCH_SIZE, BatchEntry, SubmitOutcome, SubmitRequest
+from domain.limits import MAX_BATCH_SIZE
+from domain.services import BatchEntry, SubmitOutcome, SubmitRequest
 from tests.support.service_fakes import FullRepository, UnreachableQueue
 from tests.support.service_rig import EMAIL, Rig
 

@@ -9,8 +9,9 @@ from typing import Any
 import pytest
 
 from domain.errors import IdempotencyKeyReused, InfrastructureError, ValidationError
+from domain.limits import MAX_IDEMPOTENCY_KEY_LENGTH
 from domain.models import TaskStatus
-from domain.services import MAX_IDEMPOTENCY_KEY_LENGTH, Limits, SubmitRequest
+from domain.services import Limits, SubmitRequest
 from tests.support.service_fakes import UnreachableQueue
 from tests.support.service_rig import EMAIL, Rig
 

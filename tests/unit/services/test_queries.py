@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from domain.errors import InvalidCursor, TaskNotFound, ValidationError
+from domain.limits import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
 from domain.models import QueueDepth, TaskStatus
-from domain.services import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
 from tests.support.service_rig import LEASE_SECONDS, Rig
 
 

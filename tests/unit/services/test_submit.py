@@ -15,14 +15,9 @@ from domain.errors import (
     UnknownTaskType,
     ValidationError,
 )
+from domain.limits import MAX_DELAY_SECONDS, MAX_QUEUE_DELAY_SECONDS, MAX_TIMEOUT_SECONDS
 from domain.models import TaskStatus
-from domain.services import (
-    MAX_DELAY_SECONDS,
-    MAX_QUEUE_DELAY_SECONDS,
-    MAX_TIMEOUT_SECONDS,
-    Limits,
-    SubmitRequest,
-)
+from domain.services import Limits, SubmitRequest
 from tests.support.service_fakes import FullRepository, UnreachableQueue
 from tests.support.service_rig import Rig
 

@@ -1,0 +1,56 @@
+"""The DynamoDB calls the adapters share: one call with its failures translated, and a
+Query read page by page."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Collection
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from adapters.boto_calls import run_call
+from adapters.dynamodb.attributes import Item
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+
+T = TypeVar("T")
+
+RETRY_PAUSE_SECONDS = 0.05
+"""The first pause before a call is tried again: a transaction cancelled by a conflict,
+keys a BatchGetItem left unprocessed. Later pauses grow with the attempt."""
+
+
+async def run(call: Callable[[], T], *, passthrough: Collection[str] = ()) -> T:
+    """Run one blocking boto3 call in a thread. A ClientError whose code is in
+    ``passthrough`` is re-raised for the caller; every other failure leaves as
+    ``InfrastructureError("dynamodb", ...)``."""
+    return await run_call("dynamodb", call, passthrough=passthrough)
+
+
+async def query(
+    client: DynamoDBClient,
+    table_name: str,
+    index_name: str | None,
+    *,
+    want: int | None,
+    **request: Any,
+) -> list[Item]:
+    """The items of one Query of the table (or of its index ``index_name``), following
+    ``LastEvaluatedKey`` until ``want`` items (None: all of them) were read or the
+    query ends. ``request`` holds the rest of the Query's parameters."""
+    items: list[Item] = []
+    start: Item | None = None
+    while want is None or len(items) < want:
+        page = {"TableName": table_name, **request}
+        if index_name is not None:
+            page["IndexName"] = index_name
+        if want is not None:
+            page["Limit"] = want - len(items)
+        if start is not None:
+            page["ExclusiveStartKey"] = start
+        response = await run(functools.partial(client.query, **page))
+        items.extend(response.get("Items", []))
+        start = response.get("LastEvaluatedKey")
+        if start is None:
+            break
+    return items
