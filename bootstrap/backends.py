@@ -28,9 +28,10 @@ from adapters.sqlite import (
     SqliteTaskRepository,
     SqliteWorkerRegistry,
 )
-from adapters.sqs import MAX_WAIT_SECONDS, SqsTaskQueue
+from adapters.sqs import SqsTaskQueue
 from bootstrap.settings import Settings
 from domain.errors import InfrastructureError
+from domain.limits import MAX_LONG_POLL_SECONDS
 from domain.ports import Clock
 
 
@@ -97,9 +98,11 @@ def aws_client(
     )
 
 
-def aws_sqs_client(settings: Settings) -> Any:
-    # A long poll holds the connection up to MAX_WAIT_SECONDS: the read timeout covers it.
-    return aws_client("sqs", settings, read_timeout_extra=MAX_WAIT_SECONDS)
+def aws_sqs_poll_client(settings: Settings) -> Any:
+    """The SQS client for long polls only: a long poll holds the connection up to
+    MAX_LONG_POLL_SECONDS, so its read timeout covers that. Every other call uses a
+    client with the plain timeout, so it fails fast when the endpoint hangs."""
+    return aws_client("sqs", settings, read_timeout_extra=MAX_LONG_POLL_SECONDS)
 
 
 def provision_from_settings(settings: Settings, sqs: Any, dynamodb: Any) -> ProvisionResult:
@@ -150,6 +153,7 @@ class AwsBackend(containers.DeclarativeContainer):
     settings = providers.Dependency(instance_of=Settings)
     clock: providers.Dependency[Clock] = providers.Dependency()
     sqs: providers.Dependency[Any] = providers.Dependency()
+    sqs_poll: providers.Dependency[Any] = providers.Dependency()
     dynamodb: providers.Dependency[Any] = providers.Dependency()
 
     # `taskq init`: ``container.backend.provision()``, then print ``result.lines()``.
@@ -172,6 +176,7 @@ class AwsBackend(containers.DeclarativeContainer):
         queue_urls.provided[0],
         queue_urls.provided[1],
         max_message_bytes=settings.provided.sqs_max_message_bytes,
+        poll_client=sqs_poll,
     )
     # Concurrent sends and acks go out as SendMessageBatch / DeleteMessageBatch calls:
     # SQS bills per request (benchmarks/aws_engine.py measures requests per task). A

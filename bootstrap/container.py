@@ -21,7 +21,13 @@ from adapters.clock import SystemClock
 from adapters.handlers.builtin import register_builtins
 from adapters.isolation import ProcessHandlerSandbox
 from adapters.write_health import QUEUE_WRITES, REPOSITORY_WRITES, WriteTracking
-from bootstrap.backends import AwsBackend, MemoryBackend, SqliteBackend, aws_client, aws_sqs_client
+from bootstrap.backends import (
+    AwsBackend,
+    MemoryBackend,
+    SqliteBackend,
+    aws_client,
+    aws_sqs_poll_client,
+)
 from bootstrap.settings import Settings
 from domain.health import WriteHealth, store_probe
 from domain.processing import ProcessorSettings, TaskProcessor
@@ -79,8 +85,11 @@ class Container(containers.DeclarativeContainer):
 
     # -- the backend ----------------------------------------------------------------
     # The AWS clients are built on first use, which only the aws backend makes; they
-    # live here so that a test overrides them once (``container.aws_sqs.override``).
-    aws_sqs = providers.Singleton(aws_sqs_client, settings)
+    # live here so that a test overrides them once (``container.aws_sqs.override``);
+    # the long polls have a client of their own (a longer read timeout): a test that
+    # hands in its own SQS client overrides ``aws_sqs_poll`` with it too.
+    aws_sqs = providers.Singleton(aws_client, "sqs", settings)
+    aws_sqs_poll = providers.Singleton(aws_sqs_poll_client, settings)
     aws_dynamodb = providers.Singleton(aws_client, "dynamodb", settings)
     # One sub-container per backend, chosen by settings. Only the chosen one is plugged
     # into ``backend`` (``build_container``): ``init_resources`` starts every resource
@@ -94,6 +103,7 @@ class Container(containers.DeclarativeContainer):
             settings=settings.provider,
             clock=clock.provider,
             sqs=aws_sqs.provider,
+            sqs_poll=aws_sqs_poll.provider,
             dynamodb=aws_dynamodb.provider,
         ),
     )

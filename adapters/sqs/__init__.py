@@ -27,8 +27,5 @@ module             holds
 from adapters.sqs.calls import DELIVERIES_ATTRIBUTE
 from adapters.sqs.errors import is_stale_receipt
 from adapters.sqs.queue import SqsTaskQueue
-from domain.limits import MAX_LONG_POLL_SECONDS as MAX_WAIT_SECONDS
 
-__all__ = ["DELIVERIES_ATTRIBUTE", "MAX_WAIT_SECONDS", "SqsTaskQueue", "is_stale_receipt"]
-# MAX_WAIT_SECONDS: the name this package gave the long-poll limit before
-# domain.limits owned it; new code imports MAX_LONG_POLL_SECONDS from there.
+__all__ = ["DELIVERIES_ATTRIBUTE", "SqsTaskQueue", "is_stale_receipt"]

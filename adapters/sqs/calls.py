@@ -40,10 +40,24 @@ DELIVERIES_ATTRIBUTE = "taskq-deliveries"
 
 
 class SqsCalls:
-    """The two queues of one SQS queue pair, and the calls the adapter makes on them."""
+    """The two queues of one SQS queue pair, and the calls the adapter makes on them.
 
-    def __init__(self, client: SQSClient, queue_url: str, dlq_url: str) -> None:
+    ``poll_client`` makes the long polls (ReceiveMessage), ``client`` every other call.
+    A long poll holds its connection up to 20 s, so its client needs a read timeout
+    past that; with one client for both, a send to an endpoint that accepts connections
+    but never answers would wait as long before failing. Without ``poll_client``,
+    ``client`` makes the long polls too."""
+
+    def __init__(
+        self,
+        client: SQSClient,
+        queue_url: str,
+        dlq_url: str,
+        *,
+        poll_client: SQSClient | None = None,
+    ) -> None:
         self._client = client
+        self._poll_client = poll_client or client
         self.queue_url = queue_url
         self.dlq_url = dlq_url
 
@@ -147,7 +161,7 @@ class SqsCalls:
         abandoned = threading.Event()
 
         def poll() -> list[MessageTypeDef]:
-            response = self._client.receive_message(
+            response = self._poll_client.receive_message(
                 QueueUrl=queue_url,
                 MaxNumberOfMessages=max_messages,
                 VisibilityTimeout=visibility_timeout,

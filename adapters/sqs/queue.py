@@ -48,8 +48,9 @@ class SqsTaskQueue(SqsDeadLetters):
         dlq_url: str,
         *,
         max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+        poll_client: SQSClient | None = None,
     ) -> None:
-        super().__init__(client, queue_url, dlq_url)
+        super().__init__(client, queue_url, dlq_url, poll_client=poll_client)
         self.max_message_bytes = max_message_bytes
 
     def _check_size(self, body: str) -> None:

@@ -122,6 +122,7 @@ async def _run(
     sqs_faults = FaultInjector(rate, seed=6, lose_answers=True)
     dynamodb_faults = FaultInjector(rate, seed=7, lose_answers=False)
     container.aws_sqs().meta.events.register("before-send.sqs.*", sqs_faults)
+    container.aws_sqs_poll().meta.events.register("before-send.sqs.*", sqs_faults)
     container.aws_dynamodb().meta.events.register("before-send.dynamodb.*", dynamodb_faults)
     stop = asyncio.Event()
     worker = build_worker(container)

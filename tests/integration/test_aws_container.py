@@ -15,7 +15,7 @@ from dependency_injector import providers
 
 from adapters.aws_provision import dlq_name
 from adapters.dynamodb import DynamoDbTaskRepository, DynamoDbWorkerRegistry
-from bootstrap.backends import aws_client, aws_sqs_client
+from bootstrap.backends import aws_client, aws_sqs_poll_client
 from bootstrap.container import Container, build_container
 from bootstrap.settings import Settings
 from domain.errors import InfrastructureError
@@ -48,6 +48,7 @@ def aws_settings(endpoint: str, **changes: object) -> Settings:
 def with_test_clients(container: Container, endpoint: str) -> Container:
     sqs, dynamodb = shared_clients(endpoint)
     container.aws_sqs.override(providers.Object(sqs))
+    container.aws_sqs_poll.override(providers.Object(sqs))
     container.aws_dynamodb.override(providers.Object(dynamodb))
     return container
 
@@ -130,13 +131,16 @@ def test_clients_follow_the_settings() -> None:
         aws_timeout_seconds=3,
     )
     dynamodb = aws_client("dynamodb", settings)
-    sqs = aws_sqs_client(settings)
+    sqs = aws_client("sqs", settings)
+    poll = aws_sqs_poll_client(settings)
     assert dynamodb.meta.region_name == "eu-west-1"
     assert dynamodb.meta.endpoint_url == "http://127.0.0.1:4566"
     assert dynamodb.meta.config.retries == {"mode": "adaptive", "total_max_attempts": 7}
     assert dynamodb.meta.config.read_timeout == 3
-    # The SQS client outlasts the longest long poll.
-    assert sqs.meta.config.read_timeout == 3 + MAX_LONG_POLL_SECONDS
+    # Only the long polls' client outlasts the longest long poll: a send to a hanging
+    # endpoint fails within the plain timeout.
+    assert sqs.meta.config.read_timeout == 3
+    assert poll.meta.config.read_timeout == 3 + MAX_LONG_POLL_SECONDS
 
 
 def test_the_init_provider_provisions_once(endpoint: str) -> None:

@@ -46,6 +46,7 @@ def backend_container(request: pytest.FixtureRequest, tmp_path: Path) -> Iterato
         )
         sqs, dynamodb = shared_clients(endpoint)
         container.aws_sqs.override(providers.Object(sqs))
+        container.aws_sqs_poll.override(providers.Object(sqs))
         container.aws_dynamodb.override(providers.Object(dynamodb))
         yield container
 
