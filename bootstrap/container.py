@@ -81,6 +81,7 @@ class Container(containers.DeclarativeContainer):
         max_attempts_limit=settings.provided.max_attempts_limit,
         idempotency_window_seconds=settings.provided.idempotency_window_seconds,
         max_queue_delay_seconds=settings.provided.max_queue_delay_seconds,
+        orphan_grace_seconds=settings.provided.orphan_grace_seconds,
     )
 
     # -- the backend ----------------------------------------------------------------

@@ -3,6 +3,7 @@ queries and metrics. What makes a submission valid is in domain/submission.py.""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
@@ -38,6 +39,8 @@ from domain.submission import SubmissionRules, ValidSubmission, fingerprint
 from domain.submission import SubmitOutcome as SubmitOutcome
 from domain.submission import SubmitRequest as SubmitRequest
 
+log = logging.getLogger("taskq.services")
+
 CANCEL_RETRIES = 5
 RETRY_SEND_DELAY_SECONDS = 1
 """An operator's retry sends its message this much ahead of the write that makes the
@@ -61,6 +64,10 @@ class Limits:
     max_queue_delay_seconds: int = MAX_QUEUE_DELAY_SECONDS
     """Tasks due further off are held (stored without a message) and the reconciler
     sends them when they come this close; at most the queue's limit (900 s)."""
+    orphan_grace_seconds: float = 60.0
+    """How long a worker keeps a message whose task is not stored yet (the processor's
+    setting of the same name). A write that lands later than half of it after its send
+    began sends the message again: the first may have been dropped already."""
 
     def __post_init__(self) -> None:
         if not 0 <= self.max_queue_delay_seconds <= MAX_QUEUE_DELAY_SECONDS:
@@ -112,11 +119,14 @@ class TaskService:
         send fails nothing is stored and ``QueueSendFailed`` is raised. If the store
         fails after the send, its error is raised and the message points at no task:
         the worker waits a bounded time for the row, then drops the message
-        (``ProcessorSettings.orphan_grace_seconds``).
+        (``ProcessorSettings.orphan_grace_seconds``); a write that lands late in that
+        time sends the message again (``_resend_if_late``).
         """
         valid = self.validate_and_build(request)
+        started = self.clock.monotonic()
         await self._enqueue(valid)
         await self.repository.add(valid.task)
+        await self._resend_if_late([valid], started)
         return valid.task
 
     async def submit_idempotent(self, request: SubmitRequest, key: str) -> tuple[Task, bool]:
@@ -130,6 +140,7 @@ class TaskService:
             )
         valid = self.validate_and_build(request)
         task = valid.task
+        started = self.clock.monotonic()
         await self._enqueue(valid)
         existing = await self.repository.add_idempotent(
             task,
@@ -140,11 +151,28 @@ class TaskService:
         )
         if existing is not None:
             return await self.repository.get(existing), False
+        await self._resend_if_late([valid], started)
         return task, True
 
     async def _enqueue(self, valid: ValidSubmission) -> None:
         if valid.queue_delay is not None:  # None: held until due; see Reconciler
             await self._send(valid.task.id, valid.queue_delay)
+
+    async def _resend_if_late(self, stored: Sequence[ValidSubmission], started: float) -> None:
+        """A worker drops a message whose task is not stored once it has kept it for
+        ``orphan_grace_seconds`` (counted from its first receive, which comes after the
+        send began). A write that landed later than half of that after ``started`` may
+        have come too late for its message: send another (a spare is skipped). Costs
+        nothing when writes are quick; a failed re-send is left to the first message."""
+        if self.clock.monotonic() - started < self.limits.orphan_grace_seconds / 2:
+            return
+        due = [(v.task.id, v.queue_delay) for v in stored if v.queue_delay is not None]
+        unsent = await self._send_due(due)
+        log.warning(
+            "%d tasks stored late after their messages were sent: sent again (%d failed)",
+            len(due),
+            len(unsent),
+        )
 
     async def submit_batch(
         self, items: Sequence[BatchEntry | ValidationError]
@@ -185,7 +213,9 @@ class TaskService:
         item. An item with an idempotency key goes through ``submit_idempotent``."""
         plain = [built.valid for built in batch if built.entry.idempotency_key is None]
         due = [(v.task.id, v.queue_delay) for v in plain if v.queue_delay is not None]
+        started = self.clock.monotonic()
         unsent = await self._send_due(due)
+        stored: list[ValidSubmission] = []
         outcomes: list[SubmitOutcome] = []
         for built in batch:
             key = built.entry.idempotency_key
@@ -198,10 +228,12 @@ class TaskService:
                 if task.id in unsent:
                     raise QueueSendFailed(task.id, unsent[task.id])
                 await self.repository.add(task)
+                stored.append(built.valid)
             except TaskQueueError as exc:
                 outcomes.append(SubmitOutcome(error=exc))
                 continue
             outcomes.append(SubmitOutcome(task))
+        await self._resend_if_late(stored, started)
         return outcomes
 
     async def _send_due(self, due: Sequence[tuple[str, int]]) -> dict[str, str]:

@@ -4,8 +4,10 @@ A submission sends the task's message, then stores the task. What a process leav
 behind when it dies between the two (or when the store write fails) is a message whose
 task is not stored (yet). Both halves are made here, against a running worker:
 
-- ``late``: messages sent while the worker is up, their rows stored ``ROW_DELAY``
-  seconds later (a slow write): every one runs, once;
+- ``late``: submissions whose store writes land ``ROW_DELAY`` seconds after their
+  messages were sent (a slow store) while the worker is up: every one runs, once (a
+  write later than half the grace sends its message again: TaskService's
+  ``_resend_if_late``, so a store slower still leaves no task without a message);
 - ``never``: messages whose rows are never stored (the API died, or its write failed;
   the client got no 201): the worker keeps each for ``TASKQ_ORPHAN_GRACE_SECONDS``,
   then acks it as an orphan, and no handler runs for them.
@@ -64,14 +66,34 @@ def send_without_rows(env: dict[str, str], keys: list[str]) -> list[Task]:
     return asyncio.run(send())
 
 
-def store_rows(env: dict[str, str], tasks: list[Task]) -> None:
-    async def store() -> None:
-        async with engine_container(env) as container:
-            repository = container.repository()
-            for task in tasks:
-                await repository.add(task)
+class SlowWrites:
+    """The container's repository, each new task's write landing ``ROW_DELAY`` late."""
 
-    asyncio.run(store())
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    async def add(self, task: Task) -> None:
+        await asyncio.sleep(ROW_DELAY)
+        await self.inner.add(task)
+
+
+def submit_with_slow_writes(env: dict[str, str], keys: list[str]) -> list[Task]:
+    """Submit a task per key through the use case, whose store writes land late: the
+    worker receives each message before its row is there."""
+
+    async def submit() -> list[Task]:
+        async with engine_container(env) as container:
+            service = container.task_service()
+            service.repository = SlowWrites(service.repository)
+            requests = [
+                SubmitRequest(type="sleepy", payload={"key": key, "seconds": 0.2}) for key in keys
+            ]
+            return list(await asyncio.gather(*(service.submit(r) for r in requests)))
+
+    return asyncio.run(submit())
 
 
 def queue_empty(client: Any) -> bool:
@@ -103,10 +125,8 @@ def run_write_send_gap(
                 what="the worker is up",
             )
             started = time.monotonic()
-            late = send_without_rows(env, late_keys)
             send_without_rows(env, never_keys)
-            time.sleep(ROW_DELAY)  # the worker receives messages whose rows are not there
-            store_rows(env, late)
+            late = submit_with_slow_writes(env, late_keys)
             watch = StatusWatch(client, [task.id for task in late])
             finished = watch.wait_all_final(timeout=60)
             recover = time.monotonic() - started

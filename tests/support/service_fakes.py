@@ -98,3 +98,17 @@ class RacingRepository(InMemoryTaskRepository):
             current = await self.get(expected.id)
             await super().transition(self.rival(current), expected=current)
         await super().transition(new, expected=expected)
+
+
+class SlowRepository(InMemoryTaskRepository):
+    """Each new task's write takes ``write_seconds`` on the clock before it lands (a
+    store under load): the message sent before it may wait that long for its row."""
+
+    def __init__(self, clock: ManualClock) -> None:
+        super().__init__()
+        self.clock = clock
+        self.write_seconds = 0.0
+
+    async def add(self, task: Task) -> None:
+        await self.clock.sleep(self.write_seconds)
+        await super().add(task)
