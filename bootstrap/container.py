@@ -26,9 +26,9 @@ from bootstrap.settings import Settings
 from domain.health import WriteHealth, store_probe
 from domain.processing import ProcessorSettings, TaskProcessor
 from domain.reconcile import Reconciler
-from domain.registry import HandlerRegistry, default_registry
 from domain.retry import RetryPolicy
 from domain.services import Limits, TaskService
+from domain.task_types import HandlerRegistry, default_task_types
 
 
 def load_registry(handler_modules: list[str]) -> HandlerRegistry:
@@ -42,12 +42,12 @@ def load_registry(handler_modules: list[str]) -> HandlerRegistry:
         sys.path.insert(0, os.getcwd())
     for module in handler_modules:
         try:
-            importlib.import_module(module)  # registers into default_registry on import
+            importlib.import_module(module)  # registers into default_task_types on import
         except ImportError as exc:
             raise ImportError(
                 f"TASKQ_HANDLERS names {module!r}, which cannot be imported: {exc}"
             ) from exc
-    return register_builtins(default_registry.copy())
+    return register_builtins(default_task_types.copy())
 
 
 def thread_pool(max_workers: int) -> Iterator[ThreadPoolExecutor]:

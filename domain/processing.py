@@ -35,8 +35,8 @@ from domain.lease import LeaseKeeper, stored_attempt
 from domain.limits import result_too_large
 from domain.models import Delivery, Task, TaskStatus, new_lease_token
 from domain.ports import Clock, HandlerSandbox, TaskQueue, TaskRepository
-from domain.registry import HandlerRegistry, TaskType
 from domain.retry import RetryPolicy
+from domain.task_types import HandlerRegistry, TaskType
 
 log = logging.getLogger("taskq.processing")
 

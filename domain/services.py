@@ -30,13 +30,13 @@ from domain.limits import (
 )
 from domain.models import MetricsSnapshot, Page, Task, TaskStatus, WorkerInfo
 from domain.ports import Clock, TaskQueue, TaskRepository, WorkerRegistry
-from domain.registry import HandlerRegistry
 from domain.submission import (  # the submission types stay importable from here
     BatchEntry as BatchEntry,
 )
 from domain.submission import SubmissionRules, ValidSubmission, fingerprint
 from domain.submission import SubmitOutcome as SubmitOutcome
 from domain.submission import SubmitRequest as SubmitRequest
+from domain.task_types import HandlerRegistry
 
 CANCEL_RETRIES = 5
 RETRY_SEND_DELAY_SECONDS = 1

@@ -17,7 +17,7 @@ from domain.errors import TaskQueueError, ValidationError
 from domain.json_values import check_storable, check_text
 from domain.limits import check_payload
 from domain.models import JSON, Task
-from domain.registry import HandlerRegistry
+from domain.task_types import HandlerRegistry
 
 
 @dataclass(frozen=True)

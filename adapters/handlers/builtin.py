@@ -12,7 +12,7 @@ import re
 from typing import Any
 
 from domain.models import JSON
-from domain.registry import HandlerRegistry, TaskType
+from domain.task_types import HandlerRegistry, TaskType
 
 SIMULATED_WORK_SECONDS = 0.01
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")

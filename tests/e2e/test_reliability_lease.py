@@ -23,8 +23,8 @@ from adapters.clock import SystemClock
 from adapters.sqlite import SqliteDatabase, SqliteTaskQueue, SqliteTaskRepository
 from domain.models import Task, TaskStatus
 from domain.processing import Outcome, ProcessorSettings, TaskProcessor
-from domain.registry import HandlerRegistry, TaskType
 from domain.retry import RetryPolicy
+from domain.task_types import HandlerRegistry, TaskType
 from tests.support.processes import (
     MotoServer,
     ProcessGroup,

@@ -11,9 +11,9 @@ from adapters.memory import InMemoryTaskQueue, InMemoryTaskRepository, InMemoryW
 from domain.models import Delivery, Task
 from domain.ports import HandlerSandbox
 from domain.processing import ProcessorSettings, TaskProcessor
-from domain.registry import HandlerRegistry, TaskType
 from domain.retry import RetryPolicy
 from domain.services import SubmitRequest, TaskService
+from domain.task_types import HandlerRegistry, TaskType
 
 LEASE = 30.0
 

@@ -11,9 +11,9 @@ from adapters.clock import ManualClock
 from adapters.memory import InMemoryTaskQueue, InMemoryTaskRepository, InMemoryWorkerRegistry
 from domain.models import Delivery, Task
 from domain.processing import Outcome, ProcessorSettings, TaskProcessor
-from domain.registry import HandlerRegistry, TaskType
 from domain.retry import RetryPolicy
 from domain.services import SubmitRequest, TaskService
+from domain.task_types import HandlerRegistry, TaskType
 
 LEASE = 30.0
 """The visibility timeout of every receive: the lease of an attempt, in seconds."""

@@ -16,8 +16,8 @@ from adapters.memory import InMemoryTaskQueue, InMemoryTaskRepository, InMemoryW
 from domain.errors import TaskNotFound, ValidationError
 from domain.models import JSON, Task, TaskStatus, WorkerInfo
 from domain.reconcile import Reconciler
-from domain.registry import HandlerRegistry, TaskType
 from domain.services import Limits, SubmitRequest, TaskService
+from domain.task_types import HandlerRegistry, TaskType
 
 LEASE_SECONDS = 30.0
 STALE_SECONDS = 60.0

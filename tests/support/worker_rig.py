@@ -11,9 +11,9 @@ from adapters.memory import InMemoryTaskQueue, InMemoryTaskRepository, InMemoryW
 from domain.models import Task
 from domain.ports import TaskQueue, TaskRepository, WorkerRegistry
 from domain.processing import Outcome, ProcessorSettings, TaskProcessor
-from domain.registry import HandlerRegistry, TaskType
 from domain.retry import RetryPolicy
 from domain.services import SubmitRequest, TaskService
+from domain.task_types import HandlerRegistry, TaskType
 
 LEASE_SECONDS = 30.0
 

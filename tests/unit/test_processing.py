@@ -12,7 +12,7 @@ from domain.errors import InfrastructureError, PermanentTaskError
 from domain.models import Task, TaskStatus
 from domain.processing import Outcome
 from domain.reconcile import Reconciler
-from domain.registry import HandlerRegistry
+from domain.task_types import HandlerRegistry
 from tests.support.processing_rig import LEASE, process_in_time
 from tests.support.processing_rig import ProcessingRig as Env
 

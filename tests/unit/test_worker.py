@@ -9,9 +9,9 @@ from adapters.clock import SystemClock
 from adapters.memory import InMemoryTaskQueue, InMemoryTaskRepository, InMemoryWorkerRegistry
 from domain.models import TaskStatus
 from domain.processing import ProcessorSettings, TaskProcessor
-from domain.registry import HandlerRegistry, TaskType
 from domain.retry import RetryPolicy
 from domain.services import SubmitRequest, TaskService
+from domain.task_types import HandlerRegistry, TaskType
 from entrypoints.worker import Worker, WorkerSettings
 
 

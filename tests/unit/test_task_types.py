@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from domain.registry import HandlerRegistry
+from domain.task_types import HandlerRegistry
 
 
 def test_the_register_decorator_adds_sync_and_async_handlers_with_their_timeouts() -> None:
@@ -26,3 +26,11 @@ def test_the_register_decorator_adds_sync_and_async_handlers_with_their_timeouts
     assert not registry.get("sync-type").is_async
     with pytest.raises(ValueError):
         registry.register("bad", timeout_seconds=0)(sync_handler)
+
+
+def test_the_former_module_path_still_registers_into_the_same_task_types() -> None:
+    from domain import registry, task_types
+
+    assert registry.task_type is task_types.task_type
+    assert registry.HandlerRegistry is task_types.HandlerRegistry
+    assert registry.default_registry is task_types.default_task_types
