@@ -30,12 +30,12 @@ async def run(n: int, concurrency: int) -> dict[str, float]:
     clock = SystemClock()
     repo = InMemoryTaskRepository()
     queue = InMemoryTaskQueue(clock)
-    registry = HandlerRegistry()
-    registry.add(TaskType("noop", noop))
+    task_types = HandlerRegistry()
+    task_types.add(TaskType("noop", noop))
     workers = InMemoryWorkerRegistry()
-    service = TaskService(repo, queue, clock, registry, workers)
+    service = TaskService(repo, queue, clock, task_types, workers)
     processor = TaskProcessor(
-        repo, queue, clock, registry, RetryPolicy(), ProcessorSettings(visibility_timeout=60)
+        repo, queue, clock, task_types, RetryPolicy(), ProcessorSettings(visibility_timeout=60)
     )
     worker = Worker(
         processor,

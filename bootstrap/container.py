@@ -31,7 +31,7 @@ from domain.services import Limits, TaskService
 from domain.task_types import HandlerRegistry, default_task_types
 
 
-def load_registry(handler_modules: list[str]) -> HandlerRegistry:
+def load_task_types(handler_modules: list[str]) -> HandlerRegistry:
     """The built-in types plus every type the ``TASKQ_HANDLERS`` modules register.
 
     Modules are found among the installed packages and, as ``python -m`` and uvicorn
@@ -60,7 +60,7 @@ class Container(containers.DeclarativeContainer):
     settings = providers.Singleton(Settings)
 
     clock = providers.Singleton(SystemClock)
-    registry = providers.Singleton(load_registry, settings.provided.handler_modules)
+    task_types = providers.Singleton(load_task_types, settings.provided.handler_modules)
     executor = providers.Resource(thread_pool, settings.provided.worker_count)
     # Where a task runs once an attempt of it was lost: a child process of its own.
     sandbox = providers.Singleton(ProcessHandlerSandbox, preload=settings.provided.handler_modules)
@@ -124,7 +124,7 @@ class Container(containers.DeclarativeContainer):
         repository=repository,
         queue=queue,
         clock=clock,
-        registry=registry,
+        task_types=task_types,
         workers=workers,
         limits=limits,
     )
@@ -139,7 +139,7 @@ class Container(containers.DeclarativeContainer):
         repository=repository,
         queue=queue,
         clock=clock,
-        registry=registry,
+        task_types=task_types,
         retry_policy=retry_policy,
         settings=processor_settings,
         executor=executor,

@@ -87,7 +87,7 @@ class TaskProcessor:
         repository: TaskRepository,
         queue: TaskQueue,
         clock: Clock,
-        registry: HandlerRegistry,
+        task_types: HandlerRegistry,
         retry_policy: RetryPolicy,
         settings: ProcessorSettings | None = None,
         executor: Executor | None = None,
@@ -96,7 +96,7 @@ class TaskProcessor:
         self.repository = repository
         self.queue = queue
         self.clock = clock
-        self.registry = registry
+        self.task_types = task_types
         self.retry_policy = retry_policy
         self.settings = settings or ProcessorSettings()
         self.executor = executor
@@ -122,7 +122,7 @@ class TaskProcessor:
         """Decide what happens to ``delivery`` of ``task`` (domain/delivery_rules.py has
         the table), and do it."""
         now = self.clock.now()
-        action = rules.decide(task, delivery, now, self.registry)
+        action = rules.decide(task, delivery, now, self.task_types)
         if isinstance(action, rules.DeadLetterPoison):
             log.warning("undecodable message %s dead-lettered", delivery.message_id)
             await self.queue.dead_letter(delivery, reason="undecodable message body")
@@ -184,7 +184,7 @@ class TaskProcessor:
                 claimed = self._claim(task, now)
                 if not await self._first_write(claimed, task):
                     return Outcome.DEFERRED
-                return await self._run(claimed, self.registry.get(task.type), delivery)
+                return await self._run(claimed, self.task_types.get(task.type), delivery)
             case _:
                 assert_never(action)
 
@@ -211,7 +211,7 @@ class TaskProcessor:
         claimed = self._claim(task, now)
         if not await self._first_write(claimed, task):
             return Outcome.DEFERRED
-        reason = str(UnknownTaskType(task.type, self.registry.names()))
+        reason = str(UnknownTaskType(task.type, self.task_types.names()))
         try:
             failed = claimed.fail(reason, self.clock.now())
             await self.repository.transition(failed, expected=claimed)

@@ -75,14 +75,14 @@ class TaskService:
         repository: TaskRepository,
         queue: TaskQueue,
         clock: Clock,
-        registry: HandlerRegistry,
+        task_types: HandlerRegistry,
         workers: WorkerRegistry,
         limits: Limits | None = None,
     ) -> None:
         self.repository = repository
         self.queue = queue
         self.clock = clock
-        self.registry = registry
+        self.task_types = task_types
         self.workers = workers
         self.limits = limits or Limits()
 
@@ -92,7 +92,7 @@ class TaskService:
     def rules(self) -> SubmissionRules:
         """The submission rules with the limits in force now."""
         return SubmissionRules(
-            self.registry,
+            self.task_types,
             default_max_attempts=self.limits.default_max_attempts,
             max_attempts_limit=self.limits.max_attempts_limit,
             max_queue_delay_seconds=self.limits.max_queue_delay_seconds,

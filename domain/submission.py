@@ -92,7 +92,7 @@ class ValidSubmission:
 class SubmissionRules:
     """What a submission must satisfy, with the bounds in force."""
 
-    registry: HandlerRegistry
+    task_types: HandlerRegistry
     default_max_attempts: int
     max_attempts_limit: int
     max_queue_delay_seconds: int
@@ -106,7 +106,7 @@ class SubmissionRules:
             raise ValidationError("type", "must be a non-empty string")
         check_text("type", request.type)
         check_storable("payload", request.payload)
-        self.registry.get(request.type).validate(request.payload)
+        self.task_types.get(request.type).validate(request.payload)
         check_payload(request.payload)
         max_attempts = self.check_max_attempts(request.max_attempts)
         timeout = self._timeout(request.timeout_seconds)

@@ -86,8 +86,8 @@ async def export_data(payload: JSON) -> JSON:
     return {"export": f"{name}.{fmt}"}
 
 
-def register_builtins(registry: HandlerRegistry) -> HandlerRegistry:
-    registry.add(TaskType("email", send_email, 60.0, validate_email))
-    registry.add(TaskType("image-resize", resize_image, 300.0, validate_image_resize))
-    registry.add(TaskType("data-export", export_data, 900.0, validate_data_export))
-    return registry
+def register_builtins(task_types: HandlerRegistry) -> HandlerRegistry:
+    task_types.add(TaskType("email", send_email, 60.0, validate_email))
+    task_types.add(TaskType("image-resize", resize_image, 300.0, validate_image_resize))
+    task_types.add(TaskType("data-export", export_data, 900.0, validate_data_export))
+    return task_types

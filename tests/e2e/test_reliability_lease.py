@@ -137,18 +137,18 @@ async def test_a_heartbeat_answer_in_flight_when_the_handler_ends_is_not_lost(
     try:
         repo = SqliteTaskRepository(db)
         queue = SqliteTaskQueue(db, clock, max_receive_count=10)
-        registry = HandlerRegistry()
+        task_types = HandlerRegistry()
 
         async def work(payload: Any) -> str:
             await asyncio.sleep(0.3)  # ends while the 0.2 s heartbeat awaits its answer
             return "done"
 
-        registry.add(TaskType("work", work, 10))
+        task_types.add(TaskType("work", work, 10))
         processor = TaskProcessor(
             _SlowAnswerRepository(repo, answer_delay=0.3),
             queue,
             clock,
-            registry,
+            task_types,
             RetryPolicy(base_seconds=0, cap_seconds=0, rng=random.Random(1)),
             ProcessorSettings(visibility_timeout=5, heartbeat_interval=0.2),
         )

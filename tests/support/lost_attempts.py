@@ -23,11 +23,11 @@ class LostAttemptRig:
         self.clock = ManualClock()
         self.repo = InMemoryTaskRepository()
         self.queue = InMemoryTaskQueue(self.clock, max_receive_count=20)
-        self.registry = HandlerRegistry()
+        self.task_types = HandlerRegistry()
         for task_type in task_types:
-            self.registry.add(task_type)
+            self.task_types.add(task_type)
         self.service = TaskService(
-            self.repo, self.queue, self.clock, self.registry, InMemoryWorkerRegistry()
+            self.repo, self.queue, self.clock, self.task_types, InMemoryWorkerRegistry()
         )
         self.sandbox = sandbox
 
@@ -37,7 +37,7 @@ class LostAttemptRig:
             self.repo,
             self.queue,
             self.clock,
-            self.registry,
+            self.task_types,
             RetryPolicy(base_seconds=1, cap_seconds=1, rng=random.Random(7)),
             ProcessorSettings(visibility_timeout=LEASE),
             sandbox=self.sandbox if isolating else None,

@@ -28,9 +28,9 @@ class ProcessingRig:
         self.clock = ManualClock()
         self.repo = InMemoryTaskRepository()
         self.queue = InMemoryTaskQueue(self.clock, max_receive_count=10)
-        self.registry = HandlerRegistry()
+        self.task_types = HandlerRegistry()
         self.service = TaskService(
-            self.repo, self.queue, self.clock, self.registry, InMemoryWorkerRegistry()
+            self.repo, self.queue, self.clock, self.task_types, InMemoryWorkerRegistry()
         )
         self.settings = ProcessorSettings(visibility_timeout=LEASE, heartbeat_interval=heartbeat)
         self.processor = self.new_processor()
@@ -40,13 +40,13 @@ class ProcessingRig:
             self.repo,
             self.queue,
             self.clock,
-            self.registry,
+            self.task_types,
             RetryPolicy(base_seconds=1, cap_seconds=10, rng=random.Random(7)),
             self.settings,
         )
 
     def handler(self, name: str, fn: Any, timeout: float = 60) -> None:
-        self.registry.add(TaskType(name, fn, timeout))
+        self.task_types.add(TaskType(name, fn, timeout))
 
     async def submit(self, task_type: str, payload: Any = None, **options: Any) -> Task:
         return await self.service.submit(SubmitRequest(type=task_type, payload=payload, **options))

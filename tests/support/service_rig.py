@@ -34,13 +34,13 @@ def check_count(payload: JSON) -> None:
         raise ValidationError("payload.n", "must be an integer")
 
 
-def sample_registry() -> HandlerRegistry:
+def sample_task_types() -> HandlerRegistry:
     """The built-in types (email, image-resize, data-export) and two of a team's own:
     ``echo`` takes any payload, ``counted`` validates its payload."""
-    registry = register_builtins(HandlerRegistry())
-    registry.add(TaskType("echo", lambda payload: payload, 5.0))
-    registry.add(TaskType("counted", lambda payload: payload, 5.0, check_count))
-    return registry
+    task_types = register_builtins(HandlerRegistry())
+    task_types.add(TaskType("echo", lambda payload: payload, 5.0))
+    task_types.add(TaskType("counted", lambda payload: payload, 5.0, check_count))
+    return task_types
 
 
 class Rig:
@@ -58,10 +58,10 @@ class Rig:
         self.repository = repository or InMemoryTaskRepository()
         self.queue = queue(self.clock)
         self.workers = InMemoryWorkerRegistry()
-        self.registry = sample_registry()
+        self.task_types = sample_task_types()
         self.limits = limits or Limits()
         self.service = TaskService(
-            self.repository, self.queue, self.clock, self.registry, self.workers, self.limits
+            self.repository, self.queue, self.clock, self.task_types, self.workers, self.limits
         )
 
     def reconciler(self, stale_after: float = STALE_SECONDS, **options: int) -> Reconciler:

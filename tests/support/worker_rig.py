@@ -30,25 +30,25 @@ class WorkerRig:
         self.clock = clock or ManualClock()
         self.repository = repository or InMemoryTaskRepository()
         self.queue = queue or InMemoryTaskQueue(self.clock, max_receive_count=10)
-        self.registry = HandlerRegistry()
+        self.task_types = HandlerRegistry()
         self.service = TaskService(
             self.repository,
             self.queue,
             self.clock,
-            self.registry,
+            self.task_types,
             workers or InMemoryWorkerRegistry(),
         )
         self.processor = TaskProcessor(
             self.repository,
             self.queue,
             self.clock,
-            self.registry,
+            self.task_types,
             RetryPolicy(base_seconds=1, cap_seconds=1, rng=random.Random(7)),
             ProcessorSettings(visibility_timeout=LEASE_SECONDS),
         )
 
     def handler(self, name: str, fn: Any) -> None:
-        self.registry.add(TaskType(name, fn, 60))
+        self.task_types.add(TaskType(name, fn, 60))
 
     async def submit(self, task_type: str, payload: Any = None, **options: Any) -> Task:
         return await self.service.submit(SubmitRequest(type=task_type, payload=payload, **options))

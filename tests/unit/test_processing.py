@@ -265,7 +265,7 @@ async def test_a_task_of_an_unregistered_type_fails_instead_of_looping() -> None
     env = Env()
     env.handler("gone", lambda payload: None)
     task = await env.submit("gone")
-    env.registry = HandlerRegistry()
+    env.task_types = HandlerRegistry()
     env.processor = env.new_processor()
     assert await env.processor.process(await env.receive()) is Outcome.FAILED
     assert "unknown task type" in ((await env.repo.get(task.id)).error or "")

@@ -256,7 +256,7 @@ async def test_a_retry_sends_its_message_ahead_and_a_failed_send_keeps_the_task_
     task = await env.submit("job", max_attempts=1)
     assert await env.processor.process(await env.receive()) is Outcome.FAILED
     queue = DownQueue(env.clock, max_receive_count=10)
-    service = TaskService(env.repo, queue, env.clock, env.registry, env.service.workers)
+    service = TaskService(env.repo, queue, env.clock, env.task_types, env.service.workers)
 
     with pytest.raises(QueueSendFailed):
         await service.retry(task.id)

@@ -10,22 +10,22 @@ from domain.task_types import HandlerRegistry
 
 
 def test_the_register_decorator_adds_sync_and_async_handlers_with_their_timeouts() -> None:
-    registry = HandlerRegistry()
+    task_types = HandlerRegistry()
 
-    @registry.register("sync-type", timeout_seconds=5)
+    @task_types.register("sync-type", timeout_seconds=5)
     def sync_handler(payload: Any) -> Any:
         return payload
 
-    @registry.register("async-type")
+    @task_types.register("async-type")
     async def async_handler(payload: Any) -> Any:
         return payload
 
-    assert registry.names() == ["async-type", "sync-type"]
-    assert registry.get("sync-type").timeout_seconds == 5
-    assert registry.get("async-type").is_async
-    assert not registry.get("sync-type").is_async
+    assert task_types.names() == ["async-type", "sync-type"]
+    assert task_types.get("sync-type").timeout_seconds == 5
+    assert task_types.get("async-type").is_async
+    assert not task_types.get("sync-type").is_async
     with pytest.raises(ValueError):
-        registry.register("bad", timeout_seconds=0)(sync_handler)
+        task_types.register("bad", timeout_seconds=0)(sync_handler)
 
 
 def test_the_former_module_path_still_registers_into_the_same_task_types() -> None:

@@ -21,13 +21,13 @@ class Rig:
         self.repo = InMemoryTaskRepository()
         self.queue = InMemoryTaskQueue(self.clock)
         self.workers = InMemoryWorkerRegistry()
-        self.registry = HandlerRegistry()
-        self.service = TaskService(self.repo, self.queue, self.clock, self.registry, self.workers)
+        self.task_types = HandlerRegistry()
+        self.service = TaskService(self.repo, self.queue, self.clock, self.task_types, self.workers)
         processor = TaskProcessor(
             self.repo,
             self.queue,
             self.clock,
-            self.registry,
+            self.task_types,
             RetryPolicy(base_seconds=0.01, cap_seconds=0.05),
             ProcessorSettings(visibility_timeout=30),
         )
@@ -66,7 +66,7 @@ async def test_the_worker_runs_tasks_concurrently_up_to_its_limit() -> None:
         await asyncio.sleep(0.02)
         running -= 1
 
-    rig.registry.add(TaskType("job", job))
+    rig.task_types.add(TaskType("job", job))
     ids = await rig.submit("job", 50)
     runner = asyncio.create_task(rig.worker.run(rig.stop))
     await rig.wait_until_final(ids)
@@ -88,7 +88,7 @@ async def test_stop_lets_in_flight_tasks_finish_within_the_grace_period() -> Non
         await asyncio.sleep(0.3)
         return "finished"
 
-    rig.registry.add(TaskType("job", job))
+    rig.task_types.add(TaskType("job", job))
     ids = await rig.submit("job", 3)
     runner = asyncio.create_task(rig.worker.run(rig.stop))
     await started.wait()
@@ -105,7 +105,7 @@ async def test_tasks_unfinished_after_the_grace_period_are_released_at_once() ->
         started.set()
         await asyncio.sleep(60)
 
-    rig.registry.add(TaskType("job", job))
+    rig.task_types.add(TaskType("job", job))
     ids = await rig.submit("job", 4)
     runner = asyncio.create_task(rig.worker.run(rig.stop))
     await started.wait()

@@ -9,11 +9,11 @@ import pytest
 from domain.errors import ValidationError
 from domain.models import TaskStatus
 from domain.submission import SubmissionRules, SubmitRequest
-from tests.support.service_rig import sample_registry
+from tests.support.service_rig import sample_task_types
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 RULES = SubmissionRules(
-    sample_registry(),
+    sample_task_types(),
     default_max_attempts=3,
     max_attempts_limit=5,
     max_queue_delay_seconds=900,
