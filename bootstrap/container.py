@@ -104,7 +104,7 @@ class Container(containers.DeclarativeContainer):
 
     # -- readiness: the outcome of the writes the use cases make (domain/health.py) ---
     # While a dependency is failing, /ready probes it: the task store with a write
-    # (a registry heartbeat, removed at once), the queue with its ping.
+    # (a worker heartbeat, removed at once), the queue with its ping.
     write_health = providers.Singleton(
         WriteHealth,
         clock,

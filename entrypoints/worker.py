@@ -34,7 +34,9 @@ class WorkerSettings:
     visibility_timeout: float = 30.0
     poll_wait_seconds: float = float(MAX_LONG_POLL_SECONDS)
     shutdown_grace_seconds: float = 30.0
-    registry_ttl_seconds: float = 30.0
+    worker_ttl_seconds: float = 30.0
+    """How long this worker stays listed among the live workers after its last beat;
+    it beats every third of that."""
     reconcile_interval_seconds: float = 60.0
 
 
@@ -43,7 +45,7 @@ class Worker:
         self,
         processor: TaskProcessor,
         queue: TaskQueue,
-        registry: WorkerRegistry,
+        workers: WorkerRegistry,
         clock: Clock,
         settings: WorkerSettings,
         reconciler: Reconciler | None = None,
@@ -51,7 +53,7 @@ class Worker:
         self.reconciler = reconciler
         self.processor = processor
         self.queue = queue
-        self.registry = registry
+        self.workers = workers
         self.clock = clock
         self.settings = settings
         self.worker_id = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
@@ -75,7 +77,7 @@ class Worker:
                 job.cancel()
             await asyncio.gather(*background, return_exceptions=True)
             with contextlib.suppress(InfrastructureError):
-                await self.registry.remove(self.worker_id)
+                await self.workers.remove(self.worker_id)
             log.info("worker %s stopped", self.worker_id)
 
     async def _receive_until(self, stop: asyncio.Event) -> None:
@@ -156,7 +158,7 @@ class Worker:
             await asyncio.gather(*still_running, return_exceptions=True)
 
     async def _beat_until(self, stop: asyncio.Event) -> None:
-        interval = self.settings.registry_ttl_seconds / 3
+        interval = self.settings.worker_ttl_seconds / 3
         while not stop.is_set():
             info = WorkerInfo(
                 worker_id=self.worker_id,
@@ -169,7 +171,7 @@ class Worker:
                 heartbeat_seconds=interval,
             )
             try:
-                await self.registry.beat(info, ttl_seconds=self.settings.registry_ttl_seconds)
+                await self.workers.beat(info, ttl_seconds=self.settings.worker_ttl_seconds)
             except InfrastructureError as exc:
                 log.warning("worker heartbeat failed: %s", exc)
             await self._sleep_unless(stop, interval)

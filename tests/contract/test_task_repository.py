@@ -215,16 +215,16 @@ def worker(worker_id: str, seen: datetime, heartbeat_seconds: float = 4.0) -> Wo
 async def test_worker_registry_lists_live_workers_until_they_expire(
     repo_harness: RepoHarness,
 ) -> None:
-    registry = repo_harness.workers
-    await registry.beat(worker("w-1", T0), ttl_seconds=30)
-    await registry.beat(worker("w-2", T0 + timedelta(seconds=5)), ttl_seconds=30)
-    live = await registry.live(T0 + timedelta(seconds=5))
+    workers = repo_harness.workers
+    await workers.beat(worker("w-1", T0), ttl_seconds=30)
+    await workers.beat(worker("w-2", T0 + timedelta(seconds=5)), ttl_seconds=30)
+    live = await workers.live(T0 + timedelta(seconds=5))
     assert {w.worker_id for w in live} == {"w-1", "w-2"}
     assert next(w for w in live if w.worker_id == "w-1") == worker("w-1", T0)
-    live = await registry.live(T0 + timedelta(seconds=7))
+    live = await workers.live(T0 + timedelta(seconds=7))
     assert [w.worker_id for w in live] == ["w-2"]
-    await registry.remove("w-2")
-    assert await registry.live(T0 + timedelta(seconds=7)) == []
+    await workers.remove("w-2")
+    assert await workers.live(T0 + timedelta(seconds=7)) == []
 
 
 async def test_a_worker_that_missed_its_heartbeat_is_not_live_though_its_ttl_runs(
@@ -232,15 +232,15 @@ async def test_a_worker_that_missed_its_heartbeat_is_not_live_though_its_ttl_run
 ) -> None:
     """A SIGKILLed worker never removes itself: it stops counting one heartbeat plus a
     margin (half a heartbeat) after its last beat, not when its record's TTL ends."""
-    registry = repo_harness.workers
+    workers = repo_harness.workers
     killed = worker("killed", T0, heartbeat_seconds=10)
-    await registry.beat(killed, ttl_seconds=300)
-    assert await registry.live(T0 + timedelta(seconds=14)) == [killed]
-    assert await registry.live(T0 + timedelta(seconds=16)) == []
+    await workers.beat(killed, ttl_seconds=300)
+    assert await workers.live(T0 + timedelta(seconds=14)) == [killed]
+    assert await workers.live(T0 + timedelta(seconds=16)) == []
     # Beating again brings it back: liveness follows the last heartbeat.
     again = worker("killed", T0 + timedelta(seconds=20), heartbeat_seconds=10)
-    await registry.beat(again, ttl_seconds=300)
-    assert await registry.live(T0 + timedelta(seconds=21)) == [again]
+    await workers.beat(again, ttl_seconds=300)
+    assert await workers.live(T0 + timedelta(seconds=21)) == [again]
 
 
 async def test_an_idempotency_key_stores_one_task(repo_harness: RepoHarness) -> None:

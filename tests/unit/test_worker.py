@@ -32,12 +32,15 @@ class Rig:
             ProcessorSettings(visibility_timeout=30),
         )
         self.worker = Worker(
-            processor,
-            self.queue,
-            self.workers,
-            self.clock,
-            WorkerSettings(
-                concurrency=concurrency, poll_wait_seconds=1, shutdown_grace_seconds=grace
+            processor=processor,
+            queue=self.queue,
+            workers=self.workers,
+            clock=self.clock,
+            settings=WorkerSettings(
+                concurrency=concurrency,
+                poll_wait_seconds=1,
+                shutdown_grace_seconds=grace,
+                worker_ttl_seconds=30,
             ),
         )
         self.stop = asyncio.Event()
@@ -73,6 +76,7 @@ async def test_the_worker_runs_tasks_concurrently_up_to_its_limit() -> None:
     assert peak == 5
     live = await rig.workers.live(rig.clock.now())
     assert [w.concurrency for w in live] == [5]
+    assert [w.heartbeat_seconds for w in live] == [10], "it beats every third of its TTL"
     rig.stop.set()
     await asyncio.wait_for(runner, 5)
     assert all([(await rig.repo.get(i)).status is TaskStatus.COMPLETED for i in ids])
