@@ -10,10 +10,10 @@ from datetime import timedelta
 from domain.errors import (
     ConcurrencyConflict,
     InfrastructureError,
+    InvalidInput,
     QueueSendFailed,
     TaskQueueError,
     TaskStateConflict,
-    ValidationError,
 )
 from domain.limits import (
     DEFAULT_MAX_ATTEMPTS,
@@ -125,7 +125,7 @@ class TaskService:
         raises ``IdempotencyKeyReused``. Sends first, like ``submit``: the message
         sent for a repeat finds no task and is dropped by the worker after its grace."""
         if not key or len(key) > MAX_IDEMPOTENCY_KEY_LENGTH:
-            raise ValidationError(
+            raise InvalidInput(
                 "Idempotency-Key", f"must be 1 to {MAX_IDEMPOTENCY_KEY_LENGTH} characters"
             )
         valid = self.validate_and_build(request)
@@ -146,29 +146,25 @@ class TaskService:
         if valid.queue_delay is not None:  # None: held until due; see Reconciler
             await self._send(valid.task.id, valid.queue_delay)
 
-    async def submit_batch(
-        self, items: Sequence[BatchEntry | ValidationError]
-    ) -> list[SubmitOutcome]:
+    async def submit_batch(self, items: Sequence[BatchEntry | InvalidInput]) -> list[SubmitOutcome]:
         """Submit 1 to ``MAX_BATCH_SIZE`` tasks, one outcome per item, in order.
 
         Every item is validated before anything is stored, and each on its own: valid
         items are created even when others are not. An item the caller could not read is
-        given as its ``ValidationError`` and answered in its place. Due tasks are sent in
+        given as its ``InvalidInput`` and answered in its place. Due tasks are sent in
         batch calls; tasks due past the queue's horizon are only stored (held); an item
         with an idempotency key goes through ``submit_idempotent``.
         """
         if not 1 <= len(items) <= MAX_BATCH_SIZE:
-            raise ValidationError(
-                "tasks", f"must hold 1 to {MAX_BATCH_SIZE} tasks, not {len(items)}"
-            )
+            raise InvalidInput("tasks", f"must hold 1 to {MAX_BATCH_SIZE} tasks, not {len(items)}")
         outcomes: list[SubmitOutcome] = []
         valid: list[tuple[int, _Built]] = []
         for index, item in enumerate(items):
             try:
-                if isinstance(item, ValidationError):
+                if isinstance(item, InvalidInput):
                     raise item
                 built = _Built(item, self.validate_and_build(item.request))
-            except ValidationError as exc:
+            except InvalidInput as exc:
                 outcomes.append(SubmitOutcome(error=exc))
                 continue
             outcomes.append(SubmitOutcome(built.valid.task))
@@ -307,7 +303,7 @@ class TaskService:
         self, status: TaskStatus, *, limit: int = DEFAULT_PAGE_SIZE, cursor: str | None = None
     ) -> Page:
         if not 1 <= limit <= MAX_PAGE_SIZE:
-            raise ValidationError("limit", f"must be between 1 and {MAX_PAGE_SIZE}")
+            raise InvalidInput("limit", f"must be between 1 and {MAX_PAGE_SIZE}")
         return await self.repository.list_by_status(status, limit=limit, cursor=cursor)
 
     async def dead_letter_count(self) -> int:

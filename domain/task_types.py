@@ -22,13 +22,13 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from domain.errors import UnknownTaskType, ValidationError
+from domain.errors import InvalidInput, UnknownTaskType
 from domain.models import JSON
 
 Handler = Callable[[JSON], Any]
 """Takes the payload, returns a JSON result (or an awaitable of one)."""
 Validator = Callable[[JSON], None]
-"""Raises ``ValueError`` (or ``ValidationError``) describing what is wrong."""
+"""Raises ``ValueError`` (or ``InvalidInput``) describing what is wrong."""
 
 DEFAULT_TIMEOUT_SECONDS = 300.0
 
@@ -51,10 +51,10 @@ class TaskType:
             return
         try:
             self.validator(payload)
-        except ValidationError:
+        except InvalidInput:
             raise
         except (ValueError, TypeError) as exc:
-            raise ValidationError("payload", f"invalid payload for {self.name!r}: {exc}") from None
+            raise InvalidInput("payload", f"invalid payload for {self.name!r}: {exc}") from None
 
 
 class HandlerRegistry:

@@ -13,7 +13,7 @@ from typing import Any
 from adapters.clock import ManualClock
 from adapters.handlers.builtin import register_builtins
 from adapters.memory import InMemoryTaskQueue, InMemoryTaskRepository, InMemoryWorkerRegistry
-from domain.errors import TaskNotFound, ValidationError
+from domain.errors import InvalidInput, TaskNotFound
 from domain.models import JSON, Task, TaskStatus, WorkerInfo
 from domain.reconcile import Reconciler
 from domain.services import Limits, SubmitRequest, TaskService
@@ -31,7 +31,7 @@ def check_count(payload: JSON) -> None:
     if "n" not in payload:
         raise ValueError("missing field 'n'")
     if not isinstance(payload["n"], int):
-        raise ValidationError("payload.n", "must be an integer")
+        raise InvalidInput("payload.n", "must be an integer")
 
 
 def sample_task_types() -> HandlerRegistry:

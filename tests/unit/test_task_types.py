@@ -29,8 +29,9 @@ def test_the_register_decorator_adds_sync_and_async_handlers_with_their_timeouts
 
 
 def test_the_former_module_path_still_registers_into_the_same_task_types() -> None:
-    from domain import registry, task_types
+    from domain import registry as former
+    from domain import task_types
 
-    assert registry.task_type is task_types.task_type
-    assert registry.HandlerRegistry is task_types.HandlerRegistry
-    assert registry.default_registry is task_types.default_task_types
+    assert former.task_type is task_types.task_type
+    assert former.HandlerRegistry is task_types.HandlerRegistry
+    assert former.default_registry is task_types.default_task_types

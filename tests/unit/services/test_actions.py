@@ -8,10 +8,10 @@ import pytest
 
 from domain.errors import (
     ConcurrencyConflict,
+    InvalidInput,
     QueueSendFailed,
     TaskNotFound,
     TaskStateConflict,
-    ValidationError,
 )
 from domain.models import Task, TaskStatus
 from domain.services import CANCEL_RETRIES, RETRY_SEND_DELAY_SECONDS, Limits
@@ -184,7 +184,7 @@ async def test_retry_with_a_budget_out_of_range_is_refused_and_changes_nothing(
     task = await rig.in_status(TaskStatus.FAILED)
     await rig.visible()
 
-    with pytest.raises(ValidationError) as info:
+    with pytest.raises(InvalidInput) as info:
         await rig.service.retry(task.id, extra_attempts=budget)
 
     assert info.value.field == "max_attempts"
