@@ -18,7 +18,7 @@ import contextlib
 import enum
 import logging
 from concurrent.futures import Executor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, assert_never
 
@@ -81,28 +81,23 @@ class ProcessorSettings:
         return self.heartbeat_interval or max(0.05, self.visibility_timeout / 3)
 
 
+@dataclass(eq=False)
 class TaskProcessor:
-    def __init__(
-        self,
-        repository: TaskRepository,
-        queue: TaskQueue,
-        clock: Clock,
-        task_types: HandlerRegistry,
-        retry_policy: RetryPolicy,
-        settings: ProcessorSettings | None = None,
-        executor: Executor | None = None,
-        sandbox: HandlerSandbox | None = None,
-    ) -> None:
-        self.repository = repository
-        self.queue = queue
-        self.clock = clock
-        self.task_types = task_types
-        self.retry_policy = retry_policy
-        self.settings = settings or ProcessorSettings()
-        self.executor = executor
-        self.sandbox = sandbox
-        """Runs the attempts of isolated tasks; without one they run in this process."""
-        self.outcomes: dict[Outcome, int] = dict.fromkeys(Outcome, 0)
+    repository: TaskRepository
+    queue: TaskQueue
+    clock: Clock
+    task_types: HandlerRegistry
+    """The handlers of the task types this worker runs."""
+    retry_policy: RetryPolicy
+    settings: ProcessorSettings = field(default_factory=ProcessorSettings)
+    executor: Executor | None = None
+    """Where sync handlers run; None: the event loop's default executor."""
+    sandbox: HandlerSandbox | None = None
+    """Runs the attempts of isolated tasks; without one they run in this process."""
+    outcomes: dict[Outcome, int] = field(
+        init=False, default_factory=lambda: dict.fromkeys(Outcome, 0)
+    )
+    """How many deliveries ended in each outcome."""
 
     async def process(self, delivery: Delivery) -> Outcome:
         outcome = await self._handle(await self._load(delivery), delivery)

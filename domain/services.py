@@ -4,7 +4,7 @@ queries and metrics. What makes a submission valid is in domain/submission.py.""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 
 from domain.errors import (
@@ -69,22 +69,16 @@ class Limits:
             )
 
 
+@dataclass(eq=False)
 class TaskService:
-    def __init__(
-        self,
-        repository: TaskRepository,
-        queue: TaskQueue,
-        clock: Clock,
-        task_types: HandlerRegistry,
-        workers: WorkerRegistry,
-        limits: Limits | None = None,
-    ) -> None:
-        self.repository = repository
-        self.queue = queue
-        self.clock = clock
-        self.task_types = task_types
-        self.workers = workers
-        self.limits = limits or Limits()
+    repository: TaskRepository
+    queue: TaskQueue
+    clock: Clock
+    task_types: HandlerRegistry
+    """The task types a submission may name."""
+    workers: WorkerRegistry
+    """The live workers, for metrics and the workers listing."""
+    limits: Limits = field(default_factory=Limits)
 
     # -- submit ----------------------------------------------------------------------
 

@@ -14,7 +14,8 @@ import logging
 import os
 import socket
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import datetime
 
 from domain.errors import InfrastructureError
 from domain.limits import MAX_LONG_POLL_SECONDS
@@ -40,25 +41,25 @@ class WorkerSettings:
     reconcile_interval_seconds: float = 60.0
 
 
+@dataclass(eq=False)
 class Worker:
-    def __init__(
-        self,
-        processor: TaskProcessor,
-        queue: TaskQueue,
-        workers: WorkerRegistry,
-        clock: Clock,
-        settings: WorkerSettings,
-        reconciler: Reconciler | None = None,
-    ) -> None:
-        self.reconciler = reconciler
-        self.processor = processor
-        self.queue = queue
-        self.workers = workers
-        self.clock = clock
-        self.settings = settings
-        self.worker_id = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-        self.started_at = clock.now()
-        self._in_flight: set[asyncio.Task[object]] = set()
+    processor: TaskProcessor
+    queue: TaskQueue
+    workers: WorkerRegistry
+    """Where this worker beats while it runs, and is removed from when it stops."""
+    clock: Clock
+    settings: WorkerSettings
+    reconciler: Reconciler | None = None
+    """Run every ``settings.reconcile_interval_seconds`` alongside, when given."""
+    worker_id: str = field(
+        init=False,
+        default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}",
+    )
+    started_at: datetime = field(init=False)
+    _in_flight: set[asyncio.Task[object]] = field(init=False, default_factory=set)
+
+    def __post_init__(self) -> None:
+        self.started_at = self.clock.now()
 
     @property
     def in_flight(self) -> int:
