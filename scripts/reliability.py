@@ -38,7 +38,8 @@ from tests.e2e.test_reliability_poison import (  # noqa: E402
     send_raw_sqs,
 )
 from tests.e2e.test_reliability_shutdown import run_graceful_shutdown  # noqa: E402
-from tests.support.processes import MotoServer, ScenarioResult, aws_env, sqlite_env  # noqa: E402
+from tests.support.processes import MotoServer, aws_env, sqlite_env  # noqa: E402
+from tests.support.scenarios import ScenarioResult  # noqa: E402
 
 Scenario = Callable[[Path, str], ScenarioResult]
 
