@@ -119,14 +119,10 @@ class Container(containers.DeclarativeContainer):
     queue = providers.Singleton(WriteTracking, backend_queue, write_health, "queue", QUEUE_WRITES)
 
     # -- use cases -------------------------------------------------------------------
+    # What every use case works on (the providers above, so overriding them reaches all).
+    _engine = {"repository": repository, "queue": queue, "clock": clock}
     task_service = providers.Singleton(
-        TaskService,
-        repository=repository,
-        queue=queue,
-        clock=clock,
-        task_types=task_types,
-        workers=workers,
-        limits=limits,
+        TaskService, **_engine, task_types=task_types, workers=workers, limits=limits
     )
     processor_settings = providers.Singleton(
         ProcessorSettings,
@@ -136,9 +132,7 @@ class Container(containers.DeclarativeContainer):
     )
     processor = providers.Factory(
         TaskProcessor,
-        repository=repository,
-        queue=queue,
-        clock=clock,
+        **_engine,
         task_types=task_types,
         retry_policy=retry_policy,
         settings=processor_settings,
@@ -147,9 +141,7 @@ class Container(containers.DeclarativeContainer):
     )
     reconciler = providers.Factory(
         Reconciler,
-        repository=repository,
-        queue=queue,
-        clock=clock,
+        **_engine,
         stale_after_seconds=settings.provided.reconcile_stale_after_seconds,
         horizon_seconds=settings.provided.max_queue_delay_seconds,
     )

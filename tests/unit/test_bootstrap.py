@@ -22,6 +22,7 @@ def test_memory_backend_selects_the_memory_adapters() -> None:
     assert isinstance(container.backend_queue(), InMemoryTaskQueue)
     # One repository per container: the API and the worker share it.
     assert container.processor().repository is service.repository
+    assert container.reconciler().queue is service.queue
 
 
 def test_each_container_has_its_own_state() -> None:
