@@ -173,6 +173,20 @@ def exception_handlers() -> dict[type[Exception], ExceptionHandler]:
     return dict.fromkeys(HANDLED, handle_error)
 
 
+class TrackedSend:
+    """``send``, noting whether the response has started: once it has, an error can
+    no longer be answered with a response of its own."""
+
+    def __init__(self, send: Send) -> None:
+        self._send = send
+        self.started = False
+
+    async def __call__(self, message: Message) -> None:
+        if message["type"] == "http.response.start":
+            self.started = True
+        await self._send(message)
+
+
 class CatchAllMiddleware:
     """Last resort: an unexpected exception becomes a logged JSON 500.
 
@@ -187,16 +201,9 @@ class CatchAllMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        started = False
-
-        async def tracking_send(message: Message) -> None:
-            nonlocal started
-            if message["type"] == "http.response.start":
-                started = True
-            await send(message)
-
+        tracked = TrackedSend(send)
         try:
-            await self.app(scope, receive, tracking_send)
+            await self.app(scope, receive, tracked)
         except Exception as exc:
             logger.error(
                 "unhandled %s on %s %s\n%s",
@@ -205,6 +212,6 @@ class CatchAllMiddleware:
                 scope.get("path"),
                 "".join(traceback.format_tb(exc.__traceback__)),
             )
-            if started:
+            if tracked.started:
                 raise
             await error_response(500, "internal error")(scope, receive, send)
