@@ -10,6 +10,7 @@ from typing import Any
 from adapters.clock import ManualClock
 from adapters.memory import InMemoryTaskQueue, InMemoryTaskRepository, InMemoryWorkerRegistry
 from domain.models import Delivery, Task
+from domain.ports import HandlerSandbox, TaskQueue, TaskRepository
 from domain.processing import Outcome, ProcessorSettings, TaskProcessor
 from domain.retry import RetryPolicy
 from domain.services import SubmitRequest, TaskService
@@ -17,6 +18,22 @@ from domain.task_types import HandlerRegistry, TaskType
 
 LEASE = 30.0
 """The visibility timeout of every receive: the lease of an attempt, in seconds."""
+
+
+def seeded_processor(
+    repo: TaskRepository,
+    queue: TaskQueue,
+    clock: ManualClock,
+    task_types: HandlerRegistry,
+    settings: ProcessorSettings,
+    *,
+    retry_cap: float = 1,
+    sandbox: HandlerSandbox | None = None,
+) -> TaskProcessor:
+    """A processor whose retries wait 1 s (at most ``retry_cap``), jittered by a seeded
+    generator, so a test knows when a retry is due."""
+    retry = RetryPolicy(base_seconds=1, cap_seconds=retry_cap, rng=random.Random(7))
+    return TaskProcessor(repo, queue, clock, task_types, retry, settings, sandbox=sandbox)
 
 
 class ProcessingRig:
@@ -36,13 +53,8 @@ class ProcessingRig:
         self.processor = self.new_processor()
 
     def new_processor(self) -> TaskProcessor:
-        return TaskProcessor(
-            self.repo,
-            self.queue,
-            self.clock,
-            self.task_types,
-            RetryPolicy(base_seconds=1, cap_seconds=10, rng=random.Random(7)),
-            self.settings,
+        return seeded_processor(
+            self.repo, self.queue, self.clock, self.task_types, self.settings, retry_cap=10
         )
 
     def handler(self, name: str, fn: Any, timeout: float = 60) -> None:
