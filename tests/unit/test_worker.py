@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from adapters.clock import SystemClock
@@ -45,6 +46,13 @@ class Rig:
         )
         self.stop = asyncio.Event()
 
+    async def start(self, job: Any, n: int) -> tuple[list[str], asyncio.Task[None]]:
+        """Submit ``n`` tasks that run ``job`` and start the worker: their ids, and the
+        running worker."""
+        self.task_types.add(TaskType("job", job))
+        ids = await self.submit("job", n)
+        return ids, asyncio.create_task(self.worker.run(self.stop))
+
     async def submit(self, task_type: str, n: int) -> list[str]:
         tasks = [await self.service.submit(SubmitRequest(type=task_type)) for _ in range(n)]
         return [t.id for t in tasks]
@@ -69,9 +77,7 @@ async def test_the_worker_runs_tasks_concurrently_up_to_its_limit() -> None:
         await asyncio.sleep(0.02)
         running -= 1
 
-    rig.task_types.add(TaskType("job", job))
-    ids = await rig.submit("job", 50)
-    runner = asyncio.create_task(rig.worker.run(rig.stop))
+    ids, runner = await rig.start(job, 50)
     await rig.wait_until_final(ids)
     assert peak == 5
     live = await rig.workers.live(rig.clock.now())
@@ -83,18 +89,21 @@ async def test_the_worker_runs_tasks_concurrently_up_to_its_limit() -> None:
     assert await rig.workers.live(rig.clock.now()) == [], "a stopped worker deregisters"
 
 
-async def test_stop_lets_in_flight_tasks_finish_within_the_grace_period() -> None:
-    rig = Rig(concurrency=3, grace=5)
-    started = asyncio.Event()
+def sleeper(seconds: float, started: asyncio.Event) -> Callable[[Any], Awaitable[str]]:
+    """A handler that sets ``started``, then sleeps ``seconds``."""
 
     async def job(payload: Any) -> str:
         started.set()
-        await asyncio.sleep(0.3)
+        await asyncio.sleep(seconds)
         return "finished"
 
-    rig.task_types.add(TaskType("job", job))
-    ids = await rig.submit("job", 3)
-    runner = asyncio.create_task(rig.worker.run(rig.stop))
+    return job
+
+
+async def test_stop_lets_in_flight_tasks_finish_within_the_grace_period() -> None:
+    rig = Rig(concurrency=3, grace=5)
+    started = asyncio.Event()
+    ids, runner = await rig.start(sleeper(0.3, started), 3)
     await started.wait()
     rig.stop.set()
     await asyncio.wait_for(runner, 5)
@@ -104,14 +113,7 @@ async def test_stop_lets_in_flight_tasks_finish_within_the_grace_period() -> Non
 async def test_tasks_unfinished_after_the_grace_period_are_released_at_once() -> None:
     rig = Rig(concurrency=2, grace=0.2)
     started = asyncio.Event()
-
-    async def job(payload: Any) -> None:
-        started.set()
-        await asyncio.sleep(60)
-
-    rig.task_types.add(TaskType("job", job))
-    ids = await rig.submit("job", 4)
-    runner = asyncio.create_task(rig.worker.run(rig.stop))
+    ids, runner = await rig.start(sleeper(60, started), 4)
     await started.wait()
     await asyncio.sleep(0.05)
     rig.stop.set()
