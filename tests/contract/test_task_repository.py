@@ -9,6 +9,7 @@ import pytest
 
 from domain.errors import ConcurrencyConflict, InvalidCursor, TaskAlreadyExists, TaskNotFound
 from domain.models import Task, TaskStatus, WorkerInfo
+from domain.ports import TaskRepository
 from tests.support.backends import RepoHarness
 
 T0 = datetime(2026, 3, 1, 12, 0, 0, 123456, tzinfo=UTC)
@@ -16,6 +17,15 @@ T0 = datetime(2026, 3, 1, 12, 0, 0, 123456, tzinfo=UTC)
 
 def make_task(n: int = 0, *, payload: object = "user@example.com") -> Task:
     return Task.create("email", payload, T0 + timedelta(seconds=n), max_attempts=3)
+
+
+async def stored_and_claimed(repo: TaskRepository, lease_token: str) -> tuple[Task, Task]:
+    """A task stored, then claimed at T0 with ``lease_token``: as added, and as claimed."""
+    task = make_task()
+    await repo.add(task)
+    claimed = task.claim(lease_token, T0, 30)
+    await repo.transition(claimed, expected=task)
+    return task, claimed
 
 
 async def test_add_then_get_round_trips_every_field(repo_harness: RepoHarness) -> None:
@@ -44,10 +54,7 @@ async def test_add_then_get_round_trips_every_field(repo_harness: RepoHarness) -
 
 async def test_a_lost_attempt_and_the_isolated_flag_round_trip(repo_harness: RepoHarness) -> None:
     repo = repo_harness.repository
-    task = make_task()
-    await repo.add(task)
-    claimed = task.claim("lease-1", T0, 30)
-    await repo.transition(claimed, expected=task)
+    task, claimed = await stored_and_claimed(repo, "lease-1")
     # Its worker died: a new worker takes over, and the task runs isolated from now on.
     taken = claimed.take_over("lease-2", T0 + timedelta(seconds=31), 30)
     await repo.transition(taken, expected=claimed)
@@ -73,10 +80,7 @@ async def test_get_unknown_id_raises_not_found(repo_harness: RepoHarness) -> Non
 
 async def test_transition_from_a_stale_version_is_a_conflict(repo_harness: RepoHarness) -> None:
     repo = repo_harness.repository
-    task = make_task()
-    await repo.add(task)
-    first = task.claim("lease-a", T0, 30)
-    await repo.transition(first, expected=task)
+    task, first = await stored_and_claimed(repo, "lease-a")
     with pytest.raises(ConcurrencyConflict):
         await repo.transition(task.claim("lease-b", T0, 30), expected=task)
     assert (await repo.get(task.id)).lease_token == "lease-a"
