@@ -27,7 +27,7 @@ from domain.health import WriteHealth, store_probe
 from domain.processing import ProcessorSettings, TaskProcessor
 from domain.reconcile import Reconciler
 from domain.retry import RetryPolicy
-from domain.services import Limits, TaskService
+from domain.services import SubmissionLimits, TaskService
 from domain.task_types import HandlerRegistry, default_task_types
 
 
@@ -69,8 +69,8 @@ class Container(containers.DeclarativeContainer):
         base_seconds=settings.provided.retry_base_seconds,
         cap_seconds=settings.provided.retry_cap_seconds,
     )
-    limits = providers.Singleton(
-        Limits,
+    submission_limits = providers.Singleton(
+        SubmissionLimits,
         default_max_attempts=settings.provided.default_max_attempts,
         max_attempts_limit=settings.provided.max_attempts_limit,
         idempotency_window_seconds=settings.provided.idempotency_window_seconds,
@@ -122,7 +122,7 @@ class Container(containers.DeclarativeContainer):
     # What every use case works on (the providers above, so overriding them reaches all).
     _engine = {"repository": repository, "queue": queue, "clock": clock}
     task_service = providers.Singleton(
-        TaskService, **_engine, task_types=task_types, workers=workers, limits=limits
+        TaskService, **_engine, task_types=task_types, workers=workers, limits=submission_limits
     )
     processor_settings = providers.Singleton(
         ProcessorSettings,

@@ -51,7 +51,10 @@ class _Built:
 
 
 @dataclass(frozen=True)
-class Limits:
+class SubmissionLimits:
+    """The bounds a submission (and an operator's retry) is held to, from settings.
+    The fixed quotas they must stay within are in domain/limits.py."""
+
     default_max_attempts: int = DEFAULT_MAX_ATTEMPTS
     max_attempts_limit: int = DEFAULT_MAX_ATTEMPTS_LIMIT
     """At most max_receive_count - 1, so the worker fails an exhausted task before the
@@ -78,12 +81,12 @@ class TaskService:
     """The task types a submission may name."""
     workers: WorkerRegistry
     """The live workers, for metrics and the workers listing."""
-    limits: Limits = field(default_factory=Limits)
+    limits: SubmissionLimits = field(default_factory=SubmissionLimits)
 
     # -- submit ----------------------------------------------------------------------
 
     @property
-    def rules(self) -> SubmissionRules:
+    def submission_rules(self) -> SubmissionRules:
         """The submission rules with the limits in force now."""
         return SubmissionRules(
             self.task_types,
@@ -96,7 +99,7 @@ class TaskService:
 
     def validate_and_build(self, request: SubmitRequest) -> ValidSubmission:
         """``request`` checked against the rules, and its task (not yet stored)."""
-        return self.rules.validate_and_build(request, self.clock.now())
+        return self.submission_rules.validate_and_build(request, self.clock.now())
 
     async def submit(self, request: SubmitRequest) -> Task:
         """Enqueue the task, then store it (PENDING); return it once stored.
@@ -232,7 +235,7 @@ class TaskService:
     async def retry(self, task_id: str, *, extra_attempts: int | None = None) -> Task:
         """A FAILED task gets a new attempt budget and is enqueued again; its attempts
         and last error are kept."""
-        budget = self.rules.check_max_attempts(extra_attempts)
+        budget = self.submission_rules.check_max_attempts(extra_attempts)
         task = await self.repository.get(task_id)
         if task.status is not TaskStatus.FAILED:
             raise TaskStateConflict(task_id, task.status.value, "retry (only FAILED tasks)")

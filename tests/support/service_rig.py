@@ -16,7 +16,7 @@ from adapters.memory import InMemoryTaskQueue, InMemoryTaskRepository, InMemoryW
 from domain.errors import InvalidInput, TaskNotFound
 from domain.models import JSON, Task, TaskStatus, WorkerInfo
 from domain.reconcile import Reconciler
-from domain.services import Limits, SubmitRequest, TaskService
+from domain.services import SubmissionLimits, SubmitRequest, TaskService
 from domain.task_types import HandlerRegistry, TaskType
 
 LEASE_SECONDS = 30.0
@@ -52,14 +52,14 @@ class Rig:
         *,
         repository: InMemoryTaskRepository | None = None,
         queue: Callable[[ManualClock], InMemoryTaskQueue] = InMemoryTaskQueue,
-        limits: Limits | None = None,
+        limits: SubmissionLimits | None = None,
     ) -> None:
         self.clock = ManualClock()
         self.repository = repository or InMemoryTaskRepository()
         self.queue = queue(self.clock)
         self.workers = InMemoryWorkerRegistry()
         self.task_types = sample_task_types()
-        self.limits = limits or Limits()
+        self.limits = limits or SubmissionLimits()
         self.service = TaskService(
             self.repository, self.queue, self.clock, self.task_types, self.workers, self.limits
         )

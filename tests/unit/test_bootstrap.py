@@ -46,7 +46,7 @@ def test_an_override_of_task_types_reaches_every_use_case() -> None:
     with container.task_types.override(providers.Object(only_echo)):
         assert container.task_service().task_types is only_echo
         assert container.processor().task_types is only_echo
-        assert container.task_service().rules.task_types is only_echo
+        assert container.task_service().submission_rules.task_types is only_echo
 
 
 def test_original_environment_names_are_read(monkeypatch: object) -> None:

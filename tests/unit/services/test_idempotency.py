@@ -11,7 +11,7 @@ import pytest
 from domain.errors import IdempotencyKeyReused, InfrastructureError, InvalidInput
 from domain.limits import MAX_IDEMPOTENCY_KEY_LENGTH
 from domain.models import TaskStatus
-from domain.services import Limits, SubmitRequest
+from domain.services import SubmissionLimits, SubmitRequest
 from tests.support.service_fakes import UnreachableQueue
 from tests.support.service_rig import EMAIL, Rig
 
@@ -113,7 +113,7 @@ async def test_an_invalid_request_does_not_claim_its_key() -> None:
 
 
 async def test_the_key_is_forgotten_after_the_window() -> None:
-    rig = Rig(limits=Limits(idempotency_window_seconds=WINDOW))
+    rig = Rig(limits=SubmissionLimits(idempotency_window_seconds=WINDOW))
     first, _ = await rig.service.submit_idempotent(EMAIL, "k")
 
     await rig.clock.advance(WINDOW - 1)
@@ -127,7 +127,7 @@ async def test_the_key_is_forgotten_after_the_window() -> None:
 
 
 async def test_after_the_window_the_key_may_carry_another_request() -> None:
-    rig = Rig(limits=Limits(idempotency_window_seconds=WINDOW))
+    rig = Rig(limits=SubmissionLimits(idempotency_window_seconds=WINDOW))
     await rig.service.submit_idempotent(EMAIL, "k")
     await rig.clock.advance(WINDOW)
 

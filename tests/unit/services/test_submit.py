@@ -17,7 +17,7 @@ from domain.errors import (
 )
 from domain.limits import MAX_DELAY_SECONDS, MAX_QUEUE_DELAY_SECONDS, MAX_TIMEOUT_SECONDS
 from domain.models import TaskStatus
-from domain.services import Limits, SubmitRequest
+from domain.services import SubmissionLimits, SubmitRequest
 from tests.support.service_fakes import FullRepository, UnreachableQueue
 from tests.support.service_rig import Rig
 
@@ -62,7 +62,7 @@ async def test_the_payload_is_stored_exactly_unicode_included() -> None:
 
 
 async def test_the_limits_set_the_default_and_the_most_attempts() -> None:
-    rig = Rig(limits=Limits(default_max_attempts=7, max_attempts_limit=9))
+    rig = Rig(limits=SubmissionLimits(default_max_attempts=7, max_attempts_limit=9))
 
     assert (await rig.submit()).max_attempts == 7
     assert (await rig.submit(max_attempts=9)).max_attempts == 9
