@@ -35,7 +35,7 @@ from domain.errors import (
     PermanentTaskError,
 )
 from domain.models import JSON
-from domain.registry import TaskType
+from domain.task_types import TaskType
 
 START_METHOD: Final = "forkserver"
 """Never "fork": the worker has threads and an event loop a forked child would inherit."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 
 from domain.models import JSON
-from domain.registry import task_type
+from domain.task_types import task_type
 
 
 @task_type("noop")

@@ -16,9 +16,9 @@ from adapters.clock import SystemClock
 from adapters.memory import InMemoryTaskQueue, InMemoryTaskRepository, InMemoryWorkerRegistry
 from domain.models import TaskStatus
 from domain.processing import ProcessorSettings, TaskProcessor
-from domain.registry import HandlerRegistry, TaskType
 from domain.retry import RetryPolicy
 from domain.services import SubmitRequest, TaskService
+from domain.task_types import HandlerRegistry, TaskType
 from entrypoints.worker import Worker, WorkerSettings
 
 
@@ -30,12 +30,12 @@ async def run(n: int, concurrency: int) -> dict[str, float]:
     clock = SystemClock()
     repo = InMemoryTaskRepository()
     queue = InMemoryTaskQueue(clock)
-    registry = HandlerRegistry()
-    registry.add(TaskType("noop", noop))
+    task_types = HandlerRegistry()
+    task_types.add(TaskType("noop", noop))
     workers = InMemoryWorkerRegistry()
-    service = TaskService(repo, queue, clock, registry, workers)
+    service = TaskService(repo, queue, clock, task_types, workers)
     processor = TaskProcessor(
-        repo, queue, clock, registry, RetryPolicy(), ProcessorSettings(visibility_timeout=60)
+        repo, queue, clock, task_types, RetryPolicy(), ProcessorSettings(visibility_timeout=60)
     )
     worker = Worker(
         processor,

@@ -35,7 +35,7 @@ from benchmarks import (
     original_loop,
     reads,
 )
-from benchmarks.common import ROOT, moto_server
+from benchmarks.common import ROOT, cpu_model, moto_server
 
 
 @dataclass(frozen=True)
@@ -102,14 +102,7 @@ def _median(runs: list[dict[str, Any]], key: str) -> dict[str, Any]:
 
 
 def machine() -> dict[str, Any]:
-    cpu = platform.processor() or "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    cpu = cpu_model(platform.processor() or "unknown")
     memory = "unknown"
     try:
         kib = int(Path("/proc/meminfo").read_text().split()[1])

@@ -32,12 +32,12 @@ from bootstrap.settings import Settings
 from domain.health import WriteHealth, store_probe
 from domain.processing import ProcessorSettings, TaskProcessor
 from domain.reconcile import Reconciler
-from domain.registry import HandlerRegistry, default_registry
 from domain.retry import RetryPolicy
-from domain.services import Limits, TaskService
+from domain.services import SubmissionLimits, TaskService
+from domain.task_types import HandlerRegistry, default_task_types
 
 
-def load_registry(handler_modules: list[str]) -> HandlerRegistry:
+def load_task_types(handler_modules: list[str]) -> HandlerRegistry:
     """The built-in types plus every type the ``TASKQ_HANDLERS`` modules register.
 
     Modules are found among the installed packages and, as ``python -m`` and uvicorn
@@ -48,12 +48,12 @@ def load_registry(handler_modules: list[str]) -> HandlerRegistry:
         sys.path.insert(0, os.getcwd())
     for module in handler_modules:
         try:
-            importlib.import_module(module)  # registers into default_registry on import
+            importlib.import_module(module)  # registers into default_task_types on import
         except ImportError as exc:
             raise ImportError(
                 f"TASKQ_HANDLERS names {module!r}, which cannot be imported: {exc}"
             ) from exc
-    return register_builtins(default_registry.copy())
+    return register_builtins(default_task_types.copy())
 
 
 def thread_pool(max_workers: int) -> Iterator[ThreadPoolExecutor]:
@@ -66,7 +66,7 @@ class Container(containers.DeclarativeContainer):
     settings = providers.Singleton(Settings)
 
     clock = providers.Singleton(SystemClock)
-    registry = providers.Singleton(load_registry, settings.provided.handler_modules)
+    task_types = providers.Singleton(load_task_types, settings.provided.handler_modules)
     executor = providers.Resource(thread_pool, settings.provided.worker_count)
     # Where a task runs once an attempt of it was lost: a child process of its own.
     sandbox = providers.Singleton(ProcessHandlerSandbox, preload=settings.provided.handler_modules)
@@ -75,8 +75,8 @@ class Container(containers.DeclarativeContainer):
         base_seconds=settings.provided.retry_base_seconds,
         cap_seconds=settings.provided.retry_cap_seconds,
     )
-    limits = providers.Singleton(
-        Limits,
+    submission_limits = providers.Singleton(
+        SubmissionLimits,
         default_max_attempts=settings.provided.default_max_attempts,
         max_attempts_limit=settings.provided.max_attempts_limit,
         idempotency_window_seconds=settings.provided.idempotency_window_seconds,
@@ -115,7 +115,7 @@ class Container(containers.DeclarativeContainer):
 
     # -- readiness: the outcome of the writes the use cases make (domain/health.py) ---
     # While a dependency is failing, /ready probes it: the task store with a write
-    # (a registry heartbeat, removed at once), the queue with its ping.
+    # (a worker heartbeat, removed at once), the queue with its ping.
     write_health = providers.Singleton(
         WriteHealth,
         clock,
@@ -130,14 +130,10 @@ class Container(containers.DeclarativeContainer):
     queue = providers.Singleton(WriteTracking, backend_queue, write_health, "queue", QUEUE_WRITES)
 
     # -- use cases -------------------------------------------------------------------
+    # What every use case works on (the providers above, so overriding them reaches all).
+    _engine = {"repository": repository, "queue": queue, "clock": clock}
     task_service = providers.Singleton(
-        TaskService,
-        repository=repository,
-        queue=queue,
-        clock=clock,
-        registry=registry,
-        workers=workers,
-        limits=limits,
+        TaskService, **_engine, task_types=task_types, workers=workers, limits=submission_limits
     )
     processor_settings = providers.Singleton(
         ProcessorSettings,
@@ -147,10 +143,8 @@ class Container(containers.DeclarativeContainer):
     )
     processor = providers.Factory(
         TaskProcessor,
-        repository=repository,
-        queue=queue,
-        clock=clock,
-        registry=registry,
+        **_engine,
+        task_types=task_types,
         retry_policy=retry_policy,
         settings=processor_settings,
         executor=executor,
@@ -158,9 +152,7 @@ class Container(containers.DeclarativeContainer):
     )
     reconciler = providers.Factory(
         Reconciler,
-        repository=repository,
-        queue=queue,
-        clock=clock,
+        **_engine,
         stale_after_seconds=settings.provided.reconcile_stale_after_seconds,
         horizon_seconds=settings.provided.max_queue_delay_seconds,
     )

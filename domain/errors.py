@@ -6,13 +6,19 @@ them to status codes in one place (``entrypoints/http/errors.py``).
 
 from __future__ import annotations
 
+import warnings
+from typing import TYPE_CHECKING
+
 
 class TaskQueueError(Exception):
     """Base of every error the engine raises on purpose."""
 
 
-class ValidationError(TaskQueueError):
-    """Input that cannot be accepted. ``field`` names the offending input."""
+class InvalidInput(TaskQueueError):
+    """Input that cannot be accepted (422). ``field`` names the offending input.
+
+    Formerly ``ValidationError``: that name still works, with a ``DeprecationWarning``,
+    and was renamed so that it is never confused with pydantic's ``ValidationError``."""
 
     def __init__(self, field: str, message: str) -> None:
         self.field = field
@@ -20,7 +26,7 @@ class ValidationError(TaskQueueError):
         super().__init__(f"{field}: {message}")
 
 
-class UnknownTaskType(ValidationError):
+class UnknownTaskType(InvalidInput):
     def __init__(self, task_type: str, known: list[str]) -> None:
         self.task_type = task_type
         super().__init__(
@@ -107,7 +113,7 @@ class QueueSendFailed(InfrastructureError):
         super().__init__("queue", f"task {which} not enqueued: {detail}")
 
 
-class InvalidCursor(ValidationError):
+class InvalidCursor(InvalidInput):
     """A pagination cursor the store did not make. ``reason`` says what gave it away."""
 
     def __init__(self, reason: str = "") -> None:
@@ -165,3 +171,19 @@ class HandlerNotIsolatable(PermanentTaskError):
             f"the {task_type!r} handler cannot run isolated in a child process ({detail}); "
             "register a module-level function"
         )
+
+
+if TYPE_CHECKING:
+    ValidationError = InvalidInput
+    """Deprecated: the former name of ``InvalidInput``."""
+else:
+
+    def __getattr__(name: str) -> object:
+        if name == "ValidationError":
+            warnings.warn(
+                "domain.errors.ValidationError is deprecated: use domain.errors.InvalidInput",
+                DeprecationWarning,
+                stacklevel=2,
+            )
+            return InvalidInput
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import re
 
-from domain.errors import ValidationError
+from domain.errors import InvalidInput
 from domain.limits import MAX_PAYLOAD_DEPTH
 from domain.models import JSON
 
@@ -34,7 +34,7 @@ def child_path(path: str, key: str | int) -> str:
 
 
 def check_text(path: str, value: JSON) -> None:
-    """Raise ``ValidationError`` naming the path of the first string or key of ``value``
+    """Raise ``InvalidInput`` naming the path of the first string or key of ``value``
     that holds a lone surrogate. Iterative: no depth of nesting can exhaust the stack."""
     stack: list[tuple[str, JSON]] = [(path, value)]
     while stack:
@@ -50,7 +50,7 @@ def check_text(path: str, value: JSON) -> None:
 
 
 def check_depth(path: str, value: JSON, limit: int = MAX_PAYLOAD_DEPTH) -> None:
-    """Raise ``ValidationError`` if ``value`` nests lists/objects deeper than ``limit``."""
+    """Raise ``InvalidInput`` if ``value`` nests lists/objects deeper than ``limit``."""
     stack: list[tuple[JSON, int]] = [(value, 0)]
     while stack:
         item, depth = stack.pop()
@@ -62,7 +62,7 @@ def check_depth(path: str, value: JSON, limit: int = MAX_PAYLOAD_DEPTH) -> None:
         else:
             continue
         if depth + 1 > limit:
-            raise ValidationError(path, f"nested deeper than {limit} levels")
+            raise InvalidInput(path, f"nested deeper than {limit} levels")
         stack.extend((child, depth + 1) for child in children)
 
 
@@ -75,7 +75,7 @@ def check_storable(path: str, value: JSON) -> None:
 def _check_string(path: str, text: str, what: str) -> None:
     escaped = lone_surrogate(text)
     if escaped is not None:
-        raise ValidationError(
+        raise InvalidInput(
             path or "body",
             f"{what}holds a lone surrogate ({escaped}): not valid Unicode, so it cannot be "
             "stored; send surrogates only as pairs",

@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING
 
-from domain.errors import ResultTooLarge, ValidationError
+from domain.errors import InvalidInput, ResultTooLarge
 
 if TYPE_CHECKING:
     from domain.models import JSON
@@ -154,10 +154,10 @@ def _over(value: JSON) -> int | None:
 
 
 def check_payload(payload: JSON) -> None:
-    """Raise ``ValidationError`` naming the limit when ``payload`` is too large."""
+    """Raise ``InvalidInput`` naming the limit when ``payload`` is too large."""
     size = _over(payload)
     if size is not None:
-        raise ValidationError(
+        raise InvalidInput(
             "payload",
             f"is {size:,} bytes as JSON; at most {MAX_TASK_DATA_BYTES:,} are accepted ({SOURCE})",
         )

@@ -144,6 +144,18 @@ class Task:
             self, status=target, updated_at=now, version=self.version + 1, held=False, **changes
         )
 
+    def _unleased(self, target: TaskStatus, now: datetime, **changes: Any) -> Task:
+        """A move to ``target`` that ends the current attempt's lease."""
+        return self._to(target, now, lease_token=None, lease_expires_at=None, **changes)
+
+    def _attempt_failed(
+        self, target: TaskStatus, error: str, now: datetime, **changes: Any
+    ) -> Task:
+        """A failed attempt, recorded: its error and one more retry counted."""
+        return self._unleased(
+            target, now, error=truncate_error(error), retry_count=self.retry_count + 1, **changes
+        )
+
     def claim(self, lease_token: str, now: datetime, lease_seconds: float) -> Task:
         """PENDING -> PROCESSING, one more attempt. (A worker taking over a PROCESSING
         task whose lease expired calls ``take_over``, which settles the lost attempt.)"""
@@ -171,7 +183,7 @@ class Task:
         if self.cancel_requested:
             return self.cancel(now)
         if not self.isolated:
-            return self._to(
+            return self._unleased(
                 TaskStatus.PENDING,
                 now,
                 attempts=max(0, self.attempts - 1),
@@ -181,8 +193,6 @@ class Task:
                     "was killed, perhaps by another task); not counted, the next attempt "
                     "runs isolated"
                 ),
-                lease_token=None,
-                lease_expires_at=None,
             )
         lost = (
             f"attempt {self.attempts} of {self.max_attempts} lost: lease expired (the "
@@ -212,25 +222,10 @@ class Task:
         )
 
     def complete(self, result: JSON, now: datetime) -> Task:
-        return self._to(
-            TaskStatus.COMPLETED,
-            now,
-            result=result,
-            finished_at=now,
-            lease_token=None,
-            lease_expires_at=None,
-        )
+        return self._unleased(TaskStatus.COMPLETED, now, result=result, finished_at=now)
 
     def fail(self, error: str, now: datetime) -> Task:
-        return self._to(
-            TaskStatus.FAILED,
-            now,
-            error=truncate_error(error),
-            retry_count=self.retry_count + 1,
-            finished_at=now,
-            lease_token=None,
-            lease_expires_at=None,
-        )
+        return self._attempt_failed(TaskStatus.FAILED, error, now, finished_at=now)
 
     def fail_attempt(self, error: str, now: datetime, *, permanent: bool = False) -> Task:
         """An attempt of this PROCESSING task ended in ``error``: FAILED if the error is
@@ -241,24 +236,11 @@ class Task:
 
     def retry_later(self, error: str, now: datetime) -> Task:
         """A failed attempt with budget left: back to PENDING with the error recorded."""
-        return self._to(
-            TaskStatus.PENDING,
-            now,
-            error=truncate_error(error),
-            retry_count=self.retry_count + 1,
-            lease_token=None,
-            lease_expires_at=None,
-        )
+        return self._attempt_failed(TaskStatus.PENDING, error, now)
 
     def release(self, now: datetime) -> Task:
         """Give back an attempt that never ran to an end (shutdown): the budget is kept."""
-        return self._to(
-            TaskStatus.PENDING,
-            now,
-            attempts=max(0, self.attempts - 1),
-            lease_token=None,
-            lease_expires_at=None,
-        )
+        return self._unleased(TaskStatus.PENDING, now, attempts=max(0, self.attempts - 1))
 
     def unhold(self, now: datetime) -> Task:
         """The reconciler sent the held task's message: PENDING like any other now."""
@@ -267,13 +249,7 @@ class Task:
         return replace(self, held=False, updated_at=now, version=self.version + 1)
 
     def cancel(self, now: datetime) -> Task:
-        return self._to(
-            TaskStatus.CANCELLED,
-            now,
-            finished_at=now,
-            lease_token=None,
-            lease_expires_at=None,
-        )
+        return self._unleased(TaskStatus.CANCELLED, now, finished_at=now)
 
     def request_cancel(self, now: datetime) -> Task:
         """Flag a PROCESSING task: its worker cancels the handler at its next heartbeat."""

@@ -23,7 +23,7 @@ from domain.models import (
     TaskStatus,
     WorkerInfo,
 )
-from domain.registry import TaskType
+from domain.task_types import TaskType
 
 
 class Clock(Protocol):

@@ -18,7 +18,7 @@ import contextlib
 import enum
 import logging
 from concurrent.futures import Executor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, assert_never
 
@@ -35,8 +35,8 @@ from domain.lease import LeaseKeeper, stored_attempt
 from domain.limits import result_too_large
 from domain.models import Delivery, Task, TaskStatus, new_lease_token
 from domain.ports import Clock, HandlerSandbox, TaskQueue, TaskRepository
-from domain.registry import HandlerRegistry, TaskType
 from domain.retry import RetryPolicy
+from domain.task_types import HandlerRegistry, TaskType
 
 log = logging.getLogger("taskq.processing")
 
@@ -81,28 +81,23 @@ class ProcessorSettings:
         return self.heartbeat_interval or max(0.05, self.visibility_timeout / 3)
 
 
+@dataclass(eq=False)
 class TaskProcessor:
-    def __init__(
-        self,
-        repository: TaskRepository,
-        queue: TaskQueue,
-        clock: Clock,
-        registry: HandlerRegistry,
-        retry_policy: RetryPolicy,
-        settings: ProcessorSettings | None = None,
-        executor: Executor | None = None,
-        sandbox: HandlerSandbox | None = None,
-    ) -> None:
-        self.repository = repository
-        self.queue = queue
-        self.clock = clock
-        self.registry = registry
-        self.retry_policy = retry_policy
-        self.settings = settings or ProcessorSettings()
-        self.executor = executor
-        self.sandbox = sandbox
-        """Runs the attempts of isolated tasks; without one they run in this process."""
-        self.outcomes: dict[Outcome, int] = dict.fromkeys(Outcome, 0)
+    repository: TaskRepository
+    queue: TaskQueue
+    clock: Clock
+    task_types: HandlerRegistry
+    """The handlers of the task types this worker runs."""
+    retry_policy: RetryPolicy
+    settings: ProcessorSettings = field(default_factory=ProcessorSettings)
+    executor: Executor | None = None
+    """Where sync handlers run; None: the event loop's default executor."""
+    sandbox: HandlerSandbox | None = None
+    """Runs the attempts of isolated tasks; without one they run in this process."""
+    outcomes: dict[Outcome, int] = field(
+        init=False, default_factory=lambda: dict.fromkeys(Outcome, 0)
+    )
+    """How many deliveries ended in each outcome."""
 
     async def process(self, delivery: Delivery) -> Outcome:
         outcome = await self._handle(await self._load(delivery), delivery)
@@ -122,7 +117,7 @@ class TaskProcessor:
         """Decide what happens to ``delivery`` of ``task`` (domain/delivery_rules.py has
         the table), and do it."""
         now = self.clock.now()
-        action = rules.decide(task, delivery, now, self.registry)
+        action = rules.decide(task, delivery, now, self.task_types)
         if isinstance(action, rules.DeadLetterPoison):
             log.warning("undecodable message %s dead-lettered", delivery.message_id)
             await self.queue.dead_letter(delivery, reason="undecodable message body")
@@ -184,7 +179,7 @@ class TaskProcessor:
                 claimed = self._claim(task, now)
                 if not await self._first_write(claimed, task):
                     return Outcome.DEFERRED
-                return await self._run(claimed, self.registry.get(task.type), delivery)
+                return await self._run(claimed, self.task_types.get(task.type), delivery)
             case _:
                 assert_never(action)
 
@@ -211,7 +206,7 @@ class TaskProcessor:
         claimed = self._claim(task, now)
         if not await self._first_write(claimed, task):
             return Outcome.DEFERRED
-        reason = str(UnknownTaskType(task.type, self.registry.names()))
+        reason = str(UnknownTaskType(task.type, self.task_types.names()))
         try:
             failed = claimed.fail(reason, self.clock.now())
             await self.repository.transition(failed, expected=claimed)

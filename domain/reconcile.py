@@ -68,7 +68,7 @@ class Reconciler:
         counts as abandoned. ``max_examined``: PROCESSING tasks looked at per pass.
         ``max_scheduled``: held tasks sent per pass (the rest go next pass).
         ``horizon_seconds``: held tasks due within this are sent; the service's
-        ``Limits.max_queue_delay_seconds``."""
+        ``SubmissionLimits.max_queue_delay_seconds``."""
         self.repository = repository
         self.queue = queue
         self.clock = clock

@@ -1,116 +1,24 @@
-"""Task types: a name, a handler (sync or async), a payload validator and a timeout.
+"""The task types' former module, kept so that ``from domain.registry import task_type``
+goes on working: everything lives in ``domain/task_types.py`` now."""
 
-Teams add their own types without touching the engine::
+from domain.task_types import (
+    DEFAULT_TIMEOUT_SECONDS,
+    Handler,
+    HandlerRegistry,
+    TaskType,
+    Validator,
+    call_handler,
+    task_type,
+)
+from domain.task_types import default_task_types as default_registry
 
-    from domain.registry import task_type
-
-    @task_type("send-report", timeout_seconds=60)
-    def send_report(payload):
-        ...
-
-and list their module in ``TASKQ_HANDLERS`` so it is imported at start.
-"""
-
-from __future__ import annotations
-
-import inspect
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
-from typing import Any, TypeVar
-
-from domain.errors import UnknownTaskType, ValidationError
-from domain.models import JSON
-
-Handler = Callable[[JSON], Any]
-"""Takes the payload, returns a JSON result (or an awaitable of one)."""
-Validator = Callable[[JSON], None]
-"""Raises ``ValueError`` (or ``ValidationError``) describing what is wrong."""
-
-DEFAULT_TIMEOUT_SECONDS = 300.0
-
-H = TypeVar("H", bound=Handler)
-
-
-@dataclass(frozen=True)
-class TaskType:
-    name: str
-    handler: Handler
-    timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS
-    validator: Validator | None = None
-
-    @property
-    def is_async(self) -> bool:
-        return inspect.iscoroutinefunction(self.handler)
-
-    def validate(self, payload: JSON) -> None:
-        if self.validator is None:
-            return
-        try:
-            self.validator(payload)
-        except ValidationError:
-            raise
-        except (ValueError, TypeError) as exc:
-            raise ValidationError("payload", f"invalid payload for {self.name!r}: {exc}") from None
-
-
-class HandlerRegistry:
-    def __init__(self) -> None:
-        self._types: dict[str, TaskType] = {}
-
-    def add(self, task_type: TaskType) -> None:
-        if not task_type.name or not task_type.name.strip():
-            raise ValueError("task type name must not be empty")
-        if task_type.timeout_seconds <= 0:
-            raise ValueError(f"timeout of {task_type.name!r} must be positive")
-        self._types[task_type.name] = task_type
-
-    def register(
-        self,
-        name: str,
-        *,
-        timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS,
-        validator: Validator | None = None,
-    ) -> Callable[[H], H]:
-        def decorate(handler: H) -> H:
-            self.add(TaskType(name, handler, timeout_seconds, validator))
-            return handler
-
-        return decorate
-
-    def get(self, name: str) -> TaskType:
-        try:
-            return self._types[name]
-        except KeyError:
-            raise UnknownTaskType(name, list(self._types)) from None
-
-    def __contains__(self, name: object) -> bool:
-        return name in self._types
-
-    def names(self) -> list[str]:
-        return sorted(self._types)
-
-    def copy(self) -> HandlerRegistry:
-        clone = HandlerRegistry()
-        clone._types = dict(self._types)
-        return clone
-
-
-default_registry = HandlerRegistry()
-"""The process-wide registry that ``task_type`` registers into and bootstrap reads."""
-
-
-def task_type(
-    name: str,
-    *,
-    timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS,
-    validator: Validator | None = None,
-) -> Callable[[H], H]:
-    return default_registry.register(name, timeout_seconds=timeout_seconds, validator=validator)
-
-
-async def call_handler(handler: Handler, payload: JSON) -> Any:
-    """Await an async handler; the caller decides where a sync one runs."""
-    result = handler(payload)
-    if isinstance(result, Awaitable):
-        return await result
-    return result
+__all__ = [
+    "DEFAULT_TIMEOUT_SECONDS",
+    "Handler",
+    "HandlerRegistry",
+    "TaskType",
+    "Validator",
+    "call_handler",
+    "default_registry",
+    "task_type",
+]

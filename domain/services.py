@@ -5,16 +5,16 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 
 from domain.errors import (
     ConcurrencyConflict,
     InfrastructureError,
+    InvalidInput,
     QueueSendFailed,
     TaskQueueError,
     TaskStateConflict,
-    ValidationError,
 )
 from domain.limits import (
     DEFAULT_MAX_ATTEMPTS,
@@ -31,13 +31,13 @@ from domain.limits import (
 )
 from domain.models import MetricsSnapshot, Page, Task, TaskStatus, WorkerInfo
 from domain.ports import Clock, TaskQueue, TaskRepository, WorkerRegistry
-from domain.registry import HandlerRegistry
 from domain.submission import (  # the submission types stay importable from here
     BatchEntry as BatchEntry,
 )
 from domain.submission import SubmissionRules, ValidSubmission, fingerprint
 from domain.submission import SubmitOutcome as SubmitOutcome
 from domain.submission import SubmitRequest as SubmitRequest
+from domain.task_types import HandlerRegistry
 
 log = logging.getLogger("taskq.services")
 
@@ -54,7 +54,10 @@ class _Built:
 
 
 @dataclass(frozen=True)
-class Limits:
+class SubmissionLimits:
+    """The bounds a submission (and an operator's retry) is held to, from settings.
+    The fixed quotas they must stay within are in domain/limits.py."""
+
     default_max_attempts: int = DEFAULT_MAX_ATTEMPTS
     max_attempts_limit: int = DEFAULT_MAX_ATTEMPTS_LIMIT
     """At most max_receive_count - 1, so the worker fails an exhausted task before the
@@ -76,30 +79,24 @@ class Limits:
             )
 
 
+@dataclass(eq=False)
 class TaskService:
-    def __init__(
-        self,
-        repository: TaskRepository,
-        queue: TaskQueue,
-        clock: Clock,
-        registry: HandlerRegistry,
-        workers: WorkerRegistry,
-        limits: Limits | None = None,
-    ) -> None:
-        self.repository = repository
-        self.queue = queue
-        self.clock = clock
-        self.registry = registry
-        self.workers = workers
-        self.limits = limits or Limits()
+    repository: TaskRepository
+    queue: TaskQueue
+    clock: Clock
+    task_types: HandlerRegistry
+    """The task types a submission may name."""
+    workers: WorkerRegistry
+    """The live workers, for metrics and the workers listing."""
+    limits: SubmissionLimits = field(default_factory=SubmissionLimits)
 
     # -- submit ----------------------------------------------------------------------
 
     @property
-    def rules(self) -> SubmissionRules:
+    def submission_rules(self) -> SubmissionRules:
         """The submission rules with the limits in force now."""
         return SubmissionRules(
-            self.registry,
+            self.task_types,
             default_max_attempts=self.limits.default_max_attempts,
             max_attempts_limit=self.limits.max_attempts_limit,
             max_queue_delay_seconds=self.limits.max_queue_delay_seconds,
@@ -109,7 +106,7 @@ class TaskService:
 
     def validate_and_build(self, request: SubmitRequest) -> ValidSubmission:
         """``request`` checked against the rules, and its task (not yet stored)."""
-        return self.rules.validate_and_build(request, self.clock.now())
+        return self.submission_rules.validate_and_build(request, self.clock.now())
 
     async def submit(self, request: SubmitRequest) -> Task:
         """Enqueue the task, then store it (PENDING); return it once stored.
@@ -135,7 +132,7 @@ class TaskService:
         raises ``IdempotencyKeyReused``. Sends first, like ``submit``: the message
         sent for a repeat finds no task and is dropped by the worker after its grace."""
         if not key or len(key) > MAX_IDEMPOTENCY_KEY_LENGTH:
-            raise ValidationError(
+            raise InvalidInput(
                 "Idempotency-Key", f"must be 1 to {MAX_IDEMPOTENCY_KEY_LENGTH} characters"
             )
         valid = self.validate_and_build(request)
@@ -174,29 +171,25 @@ class TaskService:
             len(unsent),
         )
 
-    async def submit_batch(
-        self, items: Sequence[BatchEntry | ValidationError]
-    ) -> list[SubmitOutcome]:
+    async def submit_batch(self, items: Sequence[BatchEntry | InvalidInput]) -> list[SubmitOutcome]:
         """Submit 1 to ``MAX_BATCH_SIZE`` tasks, one outcome per item, in order.
 
         Every item is validated before anything is stored, and each on its own: valid
         items are created even when others are not. An item the caller could not read is
-        given as its ``ValidationError`` and answered in its place. Due tasks are sent in
+        given as its ``InvalidInput`` and answered in its place. Due tasks are sent in
         batch calls; tasks due past the queue's horizon are only stored (held); an item
         with an idempotency key goes through ``submit_idempotent``.
         """
         if not 1 <= len(items) <= MAX_BATCH_SIZE:
-            raise ValidationError(
-                "tasks", f"must hold 1 to {MAX_BATCH_SIZE} tasks, not {len(items)}"
-            )
+            raise InvalidInput("tasks", f"must hold 1 to {MAX_BATCH_SIZE} tasks, not {len(items)}")
         outcomes: list[SubmitOutcome] = []
         valid: list[tuple[int, _Built]] = []
         for index, item in enumerate(items):
             try:
-                if isinstance(item, ValidationError):
+                if isinstance(item, InvalidInput):
                     raise item
                 built = _Built(item, self.validate_and_build(item.request))
-            except ValidationError as exc:
+            except InvalidInput as exc:
                 outcomes.append(SubmitOutcome(error=exc))
                 continue
             outcomes.append(SubmitOutcome(built.valid.task))
@@ -274,7 +267,7 @@ class TaskService:
     async def retry(self, task_id: str, *, extra_attempts: int | None = None) -> Task:
         """A FAILED task gets a new attempt budget and is enqueued again; its attempts
         and last error are kept."""
-        budget = self.rules.check_max_attempts(extra_attempts)
+        budget = self.submission_rules.check_max_attempts(extra_attempts)
         task = await self.repository.get(task_id)
         if task.status is not TaskStatus.FAILED:
             raise TaskStateConflict(task_id, task.status.value, "retry (only FAILED tasks)")
@@ -339,7 +332,7 @@ class TaskService:
         self, status: TaskStatus, *, limit: int = DEFAULT_PAGE_SIZE, cursor: str | None = None
     ) -> Page:
         if not 1 <= limit <= MAX_PAGE_SIZE:
-            raise ValidationError("limit", f"must be between 1 and {MAX_PAGE_SIZE}")
+            raise InvalidInput("limit", f"must be between 1 and {MAX_PAGE_SIZE}")
         return await self.repository.list_by_status(status, limit=limit, cursor=cursor)
 
     async def dead_letter_count(self) -> int:

@@ -13,11 +13,11 @@ import math
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from domain.errors import TaskQueueError, ValidationError
+from domain.errors import InvalidInput, TaskQueueError
 from domain.json_values import check_storable, check_text
 from domain.limits import check_payload
 from domain.models import JSON, Task
-from domain.registry import HandlerRegistry
+from domain.task_types import HandlerRegistry
 
 
 @dataclass(frozen=True)
@@ -92,7 +92,7 @@ class ValidSubmission:
 class SubmissionRules:
     """What a submission must satisfy, with the bounds in force."""
 
-    registry: HandlerRegistry
+    task_types: HandlerRegistry
     default_max_attempts: int
     max_attempts_limit: int
     max_queue_delay_seconds: int
@@ -100,13 +100,13 @@ class SubmissionRules:
     max_delay_seconds: float
 
     def validate_and_build(self, request: SubmitRequest, now: datetime) -> ValidSubmission:
-        """Check ``request`` (``ValidationError`` naming the first field that is
+        """Check ``request`` (``InvalidInput`` naming the first field that is
         wrong) and make its task, created ``now``."""
         if not isinstance(request.type, str) or not request.type.strip():
-            raise ValidationError("type", "must be a non-empty string")
+            raise InvalidInput("type", "must be a non-empty string")
         check_text("type", request.type)
         check_storable("payload", request.payload)
-        self.registry.get(request.type).validate(request.payload)
+        self.task_types.get(request.type).validate(request.payload)
         check_payload(request.payload)
         max_attempts = self.check_max_attempts(request.max_attempts)
         timeout = self._timeout(request.timeout_seconds)
@@ -128,11 +128,9 @@ class SubmissionRules:
         if max_attempts is None:
             max_attempts = self.default_max_attempts
         if isinstance(max_attempts, bool) or not isinstance(max_attempts, int):
-            raise ValidationError("max_attempts", "must be an integer")
+            raise InvalidInput("max_attempts", "must be an integer")
         if not 1 <= max_attempts <= self.max_attempts_limit:
-            raise ValidationError(
-                "max_attempts", f"must be between 1 and {self.max_attempts_limit}"
-            )
+            raise InvalidInput("max_attempts", f"must be between 1 and {self.max_attempts_limit}")
         return max_attempts
 
     def _timeout(self, timeout: float | None) -> float | None:
@@ -144,7 +142,7 @@ class SubmissionRules:
             or not math.isfinite(timeout)
             or not 0 < timeout <= self.max_timeout_seconds
         ):
-            raise ValidationError(
+            raise InvalidInput(
                 "timeout_seconds", f"must be a number in (0, {self.max_timeout_seconds}]"
             )
         return float(timeout)
@@ -158,17 +156,17 @@ class SubmissionRules:
             or not math.isfinite(delay)
             or not 0 <= delay <= limit
         ):
-            raise ValidationError(
+            raise InvalidInput(
                 "delay_seconds", f"must be a number of seconds between 0 and {limit}"
             )
         if request.run_at is not None:
             if delay:
-                raise ValidationError("run_at", "give either run_at or delay_seconds, not both")
+                raise InvalidInput("run_at", "give either run_at or delay_seconds, not both")
             if request.run_at.tzinfo is None:
-                raise ValidationError("run_at", "must include a timezone (e.g. Z)")
+                raise InvalidInput("run_at", "must include a timezone (e.g. Z)")
             run_at = request.run_at.astimezone(UTC)
             if (run_at - now).total_seconds() > limit:
-                raise ValidationError("run_at", "must be at most a year from now")
+                raise InvalidInput("run_at", "must be at most a year from now")
             return run_at if run_at > now else None
         if not delay:
             return None

@@ -89,14 +89,14 @@ def build_worker(container: Container) -> Worker:
     return Worker(
         processor=container.processor(),
         queue=container.queue(),
-        registry=container.workers(),
+        workers=container.workers(),
         clock=container.clock(),
         settings=WorkerSettings(
             concurrency=settings.worker_count,
             visibility_timeout=settings.visibility_timeout,
             poll_wait_seconds=settings.poll_wait_seconds,
             shutdown_grace_seconds=settings.shutdown_grace_seconds,
-            registry_ttl_seconds=settings.worker_ttl_seconds,
+            worker_ttl_seconds=settings.worker_ttl_seconds,
             reconcile_interval_seconds=settings.reconcile_interval_seconds,
         ),
         reconciler=container.reconciler(),

@@ -14,7 +14,8 @@ import logging
 import os
 import socket
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import datetime
 
 from domain.errors import InfrastructureError
 from domain.limits import MAX_LONG_POLL_SECONDS
@@ -34,29 +35,31 @@ class WorkerSettings:
     visibility_timeout: float = 30.0
     poll_wait_seconds: float = float(MAX_LONG_POLL_SECONDS)
     shutdown_grace_seconds: float = 30.0
-    registry_ttl_seconds: float = 30.0
+    worker_ttl_seconds: float = 30.0
+    """How long this worker stays listed among the live workers after its last beat;
+    it beats every third of that."""
     reconcile_interval_seconds: float = 60.0
 
 
+@dataclass(eq=False)
 class Worker:
-    def __init__(
-        self,
-        processor: TaskProcessor,
-        queue: TaskQueue,
-        registry: WorkerRegistry,
-        clock: Clock,
-        settings: WorkerSettings,
-        reconciler: Reconciler | None = None,
-    ) -> None:
-        self.reconciler = reconciler
-        self.processor = processor
-        self.queue = queue
-        self.registry = registry
-        self.clock = clock
-        self.settings = settings
-        self.worker_id = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-        self.started_at = clock.now()
-        self._in_flight: set[asyncio.Task[object]] = set()
+    processor: TaskProcessor
+    queue: TaskQueue
+    workers: WorkerRegistry
+    """Where this worker beats while it runs, and is removed from when it stops."""
+    clock: Clock
+    settings: WorkerSettings
+    reconciler: Reconciler | None = None
+    """Run every ``settings.reconcile_interval_seconds`` alongside, when given."""
+    worker_id: str = field(
+        init=False,
+        default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}",
+    )
+    started_at: datetime = field(init=False)
+    _in_flight: set[asyncio.Task[object]] = field(init=False, default_factory=set)
+
+    def __post_init__(self) -> None:
+        self.started_at = self.clock.now()
 
     @property
     def in_flight(self) -> int:
@@ -75,7 +78,7 @@ class Worker:
                 job.cancel()
             await asyncio.gather(*background, return_exceptions=True)
             with contextlib.suppress(InfrastructureError):
-                await self.registry.remove(self.worker_id)
+                await self.workers.remove(self.worker_id)
             log.info("worker %s stopped", self.worker_id)
 
     async def _receive_until(self, stop: asyncio.Event) -> None:
@@ -156,7 +159,7 @@ class Worker:
             await asyncio.gather(*still_running, return_exceptions=True)
 
     async def _beat_until(self, stop: asyncio.Event) -> None:
-        interval = self.settings.registry_ttl_seconds / 3
+        interval = self.settings.worker_ttl_seconds / 3
         while not stop.is_set():
             info = WorkerInfo(
                 worker_id=self.worker_id,
@@ -169,7 +172,7 @@ class Worker:
                 heartbeat_seconds=interval,
             )
             try:
-                await self.registry.beat(info, ttl_seconds=self.settings.registry_ttl_seconds)
+                await self.workers.beat(info, ttl_seconds=self.settings.worker_ttl_seconds)
             except InfrastructureError as exc:
                 log.warning("worker heartbeat failed: %s", exc)
             await self._sleep_unless(stop, interval)

@@ -26,6 +26,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.common import cpu_model  # noqa: E402
 from tests.e2e.test_reliability_backlog import run_backlog  # noqa: E402
 from tests.e2e.test_reliability_crash import run_worker_kill  # noqa: E402
 from tests.e2e.test_reliability_gap import run_write_send_gap  # noqa: E402
@@ -38,7 +39,8 @@ from tests.e2e.test_reliability_poison import (  # noqa: E402
     send_raw_sqs,
 )
 from tests.e2e.test_reliability_shutdown import run_graceful_shutdown  # noqa: E402
-from tests.support.processes import MotoServer, ScenarioResult, aws_env, sqlite_env  # noqa: E402
+from tests.support.processes import MotoServer, aws_env, sqlite_env  # noqa: E402
+from tests.support.scenarios import ScenarioResult  # noqa: E402
 
 Scenario = Callable[[Path, str], ScenarioResult]
 
@@ -163,14 +165,7 @@ def run_all(quick: bool, backends: set[str]) -> list[tuple[str, str, ScenarioRes
 
 
 def _machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    cpu = cpu_model(platform.processor() or platform.machine())
     return (
         f"{platform.system()} {platform.release()}, {os.cpu_count()} CPUs ({cpu}), "
         f"Python {platform.python_version()}"

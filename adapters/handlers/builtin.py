@@ -12,7 +12,7 @@ import re
 from typing import Any
 
 from domain.models import JSON
-from domain.registry import HandlerRegistry, TaskType
+from domain.task_types import HandlerRegistry, TaskType
 
 SIMULATED_WORK_SECONDS = 0.01
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
@@ -36,32 +36,37 @@ def validate_email(payload: JSON) -> None:
         raise ValueError("expected an email address, or an object with 'to' set to one")
 
 
-def validate_image_resize(payload: JSON) -> None:
+def _name_or_object(payload: JSON, name: str, fields: str) -> dict[str, JSON] | None:
+    """The object ``payload`` is; None if it is a name (a non-empty string) instead."""
     if isinstance(payload, str):
         if not payload.strip():
-            raise ValueError("expected an image name")
-        return
+            raise ValueError(f"expected {name}")
+        return None
     if not isinstance(payload, dict):
-        raise ValueError("expected an image name, or an object with 'image', 'width', 'height'")
-    image = _field(payload, "image", str)
+        raise ValueError(f"expected {name}, or an object with {fields}")
+    return payload
+
+
+def validate_image_resize(payload: JSON) -> None:
+    fields = _name_or_object(payload, "an image name", "'image', 'width', 'height'")
+    if fields is None:
+        return
+    image = _field(fields, "image", str)
     if not image.strip():
         raise ValueError("field 'image' must not be empty")
     for side in ("width", "height"):
-        value = _field(payload, side, int)
+        value = _field(fields, side, int)
         if not 1 <= value <= 20000:
             raise ValueError(f"field {side!r} must be between 1 and 20000")
 
 
 def validate_data_export(payload: JSON) -> None:
-    if isinstance(payload, str):
-        if not payload.strip():
-            raise ValueError("expected an export name")
+    fields = _name_or_object(payload, "an export name", "'dataset'")
+    if fields is None:
         return
-    if not isinstance(payload, dict):
-        raise ValueError("expected an export name, or an object with 'dataset'")
-    if not _field(payload, "dataset", str).strip():
+    if not _field(fields, "dataset", str).strip():
         raise ValueError("field 'dataset' must not be empty")
-    fmt = payload.get("format", "csv")
+    fmt = fields.get("format", "csv")
     if fmt not in _FORMATS:
         raise ValueError(f"field 'format' must be one of {', '.join(_FORMATS)}")
 
@@ -86,8 +91,8 @@ async def export_data(payload: JSON) -> JSON:
     return {"export": f"{name}.{fmt}"}
 
 
-def register_builtins(registry: HandlerRegistry) -> HandlerRegistry:
-    registry.add(TaskType("email", send_email, 60.0, validate_email))
-    registry.add(TaskType("image-resize", resize_image, 300.0, validate_image_resize))
-    registry.add(TaskType("data-export", export_data, 900.0, validate_data_export))
-    return registry
+def register_builtins(task_types: HandlerRegistry) -> HandlerRegistry:
+    task_types.add(TaskType("email", send_email, 60.0, validate_email))
+    task_types.add(TaskType("image-resize", resize_image, 300.0, validate_image_resize))
+    task_types.add(TaskType("data-export", export_data, 900.0, validate_data_export))
+    return task_types

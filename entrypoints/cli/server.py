@@ -61,7 +61,7 @@ def _load_handlers(container: Container) -> None:
     """Import the TASKQ_HANDLERS modules now, so a wrong name is a configuration error
     and not a traceback from deep inside the start."""
     try:
-        container.registry()
+        container.task_types()
     except ImportError as exc:
         raise ConfigError(
             f"{exc} (TASKQ_HANDLERS takes comma-separated module names, importable from "

@@ -47,8 +47,8 @@ def create_app(container: Container, *, ready_timeout: float = READY_TIMEOUT_SEC
     )
     app.state.openapi = build_openapi(
         app.routes,
-        task_types=container.registry().names(),
-        max_attempts=container.limits().max_attempts_limit,
+        task_types=container.task_types().names(),
+        max_attempts=container.submission_limits().max_attempts_limit,
         max_body_bytes=settings.max_body_bytes,
     )
     return app

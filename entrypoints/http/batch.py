@@ -8,18 +8,18 @@ from typing import Any
 
 import pydantic
 
-from domain.errors import ValidationError
+from domain.errors import InvalidInput
 from domain.json_values import check_text
 from domain.services import BatchEntry, SubmitOutcome
-from entrypoints.http.errors import as_validation_error, problem
+from entrypoints.http.errors import as_invalid_input, problem
 from entrypoints.http.parsing import idempotency_key
 from entrypoints.http.schemas import BatchItem, BatchResult, TaskOut
 
 
-def read_item(raw: Any, caller: str) -> BatchEntry | ValidationError:
+def read_item(raw: Any, caller: str) -> BatchEntry | InvalidInput:
     """One item as the use case takes it, or what is wrong with it."""
     if not isinstance(raw, dict):
-        return ValidationError("body", "each task must be a JSON object")
+        return InvalidInput("body", "each task must be a JSON object")
     try:
         check_text("", raw)
         item = BatchItem.model_validate(raw)
@@ -28,8 +28,8 @@ def read_item(raw: Any, caller: str) -> BatchEntry | ValidationError:
             key = idempotency_key("idempotency_key", item.idempotency_key, caller)
         return BatchEntry(item.to_request(), key)
     except pydantic.ValidationError as exc:
-        return as_validation_error(exc)
-    except ValidationError as exc:
+        return as_invalid_input(exc)
+    except InvalidInput as exc:
         return exc
 
 

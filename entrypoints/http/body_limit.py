@@ -12,7 +12,7 @@ import re
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from entrypoints.http.errors import BodyTooLarge, error_response
+from entrypoints.http.errors import BodyTooLarge, TrackedSend, error_response
 
 _DIGITS = re.compile(r"[0-9]+")
 """A well-formed Content-Length; a malformed one is ignored and the body counted."""
@@ -34,7 +34,6 @@ class BodyLimitMiddleware:
                 return
 
         received = 0
-        started = False
 
         async def counting_receive() -> Message:
             nonlocal received
@@ -45,18 +44,13 @@ class BodyLimitMiddleware:
                     raise BodyTooLarge(self.max_body_bytes)
             return message
 
-        async def tracking_send(message: Message) -> None:
-            nonlocal started
-            if message["type"] == "http.response.start":
-                started = True
-            await send(message)
-
+        tracked = TrackedSend(send)
         try:
-            await self.app(scope, counting_receive, tracking_send)
+            await self.app(scope, counting_receive, tracked)
         except BodyTooLarge:
             # Normally the app's exception handler answers; this covers a body read
             # outside it.
-            if started:
+            if tracked.started:
                 raise
             await self._refuse(scope, receive, send)
 

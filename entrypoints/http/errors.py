@@ -25,12 +25,12 @@ from domain.errors import (
     IdempotencyKeyReused,
     IllegalTransition,
     InfrastructureError,
+    InvalidInput,
     QueueSendFailed,
     TaskAlreadyExists,
     TaskNotFound,
     TaskQueueError,
     TaskStateConflict,
-    ValidationError,
 )
 from entrypoints.http.responses import JSONResponse
 
@@ -86,7 +86,7 @@ def problem(exc: Exception) -> Problem:
     """The one mapping from an error to its status and message, for a request and for
     each item of a batch alike. Anything it does not know is a bug: 500."""
     if isinstance(exc, pydantic.ValidationError):
-        exc = as_validation_error(exc)
+        exc = as_invalid_input(exc)
     if isinstance(exc, QueueSendFailed):
         logger.warning("queue send failed for task %s: %s", exc.task_id, exc.detail)
         return Problem(
@@ -97,7 +97,7 @@ def problem(exc: Exception) -> Problem:
     if isinstance(exc, InfrastructureError):
         logger.warning("%s unavailable: %s", exc.dependency, exc.detail)
         return Problem(503, f"{exc.dependency} unavailable, retry later")
-    if isinstance(exc, ValidationError):
+    if isinstance(exc, InvalidInput):
         return Problem(422, f"{exc.field}: {exc.message}")
     if isinstance(exc, TaskNotFound | MalformedTaskId):
         return Problem(404, str(exc))
@@ -122,8 +122,8 @@ _CONFLICTS = (
 )
 
 
-def as_validation_error(exc: pydantic.ValidationError) -> ValidationError:
-    """pydantic's problems as one domain ``ValidationError``: ``field: message; ...``."""
+def as_invalid_input(exc: pydantic.ValidationError) -> InvalidInput:
+    """pydantic's problems as one domain ``InvalidInput``: ``field: message; ...``."""
     # ``msg`` never contains the input value, so no payload leaks into the answer.
     problems = []
     for error in exc.errors(include_url=False, include_input=False):
@@ -133,7 +133,7 @@ def as_validation_error(exc: pydantic.ValidationError) -> ValidationError:
         message = "unknown field" if error["type"] == "extra_forbidden" else error["msg"]
         problems.append((field or "body", message))
     (field, message), *rest = problems
-    return ValidationError(field, "; ".join([message, *(f"{f}: {m}" for f, m in rest)]))
+    return InvalidInput(field, "; ".join([message, *(f"{f}: {m}" for f, m in rest)]))
 
 
 def _http_error(request: Request, exc: HTTPException) -> JSONResponse:
@@ -173,6 +173,20 @@ def exception_handlers() -> dict[type[Exception], ExceptionHandler]:
     return dict.fromkeys(HANDLED, handle_error)
 
 
+class TrackedSend:
+    """``send``, noting whether the response has started: once it has, an error can
+    no longer be answered with a response of its own."""
+
+    def __init__(self, send: Send) -> None:
+        self._send = send
+        self.started = False
+
+    async def __call__(self, message: Message) -> None:
+        if message["type"] == "http.response.start":
+            self.started = True
+        await self._send(message)
+
+
 class CatchAllMiddleware:
     """Last resort: an unexpected exception becomes a logged JSON 500.
 
@@ -187,16 +201,9 @@ class CatchAllMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        started = False
-
-        async def tracking_send(message: Message) -> None:
-            nonlocal started
-            if message["type"] == "http.response.start":
-                started = True
-            await send(message)
-
+        tracked = TrackedSend(send)
         try:
-            await self.app(scope, receive, tracking_send)
+            await self.app(scope, receive, tracked)
         except Exception as exc:
             logger.error(
                 "unhandled %s on %s %s\n%s",
@@ -205,6 +212,6 @@ class CatchAllMiddleware:
                 scope.get("path"),
                 "".join(traceback.format_tb(exc.__traceback__)),
             )
-            if started:
+            if tracked.started:
                 raise
             await error_response(500, "internal error")(scope, receive, send)

@@ -18,7 +18,7 @@ from typing import Any
 
 from starlette.requests import Request
 
-from domain.errors import ValidationError
+from domain.errors import InvalidInput
 from domain.json_values import check_text
 from domain.limits import DEFAULT_PAGE_SIZE, MAX_IDEMPOTENCY_KEY_LENGTH, MAX_PAGE_SIZE
 from domain.models import JSON, TaskStatus
@@ -73,13 +73,13 @@ def rfc3339_param(field: str, raw: str | None) -> datetime | None:
     try:
         moment = datetime.fromisoformat(raw)
     except ValueError:
-        raise ValidationError(field, message) from None
+        raise InvalidInput(field, message) from None
     if moment.utcoffset() is None:
-        raise ValidationError(field, message)
+        raise InvalidInput(field, message)
     try:
         return moment.astimezone(UTC)
     except OverflowError:  # e.g. year 1 with a positive offset
-        raise ValidationError(field, "is out of range") from None
+        raise InvalidInput(field, "is out of range") from None
 
 
 def idempotency_key(field: str, raw: str, caller: str) -> str:
@@ -87,27 +87,25 @@ def idempotency_key(field: str, raw: str, caller: str) -> str:
     so two clients cannot see each other's tasks through a shared key. Hashed, so its
     length is fixed and a client's key is not stored as sent."""
     if not 1 <= len(raw) <= MAX_IDEMPOTENCY_KEY_LENGTH or not raw.isprintable():
-        raise ValidationError(
-            field, f"must be 1 to {MAX_IDEMPOTENCY_KEY_LENGTH} printable characters"
-        )
+        raise InvalidInput(field, f"must be 1 to {MAX_IDEMPOTENCY_KEY_LENGTH} printable characters")
     return hashlib.sha256(f"{caller}\n{raw}".encode()).hexdigest()
 
 
 def status_param(raw: str | None) -> TaskStatus:
     valid = ", ".join(s.value for s in TaskStatus)
     if raw is None or not raw:
-        raise ValidationError("status", f"query parameter is required, one of {valid}")
+        raise InvalidInput("status", f"query parameter is required, one of {valid}")
     try:
         return TaskStatus(raw.upper())
     except ValueError:
-        raise ValidationError("status", f"must be one of {valid}") from None
+        raise InvalidInput("status", f"must be one of {valid}") from None
 
 
 def limit_param(raw: str | None) -> int:
     if raw is None:
         return DEFAULT_PAGE_SIZE
     if not _LIMIT.fullmatch(raw):
-        raise ValidationError("limit", f"must be an integer between 1 and {MAX_PAGE_SIZE}")
+        raise InvalidInput("limit", f"must be an integer between 1 and {MAX_PAGE_SIZE}")
     return int(raw)
 
 

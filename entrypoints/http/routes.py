@@ -16,7 +16,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from bootstrap.container import Container
-from domain.errors import InfrastructureError, ValidationError
+from domain.errors import InfrastructureError, InvalidInput
 from domain.limits import MAX_REDRIVE, MAX_REDRIVE_PER_SECOND
 from domain.models import TaskStatus
 from domain.services import TaskService
@@ -250,16 +250,14 @@ class Endpoints:
         """
         body = Redrive.model_validate(await optional_json_object(request))
         if body.type is not None and not body.type.strip():
-            raise ValidationError("type", "must be a non-empty string when given")
+            raise InvalidInput("type", "must be a non-empty string when given")
         if not 1 <= body.limit <= MAX_REDRIVE:
-            raise ValidationError("limit", f"must be between 1 and {MAX_REDRIVE}")
+            raise InvalidInput("limit", f"must be between 1 and {MAX_REDRIVE}")
         per_second = body.per_second
         if per_second is not None and not (
             math.isfinite(per_second) and 0 < per_second <= MAX_REDRIVE_PER_SECOND
         ):
-            raise ValidationError(
-                "per_second", f"must be a number in (0, {MAX_REDRIVE_PER_SECOND:g}]"
-            )
+            raise InvalidInput("per_second", f"must be a number in (0, {MAX_REDRIVE_PER_SECOND:g}]")
         service = self._service()
         if per_second is None:
             retried = await service.retry_failed(task_type=body.type, limit=body.limit)

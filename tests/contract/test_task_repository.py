@@ -9,6 +9,7 @@ import pytest
 
 from domain.errors import ConcurrencyConflict, InvalidCursor, TaskAlreadyExists, TaskNotFound
 from domain.models import Task, TaskStatus, WorkerInfo
+from domain.ports import TaskRepository
 from tests.support.backends import RepoHarness
 
 T0 = datetime(2026, 3, 1, 12, 0, 0, 123456, tzinfo=UTC)
@@ -16,6 +17,15 @@ T0 = datetime(2026, 3, 1, 12, 0, 0, 123456, tzinfo=UTC)
 
 def make_task(n: int = 0, *, payload: object = "user@example.com") -> Task:
     return Task.create("email", payload, T0 + timedelta(seconds=n), max_attempts=3)
+
+
+async def stored_and_claimed(repo: TaskRepository, lease_token: str) -> tuple[Task, Task]:
+    """A task stored, then claimed at T0 with ``lease_token``: as added, and as claimed."""
+    task = make_task()
+    await repo.add(task)
+    claimed = task.claim(lease_token, T0, 30)
+    await repo.transition(claimed, expected=task)
+    return task, claimed
 
 
 async def test_add_then_get_round_trips_every_field(repo_harness: RepoHarness) -> None:
@@ -44,10 +54,7 @@ async def test_add_then_get_round_trips_every_field(repo_harness: RepoHarness) -
 
 async def test_a_lost_attempt_and_the_isolated_flag_round_trip(repo_harness: RepoHarness) -> None:
     repo = repo_harness.repository
-    task = make_task()
-    await repo.add(task)
-    claimed = task.claim("lease-1", T0, 30)
-    await repo.transition(claimed, expected=task)
+    task, claimed = await stored_and_claimed(repo, "lease-1")
     # Its worker died: a new worker takes over, and the task runs isolated from now on.
     taken = claimed.take_over("lease-2", T0 + timedelta(seconds=31), 30)
     await repo.transition(taken, expected=claimed)
@@ -73,10 +80,7 @@ async def test_get_unknown_id_raises_not_found(repo_harness: RepoHarness) -> Non
 
 async def test_transition_from_a_stale_version_is_a_conflict(repo_harness: RepoHarness) -> None:
     repo = repo_harness.repository
-    task = make_task()
-    await repo.add(task)
-    first = task.claim("lease-a", T0, 30)
-    await repo.transition(first, expected=task)
+    task, first = await stored_and_claimed(repo, "lease-a")
     with pytest.raises(ConcurrencyConflict):
         await repo.transition(task.claim("lease-b", T0, 30), expected=task)
     assert (await repo.get(task.id)).lease_token == "lease-a"
@@ -215,16 +219,16 @@ def worker(worker_id: str, seen: datetime, heartbeat_seconds: float = 4.0) -> Wo
 async def test_worker_registry_lists_live_workers_until_they_expire(
     repo_harness: RepoHarness,
 ) -> None:
-    registry = repo_harness.workers
-    await registry.beat(worker("w-1", T0), ttl_seconds=30)
-    await registry.beat(worker("w-2", T0 + timedelta(seconds=5)), ttl_seconds=30)
-    live = await registry.live(T0 + timedelta(seconds=5))
+    workers = repo_harness.workers
+    await workers.beat(worker("w-1", T0), ttl_seconds=30)
+    await workers.beat(worker("w-2", T0 + timedelta(seconds=5)), ttl_seconds=30)
+    live = await workers.live(T0 + timedelta(seconds=5))
     assert {w.worker_id for w in live} == {"w-1", "w-2"}
     assert next(w for w in live if w.worker_id == "w-1") == worker("w-1", T0)
-    live = await registry.live(T0 + timedelta(seconds=7))
+    live = await workers.live(T0 + timedelta(seconds=7))
     assert [w.worker_id for w in live] == ["w-2"]
-    await registry.remove("w-2")
-    assert await registry.live(T0 + timedelta(seconds=7)) == []
+    await workers.remove("w-2")
+    assert await workers.live(T0 + timedelta(seconds=7)) == []
 
 
 async def test_a_worker_that_missed_its_heartbeat_is_not_live_though_its_ttl_runs(
@@ -232,15 +236,15 @@ async def test_a_worker_that_missed_its_heartbeat_is_not_live_though_its_ttl_run
 ) -> None:
     """A SIGKILLed worker never removes itself: it stops counting one heartbeat plus a
     margin (half a heartbeat) after its last beat, not when its record's TTL ends."""
-    registry = repo_harness.workers
+    workers = repo_harness.workers
     killed = worker("killed", T0, heartbeat_seconds=10)
-    await registry.beat(killed, ttl_seconds=300)
-    assert await registry.live(T0 + timedelta(seconds=14)) == [killed]
-    assert await registry.live(T0 + timedelta(seconds=16)) == []
+    await workers.beat(killed, ttl_seconds=300)
+    assert await workers.live(T0 + timedelta(seconds=14)) == [killed]
+    assert await workers.live(T0 + timedelta(seconds=16)) == []
     # Beating again brings it back: liveness follows the last heartbeat.
     again = worker("killed", T0 + timedelta(seconds=20), heartbeat_seconds=10)
-    await registry.beat(again, ttl_seconds=300)
-    assert await registry.live(T0 + timedelta(seconds=21)) == [again]
+    await workers.beat(again, ttl_seconds=300)
+    assert await workers.live(T0 + timedelta(seconds=21)) == [again]
 
 
 async def test_an_idempotency_key_stores_one_task(repo_harness: RepoHarness) -> None:

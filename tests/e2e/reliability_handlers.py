@@ -18,7 +18,7 @@ import time
 import uuid
 from typing import Any
 
-from domain.registry import task_type
+from domain.task_types import task_type
 
 RUN_LOG_ENV = "TASKQ_TEST_RUN_LOG"
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from domain.registry import task_type
+from domain.task_types import task_type
 
 
 @task_type("always-fails", timeout_seconds=10)

@@ -24,7 +24,7 @@ import pytest
 
 from domain.services import BatchEntry, SubmitRequest
 from tests.support import processes as support
-from tests.support.processes import ScenarioResult
+from tests.support.scenarios import RunLog, ScenarioResult, StatusWatch
 
 pytestmark = pytest.mark.e2e
 
@@ -100,7 +100,7 @@ def run_backlog(
     passes: int = 3,
 ) -> ScenarioResult:
     env = env | SETTINGS
-    run_log = support.RunLog(Path(env["TASKQ_TEST_RUN_LOG"]))
+    run_log = RunLog(Path(env["TASKQ_TEST_RUN_LOG"]))
     held_keys = [uuid.uuid4().hex for _ in range(held)]
     backlog_keys = [uuid.uuid4().hex for _ in range(backlog)]
     ids = submit(env, held_keys, HELD_DELAY)  # the oldest: behind everything else
@@ -118,19 +118,17 @@ def run_backlog(
         started = time.monotonic()
         procs.start("worker")
         with api.client() as client:
-            watch = support.StatusWatch(client, ids)
+            watch = StatusWatch(client, ids)
             finished = watch.wait_all_final(timeout=60 + backlog / 20, interval=0.5)
             recover = time.monotonic() - started
         keys = held_keys + backlog_keys
-        result = ScenarioResult(
-            scenario="12. held tasks behind a backlog; no re-sends",
-            backend=backend,
-            tasks=len(ids),
-            lost=watch.lost(),
-            stuck=len(watch.not_final()),
-            duplicated_runs=support.duplicated_runs(run_log, keys),
-            recover_seconds=round(recover, 1) if finished else None,
-            double_completions=len(watch.violations),
+        result = ScenarioResult.observed(
+            "12. held tasks behind a backlog; no re-sends",
+            backend,
+            watch,
+            run_log,
+            keys,
+            recover_seconds=recover if finished else None,
             reconciler_duplicates=duplicates,
             notes=f"{held} held (due in {HELD_DELAY} s, horizon {HORIZON} s) behind {backlog} "
             f"PENDING; {passes} reconciler passes over the backlog older than stale_after: "

@@ -9,22 +9,17 @@ the kill are re-run; a run that finished twice is counted and reported, not fail
 from __future__ import annotations
 
 import time
-import uuid
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.support.processes import (
-    MotoServer,
-    ProcessGroup,
+from tests.support.processes import MotoServer, ProcessGroup, aws_env, sqlite_env
+from tests.support.scenarios import (
     RunLog,
     ScenarioResult,
     StatusWatch,
-    aws_env,
-    duplicated_runs,
-    sqlite_env,
-    submit_tasks,
+    submit_sleepy,
     wait_for,
 )
 
@@ -54,10 +49,7 @@ def run_worker_kill(
     with ProcessGroup(tmp_path, env) as procs:
         api = procs.start("api", wait=True)
         with api.client() as client:
-            keys = [uuid.uuid4().hex for _ in range(tasks)]
-            ids = submit_tasks(
-                client, "sleepy", [{"key": k, "seconds": task_seconds} for k in keys]
-            )
+            keys, ids = submit_sleepy(client, tasks, task_seconds)
             worker = procs.start("worker")  # after the submissions: it fills every slot
             watch = StatusWatch(client, ids)
             in_flight = min(20, concurrency)
@@ -89,17 +81,16 @@ def run_worker_kill(
                 or t["result"].get("run") not in run_log.run_ids(by_id[i])
             )
         ]
-        result = ScenarioResult(
-            scenario="1. worker SIGKILLed mid-task",
-            backend=backend,
-            tasks=tasks,
-            lost=watch.lost() + len(unbacked),
-            stuck=len(watch.not_final()),
-            duplicated_runs=duplicated_runs(run_log, keys),
-            recover_seconds=round(recover, 1) if finished else None,
-            double_completions=len(watch.violations),
+        result = ScenarioResult.observed(
+            "1. worker SIGKILLed mid-task",
+            backend,
+            watch,
+            run_log,
+            keys,
+            recover_seconds=recover if finished else None,
             notes=f"{processing_at_kill} PROCESSING at the kill",
         )
+        result.lost += len(unbacked)
         assert finished, f"not final: {watch.not_final()}\n{procs.logs()}"
         assert not not_completed, not_completed
         assert not watch.violations, watch.violations

@@ -34,14 +34,8 @@ from domain.models import TaskStatus
 from domain.services import SubmitRequest
 from entrypoints.runtime import build_worker, maybe_await
 from tests.support.aws import json_error_response
-from tests.support.processes import (
-    FAKE_AWS_ENV,
-    MotoServer,
-    RunLog,
-    ScenarioResult,
-    aws_env,
-    duplicated_runs,
-)
+from tests.support.processes import FAKE_AWS_ENV, MotoServer, aws_env
+from tests.support.scenarios import RunLog, ScenarioResult, duplicated_runs
 
 pytestmark = [pytest.mark.e2e, pytest.mark.aws]
 

@@ -28,18 +28,8 @@ import pytest
 
 from domain.models import Task
 from domain.services import SubmitRequest
-from tests.support.processes import (
-    MotoServer,
-    ProcessGroup,
-    RunLog,
-    ScenarioResult,
-    StatusWatch,
-    aws_env,
-    duplicated_runs,
-    engine_container,
-    sqlite_env,
-    wait_for,
-)
+from tests.support.processes import MotoServer, ProcessGroup, aws_env, engine_container, sqlite_env
+from tests.support.scenarios import RunLog, ScenarioResult, StatusWatch, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -133,15 +123,13 @@ def run_write_send_gap(
             wait_for(lambda: queue_empty(client), timeout=60, what="orphans acked")
             drained = time.monotonic() - started
             watch.poll()
-        result = ScenarioResult(
-            scenario="4. write/send gap (send first)",
-            backend=backend,
-            tasks=len(late),
-            lost=watch.lost(),
-            stuck=len(watch.not_final()),
-            duplicated_runs=duplicated_runs(run_log, late_keys),
-            recover_seconds=round(recover, 1) if finished else None,
-            double_completions=len(watch.violations),
+        result = ScenarioResult.observed(
+            "4. write/send gap (send first)",
+            backend,
+            watch,
+            run_log,
+            late_keys,
+            recover_seconds=recover if finished else None,
             notes=f"{tasks} rows stored {ROW_DELAY:g} s after their message, all run; "
             f"{tasks} messages whose row never came acked as orphans after the "
             f"{ORPHAN_GRACE:g} s grace ({drained:.0f} s), none run",

@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -23,18 +22,14 @@ from adapters.clock import SystemClock
 from adapters.sqlite import SqliteDatabase, SqliteTaskQueue, SqliteTaskRepository
 from domain.models import Task, TaskStatus
 from domain.processing import Outcome, ProcessorSettings, TaskProcessor
-from domain.registry import HandlerRegistry, TaskType
 from domain.retry import RetryPolicy
-from tests.support.processes import (
-    MotoServer,
-    ProcessGroup,
+from domain.task_types import HandlerRegistry, TaskType
+from tests.support.processes import MotoServer, ProcessGroup, aws_env, sqlite_env
+from tests.support.scenarios import (
     RunLog,
     ScenarioResult,
     StatusWatch,
-    aws_env,
-    duplicated_runs,
-    sqlite_env,
-    submit_tasks,
+    submit_sleepy,
 )
 
 pytestmark = pytest.mark.e2e
@@ -66,27 +61,21 @@ def run_long_task(
         procs.start("worker")
         procs.start("worker")
         with api.client() as client:
-            keys = [uuid.uuid4().hex for _ in range(tasks)]
             started = time.monotonic()
-            ids = submit_tasks(
-                client, "sleepy", [{"key": k, "seconds": task_seconds} for k in keys]
-            )
+            keys, ids = submit_sleepy(client, tasks, task_seconds)
             watch = StatusWatch(client, ids)
             finished = watch.wait_all_final(timeout=task_seconds * 4 + 20)
             took = time.monotonic() - started
         starts = run_log.starts()
-        result = ScenarioResult(
-            scenario=f"3. {task_seconds:g} s task, {lease:g} s lease",
-            backend=backend,
-            tasks=tasks,
-            lost=watch.lost(),
-            stuck=len(watch.not_final()),
-            duplicated_runs=sum(max(0, starts.get(k, 0) - 1) for k in keys)
-            + duplicated_runs(run_log, keys),
-            recover_seconds=None,
-            double_completions=len(watch.violations),
+        result = ScenarioResult.observed(
+            f"3. {task_seconds:g} s task, {lease:g} s lease",
+            backend,
+            watch,
+            run_log,
+            keys,
             notes=f"all done in {took:.1f} s",
         )
+        result.duplicated_runs += sum(max(0, starts.get(k, 0) - 1) for k in keys)
         assert finished, f"not final: {watch.not_final()}\n{procs.logs()}"
         assert {t["status"] for t in watch.latest.values()} == {"COMPLETED"}, procs.logs()
         assert all(t["attempts"] == 1 for t in watch.latest.values()), watch.latest
@@ -137,18 +126,18 @@ async def test_a_heartbeat_answer_in_flight_when_the_handler_ends_is_not_lost(
     try:
         repo = SqliteTaskRepository(db)
         queue = SqliteTaskQueue(db, clock, max_receive_count=10)
-        registry = HandlerRegistry()
+        task_types = HandlerRegistry()
 
         async def work(payload: Any) -> str:
             await asyncio.sleep(0.3)  # ends while the 0.2 s heartbeat awaits its answer
             return "done"
 
-        registry.add(TaskType("work", work, 10))
+        task_types.add(TaskType("work", work, 10))
         processor = TaskProcessor(
             _SlowAnswerRepository(repo, answer_delay=0.3),
             queue,
             clock,
-            registry,
+            task_types,
             RetryPolicy(base_seconds=0, cap_seconds=0, rng=random.Random(1)),
             ProcessorSettings(visibility_timeout=5, heartbeat_interval=0.2),
         )

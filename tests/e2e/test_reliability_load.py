@@ -12,14 +12,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.support.processes import (
-    ProcessGroup,
-    RunLog,
-    ScenarioResult,
-    StatusWatch,
-    duplicated_runs,
-    sqlite_env,
-)
+from tests.support.processes import ProcessGroup, sqlite_env
+from tests.support.scenarios import RunLog, ScenarioResult, StatusWatch
 
 pytestmark = pytest.mark.e2e
 
@@ -73,15 +67,13 @@ def run_load(
             finished = watch.wait_all_final(timeout=drain_timeout, interval=0.5)
             drained = time.monotonic() - drain_started
         server_errors = sum(c for s, c in statuses.items() if s >= 500)
-        result = ScenarioResult(
-            scenario=f"9. load {rate:g}/s for {seconds:g} s",
-            backend=backend,
-            tasks=len(ids),
-            lost=watch.lost(),
-            stuck=len(watch.not_final()),
-            duplicated_runs=duplicated_runs(run_log, keys),
-            recover_seconds=round(drained, 1) if finished else None,
-            double_completions=len(watch.violations),
+        result = ScenarioResult.observed(
+            f"9. load {rate:g}/s for {seconds:g} s",
+            backend,
+            watch,
+            run_log,
+            keys,
+            recover_seconds=drained if finished else None,
             notes=f"{n} requests in {submitted_for:.1f} s: {dict(sorted(statuses.items()))}, "
             f"{errors} transport errors; {workers} workers x 10",
         )

@@ -15,15 +15,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.support.processes import (
-    Blackhole,
-    MotoServer,
-    ProcessGroup,
-    StatusWatch,
-    aws_env,
-    submit_tasks,
-    wait_for,
-)
+from tests.support.processes import Blackhole, MotoServer, ProcessGroup, aws_env
+from tests.support.scenarios import StatusWatch, submit_tasks, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.aws]
 

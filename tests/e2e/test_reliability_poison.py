@@ -24,15 +24,12 @@ import pytest
 from adapters import envelope
 from adapters.clock import SystemClock
 from adapters.sqlite import SqliteDatabase, SqliteTaskQueue
-from tests.support.processes import (
-    MotoServer,
-    ProcessGroup,
+from tests.support.processes import MotoServer, ProcessGroup, aws_env, sqlite_env
+from tests.support.scenarios import (
     RunLog,
     ScenarioResult,
     StatusWatch,
-    aws_env,
     duplicated_runs,
-    sqlite_env,
     submit_tasks,
     wait_for,
 )

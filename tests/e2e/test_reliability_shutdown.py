@@ -11,20 +11,16 @@ from __future__ import annotations
 import signal
 import subprocess
 import time
-import uuid
 from pathlib import Path
 
 import pytest
 
-from tests.support.processes import (
-    MotoServer,
-    ProcessGroup,
+from tests.support.processes import MotoServer, ProcessGroup, aws_env, sqlite_env
+from tests.support.scenarios import (
     RunLog,
     ScenarioResult,
     StatusWatch,
-    aws_env,
-    duplicated_runs,
-    sqlite_env,
+    submit_sleepy,
     submit_tasks,
     wait_for,
 )
@@ -63,13 +59,10 @@ def run_graceful_shutdown(
         "TASKQ_POLL_WAIT_SECONDS": "1",
     }
     run_log = RunLog(Path(env["TASKQ_TEST_RUN_LOG"]))
-    keys = [uuid.uuid4().hex for _ in range(tasks)]
     with ProcessGroup(tmp_path, env) as procs:
         first = procs.start("serve", wait=True)
         with first.client() as client:
-            ids = submit_tasks(
-                client, "sleepy", [{"key": k, "seconds": task_seconds} for k in keys]
-            )
+            keys, ids = submit_sleepy(client, tasks, task_seconds)
             in_flight = min(20, concurrency)
             wait_for(
                 lambda: client.get("/metrics").json()["processing_tasks"] >= in_flight,
@@ -88,15 +81,13 @@ def run_graceful_shutdown(
             watch = StatusWatch(client, ids)
             finished = watch.wait_all_final(timeout=VISIBILITY - 10)
             recover = time.monotonic() - restarted_at
-        result = ScenarioResult(
-            scenario="8. SIGTERM under load, restart",
-            backend=backend,
-            tasks=tasks,
-            lost=watch.lost(),
-            stuck=len(watch.not_final()),
-            duplicated_runs=duplicated_runs(run_log, keys),
-            recover_seconds=round(recover, 1) if finished else None,
-            double_completions=len(watch.violations),
+        result = ScenarioResult.observed(
+            "8. SIGTERM under load, restart",
+            backend,
+            watch,
+            run_log,
+            keys,
+            recover_seconds=recover if finished else None,
             notes=f"exit {code} {exit_seconds:.1f} s after SIGTERM (grace {grace:g} s); "
             f"then {counts['PENDING']} PENDING, "
             f"{counts['PROCESSING']} PROCESSING",

@@ -24,7 +24,7 @@ from domain.errors import (
 )
 from domain.models import Task, TaskStatus
 from domain.processing import Outcome
-from domain.registry import TaskType
+from domain.task_types import TaskType
 from tests.support import isolated_handlers as h
 from tests.support.lost_attempts import LEASE, LostAttemptRig
 
@@ -152,7 +152,7 @@ def test_a_child_does_not_outlive_its_worker(tmp_path: Path) -> None:
     script = (
         "import asyncio\n"
         "from adapters.isolation import ProcessHandlerSandbox\n"
-        "from domain.registry import TaskType\n"
+        "from domain.task_types import TaskType\n"
         "from tests.support import isolated_handlers as h\n"
         "sandbox = ProcessHandlerSandbox(preload=['tests.support.isolated_handlers'])\n"
         "task_type = TaskType('slow', h.sleep_long, 60)\n"

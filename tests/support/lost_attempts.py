@@ -3,7 +3,6 @@ hand-moved clock, and workers that die holding tasks (their lease simply expires
 
 from __future__ import annotations
 
-import random
 from typing import Any
 
 from adapters.clock import ManualClock
@@ -11,9 +10,9 @@ from adapters.memory import InMemoryTaskQueue, InMemoryTaskRepository, InMemoryW
 from domain.models import Delivery, Task
 from domain.ports import HandlerSandbox
 from domain.processing import ProcessorSettings, TaskProcessor
-from domain.registry import HandlerRegistry, TaskType
-from domain.retry import RetryPolicy
 from domain.services import SubmitRequest, TaskService
+from domain.task_types import HandlerRegistry, TaskType
+from tests.support.processing_rig import seeded_processor
 
 LEASE = 30.0
 
@@ -23,24 +22,20 @@ class LostAttemptRig:
         self.clock = ManualClock()
         self.repo = InMemoryTaskRepository()
         self.queue = InMemoryTaskQueue(self.clock, max_receive_count=20)
-        self.registry = HandlerRegistry()
+        self.task_types = HandlerRegistry()
         for task_type in task_types:
-            self.registry.add(task_type)
+            self.task_types.add(task_type)
         self.service = TaskService(
-            self.repo, self.queue, self.clock, self.registry, InMemoryWorkerRegistry()
+            self.repo, self.queue, self.clock, self.task_types, InMemoryWorkerRegistry()
         )
         self.sandbox = sandbox
 
     def processor(self, *, isolating: bool = True) -> TaskProcessor:
         """A worker's processor; with ``isolating=False`` it has no sandbox."""
-        return TaskProcessor(
-            self.repo,
-            self.queue,
-            self.clock,
-            self.registry,
-            RetryPolicy(base_seconds=1, cap_seconds=1, rng=random.Random(7)),
-            ProcessorSettings(visibility_timeout=LEASE),
-            sandbox=self.sandbox if isolating else None,
+        settings = ProcessorSettings(visibility_timeout=LEASE)
+        sandbox = self.sandbox if isolating else None
+        return seeded_processor(
+            self.repo, self.queue, self.clock, self.task_types, settings, sandbox=sandbox
         )
 
     async def submit(self, task_type: str, payload: Any = None, max_attempts: int = 3) -> Task:

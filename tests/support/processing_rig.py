@@ -10,13 +10,30 @@ from typing import Any
 from adapters.clock import ManualClock
 from adapters.memory import InMemoryTaskQueue, InMemoryTaskRepository, InMemoryWorkerRegistry
 from domain.models import Delivery, Task
+from domain.ports import HandlerSandbox, TaskQueue, TaskRepository
 from domain.processing import Outcome, ProcessorSettings, TaskProcessor
-from domain.registry import HandlerRegistry, TaskType
 from domain.retry import RetryPolicy
 from domain.services import SubmitRequest, TaskService
+from domain.task_types import HandlerRegistry, TaskType
 
 LEASE = 30.0
 """The visibility timeout of every receive: the lease of an attempt, in seconds."""
+
+
+def seeded_processor(
+    repo: TaskRepository,
+    queue: TaskQueue,
+    clock: ManualClock,
+    task_types: HandlerRegistry,
+    settings: ProcessorSettings,
+    *,
+    retry_cap: float = 1,
+    sandbox: HandlerSandbox | None = None,
+) -> TaskProcessor:
+    """A processor whose retries wait 1 s (at most ``retry_cap``), jittered by a seeded
+    generator, so a test knows when a retry is due."""
+    retry = RetryPolicy(base_seconds=1, cap_seconds=retry_cap, rng=random.Random(7))
+    return TaskProcessor(repo, queue, clock, task_types, retry, settings, sandbox=sandbox)
 
 
 class ProcessingRig:
@@ -28,25 +45,20 @@ class ProcessingRig:
         self.clock = ManualClock()
         self.repo = InMemoryTaskRepository()
         self.queue = InMemoryTaskQueue(self.clock, max_receive_count=10)
-        self.registry = HandlerRegistry()
+        self.task_types = HandlerRegistry()
         self.service = TaskService(
-            self.repo, self.queue, self.clock, self.registry, InMemoryWorkerRegistry()
+            self.repo, self.queue, self.clock, self.task_types, InMemoryWorkerRegistry()
         )
         self.settings = ProcessorSettings(visibility_timeout=LEASE, heartbeat_interval=heartbeat)
         self.processor = self.new_processor()
 
     def new_processor(self) -> TaskProcessor:
-        return TaskProcessor(
-            self.repo,
-            self.queue,
-            self.clock,
-            self.registry,
-            RetryPolicy(base_seconds=1, cap_seconds=10, rng=random.Random(7)),
-            self.settings,
+        return seeded_processor(
+            self.repo, self.queue, self.clock, self.task_types, self.settings, retry_cap=10
         )
 
     def handler(self, name: str, fn: Any, timeout: float = 60) -> None:
-        self.registry.add(TaskType(name, fn, timeout))
+        self.task_types.add(TaskType(name, fn, timeout))
 
     async def submit(self, task_type: str, payload: Any = None, **options: Any) -> Task:
         return await self.service.submit(SubmitRequest(type=task_type, payload=payload, **options))

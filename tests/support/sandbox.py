@@ -8,7 +8,7 @@ from typing import Any
 
 from domain.errors import HandlerCrashed
 from domain.models import JSON
-from domain.registry import TaskType
+from domain.task_types import TaskType
 
 
 class FakeSandbox:

@@ -13,11 +13,11 @@ from typing import Any
 from adapters.clock import ManualClock
 from adapters.handlers.builtin import register_builtins
 from adapters.memory import InMemoryTaskQueue, InMemoryTaskRepository, InMemoryWorkerRegistry
-from domain.errors import TaskNotFound, ValidationError
+from domain.errors import InvalidInput, TaskNotFound
 from domain.models import JSON, Task, TaskStatus, WorkerInfo
 from domain.reconcile import Reconciler
-from domain.registry import HandlerRegistry, TaskType
-from domain.services import Limits, SubmitRequest, TaskService
+from domain.services import SubmissionLimits, SubmitRequest, TaskService
+from domain.task_types import HandlerRegistry, TaskType
 
 LEASE_SECONDS = 30.0
 STALE_SECONDS = 60.0
@@ -31,16 +31,16 @@ def check_count(payload: JSON) -> None:
     if "n" not in payload:
         raise ValueError("missing field 'n'")
     if not isinstance(payload["n"], int):
-        raise ValidationError("payload.n", "must be an integer")
+        raise InvalidInput("payload.n", "must be an integer")
 
 
-def sample_registry() -> HandlerRegistry:
+def sample_task_types() -> HandlerRegistry:
     """The built-in types (email, image-resize, data-export) and two of a team's own:
     ``echo`` takes any payload, ``counted`` validates its payload."""
-    registry = register_builtins(HandlerRegistry())
-    registry.add(TaskType("echo", lambda payload: payload, 5.0))
-    registry.add(TaskType("counted", lambda payload: payload, 5.0, check_count))
-    return registry
+    task_types = register_builtins(HandlerRegistry())
+    task_types.add(TaskType("echo", lambda payload: payload, 5.0))
+    task_types.add(TaskType("counted", lambda payload: payload, 5.0, check_count))
+    return task_types
 
 
 class Rig:
@@ -52,16 +52,16 @@ class Rig:
         *,
         repository: InMemoryTaskRepository | None = None,
         queue: Callable[[ManualClock], InMemoryTaskQueue] = InMemoryTaskQueue,
-        limits: Limits | None = None,
+        limits: SubmissionLimits | None = None,
     ) -> None:
         self.clock = ManualClock()
         self.repository = repository or InMemoryTaskRepository()
         self.queue = queue(self.clock)
         self.workers = InMemoryWorkerRegistry()
-        self.registry = sample_registry()
-        self.limits = limits or Limits()
+        self.task_types = sample_task_types()
+        self.limits = limits or SubmissionLimits()
         self.service = TaskService(
-            self.repository, self.queue, self.clock, self.registry, self.workers, self.limits
+            self.repository, self.queue, self.clock, self.task_types, self.workers, self.limits
         )
 
     def reconciler(self, stale_after: float = STALE_SECONDS, **options: int) -> Reconciler:

@@ -3,17 +3,16 @@ hand-moved clock: submit, process what is on the queue, read back."""
 
 from __future__ import annotations
 
-import random
 from typing import Any
 
 from adapters.clock import ManualClock
 from adapters.memory import InMemoryTaskQueue, InMemoryTaskRepository, InMemoryWorkerRegistry
 from domain.models import Task
 from domain.ports import TaskQueue, TaskRepository, WorkerRegistry
-from domain.processing import Outcome, ProcessorSettings, TaskProcessor
-from domain.registry import HandlerRegistry, TaskType
-from domain.retry import RetryPolicy
+from domain.processing import Outcome, ProcessorSettings
 from domain.services import SubmitRequest, TaskService
+from domain.task_types import HandlerRegistry, TaskType
+from tests.support.processing_rig import seeded_processor
 
 LEASE_SECONDS = 30.0
 
@@ -30,25 +29,21 @@ class WorkerRig:
         self.clock = clock or ManualClock()
         self.repository = repository or InMemoryTaskRepository()
         self.queue = queue or InMemoryTaskQueue(self.clock, max_receive_count=10)
-        self.registry = HandlerRegistry()
+        self.task_types = HandlerRegistry()
         self.service = TaskService(
             self.repository,
             self.queue,
             self.clock,
-            self.registry,
+            self.task_types,
             workers or InMemoryWorkerRegistry(),
         )
-        self.processor = TaskProcessor(
-            self.repository,
-            self.queue,
-            self.clock,
-            self.registry,
-            RetryPolicy(base_seconds=1, cap_seconds=1, rng=random.Random(7)),
-            ProcessorSettings(visibility_timeout=LEASE_SECONDS),
+        settings = ProcessorSettings(visibility_timeout=LEASE_SECONDS)
+        self.processor = seeded_processor(
+            self.repository, self.queue, self.clock, self.task_types, settings
         )
 
     def handler(self, name: str, fn: Any) -> None:
-        self.registry.add(TaskType(name, fn, 60))
+        self.task_types.add(TaskType(name, fn, 60))
 
     async def submit(self, task_type: str, payload: Any = None, **options: Any) -> Task:
         return await self.service.submit(SubmitRequest(type=task_type, payload=payload, **options))

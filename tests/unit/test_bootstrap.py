@@ -10,6 +10,7 @@ from adapters.memory import InMemoryTaskQueue, InMemoryTaskRepository
 from bootstrap.container import Container, build_container
 from bootstrap.settings import Settings
 from domain.services import SubmitRequest
+from domain.task_types import HandlerRegistry, TaskType
 from entrypoints.http.app import create_app
 
 
@@ -21,6 +22,7 @@ def test_memory_backend_selects_the_memory_adapters() -> None:
     assert isinstance(container.backend_queue(), InMemoryTaskQueue)
     # One repository per container: the API and the worker share it.
     assert container.processor().repository is service.repository
+    assert container.reconciler().queue is service.queue
 
 
 def test_each_container_has_its_own_state() -> None:
@@ -32,9 +34,19 @@ def test_each_container_has_its_own_state() -> None:
 def test_handler_modules_register_their_types() -> None:
     settings = Settings(backend="memory", handlers=" tests.unit.sample_handlers , ")
     assert settings.handler_modules == ["tests.unit.sample_handlers"]
-    registry = build_container(settings).registry()
-    assert {"reverse", "email", "image-resize", "data-export"} <= set(registry.names())
-    assert registry.get("reverse").handler("abc") == "cba"
+    task_types = build_container(settings).task_types()
+    assert {"reverse", "email", "image-resize", "data-export"} <= set(task_types.names())
+    assert task_types.get("reverse").handler("abc") == "cba"
+
+
+def test_an_override_of_task_types_reaches_every_use_case() -> None:
+    container = build_container(Settings(backend="memory"))
+    only_echo = HandlerRegistry()
+    only_echo.add(TaskType("echo", lambda payload: payload))
+    with container.task_types.override(providers.Object(only_echo)):
+        assert container.task_service().task_types is only_echo
+        assert container.processor().task_types is only_echo
+        assert container.task_service().submission_rules.task_types is only_echo
 
 
 def test_original_environment_names_are_read(monkeypatch: object) -> None:
@@ -60,7 +72,7 @@ def test_a_handler_module_that_cannot_be_imported_is_named_in_the_error() -> Non
 
     container = build_container(Settings(backend="memory", handlers="no_such_team.tasks"))
     with pytest.raises(ImportError, match="TASKQ_HANDLERS names 'no_such_team.tasks'"):
-        container.registry()
+        container.task_types()
 
 
 def started_resources(container: Container) -> list[object]:

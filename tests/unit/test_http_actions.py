@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -32,16 +33,25 @@ async def test_cancel_answers_200_with_the_cancelled_task(
     assert (await http_client.get(f"/tasks/{task['id']}")).json() == body
 
 
-async def test_cancel_of_a_finished_task_is_409_naming_its_status(
-    http_container: Container, http_client: httpx.AsyncClient
+@pytest.mark.parametrize(
+    ("action", "move_to", "status"),
+    [("cancel", completed, "COMPLETED"), ("retry", processing, "PROCESSING")],
+)
+async def test_an_action_the_status_does_not_allow_is_409_naming_the_status(
+    http_container: Container,
+    http_client: httpx.AsyncClient,
+    action: str,
+    move_to: Callable[[Container, str], Awaitable[object]],
+    status: str,
 ) -> None:
+    """A finished task cannot be cancelled, nor one that has not failed retried."""
     task = await created(http_client)
-    await completed(http_container, task["id"])
+    await move_to(http_container, task["id"])
 
-    response = await http_client.post(f"/tasks/{task['id']}/cancel")
+    response = await http_client.post(f"/tasks/{task['id']}/{action}")
 
     assert response.status_code == 409
-    assert set(response.json()) == {"error"} and "COMPLETED" in response.json()["error"]
+    assert set(response.json()) == {"error"} and status in response.json()["error"]
 
 
 @pytest.mark.parametrize("action", ["cancel", "retry"])
@@ -83,11 +93,18 @@ async def test_retry_answers_200_with_the_task_pending_again(
     assert (await http_client.get(f"/tasks/{task['id']}")).json() == body
 
 
-async def test_retry_takes_the_number_of_further_attempts(
-    http_container: Container, http_client: httpx.AsyncClient
-) -> None:
+@pytest.fixture
+async def failed_task(http_container: Container, http_client: httpx.AsyncClient) -> dict[str, Any]:
+    """A task created over HTTP whose attempts all failed."""
     task = await created(http_client)
     await failed(http_container, task["id"])
+    return task
+
+
+async def test_retry_takes_the_number_of_further_attempts(
+    http_client: httpx.AsyncClient, failed_task: dict[str, Any]
+) -> None:
+    task = failed_task
 
     response = await http_client.post(f"/tasks/{task['id']}/retry", json={"max_attempts": 5})
 
@@ -96,44 +113,29 @@ async def test_retry_takes_the_number_of_further_attempts(
 
 
 @pytest.mark.parametrize(
-    "content",
-    [b'{"max_attempts": 0}', b'{"max_attempts": "2"}'],
+    ("content", "status", "error_starts"),
+    [
+        (b'{"max_attempts": 0}', 422, "max_attempts:"),  # a bad budget
+        (b'{"max_attempts": "2"}', 422, "max_attempts:"),
+        (b"{", 400, ""),  # a body that is not a JSON object
+        (b"[]", 400, ""),
+        (b"3", 400, ""),
+    ],
 )
-async def test_retry_with_a_bad_budget_is_422_and_changes_nothing(
-    http_container: Container, http_client: httpx.AsyncClient, content: bytes
+async def test_a_retry_with_a_bad_body_is_refused_and_changes_nothing(
+    http_client: httpx.AsyncClient,
+    failed_task: dict[str, Any],
+    content: bytes,
+    status: int,
+    error_starts: str,
 ) -> None:
-    task = await created(http_client)
-    await failed(http_container, task["id"])
+    task_url = f"/tasks/{failed_task['id']}"
 
-    response = await http_client.post(f"/tasks/{task['id']}/retry", content=content)
+    response = await http_client.post(f"{task_url}/retry", content=content)
 
-    assert response.status_code == 422
-    assert response.json()["error"].startswith("max_attempts:")
-    assert (await http_client.get(f"/tasks/{task['id']}")).json()["status"] == "FAILED"
-
-
-@pytest.mark.parametrize("content", [b"{", b"[]", b"3"])
-async def test_retry_with_a_body_that_is_not_an_object_is_400(
-    http_container: Container, http_client: httpx.AsyncClient, content: bytes
-) -> None:
-    task = await created(http_client)
-    await failed(http_container, task["id"])
-
-    response = await http_client.post(f"/tasks/{task['id']}/retry", content=content)
-
-    assert response.status_code == 400
-
-
-async def test_retry_of_a_task_that_has_not_failed_is_409_naming_its_status(
-    http_container: Container, http_client: httpx.AsyncClient
-) -> None:
-    task = await created(http_client)
-    await processing(http_container, task["id"])
-
-    response = await http_client.post(f"/tasks/{task['id']}/retry")
-
-    assert response.status_code == 409
-    assert set(response.json()) == {"error"} and "PROCESSING" in response.json()["error"]
+    assert response.status_code == status
+    assert response.json()["error"].startswith(error_starts)
+    assert (await http_client.get(task_url)).json()["status"] == "FAILED"
 
 
 # -- run_at: RFC 3339 in, UTC out (its rules: tests/unit/services/test_submit.py) ----------

@@ -7,9 +7,9 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import httpx
+import pydantic
 import pytest
 from dependency_injector import providers
-from pydantic import ValidationError
 
 from adapters.clock import ManualClock
 from bootstrap.container import Container, build_container
@@ -141,7 +141,7 @@ def test_client_address(peer: str, forwarded: str | None, expected: str) -> None
 
 def test_trusted_proxies_must_be_addresses_or_networks() -> None:
     assert Settings(trusted_proxies=" 10.0.0.1 , fd00::/8 ").trusted_proxies == "10.0.0.1,fd00::/8"
-    with pytest.raises(ValidationError, match="'proxy.local' is not an IP address"):
+    with pytest.raises(pydantic.ValidationError, match="'proxy.local' is not an IP address"):
         Settings(trusted_proxies="10.0.0.1,proxy.local")
 
 

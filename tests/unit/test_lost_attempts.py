@@ -16,7 +16,7 @@ from domain.errors import IllegalTransition
 from domain.models import Task, TaskStatus, new_lease_token
 from domain.processing import Outcome
 from domain.reconcile import Reconciler
-from domain.registry import TaskType
+from domain.task_types import TaskType
 from tests.support.lost_attempts import LEASE, LostAttemptRig
 from tests.support.sandbox import FakeSandbox
 

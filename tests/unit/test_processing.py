@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
@@ -12,9 +13,18 @@ from domain.errors import InfrastructureError, PermanentTaskError
 from domain.models import Task, TaskStatus
 from domain.processing import Outcome
 from domain.reconcile import Reconciler
-from domain.registry import HandlerRegistry
+from domain.task_types import HandlerRegistry
 from tests.support.processing_rig import LEASE, process_in_time
 from tests.support.processing_rig import ProcessingRig as Env
+
+
+def raising(error: BaseException) -> Callable[[Any], Awaitable[None]]:
+    """A handler that raises ``error``."""
+
+    async def handler(payload: Any) -> None:
+        raise error
+
+    return handler
 
 
 async def test_a_successful_task_completes_and_its_message_is_deleted() -> None:
@@ -79,10 +89,7 @@ async def test_a_failed_attempt_is_retried_after_a_backoff_then_completes() -> N
 async def test_a_task_failing_every_attempt_ends_failed_in_the_dead_letter_queue() -> None:
     env = Env()
 
-    async def broken(payload: Any) -> None:
-        raise ValueError("always")
-
-    env.handler("broken", broken)
+    env.handler("broken", raising(ValueError("always")))
     task = await env.submit("broken", max_attempts=3)
     outcomes: list[Outcome] = []
     for _ in range(3):
@@ -100,10 +107,7 @@ async def test_a_task_failing_every_attempt_ends_failed_in_the_dead_letter_queue
 async def test_a_permanent_error_fails_at_once() -> None:
     env = Env()
 
-    async def refuse(payload: Any) -> None:
-        raise PermanentTaskError("bad recipient")
-
-    env.handler("refuse", refuse)
+    env.handler("refuse", raising(PermanentTaskError("bad recipient")))
     task = await env.submit("refuse", max_attempts=5)
     assert await env.processor.process(await env.receive()) is Outcome.FAILED
     failed = await env.repo.get(task.id)
@@ -180,18 +184,13 @@ async def test_a_worker_whose_lease_expired_cannot_record_its_result() -> None:
 
 async def test_a_delivery_of_a_finished_task_is_acked_and_skipped() -> None:
     env = Env()
-    calls = 0
-
-    async def once(payload: Any) -> None:
-        nonlocal calls
-        calls += 1
-
-    env.handler("once", once)
-    task = await env.submit("once")
+    runs: list[Any] = []
+    env.handler("once", runs.append)
+    task = await env.submit("once", payload="the only run")
     await env.queue.send(task.id)  # a duplicate message, as at-least-once allows
     assert await env.processor.process(await env.receive()) is Outcome.COMPLETED
     assert await env.processor.process(await env.receive()) is Outcome.SKIPPED_FINISHED
-    assert calls == 1
+    assert runs == ["the only run"]
     assert (await env.queue.depth()).total == 0
 
 
@@ -265,7 +264,7 @@ async def test_a_task_of_an_unregistered_type_fails_instead_of_looping() -> None
     env = Env()
     env.handler("gone", lambda payload: None)
     task = await env.submit("gone")
-    env.registry = HandlerRegistry()
+    env.task_types = HandlerRegistry()
     env.processor = env.new_processor()
     assert await env.processor.process(await env.receive()) is Outcome.FAILED
     assert "unknown task type" in ((await env.repo.get(task.id)).error or "")

@@ -16,7 +16,7 @@ from domain.errors import InfrastructureError, QueueSendFailed
 from domain.models import Task, TaskStatus
 from domain.processing import Outcome
 from domain.reconcile import Reconciler
-from domain.services import BatchEntry, Limits, SubmitRequest, TaskService
+from domain.services import BatchEntry, SubmissionLimits, SubmitRequest, TaskService
 from tests.support.processing_rig import ProcessingRig as Env
 from tests.support.processing_rig import process_in_time
 
@@ -71,7 +71,7 @@ async def test_held_tasks_are_sent_in_pages_until_none_is_due() -> None:
 
 async def test_the_horizon_is_the_services_queue_delay_limit() -> None:
     env = Env()
-    env.service.limits = Limits(max_queue_delay_seconds=5)
+    env.service.limits = SubmissionLimits(max_queue_delay_seconds=5)
     env.handler("job", lambda payload: "ran")
     held = await env.submit("job", delay_seconds=10)
     assert held.held and await messages(env) == 0
@@ -85,7 +85,7 @@ async def test_the_horizon_is_the_services_queue_delay_limit() -> None:
 
 def test_a_queue_delay_limit_beyond_the_queues_is_refused() -> None:
     with pytest.raises(ValueError, match="max_queue_delay_seconds"):
-        Limits(max_queue_delay_seconds=901)
+        SubmissionLimits(max_queue_delay_seconds=901)
 
 
 class DownQueue(InMemoryTaskQueue):
@@ -256,7 +256,7 @@ async def test_a_retry_sends_its_message_ahead_and_a_failed_send_keeps_the_task_
     task = await env.submit("job", max_attempts=1)
     assert await env.processor.process(await env.receive()) is Outcome.FAILED
     queue = DownQueue(env.clock, max_receive_count=10)
-    service = TaskService(env.repo, queue, env.clock, env.registry, env.service.workers)
+    service = TaskService(env.repo, queue, env.clock, env.task_types, env.service.workers)
 
     with pytest.raises(QueueSendFailed):
         await service.retry(task.id)

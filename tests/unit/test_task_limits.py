@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 import pytest
 
-from domain.errors import ValidationError
+from domain.errors import InvalidInput
 from domain.limits import MAX_TASK_DATA_BYTES, encoded_size
 from domain.models import TaskStatus
 from domain.processing import Outcome
@@ -29,7 +29,7 @@ def test_the_limit_is_measured_as_the_stores_write_json() -> None:
 async def test_a_payload_over_the_limit_is_refused_naming_the_limit() -> None:
     rig = WorkerRig()
     rig.handler("echo", lambda payload: payload)
-    with pytest.raises(ValidationError) as refused:
+    with pytest.raises(InvalidInput) as refused:
         await rig.submit("echo", {"blob": JUST_OVER})
     assert refused.value.field == "payload"
     assert f"{MAX_TASK_DATA_BYTES:,}" in refused.value.message

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from adapters.clock import SystemClock
 from adapters.memory import InMemoryTaskQueue, InMemoryTaskRepository, InMemoryWorkerRegistry
 from domain.models import TaskStatus
 from domain.processing import ProcessorSettings, TaskProcessor
-from domain.registry import HandlerRegistry, TaskType
 from domain.retry import RetryPolicy
 from domain.services import SubmitRequest, TaskService
+from domain.task_types import HandlerRegistry, TaskType
 from entrypoints.worker import Worker, WorkerSettings
 
 
@@ -21,26 +22,36 @@ class Rig:
         self.repo = InMemoryTaskRepository()
         self.queue = InMemoryTaskQueue(self.clock)
         self.workers = InMemoryWorkerRegistry()
-        self.registry = HandlerRegistry()
-        self.service = TaskService(self.repo, self.queue, self.clock, self.registry, self.workers)
+        self.task_types = HandlerRegistry()
+        self.service = TaskService(self.repo, self.queue, self.clock, self.task_types, self.workers)
         processor = TaskProcessor(
             self.repo,
             self.queue,
             self.clock,
-            self.registry,
+            self.task_types,
             RetryPolicy(base_seconds=0.01, cap_seconds=0.05),
             ProcessorSettings(visibility_timeout=30),
         )
         self.worker = Worker(
-            processor,
-            self.queue,
-            self.workers,
-            self.clock,
-            WorkerSettings(
-                concurrency=concurrency, poll_wait_seconds=1, shutdown_grace_seconds=grace
+            processor=processor,
+            queue=self.queue,
+            workers=self.workers,
+            clock=self.clock,
+            settings=WorkerSettings(
+                concurrency=concurrency,
+                poll_wait_seconds=1,
+                shutdown_grace_seconds=grace,
+                worker_ttl_seconds=30,
             ),
         )
         self.stop = asyncio.Event()
+
+    async def start(self, job: Any, n: int) -> tuple[list[str], asyncio.Task[None]]:
+        """Submit ``n`` tasks that run ``job`` and start the worker: their ids, and the
+        running worker."""
+        self.task_types.add(TaskType("job", job))
+        ids = await self.submit("job", n)
+        return ids, asyncio.create_task(self.worker.run(self.stop))
 
     async def submit(self, task_type: str, n: int) -> list[str]:
         tasks = [await self.service.submit(SubmitRequest(type=task_type)) for _ in range(n)]
@@ -66,31 +77,33 @@ async def test_the_worker_runs_tasks_concurrently_up_to_its_limit() -> None:
         await asyncio.sleep(0.02)
         running -= 1
 
-    rig.registry.add(TaskType("job", job))
-    ids = await rig.submit("job", 50)
-    runner = asyncio.create_task(rig.worker.run(rig.stop))
+    ids, runner = await rig.start(job, 50)
     await rig.wait_until_final(ids)
     assert peak == 5
     live = await rig.workers.live(rig.clock.now())
     assert [w.concurrency for w in live] == [5]
+    assert [w.heartbeat_seconds for w in live] == [10], "it beats every third of its TTL"
     rig.stop.set()
     await asyncio.wait_for(runner, 5)
     assert all([(await rig.repo.get(i)).status is TaskStatus.COMPLETED for i in ids])
     assert await rig.workers.live(rig.clock.now()) == [], "a stopped worker deregisters"
 
 
-async def test_stop_lets_in_flight_tasks_finish_within_the_grace_period() -> None:
-    rig = Rig(concurrency=3, grace=5)
-    started = asyncio.Event()
+def sleeper(seconds: float, started: asyncio.Event) -> Callable[[Any], Awaitable[str]]:
+    """A handler that sets ``started``, then sleeps ``seconds``."""
 
     async def job(payload: Any) -> str:
         started.set()
-        await asyncio.sleep(0.3)
+        await asyncio.sleep(seconds)
         return "finished"
 
-    rig.registry.add(TaskType("job", job))
-    ids = await rig.submit("job", 3)
-    runner = asyncio.create_task(rig.worker.run(rig.stop))
+    return job
+
+
+async def test_stop_lets_in_flight_tasks_finish_within_the_grace_period() -> None:
+    rig = Rig(concurrency=3, grace=5)
+    started = asyncio.Event()
+    ids, runner = await rig.start(sleeper(0.3, started), 3)
     await started.wait()
     rig.stop.set()
     await asyncio.wait_for(runner, 5)
@@ -100,14 +113,7 @@ async def test_stop_lets_in_flight_tasks_finish_within_the_grace_period() -> Non
 async def test_tasks_unfinished_after_the_grace_period_are_released_at_once() -> None:
     rig = Rig(concurrency=2, grace=0.2)
     started = asyncio.Event()
-
-    async def job(payload: Any) -> None:
-        started.set()
-        await asyncio.sleep(60)
-
-    rig.registry.add(TaskType("job", job))
-    ids = await rig.submit("job", 4)
-    runner = asyncio.create_task(rig.worker.run(rig.stop))
+    ids, runner = await rig.start(sleeper(60, started), 4)
     await started.wait()
     await asyncio.sleep(0.05)
     rig.stop.set()

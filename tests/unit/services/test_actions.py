@@ -8,13 +8,13 @@ import pytest
 
 from domain.errors import (
     ConcurrencyConflict,
+    InvalidInput,
     QueueSendFailed,
     TaskNotFound,
     TaskStateConflict,
-    ValidationError,
 )
 from domain.models import Task, TaskStatus
-from domain.services import CANCEL_RETRIES, RETRY_SEND_DELAY_SECONDS, Limits
+from domain.services import CANCEL_RETRIES, RETRY_SEND_DELAY_SECONDS, SubmissionLimits
 from tests.support.service_fakes import (
     LateAnsweringQueue,
     RacingRepository,
@@ -149,14 +149,14 @@ async def test_retry_of_a_failed_task_queues_it_again_with_its_history() -> None
 
 
 async def test_retry_takes_the_number_of_further_attempts() -> None:
-    rig = Rig(limits=Limits(default_max_attempts=2, max_attempts_limit=6))
+    rig = Rig(limits=SubmissionLimits(default_max_attempts=2, max_attempts_limit=6))
     task = await rig.in_status(TaskStatus.FAILED)
 
     assert (await rig.service.retry(task.id, extra_attempts=6)).max_attempts == 1 + 6
 
 
 async def test_retry_uses_the_configured_default_budget() -> None:
-    rig = Rig(limits=Limits(default_max_attempts=2))
+    rig = Rig(limits=SubmissionLimits(default_max_attempts=2))
     task = await rig.in_status(TaskStatus.FAILED)
 
     assert (await rig.service.retry(task.id)).max_attempts == 1 + 2
@@ -184,7 +184,7 @@ async def test_retry_with_a_budget_out_of_range_is_refused_and_changes_nothing(
     task = await rig.in_status(TaskStatus.FAILED)
     await rig.visible()
 
-    with pytest.raises(ValidationError) as info:
+    with pytest.raises(InvalidInput) as info:
         await rig.service.retry(task.id, extra_attempts=budget)
 
     assert info.value.field == "max_attempts"

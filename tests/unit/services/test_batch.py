@@ -9,9 +9,9 @@ import pytest
 from domain.errors import (
     IdempotencyKeyReused,
     InfrastructureError,
+    InvalidInput,
     QueueSendFailed,
     TaskNotFound,
-    ValidationError,
 )
 from domain.limits import MAX_BATCH_SIZE
 from domain.services import BatchEntry, SubmitOutcome, SubmitRequest
@@ -24,7 +24,7 @@ def email(to: str, **options: Any) -> BatchEntry:
 
 
 def fields(outcomes: list[SubmitOutcome]) -> list[str | None]:
-    return [o.error.field if isinstance(o.error, ValidationError) else None for o in outcomes]
+    return [o.error.field if isinstance(o.error, InvalidInput) else None for o in outcomes]
 
 
 async def test_every_valid_item_is_stored_and_queued_in_request_order() -> None:
@@ -43,10 +43,10 @@ async def test_every_valid_item_is_stored_and_queued_in_request_order() -> None:
 
 async def test_invalid_items_are_answered_in_place_and_the_valid_ones_created() -> None:
     rig = Rig()
-    items: list[BatchEntry | ValidationError] = [
+    items: list[BatchEntry | InvalidInput] = [
         BatchEntry(EMAIL),
         BatchEntry(SubmitRequest(type="sms", payload="hi")),
-        ValidationError("body", "each task must be a JSON object"),
+        InvalidInput("body", "each task must be a JSON object"),
         email("a@b.co", max_attempts=0),
         BatchEntry(SubmitRequest(type="data-export", payload="users", delay_seconds=5)),
         email("nope"),
@@ -85,7 +85,7 @@ async def test_one_to_the_most_items_are_accepted(size: int) -> None:
 async def test_the_refusal_of_an_empty_or_oversized_batch_says_the_limit(size: int) -> None:
     rig = Rig()
 
-    with pytest.raises(ValidationError) as info:
+    with pytest.raises(InvalidInput) as info:
         await rig.service.submit_batch([BatchEntry(EMAIL)] * size)
 
     assert str(info.value) == f"tasks: must hold 1 to {MAX_BATCH_SIZE} tasks, not {size}"

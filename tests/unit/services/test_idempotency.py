@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 
-from domain.errors import IdempotencyKeyReused, InfrastructureError, ValidationError
+from domain.errors import IdempotencyKeyReused, InfrastructureError, InvalidInput
 from domain.limits import MAX_IDEMPOTENCY_KEY_LENGTH
 from domain.models import TaskStatus
-from domain.services import Limits, SubmitRequest
+from domain.services import SubmissionLimits, SubmitRequest
 from tests.support.service_fakes import UnreachableQueue
 from tests.support.service_rig import EMAIL, Rig
 
@@ -87,7 +87,7 @@ async def test_different_keys_make_different_tasks() -> None:
 async def test_a_key_too_short_or_too_long_is_refused(key: str) -> None:
     rig = Rig()
 
-    with pytest.raises(ValidationError) as info:
+    with pytest.raises(InvalidInput) as info:
         await rig.service.submit_idempotent(EMAIL, key)
 
     assert info.value.field == "Idempotency-Key"
@@ -105,7 +105,7 @@ async def test_a_key_of_the_longest_length_is_accepted() -> None:
 async def test_an_invalid_request_does_not_claim_its_key() -> None:
     rig = Rig()
 
-    with pytest.raises(ValidationError):
+    with pytest.raises(InvalidInput):
         await rig.service.submit_idempotent(SubmitRequest(type="sms"), "k")
     task, created = await rig.service.submit_idempotent(EMAIL, "k")
 
@@ -113,7 +113,7 @@ async def test_an_invalid_request_does_not_claim_its_key() -> None:
 
 
 async def test_the_key_is_forgotten_after_the_window() -> None:
-    rig = Rig(limits=Limits(idempotency_window_seconds=WINDOW))
+    rig = Rig(limits=SubmissionLimits(idempotency_window_seconds=WINDOW))
     first, _ = await rig.service.submit_idempotent(EMAIL, "k")
 
     await rig.clock.advance(WINDOW - 1)
@@ -127,7 +127,7 @@ async def test_the_key_is_forgotten_after_the_window() -> None:
 
 
 async def test_after_the_window_the_key_may_carry_another_request() -> None:
-    rig = Rig(limits=Limits(idempotency_window_seconds=WINDOW))
+    rig = Rig(limits=SubmissionLimits(idempotency_window_seconds=WINDOW))
     await rig.service.submit_idempotent(EMAIL, "k")
     await rig.clock.advance(WINDOW)
 

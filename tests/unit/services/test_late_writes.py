@@ -11,7 +11,7 @@ from typing import TypeVar
 import pytest
 
 from adapters.clock import ManualClock
-from domain.services import BatchEntry, Limits, SubmitRequest
+from domain.services import BatchEntry, SubmissionLimits, SubmitRequest
 from tests.support.service_fakes import SlowRepository
 from tests.support.service_rig import EMAIL, Rig
 
@@ -22,7 +22,7 @@ T = TypeVar("T")
 def slow_rig() -> tuple[Rig, SlowRepository]:
     clock = ManualClock()
     repository = SlowRepository(clock)
-    rig = Rig(repository=repository, limits=Limits(orphan_grace_seconds=GRACE))
+    rig = Rig(repository=repository, limits=SubmissionLimits(orphan_grace_seconds=GRACE))
     # The rig makes its own clock: the slow store must sleep on the rig's.
     repository.clock = rig.clock
     return rig, repository

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from domain.errors import InvalidCursor, TaskNotFound, ValidationError
+from domain.errors import InvalidCursor, InvalidInput, TaskNotFound
 from domain.limits import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
 from domain.models import QueueDepth, TaskStatus
 from tests.support.service_rig import LEASE_SECONDS, Rig
@@ -118,7 +118,7 @@ async def test_a_limit_within_bounds_is_accepted(limit: int) -> None:
 
 @pytest.mark.parametrize("limit", [0, -1, MAX_PAGE_SIZE + 1])
 async def test_a_limit_out_of_bounds_is_refused(limit: int) -> None:
-    with pytest.raises(ValidationError) as info:
+    with pytest.raises(InvalidInput) as info:
         await Rig().service.list(TaskStatus.PENDING, limit=limit)
 
     assert info.value.field == "limit"

@@ -6,14 +6,14 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from domain.errors import ValidationError
+from domain.errors import InvalidInput
 from domain.models import TaskStatus
 from domain.submission import SubmissionRules, SubmitRequest
-from tests.support.service_rig import sample_registry
+from tests.support.service_rig import sample_task_types
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 RULES = SubmissionRules(
-    sample_registry(),
+    sample_task_types(),
     default_max_attempts=3,
     max_attempts_limit=5,
     max_queue_delay_seconds=900,
@@ -59,12 +59,12 @@ def test_the_queue_delay_or_holding_follows_the_horizon(
 )
 def test_the_first_wrong_field_is_named(changes: dict[str, object], field: str) -> None:
     request = SubmitRequest(**{"type": "email", "payload": "a@b.co", **changes})  # type: ignore[arg-type]
-    with pytest.raises(ValidationError) as caught:
+    with pytest.raises(InvalidInput) as caught:
         RULES.validate_and_build(request, NOW)
     assert caught.value.field == field
 
 
 def test_an_attempt_budget_defaults_and_is_bounded() -> None:
     assert RULES.check_max_attempts(None) == 3
-    with pytest.raises(ValidationError, match="between 1 and 5"):
+    with pytest.raises(InvalidInput, match="between 1 and 5"):
         RULES.check_max_attempts(6)

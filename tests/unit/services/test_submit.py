@@ -10,14 +10,14 @@ import pytest
 
 from domain.errors import (
     InfrastructureError,
+    InvalidInput,
     QueueSendFailed,
     TaskNotFound,
     UnknownTaskType,
-    ValidationError,
 )
 from domain.limits import MAX_DELAY_SECONDS, MAX_QUEUE_DELAY_SECONDS, MAX_TIMEOUT_SECONDS
 from domain.models import TaskStatus
-from domain.services import Limits, SubmitRequest
+from domain.services import SubmissionLimits, SubmitRequest
 from tests.support.service_fakes import FullRepository, UnreachableQueue
 from tests.support.service_rig import Rig
 
@@ -62,11 +62,11 @@ async def test_the_payload_is_stored_exactly_unicode_included() -> None:
 
 
 async def test_the_limits_set_the_default_and_the_most_attempts() -> None:
-    rig = Rig(limits=Limits(default_max_attempts=7, max_attempts_limit=9))
+    rig = Rig(limits=SubmissionLimits(default_max_attempts=7, max_attempts_limit=9))
 
     assert (await rig.submit()).max_attempts == 7
     assert (await rig.submit(max_attempts=9)).max_attempts == 9
-    with pytest.raises(ValidationError, match="between 1 and 9"):
+    with pytest.raises(InvalidInput, match="between 1 and 9"):
         await rig.submit(max_attempts=10)
 
 
@@ -112,7 +112,7 @@ async def test_a_bad_field_is_refused_by_name_and_nothing_is_stored(
     rig = Rig()
     request = SubmitRequest(**{"type": "email", "payload": "a@b.co", **fields})
 
-    with pytest.raises(ValidationError) as info:
+    with pytest.raises(InvalidInput) as info:
         await rig.service.submit(request)
 
     assert info.value.field == field
@@ -162,7 +162,7 @@ async def test_a_validator_refusal_names_the_type_or_its_own_field(
 ) -> None:
     rig = Rig()
 
-    with pytest.raises(ValidationError) as info:
+    with pytest.raises(InvalidInput) as info:
         await rig.submit("counted", payload)
 
     assert (info.value.field, info.value.message) == (field, says)
@@ -209,7 +209,7 @@ async def test_the_builtin_types_take_their_payloads(task_type: str, payload: An
 async def test_the_builtin_types_refuse_bad_payloads(task_type: str, payload: Any) -> None:
     rig = Rig()
 
-    with pytest.raises(ValidationError) as info:
+    with pytest.raises(InvalidInput) as info:
         await rig.submit(task_type, payload)
 
     assert info.value.field == "payload"
@@ -228,7 +228,7 @@ async def test_a_payload_nested_past_the_limit_is_refused() -> None:
     rig = Rig()
 
     await rig.submit("echo", _nested(32))
-    with pytest.raises(ValidationError) as info:
+    with pytest.raises(InvalidInput) as info:
         await rig.submit("echo", _nested(33))
 
     assert str(info.value) == "payload: nested deeper than 32 levels"
@@ -323,7 +323,7 @@ async def test_a_bad_run_at_is_refused_saying_why(fields: dict[str, Any], says: 
     if fields.pop("naive", False):
         run_at = run_at.replace(tzinfo=None)
 
-    with pytest.raises(ValidationError) as info:
+    with pytest.raises(InvalidInput) as info:
         await rig.submit(run_at=run_at, **fields)
 
     assert (info.value.field, info.value.message) == ("run_at", says)

@@ -1,0 +1,120 @@
+"""Task types: a name, a handler (sync or async), a payload validator and a timeout.
+
+Teams add their own types without touching the engine::
+
+    from domain.task_types import task_type
+
+    @task_type("send-report", timeout_seconds=60)
+    def send_report(payload):
+        ...
+
+and list their module in ``TASKQ_HANDLERS`` so it is imported at start. (The older
+path ``domain.registry`` re-exports these names and keeps working.)
+
+A ``HandlerRegistry`` is the set of task types a process knows; code that holds one
+calls it ``task_types`` (the live workers are a ``WorkerRegistry``, called ``workers``).
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from domain.errors import InvalidInput, UnknownTaskType
+from domain.models import JSON
+
+Handler = Callable[[JSON], Any]
+"""Takes the payload, returns a JSON result (or an awaitable of one)."""
+Validator = Callable[[JSON], None]
+"""Raises ``ValueError`` (or ``InvalidInput``) describing what is wrong."""
+
+DEFAULT_TIMEOUT_SECONDS = 300.0
+
+H = TypeVar("H", bound=Handler)
+
+
+@dataclass(frozen=True)
+class TaskType:
+    name: str
+    handler: Handler
+    timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS
+    validator: Validator | None = None
+
+    @property
+    def is_async(self) -> bool:
+        return inspect.iscoroutinefunction(self.handler)
+
+    def validate(self, payload: JSON) -> None:
+        if self.validator is None:
+            return
+        try:
+            self.validator(payload)
+        except InvalidInput:
+            raise
+        except (ValueError, TypeError) as exc:
+            raise InvalidInput("payload", f"invalid payload for {self.name!r}: {exc}") from None
+
+
+class HandlerRegistry:
+    def __init__(self) -> None:
+        self._types: dict[str, TaskType] = {}
+
+    def add(self, task_type: TaskType) -> None:
+        if not task_type.name or not task_type.name.strip():
+            raise ValueError("task type name must not be empty")
+        if task_type.timeout_seconds <= 0:
+            raise ValueError(f"timeout of {task_type.name!r} must be positive")
+        self._types[task_type.name] = task_type
+
+    def register(
+        self,
+        name: str,
+        *,
+        timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS,
+        validator: Validator | None = None,
+    ) -> Callable[[H], H]:
+        def decorate(handler: H) -> H:
+            self.add(TaskType(name, handler, timeout_seconds, validator))
+            return handler
+
+        return decorate
+
+    def get(self, name: str) -> TaskType:
+        try:
+            return self._types[name]
+        except KeyError:
+            raise UnknownTaskType(name, list(self._types)) from None
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._types
+
+    def names(self) -> list[str]:
+        return sorted(self._types)
+
+    def copy(self) -> HandlerRegistry:
+        clone = HandlerRegistry()
+        clone._types = dict(self._types)
+        return clone
+
+
+default_task_types = HandlerRegistry()
+"""The process-wide task types that ``task_type`` registers into and bootstrap reads."""
+
+
+def task_type(
+    name: str,
+    *,
+    timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS,
+    validator: Validator | None = None,
+) -> Callable[[H], H]:
+    return default_task_types.register(name, timeout_seconds=timeout_seconds, validator=validator)
+
+
+async def call_handler(handler: Handler, payload: JSON) -> Any:
+    """Await an async handler; the caller decides where a sync one runs."""
+    result = handler(payload)
+    if isinstance(result, Awaitable):
+        return await result
+    return result
