@@ -18,6 +18,7 @@ from datetime import datetime, timedelta
 
 from adapters import envelope
 from adapters.cursor import decode_cursor, encode_cursor
+from domain import models
 from domain.errors import (
     ConcurrencyConflict,
     DeadLetterNotFound,
@@ -26,16 +27,7 @@ from domain.errors import (
     TaskNotFound,
 )
 from domain.limits import DEFAULT_MAX_RECEIVE_COUNT, MAX_QUEUE_BATCH, MAX_QUEUE_DELAY_SECONDS
-from domain.models import (
-    RECEIVE_LIMIT_REASON,
-    DeadLetter,
-    Delivery,
-    Page,
-    QueueDepth,
-    Task,
-    TaskStatus,
-    WorkerInfo,
-)
+from domain.models import DeadLetter, Delivery, Page, QueueDepth, Task, TaskStatus, WorkerInfo
 from domain.ports import Clock
 
 
@@ -234,7 +226,7 @@ class InMemoryTaskQueue:
                 continue  # acked, or rescheduled since this entry was pushed
             if message.receive_count >= self.max_receive_count:
                 # The redrive policy: moved to the dead-letter queue instead of delivered.
-                self._move_to_dead_letters(message, RECEIVE_LIMIT_REASON)
+                self._move_to_dead_letters(message, models.RECEIVE_LIMIT_REASON)
                 continue
             message.receive_count += 1
             message.receipt = f"{message_id}#{message.receive_count}#{next(self._seq)}"
