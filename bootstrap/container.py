@@ -23,6 +23,7 @@ from adapters.isolation import ProcessHandlerSandbox
 from adapters.write_health import QUEUE_WRITES, REPOSITORY_WRITES, WriteTracking
 from bootstrap.backends import AwsBackend, MemoryBackend, SqliteBackend, aws_client, aws_sqs_client
 from bootstrap.settings import Settings
+from domain.dead_letters import DeadLetterMessages
 from domain.health import WriteHealth, store_probe
 from domain.processing import ProcessorSettings, TaskProcessor
 from domain.reconcile import Reconciler
@@ -128,6 +129,7 @@ class Container(containers.DeclarativeContainer):
         workers=workers,
         limits=limits,
     )
+    dead_letter_messages = providers.Singleton(DeadLetterMessages, queue=queue)
     processor_settings = providers.Singleton(
         ProcessorSettings,
         visibility_timeout=settings.provided.visibility_timeout,
