@@ -175,5 +175,11 @@ class BatchingTaskQueue:
     async def redrive_dead_letters(self, *, limit: int | None = None) -> int:
         return await self.inner.redrive_dead_letters(limit=limit)
 
+    async def drop_dead_letter(self, message_id: str) -> DeadLetter:
+        return await self.inner.drop_dead_letter(message_id)
+
+    async def redrive_dead_letter(self, message_id: str) -> DeadLetter:
+        return await self.inner.redrive_dead_letter(message_id)
+
     async def ping(self) -> None:
         await self.inner.ping()

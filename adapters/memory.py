@@ -18,8 +18,10 @@ from datetime import datetime, timedelta
 
 from adapters import envelope
 from adapters.cursor import decode_cursor, encode_cursor
+from domain import models
 from domain.errors import (
     ConcurrencyConflict,
+    DeadLetterNotFound,
     IdempotencyKeyReused,
     TaskAlreadyExists,
     TaskNotFound,
@@ -143,6 +145,7 @@ class _Message:
     receive_count: int = 0
     receipt: str | None = None
     generation: int = 0
+    reason: str | None = None
 
 
 class InMemoryTaskQueue:
@@ -223,8 +226,7 @@ class InMemoryTaskQueue:
                 continue  # acked, or rescheduled since this entry was pushed
             if message.receive_count >= self.max_receive_count:
                 # The redrive policy: moved to the dead-letter queue instead of delivered.
-                del self._messages[message_id]
-                self._dead[message_id] = message
+                self._move_to_dead_letters(message, models.RECEIVE_LIMIT_REASON)
                 continue
             message.receive_count += 1
             message.receipt = f"{message_id}#{message.receive_count}#{next(self._seq)}"
@@ -272,10 +274,13 @@ class InMemoryTaskQueue:
 
     async def dead_letter(self, delivery: Delivery, *, reason: str) -> None:
         message = self._messages.get(delivery.message_id)
-        if message is None:
-            return
-        del self._messages[delivery.message_id]
-        self._dead[delivery.message_id] = message
+        if message is not None:
+            self._move_to_dead_letters(message, reason)
+
+    def _move_to_dead_letters(self, message: _Message, reason: str) -> None:
+        del self._messages[message.message_id]
+        message.reason = reason
+        self._dead[message.message_id] = message
 
     # -- inspection ------------------------------------------------------------------
 
@@ -295,10 +300,7 @@ class InMemoryTaskQueue:
         return len(self._dead)
 
     async def list_dead_letters(self, *, limit: int) -> list[DeadLetter]:
-        return [
-            DeadLetter(m.message_id, envelope.decode(m.body), m.receive_count, m.body)
-            for m in itertools.islice(self._dead.values(), limit)
-        ]
+        return [_dead_letter(m) for m in itertools.islice(self._dead.values(), limit)]
 
     async def redrive_dead_letters(self, *, limit: int | None = None) -> int:
         moved = list(itertools.islice(self._dead.values(), limit))
@@ -307,8 +309,32 @@ class InMemoryTaskQueue:
             self._put(message.body, 0)
         return len(moved)
 
+    async def drop_dead_letter(self, message_id: str) -> DeadLetter:
+        return _dead_letter(self._take_dead_letter(message_id))
+
+    async def redrive_dead_letter(self, message_id: str) -> DeadLetter:
+        message = self._take_dead_letter(message_id)
+        self._put(message.body, 0)
+        return _dead_letter(message)
+
+    def _take_dead_letter(self, message_id: str) -> _Message:
+        try:
+            return self._dead.pop(message_id)
+        except KeyError:
+            raise DeadLetterNotFound(message_id) from None
+
     async def ping(self) -> None:
         return None
+
+
+def _dead_letter(message: _Message) -> DeadLetter:
+    return DeadLetter(
+        message.message_id,
+        envelope.decode(message.body),
+        message.receive_count,
+        message.body,
+        message.reason,
+    )
 
 
 def _check_delay(delay_seconds: float) -> None:

@@ -29,6 +29,7 @@ from bootstrap.backends import (
     aws_sqs_poll_client,
 )
 from bootstrap.settings import Settings
+from domain.dead_letters import DeadLetterMessages
 from domain.health import WriteHealth, store_probe
 from domain.processing import ProcessorSettings, TaskProcessor
 from domain.reconcile import Reconciler
@@ -135,6 +136,7 @@ class Container(containers.DeclarativeContainer):
     task_service = providers.Singleton(
         TaskService, **_engine, task_types=task_types, workers=workers, limits=submission_limits
     )
+    dead_letter_messages = providers.Singleton(DeadLetterMessages, queue=queue)
     processor_settings = providers.Singleton(
         ProcessorSettings,
         visibility_timeout=settings.provided.visibility_timeout,

@@ -40,6 +40,17 @@ class TaskNotFound(TaskQueueError):
         super().__init__(f"task {task_id!r} not found")
 
 
+class DeadLetterNotFound(TaskQueueError):
+    """No message with this id is on the dead-letter queue (it never was, or it was
+    dropped or redriven since). ``detail`` says how far a backend looked when it could
+    not look at every message (SQS)."""
+
+    def __init__(self, message_id: str, detail: str = "") -> None:
+        self.message_id = message_id
+        shown = message_id if len(message_id) <= 64 else message_id[:64] + "..."
+        super().__init__(f"dead letter {shown!r} not found" + (f": {detail}" if detail else ""))
+
+
 class TaskAlreadyExists(TaskQueueError):
     def __init__(self, task_id: str) -> None:
         self.task_id = task_id

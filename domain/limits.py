@@ -118,6 +118,25 @@ workers."""
 MAX_REDRIVE_PER_SECOND = 1000.0
 """Our choice: the fastest rate an operator may ask a redrive for."""
 
+DEFAULT_DEAD_LETTER_LIST = 20
+"""Our choice: dead-letter messages one look shows when the operator names no limit."""
+MAX_DEAD_LETTER_LIST = 100
+"""Our choice: the most dead-letter messages one look shows. On SQS a look receives
+them (``MAX_QUEUE_BATCH`` a call) and hands them straight back, so it stays a few
+calls; the bodies shown are cut to ``MAX_DEAD_LETTER_BODY_CHARS``."""
+MAX_DEAD_LETTER_BODY_CHARS = 1024
+"""Our choice: the characters of a dead letter's body an operator is shown; enough to
+recognise a poison message, and a look at ``MAX_DEAD_LETTER_LIST`` of them stays small."""
+MAX_DEAD_LETTER_SEARCH = 1000
+"""Our choice: the most dead letters SQS is asked for while looking for one message by
+id (to drop or redrive it): SQS cannot fetch a message by id, so the search receives
+them (``MAX_QUEUE_BATCH`` a call, 100 calls at most) and hands the others back. A
+message past the first 1,000 received is reported not found; redrive or drop the rest
+in bulk first."""
+MAX_MESSAGE_ID_LENGTH = 128
+"""Our choice: the longest message id looked for; the backends' ids are far shorter
+(an SQS MessageId is a 36-character UUID, SQLite's a row number)."""
+
 # -- What a task carries -------------------------------------------------------------
 
 MAX_ERROR_LENGTH = 2048

@@ -165,15 +165,49 @@ class TaskQueue(Protocol):
         """Messages visible, in flight (leased) and delayed on the main queue."""
         ...
 
-    async def dead_letter_count(self) -> int: ...
+    async def dead_letter_count(self) -> int:
+        """Messages on the dead-letter queue (approximate on SQS)."""
+        ...
 
     async def list_dead_letters(self, *, limit: int) -> list[DeadLetter]:
-        """Look at up to ``limit`` dead letters without consuming them."""
+        """Look at up to ``limit`` dead letters without consuming them, poison messages
+        included (``task_id`` None), oldest first where the backend keeps an order (SQS
+        does not). Each carries its ``reason`` where the backend keeps one: the memory
+        and SQLite queues always (``RECEIVE_LIMIT_REASON`` for a message the queue moved
+        itself), SQS for a message ``dead_letter`` moved (a message attribute), None for
+        one its redrive policy moved. On SQS the look receives the messages under a short
+        lease and hands them straight back; it may see fewer than are there."""
         ...
 
     async def redrive_dead_letters(self, *, limit: int | None = None) -> int:
         """Move up to ``limit`` (all when None) dead letters back to the main queue,
         with a fresh receive count. Returns how many moved."""
+        ...
+
+    async def drop_dead_letter(self, message_id: str) -> DeadLetter:
+        """Delete the dead letter ``message_id`` (its ``DeadLetter.message_id``) for good.
+
+        Returns it as it was. Raises ``DeadLetterNotFound`` when the dead-letter queue
+        holds no message with that id (it never did, or it was dropped or redriven).
+
+        Cost: one indexed delete on SQLite. SQS cannot fetch a message by id: the search
+        receives dead letters (``MAX_QUEUE_BATCH`` a call, each hidden for a short lease),
+        stops at the message or after ``domain.limits.MAX_DEAD_LETTER_SEARCH`` of them,
+        and hands the others back at once (one ChangeMessageVisibilityBatch per
+        ``MAX_QUEUE_BATCH``): at most about 200 calls. A message beyond that bound is
+        reported not found (``DeadLetterNotFound.detail`` says so).
+        """
+        ...
+
+    async def redrive_dead_letter(self, message_id: str) -> DeadLetter:
+        """Send the dead letter ``message_id``'s body back to the main queue as a new
+        message (visible at once, receive count 0, a new message id), then delete it from
+        the dead-letter queue. Returns the dead letter as it was.
+
+        Raises ``DeadLetterNotFound`` as ``drop_dead_letter`` does, and costs the same
+        plus one send. A failure between the send and the delete leaves the message on
+        both queues (a duplicate, never a loss).
+        """
         ...
 
     async def ping(self) -> None: ...

@@ -24,7 +24,6 @@ from domain.limits import (
     DEFAULT_REDRIVE_PER_SECOND,
     MAX_BATCH_SIZE,
     MAX_DELAY_SECONDS,
-    MAX_IDEMPOTENCY_KEY_LENGTH,
     MAX_PAGE_SIZE,
     MAX_QUEUE_DELAY_SECONDS,
     MAX_TIMEOUT_SECONDS,
@@ -130,11 +129,13 @@ class TaskService:
         """Submit once per ``key``: a repeat of the same request within the window
         returns the original task and False; a different request under the same key
         raises ``IdempotencyKeyReused``. Sends first, like ``submit``: the message
-        sent for a repeat finds no task and is dropped by the worker after its grace."""
-        if not key or len(key) > MAX_IDEMPOTENCY_KEY_LENGTH:
-            raise InvalidInput(
-                "Idempotency-Key", f"must be 1 to {MAX_IDEMPOTENCY_KEY_LENGTH} characters"
-            )
+        sent for a repeat finds no task and is dropped by the worker after its grace.
+
+        ``key`` is the key as stored, already checked by the caller, which sees what its
+        client sent: non-empty and at most ``MAX_IDEMPOTENCY_KEY_LENGTH`` characters, so
+        that it fits every store's key. The HTTP layer checks the client's header and
+        stores a digest of it scoped to the caller (``entrypoints/http/parsing.py``).
+        """
         valid = self.validate_and_build(request)
         task = valid.task
         started = self.clock.monotonic()

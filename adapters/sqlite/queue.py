@@ -14,8 +14,9 @@ from typing import Final
 
 from adapters import envelope
 from adapters.sqlite.database import SqliteDatabase, statement
+from domain.errors import DeadLetterNotFound
 from domain.limits import MAX_QUEUE_BATCH, MAX_QUEUE_DELAY_SECONDS
-from domain.models import DeadLetter, Delivery, QueueDepth
+from domain.models import RECEIVE_LIMIT_REASON, DeadLetter, Delivery, QueueDepth
 from domain.ports import Clock
 
 POLL_INTERVAL_SECONDS: Final = 0.05
@@ -46,7 +47,11 @@ _DEAD_LETTER: Final = (
 )
 _COUNT_DEAD_LETTERS: Final = "SELECT COUNT(*) AS n FROM dead_letters"
 _LIST_DEAD_LETTERS: Final = (
-    "SELECT message_id, body, receive_count FROM dead_letters ORDER BY seq LIMIT ?"
+    "SELECT message_id, body, receive_count, reason FROM dead_letters ORDER BY seq LIMIT ?"
+)
+_DEAD_LETTER_BY_ID: Final = (
+    "SELECT seq, message_id, body, receive_count, reason FROM dead_letters "
+    "WHERE message_id = ? ORDER BY seq LIMIT 1"
 )
 _OLDEST_DEAD_LETTERS: Final = "SELECT seq, body FROM dead_letters ORDER BY seq LIMIT ?"
 _DELETE_DEAD_LETTER: Final = "DELETE FROM dead_letters WHERE seq = ?"
@@ -158,7 +163,7 @@ class SqliteTaskQueue:
                 for message in rows:
                     if message["receive_count"] >= limit:
                         # The redrive policy: dead-lettered instead of delivered.
-                        _move_to_dead_letters(conn, message, now, "max receives")
+                        _move_to_dead_letters(conn, message, now, RECEIVE_LIMIT_REASON)
                         continue
                     message_id, body = message["id"], message["body"]
                     count = message["receive_count"] + 1
@@ -243,15 +248,7 @@ class SqliteTaskQueue:
         rows = await self._db.read(
             lambda conn: conn.execute(_LIST_DEAD_LETTERS, (max(0, limit),)).fetchall()
         )
-        return [
-            DeadLetter(
-                row["message_id"],
-                envelope.decode(row["body"]),
-                row["receive_count"],
-                row["body"],
-            )
-            for row in rows
-        ]
+        return [_dead_letter(row) for row in rows]
 
     async def redrive_dead_letters(self, *, limit: int | None = None) -> int:
         now = self._now()
@@ -269,8 +266,46 @@ class SqliteTaskQueue:
             self._wakeup.set()
         return moved
 
+    async def drop_dead_letter(self, message_id: str) -> DeadLetter:
+        return await self._take_dead_letter(message_id, resend=False)
+
+    async def redrive_dead_letter(self, message_id: str) -> DeadLetter:
+        found = await self._take_dead_letter(message_id, resend=True)
+        self._wakeup.set()
+        return found
+
+    async def _take_dead_letter(self, message_id: str, *, resend: bool) -> DeadLetter:
+        """Delete the dead letter ``message_id`` (found by its index) and, if ``resend``,
+        put its body on the queue, in one transaction; the dead letter as it was."""
+        now = self._now()
+
+        def run(conn: sqlite3.Connection) -> DeadLetter | None:
+            row = conn.execute(_DEAD_LETTER_BY_ID, (message_id,)).fetchone()
+            if row is None:
+                return None
+            if resend:
+                conn.execute(_SEND, (row["body"], now, now))
+            conn.execute(_DELETE_DEAD_LETTER, (row["seq"],))
+            return _dead_letter(row)
+
+        found = await self._db.write(run)
+        if found is None:
+            raise DeadLetterNotFound(message_id)
+        return found
+
     async def ping(self) -> None:
         await self._db.ping()
+
+
+def _dead_letter(row: sqlite3.Row) -> DeadLetter:
+    """A row of ``dead_letters`` (message_id, body, receive_count, reason)."""
+    return DeadLetter(
+        row["message_id"],
+        envelope.decode(row["body"]),
+        row["receive_count"],
+        row["body"],
+        row["reason"],
+    )
 
 
 def _move_to_dead_letters(

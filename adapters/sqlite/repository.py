@@ -230,9 +230,6 @@ class SqliteTaskRepository:
             if deleted < PURGE_CHUNK:
                 return purged
 
-    async def vacuum(self) -> None:
-        await self._db.vacuum()
-
     async def ping(self) -> None:
         await self._db.ping()
 

@@ -144,6 +144,8 @@ MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
     # The default is frozen history (a migration never changes): workers then beat every
     # 10 s, and every beat rewrites the row.
     ("ALTER TABLE workers ADD COLUMN heartbeat_seconds REAL NOT NULL DEFAULT 10",),
+    # 8: an operator drops or redrives one dead letter by its message id.
+    ("CREATE INDEX dead_letters_by_message ON dead_letters (message_id)",),
 )
 SCHEMA_VERSION: Final = len(MIGRATIONS)
 

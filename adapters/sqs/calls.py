@@ -37,6 +37,8 @@ SEND_ATTEMPTS = 3
 RETRY_PAUSE_SECONDS = 0.2
 DELIVERIES_ATTRIBUTE = "taskq-deliveries"
 """Message attribute on a dead letter's copy: its receive count on the main queue."""
+REASON_ATTRIBUTE = "reason"
+"""Message attribute on a dead letter's copy: why the engine dead-lettered it."""
 
 
 class SqsCalls:
@@ -167,7 +169,7 @@ class SqsCalls:
                 VisibilityTimeout=visibility_timeout,
                 WaitTimeSeconds=wait_seconds,
                 MessageSystemAttributeNames=["ApproximateReceiveCount"],
-                MessageAttributeNames=[DELIVERIES_ATTRIBUTE],
+                MessageAttributeNames=[DELIVERIES_ATTRIBUTE, REASON_ATTRIBUTE],
             )
             messages = list(response.get("Messages", []))
             if messages and abandoned.is_set():

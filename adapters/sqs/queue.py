@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from adapters import envelope
-from adapters.sqs.calls import DELIVERIES_ATTRIBUTE, receive_count
+from adapters.sqs.calls import DELIVERIES_ATTRIBUTE, REASON_ATTRIBUTE, receive_count
 from adapters.sqs.dead_letters import SqsDeadLetters
 from domain.errors import QueueSendFailed
 from domain.limits import (
@@ -161,7 +161,7 @@ class SqsTaskQueue(SqsDeadLetters):
                 QueueUrl=self.dlq_url,
                 MessageBody=body,
                 MessageAttributes={
-                    "reason": {"DataType": "String", "StringValue": reason_text},
+                    REASON_ATTRIBUTE: {"DataType": "String", "StringValue": reason_text},
                     # The copy starts its own receive count: keep the main queue's.
                     DELIVERIES_ATTRIBUTE: {
                         "DataType": "Number",

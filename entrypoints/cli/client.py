@@ -12,10 +12,17 @@ import json
 import os
 import sys
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 
-from domain.limits import DEFAULT_PAGE_SIZE, DEFAULT_REDRIVE, DEFAULT_REDRIVE_PER_SECOND
+from domain.limits import (
+    DEFAULT_DEAD_LETTER_LIST,
+    DEFAULT_PAGE_SIZE,
+    DEFAULT_REDRIVE,
+    DEFAULT_REDRIVE_PER_SECOND,
+    MAX_DEAD_LETTER_LIST,
+)
 from entrypoints.cli.common import CONFIG_ERROR_STATUS, CommandGroup, ConfigError
 
 DEFAULT_HOST = "127.0.0.1"
@@ -139,6 +146,81 @@ def _redrive(args: argparse.Namespace) -> int:
     )
 
 
+MESSAGE_SEARCH_TIMEOUT_SECONDS = 60
+"""How long a drop or resend of one dead letter may take: on SQS the server looks for
+the message among up to 1,000 (``domain.limits.MAX_DEAD_LETTER_SEARCH``)."""
+RESENT_PER_SECOND = 100
+"""A conservative pace of a bulk resend (SQS: three calls per ten messages), from which
+the request's timeout is reckoned."""
+
+
+def _resend_all(args: argparse.Namespace) -> int:
+    return _request(
+        args,
+        "POST",
+        "/dead-letters/messages/redrive",
+        json={"limit": args.limit},
+        timeout=30 + args.limit / RESENT_PER_SECOND,
+    )
+
+
+def _message_path(args: argparse.Namespace) -> str:
+    return f"/dead-letters/messages/{quote(args.message_id, safe='')}"
+
+
+def _drop(args: argparse.Namespace) -> int:
+    return _request(args, "DELETE", _message_path(args), timeout=MESSAGE_SEARCH_TIMEOUT_SECONDS)
+
+
+def _resend(args: argparse.Namespace) -> int:
+    path = _message_path(args) + "/redrive"
+    return _request(args, "POST", path, timeout=MESSAGE_SEARCH_TIMEOUT_SECONDS)
+
+
+def _add_message_commands(group: CommandGroup) -> None:
+    """The dead-letter queue's messages, poison ones included (README: "Poison
+    messages")."""
+    messages = _connection_options(
+        group.add(
+            "dead-letter-messages",
+            "List the messages on the dead-letter queue, poison ones included.",
+            lambda a: _request(a, "GET", "/dead-letters/messages", params={"limit": a.limit}),
+            details="Each with its message id, task id (none for a poison message), why it "
+            "was dead-lettered, its deliveries and its body (cut short).",
+        )
+    )
+    messages.add_argument(
+        "--limit",
+        type=int,
+        default=DEFAULT_DEAD_LETTER_LIST,
+        help=f"at most this many messages (default {DEFAULT_DEAD_LETTER_LIST}, "
+        f"at most {MAX_DEAD_LETTER_LIST})",
+    )
+    for name, help_text, handler in (
+        ("drop-dead-letter", "Delete one message from the dead-letter queue.", _drop),
+        (
+            "resend-dead-letter",
+            "Send one message of the dead-letter queue back to the main queue.",
+            _resend,
+        ),
+    ):
+        one = _connection_options(group.add(name, help_text, handler))
+        one.add_argument("message_id", help="the message_id dead-letter-messages shows")
+    resend = _connection_options(
+        group.add(
+            "resend-dead-letters",
+            "Send the dead-letter queue's messages back to the main queue.",
+            _resend_all,
+        )
+    )
+    resend.add_argument(
+        "--limit",
+        type=int,
+        default=DEFAULT_REDRIVE,
+        help=f"at most this many messages (default {DEFAULT_REDRIVE}); run again for more",
+    )
+
+
 def _connection_options(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     parser.add_argument(
         "--url",
@@ -235,6 +317,7 @@ def add_client_commands(group: CommandGroup) -> None:
         type=float,
         help=f"retries a second (server default {DEFAULT_REDRIVE_PER_SECOND:g})",
     )
+    _add_message_commands(group)
 
     _connection_options(
         group.add(

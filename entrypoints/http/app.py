@@ -11,6 +11,7 @@ from bootstrap.settings import Settings
 from entrypoints.http.auth import AuthMiddleware, load_key_digests
 from entrypoints.http.body_limit import BodyLimitMiddleware
 from entrypoints.http.client_address import ClientAddress
+from entrypoints.http.dead_letter_routes import DeadLetterEndpoints
 from entrypoints.http.errors import CatchAllMiddleware, exception_handlers
 from entrypoints.http.openapi import build_openapi
 from entrypoints.http.routes import READY_TIMEOUT_SECONDS, Endpoints
@@ -28,7 +29,7 @@ def create_app(container: Container, *, ready_timeout: float = READY_TIMEOUT_SEC
         settings.auth_failures_per_minute / 60, settings.auth_failure_burst, monotonic
     )
     app = Starlette(
-        routes=endpoints.routes(),
+        routes=[*endpoints.routes(), *DeadLetterEndpoints(container.dead_letter_messages).routes()],
         middleware=[
             Middleware(CatchAllMiddleware),
             Middleware(

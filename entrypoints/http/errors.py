@@ -22,6 +22,7 @@ from starlette.types import ASGIApp, ExceptionHandler, Message, Receive, Scope, 
 
 from domain.errors import (
     ConcurrencyConflict,
+    DeadLetterNotFound,
     IdempotencyKeyReused,
     IllegalTransition,
     InfrastructureError,
@@ -99,7 +100,7 @@ def problem(exc: Exception) -> Problem:
         return Problem(503, f"{exc.dependency} unavailable, retry later")
     if isinstance(exc, InvalidInput):
         return Problem(422, f"{exc.field}: {exc.message}")
-    if isinstance(exc, TaskNotFound | MalformedTaskId):
+    if isinstance(exc, TaskNotFound | MalformedTaskId | DeadLetterNotFound):
         return Problem(404, str(exc))
     if isinstance(exc, _CONFLICTS):
         return Problem(409, str(exc))

@@ -101,11 +101,15 @@ def status_param(raw: str | None) -> TaskStatus:
         raise InvalidInput("status", f"must be one of {valid}") from None
 
 
-def limit_param(raw: str | None) -> int:
+def limit_param(
+    raw: str | None, *, default: int = DEFAULT_PAGE_SIZE, maximum: int = MAX_PAGE_SIZE
+) -> int:
+    """The ``limit`` query parameter as a number (``default`` when absent); the use case
+    checks its range, up to ``maximum``, which the error for a non-number names."""
     if raw is None:
-        return DEFAULT_PAGE_SIZE
+        return default
     if not _LIMIT.fullmatch(raw):
-        raise InvalidInput("limit", f"must be an integer between 1 and {MAX_PAGE_SIZE}")
+        raise InvalidInput("limit", f"must be an integer between 1 and {maximum}")
     return int(raw)
 
 

@@ -6,10 +6,13 @@ import asyncio
 
 import pytest
 
-from domain.models import Delivery
+from adapters import envelope
+from domain.errors import DeadLetterNotFound
+from domain.models import DeadLetter, Delivery
 from tests.support.backends import MAX_RECEIVE_COUNT, QueueHarness
 
 LEASE = 1  # seconds; SQS visibility timeouts are whole seconds
+T1, T2 = envelope.encode("t-1"), envelope.encode("t-2")
 
 
 async def receive_all(h: QueueHarness, *, wait: float = 0.5, lease: float = 30) -> list[str]:
@@ -170,6 +173,7 @@ async def test_message_goes_to_dead_letters_after_max_receive_count(
     assert await q.dead_letter_count() == 1
     [dead] = await q.list_dead_letters(limit=10)
     assert dead.task_id == "t-poison"
+    assert dead.reason == queue_harness.receive_limit_reason
     assert await q.dead_letter_count() == 1, "listing must not consume dead letters"
 
     assert await q.redrive_dead_letters() == 1
@@ -245,3 +249,81 @@ async def test_depth_counts_visible_in_flight_and_delayed(queue_harness: QueueHa
 
 async def test_ping_answers(queue_harness: QueueHarness) -> None:
     await queue_harness.queue.ping()
+
+
+# -- one dead letter by its message id -------------------------------------------------
+
+
+async def dead_lettered(h: QueueHarness, *bodies: str) -> list[DeadLetter]:
+    """Put ``bodies`` on the queue as they are, receive each and dead-letter it with
+    the reason "reason <body>"; the dead letters, as listed."""
+    for body in bodies:
+        await h.send_raw(body)
+    deliveries: list[Delivery] = []
+    while len(deliveries) < len(bodies):
+        deliveries += await h.queue.receive(max_messages=10, visibility_timeout=30, wait_seconds=2)
+    for delivery in deliveries:
+        await h.queue.dead_letter(delivery, reason=f"reason {delivery.raw_body}")
+    listed = await h.queue.list_dead_letters(limit=10)
+    assert sorted(d.raw_body for d in listed) == sorted(bodies)
+    return sorted(listed, key=lambda d: bodies.index(d.raw_body))
+
+
+async def test_a_dead_letter_is_listed_with_its_reason_poison_ones_included(
+    queue_harness: QueueHarness,
+) -> None:
+    poison, task = await dead_lettered(queue_harness, "not an envelope", T1)
+
+    assert (poison.task_id, poison.reason, poison.receive_count) == (
+        None,
+        "reason not an envelope",
+        1,
+    )
+    assert (task.task_id, task.reason) == ("t-1", f"reason {T1}")
+    assert poison.message_id and task.message_id != poison.message_id
+
+
+async def test_drop_deletes_that_dead_letter_only(queue_harness: QueueHarness) -> None:
+    q = queue_harness.queue
+    poison, kept = await dead_lettered(queue_harness, "poison", T1)
+
+    dropped = await q.drop_dead_letter(poison.message_id)
+
+    assert dropped == poison
+    assert await q.list_dead_letters(limit=10) == [kept]
+    assert await q.receive(max_messages=10, visibility_timeout=30, wait_seconds=0) == []
+    with pytest.raises(DeadLetterNotFound) as missing:
+        await q.drop_dead_letter(poison.message_id)
+    assert missing.value.message_id == poison.message_id
+
+
+async def test_redrive_one_sends_it_back_as_a_new_message(queue_harness: QueueHarness) -> None:
+    q = queue_harness.queue
+    kept, chosen = await dead_lettered(queue_harness, T1, T2)
+
+    redriven = await q.redrive_dead_letter(chosen.message_id)
+
+    assert redriven == chosen
+    [back] = await q.receive(max_messages=10, visibility_timeout=30, wait_seconds=2)
+    assert (back.task_id, back.raw_body, back.receive_count) == ("t-2", chosen.raw_body, 1)
+    assert back.message_id != chosen.message_id
+    assert await q.list_dead_letters(limit=10) == [kept]
+    with pytest.raises(DeadLetterNotFound):
+        await q.redrive_dead_letter(chosen.message_id)
+
+
+async def test_an_unknown_message_id_is_not_found_and_changes_nothing(
+    queue_harness: QueueHarness,
+) -> None:
+    q = queue_harness.queue
+    dead = await dead_lettered(queue_harness, "a", "b", "c")
+
+    with pytest.raises(DeadLetterNotFound):
+        await q.drop_dead_letter("no-such-message")
+    with pytest.raises(DeadLetterNotFound):
+        await q.redrive_dead_letter("no-such-message")
+
+    # Everything looked at while searching is visible again at once.
+    assert sorted(await q.list_dead_letters(limit=10), key=lambda d: d.raw_body) == dead
+    assert await q.dead_letter_count() == 3
+    assert await q.redrive_dead_letters() == 3

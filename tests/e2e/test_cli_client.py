@@ -108,6 +108,39 @@ def test_dead_letters_and_redrive(server: Server, capsys: pytest.CaptureFixture[
     assert code == 0 and redriven == {"retried": [task["id"]], "count": 1}
 
 
+def test_dead_letter_messages_are_listed_dropped_and_resent(
+    server: Server, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A FAILED task's message is on the dead-letter queue with the worker's reason; an
+    operator drops one message and sends another back."""
+    ids = [
+        taskq(server, capsys, "submit", FAILING_TYPE, "{}", "--max-attempts", "1")[1]["id"]
+        for _ in range(2)
+    ]
+    with authorised(server) as client:
+        wait_all_final(client, ids)
+    deadline = time.monotonic() + 10
+    while True:  # the worker dead-letters the message just after the FAILED write
+        code, listed = taskq(server, capsys, "dead-letter-messages", "--limit", "100")
+        mine = {m["task_id"]: m for m in listed["messages"] if m["task_id"] in ids}
+        if len(mine) == 2 or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    assert code == 0 and set(mine) == set(ids)
+    assert "the downstream service said no" in mine[ids[0]]["reason"]
+    dropped, resent = mine[ids[0]]["message_id"], mine[ids[1]]["message_id"]
+
+    assert taskq(server, capsys, "drop-dead-letter", dropped)[0] == 0
+    assert taskq(server, capsys, "resend-dead-letter", resent)[1]["task_id"] == ids[1]
+    gone, error = taskq(server, capsys, "drop-dead-letter", dropped)
+    _, after = taskq(server, capsys, "dead-letter-messages", "--limit", "100")
+    bulk, moved = taskq(server, capsys, "resend-dead-letters", "--limit", "1")
+
+    assert gone == 1 and error["error"] == f"dead letter {dropped!r} not found"
+    assert not {dropped, resent} & {m["message_id"] for m in after["messages"]}
+    assert bulk == 0 and moved["count"] <= 1
+
+
 def test_workers_lists_what_the_server_lists(
     server: Server, capsys: pytest.CaptureFixture[str]
 ) -> None:

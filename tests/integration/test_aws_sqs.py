@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from adapters.sqs import SqsTaskQueue
-from domain.errors import InfrastructureError
+from adapters.sqs import SqsTaskQueue, dead_letters
+from domain.errors import DeadLetterNotFound, InfrastructureError
 from tests.support.aws import (
     AwsResources,
     aws_endpoint,
@@ -223,3 +223,22 @@ async def test_a_cancelled_long_poll_hands_back_what_it_receives(aws: AwsResourc
         if got:
             break
     assert [d.task_id for d in got] == ["t-1"]
+
+
+async def test_a_search_by_id_is_bounded_says_so_and_hands_every_message_back(
+    aws: AwsResources, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SQS cannot fetch a message by id: a search receives at most ``SEARCH_CALLS``
+    batches (lowered here to one, i.e. ten messages, from a hundred)."""
+    monkeypatch.setattr(dead_letters, "SEARCH_CALLS", 1)
+    queue = SqsTaskQueue(aws.sqs, aws.provisioned.queue_url, aws.provisioned.dlq_url)
+    for i in range(12):
+        aws.sqs.send_message(QueueUrl=aws.provisioned.dlq_url, MessageBody=f"poison {i}")
+
+    with pytest.raises(DeadLetterNotFound) as error:
+        await queue.drop_dead_letter("beyond-the-bound")
+
+    assert "not among the first 1000 dead letters looked at" in str(error.value)
+    listed = await queue.list_dead_letters(limit=20)
+    assert len(listed) == 12, "every message looked at is visible again at once"
+    assert {d.reason for d in listed} == {None}, "no reason: the engine did not move them"

@@ -80,7 +80,7 @@ async def test_purge_and_vacuum_keep_counts_exact(
     assert await repo.purge_expired(clock.now()) == 0
 
     size_before = os.path.getsize(path)
-    await repo.vacuum()
+    await db.vacuum()
     assert os.path.getsize(path) < size_before
     assert await repo.count_by_status() == expected
     assert (await repo.get("new-0")).result == {"ok": True}

@@ -22,6 +22,7 @@ from adapters.sqlite import (
     SqliteTaskRepository,
     SqliteWorkerRegistry,
 )
+from domain.models import RECEIVE_LIMIT_REASON
 from domain.ports import TaskQueue, TaskRepository, WorkerRegistry
 
 MAX_RECEIVE_COUNT = 3
@@ -35,6 +36,8 @@ class QueueHarness:
     """Let ``seconds`` pass for the queue (a manual clock, or real time)."""
     send_raw: Callable[[str], Awaitable[None]]
     """Put a body on the main queue as it is, bypassing the envelope."""
+    receive_limit_reason: str | None = RECEIVE_LIMIT_REASON
+    """The reason a dead letter the queue moved itself is listed with (SQS keeps none)."""
 
 
 @dataclass
@@ -87,7 +90,9 @@ async def aws_queue() -> AsyncIterator[QueueHarness]:
 
     async with aws_resources(max_receive_count=MAX_RECEIVE_COUNT) as aws:
         queue = SqsTaskQueue(aws.sqs, aws.provisioned.queue_url, aws.provisioned.dlq_url)
-        yield QueueHarness(queue=queue, advance=asyncio.sleep, send_raw=queue.send_raw)
+        yield QueueHarness(
+            queue=queue, advance=asyncio.sleep, send_raw=queue.send_raw, receive_limit_reason=None
+        )
 
 
 @asynccontextmanager

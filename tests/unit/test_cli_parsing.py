@@ -33,6 +33,10 @@ OPTIONS = {
     "retry": CONNECTION | {"--max-attempts"},
     "dead-letters": CONNECTION | PAGE,
     "redrive": CONNECTION | {"--type", "--limit", "--per-second"},
+    "dead-letter-messages": CONNECTION | {"--limit"},
+    "drop-dead-letter": CONNECTION,
+    "resend-dead-letter": CONNECTION,
+    "resend-dead-letters": CONNECTION | {"--limit"},
     "metrics": CONNECTION,
     "workers": CONNECTION,
 }

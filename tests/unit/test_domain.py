@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from domain.errors import IllegalTransition
 from domain.limits import MAX_ERROR_LENGTH
-from domain.models import ALLOWED_TRANSITIONS, Task, TaskStatus
+from domain.models import ALLOWED_TRANSITIONS, DeadLetter, Task, TaskStatus
 from domain.retry import RetryPolicy
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
@@ -174,3 +174,20 @@ def test_task_ids_are_version_4_uuids_and_a_forked_child_draws_different_ones() 
     os.waitpid(pid, 0)
     assert child_id != new_task_id()
     assert uuid.UUID(child_id).version == 4
+
+
+@pytest.mark.parametrize(
+    ("body", "shown", "cut"),
+    [
+        ("short", "short", False),
+        ("x" * 10, "x" * 10, False),
+        ("x" * 11, "x" * 10, True),
+        ("\u00e9" * 12, "\u00e9" * 10, True),  # characters, never half of one
+        ("ok \ud800 \udfff", "ok \ufffd \ufffd", False),  # lone surrogates: not UTF-8
+    ],
+)
+def test_a_dead_letters_body_is_shown_cut_and_safe(body: str, shown: str, cut: bool) -> None:
+    preview = DeadLetter("m-1", None, 1, body).body_preview(10)
+
+    assert preview == (shown, cut)
+    preview[0].encode()  # printable and sendable as JSON whatever the body held

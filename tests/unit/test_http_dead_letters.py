@@ -1,4 +1,5 @@
-"""GET /dead-letters and POST /dead-letters/redrive."""
+"""GET /dead-letters and POST /dead-letters/redrive (FAILED tasks), and the messages of
+the dead-letter queue under /dead-letters/messages."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import httpx
 import pytest
 
 from bootstrap.container import Container
+from domain.limits import MAX_DEAD_LETTER_BODY_CHARS, MAX_DEAD_LETTER_LIST, MAX_MESSAGE_ID_LENGTH
 from entrypoints.http.schemas import DeadLetterPage
 from tests.support.http_app import created, failed
 
@@ -111,3 +113,142 @@ async def test_redrive_body_must_be_an_object(http_client: httpx.AsyncClient) ->
     response = await http_client.post("/dead-letters/redrive", content=b"[1]")
 
     assert response.status_code == 400
+
+
+# -- the dead-letter queue's messages ------------------------------------------------------
+
+
+async def dead_messages(container: Container, *bodies: str) -> list[str]:
+    """Put ``bodies`` on the queue as they are and dead-letter each as a worker does; the
+    message ids."""
+    queue = container.backend_queue()
+    ids = []
+    for body in bodies:
+        await queue.send_raw(body)
+        [delivery] = await queue.receive(max_messages=1, visibility_timeout=30, wait_seconds=0)
+        await queue.dead_letter(delivery, reason="undecodable message body")
+        ids.append(delivery.message_id)
+    return ids
+
+
+async def test_the_messages_are_listed_as_they_are_with_the_depth(
+    http_container: Container, http_client: httpx.AsyncClient
+) -> None:
+    long_body = "é" * (MAX_DEAD_LETTER_BODY_CHARS + 5)
+    first, second = await dead_messages(http_container, "{not json", long_body)
+
+    response = await http_client.get("/dead-letters/messages", params={"limit": "5"})
+
+    assert response.status_code == 200, response.text
+    assert response.json() == {
+        "messages": [
+            {
+                "message_id": first,
+                "task_id": None,
+                "reason": "undecodable message body",
+                "receive_count": 1,
+                "body": "{not json",
+                "body_truncated": False,
+                "body_length": 9,
+            },
+            {
+                "message_id": second,
+                "task_id": None,
+                "reason": "undecodable message body",
+                "receive_count": 1,
+                "body": "é" * MAX_DEAD_LETTER_BODY_CHARS,
+                "body_truncated": True,
+                "body_length": MAX_DEAD_LETTER_BODY_CHARS + 5,
+            },
+        ],
+        "dead_letter_queue_depth": 2,
+    }
+
+
+@pytest.mark.parametrize("limit", ["0", "x", str(MAX_DEAD_LETTER_LIST + 1)])
+async def test_a_bad_message_limit_is_422_naming_its_range(
+    http_client: httpx.AsyncClient, limit: str
+) -> None:
+    response = await http_client.get("/dead-letters/messages", params={"limit": limit})
+
+    assert response.status_code == 422
+    assert response.json()["error"].startswith("limit:")
+    assert str(MAX_DEAD_LETTER_LIST) in response.json()["error"]
+
+
+async def test_drop_answers_the_message_dropped_then_404(
+    http_container: Container, http_client: httpx.AsyncClient
+) -> None:
+    dropped, kept = await dead_messages(http_container, "poison", "other")
+
+    response = await http_client.delete(f"/dead-letters/messages/{dropped}")
+    again = await http_client.delete(f"/dead-letters/messages/{dropped}")
+
+    assert response.status_code == 200, response.text
+    assert (response.json()["message_id"], response.json()["body"]) == (dropped, "poison")
+    assert again.status_code == 404
+    assert again.json()["error"] == f"dead letter {dropped!r} not found"
+    listed = (await http_client.get("/dead-letters/messages")).json()
+    assert [m["message_id"] for m in listed["messages"]] == [kept]
+
+
+async def test_redrive_one_answers_the_message_and_puts_it_on_the_queue(
+    http_container: Container, http_client: httpx.AsyncClient
+) -> None:
+    [message_id] = await dead_messages(http_container, "poison")
+
+    response = await http_client.post(f"/dead-letters/messages/{message_id}/redrive")
+
+    assert response.status_code == 200, response.text
+    assert response.json()["message_id"] == message_id
+    assert (await http_client.get("/metrics")).json()["dead_letter_queue_depth"] == 0
+    [back] = await http_container.backend_queue().receive(
+        max_messages=1, visibility_timeout=30, wait_seconds=0
+    )
+    assert back.raw_body == "poison"
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("DELETE", "/dead-letters/messages/m-404"),
+        ("POST", "/dead-letters/messages/m-404/redrive"),
+        ("DELETE", f"/dead-letters/messages/{'x' * (MAX_MESSAGE_ID_LENGTH + 1)}"),
+    ],
+)
+async def test_an_unknown_message_is_404(
+    http_client: httpx.AsyncClient, method: str, path: str
+) -> None:
+    response = await http_client.request(method, path)
+
+    assert response.status_code == 404
+    assert response.json()["error"].startswith("dead letter ")
+
+
+async def test_redrive_all_messages_takes_an_optional_limit(
+    http_container: Container, http_client: httpx.AsyncClient
+) -> None:
+    await dead_messages(http_container, "a", "b", "c")
+
+    limited = await http_client.post("/dead-letters/messages/redrive", json={"limit": 2})
+    rest = await http_client.post("/dead-letters/messages/redrive")
+
+    assert limited.status_code == rest.status_code == 200
+    assert limited.json() == {"count": 2, "dead_letter_queue_depth": 1}
+    assert rest.json() == {"count": 1, "dead_letter_queue_depth": 0}
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [({"limit": 0}, "limit"), ({"limit": "5"}, "limit"), ({"type": "email"}, "type")],
+)
+async def test_bad_message_redrive_bodies_are_422_and_move_nothing(
+    http_container: Container, http_client: httpx.AsyncClient, body: dict[str, Any], field: str
+) -> None:
+    await dead_messages(http_container, "a")
+
+    response = await http_client.post("/dead-letters/messages/redrive", json=body)
+
+    assert response.status_code == 422, response.text
+    assert response.json()["error"].startswith(f"{field}:")
+    assert await http_container.queue().dead_letter_count() == 1

@@ -9,6 +9,7 @@ import pytest
 
 from bootstrap.container import build_container
 from bootstrap.settings import Settings
+from domain.limits import MAX_IDEMPOTENCY_KEY_LENGTH
 from entrypoints.http.app import create_app
 from tests.support.http_app import Serve
 
@@ -67,13 +68,24 @@ async def test_keys_are_scoped_per_api_key(serve: Serve) -> None:
     assert count == 2
 
 
-@pytest.mark.parametrize("key", ["", "x" * 256, "tab\there"])
+@pytest.mark.parametrize("key", ["", "x" * (MAX_IDEMPOTENCY_KEY_LENGTH + 1), "tab\there"])
 async def test_a_bad_key_is_422_naming_the_header(http_client: httpx.AsyncClient, key: str) -> None:
     response = await submit(http_client, EMAIL, key)
 
     assert response.status_code == 422
     assert response.json()["error"].startswith("Idempotency-Key:")
     assert await total(http_client) == 0
+
+
+async def test_the_longest_key_is_accepted(http_client: httpx.AsyncClient) -> None:
+    """The header is checked once, here: the use case takes the digest it is given."""
+    key = "k" * MAX_IDEMPOTENCY_KEY_LENGTH
+
+    first = await submit(http_client, EMAIL, key)
+    again = await submit(http_client, EMAIL, key)
+
+    assert (first.status_code, again.status_code) == (201, 200)
+    assert again.json()["id"] == first.json()["id"]
 
 
 # -- batch --------------------------------------------------------------------------------
