@@ -29,6 +29,7 @@ from bootstrap.backends import (
     aws_sqs_poll_client,
 )
 from bootstrap.settings import Settings
+from bootstrap.tracing import open_tracer
 from domain.health import WriteHealth, store_probe
 from domain.processing import ProcessorSettings, TaskProcessor
 from domain.reconcile import Reconciler
@@ -75,6 +76,9 @@ class Container(containers.DeclarativeContainer):
         base_seconds=settings.provided.retry_base_seconds,
         cap_seconds=settings.provided.retry_cap_seconds,
     )
+    # Spans around task runs, joined to the submitting request (OpenTelemetry when
+    # OTEL_TRACES_EXPORTER names an exporter; bootstrap/tracing.py).
+    tracer = providers.Resource(open_tracer, settings)
     limits = providers.Singleton(
         Limits,
         default_max_attempts=settings.provided.default_max_attempts,
@@ -137,6 +141,7 @@ class Container(containers.DeclarativeContainer):
         registry=registry,
         workers=workers,
         limits=limits,
+        tracer=tracer,
     )
     processor_settings = providers.Singleton(
         ProcessorSettings,
@@ -154,6 +159,7 @@ class Container(containers.DeclarativeContainer):
         settings=processor_settings,
         executor=executor,
         sandbox=sandbox,
+        tracer=tracer,
     )
     reconciler = providers.Factory(
         Reconciler,

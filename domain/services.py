@@ -29,7 +29,7 @@ from domain.limits import (
     MAX_TIMEOUT_SECONDS,
 )
 from domain.models import MetricsSnapshot, Page, Task, TaskStatus, WorkerInfo
-from domain.ports import Clock, TaskQueue, TaskRepository, WorkerRegistry
+from domain.ports import Clock, TaskQueue, TaskRepository, Tracer, WorkerRegistry
 from domain.registry import HandlerRegistry
 from domain.submission import (  # the submission types stay importable from here
     BatchEntry as BatchEntry,
@@ -37,6 +37,7 @@ from domain.submission import (  # the submission types stay importable from her
 from domain.submission import SubmissionRules, ValidSubmission, fingerprint
 from domain.submission import SubmitOutcome as SubmitOutcome
 from domain.submission import SubmitRequest as SubmitRequest
+from domain.tracing import NoTracer
 
 CANCEL_RETRIES = 5
 RETRY_SEND_DELAY_SECONDS = 1
@@ -78,6 +79,7 @@ class TaskService:
         registry: HandlerRegistry,
         workers: WorkerRegistry,
         limits: Limits | None = None,
+        tracer: Tracer | None = None,
     ) -> None:
         self.repository = repository
         self.queue = queue
@@ -85,6 +87,8 @@ class TaskService:
         self.registry = registry
         self.workers = workers
         self.limits = limits or Limits()
+        self.tracer: Tracer = tracer or NoTracer()
+        """Where a submission's trace context comes from (stored with its task)."""
 
     # -- submit ----------------------------------------------------------------------
 
@@ -102,7 +106,9 @@ class TaskService:
 
     def validate_and_build(self, request: SubmitRequest) -> ValidSubmission:
         """``request`` checked against the rules, and its task (not yet stored)."""
-        return self.rules.validate_and_build(request, self.clock.now())
+        return self.rules.validate_and_build(
+            request, self.clock.now(), current_trace=self.tracer.current_traceparent()
+        )
 
     async def submit(self, request: SubmitRequest) -> Task:
         """Enqueue the task, then store it (PENDING); return it once stored.

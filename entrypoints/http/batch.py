@@ -16,8 +16,11 @@ from entrypoints.http.parsing import idempotency_key
 from entrypoints.http.schemas import BatchItem, BatchResult, TaskOut
 
 
-def read_item(raw: Any, caller: str) -> BatchEntry | ValidationError:
-    """One item as the use case takes it, or what is wrong with it."""
+def read_item(
+    raw: Any, caller: str, traceparent: str | None = None
+) -> BatchEntry | ValidationError:
+    """One item as the use case takes it (with the request's ``traceparent``), or what
+    is wrong with it."""
     if not isinstance(raw, dict):
         return ValidationError("body", "each task must be a JSON object")
     try:
@@ -26,7 +29,7 @@ def read_item(raw: Any, caller: str) -> BatchEntry | ValidationError:
         key = None
         if item.idempotency_key is not None:
             key = idempotency_key("idempotency_key", item.idempotency_key, caller)
-        return BatchEntry(item.to_request(), key)
+        return BatchEntry(item.to_request(traceparent), key)
     except pydantic.ValidationError as exc:
         return as_validation_error(exc)
     except ValidationError as exc:
