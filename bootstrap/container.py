@@ -29,6 +29,7 @@ from bootstrap.backends import (
     aws_sqs_poll_client,
 )
 from bootstrap.settings import Settings
+from bootstrap.tracing import open_tracer
 from domain.dead_letters import DeadLetterMessages
 from domain.health import WriteHealth, store_probe
 from domain.processing import ProcessorSettings, TaskProcessor
@@ -76,6 +77,9 @@ class Container(containers.DeclarativeContainer):
         base_seconds=settings.provided.retry_base_seconds,
         cap_seconds=settings.provided.retry_cap_seconds,
     )
+    # Spans around task runs, joined to the submitting request (OpenTelemetry when
+    # OTEL_TRACES_EXPORTER names an exporter; bootstrap/tracing.py).
+    tracer = providers.Resource(open_tracer, settings)
     submission_limits = providers.Singleton(
         SubmissionLimits,
         default_max_attempts=settings.provided.default_max_attempts,
@@ -134,7 +138,12 @@ class Container(containers.DeclarativeContainer):
     # What every use case works on (the providers above, so overriding them reaches all).
     _engine = {"repository": repository, "queue": queue, "clock": clock}
     task_service = providers.Singleton(
-        TaskService, **_engine, task_types=task_types, workers=workers, limits=submission_limits
+        TaskService,
+        **_engine,
+        task_types=task_types,
+        workers=workers,
+        limits=submission_limits,
+        tracer=tracer,
     )
     dead_letter_messages = providers.Singleton(DeadLetterMessages, queue=queue)
     processor_settings = providers.Singleton(
@@ -151,6 +160,7 @@ class Container(containers.DeclarativeContainer):
         settings=processor_settings,
         executor=executor,
         sandbox=sandbox,
+        tracer=tracer,
     )
     reconciler = providers.Factory(
         Reconciler,

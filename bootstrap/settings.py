@@ -182,6 +182,13 @@ class Settings(BaseSettings):
         5.0, gt=0, validation_alias=_env("TASKQ_AWS_TIMEOUT_SECONDS")
     )
 
+    # Tracing (the otel extra), under the OpenTelemetry SDK's own variable names
+    otel_traces_exporter: str = Field("", validation_alias=_env("OTEL_TRACES_EXPORTER"))
+    """Comma-separated span exporters (``otlp``, ``console``...); unset or ``none``:
+    no tracing, and nothing of OpenTelemetry is imported."""
+    otel_sdk_disabled: bool = Field(False, validation_alias=_env("OTEL_SDK_DISABLED"))
+    """OpenTelemetry's switch: true turns tracing off whatever the exporter says."""
+
     @field_validator("handlers")
     @classmethod
     def _strip(cls, value: str) -> str:
@@ -208,6 +215,14 @@ class Settings(BaseSettings):
     @property
     def handler_modules(self) -> list[str]:
         return [m for m in self.handlers.split(",") if m]
+
+    @property
+    def trace_exporters(self) -> list[str]:
+        """The span exporters named; empty when tracing is off."""
+        if self.otel_sdk_disabled:
+            return []
+        names = [n.strip() for n in self.otel_traces_exporter.split(",")]
+        return [n for n in names if n and n != "none"]
 
     @property
     def max_attempts_limit(self) -> int:

@@ -105,6 +105,9 @@ class Task:
     """Stored without a queue message because ``run_at`` is further off than the queue
     can delay one; the reconciler sends it when it comes within reach (see
     ``TaskRepository.list_due_held``). Only a PENDING task is held."""
+    traceparent: str | None = None
+    """The W3C trace context the task was submitted in (``domain.tracing``): the run
+    spans are its children. None when the submission had none."""
     version: int = 0
 
     @classmethod
@@ -119,6 +122,7 @@ class Task:
         run_at: datetime | None = None,
         task_id: str | None = None,
         held: bool = False,
+        traceparent: str | None = None,
     ) -> Task:
         if held and run_at is None:
             raise ValueError("only a task with a run_at can be held")
@@ -133,6 +137,7 @@ class Task:
             timeout_seconds=timeout_seconds,
             run_at=run_at,
             held=held,
+            traceparent=traceparent,
         )
 
     # -- transitions ------------------------------------------------------------------

@@ -10,6 +10,7 @@ their calls off the event loop.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import Protocol
 
@@ -247,4 +248,23 @@ class HandlerSandbox(Protocol):
         child process. If the awaiting coroutine is cancelled, the child is terminated
         before the ``CancelledError`` propagates.
         """
+        ...
+
+
+class Tracer(Protocol):
+    """Spans around task runs, joined to the trace the task was submitted in
+    (domain/tracing.py). ``NoTracer`` is the default; adapters/observability/ has the
+    OpenTelemetry one."""
+
+    def current_traceparent(self) -> str | None:
+        """The W3C traceparent of the span current in the caller's context (the HTTP
+        request being served, an application's own span around a submit), or None
+        when there is none."""
+        ...
+
+    def run_span(self, task: Task) -> AbstractContextManager[None]:
+        """A span around one run of ``task``'s handler, current while the context
+        manager is open: a child of ``task.traceparent`` when it has one, else the
+        root of a new trace. An exception raised through it is recorded on the span
+        (and propagates)."""
         ...

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import enum
 import logging
 from concurrent.futures import Executor
@@ -34,9 +35,10 @@ from domain.errors import (
 from domain.lease import LeaseKeeper, stored_attempt
 from domain.limits import result_too_large
 from domain.models import Delivery, Task, TaskStatus, new_lease_token
-from domain.ports import Clock, HandlerSandbox, TaskQueue, TaskRepository
+from domain.ports import Clock, HandlerSandbox, TaskQueue, TaskRepository, Tracer
 from domain.retry import RetryPolicy
 from domain.task_types import HandlerRegistry, TaskType
+from domain.tracing import NoTracer
 
 log = logging.getLogger("taskq.processing")
 
@@ -94,6 +96,8 @@ class TaskProcessor:
     """Where sync handlers run; None: the event loop's default executor."""
     sandbox: HandlerSandbox | None = None
     """Runs the attempts of isolated tasks; without one they run in this process."""
+    tracer: Tracer = field(default_factory=NoTracer)
+    """Puts each handler call in a span, a child of the task's submission."""
     outcomes: dict[Outcome, int] = field(
         init=False, default_factory=lambda: dict.fromkeys(Outcome, 0)
     )
@@ -324,6 +328,10 @@ class TaskProcessor:
         return True
 
     async def _call(self, task_type: TaskType, task: Task) -> Any:
+        with self.tracer.run_span(task):
+            return await self._call_handler(task_type, task)
+
+    async def _call_handler(self, task_type: TaskType, task: Task) -> Any:
         timeout = task.timeout_seconds or task_type.timeout_seconds
         if task.isolated and self.sandbox is not None:
             # The sandbox stops the child at the timeout, or when this is cancelled.
@@ -331,8 +339,11 @@ class TaskProcessor:
         if task_type.is_async:
             work: Any = task_type.handler(task.payload)
         else:
+            # In the handler's thread too, the run's span is current (its outbound calls
+            # are its children): an executor does not carry the context by itself.
+            call = contextvars.copy_context().run
             loop = asyncio.get_running_loop()
-            work = loop.run_in_executor(self.executor, task_type.handler, task.payload)
+            work = loop.run_in_executor(self.executor, call, task_type.handler, task.payload)
         try:
             return await asyncio.wait_for(work, timeout)
         except TimeoutError:

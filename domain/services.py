@@ -29,7 +29,7 @@ from domain.limits import (
     MAX_TIMEOUT_SECONDS,
 )
 from domain.models import MetricsSnapshot, Page, Task, TaskStatus, WorkerInfo
-from domain.ports import Clock, TaskQueue, TaskRepository, WorkerRegistry
+from domain.ports import Clock, TaskQueue, TaskRepository, Tracer, WorkerRegistry
 from domain.submission import (  # the submission types stay importable from here
     BatchEntry as BatchEntry,
 )
@@ -37,6 +37,7 @@ from domain.submission import SubmissionRules, ValidSubmission, fingerprint
 from domain.submission import SubmitOutcome as SubmitOutcome
 from domain.submission import SubmitRequest as SubmitRequest
 from domain.task_types import HandlerRegistry
+from domain.tracing import NoTracer
 
 log = logging.getLogger("taskq.services")
 
@@ -88,6 +89,8 @@ class TaskService:
     workers: WorkerRegistry
     """The live workers, for metrics and the workers listing."""
     limits: SubmissionLimits = field(default_factory=SubmissionLimits)
+    tracer: Tracer = field(default_factory=NoTracer)
+    """Where a submission's trace context comes from (stored with its task)."""
 
     # -- submit ----------------------------------------------------------------------
 
@@ -105,7 +108,9 @@ class TaskService:
 
     def validate_and_build(self, request: SubmitRequest) -> ValidSubmission:
         """``request`` checked against the rules, and its task (not yet stored)."""
-        return self.submission_rules.validate_and_build(request, self.clock.now())
+        return self.submission_rules.validate_and_build(
+            request, self.clock.now(), current_trace=self.tracer.current_traceparent()
+        )
 
     async def submit(self, request: SubmitRequest) -> Task:
         """Enqueue the task, then store it (PENDING); return it once stored.

@@ -18,6 +18,7 @@ from domain.json_values import check_storable, check_text
 from domain.limits import check_payload
 from domain.models import JSON, Task
 from domain.task_types import HandlerRegistry
+from domain.tracing import parse_traceparent
 
 
 @dataclass(frozen=True)
@@ -28,6 +29,9 @@ class SubmitRequest:
     timeout_seconds: float | None = None
     delay_seconds: float = 0
     run_at: datetime | None = None
+    traceparent: str | None = None
+    """The W3C ``traceparent`` the client sent, as received: a malformed one is
+    ignored. Not part of what the request asks for (a retry has another one)."""
 
 
 def fingerprint(request: SubmitRequest) -> str:
@@ -99,9 +103,15 @@ class SubmissionRules:
     max_timeout_seconds: float
     max_delay_seconds: float
 
-    def validate_and_build(self, request: SubmitRequest, now: datetime) -> ValidSubmission:
+    def validate_and_build(
+        self, request: SubmitRequest, now: datetime, *, current_trace: str | None = None
+    ) -> ValidSubmission:
         """Check ``request`` (``InvalidInput`` naming the first field that is
-        wrong) and make its task, created ``now``."""
+        wrong) and make its task, created ``now``.
+
+        The task keeps the trace context it was submitted in: ``current_trace`` (the
+        submitter's current span, a child of any header it received), else the
+        request's own valid ``traceparent``, else none."""
         if not isinstance(request.type, str) or not request.type.strip():
             raise InvalidInput("type", "must be a non-empty string")
         check_text("type", request.type)
@@ -120,6 +130,7 @@ class SubmissionRules:
             timeout_seconds=timeout,
             run_at=run_at,
             held=delay is None,
+            traceparent=parse_traceparent(current_trace) or parse_traceparent(request.traceparent),
         )
         return ValidSubmission(task, delay)
 

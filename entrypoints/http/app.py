@@ -8,6 +8,7 @@ from starlette.middleware import Middleware
 
 from bootstrap.container import Container
 from bootstrap.settings import Settings
+from bootstrap.tracing import instrument_http
 from entrypoints.http.auth import AuthMiddleware, load_key_digests
 from entrypoints.http.body_limit import BodyLimitMiddleware
 from entrypoints.http.client_address import ClientAddress
@@ -46,6 +47,7 @@ def create_app(container: Container, *, ready_timeout: float = READY_TIMEOUT_SEC
         # on shutdown. `taskq serve` runs uvicorn with lifespan="off" and owns them.
         lifespan=Lifespan(container),
     )
+    instrument_http(app, container.tracer())
     app.state.openapi = build_openapi(
         app.routes,
         task_types=container.task_types().names(),

@@ -16,8 +16,9 @@ from entrypoints.http.parsing import idempotency_key
 from entrypoints.http.schemas import BatchItem, BatchResult, TaskOut
 
 
-def read_item(raw: Any, caller: str) -> BatchEntry | InvalidInput:
-    """One item as the use case takes it, or what is wrong with it."""
+def read_item(raw: Any, caller: str, traceparent: str | None = None) -> BatchEntry | InvalidInput:
+    """One item as the use case takes it (with the request's ``traceparent``), or what
+    is wrong with it."""
     if not isinstance(raw, dict):
         return InvalidInput("body", "each task must be a JSON object")
     try:
@@ -26,7 +27,7 @@ def read_item(raw: Any, caller: str) -> BatchEntry | InvalidInput:
         key = None
         if item.idempotency_key is not None:
             key = idempotency_key("idempotency_key", item.idempotency_key, caller)
-        return BatchEntry(item.to_request(), key)
+        return BatchEntry(item.to_request(traceparent), key)
     except pydantic.ValidationError as exc:
         return as_invalid_input(exc)
     except InvalidInput as exc:

@@ -134,3 +134,11 @@ IDEMPOTENCY_KEY = Param(
     "created; with a different body, 409. Concurrent duplicates create one task. "
     "Printable characters only.",
 )
+TRACEPARENT = Param(
+    "traceparent",
+    "header",
+    {"type": "string"},
+    "W3C Trace Context of the caller's span (`00-<trace id>-<span id>-<flags>`): kept "
+    "with the task, so the worker's run span joins the caller's trace. A malformed "
+    "value is ignored.",
+)

@@ -29,6 +29,7 @@ from entrypoints.http.operation import (
     LIMIT,
     STATUS,
     TASK_ID,
+    TRACEPARENT,
     by_method,
     operation,
 )
@@ -86,7 +87,7 @@ class Endpoints:
     @operation(
         "submitTask",
         body=SubmitTask,
-        params=[IDEMPOTENCY_KEY],
+        params=[IDEMPOTENCY_KEY, TRACEPARENT],
         responses={
             200: (TaskOut, "The task this Idempotency-Key already created."),
             201: (TaskOut, "Stored (PENDING) and enqueued."),
@@ -100,7 +101,8 @@ class Endpoints:
     )
     async def submit_task(self, request: Request) -> Response:
         """Submit a task"""
-        submit = SubmitTask.model_validate(await json_object(request)).to_request()
+        body = SubmitTask.model_validate(await json_object(request))
+        submit = body.to_request(request.headers.get("traceparent"))
         raw_key = request.headers.get("idempotency-key")
         new = True
         if raw_key is None:
@@ -117,6 +119,7 @@ class Endpoints:
     @operation(
         "submitTasks",
         body=SubmitBatch,
+        params=[TRACEPARENT],
         responses={
             200: (BatchResults, "One result per task, in input order."),
             422: "`tasks` is missing, not an array, has no items or too many, or the body "
@@ -133,7 +136,8 @@ class Endpoints:
         stored: a 503 item was not created, submit it again later.
         """
         body = SubmitBatch.model_validate(await json_object(request, items="tasks"))
-        items = [read_item(raw, caller(request)) for raw in body.tasks]
+        trace = request.headers.get("traceparent")
+        items = [read_item(raw, caller(request), trace) for raw in body.tasks]
         outcomes = await self._service().submit_batch(items)
         return JSONResponse(dump(BatchResults(results=[result(o) for o in outcomes])))
 

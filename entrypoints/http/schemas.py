@@ -106,9 +106,10 @@ class SubmitTask(BaseModel):
         json_schema_extra={"format": "date-time"},
     )
 
-    def to_request(self) -> SubmitRequest:
+    def to_request(self, traceparent: str | None = None) -> SubmitRequest:
         fields = self.model_dump(exclude={"run_at", "idempotency_key"})
-        return SubmitRequest(**fields, run_at=rfc3339_param("run_at", self.run_at))
+        run_at = rfc3339_param("run_at", self.run_at)
+        return SubmitRequest(**fields, run_at=run_at, traceparent=traceparent)
 
 
 class BatchItem(SubmitTask):

@@ -66,6 +66,22 @@ async def test_a_lost_attempt_and_the_isolated_flag_round_trip(repo_harness: Rep
     assert await repo.get(task.id) == done
 
 
+async def test_the_trace_context_is_kept_through_every_write(repo_harness: RepoHarness) -> None:
+    repo = repo_harness.repository
+    traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+    task = Task.create("email", "a@b.io", T0, traceparent=traceparent)
+    plain = make_task(1)
+    await repo.add(task)
+    await repo.add(plain)
+    claimed = task.claim("lease-1", T0, 30)
+    await repo.transition(claimed, expected=task)
+    retried = claimed.retry_later("smtp down", T0 + timedelta(seconds=1))
+    await repo.transition(retried, expected=claimed)
+    stored = await repo.get(task.id)
+    assert stored == retried and stored.traceparent == traceparent
+    assert (await repo.get(plain.id)).traceparent is None
+
+
 async def test_add_rejects_an_existing_id(repo_harness: RepoHarness) -> None:
     task = make_task()
     await repo_harness.repository.add(task)
