@@ -15,6 +15,7 @@ from domain.errors import (
     TaskStateConflict,
     ValidationError,
 )
+from domain.events import NO_EVENTS, TaskEvent, TaskEventKind, TaskEvents
 from domain.limits import (
     DEFAULT_MAX_ATTEMPTS,
     DEFAULT_MAX_ATTEMPTS_LIMIT,
@@ -78,6 +79,7 @@ class TaskService:
         registry: HandlerRegistry,
         workers: WorkerRegistry,
         limits: Limits | None = None,
+        events: TaskEvents = NO_EVENTS,
     ) -> None:
         self.repository = repository
         self.queue = queue
@@ -85,6 +87,10 @@ class TaskService:
         self.registry = registry
         self.workers = workers
         self.limits = limits or Limits()
+        self.events = events
+
+    def _emit(self, kind: TaskEventKind, task: Task) -> None:
+        self.events.record(TaskEvent(kind, task, self.clock.now()))
 
     # -- submit ----------------------------------------------------------------------
 
@@ -117,6 +123,7 @@ class TaskService:
         valid = self.validate_and_build(request)
         await self._enqueue(valid)
         await self.repository.add(valid.task)
+        self._emit(TaskEventKind.SUBMITTED, valid.task)
         return valid.task
 
     async def submit_idempotent(self, request: SubmitRequest, key: str) -> tuple[Task, bool]:
@@ -140,6 +147,7 @@ class TaskService:
         )
         if existing is not None:
             return await self.repository.get(existing), False
+        self._emit(TaskEventKind.SUBMITTED, task)
         return task, True
 
     async def _enqueue(self, valid: ValidSubmission) -> None:
@@ -201,6 +209,7 @@ class TaskService:
             except TaskQueueError as exc:
                 outcomes.append(SubmitOutcome(error=exc))
                 continue
+            self._emit(TaskEventKind.SUBMITTED, task)
             outcomes.append(SubmitOutcome(task))
         return outcomes
 
@@ -236,6 +245,8 @@ class TaskService:
                 await self.repository.transition(new, expected=task)
             except ConcurrencyConflict:
                 continue  # it moved on under us: look again
+            if new.status is TaskStatus.CANCELLED:
+                self._emit(TaskEventKind.CANCELLED, new)
             return new
         raise ConcurrencyConflict(task_id, "it kept changing while being cancelled")
 
@@ -329,4 +340,6 @@ class TaskService:
             depth=depth,
             dead_letter_queue_depth=dead,
             active_workers=sum(w.concurrency for w in live),
+            live_workers=len(live),
+            busy_slots=sum(w.in_flight for w in live),
         )

@@ -55,6 +55,7 @@ class Worker:
         self.clock = clock
         self.settings = settings
         self.worker_id = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        processor.worker_id = processor.worker_id or self.worker_id  # named in its events
         self.started_at = clock.now()
         self._in_flight: set[asyncio.Task[object]] = set()
 

@@ -12,6 +12,7 @@ from entrypoints.http.auth import AuthMiddleware, load_key_digests
 from entrypoints.http.body_limit import BodyLimitMiddleware
 from entrypoints.http.client_address import ClientAddress
 from entrypoints.http.errors import CatchAllMiddleware, exception_handlers
+from entrypoints.http.observe import ObserveMiddleware
 from entrypoints.http.openapi import build_openapi
 from entrypoints.http.routes import READY_TIMEOUT_SECONDS, Endpoints
 from entrypoints.http.throttle import TokenBuckets
@@ -30,6 +31,9 @@ def create_app(container: Container, *, ready_timeout: float = READY_TIMEOUT_SEC
     app = Starlette(
         routes=endpoints.routes(),
         middleware=[
+            Middleware(
+                ObserveMiddleware, observer=container.http_metrics(), access=settings.access_log
+            ),
             Middleware(CatchAllMiddleware),
             Middleware(
                 AuthMiddleware,

@@ -1,0 +1,1 @@
+"""Observing the service: Prometheus metrics and structured logs of task events."""
