@@ -24,7 +24,8 @@ ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     TASKQ_HOST=0.0.0.0 \
     PORT=8080 \
-    TASKQ_SQLITE_PATH=/data/taskq.db
+    TASKQ_SQLITE_PATH=/data/taskq.db \
+    TASKQ_LOG_FORMAT=json
 RUN useradd --create-home --uid 10001 taskq \
     && mkdir /data && chown taskq:taskq /data
 COPY --from=build /opt/venv /opt/venv

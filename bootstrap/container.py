@@ -16,10 +16,18 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 from dependency_injector import containers, providers
+from prometheus_client import CollectorRegistry
 
 from adapters.clock import SystemClock
 from adapters.handlers.builtin import register_builtins
 from adapters.isolation import ProcessHandlerSandbox
+from adapters.observability.metrics import (
+    ClusterGauges,
+    HttpMetrics,
+    MetricsExposition,
+    PrometheusTaskEvents,
+)
+from adapters.observability.task_log import TaskEventLog
 from adapters.write_health import QUEUE_WRITES, REPOSITORY_WRITES, WriteTracking
 from bootstrap.backends import (
     AwsBackend,
@@ -31,6 +39,7 @@ from bootstrap.backends import (
 from bootstrap.settings import Settings
 from bootstrap.tracing import open_tracer
 from domain.dead_letters import DeadLetterMessages
+from domain.events import FanOut
 from domain.health import WriteHealth, store_probe
 from domain.processing import ProcessorSettings, TaskProcessor
 from domain.reconcile import Reconciler
@@ -89,6 +98,23 @@ class Container(containers.DeclarativeContainer):
         orphan_grace_seconds=settings.provided.orphan_grace_seconds,
     )
 
+    # -- observability: a metrics registry per container, never the global one --------
+    metrics_registry = providers.Singleton(CollectorRegistry)
+    task_metrics = providers.Singleton(
+        PrometheusTaskEvents, metrics_registry, task_types.provided.names.call()
+    )
+    task_log = providers.Singleton(
+        TaskEventLog, task_events_at_info=settings.provided.log_task_events
+    )
+    task_events = providers.Singleton(FanOut, providers.List(task_metrics, task_log))
+    http_metrics = providers.Singleton(HttpMetrics, metrics_registry)
+    # The cluster-wide gauges are the API process's alone (so a sum over processes
+    # counts them once): only ``api_metrics`` registers them.
+    api_metrics = providers.Singleton(
+        MetricsExposition, metrics_registry, providers.Singleton(ClusterGauges, metrics_registry)
+    )
+    worker_metrics = providers.Singleton(MetricsExposition, metrics_registry)
+
     # -- the backend ----------------------------------------------------------------
     # The AWS clients are built on first use, which only the aws backend makes; they
     # live here so that a test overrides them once (``container.aws_sqs.override``);
@@ -144,6 +170,7 @@ class Container(containers.DeclarativeContainer):
         workers=workers,
         limits=submission_limits,
         tracer=tracer,
+        events=task_events,
     )
     dead_letter_messages = providers.Singleton(DeadLetterMessages, queue=queue)
     processor_settings = providers.Singleton(
@@ -161,12 +188,14 @@ class Container(containers.DeclarativeContainer):
         executor=executor,
         sandbox=sandbox,
         tracer=tracer,
+        events=task_events,
     )
     reconciler = providers.Factory(
         Reconciler,
         **_engine,
         stale_after_seconds=settings.provided.reconcile_stale_after_seconds,
         horizon_seconds=settings.provided.max_queue_delay_seconds,
+        events=task_events,
     )
 
 

@@ -42,6 +42,19 @@ class Settings(BaseSettings):
     handlers: str = Field("", validation_alias=_env("TASKQ_HANDLERS"))
     """Comma-separated modules imported at start, registering their task types."""
     log_level: str = Field("INFO", validation_alias=_env("TASKQ_LOG_LEVEL"))
+    log_format: Literal["json", "text"] | None = Field(
+        None, validation_alias=_env("TASKQ_LOG_FORMAT")
+    )
+    """One JSON object a line, or readable text; unset: text on a terminal, else json."""
+    log_task_events: bool = Field(False, validation_alias=_env("TASKQ_LOG_TASK_EVENTS"))
+    """Log submitted, started and completed tasks at INFO (else DEBUG)."""
+    access_log: bool = Field(False, validation_alias=_env("TASKQ_ACCESS_LOG"))
+    """One log line per HTTP request (never for /health and /metrics)."""
+    metrics_port: int | None = Field(
+        None, ge=0, le=65535, validation_alias=_env("TASKQ_METRICS_PORT")
+    )
+    """``taskq worker`` serves its own Prometheus metrics on this port (unset: not at all)."""
+    metrics_host: str = Field("127.0.0.1", validation_alias=_env("TASKQ_METRICS_HOST"))
 
     # Processing
     visibility_timeout: float = Field(

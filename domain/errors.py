@@ -153,7 +153,13 @@ class ResultTooLarge(PermanentTaskError):
 
 
 class HandlerTimeout(Exception):
-    """A handler ran past its task type's timeout."""
+    """A handler ran past its task type's timeout. ``stack`` is where it was when its
+    time ran out, when Python can tell (an async handler's coroutine, a sync handler's
+    thread); None otherwise (an isolated handler's child process)."""
+
+    def __init__(self, message: str, stack: str | None = None) -> None:
+        super().__init__(message)
+        self.stack = stack
 
 
 class HandlerCrashed(Exception):

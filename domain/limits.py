@@ -145,10 +145,13 @@ the message and the end of a traceback, and small against ``DYNAMODB_ITEM_BYTES`
 MAX_DEAD_LETTER_REASON_CHARS = 1024
 """Our choice: a dead letter's reason travels as a message attribute, which counts
 toward the message size; the first 1,024 characters say why."""
+MAX_TRACEBACK_BYTES = 4 * 1024
+"""Our choice: the last handler traceback kept on a task (``Task.traceback``), in UTF-8
+bytes; a longer one keeps its end, where the exception was raised."""
 TASK_ITEM_OVERHEAD_BYTES = 16 * 1024
 """Our choice: what a task item needs besides its payload and result: about 2 KB of
-fields and keys, and the error (``MAX_ERROR_LENGTH`` characters, up to 8 KB in UTF-8),
-with room to spare."""
+fields and keys, the error (``MAX_ERROR_LENGTH`` characters, up to 8 KB in UTF-8) and
+the traceback (``MAX_TRACEBACK_BYTES``), with room to spare."""
 MAX_TASK_DATA_BYTES = (DYNAMODB_ITEM_BYTES - TASK_ITEM_OVERHEAD_BYTES) // 2
 """Derived: the most a task's payload, and separately its result, may take as JSON
 (196,608 bytes). A task is stored as one item (a DynamoDB item, an SQLite row, an

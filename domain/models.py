@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from domain.errors import IllegalTransition
-from domain.limits import MAX_ERROR_LENGTH
+from domain.limits import MAX_ERROR_LENGTH, MAX_TRACEBACK_BYTES
 
 JSON = Any
 """Any JSON value: what ``json.loads`` can return."""
@@ -78,6 +78,17 @@ def truncate_error(message: str) -> str:
     return message[: MAX_ERROR_LENGTH - 15] + "... [truncated]"
 
 
+def truncate_traceback(text: str) -> str:
+    """``text`` in at most ``MAX_TRACEBACK_BYTES`` of UTF-8, keeping its end (where the
+    exception was raised)."""
+    data = text.encode("utf-8", "replace")
+    if len(data) <= MAX_TRACEBACK_BYTES:
+        return text
+    marker = "[truncated] ...\n"
+    tail = data[-(MAX_TRACEBACK_BYTES - len(marker)) :]
+    return marker + tail.decode("utf-8", "ignore")
+
+
 @dataclass(frozen=True, slots=True)
 class Task:
     id: str
@@ -93,6 +104,9 @@ class Task:
     started_at: datetime | None = None
     finished_at: datetime | None = None
     error: str | None = None
+    traceback: str | None = None
+    """Where the last failed attempt's handler raised (or was when its time ran out),
+    truncated to ``MAX_TRACEBACK_BYTES``; None when no attempt failed that way."""
     result: JSON = None
     lease_token: str | None = None
     lease_expires_at: datetime | None = None
@@ -155,11 +169,23 @@ class Task:
         return self._to(target, now, lease_token=None, lease_expires_at=None, **changes)
 
     def _attempt_failed(
-        self, target: TaskStatus, error: str, now: datetime, **changes: Any
+        self,
+        target: TaskStatus,
+        error: str,
+        now: datetime,
+        *,
+        traceback: str | None = None,
+        **changes: Any,
     ) -> Task:
-        """A failed attempt, recorded: its error and one more retry counted."""
+        """A failed attempt, recorded: its error (and traceback, when it has one: else
+        the last one is kept) and one more retry counted."""
         return self._unleased(
-            target, now, error=truncate_error(error), retry_count=self.retry_count + 1, **changes
+            target,
+            now,
+            error=truncate_error(error),
+            traceback=_kept_traceback(traceback, self.traceback),
+            retry_count=self.retry_count + 1,
+            **changes,
         )
 
     def claim(self, lease_token: str, now: datetime, lease_seconds: float) -> Task:
@@ -230,19 +256,29 @@ class Task:
     def complete(self, result: JSON, now: datetime) -> Task:
         return self._unleased(TaskStatus.COMPLETED, now, result=result, finished_at=now)
 
-    def fail(self, error: str, now: datetime) -> Task:
-        return self._attempt_failed(TaskStatus.FAILED, error, now, finished_at=now)
+    def fail(self, error: str, now: datetime, *, traceback: str | None = None) -> Task:
+        return self._attempt_failed(
+            TaskStatus.FAILED, error, now, traceback=traceback, finished_at=now
+        )
 
-    def fail_attempt(self, error: str, now: datetime, *, permanent: bool = False) -> Task:
-        """An attempt of this PROCESSING task ended in ``error``: FAILED if the error is
-        ``permanent`` or the attempt was the last, else PENDING to retry."""
+    def fail_attempt(
+        self,
+        error: str,
+        now: datetime,
+        *,
+        permanent: bool = False,
+        traceback: str | None = None,
+    ) -> Task:
+        """An attempt of this PROCESSING task ended in ``error`` (raised where
+        ``traceback`` says): FAILED if the error is ``permanent`` or the attempt was the
+        last, else PENDING to retry."""
         if permanent or self.attempts >= self.max_attempts:
-            return self.fail(error, now)
-        return self.retry_later(error, now)
+            return self.fail(error, now, traceback=traceback)
+        return self.retry_later(error, now, traceback=traceback)
 
-    def retry_later(self, error: str, now: datetime) -> Task:
+    def retry_later(self, error: str, now: datetime, *, traceback: str | None = None) -> Task:
         """A failed attempt with budget left: back to PENDING with the error recorded."""
-        return self._attempt_failed(TaskStatus.PENDING, error, now)
+        return self._attempt_failed(TaskStatus.PENDING, error, now, traceback=traceback)
 
     def release(self, now: datetime) -> Task:
         """Give back an attempt that never ran to an end (shutdown): the budget is kept."""
@@ -277,6 +313,11 @@ class Task:
 
     def lease_expired(self, now: datetime) -> bool:
         return self.lease_expires_at is None or self.lease_expires_at <= now
+
+
+def _kept_traceback(new: str | None, last: str | None) -> str | None:
+    """The traceback a failed attempt leaves on the task: its own, else the last one."""
+    return last if new is None else truncate_traceback(new)
 
 
 @dataclass(frozen=True, slots=True)
@@ -379,6 +420,11 @@ class MetricsSnapshot:
     """Messages in the queue's dead-letter queue, poison messages (no readable task)
     included; what removes them depends on the backend (README, /metrics)."""
     active_workers: int
+    """Worker slots: the live workers' concurrency, summed."""
+    live_workers: int = 0
+    """Worker processes that beat within their TTL."""
+    busy_slots: int = 0
+    """Slots running a task now, as the live workers last reported."""
 
     @property
     def total(self) -> int:

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import contextvars
 import enum
 import logging
 from concurrent.futures import Executor
@@ -32,6 +31,8 @@ from domain.errors import (
     TaskNotFound,
     UnknownTaskType,
 )
+from domain.events import NO_EVENTS, TaskEvent, TaskEventKind, TaskEvents
+from domain.handler_call import call_in_process, describe_traceback
 from domain.lease import LeaseKeeper, stored_attempt
 from domain.limits import result_too_large
 from domain.models import Delivery, Task, TaskStatus, new_lease_token
@@ -98,10 +99,17 @@ class TaskProcessor:
     """Runs the attempts of isolated tasks; without one they run in this process."""
     tracer: Tracer = field(default_factory=NoTracer)
     """Puts each handler call in a span, a child of the task's submission."""
+    events: TaskEvents = NO_EVENTS
+    """Where what happens to tasks is recorded (metrics, logs)."""
+    worker_id: str | None = None
+    """Named in the events this processor records (the worker running it)."""
     outcomes: dict[Outcome, int] = field(
         init=False, default_factory=lambda: dict.fromkeys(Outcome, 0)
     )
     """How many deliveries ended in each outcome."""
+
+    def _emit(self, kind: TaskEventKind, task: Task, **details: Any) -> None:
+        self.events.record(TaskEvent(kind, task, self.clock.now(), self.worker_id, **details))
 
     async def process(self, delivery: Delivery) -> Outcome:
         outcome = await self._handle(await self._load(delivery), delivery)
@@ -167,15 +175,18 @@ class TaskProcessor:
                 await self.queue.release(delivery, delay_seconds=delay)
                 return Outcome.DEFERRED
             case rules.RecordCancel():  # asked before its worker died
-                if not await self._first_write(task.settle_lost_attempt(now), task):
+                cancelled = task.settle_lost_attempt(now)
+                if not await self._first_write(cancelled, task):
                     return Outcome.DEFERRED
                 await self.queue.ack(delivery)
+                self._emit(TaskEventKind.CANCELLED, cancelled)
                 return Outcome.CANCELLED
             case rules.FailLostAttempt():  # its last attempt was lost
                 failed = task.settle_lost_attempt(now)
                 if not await self._first_write(failed, task):
                     return Outcome.DEFERRED
                 await self.queue.dead_letter(delivery, reason=failed.error or "failed")
+                self._failed(failed, None)
                 return Outcome.FAILED
             case rules.FailUnknownType():
                 return await self._fail_unknown_type(task, delivery, now)
@@ -183,6 +194,7 @@ class TaskProcessor:
                 claimed = self._claim(task, now)
                 if not await self._first_write(claimed, task):
                     return Outcome.DEFERRED
+                self._emit(TaskEventKind.STARTED, claimed)
                 return await self._run(claimed, self.task_types.get(task.type), delivery)
             case _:
                 assert_never(action)
@@ -217,6 +229,7 @@ class TaskProcessor:
         except (ConcurrencyConflict, TaskNotFound):
             return Outcome.LOST_LEASE
         await self.queue.dead_letter(delivery, reason=reason)
+        self._failed(failed, None)
         return Outcome.FAILED
 
     # -- running ---------------------------------------------------------------------
@@ -253,6 +266,7 @@ class TaskProcessor:
         if lease.cancel_requested:
             return await self._record_cancel(lease.task, delivery)
         if lease.lost or handler.cancelled():
+            self._emit(TaskEventKind.LEASE_LOST, lease.task)
             return Outcome.LOST_LEASE
         return await self._finish(lease.task, handler, delivery)
 
@@ -262,15 +276,21 @@ class TaskProcessor:
         """Record what the attempt came to, then settle the message."""
         now = self.clock.now()
         exc = handler.exception()
+        trace = None
         if exc is None:
             new = self._complete(current, handler.result(), now)
         else:
             permanent = isinstance(exc, PermanentTaskError)
-            new = current.fail_attempt(_describe(exc), now, permanent=permanent)
-        if not await self._record(new, current, delivery):
+            trace = describe_traceback(exc)
+            new = current.fail_attempt(_describe(exc), now, permanent=permanent, traceback=trace)
+        if isinstance(exc, HandlerTimeout):  # logged once, with where it was, as a timeout
+            self._emit(TaskEventKind.TIMED_OUT, current, error=new.error, traceback=trace)
+            trace = None
+        if not await self._record(new, current, delivery, trace):
             fresh = await stored_attempt(self.repository, current)
             if fresh is not None and fresh.cancel_requested:
                 return await self._record_cancel(fresh, delivery)
+            self._emit(TaskEventKind.LEASE_LOST, current)
             return Outcome.LOST_LEASE
         return _ATTEMPT_OUTCOMES[new.status]
 
@@ -306,26 +326,41 @@ class TaskProcessor:
         return False
 
     async def _record_cancel(self, current: Task, delivery: Delivery) -> Outcome:
+        cancelled = current.cancel(self.clock.now())
         try:
-            await self.repository.transition(current.cancel(self.clock.now()), expected=current)
+            await self.repository.transition(cancelled, expected=current)
         except (ConcurrencyConflict, TaskNotFound):
             return Outcome.LOST_LEASE
         await self.queue.ack(delivery)
+        self._emit(TaskEventKind.CANCELLED, cancelled)
         return Outcome.CANCELLED
 
-    async def _record(self, new: Task, expected: Task, delivery: Delivery) -> bool:
-        """Store the attempt's result, then settle the message. False if the lease was lost."""
+    async def _record(
+        self, new: Task, expected: Task, delivery: Delivery, trace: str | None = None
+    ) -> bool:
+        """Store the attempt's result, then settle the message. False if the lease was
+        lost. ``trace``: the handler's traceback, told with the event."""
         if not await self._store(new, expected):
             log.info("task %s: lease lost before its result was recorded", new.id)
             return False
         if new.status is TaskStatus.COMPLETED:
             await self.queue.ack(delivery)
+            self._emit(TaskEventKind.COMPLETED, new)
         elif new.status is TaskStatus.FAILED:
             await self.queue.dead_letter(delivery, reason=new.error or "failed")
+            self._failed(new, trace)
         else:
             delay = self.retry_policy.backoff(new.retry_count)
             await self.queue.release(delivery, delay_seconds=delay)
+            self._emit(
+                TaskEventKind.RETRIED, new, error=new.error, traceback=trace, delay_seconds=delay
+            )
         return True
+
+    def _failed(self, task: Task, trace: str | None) -> None:
+        """``task`` is FAILED and its message dead-lettered."""
+        self._emit(TaskEventKind.FAILED, task, error=task.error, traceback=trace)
+        self._emit(TaskEventKind.DEAD_LETTERED, task, error=task.error)
 
     async def _call(self, task_type: TaskType, task: Task) -> Any:
         with self.tracer.run_span(task):
@@ -336,18 +371,7 @@ class TaskProcessor:
         if task.isolated and self.sandbox is not None:
             # The sandbox stops the child at the timeout, or when this is cancelled.
             return await self.sandbox.run(task_type, task.payload, timeout_seconds=timeout)
-        if task_type.is_async:
-            work: Any = task_type.handler(task.payload)
-        else:
-            # In the handler's thread too, the run's span is current (its outbound calls
-            # are its children): an executor does not carry the context by itself.
-            call = contextvars.copy_context().run
-            loop = asyncio.get_running_loop()
-            work = loop.run_in_executor(self.executor, call, task_type.handler, task.payload)
-        try:
-            return await asyncio.wait_for(work, timeout)
-        except TimeoutError:
-            raise HandlerTimeout(f"{task_type.name} timed out after {timeout:g}s") from None
+        return await call_in_process(task_type, task.payload, timeout, self.executor)
 
     async def _release(self, current: Task, delivery: Delivery) -> None:
         """Give an attempt cut short by shutdown back (a cancel requested meanwhile is

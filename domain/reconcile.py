@@ -31,6 +31,7 @@ from domain.errors import (
     QueueSendFailed,
     TaskNotFound,
 )
+from domain.events import NO_EVENTS, TaskEvent, TaskEventKind, TaskEvents
 from domain.limits import MAX_QUEUE_DELAY_SECONDS
 from domain.models import Task, TaskStatus
 from domain.ports import Clock, TaskQueue, TaskRepository
@@ -63,6 +64,7 @@ class Reconciler:
         max_scheduled: int = 10_000,
         held_page_size: int = HELD_PAGE_SIZE,
         horizon_seconds: int = SCHEDULE_HORIZON_SECONDS,
+        events: TaskEvents = NO_EVENTS,
     ) -> None:
         """``stale_after_seconds``: how long after its lease ended a PROCESSING task
         counts as abandoned. ``max_examined``: PROCESSING tasks looked at per pass.
@@ -77,6 +79,7 @@ class Reconciler:
         self.max_scheduled = max_scheduled
         self.held_page_size = held_page_size
         self.horizon = timedelta(seconds=horizon_seconds)
+        self.events = events
 
     async def run_once(self) -> ReconcileReport:
         now = self.clock.now()
@@ -173,4 +176,5 @@ class Reconciler:
             await self.repository.transition(new, expected=task)
         except (ConcurrencyConflict, TaskNotFound):
             return False
+        self.events.record(TaskEvent(TaskEventKind.RECOVERED, new, now, error=new.error))
         return True

@@ -16,6 +16,7 @@ from domain.errors import (
     TaskQueueError,
     TaskStateConflict,
 )
+from domain.events import NO_EVENTS, TaskEvent, TaskEventKind, TaskEvents
 from domain.limits import (
     DEFAULT_MAX_ATTEMPTS,
     DEFAULT_MAX_ATTEMPTS_LIMIT,
@@ -91,6 +92,11 @@ class TaskService:
     limits: SubmissionLimits = field(default_factory=SubmissionLimits)
     tracer: Tracer = field(default_factory=NoTracer)
     """Where a submission's trace context comes from (stored with its task)."""
+    events: TaskEvents = NO_EVENTS
+    """Where what happens to tasks is recorded (metrics, logs)."""
+
+    def _emit(self, kind: TaskEventKind, task: Task) -> None:
+        self.events.record(TaskEvent(kind, task, self.clock.now()))
 
     # -- submit ----------------------------------------------------------------------
 
@@ -128,6 +134,7 @@ class TaskService:
         await self._enqueue(valid)
         await self.repository.add(valid.task)
         await self._resend_if_late([valid], started)
+        self._emit(TaskEventKind.SUBMITTED, valid.task)
         return valid.task
 
     async def submit_idempotent(self, request: SubmitRequest, key: str) -> tuple[Task, bool]:
@@ -155,6 +162,7 @@ class TaskService:
         if existing is not None:
             return await self.repository.get(existing), False
         await self._resend_if_late([valid], started)
+        self._emit(TaskEventKind.SUBMITTED, task)
         return task, True
 
     async def _enqueue(self, valid: ValidSubmission) -> None:
@@ -231,6 +239,7 @@ class TaskService:
             except TaskQueueError as exc:
                 outcomes.append(SubmitOutcome(error=exc))
                 continue
+            self._emit(TaskEventKind.SUBMITTED, task)
             outcomes.append(SubmitOutcome(task))
         await self._resend_if_late(stored, started)
         return outcomes
@@ -267,6 +276,8 @@ class TaskService:
                 await self.repository.transition(new, expected=task)
             except ConcurrencyConflict:
                 continue  # it moved on under us: look again
+            if new.status is TaskStatus.CANCELLED:
+                self._emit(TaskEventKind.CANCELLED, new)
             return new
         raise ConcurrencyConflict(task_id, "it kept changing while being cancelled")
 
@@ -360,4 +371,6 @@ class TaskService:
             depth=depth,
             dead_letter_queue_depth=dead,
             active_workers=sum(w.concurrency for w in live),
+            live_workers=len(live),
+            busy_slots=sum(w.in_flight for w in live),
         )

@@ -19,6 +19,8 @@ from typing import Any
 import uvicorn
 
 from bootstrap.container import Container
+from bootstrap.observability import configure_logging as configure_logging
+from bootstrap.observability import serve_worker_metrics
 from bootstrap.settings import Settings
 from entrypoints.worker import Worker, WorkerSettings
 
@@ -70,13 +72,6 @@ def run_until_stopped(container: Container, *, api: bool, worker: bool) -> int:
             os._exit(0 if sys.exc_info()[0] is None else 1)
         loop.close()
     return 0
-
-
-def configure_logging(settings: Settings) -> None:
-    logging.basicConfig(
-        level=settings.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
 
 
 async def maybe_await(value: Awaitable[Any] | Any) -> None:
@@ -195,6 +190,7 @@ def _http_server(container: Container) -> _Server:
         port=settings.port,
         http=GuardedHttpToolsProtocol.with_limits(ConnectionLimits.from_settings(settings)),
         log_level=settings.log_level.lower(),
+        log_config=None,  # uvicorn's lines go through the root logger's format (json/text)
         access_log=False,
         lifespan="off",  # run() owns the container resources, so they outlive the drain
     )
@@ -226,6 +222,9 @@ async def run(container: Container, *, api: bool, worker: bool) -> None:
         if listener is not None:
             listener.close()
         raise
+    # A worker-only process serves its own counters and histograms (TASKQ_METRICS_PORT);
+    # the API serves the cluster's on /metrics.
+    metrics_server = serve_worker_metrics(container) if worker and not api else None
     try:
         jobs: list[asyncio.Task[None]] = []
         server = _http_server(container) if api else None
@@ -255,4 +254,6 @@ async def run(container: Container, *, api: bool, worker: bool) -> None:
                 f"could not start the HTTP server on {server.config.host}:{server.config.port}"
             )
     finally:
+        if metrics_server is not None:
+            metrics_server.close()
         await maybe_await(container.shutdown_resources())

@@ -60,6 +60,7 @@ class Worker:
 
     def __post_init__(self) -> None:
         self.started_at = self.clock.now()
+        self.processor.worker_id = self.processor.worker_id or self.worker_id  # its events
 
     @property
     def in_flight(self) -> int:

@@ -1,1 +1,2 @@
-"""What an operator sees of the engine: traces (``tracing``), with OpenTelemetry."""
+"""What an operator sees of the engine: Prometheus metrics and structured logs of task
+events (``metrics``, ``task_log``), and traces with OpenTelemetry (``tracing``)."""

@@ -22,7 +22,15 @@ from bootstrap.settings import Settings
 from entrypoints.cli.common import CommandGroup, ConfigError
 from entrypoints.runtime import configure_logging, maybe_await, run_until_stopped
 
-SETTING_OPTIONS = ("backend", "sqlite_path", "host", "port", "insecure", "worker_count")
+SETTING_OPTIONS = (
+    "backend",
+    "sqlite_path",
+    "host",
+    "port",
+    "insecure",
+    "worker_count",
+    "metrics_port",
+)
 """The settings an option can override (each option's ``dest`` is the setting's field)."""
 
 
@@ -212,6 +220,13 @@ def add_server_commands(group: CommandGroup) -> None:
             _listen_options(command)
         if worker:
             _worker_options(command)
+        if worker and not api:
+            command.add_argument(
+                "--metrics-port",
+                type=int,
+                help="serve this process's Prometheus metrics on this port, on "
+                "TASKQ_METRICS_HOST (default 127.0.0.1) (TASKQ_METRICS_PORT; unset: not served)",
+            )
 
     group.add(
         "init",

@@ -14,6 +14,7 @@ from entrypoints.http.body_limit import BodyLimitMiddleware
 from entrypoints.http.client_address import ClientAddress
 from entrypoints.http.dead_letter_routes import DeadLetterEndpoints
 from entrypoints.http.errors import CatchAllMiddleware, exception_handlers
+from entrypoints.http.observe import ObserveMiddleware
 from entrypoints.http.openapi import build_openapi
 from entrypoints.http.routes import READY_TIMEOUT_SECONDS, Endpoints
 from entrypoints.http.throttle import TokenBuckets
@@ -32,6 +33,9 @@ def create_app(container: Container, *, ready_timeout: float = READY_TIMEOUT_SEC
     app = Starlette(
         routes=[*endpoints.routes(), *DeadLetterEndpoints(container.dead_letter_messages).routes()],
         middleware=[
+            Middleware(
+                ObserveMiddleware, observer=container.http_metrics(), access=settings.access_log
+            ),
             Middleware(CatchAllMiddleware),
             Middleware(
                 AuthMiddleware,

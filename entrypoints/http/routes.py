@@ -23,6 +23,7 @@ from domain.services import TaskService
 from entrypoints.http.auth import ANONYMOUS, CALLER
 from entrypoints.http.batch import read_item, result
 from entrypoints.http.errors import RETRY_AFTER_SECONDS, MalformedTaskId
+from entrypoints.http.negotiation import JSON, METRICS_TYPES, preferred
 from entrypoints.http.operation import (
     CURSOR,
     IDEMPOTENCY_KEY,
@@ -276,8 +277,18 @@ class Endpoints:
         responses={200: (Metrics, "A snapshot."), 503: "A dependency is unavailable."},
     )
     async def metrics(self, request: Request) -> Response:
-        """Counts per status, queue depth, live workers"""
-        return JSONResponse(dump(Metrics.of(await self._service().metrics())))
+        """Counts per status, queue depth, live workers
+
+        JSON by default and for `Accept: application/json` or `*/*`. A request whose
+        `Accept` prefers `text/plain; version=0.0.4` or `application/openmetrics-text`
+        (a Prometheus scraper) gets the Prometheus or OpenMetrics exposition instead.
+        """
+        wanted = preferred(request.headers.get("accept"), METRICS_TYPES)
+        snapshot = await self._service().metrics()
+        if wanted == JSON:
+            return JSONResponse(dump(Metrics.of(snapshot)))
+        body, content_type = self._container.api_metrics().render(wanted, snapshot)
+        return Response(body, headers={"Content-Type": content_type})
 
     @operation(
         "workers",

@@ -216,6 +216,10 @@ class TaskOut(BaseModel):
     started_at: Timestamp | None
     finished_at: Timestamp | None
     error: str | None = Field(description="The last error, truncated.")
+    traceback: str | None = Field(
+        description="Where the last failed attempt's handler raised (or was when its time "
+        "ran out), truncated to its last 4 KiB; null when there is none.",
+    )
     result: Any = Field(description="What the handler returned, once COMPLETED.")
     timeout_seconds: float | None
     run_at: Timestamp | None = Field(description="When a delayed task becomes due.")
@@ -244,6 +248,7 @@ class TaskOut(BaseModel):
             started_at=task.started_at,
             finished_at=task.finished_at,
             error=task.error,
+            traceback=task.traceback,
             result=task.result,
             timeout_seconds=task.timeout_seconds,
             run_at=task.run_at,

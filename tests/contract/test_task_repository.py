@@ -82,6 +82,24 @@ async def test_the_trace_context_is_kept_through_every_write(repo_harness: RepoH
     assert (await repo.get(plain.id)).traceparent is None
 
 
+async def test_the_last_traceback_round_trips(repo_harness: RepoHarness) -> None:
+    repo = repo_harness.repository
+    task = make_task()
+    await repo.add(task)
+    assert (await repo.get(task.id)).traceback is None
+    claimed = task.claim("lease-1", T0, 30)
+    await repo.transition(claimed, expected=task)
+    trace = 'Traceback (most recent call last):\n  File "h.py", line 1\nValueError: ü'
+    retried = claimed.fail_attempt("ValueError: ü", T0 + timedelta(seconds=1), traceback=trace)
+    await repo.transition(retried, expected=claimed)
+    assert (await repo.get(task.id)).traceback == trace
+    again = retried.claim("lease-2", T0 + timedelta(seconds=2), 30)
+    await repo.transition(again, expected=retried)
+    done = again.complete("ok", T0 + timedelta(seconds=3))
+    await repo.transition(done, expected=again)
+    assert await repo.get(task.id) == done and done.traceback == trace  # the last one
+
+
 async def test_add_rejects_an_existing_id(repo_harness: RepoHarness) -> None:
     task = make_task()
     await repo_harness.repository.add(task)

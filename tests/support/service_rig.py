@@ -64,7 +64,7 @@ class Rig:
             self.repository, self.queue, self.clock, self.task_types, self.workers, self.limits
         )
 
-    def reconciler(self, stale_after: float = STALE_SECONDS, **options: int) -> Reconciler:
+    def reconciler(self, stale_after: float = STALE_SECONDS, **options: Any) -> Reconciler:
         """A reconciler on the rig's adapters; ``options`` as ``Reconciler`` takes them
         (``held_page_size``, ``max_scheduled``, ...)."""
         return Reconciler(

@@ -22,7 +22,7 @@ SUBMIT = {"--max-attempts", "--timeout-seconds", "--delay-seconds", "--run-at"}
 OPTIONS = {
     "serve": STORE | LISTEN | WORKERS,
     "api": STORE | LISTEN,
-    "worker": STORE | WORKERS,
+    "worker": STORE | WORKERS | {"--metrics-port"},
     "init": set(),
     "reconcile": STORE,
     "vacuum": STORE,

@@ -25,6 +25,7 @@ TASK_FIELDS = {
     "started_at",
     "finished_at",
     "error",
+    "traceback",
     "result",
     "timeout_seconds",
     "run_at",

@@ -24,7 +24,9 @@ def python_files() -> list[Path]:
 
 
 def names_bound_or_read(tree: ast.AST) -> set[str]:
-    """Every variable, parameter, attribute and keyword argument named in ``tree``."""
+    """Every variable, parameter and attribute named in ``tree``. (A keyword argument
+    names the callee's parameter: ``registry=`` of prometheus_client is its name, not
+    ours; our own parameters are caught where they are defined.)"""
     found: set[str] = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Name):
@@ -33,8 +35,6 @@ def names_bound_or_read(tree: ast.AST) -> set[str]:
             found.add(node.arg)
         elif isinstance(node, ast.Attribute):
             found.add(node.attr)
-        elif isinstance(node, ast.keyword) and node.arg is not None:
-            found.add(node.arg)
     return found
 
 
@@ -48,12 +48,18 @@ def test_nothing_is_called_registry(path: Path) -> None:
     )
 
 
-@pytest.mark.parametrize("path", python_files(), ids=lambda p: str(p.relative_to(ROOT)))
+WHERE_THE_OLD_NAME_LIVES = (Path(__file__).resolve(), ROOT / "domain" / "errors.py")
+"""The deprecated alias is defined in one and checked in the other."""
+
+
+@pytest.mark.parametrize(
+    "path",
+    [p for p in python_files() if p not in WHERE_THE_OLD_NAME_LIVES],
+    ids=lambda p: str(p.relative_to(ROOT)),
+)
 def test_validation_error_only_ever_means_pydantics(path: Path) -> None:
     """The domain's input error is ``InvalidInput``; ``ValidationError`` appears only as
     ``pydantic.ValidationError``, so the two can never be taken for each other."""
-    if path in (Path(__file__).resolve(), ROOT / "domain" / "errors.py"):
-        pytest.skip("where the deprecated name is defined and checked")
     tree = ast.parse(path.read_text())
     bare = [
         node.lineno

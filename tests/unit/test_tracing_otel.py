@@ -24,8 +24,8 @@ from bootstrap.container import build_container  # noqa: E402
 from bootstrap.settings import Settings  # noqa: E402
 from domain.models import Task  # noqa: E402
 from domain.processing import Outcome  # noqa: E402
-from domain.task_types import TaskType  # noqa: E402
 from domain.services import SubmitRequest  # noqa: E402
+from domain.task_types import TaskType  # noqa: E402
 from entrypoints.http.app import create_app  # noqa: E402
 from tests.support.http_app import serve_app  # noqa: E402
 from tests.unit.test_tracing import CALLER_SPAN, TRACE_ID, TRACEPARENT  # noqa: E402

@@ -1,0 +1,212 @@
+"""Prometheus metrics with ``prometheus_client``, each container on a registry of its own
+(never the library's global one, so tests and containers stay apart).
+
+- ``PrometheusTaskEvents``: the ``TaskEvents`` port as counters and histograms, labelled
+  by task type (registered types only; any other is counted as ``other``).
+- ``ClusterGauges``: what the whole cluster holds (tasks by status, queue depth, dead
+  letters, workers), computed when scraped, from the API process alone.
+- ``HttpMetrics``: requests by route template, method and status, and their latency.
+- ``MetricsExposition``: the registry as the Prometheus text or OpenMetrics exposition.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_server
+from prometheus_client.exposition import generate_latest
+from prometheus_client.metrics_core import GaugeMetricFamily, Metric
+from prometheus_client.openmetrics.exposition import (
+    CONTENT_TYPE_LATEST as OPENMETRICS_CONTENT_TYPE,
+)
+from prometheus_client.openmetrics.exposition import generate_latest as generate_openmetrics
+from prometheus_client.registry import Collector
+
+from domain.events import TaskEvent, TaskEventKind
+from domain.models import MetricsSnapshot, TaskStatus
+
+DURATION_BUCKETS = (
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
+    1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0,
+)  # fmt: skip
+"""Seconds, from 1 ms to 1 h: task waits and run times."""
+HTTP_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0)
+"""Seconds: request latencies."""
+OTHER_TYPE = "other"
+"""The ``type`` label of a task whose type is not registered (bounded label values)."""
+
+_COUNTED = {
+    TaskEventKind.SUBMITTED: "Tasks submitted.",
+    TaskEventKind.STARTED: "Attempts started.",
+    TaskEventKind.COMPLETED: "Tasks completed.",
+    TaskEventKind.RETRIED: "Failed attempts scheduled for a retry.",
+    TaskEventKind.FAILED: "Tasks that became FAILED.",
+    TaskEventKind.DEAD_LETTERED: "Task messages moved to the dead-letter queue.",
+    TaskEventKind.CANCELLED: "Tasks cancelled.",
+    TaskEventKind.TIMED_OUT: "Attempts whose handler ran past its timeout.",
+    TaskEventKind.LEASE_LOST: "Attempts whose worker lost the lease before recording them.",
+    TaskEventKind.RECOVERED: "Abandoned PROCESSING tasks settled by the reconciler.",
+}
+
+
+class PrometheusTaskEvents:
+    """Counts task events (``taskq_tasks_<event>_total{type}``) and observes their
+    durations (``taskq_task_queue_wait_seconds``, ``taskq_task_run_seconds``,
+    ``taskq_task_end_to_end_seconds``, by type)."""
+
+    def __init__(self, collectors: CollectorRegistry, task_types: Iterable[str]) -> None:
+        self.task_types = frozenset(task_types)
+        self._counters = {
+            kind: Counter(f"taskq_tasks_{kind.value}", text, ["type"], registry=collectors)
+            for kind, text in _COUNTED.items()
+        }
+        self._queue_wait = _histogram(
+            collectors, "taskq_task_queue_wait_seconds", "From due to started (first attempts)."
+        )
+        self._run = _histogram(collectors, "taskq_task_run_seconds", "From started to finished.")
+        self._total = _histogram(
+            collectors, "taskq_task_end_to_end_seconds", "From created to a final status."
+        )
+        self._children: dict[tuple[Any, str], Any] = {}
+        for name in (*self.task_types, OTHER_TYPE):  # every series exists from the start
+            for metric in (*self._counters.values(), self._queue_wait, self._run, self._total):
+                self._child(metric, name)
+
+    def _child(self, metric: Any, task_type: str) -> Any:
+        key = (metric, task_type)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(task_type)
+        return child
+
+    def record(self, event: TaskEvent) -> None:
+        task_type = event.task.type if event.task.type in self.task_types else OTHER_TYPE
+        self._child(self._counters[event.kind], task_type).inc()
+        for histogram, seconds in (
+            (self._queue_wait, event.queue_wait_seconds),
+            (self._run, event.run_seconds),
+            (self._total, event.total_seconds),
+        ):
+            if seconds is not None:
+                self._child(histogram, task_type).observe(seconds)
+
+
+def _histogram(collectors: CollectorRegistry, name: str, text: str) -> Histogram:
+    return Histogram(name, text, ["type"], buckets=DURATION_BUCKETS, registry=collectors)
+
+
+class ClusterGauges(Collector):
+    """The cluster's state at the last scrape (``update``), as gauges. Registered only
+    in the API process, so a sum over processes counts each figure once."""
+
+    def __init__(self, collectors: CollectorRegistry) -> None:
+        self._snapshot: MetricsSnapshot | None = None
+        collectors.register(self)
+
+    def update(self, snapshot: MetricsSnapshot) -> None:
+        self._snapshot = snapshot
+
+    def collect(self) -> Iterator[Metric]:
+        snap = self._snapshot
+        if snap is None:
+            return
+        tasks = GaugeMetricFamily("taskq_tasks", "Tasks stored, by status.", labels=["status"])
+        for status in TaskStatus:
+            tasks.add_metric([status.value], snap.counts.get(status, 0))
+        yield tasks
+        queue = GaugeMetricFamily(
+            "taskq_queue_messages", "Messages on the task queue, by state.", labels=["state"]
+        )
+        queue.add_metric(["visible"], snap.depth.visible)
+        queue.add_metric(["in_flight"], snap.depth.in_flight)
+        queue.add_metric(["delayed"], snap.depth.delayed)
+        yield queue
+        for name, text, value in (
+            ("taskq_dead_letter_queue_depth", "Messages on the dead-letter queue.",
+             snap.dead_letter_queue_depth),
+            ("taskq_live_workers", "Worker processes alive (beating).", snap.live_workers),
+            ("taskq_worker_slots", "Tasks the live workers can run at once.",
+             snap.active_workers),
+            ("taskq_worker_slots_busy", "Slots running a task, as last reported.",
+             snap.busy_slots),
+        ):  # fmt: skip
+            yield GaugeMetricFamily(name, text, value=value)
+
+
+class HttpMetrics:
+    """``taskq_http_requests_total{route,method,status}`` and
+    ``taskq_http_request_duration_seconds{route,method}``. ``route`` is the route's
+    template (``/tasks/{task_id}``), never the raw path."""
+
+    def __init__(self, collectors: CollectorRegistry) -> None:
+        self._requests = Counter(
+            "taskq_http_requests",
+            "HTTP requests answered.",
+            ["route", "method", "status"],
+            registry=collectors,
+        )
+        self._latency = Histogram(
+            "taskq_http_request_duration_seconds",
+            "Time to answer an HTTP request.",
+            ["route", "method"],
+            buckets=HTTP_BUCKETS,
+            registry=collectors,
+        )
+        self._children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+
+    def observe(self, route: str, method: str, status: int, seconds: float) -> None:
+        key = (route, method, status)
+        pair = self._children.get(key)
+        if pair is None:
+            pair = self._children[key] = (
+                self._requests.labels(route, method, str(status)),
+                self._latency.labels(route, method),
+            )
+        pair[0].inc()
+        pair[1].observe(seconds)
+
+
+OPENMETRICS = "application/openmetrics-text"
+PROMETHEUS_TEXT = "text/plain"
+PROMETHEUS_TEXT_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+"""The text format every Prometheus reads (our metric names need no UTF-8 escaping)."""
+
+
+class MetricsExposition:
+    """The registry's metrics, as a scraper asked for them."""
+
+    def __init__(self, collectors: CollectorRegistry, cluster: ClusterGauges | None = None) -> None:
+        self.collectors = collectors
+        self.cluster = cluster
+
+    def render(self, media_type: str, snapshot: MetricsSnapshot | None = None) -> tuple[bytes, str]:
+        """The exposition in ``media_type`` (``OPENMETRICS`` or ``PROMETHEUS_TEXT``) and
+        its Content-Type; the cluster gauges from ``snapshot`` when given."""
+        if snapshot is not None and self.cluster is not None:
+            self.cluster.update(snapshot)
+        if media_type == OPENMETRICS:
+            body: bytes = generate_openmetrics(self.collectors)  # type: ignore[no-untyped-call]
+            return body, OPENMETRICS_CONTENT_TYPE
+        return generate_latest(self.collectors), PROMETHEUS_TEXT_CONTENT_TYPE
+
+    def serve(self, host: str, port: int) -> MetricsServer:
+        """Serve the exposition on ``host:port`` (``/metrics``) from a thread."""
+        server, thread = start_http_server(port, addr=host, registry=self.collectors)
+        return MetricsServer(server, thread)
+
+
+class MetricsServer:
+    def __init__(self, server: Any, thread: threading.Thread) -> None:
+        self._server = server
+        self._thread = thread
+
+    @property
+    def port(self) -> int:
+        return int(self._server.server_address[1])
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(timeout=5)

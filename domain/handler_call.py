@@ -1,0 +1,101 @@
+"""Calling a task type's handler within its timeout, and saying where it failed.
+
+A handler past its timeout is cancelled (an async one) or abandoned to its thread (a
+sync one: Python cannot stop a thread); either way ``HandlerTimeout`` carries the stack
+where the handler was when its time ran out.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import sys
+import threading
+import traceback
+from collections.abc import Callable
+from concurrent.futures import Executor
+from types import FrameType
+from typing import Any
+
+from domain.errors import HandlerTimeout
+from domain.models import JSON
+from domain.registry import TaskType
+
+STACK_HEADER = "Stack of the handler when its time ran out (most recent call last):\n"
+
+
+async def call_in_process(
+    task_type: TaskType, payload: JSON, timeout: float, executor: Executor | None
+) -> Any:
+    """Run ``task_type``'s handler on ``payload`` in this process; ``HandlerTimeout``
+    (with the handler's stack) after ``timeout`` seconds."""
+    if task_type.is_async:
+        work: asyncio.Future[Any] = asyncio.ensure_future(task_type.handler(payload))
+        where: Callable[[], str | None] = lambda: _coroutine_stack(work)  # noqa: E731
+    else:
+        thread = _Thread()
+        loop = asyncio.get_running_loop()
+        # In the handler's thread too, the run's span is current (its outbound calls
+        # are its children): an executor does not carry the context by itself.
+        in_context = contextvars.copy_context().run
+        work = loop.run_in_executor(executor, in_context, thread.run, task_type.handler, payload)
+        where = thread.stack
+    try:
+        await asyncio.wait({work}, timeout=timeout)
+    except asyncio.CancelledError:
+        work.cancel()
+        raise
+    if work.done():
+        return work.result()
+    stack = where()
+    work.cancel()
+    raise HandlerTimeout(f"{task_type.name} timed out after {timeout:g}s", stack=stack)
+
+
+def describe_traceback(exc: BaseException) -> str | None:
+    """Where ``exc`` came from, as text: a handler's traceback, or for a timeout the
+    stack the handler was at (None if unknown)."""
+    if isinstance(exc, HandlerTimeout):
+        return exc.stack
+    return "".join(traceback.format_exception(exc))
+
+
+def _coroutine_stack(work: asyncio.Future[Any]) -> str | None:
+    """The await chain of an async handler, outermost first (``Task.get_stack`` gives
+    only the outermost frame of a suspended coroutine)."""
+    if not isinstance(work, asyncio.Task):
+        return None
+    frames: list[tuple[FrameType, int]] = []
+    awaited: Any = work.get_coro()
+    while awaited is not None:
+        frame = getattr(awaited, "cr_frame", None) or getattr(awaited, "gi_frame", None)
+        if frame is None:
+            break
+        frames.append((frame, frame.f_lineno))
+        awaited = getattr(awaited, "cr_await", None) or getattr(awaited, "gi_yieldfrom", None)
+    return _stack_text(traceback.StackSummary.extract(frames).format()) if frames else None
+
+
+def _stack_text(lines: list[str]) -> str:
+    return STACK_HEADER + "".join(lines)
+
+
+class _Thread:
+    """Runs a sync handler and remembers the thread it runs in, to read its frame."""
+
+    def __init__(self) -> None:
+        self.ident: int | None = None
+
+    def run(self, handler: Callable[[JSON], Any], payload: JSON) -> Any:
+        self.ident = threading.get_ident()
+        try:
+            return handler(payload)
+        finally:
+            self.ident = None
+
+    def stack(self) -> str | None:
+        ident = self.ident
+        frame = sys._current_frames().get(ident) if ident is not None else None
+        if frame is None:
+            return None
+        return _stack_text(traceback.format_stack(frame))
