@@ -16,11 +16,7 @@ from domain.services import SubmitRequest
 from domain.tracing import parse_traceparent
 from entrypoints.http.app import create_app
 from tests.support.http_app import serve_app
-
-TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
-CALLER_SPAN = "00f067aa0ba902b7"
-TRACEPARENT = f"00-{TRACE_ID}-{CALLER_SPAN}-01"
-
+from tests.support.trace_context import CALLER_SPAN, TRACE_ID, TRACEPARENT
 
 # -- the trace context a task keeps (no OpenTelemetry needed) ---------------------------
 

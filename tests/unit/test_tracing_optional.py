@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.unit.test_tracing import TRACE_ID, TRACEPARENT
+from tests.support.trace_context import TRACE_ID, TRACEPARENT
 
 ROOT = Path(__file__).resolve().parents[2]
 

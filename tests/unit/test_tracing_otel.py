@@ -28,7 +28,7 @@ from domain.services import SubmitRequest  # noqa: E402
 from domain.task_types import TaskType  # noqa: E402
 from entrypoints.http.app import create_app  # noqa: E402
 from tests.support.http_app import serve_app  # noqa: E402
-from tests.unit.test_tracing import CALLER_SPAN, TRACE_ID, TRACEPARENT  # noqa: E402
+from tests.support.trace_context import CALLER_SPAN, TRACE_ID, TRACEPARENT  # noqa: E402
 
 
 class Traced:
