@@ -161,16 +161,12 @@ class Container(containers.DeclarativeContainer):
     queue = providers.Singleton(WriteTracking, backend_queue, write_health, "queue", QUEUE_WRITES)
 
     # -- use cases -------------------------------------------------------------------
-    # What every use case works on (the providers above, so overriding them reaches all).
+    # What every use case works on (the providers above, so overriding them reaches all);
+    # ``_run`` adds what submitting and running tasks share.
     _engine = {"repository": repository, "queue": queue, "clock": clock}
+    _run = {**_engine, "task_types": task_types, "tracer": tracer, "events": task_events}
     task_service = providers.Singleton(
-        TaskService,
-        **_engine,
-        task_types=task_types,
-        workers=workers,
-        limits=submission_limits,
-        tracer=tracer,
-        events=task_events,
+        TaskService, **_run, workers=workers, limits=submission_limits
     )
     dead_letter_messages = providers.Singleton(DeadLetterMessages, queue=queue)
     processor_settings = providers.Singleton(
@@ -181,14 +177,11 @@ class Container(containers.DeclarativeContainer):
     )
     processor = providers.Factory(
         TaskProcessor,
-        **_engine,
-        task_types=task_types,
+        **_run,
         retry_policy=retry_policy,
         settings=processor_settings,
         executor=executor,
         sandbox=sandbox,
-        tracer=tracer,
-        events=task_events,
     )
     reconciler = providers.Factory(
         Reconciler,

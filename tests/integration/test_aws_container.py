@@ -11,7 +11,6 @@ import inspect
 from collections.abc import Iterator
 
 import pytest
-from dependency_injector import providers
 
 from adapters.aws_provision import dlq_name
 from adapters.dynamodb import DynamoDbTaskRepository, DynamoDbWorkerRegistry
@@ -22,7 +21,7 @@ from domain.errors import InfrastructureError
 from domain.limits import MAX_LONG_POLL_SECONDS
 from domain.models import TaskStatus
 from domain.services import SubmitRequest
-from tests.support.aws import aws_endpoint, shared_clients, unique_name
+from tests.support.aws import aws_endpoint, shared_clients, unique_name, use_shared_clients
 
 pytestmark = pytest.mark.aws
 
@@ -46,10 +45,7 @@ def aws_settings(endpoint: str, **changes: object) -> Settings:
 
 
 def with_test_clients(container: Container, endpoint: str) -> Container:
-    sqs, dynamodb = shared_clients(endpoint)
-    container.aws_sqs.override(providers.Object(sqs))
-    container.aws_sqs_poll.override(providers.Object(sqs))
-    container.aws_dynamodb.override(providers.Object(dynamodb))
+    use_shared_clients(container, endpoint)
     return container
 
 

@@ -29,11 +29,12 @@ import warnings
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import boto3
 import pytest
 from botocore.config import Config
+from dependency_injector import providers
 
 from adapters.aws_provision import ProvisionResult, provision
 from scripts.local_aws import moto_server
@@ -150,27 +151,36 @@ def service_endpoint(service: str, endpoint: str) -> str:
     return os.environ.get(f"AWS_ENDPOINT_URL_{service.upper()}") or endpoint
 
 
-def sqs_client(endpoint: str, config: Config | None = None) -> SQSClient:
-    """A new client: tests that register event hooks on it affect nothing else."""
+def _client(service: Literal["sqs", "dynamodb"], endpoint: str, config: Config | None) -> Any:
+    """A new client of ``service``: tests that register event hooks on it affect
+    nothing else."""
     return boto3.session.Session().client(
-        "sqs",
-        endpoint_url=service_endpoint("sqs", endpoint),
+        service,
+        endpoint_url=service_endpoint(service, endpoint),
         region_name=REGION,
         config=config or client_config(),
         aws_access_key_id=FAKE_KEY,
         aws_secret_access_key=FAKE_KEY,
     )
+
+
+def sqs_client(endpoint: str, config: Config | None = None) -> SQSClient:
+    client: SQSClient = _client("sqs", endpoint, config)
+    return client
 
 
 def dynamodb_client(endpoint: str, config: Config | None = None) -> DynamoDBClient:
-    return boto3.session.Session().client(
-        "dynamodb",
-        endpoint_url=service_endpoint("dynamodb", endpoint),
-        region_name=REGION,
-        config=config or client_config(),
-        aws_access_key_id=FAKE_KEY,
-        aws_secret_access_key=FAKE_KEY,
-    )
+    client: DynamoDBClient = _client("dynamodb", endpoint, config)
+    return client
+
+
+def use_shared_clients(container: Any, endpoint: str) -> None:
+    """Hand ``container`` this process's shared clients of ``endpoint`` (the long
+    polls' client too)."""
+    sqs, dynamodb = shared_clients(endpoint)
+    container.aws_sqs.override(providers.Object(sqs))
+    container.aws_sqs_poll.override(providers.Object(sqs))
+    container.aws_dynamodb.override(providers.Object(dynamodb))
 
 
 @functools.cache

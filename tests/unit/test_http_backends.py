@@ -28,9 +28,8 @@ def backend_container(request: pytest.FixtureRequest, tmp_path: Path) -> Iterato
             Settings(backend=request.param, sqlite_path=str(tmp_path / "taskq.db"), api_keys="k")
         )
         return
-    from dependency_injector import providers
 
-    from tests.support.aws import aws_endpoint, fresh_resources, shared_clients
+    from tests.support.aws import aws_endpoint, fresh_resources, use_shared_clients
 
     endpoint = aws_endpoint()
     with fresh_resources(endpoint, max_receive_count=5) as aws:
@@ -44,10 +43,7 @@ def backend_container(request: pytest.FixtureRequest, tmp_path: Path) -> Iterato
                 api_keys="k",
             )
         )
-        sqs, dynamodb = shared_clients(endpoint)
-        container.aws_sqs.override(providers.Object(sqs))
-        container.aws_sqs_poll.override(providers.Object(sqs))
-        container.aws_dynamodb.override(providers.Object(dynamodb))
+        use_shared_clients(container, endpoint)
         yield container
 
 
