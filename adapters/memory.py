@@ -42,6 +42,28 @@ def _due_key(task: Task) -> tuple[datetime, str] | None:
     return (task.run_at, task.id)
 
 
+def _pending_key(task: Task) -> tuple[datetime, str] | None:
+    """The task's place in the index of PENDING tasks by due time; None if not PENDING."""
+    if task.status is not TaskStatus.PENDING:
+        return None
+    return (task.due_at, task.id)
+
+
+def _move(
+    index: list[tuple[datetime, str]],
+    before: tuple[datetime, str] | None,
+    after: tuple[datetime, str] | None,
+) -> None:
+    """Keep the sorted ``index`` in step with a task whose key went from ``before`` to
+    ``after`` (None: not in the index)."""
+    if before == after:
+        return
+    if before is not None:
+        del index[bisect.bisect_left(index, before)]
+    if after is not None:
+        bisect.insort(index, after)
+
+
 class InMemoryTaskRepository:
     def __init__(self) -> None:
         self._tasks: dict[str, Task] = {}
@@ -49,6 +71,7 @@ class InMemoryTaskRepository:
         self._counts: dict[TaskStatus, int] = dict.fromkeys(TaskStatus, 0)
         self._keys: dict[str, tuple[str, str, datetime]] = {}  # key -> id, print, expiry
         self._held: list[tuple[datetime, str]] = []  # sorted by due time: _due_key
+        self._pending: list[tuple[datetime, str]] = []  # sorted by due time: _pending_key
 
     async def add_idempotent(
         self, task: Task, *, key: str, fingerprint: str, expires_at: datetime, now: datetime
@@ -68,17 +91,11 @@ class InMemoryTaskRepository:
         self._tasks[task.id] = task
         bisect.insort(self._by_status[task.status], _sort_key(task))
         self._counts[task.status] += 1
-        self._index_held(None, task)
+        self._index_due(None, task)
 
-    def _index_held(self, old: Task | None, new: Task) -> None:
-        before = None if old is None else _due_key(old)
-        after = _due_key(new)
-        if before == after:
-            return
-        if before is not None:
-            del self._held[bisect.bisect_left(self._held, before)]
-        if after is not None:
-            bisect.insort(self._held, after)
+    def _index_due(self, old: Task | None, new: Task) -> None:
+        _move(self._held, None if old is None else _due_key(old), _due_key(new))
+        _move(self._pending, None if old is None else _pending_key(old), _pending_key(new))
 
     async def get(self, task_id: str) -> Task:
         try:
@@ -99,7 +116,7 @@ class InMemoryTaskRepository:
         if new.version <= current.version:
             raise ValueError("a transition must increase the version")
         self._tasks[new.id] = new
-        self._index_held(current, new)
+        self._index_due(current, new)
         if new.status is not current.status:
             key = _sort_key(current)
             index = self._by_status[current.status]
@@ -129,6 +146,11 @@ class InMemoryTaskRepository:
             raise ValueError("limit must be at least 1")
         due = itertools.takewhile(lambda key: key[0] <= before, self._held)
         return [self._tasks[task_id] for _, task_id in itertools.islice(due, limit)]
+
+    async def oldest_due_pending(self, now: datetime) -> datetime | None:
+        if self._pending and self._pending[0][0] <= now:
+            return self._pending[0][0]
+        return None
 
     async def count_by_status(self) -> dict[TaskStatus, int]:
         return dict(self._counts)

@@ -11,24 +11,40 @@ import asyncio
 import json
 import tempfile
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from benchmarks import loadgen
 from benchmarks.common import cpu_seconds, percentile, serve
 
+SHIPPED_DEFAULTS = {"TASKQ_METRICS": "true", "TASKQ_LOG_LEVEL": "INFO"}
+"""The service's own defaults (the benchmark server otherwise logs at WARNING)."""
+OBSERVABILITY_OFF = {"TASKQ_METRICS": "false", "TASKQ_LOG_LEVEL": "CRITICAL"}
+"""Metrics and task logging switched off: what the defaults are measured against."""
 
-def server_env(backend: str, directory: Path, workers: int) -> dict[str, str]:
-    env = {"TASKQ_BACKEND": backend, "WORKER_COUNT": str(workers)}
+
+def server_env(
+    backend: str, directory: Path, workers: int, settings: Mapping[str, str]
+) -> dict[str, str]:
+    env = {"TASKQ_BACKEND": backend, "WORKER_COUNT": str(workers), **settings}
     if backend == "sqlite":
         env["TASKQ_SQLITE_PATH"] = str(directory / "bench.db")
     return env
 
 
 def run(
-    backend: str, tasks: int, *, workers: int, connections: int, log_dir: Path
+    backend: str,
+    tasks: int,
+    *,
+    workers: int,
+    connections: int,
+    log_dir: Path,
+    settings: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
-    with serve(log_dir, server_env(backend, log_dir, workers)) as server:
+    """One run; ``settings``: more of the server's environment (``OBSERVABILITY_OFF``)."""
+    env = server_env(backend, log_dir, workers, settings or {})
+    with serve(log_dir, env) as server:
         server_cpu = cpu_seconds(server.pid)
         own_cpu = time.process_time()
         submitted = asyncio.run(
@@ -66,6 +82,9 @@ def main() -> None:
     parser.add_argument("--tasks", type=int, default=20_000)
     parser.add_argument("--workers", type=int, default=50)
     parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument(
+        "--observability-off", action="store_true", help="TASKQ_METRICS=false, no task log"
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="taskq-bench-") as directory:
         figures = run(
@@ -74,6 +93,7 @@ def main() -> None:
             workers=args.workers,
             connections=args.connections,
             log_dir=Path(directory),
+            settings=OBSERVABILITY_OFF if args.observability_off else None,
         )
     print(json.dumps(figures))
 

@@ -36,6 +36,7 @@ from benchmarks import (
     reads,
 )
 from benchmarks.common import ROOT, cpu_model, moto_server
+from benchmarks.http_throughput import OBSERVABILITY_OFF, SHIPPED_DEFAULTS
 
 
 @dataclass(frozen=True)
@@ -127,6 +128,29 @@ def timed(label: str, run: Callable[[], Any]) -> Any:
     return result
 
 
+def observability_cost(tasks: int, work: Path) -> dict[str, Any]:
+    """HTTP throughput (memory) with the default metrics and logging, and with both off
+    (``TASKQ_METRICS=false``, task log silent), alternated; the medians' ratio."""
+    settings = {"defaults": SHIPPED_DEFAULTS, "off": OBSERVABILITY_OFF}
+    runs: dict[str, list[dict[str, Any]]] = {"defaults": [], "off": []}
+    for _ in range(REPEATS):
+        for name, env in settings.items():
+            runs[name].append(
+                http_throughput.run(
+                    "memory", tasks, workers=50, connections=32, log_dir=work, settings=env
+                )
+            )
+    defaults, off = (_median(runs[name], "tasks_per_second") for name in settings)
+    return {
+        "tasks": tasks,
+        "defaults_tasks_per_second": defaults["tasks_per_second"],
+        "off_tasks_per_second": off["tasks_per_second"],
+        "defaults_runs": [r["tasks_per_second"] for r in runs["defaults"]],
+        "off_runs": [r["tasks_per_second"] for r in runs["off"]],
+        "defaults_over_off": round(defaults["tasks_per_second"] / off["tasks_per_second"], 3),
+    }
+
+
 def run_all(sizes: Sizes, work: Path) -> dict[str, Any]:
     results: dict[str, Any] = {"machine": machine(), "started": datetime.now(UTC).isoformat()}
     inprocess_runs = [
@@ -152,6 +176,10 @@ def run_all(sizes: Sizes, work: Path) -> dict[str, Any]:
         {**_median(runs, "tasks_per_second"), "runs": [r["tasks_per_second"] for r in runs]}
         for runs in http_runs.values()
     ]
+    results["http_observability"] = timed(
+        "1 HTTP memory, default metrics and logging vs both off",
+        lambda: observability_cost(sizes.http_memory, work),
+    )
     results["io_bound"] = timed(
         "6 I/O-bound", lambda: asyncio.run(io_bound.run(sizes.io_tasks, 0.1, 100))
     )

@@ -12,7 +12,7 @@ from __future__ import annotations
 import importlib
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 from dependency_injector import containers, providers
@@ -39,7 +39,7 @@ from bootstrap.backends import (
 from bootstrap.settings import Settings
 from bootstrap.tracing import open_tracer
 from domain.dead_letters import DeadLetterMessages
-from domain.events import FanOut
+from domain.events import FanOut, TaskEvents
 from domain.health import WriteHealth, store_probe
 from domain.processing import ProcessorSettings, TaskProcessor
 from domain.reconcile import Reconciler
@@ -71,6 +71,14 @@ def thread_pool(max_workers: int) -> Iterator[ThreadPoolExecutor]:
     executor = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="taskq-handler")
     yield executor
     executor.shutdown(wait=False, cancel_futures=True)
+
+
+def task_observers(
+    metrics: bool, task_metrics: Callable[[], TaskEvents], task_log: TaskEvents
+) -> list[TaskEvents]:
+    """Who hears task events: the log always (failures are always logged), the
+    Prometheus counters unless ``TASKQ_METRICS=false`` (then never built)."""
+    return [task_metrics(), task_log] if metrics else [task_log]
 
 
 class Container(containers.DeclarativeContainer):
@@ -106,7 +114,12 @@ class Container(containers.DeclarativeContainer):
     task_log = providers.Singleton(
         TaskEventLog, task_events_at_info=settings.provided.log_task_events
     )
-    task_events = providers.Singleton(FanOut, providers.List(task_metrics, task_log))
+    task_events = providers.Singleton(
+        FanOut,
+        providers.Callable(
+            task_observers, settings.provided.metrics, task_metrics.provider, task_log
+        ),
+    )
     http_metrics = providers.Singleton(HttpMetrics, metrics_registry)
     # The cluster-wide gauges are the API process's alone (so a sum over processes
     # counts them once): only ``api_metrics`` registers them.

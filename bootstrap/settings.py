@@ -50,6 +50,9 @@ class Settings(BaseSettings):
     """Log submitted, started and completed tasks at INFO (else DEBUG)."""
     access_log: bool = Field(False, validation_alias=_env("TASKQ_ACCESS_LOG"))
     """One log line per HTTP request (never for /health and /metrics)."""
+    metrics: bool = Field(True, validation_alias=_env("TASKQ_METRICS"))
+    """Prometheus counters and histograms of tasks and HTTP requests (off: no request
+    middleware, no event recording; ``/metrics`` keeps its JSON and cluster gauges)."""
     metrics_port: int | None = Field(
         None, ge=0, le=65535, validation_alias=_env("TASKQ_METRICS_PORT")
     )

@@ -311,6 +311,15 @@ class Task:
 
     # -- queries ----------------------------------------------------------------------
 
+    @property
+    def due_at(self) -> datetime:
+        """When this task (PENDING) became due to run: its ``run_at``, else its creation;
+        once an attempt started, when it came back to PENDING (``updated_at``): a retry's
+        delay is not stored, so a retried task counts as due up to that delay early."""
+        if self.started_at is not None:
+            return self.updated_at
+        return self.run_at or self.created_at
+
     def lease_expired(self, now: datetime) -> bool:
         return self.lease_expires_at is None or self.lease_expires_at <= now
 
@@ -425,6 +434,8 @@ class MetricsSnapshot:
     """Worker processes that beat within their TTL."""
     busy_slots: int = 0
     """Slots running a task now, as the live workers last reported."""
+    oldest_due_age_seconds: float = 0.0
+    """How long the oldest due PENDING task has waited (``Task.due_at``); 0 if none."""
 
     @property
     def total(self) -> int:

@@ -100,6 +100,22 @@ class TaskRepository(Protocol):
         """
         ...
 
+    async def oldest_due_pending(self, now: datetime) -> datetime | None:
+        """The earliest ``Task.due_at`` among PENDING tasks due at or before ``now``
+        (timezone-aware); None when no PENDING task is due. The age of the oldest due
+        task is ``now`` minus it: the signal to page and to autoscale on.
+
+        Cheap on every backend, whatever the number of tasks: an index on the due time
+        of PENDING tasks (memory, SQLite). DynamoDB has no such index: one Query (one
+        page, ascending) per shard of the status index reads the first
+        ``OLDEST_DUE_READ`` (adapters/dynamodb/table.py) PENDING tasks by creation and
+        the earliest due time among those that are due is answered, so a task created
+        after that many not-yet-due ones in its shard is not seen (and the index is
+        eventually consistent). A retried task counts from when its attempt failed
+        (``Task.due_at``).
+        """
+        ...
+
     async def count_by_status(self) -> dict[TaskStatus, int]:
         """Exact number of tasks in each status (every status present), at a cost that
         does not depend on how many tasks are stored."""

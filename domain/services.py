@@ -365,7 +365,9 @@ class TaskService:
         counts = await self.repository.count_by_status()
         depth = await self.queue.depth()
         dead = await self.queue.dead_letter_count()
-        live = await self.workers.live(self.clock.now())
+        now = self.clock.now()
+        live = await self.workers.live(now)
+        due = await self.repository.oldest_due_pending(now)
         return MetricsSnapshot(
             counts=counts,
             depth=depth,
@@ -373,4 +375,5 @@ class TaskService:
             active_workers=sum(w.concurrency for w in live),
             live_workers=len(live),
             busy_slots=sum(w.in_flight for w in live),
+            oldest_due_age_seconds=0.0 if due is None else max(0.0, (now - due).total_seconds()),
         )

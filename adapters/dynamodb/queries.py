@@ -4,7 +4,8 @@ are due, and the counts per status.
 Listing one status reads ``index_shards`` partitions of the GSI ``gsi1`` in parallel
 and merges them, instead of reading one hot partition. Held tasks are found in the
 sparse GSI ``held`` (only held tasks carry its keys), ordered by due time: one Query
-per shard, never a Scan. Counts are the sums of the counter shards.
+per shard, never a Scan. Counts are the sums of the counter shards. The oldest due
+task is looked for among the first PENDING tasks of each ``gsi1`` shard, oldest first.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from adapters.dynamodb.table import (
     HELD_PK,
     HELD_SHARDS,
     HELD_SK,
+    OLDEST_DUE_READ,
     PK,
     counter_key,
 )
@@ -70,7 +72,11 @@ class TaskQueries(TaskTable):
         ]
         return Page(items=tasks, next_cursor=next_cursor)
 
-    async def _query_shard(self, partition: str, before: str | None, want: int) -> list[Item]:
+    async def _query_shard(
+        self, partition: str, before: str | None, want: int, *, oldest_first: bool = False
+    ) -> list[Item]:
+        """Up to ``want`` items of one index partition, newest first (or oldest first),
+        those before the key ``before`` only when it is given."""
         condition = "#pk = :pk"
         names = {"#pk": GSI1_PK}
         values: Item = {":pk": s(partition)}
@@ -86,7 +92,7 @@ class TaskQueries(TaskTable):
             KeyConditionExpression=condition,
             ExpressionAttributeNames=names,
             ExpressionAttributeValues=values,
-            ScanIndexForward=False,
+            ScanIndexForward=oldest_first,
         )
 
     async def list_due_held(self, before: datetime, *, limit: int) -> list[Task]:
@@ -113,6 +119,19 @@ class TaskQueries(TaskTable):
             ExpressionAttributeNames={"#pk": HELD_PK, "#sk": HELD_SK},
             ExpressionAttributeValues={":pk": s(f"HELD#{shard}"), ":upper": s(upper)},
         )
+
+    async def oldest_due_pending(self, now: datetime) -> datetime | None:
+        partitions = (f"STATUS#{TaskStatus.PENDING.value}#{i}" for i in range(self.index_shards))
+        shards = await asyncio.gather(
+            *(self._query_shard(p, None, OLDEST_DUE_READ, oldest_first=True) for p in partitions)
+        )
+        due = [
+            task.due_at
+            for shard_items in shards
+            for task in map(task_from_item, shard_items)
+            if task.status is TaskStatus.PENDING and task.due_at <= now
+        ]
+        return min(due, default=None)
 
     async def count_by_status(self) -> dict[TaskStatus, int]:
         keys = [

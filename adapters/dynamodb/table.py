@@ -21,6 +21,10 @@ HELD_SHARDS = 4
 """Partitions of the held-task index: held tasks are few (only those due beyond the
 queue's delay limit), so a few partitions spread the writes and one Query each finds
 every due task."""
+OLDEST_DUE_READ = 25
+"""PENDING tasks read per status-index shard, oldest created first, to find the oldest
+due one: the index is ordered by creation, not due time, so tasks scheduled for later
+that were created earlier are read past, up to this many (a Query of small items)."""
 TTL_ATTRIBUTE = "expires_at"
 """Epoch seconds after which DynamoDB's TTL may delete the item (within about 48 h)."""
 

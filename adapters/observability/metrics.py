@@ -4,7 +4,7 @@
 - ``PrometheusTaskEvents``: the ``TaskEvents`` port as counters and histograms, labelled
   by task type (registered types only; any other is counted as ``other``).
 - ``ClusterGauges``: what the whole cluster holds (tasks by status, queue depth, dead
-  letters, workers), computed when scraped, from the API process alone.
+  letters, workers, the oldest due task's age), computed when scraped, from the API process alone.
 - ``HttpMetrics``: requests by route template, method and status, and their latency.
 - ``MetricsExposition``: the registry as the Prometheus text or OpenMetrics exposition.
 """
@@ -131,6 +131,9 @@ class ClusterGauges(Collector):
              snap.active_workers),
             ("taskq_worker_slots_busy", "Slots running a task, as last reported.",
              snap.busy_slots),
+            ("taskq_oldest_due_task_age_seconds",
+             "Age of the oldest PENDING task that is due (0 when none is).",
+             snap.oldest_due_age_seconds),
         ):  # fmt: skip
             yield GaugeMetricFamily(name, text, value=value)
 

@@ -37,7 +37,7 @@ TASK_COLUMNS: Final = (
     "extra",
 )
 """The columns that hold a Task's fields (``extra`` holds the fields without a column)."""
-KEY_COLUMNS: Final = ("created_key", "finished_key", "held_key")
+KEY_COLUMNS: Final = ("created_key", "finished_key", "held_key", "due_key")
 """The columns derived from a Task for the indexes."""
 ROW_COLUMNS: Final = TASK_COLUMNS + KEY_COLUMNS
 """Every column ``task_row`` gives a value for."""
@@ -92,6 +92,13 @@ def held_key(task: Task) -> str | None:
     return time_key(task.run_at)
 
 
+def due_key(task: Task) -> str | None:
+    """The key of a PENDING task's ``due_at`` (indexed); None for every other task."""
+    if task.status is not TaskStatus.PENDING:
+        return None
+    return time_key(task.due_at)
+
+
 def finished_key(task: Task) -> str | None:
     """The key retention looks at: set while the status is final, else None."""
     if not task.status.is_final:
@@ -124,6 +131,7 @@ def task_row(task: Task) -> dict[str, Any]:
         "created_key": time_key(task.created_at),
         "finished_key": finished_key(task),
         "held_key": held_key(task),
+        "due_key": due_key(task),
     }
 
 

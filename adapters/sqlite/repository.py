@@ -52,6 +52,8 @@ _LIST_DUE_HELD: Final = (
     " AND held_key <= ? ORDER BY held_key, id LIMIT ?"
 )
 """``held_key`` sorts in time order; the partial index holds held tasks only."""
+_OLDEST_DUE: Final = "SELECT due_key FROM tasks WHERE due_key IS NOT NULL ORDER BY due_key LIMIT 1"
+"""One step down the partial index of PENDING tasks by due time."""
 _COUNTS: Final = "SELECT status, n FROM task_counts"
 
 _FIND_IDEMPOTENCY_KEY: Final = (
@@ -198,6 +200,13 @@ class SqliteTaskRepository:
         params = (time_key(before), limit)
         rows = await self._db.read(lambda conn: conn.execute(_LIST_DUE_HELD, params).fetchall())
         return [task_from_row(row) for row in rows]
+
+    async def oldest_due_pending(self, now: datetime) -> datetime | None:
+        row = await self._db.read(lambda conn: conn.execute(_OLDEST_DUE).fetchone())
+        if row is None:
+            return None
+        due = datetime.fromisoformat(row["due_key"])
+        return due if due <= now else None
 
     async def count_by_status(self) -> dict[TaskStatus, int]:
         rows = await self._db.read(lambda conn: conn.execute(_COUNTS).fetchall())

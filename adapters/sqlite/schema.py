@@ -146,6 +146,18 @@ MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
     ("ALTER TABLE workers ADD COLUMN heartbeat_seconds REAL NOT NULL DEFAULT 10",),
     # 8: an operator drops or redrives one dead letter by its message id.
     ("CREATE INDEX dead_letters_by_message ON dead_letters (message_id)",),
+    # 9: PENDING tasks by due time (Task.due_at), for the age of the oldest due task:
+    # ``due_key`` is its UTC key while PENDING, else NULL. Rows written before this
+    # version get it from their ISO times (converted to UTC, microseconds kept).
+    (
+        "ALTER TABLE tasks ADD COLUMN due_key TEXT",
+        "CREATE INDEX tasks_by_due ON tasks (due_key) WHERE due_key IS NOT NULL",
+        """UPDATE tasks SET due_key = (
+            SELECT strftime('%Y-%m-%dT%H:%M:%S', due) || substr(due, 20, 7) || '+00:00'
+            FROM (SELECT CASE WHEN started_at IS NOT NULL THEN updated_at
+                ELSE coalesce(run_at, created_at) END AS due)
+            ) WHERE status = 'PENDING'""",
+    ),
 )
 SCHEMA_VERSION: Final = len(MIGRATIONS)
 

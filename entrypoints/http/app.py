@@ -30,12 +30,16 @@ def create_app(container: Container, *, ready_timeout: float = READY_TIMEOUT_SEC
     failures = TokenBuckets(
         settings.auth_failures_per_minute / 60, settings.auth_failure_burst, monotonic
     )
+    observing: list[
+        Middleware
+    ] = []  # TASKQ_METRICS=false without an access log: no middleware at all
+    if settings.metrics or settings.access_log:
+        observer = container.http_metrics() if settings.metrics else None
+        observing = [Middleware(ObserveMiddleware, observer=observer, access=settings.access_log)]
     app = Starlette(
         routes=[*endpoints.routes(), *DeadLetterEndpoints(container.dead_letter_messages).routes()],
         middleware=[
-            Middleware(
-                ObserveMiddleware, observer=container.http_metrics(), access=settings.access_log
-            ),
+            *observing,
             Middleware(CatchAllMiddleware),
             Middleware(
                 AuthMiddleware,

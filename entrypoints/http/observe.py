@@ -30,7 +30,9 @@ class RequestObserver(Protocol):
 
 
 class ObserveMiddleware:
-    def __init__(self, app: ASGIApp, *, observer: RequestObserver, access: bool = False) -> None:
+    def __init__(
+        self, app: ASGIApp, *, observer: RequestObserver | None, access: bool = False
+    ) -> None:
         self.app = app
         self.observer = observer
         self.access = access
@@ -54,7 +56,8 @@ class ObserveMiddleware:
             seconds = time.perf_counter() - started
             matched = scope.get("route")
             route = getattr(matched, "path", None) or UNMATCHED
-            self.observer.observe(route, scope["method"], status, seconds)
+            if self.observer is not None:  # None: TASKQ_METRICS=false, the access log only
+                self.observer.observe(route, scope["method"], status, seconds)
             if self.access and route not in QUIET_ROUTES:
                 _log_access(scope, route, status, seconds)
 

@@ -306,6 +306,11 @@ class Metrics(BaseModel):
     queue_depth: int = Field(description="Messages visible on the queue, ready to deliver.")
     queue_in_flight: int = Field(description="Messages leased by a worker.")
     queue_delayed: int = Field(description="Messages not yet due (delay or retry backoff).")
+    oldest_due_task_age_seconds: float = Field(
+        description="Seconds the oldest PENDING task that is due has waited to start "
+        "(due at its `run_at`, else its creation; a retried task from its failed attempt); "
+        "0 when none is due. The signal to page and autoscale on."
+    )
 
     @classmethod
     def of(cls, snapshot: MetricsSnapshot) -> Metrics:
@@ -323,6 +328,7 @@ class Metrics(BaseModel):
             queue_depth=snapshot.depth.visible,
             queue_in_flight=snapshot.depth.in_flight,
             queue_delayed=snapshot.depth.delayed,
+            oldest_due_task_age_seconds=snapshot.oldest_due_age_seconds,
         )
 
 

@@ -33,6 +33,7 @@ METRIC_FIELDS = {
     "queue_depth",
     "queue_in_flight",
     "queue_delayed",
+    "oldest_due_task_age_seconds",
 }
 
 
@@ -69,6 +70,7 @@ async def test_metrics_are_integers_from_the_snapshot(http_client: httpx.AsyncCl
     metrics = response.json()
     Metrics.model_validate(metrics)
     assert set(metrics) == METRIC_FIELDS
+    assert metrics.pop("oldest_due_task_age_seconds") >= 0
     assert all(type(v) is int for v in metrics.values())
     assert (metrics["total_tasks"], metrics["pending_tasks"], metrics["queue_depth"]) == (1, 1, 1)
 
