@@ -12,13 +12,21 @@ import logging
 import sys
 from typing import Literal, TextIO
 
+from pythonjsonlogger.core import RESERVED_ATTRS
 from pythonjsonlogger.json import JsonFormatter
 
 LogFormat = Literal["json", "text"]
 
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
-_STANDARD = frozenset(logging.makeLogRecord({}).__dict__) | {"message", "asctime", "taskName"}
-"""The attributes every LogRecord has: anything else on one came as ``extra``."""
+TERMINAL_ONLY = frozenset({"color_message"})
+"""``extra`` fields that repeat the message for a terminal (uvicorn's coloured copy)."""
+_STANDARD = (
+    frozenset(logging.makeLogRecord({}).__dict__)
+    | {"message", "asctime", "taskName"}
+    | TERMINAL_ONLY
+)
+"""The attributes every LogRecord has, and the copies above: anything else on one came
+as ``extra`` and is a field of the line."""
 
 
 class TextFormatter(logging.Formatter):
@@ -42,6 +50,7 @@ def json_formatter() -> logging.Formatter:
     return JsonFormatter(
         "%(asctime)s %(levelname)s %(name)s %(message)s",
         rename_fields={"asctime": "time", "levelname": "level", "name": "logger"},
+        reserved_attrs=[*RESERVED_ATTRS, *TERMINAL_ONLY],
         json_ensure_ascii=False,
     )
 

@@ -272,3 +272,20 @@ def test_a_failure_is_one_json_line_with_its_traceback_and_no_payload(
 def test_the_failed_status_is_what_the_event_carries() -> None:
     event = _event(Kind.STARTED)
     assert event.task.status is TaskStatus.PROCESSING and event.total_seconds is None
+
+
+def test_uvicorns_coloured_copy_of_a_message_is_not_a_field() -> None:
+    record = logging.makeLogRecord(
+        {
+            "name": "uvicorn.error",
+            "levelno": logging.INFO,
+            "levelname": "INFO",
+            "msg": "Started server process [%d]",
+            "args": (42,),
+            "color_message": "Started server process [\x1b[36m%d\x1b[0m]",
+        }
+    )
+    fields = json.loads(json_formatter().format(record))
+    assert fields["message"] == "Started server process [42]"
+    assert "color_message" not in fields
+    assert "color_message" not in TextFormatter().format(record)
