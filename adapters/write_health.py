@@ -37,9 +37,17 @@ class WriteTracking:
         return self._inner
 
     def __getattr__(self, name: str) -> Any:
+        """The inner adapter's attribute; a write method wrapped to report its outcome.
+        A method is looked up (and wrapped) once: it is kept on this instance, so the
+        calls after the first, on every task's path, go to it directly."""
         attribute = getattr(self._inner, name)
-        if name not in self._writes:
-            return attribute
+        if not callable(attribute):
+            return attribute  # data may change on the adapter: never kept here
+        method = self._tracked(attribute) if name in self._writes else attribute
+        setattr(self, name, method)
+        return method
+
+    def _tracked(self, attribute: Any) -> Any:
         health, dependency = self._health, self._dependency
 
         @functools.wraps(attribute)

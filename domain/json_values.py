@@ -36,40 +36,34 @@ def child_path(path: str, key: str | int) -> str:
 def check_text(path: str, value: JSON) -> None:
     """Raise ``InvalidInput`` naming the path of the first string or key of ``value``
     that holds a lone surrogate. Iterative: no depth of nesting can exhaust the stack."""
-    stack: list[tuple[str, JSON]] = [(path, value)]
-    while stack:
-        where, item = stack.pop()
-        if isinstance(item, str):
-            _check_string(where, item, "")
-        elif isinstance(item, dict):
-            for key, child in item.items():
-                _check_string(child_path(where, key), key, "its name ")
-                stack.append((child_path(where, key), child))
-        elif isinstance(item, list):
-            stack.extend((child_path(where, i), child) for i, child in enumerate(item))
-
-
-def check_depth(path: str, value: JSON, limit: int = MAX_PAYLOAD_DEPTH) -> None:
-    """Raise ``InvalidInput`` if ``value`` nests lists/objects deeper than ``limit``."""
-    stack: list[tuple[JSON, int]] = [(value, 0)]
-    while stack:
-        item, depth = stack.pop()
-        children: list[JSON]
-        if isinstance(item, dict):
-            children = list(item.values())
-        elif isinstance(item, list):
-            children = item
-        else:
-            continue
-        if depth + 1 > limit:
-            raise InvalidInput(path, f"nested deeper than {limit} levels")
-        stack.extend((child, depth + 1) for child in children)
+    _walk(path, value, depth_limit=None)
 
 
 def check_storable(path: str, value: JSON) -> None:
-    """Everything the engine asks of a JSON value it stores (a payload, a result)."""
-    check_depth(path, value)
-    check_text(path, value)
+    """Everything the engine asks of a JSON value it stores (a payload, a result), in
+    one walk: nesting no deeper than ``MAX_PAYLOAD_DEPTH``, no lone surrogate."""
+    _walk(path, value, depth_limit=MAX_PAYLOAD_DEPTH)
+
+
+def _walk(path: str, value: JSON, *, depth_limit: int | None) -> None:
+    """Visit every value of ``value`` once (iteratively), refusing a nesting deeper than
+    ``depth_limit`` (None: any) and a lone surrogate in a string or key."""
+    stack: list[tuple[str, JSON, int]] = [(path, value, 0)]
+    while stack:
+        where, item, depth = stack.pop()
+        if isinstance(item, str):
+            _check_string(where, item, "")
+            continue
+        if not isinstance(item, dict | list):
+            continue
+        if depth_limit is not None and depth + 1 > depth_limit:
+            raise InvalidInput(path, f"nested deeper than {depth_limit} levels")
+        if isinstance(item, dict):
+            for key, child in item.items():
+                _check_string(child_path(where, key), key, "its name ")
+                stack.append((child_path(where, key), child, depth + 1))
+        else:
+            stack.extend((child_path(where, i), child, depth + 1) for i, child in enumerate(item))
 
 
 def _check_string(path: str, text: str, what: str) -> None:

@@ -16,13 +16,17 @@ from entrypoints.http.parsing import idempotency_key
 from entrypoints.http.schemas import BatchItem, BatchResult, TaskOut
 
 
-def read_item(raw: Any, caller: str, traceparent: str | None = None) -> BatchEntry | InvalidInput:
+def read_item(
+    raw: Any, caller: str, traceparent: str | None = None, *, check_strings: bool = True
+) -> BatchEntry | InvalidInput:
     """One item as the use case takes it (with the request's ``traceparent``), or what
-    is wrong with it."""
+    is wrong with it. ``check_strings`` False: the body was seen to hold no lone
+    surrogate (``parsing.may_hold_lone_surrogate``), so its strings need no walk."""
     if not isinstance(raw, dict):
         return InvalidInput("body", "each task must be a JSON object")
     try:
-        check_text("", raw)
+        if check_strings:
+            check_text("", raw)
         item = BatchItem.model_validate(raw)
         key = None
         if item.idempotency_key is not None:

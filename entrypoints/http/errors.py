@@ -175,16 +175,20 @@ def exception_handlers() -> dict[type[Exception], ExceptionHandler]:
 
 
 class TrackedSend:
-    """``send``, noting whether the response has started: once it has, an error can
-    no longer be answered with a response of its own."""
+    """``send``, noting whether the response has started (once it has, an error can
+    no longer be answered with a response of its own) and with which status."""
 
     def __init__(self, send: Send) -> None:
         self._send = send
-        self.started = False
+        self.status: int | None = None
+
+    @property
+    def started(self) -> bool:
+        return self.status is not None
 
     async def __call__(self, message: Message) -> None:
         if message["type"] == "http.response.start":
-            self.started = True
+            self.status = message["status"]
         await self._send(message)
 
 

@@ -13,7 +13,9 @@ import time
 import uuid
 from typing import Protocol
 
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from entrypoints.http.errors import TrackedSend
 
 access_log = logging.getLogger("taskq.access")
 
@@ -42,18 +44,12 @@ class ObserveMiddleware:
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
-        status = 500  # unless a response starts
-
-        async def send_seen(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
+        tracked = TrackedSend(send)
         try:
-            await self.app(scope, receive, send_seen)
+            await self.app(scope, receive, tracked)
         finally:
             seconds = time.perf_counter() - started
+            status = 500 if tracked.status is None else tracked.status  # none: it failed
             matched = scope.get("route")
             route = getattr(matched, "path", None) or UNMATCHED
             if self.observer is not None:  # None: TASKQ_METRICS=false, the access log only

@@ -38,6 +38,18 @@ def _finite_float(text: str) -> float:
     return value
 
 
+_SURROGATE_SOURCE = re.compile(rb"\\u[dD][89a-fA-F]|\xed[\xa0-\xbf]")
+"""Where a lone surrogate in a parsed string can come from in a UTF-8 body: a
+``\\uD800``-``\\uDFFF`` escape, or a surrogate's own UTF-8 bytes (``json`` decodes with
+``surrogatepass``). Surrogate pairs match too: then the strings are looked at."""
+
+
+def may_hold_lone_surrogate(body: bytes) -> bool:
+    """Whether a string parsed from ``body`` can hold a lone surrogate. One scan of the
+    bytes, so the common body skips the walk over every parsed string."""
+    return json.detect_encoding(body) != "utf-8" or _SURROGATE_SOURCE.search(body) is not None
+
+
 async def json_object(request: Request, *, items: str | None = None) -> dict[str, Any]:
     """The body as a JSON object. The body limit is enforced while it streams in.
 
@@ -52,6 +64,8 @@ async def json_object(request: Request, *, items: str | None = None) -> dict[str
         raise MalformedBody(f"request body is not valid JSON: {exc}") from None
     if not isinstance(data, dict):
         raise MalformedBody(f"request body must be a JSON object, not {_kind(data)}")
+    if not may_hold_lone_surrogate(body):
+        return data
     for name, value in data.items():
         if name != items or not isinstance(value, list):
             check_text("", {name: value})

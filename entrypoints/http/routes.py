@@ -38,6 +38,7 @@ from entrypoints.http.parsing import (
     idempotency_key,
     json_object,
     limit_param,
+    may_hold_lone_surrogate,
     optional_json_object,
     status_param,
 )
@@ -138,7 +139,10 @@ class Endpoints:
         """
         body = SubmitBatch.model_validate(await json_object(request, items="tasks"))
         trace = request.headers.get("traceparent")
-        items = [read_item(raw, caller(request), trace) for raw in body.tasks]
+        suspect = may_hold_lone_surrogate(await request.body())  # the body is cached
+        items = [
+            read_item(raw, caller(request), trace, check_strings=suspect) for raw in body.tasks
+        ]
         outcomes = await self._service().submit_batch(items)
         return JSONResponse(dump(BatchResults(results=[result(o) for o in outcomes])))
 

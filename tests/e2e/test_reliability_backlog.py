@@ -151,6 +151,6 @@ def test_held_tasks_behind_a_backlog_run_and_the_backlog_is_not_resent(
     if backend == "sqlite":
         run_backlog(tmp_path, support.sqlite_env(tmp_path), backend=backend).check()
         return
-    with support.MotoServer(tmp_path) as moto:
-        env = support.aws_env(tmp_path, moto.url, visibility=10)
-        run_backlog(tmp_path, env, backend=backend).check()
+    support.on_moto(
+        tmp_path, lambda env: run_backlog(tmp_path, env, backend=backend), visibility=10
+    ).check()

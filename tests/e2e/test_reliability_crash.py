@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.support.processes import MotoServer, ProcessGroup, aws_env, sqlite_env
+from tests.support.processes import ProcessGroup, on_moto, sqlite_env
 from tests.support.scenarios import (
     RunLog,
     ScenarioResult,
@@ -110,8 +110,8 @@ def test_sqlite_worker_killed_mid_task_loses_nothing(tmp_path: Path) -> None:
 
 @pytest.mark.aws
 def test_aws_worker_killed_mid_task_loses_nothing(tmp_path: Path) -> None:
-    with MotoServer(tmp_path) as moto:
-        env = aws_env(tmp_path, moto.url, visibility=3)
-        result = run_worker_kill(tmp_path, env, backend="aws (moto)")
+    result = on_moto(
+        tmp_path, lambda env: run_worker_kill(tmp_path, env, backend="aws (moto)"), visibility=3
+    )
     print(result)
     result.check()

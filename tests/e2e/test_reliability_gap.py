@@ -28,7 +28,12 @@ import pytest
 
 from domain.models import Task
 from domain.services import SubmitRequest
-from tests.support.processes import MotoServer, ProcessGroup, aws_env, engine_container, sqlite_env
+from tests.support.processes import (
+    ProcessGroup,
+    engine_container,
+    on_moto,
+    sqlite_env,
+)
 from tests.support.scenarios import RunLog, ScenarioResult, StatusWatch, wait_for
 
 pytestmark = pytest.mark.e2e
@@ -154,6 +159,6 @@ def test_sqlite_a_message_before_its_row_runs_and_one_without_is_dropped_after_t
 def test_aws_a_message_before_its_row_runs_and_one_without_is_dropped_after_the_grace(
     tmp_path: Path,
 ) -> None:
-    with MotoServer(tmp_path) as moto:
-        env = aws_env(tmp_path, moto.url, visibility=5)
-        run_write_send_gap(tmp_path, env, backend="aws (moto)").check()
+    on_moto(
+        tmp_path, lambda env: run_write_send_gap(tmp_path, env, backend="aws (moto)"), visibility=5
+    ).check()

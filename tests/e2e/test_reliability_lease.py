@@ -24,7 +24,7 @@ from domain.models import Task, TaskStatus
 from domain.processing import Outcome, ProcessorSettings, TaskProcessor
 from domain.retry import RetryPolicy
 from domain.task_types import HandlerRegistry, TaskType
-from tests.support.processes import MotoServer, ProcessGroup, aws_env, sqlite_env
+from tests.support.processes import ProcessGroup, on_moto, sqlite_env
 from tests.support.scenarios import (
     RunLog,
     ScenarioResult,
@@ -157,8 +157,8 @@ async def test_a_heartbeat_answer_in_flight_when_the_handler_ends_is_not_lost(
 
 @pytest.mark.aws
 def test_aws_heartbeat_keeps_a_long_task_leased_it_runs_once(tmp_path: Path) -> None:
-    with MotoServer(tmp_path) as moto:
-        env = aws_env(tmp_path, moto.url, visibility=2)
-        result = run_long_task(tmp_path, env, backend="aws (moto)")
+    result = on_moto(
+        tmp_path, lambda env: run_long_task(tmp_path, env, backend="aws (moto)"), visibility=2
+    )
     result.check()
     assert result.duplicated_runs == 0

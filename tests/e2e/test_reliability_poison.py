@@ -24,7 +24,7 @@ import pytest
 from adapters import envelope
 from adapters.clock import SystemClock
 from adapters.sqlite import SqliteDatabase, SqliteTaskQueue
-from tests.support.processes import MotoServer, ProcessGroup, aws_env, sqlite_env
+from tests.support.processes import MotoServer, ProcessGroup, aws_env, on_moto, sqlite_env
 from tests.support.scenarios import (
     RunLog,
     ScenarioResult,
@@ -252,8 +252,10 @@ def test_sqlite_a_poison_task_fails_alone_and_its_neighbours_complete(tmp_path: 
 
 @pytest.mark.aws
 def test_aws_a_poison_task_fails_alone_and_its_neighbours_complete(tmp_path: Path) -> None:
-    with MotoServer(tmp_path) as moto:
-        env = aws_env(tmp_path, moto.url, visibility=2)
-        result = run_poison_neighbours(tmp_path, env, backend="aws (moto)")
+    result = on_moto(
+        tmp_path,
+        lambda env: run_poison_neighbours(tmp_path, env, backend="aws (moto)"),
+        visibility=2,
+    )
     print(result)
     result.check()

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.processes import MotoServer, ProcessGroup, aws_env, sqlite_env
+from tests.support.processes import ProcessGroup, on_moto, sqlite_env
 from tests.support.scenarios import (
     RunLog,
     ScenarioResult,
@@ -113,9 +113,11 @@ def test_sqlite_sigterm_releases_in_flight_tasks_and_a_restart_finishes_them(
 def test_aws_sigterm_releases_in_flight_tasks_and_a_restart_finishes_them(
     tmp_path: Path,
 ) -> None:
-    with MotoServer(tmp_path) as moto:
-        env = aws_env(tmp_path, moto.url, visibility=VISIBILITY)
-        result = run_graceful_shutdown(tmp_path, env, backend="aws (moto)")
+    result = on_moto(
+        tmp_path,
+        lambda env: run_graceful_shutdown(tmp_path, env, backend="aws (moto)"),
+        visibility=VISIBILITY,
+    )
     print(result)
     result.check()
 

@@ -11,11 +11,11 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 
@@ -275,6 +275,16 @@ class MotoServer:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+T = TypeVar("T")
+
+
+def on_moto(tmp_path: Path, run: Callable[[dict[str, str]], T], *, visibility: float) -> T:
+    """``run`` given the env of a queue pair and table provisioned on a moto server
+    process of its own (lease ``visibility`` seconds), stopped when ``run`` returns."""
+    with MotoServer(tmp_path) as moto:
+        return run(aws_env(tmp_path, moto.url, visibility=visibility))
 
 
 def aws_env(
