@@ -41,6 +41,13 @@ class TaskType:
     handler: Handler
     timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS
     validator: Validator | None = None
+    max_attempts: int | None = None
+    """The attempt budget of tasks of this type that do not set one (None: the
+    engine's default)."""
+    input_schema: dict[str, JSON] | None = None
+    """JSON Schema of the payload (None: any JSON value)."""
+    output_schema: dict[str, JSON] | None = None
+    """JSON Schema of the result (None: any JSON value)."""
 
     @property
     def is_async(self) -> bool:
