@@ -1,0 +1,69 @@
+"""``taskq.task``: define a task type in user code, typed by its function's hints.
+
+::
+
+    @task("resize", timeout=60, max_attempts=5)
+    async def resize(inp: ResizeIn, ctx: TaskContext) -> ResizeOut: ...
+
+The decorator only records the definition (``TypedTask.definition``); the engine
+registers it when it imports the module named in ``TASKQ_HANDLERS``. The old
+``payload -> result`` form (no hints) keeps working: the payload is passed as is.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any, Generic, Protocol, TypeVar, overload
+
+from taskq.context import TaskContext
+from taskq.definition import DEFINITION_ATTRIBUTE, TaskDefinition, define
+
+P = TypeVar("P")
+R = TypeVar("R")
+
+
+class TypedTask(Generic[P, R]):
+    """A task type defined with ``taskq.task``: input ``P``, result ``R``. Calling it
+    calls the function (for tests); ``definition`` is what the engine registers."""
+
+    def __init__(self, definition: TaskDefinition) -> None:
+        self.definition = definition
+        setattr(self, DEFINITION_ATTRIBUTE, definition)
+        self.__doc__ = getattr(definition.function, "__doc__", None)
+        self.__wrapped__ = definition.function
+
+    @property
+    def name(self) -> str:
+        return self.definition.name
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self.definition.function(*args, **kwargs)
+
+    def __repr__(self) -> str:
+        return f"<taskq task {self.name!r}>"
+
+
+class _Decorator(Protocol):
+    @overload
+    def __call__(self, function: Callable[[P, TaskContext], Awaitable[R]]) -> TypedTask[P, R]: ...
+
+    @overload
+    def __call__(self, function: Callable[[P], Awaitable[R]]) -> TypedTask[P, R]: ...
+
+    @overload
+    def __call__(self, function: Callable[[P, TaskContext], R]) -> TypedTask[P, R]: ...
+
+    @overload
+    def __call__(self, function: Callable[[P], R]) -> TypedTask[P, R]: ...
+
+
+def task(name: str, *, timeout: float | None = None, max_attempts: int | None = None) -> _Decorator:
+    """Define the task type ``name`` from the decorated function: its first parameter's
+    type is the input (validated at submit), its return type the result, and a second
+    parameter, if any, receives the ``TaskContext``. ``timeout``: seconds an attempt may
+    run; ``max_attempts``: the default budget of tasks of this type that do not say."""
+
+    def decorate(function: Callable[..., Any]) -> TypedTask[Any, Any]:
+        return TypedTask(define(name, function, timeout=timeout, max_attempts=max_attempts))
+
+    return decorate
