@@ -70,7 +70,7 @@ def _three(a: int, b: int, c: int) -> int:
 
 def test_three_parameters_are_refused() -> None:
     with pytest.raises(TypeError, match="not 3 parameters"):
-        task("bad")(_three)  # type: ignore[call-overload]
+        task("bad")(_three)  # type: ignore[arg-type]
 
 
 def test_importing_taskq_imports_no_engine_package() -> None:
