@@ -36,11 +36,11 @@ RESIZE_OUT: dict[str, JSON] = {"type": "object", "properties": {"url": {"type": 
 
 
 def with_types(*extra: TaskType, **settings: Any) -> Container:
-    registry = HandlerRegistry()
+    task_types = HandlerRegistry()
     for task_type in extra:
-        registry.add(task_type)
+        task_types.add(task_type)
     container = build_container(Settings(backend="memory", **settings))
-    container.task_types.override(providers.Object(register_builtins(registry)))
+    container.task_types.override(providers.Object(register_builtins(task_types)))
     return container
 
 
