@@ -46,6 +46,7 @@ from domain.reconcile import Reconciler
 from domain.retry import RetryPolicy
 from domain.services import SubmissionLimits, TaskService
 from domain.task_types import HandlerRegistry, default_task_types
+from domain.waiting import CompletionWaiters, TaskWaiting
 
 
 def load_task_types(handler_modules: list[str]) -> HandlerRegistry:
@@ -74,11 +75,21 @@ def thread_pool(max_workers: int) -> Iterator[ThreadPoolExecutor]:
 
 
 def task_observers(
-    metrics: bool, task_metrics: Callable[[], TaskEvents], task_log: TaskEvents
+    metrics: bool,
+    task_metrics: Callable[[], TaskEvents],
+    task_log: TaskEvents,
+    waiters: TaskEvents,
 ) -> list[TaskEvents]:
     """Who hears task events: the log always (failures are always logged), the
-    Prometheus counters unless ``TASKQ_METRICS=false`` (then never built)."""
-    return [task_metrics(), task_log] if metrics else [task_log]
+    Prometheus counters unless ``TASKQ_METRICS=false`` (then never built), and the
+    requests waiting for a task to finish."""
+    return [task_metrics(), task_log, waiters] if metrics else [task_log, waiters]
+
+
+def store_shared(backend: str) -> bool:
+    """Whether another process may change the tasks this one reads: every backend but
+    memory, whose tasks only this process changes (recording an event each time)."""
+    return backend != "memory"
 
 
 class Container(containers.DeclarativeContainer):
@@ -114,10 +125,15 @@ class Container(containers.DeclarativeContainer):
     task_log = providers.Singleton(
         TaskEventLog, task_events_at_info=settings.provided.log_task_events
     )
+    completion_waiters = providers.Singleton(CompletionWaiters)
     task_events = providers.Singleton(
         FanOut,
         providers.Callable(
-            task_observers, settings.provided.metrics, task_metrics.provider, task_log
+            task_observers,
+            settings.provided.metrics,
+            task_metrics.provider,
+            task_log,
+            completion_waiters,
         ),
     )
     http_metrics = providers.Singleton(HttpMetrics, metrics_registry)
@@ -180,6 +196,12 @@ class Container(containers.DeclarativeContainer):
     _run = {**_engine, "task_types": task_types, "tracer": tracer, "events": task_events}
     task_service = providers.Singleton(
         TaskService, **_run, workers=workers, limits=submission_limits
+    )
+    task_waiting = providers.Singleton(
+        TaskWaiting,
+        get=task_service.provided.get,
+        waiters=completion_waiters,
+        poll_store=providers.Callable(store_shared, settings.provided.backend),
     )
     dead_letter_messages = providers.Singleton(DeadLetterMessages, queue=queue)
     processor_settings = providers.Singleton(

@@ -104,6 +104,16 @@ shard, which this keeps cheap and fast."""
 MAX_CURSOR_LENGTH = 1024
 """Our choice: the longest pagination cursor accepted, far above the ones the stores
 make (about 120 characters), so a client cannot make the server decode megabytes."""
+MAX_TASK_WAIT_SECONDS = 30.0
+"""Our choice: the longest ``GET /tasks/{id}?wait=`` a client may ask for; well under
+the idle timeouts of common proxies and load balancers (60 s), so a waiting request is
+not cut off on its way back."""
+WAIT_POLL_FIRST_SECONDS = 0.05
+"""Our choice: where another process may finish the task, a waiting request first reads
+the store again after this long, then twice as long each time..."""
+WAIT_POLL_MAX_SECONDS = 1.0
+"""...up to this: a waiter costs at most one read a second, and learns of a finished
+task at most a second late."""
 
 # -- Operator actions --------------------------------------------------------------------
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+from dataclasses import replace
 from typing import Any
 
 from domain.models import JSON
@@ -17,6 +18,60 @@ from domain.task_types import HandlerRegistry, TaskType
 SIMULATED_WORK_SECONDS = 0.01
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _FORMATS = ("csv", "json", "ndjson")
+_MAX_SIDE = 20000
+
+# JSON Schemas of what the validators below accept and the handlers return (shown by
+# GET /task-types and in /openapi.json): a name as a string, or an object.
+_NAME = {"type": "string", "pattern": r"\S"}
+_ADDRESS = {"type": "string", "pattern": _EMAIL.pattern}
+_SIDE = {"type": "integer", "minimum": 1, "maximum": _MAX_SIDE}
+EMAIL_INPUT: dict[str, JSON] = {
+    "anyOf": [
+        {**_ADDRESS, "description": "The address to send to."},
+        {"type": "object", "properties": {"to": _ADDRESS}, "required": ["to"]},
+    ]
+}
+IMAGE_RESIZE_INPUT: dict[str, JSON] = {
+    "anyOf": [
+        {**_NAME, "description": "The image's name."},
+        {
+            "type": "object",
+            "properties": {"image": _NAME, "width": _SIDE, "height": _SIDE},
+            "required": ["image", "width", "height"],
+        },
+    ]
+}
+DATA_EXPORT_INPUT: dict[str, JSON] = {
+    "anyOf": [
+        {**_NAME, "description": "The dataset's name (exported as CSV)."},
+        {
+            "type": "object",
+            "properties": {
+                "dataset": _NAME,
+                "format": {"type": "string", "enum": list(_FORMATS), "default": "csv"},
+            },
+            "required": ["dataset"],
+        },
+    ]
+}
+EMAIL_OUTPUT: dict[str, JSON] = {
+    "type": "object",
+    "properties": {"delivered_to": {"type": "string"}},
+    "required": ["delivered_to"],
+}
+IMAGE_RESIZE_OUTPUT: dict[str, JSON] = {
+    "type": "object",
+    "properties": {
+        "image": {"type": "string"},
+        "size": {"type": "array", "items": {"type": "integer"}, "minItems": 2, "maxItems": 2},
+    },
+    "required": ["image"],
+}
+DATA_EXPORT_OUTPUT: dict[str, JSON] = {
+    "type": "object",
+    "properties": {"export": {"type": "string"}},
+    "required": ["export"],
+}
 
 
 def _field(payload: dict[str, Any], name: str, kind: type | tuple[type, ...]) -> Any:
@@ -56,8 +111,8 @@ def validate_image_resize(payload: JSON) -> None:
         raise ValueError("field 'image' must not be empty")
     for side in ("width", "height"):
         value = _field(fields, side, int)
-        if not 1 <= value <= 20000:
-            raise ValueError(f"field {side!r} must be between 1 and 20000")
+        if not 1 <= value <= _MAX_SIDE:
+            raise ValueError(f"field {side!r} must be between 1 and {_MAX_SIDE}")
 
 
 def validate_data_export(payload: JSON) -> None:
@@ -92,7 +147,14 @@ async def export_data(payload: JSON) -> JSON:
 
 
 def register_builtins(task_types: HandlerRegistry) -> HandlerRegistry:
-    task_types.add(TaskType("email", send_email, 60.0, validate_email))
-    task_types.add(TaskType("image-resize", resize_image, 300.0, validate_image_resize))
-    task_types.add(TaskType("data-export", export_data, 900.0, validate_data_export))
+    email = TaskType("email", send_email, 60.0, validate_email)
+    resize = TaskType("image-resize", resize_image, 300.0, validate_image_resize)
+    export = TaskType("data-export", export_data, 900.0, validate_data_export)
+    task_types.add(replace(email, input_schema=EMAIL_INPUT, output_schema=EMAIL_OUTPUT))
+    task_types.add(
+        replace(resize, input_schema=IMAGE_RESIZE_INPUT, output_schema=IMAGE_RESIZE_OUTPUT)
+    )
+    task_types.add(
+        replace(export, input_schema=DATA_EXPORT_INPUT, output_schema=DATA_EXPORT_OUTPUT)
+    )
     return task_types
