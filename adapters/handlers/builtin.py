@@ -1,5 +1,6 @@
-"""Built-in task types of the original service: ``email``, ``image-resize``,
-``data-export``. Their work is simulated for now; payloads are validated for real.
+"""Built-in task types of the original service: ``email`` (adapters/handlers/email.py:
+real), ``image-resize``, ``data-export`` (simulated for now; payloads are validated for
+real).
 
 Existing clients send a string payload (an address, an image name, an export name);
 an object with the documented fields is accepted too.
@@ -8,14 +9,14 @@ an object with the documented fields is accepted too.
 from __future__ import annotations
 
 import asyncio
-import re
 from typing import Any
 
+from adapters.handlers.email import email_task_type
 from domain.models import JSON
+from domain.ports import EmailSender
 from domain.task_types import HandlerRegistry, TaskType
 
 SIMULATED_WORK_SECONDS = 0.01
-_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _FORMATS = ("csv", "json", "ndjson")
 
 
@@ -26,14 +27,6 @@ def _field(payload: dict[str, Any], name: str, kind: type | tuple[type, ...]) ->
     if isinstance(value, bool) or not isinstance(value, kind):
         raise ValueError(f"field {name!r} has the wrong type")
     return value
-
-
-def validate_email(payload: JSON) -> None:
-    address = payload
-    if isinstance(payload, dict):
-        address = _field(payload, "to", str)
-    if not isinstance(address, str) or not _EMAIL.match(address):
-        raise ValueError("expected an email address, or an object with 'to' set to one")
 
 
 def _name_or_object(payload: JSON, name: str, fields: str) -> dict[str, JSON] | None:
@@ -71,12 +64,6 @@ def validate_data_export(payload: JSON) -> None:
         raise ValueError(f"field 'format' must be one of {', '.join(_FORMATS)}")
 
 
-async def send_email(payload: JSON) -> JSON:
-    await asyncio.sleep(SIMULATED_WORK_SECONDS)
-    to = payload["to"] if isinstance(payload, dict) else payload
-    return {"delivered_to": to}
-
-
 async def resize_image(payload: JSON) -> JSON:
     await asyncio.sleep(SIMULATED_WORK_SECONDS)
     if isinstance(payload, dict):
@@ -91,8 +78,12 @@ async def export_data(payload: JSON) -> JSON:
     return {"export": f"{name}.{fmt}"}
 
 
-def register_builtins(task_types: HandlerRegistry) -> HandlerRegistry:
-    task_types.add(TaskType("email", send_email, 60.0, validate_email))
+def register_builtins(
+    task_types: HandlerRegistry, *, mail: EmailSender | None = None
+) -> HandlerRegistry:
+    """Add the built-in types to ``task_types``; ``mail`` sends the emails (None: an
+    email task fails, saying that no sender is wired)."""
+    task_types.add(email_task_type(mail))
     task_types.add(TaskType("image-resize", resize_image, 300.0, validate_image_resize))
     task_types.add(TaskType("data-export", export_data, 900.0, validate_data_export))
     return task_types
