@@ -8,7 +8,7 @@ past its timeout, or whose caller is cancelled (a task cancelled or a worker shu
 down), has its process killed there and then; the slot starts a new one on its next
 call. A process that crashed is replaced alike.
 
-A warm call costs a round trip on a pipe and two pickles: about 0.2 ms for a small
+A warm call costs a round trip on a pipe and two pickles: about 0.05 ms for a small
 payload here (tests/integration/test_stoppable_pool.py measures it), against about
 8 ms to fork a fresh child per call (``ProcessHandlerSandbox``). The first call of a
 slot pays that start once.
@@ -54,6 +54,9 @@ R = TypeVar("R")
 LARGE_MESSAGE_BYTES: Final = 64 * 1024
 """A call this large is written to its pipe off the event loop: a pipe holds 64 KiB
 (Linux's default), past which the write waits for the child to read."""
+CRASH_EXIT_SECONDS: Final = 0.5
+"""How long a child that closed its pipe without an answer has to end by itself (so its
+exit code or signal is known) before it is killed."""
 ORPHAN_CHECK_SECONDS: Final = 1.0
 """How often a child looks whether the worker that owns it is gone (it then exits)."""
 
@@ -130,8 +133,7 @@ class StoppableProcessPool:
                 raise
             if outcome is None:  # the child ended without an answer
                 self._processes.discard(slot.process)
-                await asyncio.shield(slot.stop())
-                raise crash_error(name, slot.process.exitcode)
+                raise crash_error(name, await asyncio.shield(slot.stop(at_once=False)))
             self._idle.append(slot)
         kind, value = outcome
         if kind == "ok":
@@ -190,15 +192,21 @@ class _Slot:
             return None
         return answer
 
-    async def stop(self) -> None:
-        """Kill the child (it ignores SIGTERM), reap it, close the pipe."""
+    async def stop(self, *, at_once: bool = True) -> int | None:
+        """Kill the child if it still runs (it ignores SIGTERM), reap it, close the
+        pipe; its exit code (negative: the signal that ended it). Not ``at_once``: it
+        closed its pipe (a crash) and may be exiting by itself: a moment to say how."""
         self.conn.close()
         if self.process.exitcode is None:
-            with contextlib.suppress(OSError):
-                self.process.kill()
-        if await wait_exited(self.process, EXIT_WAIT_SECONDS):
-            self.process.join()
-            self.process.close()
+            if at_once or not await wait_exited(self.process, CRASH_EXIT_SECONDS):
+                with contextlib.suppress(OSError):
+                    self.process.kill()
+        if not await wait_exited(self.process, EXIT_WAIT_SECONDS):
+            return None
+        exit_code: int | None = self.process.exitcode
+        self.process.join()
+        self.process.close()
+        return exit_code
 
 
 class PooledHandlerSandbox:

@@ -90,7 +90,9 @@ async def test_a_550_reply_fails_the_task_after_one_attempt_with_the_reply(
     tmp_path: Path,
 ) -> None:
     async with smtp_server(tmp_path) as server:
-        server.handler.refuse_rcpt["nobody@example.com"] = "550 5.1.1 <nobody@example.com>: no such user"
+        server.handler.refuse_rcpt["nobody@example.com"] = (
+            "550 5.1.1 <nobody@example.com>: no such user"
+        )
         rig = email_rig(sender(server))
         task = await rig.submit("email", "nobody@example.com", max_attempts=3)
 

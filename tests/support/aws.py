@@ -151,7 +151,9 @@ def service_endpoint(service: str, endpoint: str) -> str:
     return os.environ.get(f"AWS_ENDPOINT_URL_{service.upper()}") or endpoint
 
 
-def _client(service: Literal["sqs", "dynamodb", "ses"], endpoint: str, config: Config | None) -> Any:
+def _client(
+    service: Literal["sqs", "dynamodb", "ses"], endpoint: str, config: Config | None
+) -> Any:
     """A new client of ``service``: tests that register event hooks on it affect
     nothing else."""
     return boto3.session.Session().client(
