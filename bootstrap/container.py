@@ -36,11 +36,13 @@ from bootstrap.backends import (
     aws_client,
     aws_sqs_poll_client,
 )
+from bootstrap.mail import open_email_sender, open_pool, stoppable_handlers
 from bootstrap.settings import Settings
 from bootstrap.tracing import open_tracer
 from domain.dead_letters import DeadLetterMessages
 from domain.events import FanOut, TaskEvents
 from domain.health import WriteHealth, store_probe
+from domain.ports import EmailSender
 from domain.processing import ProcessorSettings, TaskProcessor
 from domain.reconcile import Reconciler
 from domain.retry import RetryPolicy
@@ -49,7 +51,9 @@ from domain.task_types import HandlerRegistry, default_task_types
 from domain.waiting import CompletionWaiters, TaskWaiting
 
 
-def load_task_types(handler_modules: list[str]) -> HandlerRegistry:
+def load_task_types(
+    handler_modules: list[str], *, mail: EmailSender | None = None
+) -> HandlerRegistry:
     """The built-in types plus every type the ``TASKQ_HANDLERS`` modules register.
 
     Modules are found among the installed packages and, as ``python -m`` and uvicorn
@@ -65,7 +69,7 @@ def load_task_types(handler_modules: list[str]) -> HandlerRegistry:
             raise ImportError(
                 f"TASKQ_HANDLERS names {module!r}, which cannot be imported: {exc}"
             ) from exc
-    return register_builtins(default_task_types.copy())
+    return register_builtins(default_task_types.copy(), mail=mail)
 
 
 def thread_pool(max_workers: int) -> Iterator[ThreadPoolExecutor]:
@@ -96,10 +100,21 @@ class Container(containers.DeclarativeContainer):
     settings = providers.Singleton(Settings)
 
     clock = providers.Singleton(SystemClock)
-    task_types = providers.Singleton(load_task_types, settings.provided.handler_modules)
+    aws_ses = providers.Singleton(aws_client, "ses", settings)
+    # Where emails go (bootstrap/mail.py): SMTP, SES, or the local mailbox file.
+    mail = providers.Resource(open_email_sender, settings, aws_ses.provider)
+    task_types = providers.Singleton(load_task_types, settings.provided.handler_modules, mail=mail)
     executor = providers.Resource(thread_pool, settings.provided.worker_count)
     # Where a task runs once an attempt of it was lost: a child process of its own.
     sandbox = providers.Singleton(ProcessHandlerSandbox, preload=settings.provided.handler_modules)
+    # Warm processes, killed at the timeout or on cancel and replaced: one per worker
+    # slot for the handlers of ``stoppable`` types, TASKQ_CPU_WORKERS for CPU-bound work.
+    stoppable_pool = providers.Resource(
+        open_pool, settings.provided.worker_count, settings.provided.handler_modules, "taskq-slot"
+    )
+    cpu_pool = providers.Resource(
+        open_pool, settings.provided.cpu_workers, settings.provided.handler_modules, "taskq-cpu"
+    )
     retry_policy = providers.Singleton(
         RetryPolicy,
         base_seconds=settings.provided.retry_base_seconds,
@@ -217,6 +232,7 @@ class Container(containers.DeclarativeContainer):
         settings=processor_settings,
         executor=executor,
         sandbox=sandbox,
+        stoppable=providers.Factory(stoppable_handlers, stoppable_pool),
     )
     reconciler = providers.Factory(
         Reconciler,

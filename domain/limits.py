@@ -167,6 +167,16 @@ MAX_TASK_DATA_BYTES = (DYNAMODB_ITEM_BYTES - TASK_ITEM_OVERHEAD_BYTES) // 2
 (196,608 bytes). A task is stored as one item (a DynamoDB item, an SQLite row, an
 object in memory); with both at the limit the item still fits in DynamoDB."""
 
+# -- The email task type (adapters/handlers/email.py) ------------------------------
+
+MAX_EMAIL_RECIPIENTS = 50
+"""Recipients of one message: Amazon SES's quota ("Amazon SES sending quotas": 50
+recipients per message), kept on every email backend."""
+MAX_EMAIL_ADDRESS_LENGTH = 254
+"""An address: RFC 5321's 256-character path, less its angle brackets."""
+MAX_EMAIL_SUBJECT_CHARS = 998
+"""A subject: RFC 5322's longest line (998 characters)."""
+
 SOURCE = "a task is stored as one DynamoDB item, at most 400 KB"
 
 

@@ -94,7 +94,8 @@ def submit_and_read(client: Any) -> None:
     email = models.SubmitEmailTask(type_="email", payload="a@b.io")
     sent = get.sync(task_id=submit.sync(client=client, body=email).id, client=client, wait=20)
     assert isinstance(sent.result, models.EmailResult)
-    assert sent.result.delivered_to == "a@b.io"
+    assert sent.status == models.TaskStatus.COMPLETED
+    assert sent.result.accepted == ["a@b.io"] and sent.result.message_id
 
     listed = list_types.sync(client=client)
     assert [t.type_ for t in listed.task_types] == ["data-export", "email", "image-resize"]

@@ -74,7 +74,7 @@ async def test_task_types_lists_every_type_by_name_with_its_schemas(serve: Serve
     assert types["a-plain-one"]["max_attempts"] == 4  # the server's default
     assert types["email"]["timeout_seconds"] == 60.0
     assert types["email"]["input_schema"]["anyOf"]
-    assert types["email"]["output_schema"]["required"] == ["delivered_to"]
+    assert types["email"]["output_schema"]["required"] == ["message_id", "accepted"]
 
 
 async def test_task_types_needs_an_api_key_like_the_other_routes(serve: Serve) -> None:
@@ -90,6 +90,12 @@ BUILTIN_PAYLOADS: dict[str, list[tuple[JSON, bool]]] = {
         ("a@b.io", True),
         ({"to": "a@b.io"}, True),
         ({"to": "a@b.io", "subject": "hi"}, True),
+        ({"to": ["a@b.io", "c@d.io"], "text": "x", "html": "<p>x</p>"}, True),
+        ({"to": "a@b.io", "reply_to": "r@b.io", "note": "ignored"}, True),
+        ({"to": []}, False),
+        ({"to": "a@b.io", "subject": "two\nlines"}, False),
+        ({"to": "a@b.io", "reply_to": "nope"}, False),
+        ({"to": "a@b.io", "text": 3}, False),
         ("not an address", False),
         ({"to": "nope"}, False),
         ({}, False),
