@@ -5,6 +5,7 @@ to is chosen from a fixed set, never taken from the form: no open redirect."""
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
@@ -20,7 +21,10 @@ from entrypoints.http.ui.session import SessionCodec
 
 class Actions:
     def __init__(
-        self, service: TaskService, messages: DeadLetterMessages, codec: SessionCodec
+        self,
+        service: Callable[[], TaskService],
+        messages: Callable[[], DeadLetterMessages],
+        codec: SessionCodec,
     ) -> None:
         self.service = service
         self.messages = messages
@@ -32,13 +36,13 @@ class Actions:
 
     async def cancel(self, request: Request) -> Response:
         await self._form(request)
-        task = await self.service.cancel(task_id_param(request))
+        task = await self.service().cancel(task_id_param(request))
         return done(f"/ui/tasks/{task.id}", "cancelled")
 
     async def retry(self, request: Request) -> Response:
         form = await self._form(request)
         budget = whole_number(form, "max_attempts")
-        task = await self.service.retry(task_id_param(request), extra_attempts=budget)
+        task = await self.service().retry(task_id_param(request), extra_attempts=budget)
         if text_field(form, "back") == "dead-letters":
             return done("/ui/dead-letters", "retried")
         return done(f"/ui/tasks/{task.id}", "retried")
@@ -52,21 +56,21 @@ class Actions:
             raise InvalidInput("limit", f"must be between 1 and {MAX_REDRIVE}")
         per_second = decimal(form, "per_second")
         if per_second is None:
-            retried = await self.service.retry_failed(task_type=task_type, limit=limit)
+            retried = await self.service().retry_failed(task_type=task_type, limit=limit)
         else:
-            retried = await self.service.retry_failed(
+            retried = await self.service().retry_failed(
                 task_type=task_type, limit=limit, per_second=per_second
             )
         return done("/ui/dead-letters", "redriven", count=len(retried))
 
     async def redrive_message(self, request: Request) -> Response:
         await self._form(request)
-        await self.messages.redrive(request.path_params["message_id"])
+        await self.messages().redrive(request.path_params["message_id"])
         return done("/ui/dead-letters", "message-redriven")
 
     async def drop_message(self, request: Request) -> Response:
         await self._form(request)
-        await self.messages.drop(request.path_params["message_id"])
+        await self.messages().drop(request.path_params["message_id"])
         return done("/ui/dead-letters", "message-dropped")
 
 

@@ -48,8 +48,8 @@ def build_ui(
 ) -> Starlette:
     codec = SessionCodec(secret_from(container.settings().session_secret))
     renderer = Renderer(codec, login_required=bool(digests))
-    service = container.task_service()
-    messages = container.dead_letter_messages()
+    # Providers, not instances: each request gets the container's current ones.
+    service, messages = container.task_service, container.dead_letter_messages
     pages = Pages(service, messages, renderer, WorkerSightings())
     actions = Actions(service, messages, codec)
     login = Login(codec, renderer, digests, failures, client_address, now)

@@ -5,6 +5,7 @@ backend directly, so every backend works alike."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
@@ -39,8 +40,8 @@ BODY_PREVIEW_CHARS = 200
 class Pages:
     def __init__(
         self,
-        service: TaskService,
-        messages: DeadLetterMessages,
+        service: Callable[[], TaskService],
+        messages: Callable[[], DeadLetterMessages],
         renderer: Renderer,
         sightings: WorkerSightings,
     ) -> None:
@@ -51,7 +52,7 @@ class Pages:
 
     async def overview(self, request: Request) -> Response:
         logged_in(request)
-        numbers = overview_numbers(await self.service.metrics())
+        numbers = overview_numbers(await self.service().metrics())
         return self.renderer.page(
             request, "overview.html", numbers=numbers, refresh_ms=REFRESH_MILLISECONDS
         )
@@ -59,14 +60,14 @@ class Pages:
     async def overview_json(self, request: Request) -> Response:
         """The overview's figures, fetched by ui.js every few seconds."""
         logged_in(request)
-        return JSONResponse(overview_numbers(await self.service.metrics()))
+        return JSONResponse(overview_numbers(await self.service().metrics()))
 
     async def tasks(self, request: Request) -> Response:
         logged_in(request)
         query = request.query_params
         status = status_param(query.get("status") or TaskStatus.PENDING.value)
         cursor = query.get("cursor") or None
-        page = await self.service.list(status, limit=PAGE_SIZE, cursor=cursor)
+        page = await self.service().list(status, limit=PAGE_SIZE, cursor=cursor)
         return self.renderer.page(
             request,
             "tasks.html",
@@ -89,7 +90,8 @@ class Pages:
 
     async def task(self, request: Request) -> Response:
         logged_in(request)
-        task = await self.service.get(task_id_param(request))
+        service = self.service()
+        task = await service.get(task_id_param(request))
         return self.renderer.page(
             request,
             "task.html",
@@ -98,14 +100,15 @@ class Pages:
             progress=progress_of(task),
             can_cancel=task.status in CANCELLABLE and not task.cancel_requested,
             can_retry=task.status is TaskStatus.FAILED,
-            max_attempts_limit=self.service.limits.max_attempts_limit,
+            max_attempts_limit=service.limits.max_attempts_limit,
         )
 
     async def dead_letters(self, request: Request) -> Response:
         logged_in(request)
         cursor = request.query_params.get("cursor") or None
-        page = await self.service.list(TaskStatus.FAILED, limit=PAGE_SIZE, cursor=cursor)
-        poison = await self.messages.list(limit=POISON_SHOWN)
+        service, messages = self.service(), self.messages()
+        page = await service.list(TaskStatus.FAILED, limit=PAGE_SIZE, cursor=cursor)
+        poison = await messages.list(limit=POISON_SHOWN)
         previews = [(m, m.body_preview(BODY_PREVIEW_CHARS)) for m in poison]
         return self.renderer.page(
             request,
@@ -114,14 +117,15 @@ class Pages:
             next_cursor=page.next_cursor,
             first_page=cursor is None,
             messages=previews,
-            depth=await self.messages.count(),
-            task_types=sorted(self.service.task_types.names()),
+            depth=await messages.count(),
+            task_types=sorted(service.task_types.names()),
             default_limit=DEFAULT_REDRIVE,
             default_per_second=DEFAULT_REDRIVE_PER_SECOND,
         )
 
     async def workers(self, request: Request) -> Response:
         logged_in(request)
-        live = await self.service.live_workers()
-        rows = self.sightings.update(live, self.service.clock.now())
+        service = self.service()
+        live = await service.live_workers()
+        rows = self.sightings.update(live, service.clock.now())
         return self.renderer.page(request, "workers.html", rows=rows)
