@@ -26,6 +26,9 @@ from domain.limits import (
     MAX_VISIBILITY_TIMEOUT_SECONDS,
 )
 
+MIN_SESSION_SECRET_LENGTH = 32
+"""Shorter secrets could be guessed offline from a session cookie."""
+
 
 def _env(name: str) -> AliasChoices:
     return AliasChoices(name, name.lower())
@@ -131,6 +134,10 @@ class Settings(BaseSettings):
     """A file of sha256 hex digests of API keys, one a line; ``#`` starts a comment."""
     insecure: bool = Field(False, validation_alias=_env("TASKQ_INSECURE"))
     """Serve without API keys on an address other than loopback."""
+    session_secret: str = Field("", repr=False, validation_alias=_env("TASKQ_SESSION_SECRET"))
+    """Signs the dashboard's session cookies (at least 32 characters). Unset: a random
+    one per start, so sessions end with the process; set the same one on every API
+    process when several serve the dashboard behind one address."""
     rate_limit_per_second: float | None = Field(
         None, gt=0, validation_alias=_env("TASKQ_RATE_LIMIT")
     )
@@ -245,6 +252,16 @@ class Settings(BaseSettings):
     @classmethod
     def _strip(cls, value: str) -> str:
         return ",".join(part.strip() for part in value.split(",") if part.strip())
+
+    @field_validator("session_secret")
+    @classmethod
+    def _long_enough(cls, value: str) -> str:
+        if value and len(value) < MIN_SESSION_SECRET_LENGTH:
+            raise ValueError(
+                f"TASKQ_SESSION_SECRET must be at least {MIN_SESSION_SECRET_LENGTH} "
+                f"characters (it has {len(value)}); `openssl rand -hex 32` makes one"
+            )
+        return value
 
     @field_validator("trusted_proxies")
     @classmethod

@@ -19,6 +19,7 @@ from entrypoints.http.openapi import build_openapi
 from entrypoints.http.routes import READY_TIMEOUT_SECONDS, Endpoints
 from entrypoints.http.task_type_routes import TaskTypeEndpoints, registered
 from entrypoints.http.throttle import TokenBuckets
+from entrypoints.http.ui import UiDispatch, build_ui
 
 
 def create_app(container: Container, *, ready_timeout: float = READY_TIMEOUT_SECONDS) -> Starlette:
@@ -33,6 +34,9 @@ def create_app(container: Container, *, ready_timeout: float = READY_TIMEOUT_SEC
     failures = TokenBuckets(
         settings.auth_failures_per_minute / 60, settings.auth_failure_burst, monotonic
     )
+    digests = load_key_digests(settings)
+    client_address = ClientAddress(settings.trusted_proxy_networks)
+    ui = build_ui(container, digests=digests, failures=failures, client_address=client_address)
     observing: list[
         Middleware
     ] = []  # TASKQ_METRICS=false without an access log: no middleware at all
@@ -48,12 +52,13 @@ def create_app(container: Container, *, ready_timeout: float = READY_TIMEOUT_SEC
         middleware=[
             *observing,
             Middleware(CatchAllMiddleware),
+            Middleware(UiDispatch, ui=ui),  # /ui: the dashboard, its session instead of keys
             Middleware(
                 AuthMiddleware,
-                digests=load_key_digests(settings),
+                digests=digests,
                 limiter=limiter,
                 failures=failures,
-                client_address=ClientAddress(settings.trusted_proxy_networks),
+                client_address=client_address,
             ),
             Middleware(BodyLimitMiddleware, max_body_bytes=settings.max_body_bytes),
         ],
