@@ -34,7 +34,7 @@ def test_serve_answers_a_wait_when_its_worker_completes_the_task(tmp_path: Path)
         task, elapsed = waited(server.url, made["id"], 20)
 
         assert task["status"] == "COMPLETED", server.log()
-        assert task["result"] == {"delivered_to": "a@b.io"}
+        assert task["result"]["accepted"] == ["a@b.io"]
         assert elapsed < 5
 
 
