@@ -1,5 +1,6 @@
-"""Built-in task types of the original service: ``email``, ``image-resize``,
-``data-export``. Their work is simulated for now; payloads are validated for real.
+"""Built-in task types of the original service: ``email``, ``image-resize``
+(``images.py``), ``data-export`` (``exports.py``). ``email``'s work is simulated for now;
+payloads are validated for real.
 
 Existing clients send a string payload (an address, an image name, an export name);
 an object with the documented fields is accepted too.
@@ -11,12 +12,15 @@ import asyncio
 import re
 from typing import Any
 
+from adapters.handlers.exports import TaskExporter, TaskListing, validate_data_export
+from adapters.handlers.images import ImageResizer, validate_image_resize
 from domain.models import JSON
+from domain.ports import BlobStore, CpuPool
 from domain.task_types import HandlerRegistry, TaskType
 
 SIMULATED_WORK_SECONDS = 0.01
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
-_FORMATS = ("csv", "json", "ndjson")
+IMAGE_RESIZE_TIMEOUT_SECONDS = 300.0
 
 
 def _field(payload: dict[str, Any], name: str, kind: type | tuple[type, ...]) -> Any:
@@ -36,63 +40,28 @@ def validate_email(payload: JSON) -> None:
         raise ValueError("expected an email address, or an object with 'to' set to one")
 
 
-def _name_or_object(payload: JSON, name: str, fields: str) -> dict[str, JSON] | None:
-    """The object ``payload`` is; None if it is a name (a non-empty string) instead."""
-    if isinstance(payload, str):
-        if not payload.strip():
-            raise ValueError(f"expected {name}")
-        return None
-    if not isinstance(payload, dict):
-        raise ValueError(f"expected {name}, or an object with {fields}")
-    return payload
-
-
-def validate_image_resize(payload: JSON) -> None:
-    fields = _name_or_object(payload, "an image name", "'image', 'width', 'height'")
-    if fields is None:
-        return
-    image = _field(fields, "image", str)
-    if not image.strip():
-        raise ValueError("field 'image' must not be empty")
-    for side in ("width", "height"):
-        value = _field(fields, side, int)
-        if not 1 <= value <= 20000:
-            raise ValueError(f"field {side!r} must be between 1 and 20000")
-
-
-def validate_data_export(payload: JSON) -> None:
-    fields = _name_or_object(payload, "an export name", "'dataset'")
-    if fields is None:
-        return
-    if not _field(fields, "dataset", str).strip():
-        raise ValueError("field 'dataset' must not be empty")
-    fmt = fields.get("format", "csv")
-    if fmt not in _FORMATS:
-        raise ValueError(f"field 'format' must be one of {', '.join(_FORMATS)}")
-
-
 async def send_email(payload: JSON) -> JSON:
     await asyncio.sleep(SIMULATED_WORK_SECONDS)
     to = payload["to"] if isinstance(payload, dict) else payload
     return {"delivered_to": to}
 
 
-async def resize_image(payload: JSON) -> JSON:
-    await asyncio.sleep(SIMULATED_WORK_SECONDS)
-    if isinstance(payload, dict):
-        return {"image": payload["image"], "size": [payload["width"], payload["height"]]}
-    return {"image": payload}
-
-
-async def export_data(payload: JSON) -> JSON:
-    await asyncio.sleep(SIMULATED_WORK_SECONDS)
-    name = payload["dataset"] if isinstance(payload, dict) else payload
-    fmt = payload.get("format", "csv") if isinstance(payload, dict) else "csv"
-    return {"export": f"{name}.{fmt}"}
-
-
-def register_builtins(task_types: HandlerRegistry) -> HandlerRegistry:
+def register_builtins(
+    task_types: HandlerRegistry,
+    *,
+    blobs: BlobStore,
+    cpu: CpuPool,
+    tasks: TaskListing,
+    public_url: str,
+) -> HandlerRegistry:
+    """Add the built-in types to ``task_types``, their handlers bound to what they work
+    on: the blob store (images in and out, exports), the CPU pool (resizing), the task
+    store (exports) and the API's public URL (exports' download links)."""
+    resizer = ImageResizer(blobs, cpu, timeout_seconds=IMAGE_RESIZE_TIMEOUT_SECONDS)
+    exporter = TaskExporter(tasks, blobs, public_url=public_url)
     task_types.add(TaskType("email", send_email, 60.0, validate_email))
-    task_types.add(TaskType("image-resize", resize_image, 300.0, validate_image_resize))
-    task_types.add(TaskType("data-export", export_data, 900.0, validate_data_export))
+    task_types.add(
+        TaskType("image-resize", resizer.run, IMAGE_RESIZE_TIMEOUT_SECONDS, validate_image_resize)
+    )
+    task_types.add(TaskType("data-export", exporter.run, 900.0, validate_data_export))
     return task_types
