@@ -15,7 +15,6 @@ from datetime import datetime
 from typing import Any, Protocol, TypeVar
 
 from domain.blobs import Blob, BlobInfo
-
 from domain.models import (
     JSON,
     DeadLetter,

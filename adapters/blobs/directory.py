@@ -14,13 +14,15 @@ import asyncio
 import contextlib
 import os
 import tempfile
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO, TypeVar
 
 from domain.blobs import DEFAULT_CONTENT_TYPE, Blob, BlobInfo, validate_blob_key
 from domain.errors import BlobNotFound, BlobTooLarge, InfrastructureError, InvalidInput
 from domain.limits import BLOB_CHUNK_BYTES
+
+T = TypeVar("T")
 
 
 class DirectoryBlobStore:
@@ -38,21 +40,19 @@ class DirectoryBlobStore:
         self, key: str, chunks: AsyncIterator[bytes], *, content_type: str, max_bytes: int
     ) -> BlobInfo:
         target, type_file = self._paths(key)
-        await asyncio.to_thread(self._tmp.mkdir, parents=True, exist_ok=True)
-        fd, name = tempfile.mkstemp(dir=self._tmp, prefix="put-")
+        await _io(key, self._tmp.mkdir, parents=True, exist_ok=True)
+        fd, name = await _io(key, tempfile.mkstemp, dir=self._tmp, prefix="put-")
         temp = Path(name)
         size = 0
         try:
             with os.fdopen(fd, "wb") as out:
-                async for chunk in chunks:
+                async for chunk in chunks:  # the source's own errors pass through as they are
                     size += len(chunk)
                     if size > max_bytes:
                         raise BlobTooLarge(max_bytes)
-                    await asyncio.to_thread(out.write, chunk)
-                await asyncio.to_thread(_flush, out)
-            await asyncio.to_thread(self._commit, key, temp, target, type_file, content_type)
-        except OSError as error:
-            raise InfrastructureError("blob store", f"cannot write {key!r}: {error}") from None
+                    await _io(key, out.write, chunk)
+                await _io(key, _flush, out)
+            await _io(key, self._commit, key, temp, target, type_file, content_type)
         finally:
             with contextlib.suppress(FileNotFoundError):
                 temp.unlink()
@@ -112,6 +112,14 @@ class DirectoryBlobStore:
     async def url_for(self, key: str, *, expires_seconds: int) -> str | None:
         validate_blob_key(key)
         return None  # the API's GET /blobs/{key} serves it
+
+
+async def _io(key: str, call: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """``call`` in a thread; a file system error is the store's."""
+    try:
+        return await asyncio.to_thread(call, *args, **kwargs)
+    except OSError as error:
+        raise InfrastructureError("blob store", f"cannot write {key!r}: {error}") from None
 
 
 def _flush(out: BinaryIO) -> None:

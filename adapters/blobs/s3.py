@@ -143,7 +143,10 @@ class _Multipart:
     async def send(self, part: bytes) -> None:
         number = len(self._parts) + 1
         answer = await self._store._call(
-            self._store._s3.upload_part, Key=self._key, UploadId=self._id, PartNumber=number,
+            self._store._s3.upload_part,
+            Key=self._key,
+            UploadId=self._id,
+            PartNumber=number,
             Body=part,
         )
         self._parts.append({"ETag": answer["ETag"], "PartNumber": number})

@@ -34,6 +34,7 @@ from domain.limits import DEFAULT_LINK_SECONDS, EXPORT_PAGE_SIZE, MAX_EXPORT_BYT
 from domain.models import JSON, Page, Task, TaskStatus
 from domain.ports import BlobStore
 
+
 class TaskListing(Protocol):
     """What an export reads of a ``TaskRepository``: its pages by status."""
 
@@ -65,8 +66,9 @@ COLUMNS: Final = (
 )
 """The fields of each exported task, in CSV's column order (payload and result as JSON
 text in CSV, as JSON values in the other formats)."""
-_FIELDS: Final = frozenset({"dataset", "format", "status", "type", "created_from",
-                            "created_to", "name"})
+_FIELDS: Final = frozenset(
+    {"dataset", "format", "status", "type", "created_from", "created_to", "name"}
+)
 
 
 @dataclass(frozen=True)
@@ -197,8 +199,10 @@ def _csv_lines(rows: list[dict[str, JSON]], header: bool) -> str:
     for row in rows:
         cells: list[Any] = [row[c] for c in COLUMNS[:-2]]
         cells = ["" if v is None else v for v in cells]
-        cells += [json.dumps(row["payload"], ensure_ascii=False),
-                  json.dumps(row["result"], ensure_ascii=False)]
+        cells += [
+            json.dumps(row["payload"], ensure_ascii=False),
+            json.dumps(row["result"], ensure_ascii=False),
+        ]
         writer.writerow(cells)
     return out.getvalue()
 

@@ -62,8 +62,9 @@ class ResizeRequest:
                 raise ValueError("expected an image's blob key")
             return cls(validate_blob_key(payload, field="payload"), *DEFAULT_SIZE)
         if not isinstance(payload, dict):
-            raise ValueError("expected an image's blob key, or an object with 'image', "
-                             "'width', 'height'")
+            raise ValueError(
+                "expected an image's blob key, or an object with 'image', 'width', 'height'"
+            )
         unknown = sorted(set(payload) - {"image", "width", "height", "fit", "format"})
         if unknown:
             raise ValueError(f"unknown field {unknown[0]!r}")
@@ -135,9 +136,9 @@ def resize_bytes(
             raise PermanentTaskError(f"the image is corrupt or truncated: {exc}") from None
 
 
-def _resize(data: bytes, width: int, height: int, fit: str, fmt: str | None) -> tuple[
-    bytes, int, int, str
-]:
+def _resize(
+    data: bytes, width: int, height: int, fit: str, fmt: str | None
+) -> tuple[bytes, int, int, str]:
     with Image.open(io.BytesIO(data)) as opened:
         source_format = opened.format or "PNG"
         opened.load()
@@ -194,11 +195,18 @@ class ImageResizer:
         )
         key = request.output_key(fmt)
         stored = await self._blobs.put(
-            key, _once(output), content_type=Image.MIME.get(fmt, "application/octet-stream"),
+            key,
+            _once(output),
+            content_type=Image.MIME.get(fmt, "application/octet-stream"),
             max_bytes=len(output),
         )
-        return {"key": key, "width": width, "height": height, "bytes": stored.size,
-                "format": _EXTENSIONS[fmt]}
+        return {
+            "key": key,
+            "width": width,
+            "height": height,
+            "bytes": stored.size,
+            "format": _EXTENSIONS[fmt],
+        }
 
 
 async def _once(data: bytes) -> AsyncIterator[bytes]:

@@ -41,6 +41,7 @@ from scripts.local_aws import moto_server
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_s3 import S3Client
     from mypy_boto3_sqs import SQSClient
 
 REGION = "us-east-1"
@@ -84,7 +85,7 @@ def _ping_docker() -> bool:
 def _start_localstack() -> str:
     from testcontainers.community.localstack import LocalStackContainer
 
-    container = LocalStackContainer(image=LOCALSTACK_IMAGE).with_services("sqs", "dynamodb")
+    container = LocalStackContainer(image=LOCALSTACK_IMAGE).with_services("sqs", "dynamodb", "s3")
     container.start()
     atexit.register(container.stop)
     return str(container.get_url())
@@ -151,7 +152,7 @@ def service_endpoint(service: str, endpoint: str) -> str:
     return os.environ.get(f"AWS_ENDPOINT_URL_{service.upper()}") or endpoint
 
 
-def _client(service: Literal["sqs", "dynamodb"], endpoint: str, config: Config | None) -> Any:
+def _client(service: Literal["sqs", "dynamodb", "s3"], endpoint: str, config: Config | None) -> Any:
     """A new client of ``service``: tests that register event hooks on it affect
     nothing else."""
     return boto3.session.Session().client(
@@ -171,6 +172,13 @@ def sqs_client(endpoint: str, config: Config | None = None) -> SQSClient:
 
 def dynamodb_client(endpoint: str, config: Config | None = None) -> DynamoDBClient:
     client: DynamoDBClient = _client("dynamodb", endpoint, config)
+    return client
+
+
+def s3_client(endpoint: str) -> S3Client:
+    """An S3 client of ``endpoint``, buckets addressed by path (a local endpoint has no
+    per-bucket host names)."""
+    client: S3Client = _client("s3", endpoint, client_config(s3={"addressing_style": "path"}))
     return client
 
 
