@@ -8,6 +8,7 @@ backend's tasks are).
 
 from __future__ import annotations
 
+import shutil
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -26,8 +27,11 @@ def open_blob_store(settings: Settings, s3: Callable[[], Any]) -> Iterator[BlobS
     elif settings.blob_dir:
         yield DirectoryBlobStore(settings.blob_dir)
     elif settings.backend == "memory":
-        with tempfile.TemporaryDirectory(prefix="taskq-blobs-") as root:
+        root = tempfile.mkdtemp(prefix="taskq-blobs-")
+        try:
             yield DirectoryBlobStore(root)
+        finally:
+            shutil.rmtree(root, ignore_errors=True)
     else:
         yield DirectoryBlobStore(Path(settings.sqlite_path).parent / "blobs")
 

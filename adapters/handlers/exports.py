@@ -113,7 +113,7 @@ class ExportRequest:
             created_from=_time(payload, "created_from"),
             created_to=_time(payload, "created_to"),
         )
-        validate_blob_key(request.key, field="name")
+        validate_blob_key(request.key, field="payload.name")
         return request
 
     def wants(self, task: Task) -> bool:
@@ -166,7 +166,12 @@ def _time(payload: dict[str, JSON], name: str) -> datetime | None:
 
 
 def validate_data_export(payload: JSON) -> None:
-    ExportRequest.parse(payload)
+    """Refuse at submission what the handler would refuse (``ValueError`` naming the
+    field: the task type's validation says it is the payload's)."""
+    try:
+        ExportRequest.parse(payload)
+    except InvalidInput as exc:
+        raise ValueError(f"{exc.field}: {exc.message}") from None
 
 
 def _iso(moment: datetime | None) -> str | None:

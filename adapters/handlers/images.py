@@ -81,7 +81,7 @@ class ResizeRequest:
         if fmt is not None and (not isinstance(fmt, str) or fmt.lower() not in FORMATS):
             raise ValueError(f"field 'format' must be one of {', '.join(FORMATS)}")
         chosen = FORMATS[fmt.lower()] if isinstance(fmt, str) else None
-        return cls(validate_blob_key(image, field="image"), width, height, str(fit), chosen)
+        return cls(validate_blob_key(image, field="payload.image"), width, height, str(fit), chosen)
 
     def output_key(self, fmt: str) -> str:
         folder, name = posixpath.split(self.image)
@@ -110,7 +110,12 @@ def _side(payload: dict[str, Any], name: str) -> int:
 
 
 def validate_image_resize(payload: JSON) -> None:
-    ResizeRequest.parse(payload)
+    """Refuse at submission what the handler would refuse (``ValueError`` naming the
+    field: the task type's validation says it is the payload's)."""
+    try:
+        ResizeRequest.parse(payload)
+    except InvalidInput as exc:
+        raise ValueError(f"{exc.field}: {exc.message}") from None
 
 
 def resize_bytes(

@@ -73,6 +73,7 @@ class BlobEndpoints:
         raw_body="application/octet-stream",
         responses={
             201: (BlobCreated, "Stored: its key, size and content type."),
+            400: "The client went away before the whole body arrived: nothing stored.",
             413: "The body is over TASKQ_MAX_BLOB_BYTES (default 50 MB): nothing stored.",
             422: "An invalid `name`, or a Content-Type that is not printable ASCII.",
             503: "The blob store is unavailable: nothing stored.",
