@@ -93,8 +93,10 @@ def aws_client(
         connect_timeout=settings.aws_timeout_seconds,
         read_timeout=settings.aws_timeout_seconds + read_timeout_extra,
         max_pool_connections=max(10, 2 * settings.worker_count),
-        # An endpoint of our own (moto, LocalStack) serves buckets by path, not by host.
+        # An endpoint of our own (moto, LocalStack) serves buckets by path, not by host;
+        # presigned URLs are signed with SigV4, which every region accepts.
         s3={"addressing_style": "path"} if settings.aws_endpoint_url else None,
+        signature_version="s3v4" if service == "s3" else None,
     )
     return boto3.session.Session().client(
         service, endpoint_url=settings.aws_endpoint_url, config=config

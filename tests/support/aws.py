@@ -178,7 +178,9 @@ def dynamodb_client(endpoint: str, config: Config | None = None) -> DynamoDBClie
 def s3_client(endpoint: str) -> S3Client:
     """An S3 client of ``endpoint``, buckets addressed by path (a local endpoint has no
     per-bucket host names)."""
-    client: S3Client = _client("s3", endpoint, client_config(s3={"addressing_style": "path"}))
+    client: S3Client = _client(
+        "s3", endpoint, client_config(s3={"addressing_style": "path"}, signature_version="s3v4")
+    )
     return client
 
 
