@@ -4,8 +4,8 @@ live here, so every adapter and the API refuse the same keys with the same words
 
 A key is a relative path of ``/``-separated parts: ``uploads/3f2a.../photo.png``. It is
 never absolute, never climbs (``..``), holds no backslash, no control character (NUL
-included), no empty part, and is at most ``MAX_BLOB_KEY_LENGTH`` characters and
-``MAX_BLOB_KEY_BYTES`` bytes of UTF-8.
+included), no empty part, no part over ``MAX_BLOB_KEY_PART_BYTES``, and is at most
+``MAX_BLOB_KEY_LENGTH`` characters and ``MAX_BLOB_KEY_BYTES`` bytes of UTF-8.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from domain.errors import InvalidInput
 from domain.limits import (
     MAX_BLOB_KEY_BYTES,
     MAX_BLOB_KEY_LENGTH,
+    MAX_BLOB_KEY_PART_BYTES,
     MAX_BLOB_NAME_LENGTH,
     MAX_CONTENT_TYPE_LENGTH,
 )
@@ -66,6 +67,8 @@ def _problem(key: str) -> str | None:
         return "must not contain a '.' part"
     if "" in parts:
         return "must not contain an empty part ('//', or '/' at the end)"
+    if any(len(part.encode()) > MAX_BLOB_KEY_PART_BYTES for part in parts):
+        return f"has a part (between '/') over {MAX_BLOB_KEY_PART_BYTES} bytes"
     return None
 
 

@@ -144,6 +144,10 @@ MAX_BLOB_KEY_LENGTH = 512
 MAX_BLOB_KEY_BYTES = 1024
 """A blob key's UTF-8 bytes: the S3 object key limit (Amazon S3 User Guide, "Naming
 Amazon S3 objects")."""
+MAX_BLOB_KEY_PART_BYTES = 255
+"""A part of a blob key (between ``/``), in UTF-8 bytes: the longest file name of the
+common file systems (ext4, XFS, APFS, NTFS), where the directory store keeps each part
+as a directory or file name."""
 MAX_BLOB_NAME_LENGTH = 128
 """The ``?name=`` hint of an upload, kept as the last part of its key: our choice, long
 enough for any file name, short enough to leave room for the generated prefix."""

@@ -84,7 +84,10 @@ class DirectoryBlobStore:
 
     async def head(self, key: str) -> BlobInfo:
         target, type_file = self._paths(key)
-        return await asyncio.to_thread(self._head, key, target, type_file)
+        try:
+            return await asyncio.to_thread(self._head, key, target, type_file)
+        except OSError as error:  # not a missing file: the store cannot be read
+            raise InfrastructureError("blob store", f"cannot read {key!r}: {error}") from None
 
     def _head(self, key: str, target: Path, type_file: Path) -> BlobInfo:
         try:

@@ -10,7 +10,7 @@ directory store; on S3 it is a 307 redirect to a presigned URL.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Final
 from urllib.parse import quote
 
@@ -25,7 +25,7 @@ from domain.blobs import (
     validate_blob_key,
     validate_content_type,
 )
-from domain.errors import BlobTooLarge
+from domain.errors import BlobTooLarge, InvalidInput
 from domain.limits import DEFAULT_LINK_SECONDS, MAX_BLOB_KEY_LENGTH, MAX_BLOB_NAME_LENGTH
 from domain.ports import BlobStore
 from entrypoints.http.operation import Param, Raw, operation
@@ -75,7 +75,7 @@ class BlobEndpoints:
             201: (BlobCreated, "Stored: its key, size and content type."),
             400: "The client went away before the whole body arrived: nothing stored.",
             413: "The body is over TASKQ_MAX_BLOB_BYTES (default 50 MB): nothing stored.",
-            422: "An invalid `name`, or a Content-Type that is not printable ASCII.",
+            422: "An empty body, an invalid `name`, or a Content-Type that is not printable ASCII.",
             503: "The blob store is unavailable: nothing stored.",
         },
     )
@@ -93,12 +93,11 @@ class BlobEndpoints:
         content_type = validate_content_type(
             request.headers.get("content-type", DEFAULT_CONTENT_TYPE)
         )
-        stored = await self._blobs().put(
-            key, request.stream(), content_type=content_type, max_bytes=self._max
-        )
-        body = BlobCreated(key=key, size=stored.size, content_type=content_type)
+        body = await _non_empty(request.stream())
+        stored = await self._blobs().put(key, body, content_type=content_type, max_bytes=self._max)
+        created = BlobCreated(key=key, size=stored.size, content_type=content_type)
         headers = {"Location": f"/blobs/{quote(key)}"}
-        return JSONResponse(body.model_dump(), status_code=201, headers=headers)
+        return JSONResponse(created.model_dump(), status_code=201, headers=headers)
 
     @operation(
         "downloadBlob",
@@ -146,3 +145,18 @@ class BlobEndpoints:
             Route(UPLOAD[1], self.upload, methods=[UPLOAD[0]], name="upload_blob"),
             Route("/blobs/{key:path}", self.download, methods=["GET"], name="download_blob"),
         ]
+
+
+async def _non_empty(stream: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    """``stream`` from its first byte; ``InvalidInput`` when it has none (an empty
+    upload is a client's mistake: a file was not attached)."""
+    async for first in stream:
+        if first:
+            return _chain(first, stream)
+    raise InvalidInput("body", "is empty: send the file's bytes as the request body")
+
+
+async def _chain(first: bytes, rest: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    yield first
+    async for chunk in rest:
+        yield chunk

@@ -110,6 +110,7 @@ BAD_KEYS = [
     ("a/", "empty part"),
     ("./a", "'.'"),
     ("k" * 513, "at most 512"),
+    ("a/" + "p" * 256, "over 255 bytes"),
     ("é" * 600, "at most 512"),
     ("\ud800", "lone surrogate"),
 ]
