@@ -20,6 +20,7 @@ from dependency_injector import containers, providers
 
 from adapters.aws_provision import ProvisionResult, dlq_name, provision
 from adapters.batching import BatchingTaskQueue
+from adapters.blobs.bucket import provision_bucket
 from adapters.dynamodb import DynamoDbTaskRepository, DynamoDbWorkerRegistry
 from adapters.memory import InMemoryTaskQueue, InMemoryTaskRepository, InMemoryWorkerRegistry
 from adapters.sqlite import (
@@ -79,7 +80,7 @@ class SqliteBackend(containers.DeclarativeContainer):
 
 
 def aws_client(
-    service: Literal["sqs", "dynamodb", "ses"],
+    service: Literal["sqs", "dynamodb", "ses", "s3"],
     settings: Settings,
     *,
     read_timeout_extra: float = 0.0,
@@ -92,6 +93,10 @@ def aws_client(
         connect_timeout=settings.aws_timeout_seconds,
         read_timeout=settings.aws_timeout_seconds + read_timeout_extra,
         max_pool_connections=max(10, 2 * settings.worker_count),
+        # An endpoint of our own (moto, LocalStack) serves buckets by path, not by host;
+        # presigned URLs are signed with SigV4, which every region accepts.
+        s3={"addressing_style": "path"} if settings.aws_endpoint_url else None,
+        signature_version="s3v4" if service == "s3" else None,
     )
     return boto3.session.Session().client(
         service, endpoint_url=settings.aws_endpoint_url, config=config
@@ -105,9 +110,12 @@ def aws_sqs_poll_client(settings: Settings) -> Any:
     return aws_client("sqs", settings, read_timeout_extra=MAX_LONG_POLL_SECONDS)
 
 
-def provision_from_settings(settings: Settings, sqs: Any, dynamodb: Any) -> ProvisionResult:
-    """Create (or confirm) the queues and the table: what `taskq init` runs."""
-    return provision(
+def provision_from_settings(
+    settings: Settings, sqs: Any, dynamodb: Any, s3: Callable[[], Any]
+) -> ProvisionResult:
+    """Create (or confirm) the queues and the table, and the blob bucket when
+    ``TASKQ_S3_BUCKET`` names one: what `taskq init` runs."""
+    result = provision(
         sqs,
         dynamodb,
         queue_name=settings.sqs_queue_name,
@@ -115,6 +123,15 @@ def provision_from_settings(settings: Settings, sqs: Any, dynamodb: Any) -> Prov
         max_receive_count=settings.max_receive_count,
         visibility_timeout=math.ceil(settings.visibility_timeout),
     )
+    if settings.s3_bucket:
+        change = provision_bucket(
+            s3(),
+            settings.s3_bucket,
+            region=settings.aws_region,
+            retention_seconds=settings.retention_seconds,
+        )
+        getattr(result, change).append(f"bucket {settings.s3_bucket}")
+    return result
 
 
 def provision_on_start(
@@ -155,9 +172,11 @@ class AwsBackend(containers.DeclarativeContainer):
     sqs: providers.Dependency[Any] = providers.Dependency()
     sqs_poll: providers.Dependency[Any] = providers.Dependency()
     dynamodb: providers.Dependency[Any] = providers.Dependency()
+    s3: providers.Dependency[Any] = providers.Dependency()
+    """The S3 client's provider (called only when a bucket is provisioned)."""
 
     # `taskq init`: ``container.backend.provision()``, then print ``result.lines()``.
-    provision = providers.Factory(provision_from_settings, settings, sqs, dynamodb)
+    provision = providers.Factory(provision_from_settings, settings, sqs, dynamodb, s3.provider)
     provisioned = providers.Resource(
         provision_on_start, settings.provided.auto_provision, provision.provider
     )

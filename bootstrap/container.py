@@ -9,6 +9,7 @@ override providers on it (``container.repository.override(...)``).
 
 from __future__ import annotations
 
+import functools
 import importlib
 import os
 import sys
@@ -36,13 +37,13 @@ from bootstrap.backends import (
     aws_client,
     aws_sqs_poll_client,
 )
+from bootstrap.blobs import TasksWhenUsed, open_blob_store
 from bootstrap.mail import open_email_sender, open_pool, stoppable_handlers
 from bootstrap.settings import Settings
 from bootstrap.tracing import open_tracer
 from domain.dead_letters import DeadLetterMessages
 from domain.events import FanOut, TaskEvents
 from domain.health import WriteHealth, store_probe
-from domain.ports import EmailSender
 from domain.processing import ProcessorSettings, TaskProcessor
 from domain.reconcile import Reconciler
 from domain.retry import RetryPolicy
@@ -52,7 +53,7 @@ from domain.waiting import CompletionWaiters, TaskWaiting
 
 
 def load_task_types(
-    handler_modules: list[str], *, mail: EmailSender | None = None
+    handler_modules: list[str], builtins: Callable[[HandlerRegistry], HandlerRegistry]
 ) -> HandlerRegistry:
     """The built-in types plus every type the ``TASKQ_HANDLERS`` modules register.
 
@@ -69,7 +70,7 @@ def load_task_types(
             raise ImportError(
                 f"TASKQ_HANDLERS names {module!r}, which cannot be imported: {exc}"
             ) from exc
-    return register_builtins(default_task_types.copy(), mail=mail)
+    return builtins(default_task_types.copy())
 
 
 def thread_pool(max_workers: int) -> Iterator[ThreadPoolExecutor]:
@@ -103,7 +104,6 @@ class Container(containers.DeclarativeContainer):
     aws_ses = providers.Singleton(aws_client, "ses", settings)
     # Where emails go (bootstrap/mail.py): SMTP, SES, or the local mailbox file.
     mail = providers.Resource(open_email_sender, settings, aws_ses.provider)
-    task_types = providers.Singleton(load_task_types, settings.provided.handler_modules, mail=mail)
     executor = providers.Resource(thread_pool, settings.provided.worker_count)
     # Where a task runs once an attempt of it was lost: a child process of its own.
     sandbox = providers.Singleton(ProcessHandlerSandbox, preload=settings.provided.handler_modules)
@@ -132,6 +132,69 @@ class Container(containers.DeclarativeContainer):
         orphan_grace_seconds=settings.provided.orphan_grace_seconds,
     )
 
+    # -- the backend ----------------------------------------------------------------
+    # The AWS clients are built on first use, which only the aws backend makes; they
+    # live here so that a test overrides them once (``container.aws_sqs.override``);
+    # the long polls have a client of their own (a longer read timeout): a test that
+    # hands in its own SQS client overrides ``aws_sqs_poll`` with it too.
+    aws_sqs = providers.Singleton(aws_client, "sqs", settings)
+    aws_sqs_poll = providers.Singleton(aws_sqs_poll_client, settings)
+    aws_dynamodb = providers.Singleton(aws_client, "dynamodb", settings)
+    aws_s3 = providers.Singleton(aws_client, "s3", settings)  # blobs in TASKQ_S3_BUCKET
+    # One sub-container per backend, chosen by settings. Only the chosen one is plugged
+    # into ``backend`` (``build_container``): ``init_resources`` starts every resource
+    # it can reach, and it reaches no other backend's.
+    selected_backend = providers.Selector(
+        settings.provided.backend,
+        memory=providers.Factory(MemoryBackend, settings=settings.provider, clock=clock.provider),
+        sqlite=providers.Factory(SqliteBackend, settings=settings.provider, clock=clock.provider),
+        aws=providers.Factory(
+            AwsBackend,
+            settings=settings.provider,
+            clock=clock.provider,
+            sqs=aws_sqs.provider,
+            sqs_poll=aws_sqs_poll.provider,
+            dynamodb=aws_dynamodb.provider,
+            s3=aws_s3.provider,
+        ),
+    )
+    backend = providers.DependenciesContainer()
+    backend_repository = backend.repository
+    backend_queue = backend.queue
+    workers = backend.workers
+
+    # -- readiness: the outcome of the writes the use cases make (domain/health.py) ---
+    # While a dependency is failing, /ready probes it: the task store with a write
+    # (a worker heartbeat, removed at once), the queue with its ping.
+    write_health = providers.Singleton(
+        WriteHealth,
+        clock,
+        providers.Dict(
+            repository=providers.Factory(store_probe, workers, clock),
+            queue=backend_queue.provided.ping,
+        ),
+    )
+    repository = providers.Singleton(
+        WriteTracking, backend_repository, write_health, "repository", REPOSITORY_WRITES
+    )
+    queue = providers.Singleton(WriteTracking, backend_queue, write_health, "queue", QUEUE_WRITES)
+
+    # -- the task types: the built-in ones work on blobs, the CPU pool and the tasks --
+    blobs = providers.Resource(open_blob_store, settings, aws_s3.provider)
+    task_types = providers.Singleton(
+        load_task_types,
+        settings.provided.handler_modules,
+        providers.Factory(
+            functools.partial,
+            register_builtins,
+            blobs=blobs,
+            cpu=cpu_pool,
+            mail=mail,
+            tasks=providers.Factory(TasksWhenUsed, repository.provider),
+            public_url=settings.provided.api_url,
+        ),
+    )
+
     # -- observability: a metrics registry per container, never the global one --------
     metrics_registry = providers.Singleton(CollectorRegistry)
     task_metrics = providers.Singleton(
@@ -158,51 +221,6 @@ class Container(containers.DeclarativeContainer):
         MetricsExposition, metrics_registry, providers.Singleton(ClusterGauges, metrics_registry)
     )
     worker_metrics = providers.Singleton(MetricsExposition, metrics_registry)
-
-    # -- the backend ----------------------------------------------------------------
-    # The AWS clients are built on first use, which only the aws backend makes; they
-    # live here so that a test overrides them once (``container.aws_sqs.override``);
-    # the long polls have a client of their own (a longer read timeout): a test that
-    # hands in its own SQS client overrides ``aws_sqs_poll`` with it too.
-    aws_sqs = providers.Singleton(aws_client, "sqs", settings)
-    aws_sqs_poll = providers.Singleton(aws_sqs_poll_client, settings)
-    aws_dynamodb = providers.Singleton(aws_client, "dynamodb", settings)
-    # One sub-container per backend, chosen by settings. Only the chosen one is plugged
-    # into ``backend`` (``build_container``): ``init_resources`` starts every resource
-    # it can reach, and it reaches no other backend's.
-    selected_backend = providers.Selector(
-        settings.provided.backend,
-        memory=providers.Factory(MemoryBackend, settings=settings.provider, clock=clock.provider),
-        sqlite=providers.Factory(SqliteBackend, settings=settings.provider, clock=clock.provider),
-        aws=providers.Factory(
-            AwsBackend,
-            settings=settings.provider,
-            clock=clock.provider,
-            sqs=aws_sqs.provider,
-            sqs_poll=aws_sqs_poll.provider,
-            dynamodb=aws_dynamodb.provider,
-        ),
-    )
-    backend = providers.DependenciesContainer()
-    backend_repository = backend.repository
-    backend_queue = backend.queue
-    workers = backend.workers
-
-    # -- readiness: the outcome of the writes the use cases make (domain/health.py) ---
-    # While a dependency is failing, /ready probes it: the task store with a write
-    # (a worker heartbeat, removed at once), the queue with its ping.
-    write_health = providers.Singleton(
-        WriteHealth,
-        clock,
-        providers.Dict(
-            repository=providers.Factory(store_probe, workers, clock),
-            queue=backend_queue.provided.ping,
-        ),
-    )
-    repository = providers.Singleton(
-        WriteTracking, backend_repository, write_health, "repository", REPOSITORY_WRITES
-    )
-    queue = providers.Singleton(WriteTracking, backend_queue, write_health, "queue", QUEUE_WRITES)
 
     # -- use cases -------------------------------------------------------------------
     # What every use case works on (the providers above, so overriding them reaches all);

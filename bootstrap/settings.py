@@ -16,6 +16,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from domain.limits import (
     DEFAULT_MAX_ATTEMPTS,
+    DEFAULT_MAX_BLOB_BYTES,
     DEFAULT_MAX_MESSAGE_BYTES,
     DEFAULT_MAX_RECEIVE_COUNT,
     MAX_BACKOFF_CAP_SECONDS,
@@ -240,6 +241,19 @@ class Settings(BaseSettings):
         validation_alias=_env("TASKQ_CPU_WORKERS"),
     )
     """Processes of the CPU pool (each runs one CPU-bound call at a time)."""
+    # Blobs (uploads, resized images, exports) and the built-in types' CPU work
+    blob_dir: str | None = Field(None, validation_alias=_env("TASKQ_BLOB_DIR"))
+    """Where the directory blob store keeps blobs; unset: ``blobs/`` beside the SQLite
+    file (``./data/blobs``), a temporary directory on the memory backend."""
+    s3_bucket: str | None = Field(None, validation_alias=_env("TASKQ_S3_BUCKET"))
+    """Keep blobs in this S3 bucket instead (any backend; `taskq init` creates it)."""
+    max_blob_bytes: int = Field(
+        DEFAULT_MAX_BLOB_BYTES, ge=1, validation_alias=_env("TASKQ_MAX_BLOB_BYTES")
+    )
+    """The largest upload ``POST /blobs`` takes, in bytes (413 beyond)."""
+    public_url: str | None = Field(None, validation_alias=_env("TASKQ_PUBLIC_URL"))
+    """The API's address as clients reach it, for download links in results; unset:
+    ``http://127.0.0.1:$PORT``."""
 
     # Tracing (the otel extra), under the OpenTelemetry SDK's own variable names
     otel_traces_exporter: str = Field("", validation_alias=_env("OTEL_TRACES_EXPORTER"))
@@ -302,6 +316,18 @@ class Settings(BaseSettings):
     def trusted_proxy_networks(self) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
         parts = [part for part in self.trusted_proxies.split(",") if part]
         return tuple(ipaddress.ip_network(part, strict=False) for part in parts)
+
+    @field_validator("public_url")
+    @classmethod
+    def _absolute(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError(f"{value!r} is not an absolute http(s) URL")
+        return value.rstrip("/") if value is not None else None
+
+    @property
+    def api_url(self) -> str:
+        """Where clients reach the API: ``TASKQ_PUBLIC_URL``, else this host's port."""
+        return self.public_url or f"http://127.0.0.1:{self.port}"
 
     @property
     def handler_modules(self) -> list[str]:

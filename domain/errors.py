@@ -51,6 +51,22 @@ class DeadLetterNotFound(TaskQueueError):
         super().__init__(f"dead letter {shown!r} not found" + (f": {detail}" if detail else ""))
 
 
+class BlobNotFound(TaskQueueError):
+    """No blob is stored under this key (404)."""
+
+    def __init__(self, key: str) -> None:
+        self.key = key
+        super().__init__(f"blob {key!r} not found")
+
+
+class BlobTooLarge(TaskQueueError):
+    """A blob over the store's size limit (413): nothing was stored."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        super().__init__(f"the blob is larger than the limit of {limit:,} bytes")
+
+
 class TaskAlreadyExists(TaskQueueError):
     def __init__(self, task_id: str) -> None:
         self.task_id = task_id

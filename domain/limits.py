@@ -147,6 +147,55 @@ MAX_MESSAGE_ID_LENGTH = 128
 """Our choice: the longest message id looked for; the backends' ids are far shorter
 (an SQS MessageId is a 36-character UUID, SQLite's a row number)."""
 
+# -- Blobs (the BlobStore port: uploads, resized images, exports) ----------------------
+
+MAX_BLOB_KEY_LENGTH = 512
+"""Characters in a blob key (our choice: room for a prefix and a file name)."""
+MAX_BLOB_KEY_BYTES = 1024
+"""A blob key's UTF-8 bytes: the S3 object key limit (Amazon S3 User Guide, "Naming
+Amazon S3 objects")."""
+MAX_BLOB_KEY_PART_BYTES = 255
+"""A part of a blob key (between ``/``), in UTF-8 bytes: the longest file name of the
+common file systems (ext4, XFS, APFS, NTFS), where the directory store keeps each part
+as a directory or file name."""
+MAX_BLOB_NAME_LENGTH = 128
+"""The ``?name=`` hint of an upload, kept as the last part of its key: our choice, long
+enough for any file name, short enough to leave room for the generated prefix."""
+DEFAULT_MAX_BLOB_BYTES = 50 * 1024 * 1024
+"""``TASKQ_MAX_BLOB_BYTES``' default: an upload of 50 MB at most (our choice: a large
+photo or a data file, not a disk image)."""
+MAX_CONTENT_TYPE_LENGTH = 255
+"""A blob's content type: RFC 6838 bounds a media type's names to 127 characters each."""
+BLOB_CHUNK_BYTES = 64 * 1024
+"""What a blob is read in: one chunk held in memory per stream (our choice)."""
+S3_PART_BYTES = 8 * 1024 * 1024
+"""One part of an S3 multipart upload: at least 5 MiB (the S3 minimum for every part
+but the last, Amazon S3 User Guide, "Amazon S3 multipart upload limits"); a put holds
+one part in memory, and a blob no larger is sent in one PutObject."""
+MAX_S3_PARTS = 10_000
+"""Parts in one S3 multipart upload (Amazon S3 User Guide, "Amazon S3 multipart upload
+limits")."""
+MAX_EXPORT_BYTES = S3_PART_BYTES * MAX_S3_PARTS
+"""An export's size: as many parts as one S3 upload takes (about 78 GiB)."""
+DEFAULT_LINK_SECONDS = 3600
+"""How long a download link (an S3 presigned URL) stays valid: an hour (our choice)."""
+MAX_LINK_SECONDS = 7 * 24 * 3600
+"""A presigned URL's longest life: 7 days (Amazon S3 API Reference, "Signature
+Version 4": X-Amz-Expires at most 604,800)."""
+
+# -- Built-in task types -----------------------------------------------------------------
+
+MAX_IMAGE_SIDE = 20_000
+"""A resized image's width or height, in pixels (our choice, kept from the first
+validator)."""
+MAX_IMAGE_PIXELS = 64_000_000
+"""Pixels in an image to resize, and in the image a resize makes: Pillow's
+decompression-bomb guard is set to this (about 256 MB decoded as RGBA; our choice,
+between Pillow's own warning at 89 million pixels and a phone's 50-megapixel photo)."""
+EXPORT_PAGE_SIZE = MAX_PAGE_SIZE
+"""Tasks read per page while exporting: ``MAX_PAGE_SIZE``, the most one listing gives."""
+
+
 # -- What a task carries -------------------------------------------------------------
 
 MAX_ERROR_LENGTH = 2048

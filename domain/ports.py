@@ -9,11 +9,12 @@ their calls off the event loop.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import Any, Protocol, TypeVar
 
+from domain.blobs import Blob, BlobInfo
 from domain.email import Email, SentEmail
 from domain.models import (
     JSON,
@@ -282,6 +283,43 @@ class EmailSender(Protocol):
         with the service's reply; ``EmailNotSentYet`` when it cannot be sent now (an SMTP
         4xx reply, a connection error or timeout, throttling): a retry may succeed.
         """
+
+
+class BlobStore(Protocol):
+    """Named byte streams (``domain/blobs.py``): uploads, resized images, exports.
+
+    Every method validates its key first (``validate_blob_key``: ``InvalidInput`` naming
+    the key) and raises ``InfrastructureError`` when the store cannot be reached. Bytes
+    stream through in bounded chunks: no method holds a whole blob in memory.
+    """
+
+    async def put(
+        self, key: str, chunks: AsyncIterator[bytes], *, content_type: str, max_bytes: int
+    ) -> BlobInfo:
+        """Store the bytes ``chunks`` yields under ``key`` with ``content_type``,
+        replacing a blob stored there. Atomic: a reader sees the old blob or the whole
+        new one, never a part. Raises ``BlobTooLarge`` as soon as more than ``max_bytes``
+        (bytes) arrive, and then nothing is stored (a previous blob stays)."""
+        ...
+
+    async def get(self, key: str) -> Blob:
+        """The blob under ``key``, its bytes streamed as the caller iterates
+        ``Blob.chunks``. Raises ``BlobNotFound`` (before any byte is read)."""
+        ...
+
+    async def head(self, key: str) -> BlobInfo:
+        """Size (bytes) and content type of the blob. Raises ``BlobNotFound``."""
+        ...
+
+    async def delete(self, key: str) -> None:
+        """Remove the blob; a key with no blob is a no-op."""
+        ...
+
+    async def url_for(self, key: str, *, expires_seconds: int) -> str | None:
+        """An absolute URL that downloads the blob without credentials, valid for
+        ``expires_seconds`` (1 to ``MAX_LINK_SECONDS``), or None when the store has no
+        such URL and the API's ``GET /blobs/{key}`` serves the blob itself. Does not
+        check that the blob exists."""
         ...
 
 

@@ -1,138 +1,63 @@
-"""Built-in task types of the original service: ``email`` (adapters/handlers/email.py:
-real), ``image-resize``, ``data-export`` (simulated for now; payloads are validated for
-real).
+"""Built-in task types of the original service, doing real work: ``email``
+(``email.py``: SMTP, SES or the local mailbox), ``image-resize`` (``images.py``: Pillow,
+on the blob store) and ``data-export`` (``exports.py``: the task store to a blob).
 
-Existing clients send a string payload (an address, an image name, an export name);
-an object with the documented fields is accepted too.
+Existing clients send a string payload (an address, an image's blob key, an export
+name); an object with the documented fields is accepted too.
 """
 
 from __future__ import annotations
 
-import asyncio
-from dataclasses import replace
-from typing import Any
-
+from adapters.handlers.builtin_schemas import (
+    DATA_EXPORT_INPUT,
+    DATA_EXPORT_OUTPUT,
+    IMAGE_RESIZE_INPUT,
+    IMAGE_RESIZE_OUTPUT,
+)
 from adapters.handlers.email import email_task_type
-from domain.models import JSON
-from domain.ports import EmailSender
+from adapters.handlers.exports import TaskExporter, TaskListing, validate_data_export
+from adapters.handlers.images import ImageResizer, validate_image_resize
+from domain.ports import BlobStore, CpuPool, EmailSender
 from domain.task_types import HandlerRegistry, TaskType
 
-SIMULATED_WORK_SECONDS = 0.01
-_FORMATS = ("csv", "json", "ndjson")
-_MAX_SIDE = 20000
-
-# JSON Schemas of what the validators below accept and the handlers return (shown by
-# GET /task-types and in /openapi.json): a name as a string, or an object.
-_NAME = {"type": "string", "pattern": r"\S"}
-_SIDE = {"type": "integer", "minimum": 1, "maximum": _MAX_SIDE}
-IMAGE_RESIZE_INPUT: dict[str, JSON] = {
-    "anyOf": [
-        {**_NAME, "description": "The image's name."},
-        {
-            "type": "object",
-            "properties": {"image": _NAME, "width": _SIDE, "height": _SIDE},
-            "required": ["image", "width", "height"],
-        },
-    ]
-}
-DATA_EXPORT_INPUT: dict[str, JSON] = {
-    "anyOf": [
-        {**_NAME, "description": "The dataset's name (exported as CSV)."},
-        {
-            "type": "object",
-            "properties": {
-                "dataset": _NAME,
-                "format": {"type": "string", "enum": list(_FORMATS), "default": "csv"},
-            },
-            "required": ["dataset"],
-        },
-    ]
-}
-IMAGE_RESIZE_OUTPUT: dict[str, JSON] = {
-    "type": "object",
-    "properties": {
-        "image": {"type": "string"},
-        "size": {"type": "array", "items": {"type": "integer"}, "minItems": 2, "maxItems": 2},
-    },
-    "required": ["image"],
-}
-DATA_EXPORT_OUTPUT: dict[str, JSON] = {
-    "type": "object",
-    "properties": {"export": {"type": "string"}},
-    "required": ["export"],
-}
-
-
-def _field(payload: dict[str, Any], name: str, kind: type | tuple[type, ...]) -> Any:
-    if name not in payload:
-        raise ValueError(f"missing field {name!r}")
-    value = payload[name]
-    if isinstance(value, bool) or not isinstance(value, kind):
-        raise ValueError(f"field {name!r} has the wrong type")
-    return value
-
-
-def _name_or_object(payload: JSON, name: str, fields: str) -> dict[str, JSON] | None:
-    """The object ``payload`` is; None if it is a name (a non-empty string) instead."""
-    if isinstance(payload, str):
-        if not payload.strip():
-            raise ValueError(f"expected {name}")
-        return None
-    if not isinstance(payload, dict):
-        raise ValueError(f"expected {name}, or an object with {fields}")
-    return payload
-
-
-def validate_image_resize(payload: JSON) -> None:
-    fields = _name_or_object(payload, "an image name", "'image', 'width', 'height'")
-    if fields is None:
-        return
-    image = _field(fields, "image", str)
-    if not image.strip():
-        raise ValueError("field 'image' must not be empty")
-    for side in ("width", "height"):
-        value = _field(fields, side, int)
-        if not 1 <= value <= _MAX_SIDE:
-            raise ValueError(f"field {side!r} must be between 1 and {_MAX_SIDE}")
-
-
-def validate_data_export(payload: JSON) -> None:
-    fields = _name_or_object(payload, "an export name", "'dataset'")
-    if fields is None:
-        return
-    if not _field(fields, "dataset", str).strip():
-        raise ValueError("field 'dataset' must not be empty")
-    fmt = fields.get("format", "csv")
-    if fmt not in _FORMATS:
-        raise ValueError(f"field 'format' must be one of {', '.join(_FORMATS)}")
-
-
-async def resize_image(payload: JSON) -> JSON:
-    await asyncio.sleep(SIMULATED_WORK_SECONDS)
-    if isinstance(payload, dict):
-        return {"image": payload["image"], "size": [payload["width"], payload["height"]]}
-    return {"image": payload}
-
-
-async def export_data(payload: JSON) -> JSON:
-    await asyncio.sleep(SIMULATED_WORK_SECONDS)
-    name = payload["dataset"] if isinstance(payload, dict) else payload
-    fmt = payload.get("format", "csv") if isinstance(payload, dict) else "csv"
-    return {"export": f"{name}.{fmt}"}
+IMAGE_RESIZE_TIMEOUT_SECONDS = 300.0
+DATA_EXPORT_TIMEOUT_SECONDS = 900.0
 
 
 def register_builtins(
-    task_types: HandlerRegistry, *, mail: EmailSender | None = None
+    task_types: HandlerRegistry,
+    *,
+    blobs: BlobStore,
+    cpu: CpuPool,
+    tasks: TaskListing,
+    public_url: str,
+    mail: EmailSender | None = None,
 ) -> HandlerRegistry:
-    """Add the built-in types to ``task_types``; ``mail`` sends the emails (None: an
-    email task fails, saying that no sender is wired)."""
-    resize = TaskType("image-resize", resize_image, 300.0, validate_image_resize)
-    export = TaskType("data-export", export_data, 900.0, validate_data_export)
+    """Add the built-in types to ``task_types``, their handlers bound to what they work
+    on: the blob store (images in and out, exports), the CPU pool (resizing), the task
+    store (exports), the API's public URL (exports' download links) and the email
+    sender (None: an email task fails, saying that no sender is wired)."""
+    resizer = ImageResizer(blobs, cpu, timeout_seconds=IMAGE_RESIZE_TIMEOUT_SECONDS)
+    exporter = TaskExporter(tasks, blobs, public_url=public_url)
     task_types.add(email_task_type(mail))
     task_types.add(
-        replace(resize, input_schema=IMAGE_RESIZE_INPUT, output_schema=IMAGE_RESIZE_OUTPUT)
+        TaskType(
+            "image-resize",
+            resizer.run,
+            IMAGE_RESIZE_TIMEOUT_SECONDS,
+            validate_image_resize,
+            input_schema=IMAGE_RESIZE_INPUT,
+            output_schema=IMAGE_RESIZE_OUTPUT,
+        )
     )
     task_types.add(
-        replace(export, input_schema=DATA_EXPORT_INPUT, output_schema=DATA_EXPORT_OUTPUT)
+        TaskType(
+            "data-export",
+            exporter.run,
+            DATA_EXPORT_TIMEOUT_SECONDS,
+            validate_data_export,
+            input_schema=DATA_EXPORT_INPUT,
+            output_schema=DATA_EXPORT_OUTPUT,
+        )
     )
     return task_types

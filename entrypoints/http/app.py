@@ -10,6 +10,7 @@ from bootstrap.container import Container
 from bootstrap.settings import Settings
 from bootstrap.tracing import instrument_http
 from entrypoints.http.auth import AuthMiddleware, load_key_digests
+from entrypoints.http.blob_routes import UPLOAD, BlobEndpoints
 from entrypoints.http.body_limit import BodyLimitMiddleware
 from entrypoints.http.client_address import ClientAddress
 from entrypoints.http.dead_letter_routes import DeadLetterEndpoints
@@ -48,6 +49,7 @@ def create_app(container: Container, *, ready_timeout: float = READY_TIMEOUT_SEC
             *endpoints.routes(),
             *DeadLetterEndpoints(container.dead_letter_messages).routes(),
             *TaskTypeEndpoints(task_types, limits.default_max_attempts).routes(),
+            *BlobEndpoints(container.blobs, max_blob_bytes=settings.max_blob_bytes).routes(),
         ],
         middleware=[
             *observing,
@@ -60,7 +62,9 @@ def create_app(container: Container, *, ready_timeout: float = READY_TIMEOUT_SEC
                 failures=failures,
                 client_address=client_address,
             ),
-            Middleware(BodyLimitMiddleware, max_body_bytes=settings.max_body_bytes),
+            Middleware(
+                BodyLimitMiddleware, max_body_bytes=settings.max_body_bytes, exempt=[UPLOAD]
+            ),
         ],
         exception_handlers=exception_handlers(),
         # The container's resources (the selected backend's) open on startup and close

@@ -8,6 +8,7 @@ unbounded body is never buffered.
 from __future__ import annotations
 
 import re
+from collections.abc import Collection
 
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -19,12 +20,18 @@ _DIGITS = re.compile(r"[0-9]+")
 
 
 class BodyLimitMiddleware:
-    def __init__(self, app: ASGIApp, max_body_bytes: int) -> None:
+    """``exempt`` holds the (method, path) of routes that bound their bodies themselves
+    (``POST /blobs``: ``TASKQ_MAX_BLOB_BYTES``)."""
+
+    def __init__(
+        self, app: ASGIApp, max_body_bytes: int, exempt: Collection[tuple[str, str]] = ()
+    ) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
+        self.exempt = frozenset(exempt)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
+        if scope["type"] != "http" or (scope["method"], scope["path"]) in self.exempt:
             await self.app(scope, receive, send)
             return
         declared = Headers(scope=scope).get("content-length")

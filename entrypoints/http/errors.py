@@ -21,6 +21,8 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, ExceptionHandler, Message, Receive, Scope, Send
 
 from domain.errors import (
+    BlobNotFound,
+    BlobTooLarge,
     ConcurrencyConflict,
     DeadLetterNotFound,
     IdempotencyKeyReused,
@@ -100,13 +102,13 @@ def problem(exc: Exception) -> Problem:
         return Problem(503, f"{exc.dependency} unavailable, retry later")
     if isinstance(exc, InvalidInput):
         return Problem(422, f"{exc.field}: {exc.message}")
-    if isinstance(exc, TaskNotFound | MalformedTaskId | DeadLetterNotFound):
+    if isinstance(exc, TaskNotFound | MalformedTaskId | DeadLetterNotFound | BlobNotFound):
         return Problem(404, str(exc))
     if isinstance(exc, _CONFLICTS):
         return Problem(409, str(exc))
     if isinstance(exc, MalformedBody):
         return Problem(400, exc.detail)
-    if isinstance(exc, BodyTooLarge):
+    if isinstance(exc, BodyTooLarge | BlobTooLarge):
         return Problem(413, str(exc))
     if isinstance(exc, ClientDisconnect):
         return Problem(400, "client disconnected before the body was read")

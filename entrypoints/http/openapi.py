@@ -22,7 +22,7 @@ from domain.task_types import TaskType
 from entrypoints.http.auth import OPEN_PATHS
 from entrypoints.http.errors import RETRY_AFTER_SECONDS
 from entrypoints.http.openapi_task_types import type_results, typed_submit_body
-from entrypoints.http.operation import TASK_ID, Answer, Operation, operation_of
+from entrypoints.http.operation import TASK_ID, Answer, Operation, Raw, openapi_path, operation_of
 from entrypoints.http.schemas import BatchItem, Error, SubmitTask, TaskOut
 
 
@@ -31,6 +31,8 @@ def _ref(model: type[BaseModel]) -> dict[str, str]:
 
 
 def _response(status: int, answer: Answer, links: dict[str, Any]) -> dict[str, Any]:
+    if isinstance(answer, Raw):
+        return answer.spec()  # not JSON
     model, description = (Error, answer) if isinstance(answer, str) else answer
     response: dict[str, Any] = {"description": description}
     response["content"] = {"application/json": {"schema": _ref(model)}}
@@ -45,17 +47,16 @@ def _response(status: int, answer: Answer, links: dict[str, Any]) -> dict[str, A
 
 def _operations(routes: Sequence[BaseRoute]) -> Iterator[tuple[str, str, Operation]]:
     """Every (path, method, operation) the routes serve: one per handler."""
-    for route in routes:
-        if not isinstance(route, Route):
-            continue
+    for route in (route for route in routes if isinstance(route, Route)):
+        path = openapi_path(route.path)
         if inspect.isclass(route.endpoint) and issubclass(route.endpoint, HTTPEndpoint):
             for method in ("get", "put", "post", "delete", "patch"):
                 if hasattr(route.endpoint, method):
-                    yield route.path, method, operation_of(getattr(route.endpoint, method))
+                    yield path, method, operation_of(getattr(route.endpoint, method))
             continue
         for method in sorted(route.methods or ()):
             if method != "HEAD":
-                yield route.path, method.lower(), operation_of(route.endpoint)
+                yield path, method.lower(), operation_of(route.endpoint)
 
 
 def _operation(
@@ -77,6 +78,8 @@ def _operation(
         spec["requestBody"] = {"required": op.body_required, "content": content}
         responses[400] = "The body is not JSON, or not a JSON object."
         responses[413] = f"The body is over {max_body_bytes} bytes."
+    if op.raw_body is not None:
+        spec["requestBody"] = op.raw_body_spec()
     if path in OPEN_PATHS:
         spec["security"] = []
     else:
@@ -94,7 +97,7 @@ def _models(operations: Sequence[Operation]) -> list[tuple[type[BaseModel], Json
         if op.body is not None:
             modes[op.body] = "validation"
         for answer in op.responses.values():
-            if not isinstance(answer, str):
+            if isinstance(answer, tuple):
                 modes[answer[0]] = "serialization"
     return list(modes.items())
 

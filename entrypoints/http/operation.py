@@ -9,6 +9,7 @@ being documented, nor documented without being served.
 from __future__ import annotations
 
 import inspect
+import re
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar
@@ -30,9 +31,43 @@ from domain.models import TaskStatus
 Handler = Callable[[Request], Awaitable[Response]]
 H = TypeVar("H", bound=Callable[..., Awaitable[Response]])
 
-Answer = tuple[type[BaseModel], str] | str
-"""A documented response: a model and what it means, or (a bare string) an ``Error``
-saying what went wrong."""
+
+BINARY: Mapping[str, Any] = {"schema": {"type": "string", "format": "binary"}}
+"""The OpenAPI content of raw bytes (a body or a response that is not JSON)."""
+
+
+@dataclass(frozen=True)
+class Raw:
+    """A documented response that is not JSON: bytes of ``media_type`` (None: no body,
+    as a redirect has), with the ``headers`` it sets (name: what it holds)."""
+
+    description: str
+    media_type: str | None = "application/octet-stream"
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+    def spec(self) -> dict[str, Any]:
+        response: dict[str, Any] = {"description": self.description}
+        if self.media_type is not None:
+            response["content"] = {self.media_type: BINARY}
+        if self.headers:
+            response["headers"] = {
+                name: {"description": text, "schema": {"type": "string"}}
+                for name, text in self.headers.items()
+            }
+        return response
+
+
+_CONVERTER = re.compile(r"\{(\w+):\w+\}")
+
+
+def openapi_path(path: str) -> str:
+    """A route's path as OpenAPI writes it: ``/blobs/{key:path}`` is ``/blobs/{key}``."""
+    return _CONVERTER.sub(r"{\1}", path)
+
+
+Answer = tuple[type[BaseModel], str] | str | Raw
+"""A documented response: a model and what it means, (a bare string) an ``Error``
+saying what went wrong, or a ``Raw`` answer."""
 
 
 @dataclass(frozen=True)
@@ -57,6 +92,11 @@ class Operation:
     body_required: bool = True
     params: Sequence[Param] = ()
     doc: str = field(default="")
+    raw_body: str | None = None
+    """The media type of a body taken as raw bytes (not JSON); None: none such."""
+
+    def raw_body_spec(self) -> dict[str, Any]:
+        return {"required": True, "content": {self.raw_body: BINARY}}
 
 
 _ATTRIBUTE = "__taskq_operation__"
@@ -69,12 +109,14 @@ def operation(
     body: type[BaseModel] | None = None,
     body_required: bool = True,
     params: Sequence[Param] = (),
+    raw_body: str | None = None,
 ) -> Callable[[H], H]:
     """Document the decorated handler (see the module docstring)."""
 
     def mark(handler: H) -> H:
         doc = inspect.getdoc(handler) or ""
-        setattr(handler, _ATTRIBUTE, Operation(id, responses, body, body_required, params, doc))
+        found = Operation(id, responses, body, body_required, params, doc, raw_body)
+        setattr(handler, _ATTRIBUTE, found)
         return handler
 
     return mark

@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from adapters.email import SesEmailSender
-from adapters.handlers.builtin import register_builtins
+from adapters.handlers.email import email_task_type
 from bootstrap.container import build_container
 from bootstrap.settings import Settings
 from domain.models import TaskStatus
@@ -45,7 +45,7 @@ def ses(aws_endpoint_url: str) -> Any:
 
 async def test_an_email_task_is_sent_through_ses(aws_endpoint_url: str, ses: Any) -> None:
     rig = WorkerRig()
-    register_builtins(rig.task_types, mail=SesEmailSender(ses, sender=SENDER))
+    rig.task_types.add(email_task_type(SesEmailSender(ses, sender=SENDER)))
     payload = {"to": ["ann@example.com", "bob@example.com"], "subject": "Via SES", "text": "hi"}
     task = await rig.submit("email", payload)
 
@@ -66,7 +66,7 @@ async def test_ses_refusing_an_unverified_sender_fails_the_task_at_once(
     aws_endpoint_url: str, ses: Any
 ) -> None:
     rig = WorkerRig()
-    register_builtins(rig.task_types, mail=SesEmailSender(ses, sender="stranger@nowhere.test"))
+    rig.task_types.add(email_task_type(SesEmailSender(ses, sender="stranger@nowhere.test")))
     task = await rig.submit("email", "ann@example.com", max_attempts=3)
 
     assert await rig.process_visible() == [Outcome.FAILED]

@@ -9,7 +9,7 @@ import pytest
 
 from adapters.email import SmtpEmailSender, SmtpSettings, StartTls
 from adapters.email.smtp import is_loopback
-from adapters.handlers.builtin import register_builtins
+from adapters.handlers.email import email_task_type
 from domain.email import Email, EmailNotSentYet, EmailRejected
 from domain.errors import PermanentTaskError
 from domain.models import TaskStatus
@@ -32,7 +32,7 @@ def sender(server: SmtpServer, **options: object) -> SmtpEmailSender:
 
 def email_rig(mail: SmtpEmailSender) -> WorkerRig:
     rig = WorkerRig()
-    register_builtins(rig.task_types, mail=mail)
+    rig.task_types.add(email_task_type(mail))
     return rig
 
 

@@ -16,7 +16,7 @@ from bootstrap.settings import Settings
 from domain.health import PROBE_INTERVAL_SECONDS
 from entrypoints.http.app import create_app
 
-PAYLOAD = {"dataset": "x" * 20_000, "format": "csv"}
+PAYLOAD = {"dataset": "tasks", "type": "x" * 20_000, "format": "csv"}
 
 
 async def cap_pages(db: SqliteDatabase, pages: int) -> None:

@@ -41,6 +41,7 @@ from scripts.local_aws import moto_server
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_s3 import S3Client
     from mypy_boto3_sqs import SQSClient
 
 REGION = "us-east-1"
@@ -84,7 +85,7 @@ def _ping_docker() -> bool:
 def _start_localstack() -> str:
     from testcontainers.community.localstack import LocalStackContainer
 
-    container = LocalStackContainer(image=LOCALSTACK_IMAGE).with_services("sqs", "dynamodb")
+    container = LocalStackContainer(image=LOCALSTACK_IMAGE).with_services("sqs", "dynamodb", "s3")
     container.start()
     atexit.register(container.stop)
     return str(container.get_url())
@@ -152,7 +153,7 @@ def service_endpoint(service: str, endpoint: str) -> str:
 
 
 def _client(
-    service: Literal["sqs", "dynamodb", "ses"], endpoint: str, config: Config | None
+    service: Literal["sqs", "dynamodb", "ses", "s3"], endpoint: str, config: Config | None
 ) -> Any:
     """A new client of ``service``: tests that register event hooks on it affect
     nothing else."""
@@ -179,6 +180,15 @@ def dynamodb_client(endpoint: str, config: Config | None = None) -> DynamoDBClie
 def ses_client(endpoint: str) -> Any:
     """An SES client of ``endpoint`` (moto records what it sent: ``/moto-api/data.json``)."""
     return _client("ses", endpoint, None)
+
+
+def s3_client(endpoint: str) -> S3Client:
+    """An S3 client of ``endpoint``, buckets addressed by path (a local endpoint has no
+    per-bucket host names)."""
+    client: S3Client = _client(
+        "s3", endpoint, client_config(s3={"addressing_style": "path"}, signature_version="s3v4")
+    )
+    return client
 
 
 def use_shared_clients(container: Any, endpoint: str) -> None:

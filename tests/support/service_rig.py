@@ -6,13 +6,16 @@ tasks, messages on the queue) and put tasks in any state the way a worker would.
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
+from adapters.blobs import DirectoryBlobStore
 from adapters.clock import ManualClock
 from adapters.handlers.builtin import register_builtins
 from adapters.memory import InMemoryTaskQueue, InMemoryTaskRepository, InMemoryWorkerRegistry
+from adapters.stoppable_pool import StoppableProcessPool
 from domain.errors import InvalidInput, TaskNotFound
 from domain.models import JSON, Task, TaskStatus, WorkerInfo
 from domain.reconcile import Reconciler
@@ -37,7 +40,14 @@ def check_count(payload: JSON) -> None:
 def sample_task_types() -> HandlerRegistry:
     """The built-in types (email, image-resize, data-export) and two of a team's own:
     ``echo`` takes any payload, ``counted`` validates its payload."""
-    task_types = register_builtins(HandlerRegistry())
+    task_types = register_builtins(
+        HandlerRegistry(),
+        # Submitting validates payloads only: the handlers' store and pool stay unused.
+        blobs=DirectoryBlobStore(tempfile.gettempdir()),
+        cpu=StoppableProcessPool(1),
+        tasks=InMemoryTaskRepository(),
+        public_url="http://127.0.0.1:8080",
+    )
     task_types.add(TaskType("echo", lambda payload: payload, 5.0))
     task_types.add(TaskType("counted", lambda payload: payload, 5.0, check_count))
     return task_types

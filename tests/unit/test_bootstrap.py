@@ -91,6 +91,7 @@ async def test_the_memory_backend_starts_no_sqlite_file(tmp_path: Path) -> None:
             container.mail,
             container.stoppable_pool,
             container.cpu_pool,
+            container.blobs,
         }
         assert set(started_resources(container)) == shared
         await container.task_service().submit(SubmitRequest(type="email", payload="a@b.io"))
@@ -103,6 +104,6 @@ def test_each_backend_reaches_only_its_own_resources() -> None:
         container = build_container(Settings(backend=backend))
         return len(list(container.traverse(types=[providers.Resource])))
 
-    # The handler threads, the tracer, the email sender and the two process pools, plus
-    # the SQLite file, or the provisioning step.
-    assert (resources("memory"), resources("sqlite"), resources("aws")) == (5, 6, 6)
+    # The handler threads, the tracer, the email sender, the two process pools and the
+    # blob store, plus the SQLite file, or the provisioning step.
+    assert (resources("memory"), resources("sqlite"), resources("aws")) == (6, 7, 7)

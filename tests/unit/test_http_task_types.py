@@ -9,7 +9,6 @@ from dependency_injector import providers
 from jsonschema import Draft202012Validator
 from openapi_spec_validator import validate
 
-from adapters.handlers.builtin import register_builtins
 from bootstrap.container import Container, build_container
 from bootstrap.settings import Settings
 from domain.errors import InvalidInput
@@ -17,6 +16,7 @@ from domain.models import JSON
 from domain.task_types import HandlerRegistry, TaskType
 from entrypoints.http.app import create_app
 from tests.support.http_app import Serve
+from tests.support.service_rig import sample_task_types
 
 REF = "#/components/schemas/"
 
@@ -40,7 +40,9 @@ def with_types(*extra: TaskType, **settings: Any) -> Container:
     for task_type in extra:
         task_types.add(task_type)
     container = build_container(Settings(backend="memory", **settings))
-    container.task_types.override(providers.Object(register_builtins(task_types)))
+    for builtin in (sample_task_types().get(n) for n in ("email", "image-resize", "data-export")):
+        task_types.add(builtin)
+    container.task_types.override(providers.Object(task_types))
     return container
 
 
@@ -104,21 +106,30 @@ BUILTIN_PAYLOADS: dict[str, list[tuple[JSON, bool]]] = {
     ],
     "image-resize": [
         ("cat.png", True),
-        ({"image": "cat.png", "width": 64, "height": 20000}, True),
+        ({"image": "cat.png", "width": 64, "height": 2000}, True),
+        ({"image": "cat.png", "width": 64, "height": 64, "fit": "cover", "format": "JPEG"}, True),
         ("  ", False),
         ({"image": "cat.png", "width": 0, "height": 64}, False),
         ({"image": "cat.png", "width": 20001, "height": 64}, False),
         ({"image": " ", "width": 1, "height": 1}, False),
         ({"image": "cat.png", "width": "64", "height": 64}, False),
         ({"image": "cat.png", "width": 64}, False),
+        ({"image": "cat.png", "width": 64, "height": 64, "fit": "stretch"}, False),
+        ({"image": "cat.png", "width": 64, "height": 64, "format": "bmp"}, False),
+        ({"image": "cat.png", "width": 64, "height": 64, "colour": "red"}, False),
         ([], False),
     ],
     "data-export": [
-        ("users", True),
-        ({"dataset": "users"}, True),
-        ({"dataset": "users", "format": "ndjson"}, True),
-        ({"dataset": "users", "format": "xml"}, False),
-        ({"dataset": ""}, False),
+        ("report-2024", True),
+        ("failed", True),
+        ({"dataset": "tasks"}, True),
+        ({"dataset": "tasks", "format": "jsonl", "status": ["failed", "COMPLETED"]}, True),
+        ({"dataset": "tasks", "status": "pending", "type": "email", "name": "mine"}, True),
+        ({"dataset": "users"}, False),
+        ({"dataset": "tasks", "format": "xml"}, False),
+        ({"dataset": "tasks", "status": "lost"}, False),
+        ({"dataset": "tasks", "status": []}, False),
+        ({"dataset": "tasks", "extra": 1}, False),
         ({"format": "csv"}, False),
         ("", False),
         (True, False),
@@ -128,7 +139,7 @@ BUILTIN_PAYLOADS: dict[str, list[tuple[JSON, bool]]] = {
 
 @pytest.mark.parametrize("name", sorted(BUILTIN_PAYLOADS))
 def test_each_builtin_schema_accepts_what_its_validator_accepts(name: str) -> None:
-    task_type = register_builtins(HandlerRegistry()).get(name)
+    task_type = sample_task_types().get(name)
     assert task_type.input_schema is not None
     schema = Draft202012Validator(task_type.input_schema)
     for payload, valid in BUILTIN_PAYLOADS[name]:

@@ -72,7 +72,7 @@ async def test_a_result_at_the_limit_completes() -> None:
 
 async def test_http_answers_422_naming_the_limit(http_client: httpx.AsyncClient) -> None:
     response = await http_client.post(
-        "/tasks", json={"type": "data-export", "payload": {"dataset": JUST_OVER}}
+        "/tasks", json={"type": "data-export", "payload": {"dataset": "tasks", "type": JUST_OVER}}
     )
     assert response.status_code in (413, 422), response.text
     assert f"{MAX_TASK_DATA_BYTES:,}" in response.json()["error"]

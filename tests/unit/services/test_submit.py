@@ -172,11 +172,17 @@ async def test_a_validator_refusal_names_the_type_or_its_own_field(
 CAT = {"image": "cat.png", "width": 10, "height": 10}
 ACCEPTED: dict[str, list[Any]] = {
     "email": ["user@example.com", {"to": "user@example.com"}, {"to": "a@b.co", "subject": "hi"}],
-    "image-resize": ["cat.png", {"image": "cat.png", "width": 1, "height": 20000}],
+    "image-resize": [
+        "cat.png",
+        {"image": "cat.png", "width": 1, "height": 20000},
+        {"image": "uploads/a/cat.png", "width": 9, "height": 9, "fit": "cover", "format": "jpg"},
+    ],
     "data-export": [
         "users",
-        {"dataset": "users"},
-        *({"dataset": "users", "format": f} for f in ("json", "ndjson")),
+        "failed",
+        {"dataset": "tasks"},
+        *({"dataset": "tasks", "format": f} for f in ("csv", "json", "ndjson", "jsonl")),
+        {"dataset": "tasks", "status": "failed", "type": "email", "created_from": "2026-01-01"},
     ],
 }
 REFUSED: dict[str, list[Any]] = {
@@ -187,8 +193,16 @@ REFUSED: dict[str, list[Any]] = {
         {**CAT, "height": 20001},
         {"image": "cat.png", "width": 10},
         {**CAT, "image": ""},
+        {**CAT, "image": "../etc/passwd"},
+        {**CAT, "fit": "stretch"},
+        {**CAT, "format": "bmp"},
+        {**CAT, "width": 20000, "height": 20000},
     ],
-    "data-export": [None, "", [], {}, {"dataset": ""}, {"dataset": "users", "format": "xml"}],
+    "data-export": [
+        *(None, "", [], {}, {"dataset": ""}, {"dataset": "users"}, "../up"),
+        {"dataset": "tasks", "format": "xml"},
+        {"dataset": "tasks", "status": "DONE"},
+    ],
 }
 
 
