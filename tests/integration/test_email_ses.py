@@ -14,7 +14,7 @@ from bootstrap.container import build_container
 from bootstrap.settings import Settings
 from domain.models import TaskStatus
 from domain.processing import Outcome
-from tests.support.aws import aws_endpoint, ses_client
+from tests.support.aws import ses_client, start_moto_server
 from tests.support.worker_rig import WorkerRig
 
 pytestmark = pytest.mark.aws
@@ -25,15 +25,16 @@ SENDER = "robot@taskq.test"
 def sent_by_ses(endpoint: str) -> list[dict[str, Any]]:
     """The raw messages moto's SES sent."""
     response = httpx.get(f"{endpoint}/moto-api/data.json", timeout=10)
-    if response.status_code != 200:
-        pytest.skip(f"{endpoint} is not a moto server: cannot see what SES sent")
+    assert response.status_code == 200, f"{endpoint} is not a moto server: {response.text[:200]}"
     messages: list[dict[str, Any]] = response.json().get("ses", {}).get("RawMessage", [])
     return messages
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def aws_endpoint_url() -> str:
-    return aws_endpoint()
+    """A moto server of this module's own: ``/moto-api/data.json`` dumps every
+    service's state, which other tests' S3 uploads can make unreadable."""
+    return start_moto_server()
 
 
 @pytest.fixture
