@@ -9,9 +9,6 @@ override providers on it (``container.repository.override(...)``).
 
 from __future__ import annotations
 
-import importlib
-import os
-import sys
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 
@@ -19,7 +16,6 @@ from dependency_injector import containers, providers
 from prometheus_client import CollectorRegistry
 
 from adapters.clock import SystemClock
-from adapters.handlers.builtin import register_builtins
 from adapters.isolation import ProcessHandlerSandbox
 from adapters.observability.metrics import (
     ClusterGauges,
@@ -36,6 +32,7 @@ from bootstrap.backends import (
     aws_client,
     aws_sqs_poll_client,
 )
+from bootstrap.handlers import load_task_types as load_task_types  # its former home
 from bootstrap.settings import Settings
 from bootstrap.tracing import open_tracer
 from domain.dead_letters import DeadLetterMessages
@@ -45,26 +42,6 @@ from domain.processing import ProcessorSettings, TaskProcessor
 from domain.reconcile import Reconciler
 from domain.retry import RetryPolicy
 from domain.services import SubmissionLimits, TaskService
-from domain.task_types import HandlerRegistry, default_task_types
-
-
-def load_task_types(handler_modules: list[str]) -> HandlerRegistry:
-    """The built-in types plus every type the ``TASKQ_HANDLERS`` modules register.
-
-    Modules are found among the installed packages and, as ``python -m`` and uvicorn
-    do, in the current directory: the installed ``taskq`` script's own path is its bin
-    directory, where a team's ``mypkg/tasks.py`` is not.
-    """
-    if handler_modules and os.getcwd() not in sys.path:
-        sys.path.insert(0, os.getcwd())
-    for module in handler_modules:
-        try:
-            importlib.import_module(module)  # registers into default_task_types on import
-        except ImportError as exc:
-            raise ImportError(
-                f"TASKQ_HANDLERS names {module!r}, which cannot be imported: {exc}"
-            ) from exc
-    return register_builtins(default_task_types.copy())
 
 
 def thread_pool(max_workers: int) -> Iterator[ThreadPoolExecutor]:
@@ -85,7 +62,11 @@ class Container(containers.DeclarativeContainer):
     settings = providers.Singleton(Settings)
 
     clock = providers.Singleton(SystemClock)
-    task_types = providers.Singleton(load_task_types, settings.provided.handler_modules)
+    task_types = providers.Singleton(
+        load_task_types,
+        settings.provided.handler_modules,
+        settings.provided.max_attempts_limit,
+    )
     executor = providers.Resource(thread_pool, settings.provided.worker_count)
     # Where a task runs once an attempt of it was lost: a child process of its own.
     sandbox = providers.Singleton(ProcessHandlerSandbox, preload=settings.provided.handler_modules)

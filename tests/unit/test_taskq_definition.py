@@ -7,8 +7,9 @@ import subprocess
 import sys
 from typing import Any
 
+import pydantic
 import pytest
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 
 from taskq import TaskContext, definition_of, task
 
@@ -41,7 +42,7 @@ def test_definition_comes_from_hints() -> None:
     assert found.parse_input({"image": "a.png", "width": "3"}) == ResizeIn(image="a.png", width=3)
     assert found.dump_output(ResizeOut(key="k")) == {"key": "k"}
     assert found.parse_output({"key": "k"}) == ResizeOut(key="k")
-    with pytest.raises(ValidationError) as caught:
+    with pytest.raises(pydantic.ValidationError) as caught:
         found.parse_input({"image": "a.png"})
     assert caught.value.errors()[0]["loc"] == ("width",)
 
