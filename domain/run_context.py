@@ -58,35 +58,17 @@ class DetachedContext:
     def __init__(
         self, task_id: str, task_type: str, attempt: int, max_attempts: int, deadline: datetime
     ) -> None:
-        self._fields = (task_id, task_type, attempt, max_attempts, deadline)
-        self._logger = TaskLogger(
+        self.task_id = task_id
+        self.task_type = task_type
+        self.attempt = attempt
+        """This attempt's number, 1 for the first."""
+        self.max_attempts = max_attempts
+        self.deadline = deadline
+        """When this attempt's time runs out (UTC)."""
+        self.logger: logging.LoggerAdapter[logging.Logger] = TaskLogger(
             logging.getLogger(LOGGER_NAME),
             {"task_id": task_id, "type": task_type, "attempt": attempt},
         )
-
-    @property
-    def task_id(self) -> str:
-        return self._fields[0]
-
-    @property
-    def task_type(self) -> str:
-        return self._fields[1]
-
-    @property
-    def attempt(self) -> int:
-        return self._fields[2]
-
-    @property
-    def max_attempts(self) -> int:
-        return self._fields[3]
-
-    @property
-    def deadline(self) -> datetime:
-        return self._fields[4]
-
-    @property
-    def logger(self) -> logging.LoggerAdapter[logging.Logger]:
-        return self._logger
 
     @property
     def cancelled(self) -> bool:
@@ -107,7 +89,8 @@ class DetachedContext:
         return Progress.report(percent, message, datetime.now(self.deadline.tzinfo))
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (DetachedContext, self._fields)
+        fields = (self.task_id, self.task_type, self.attempt, self.max_attempts, self.deadline)
+        return (DetachedContext, fields)
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} task {self.task_id} attempt {self.attempt}>"

@@ -107,4 +107,5 @@ async def test_the_handlers_log_records_carry_the_tasks_fields(
 
     [record] = [r for r in caplog.records if r.name == "taskq.handler"]
     assert record.getMessage() == "resized z"
-    assert (record.task_id, record.type, record.attempt) == (task["id"], "typed-resize", 1)
+    fields = vars(record)
+    assert (fields["task_id"], fields["type"], fields["attempt"]) == (task["id"], "typed-resize", 1)

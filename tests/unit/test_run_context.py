@@ -51,6 +51,31 @@ async def started(rig: ProcessingRig) -> tuple[Task, asyncio.Task[Outcome]]:
     return task, run
 
 
+def stops_when_told(seen: list[bool]) -> Any:
+    """An async handler that returns once told to stop, noting what ``cancelled`` said."""
+
+    async def polite(payload: Any, context: taskq.TaskContext) -> str:
+        await context.wait_cancelled()
+        seen.append(context.cancelled)
+        return "stopped"
+
+    return polite
+
+
+def polls_until_told(seen: threading.Event) -> Any:
+    """A sync handler (run in a thread) that polls ``cancelled`` for up to 5 s."""
+
+    def polling(payload: Any, context: taskq.TaskContext) -> str:
+        for _ in range(500):
+            if context.cancelled:
+                seen.set()
+                return "stopped"
+            threading.Event().wait(0.01)
+        return "never told"
+
+    return polling
+
+
 def a_context(report: Any = None) -> RunContext:
     clock = ManualClock()
     task = Task.create("job", None, clock.now()).claim("lease", clock.now(), 30)
@@ -137,11 +162,7 @@ async def test_progress_sync_from_a_thread_reaches_the_worker_loop() -> None:
 
 async def test_a_cancel_request_is_told_to_the_handler_which_stops_by_itself() -> None:
     seen: list[bool] = []
-
-    async def polite(payload: Any, context: taskq.TaskContext) -> str:
-        await context.wait_cancelled()
-        seen.append(context.cancelled)
-        return "stopped"
+    polite = stops_when_told(seen)
 
     rig, _ = rig_with(polite)
     task, run = await started(rig)
@@ -156,16 +177,7 @@ async def test_a_cancel_request_is_told_to_the_handler_which_stops_by_itself() -
 
 async def test_a_sync_handler_sees_the_cancel_in_its_thread() -> None:
     seen = threading.Event()
-
-    def polling(payload: Any, context: taskq.TaskContext) -> str:
-        for _ in range(500):
-            if context.cancelled:
-                seen.set()
-                return "stopped"
-            threading.Event().wait(0.01)
-        return "never told"
-
-    rig, _ = rig_with(polling)
+    rig, _ = rig_with(polls_until_told(seen))
     task, run = await started(rig)
     await rig.service.cancel(task.id)
     await rig.clock.advance(HEARTBEAT)
@@ -198,11 +210,7 @@ async def test_a_handler_that_ignores_the_cancel_is_stopped_after_its_grace() ->
 
 async def test_a_lost_lease_is_told_to_the_handler() -> None:
     seen: list[bool] = []
-
-    async def polite(payload: Any, context: taskq.TaskContext) -> str:
-        await context.wait_cancelled()
-        seen.append(context.cancelled)
-        return "stopped"
+    polite = stops_when_told(seen)
 
     rig, repo = rig_with(polite)
     task, run = await started(rig)
@@ -219,16 +227,7 @@ async def test_a_lost_lease_is_told_to_the_handler() -> None:
 
 async def test_a_sync_handler_past_its_timeout_is_told_to_stop() -> None:
     seen = threading.Event()
-
-    def slow(payload: Any, context: taskq.TaskContext) -> str:
-        for _ in range(500):
-            if context.cancelled:
-                seen.set()
-                return "late"
-            threading.Event().wait(0.01)
-        return "never told"
-
-    rig, _ = rig_with(slow, timeout=0.05)
+    rig, _ = rig_with(polls_until_told(seen), timeout=0.05)
     task, run = await started(rig)
     outcome = await asyncio.wait_for(run, timeout=5)
 
@@ -245,12 +244,13 @@ async def test_the_logger_carries_the_tasks_fields_beside_the_callers_own(
     context.logger.info("rows done", extra={"rows": 3, "task_id": "forged"})
 
     [record] = caplog.records
-    assert (record.task_id, record.type, record.attempt, record.rows) == (  # type: ignore[attr-defined]
+    fields = vars(record)
+    assert [fields[name] for name in ("task_id", "type", "attempt", "rows")] == [
         context.task_id,
         "job",
         1,
         3,
-    )
+    ]
 
 
 async def test_in_a_child_process_progress_does_nothing_and_cancelled_stays_false() -> None:
