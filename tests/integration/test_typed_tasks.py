@@ -10,8 +10,14 @@ from pathlib import Path
 
 import pytest
 
+from adapters.clock import ManualClock
+from adapters.isolation import ProcessHandlerSandbox
+from bootstrap.handlers import load_task_types
+from domain.models import Task
+from domain.progress import Progress
+from domain.run_context import RunContext
 from tests.support import typed_handlers
-from tests.support.typed_service import submitted, task_when, typed_service
+from tests.support.typed_service import HANDLERS, submitted, task_when, typed_service
 
 BACKENDS = ["memory", "sqlite"]
 
@@ -109,3 +115,19 @@ async def test_the_handlers_log_records_carry_the_tasks_fields(
     assert record.getMessage() == "resized z"
     fields = vars(record)
     assert (fields["task_id"], fields["type"], fields["attempt"]) == (task["id"], "typed-resize", 1)
+
+
+async def test_an_isolated_typed_task_runs_in_a_child_process_with_a_detached_context() -> None:
+    sandbox = ProcessHandlerSandbox(preload=[HANDLERS])
+    resize = load_task_types([HANDLERS]).get("typed-resize")
+    clock = ManualClock()
+    task = Task.create("typed-resize", None, clock.now()).claim("lease", clock.now(), 30)
+    reports: list[Progress] = []
+    context = RunContext(task, deadline=clock.now(), clock=clock, report=reports.append)
+
+    result = await sandbox.run(
+        resize.bound_to(context), {"image": "a", "width": 2, "height": 3}, timeout_seconds=30
+    )
+
+    assert result == {"key": "a@2x3", "pixels": 6}
+    assert reports == []  # in the child, progress goes nowhere
