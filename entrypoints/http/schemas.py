@@ -241,7 +241,6 @@ class TaskOut(BaseModel):
         "attributed to the task that caused it."
     )
     progress: ProgressOut | None = Field(
-        default=None,
         description="What the handler last reported of its progress (at most one write a "
         "second is kept, the latest report wins); null if it never reported.",
     )
