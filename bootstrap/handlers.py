@@ -107,6 +107,8 @@ def check_no_shadowing(handler_modules: list[str]) -> None:
         if top is not None:
             roots.add(top.parent)
     for root in sorted(roots):
+        if _is_engine_checkout(root):
+            continue  # the engine's own source (installed from it): not the application's
         for package in ENGINE_PACKAGES:
             theirs = _location(importlib.machinery.PathFinder.find_spec(package, [str(root)]))
             if theirs is not None and theirs != _engine_location(package):
@@ -117,6 +119,12 @@ def check_no_shadowing(handler_modules: list[str]) -> None:
                     "both. Rename the application's package (for example to "
                     f"'<app>_{package}'), or move it under the application's own package"
                 )
+
+
+def _is_engine_checkout(root: Path) -> bool:
+    """``root`` holds the engine's source: all its packages, the container among them."""
+    packages = all((root / package / "__init__.py").is_file() for package in ENGINE_PACKAGES)
+    return packages and (root / "bootstrap" / "container.py").is_file()
 
 
 def _location(spec: importlib.machinery.ModuleSpec | None) -> Path | None:

@@ -107,6 +107,18 @@ def test_an_application_package_named_like_the_engines_is_refused_naming_its_pat
     assert "Rename the application's package" in message
 
 
+def test_a_checkout_of_the_engine_itself_is_not_a_shadow(app_dir: Path) -> None:
+    """``pip install .`` from a checkout, then ``taskq serve`` run in it: the checkout's
+    packages are the engine's own source, not an application's."""
+    for package in ("domain", "adapters", "entrypoints", "bootstrap"):
+        (app_dir / package).mkdir()
+        (app_dir / package / "__init__.py").write_text("")
+    (app_dir / "bootstrap" / "container.py").write_text("")
+    name = module(app_dir, TYPED.format(name="from-a-checkout", attempts=None))
+
+    assert "from-a-checkout" in load_task_types([name])
+
+
 def test_a_directory_without_python_files_is_no_package(app_dir: Path) -> None:
     (app_dir / "bootstrap" / "css").mkdir(parents=True)
     (app_dir / "bootstrap" / "css" / "bootstrap.min.css").write_text("body {}\n")
