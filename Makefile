@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-dev
 RUNSTAMP := $(VENV)/.installed
 
-.PHONY: run test lint typecheck unit dev bench reliability clean promtool
+.PHONY: run test lint typecheck unit dev bench reliability clean promtool browser
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -42,9 +42,21 @@ promtool:
 		    DEBIAN_FRONTEND=noninteractive apt-get install -y -q prometheus >/dev/null 2>&1; }; } || \
 		echo "promtool could not be installed: its tests skip"
 
+# Chromium and its driver (Debian's chromium, chromium-driver) for the dashboard's
+# browser tests; installed when missing and we are root (CI here), else those tests
+# skip with the reason. A failed install is no error.
+browser:
+	@{ command -v chromedriver >/dev/null 2>&1 && \
+	   { command -v chromium >/dev/null 2>&1 || command -v google-chrome >/dev/null 2>&1; }; } || \
+		[ "$$(id -u)" != 0 ] || \
+		{ DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium chromium-driver >/dev/null 2>&1 || \
+		  { apt-get update -q >/dev/null 2>&1 && \
+		    DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium chromium-driver >/dev/null 2>&1; }; } || \
+		echo "chromium could not be installed: the browser tests skip"
+
 # Two pytest workers, a test file each at a time (the e2e files start their own servers
 # and processes): about 4 minutes here instead of 8.
-test: lint typecheck promtool
+test: lint typecheck promtool browser
 	$(BIN)/python -m pytest -n 2 --dist loadfile
 
 # All seven benchmarks (about 15 minutes); writes docs/benchmarks.md.

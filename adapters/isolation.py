@@ -63,7 +63,7 @@ class ProcessHandlerSandbox:
             raise ValueError("a sandbox never forks the worker itself: use forkserver or spawn")
         self._context: Any = multiprocessing.get_context(start_method)
         if start_method == "forkserver":
-            self._context.set_forkserver_preload(_preload_modules(preload))
+            self._context.set_forkserver_preload(preload_modules(preload))
 
     async def run(self, task_type: TaskType, payload: JSON, *, timeout_seconds: float) -> JSON:
         if timeout_seconds <= 0:
@@ -79,11 +79,11 @@ class ProcessHandlerSandbox:
             name=f"taskq-isolated-{task_type.name}",
         )
         try:
-            await _start(process)
+            await start_child(process)
             child_end.close()  # the child holds its end: EOF here means it is gone
             try:
                 async with asyncio.timeout(timeout_seconds):
-                    await _readable(parent_end.fileno())
+                    await wait_readable(parent_end.fileno())
             except TimeoutError:
                 await self._stop(process)
                 raise HandlerTimeout(
@@ -106,12 +106,12 @@ class ProcessHandlerSandbox:
         try:
             kind, value = conn.recv()
         except (EOFError, OSError):
-            if not await _exited(process, EXIT_WAIT_SECONDS):
+            if not await wait_exited(process, EXIT_WAIT_SECONDS):
                 await self._stop(process)  # closed its pipe but lingers: crashed all the same
-            raise _crash(task_type, process.exitcode) from None
+            raise crash_error(task_type.name, process.exitcode) from None
         if kind == "ok":
             return value
-        raise _rebuild(value)
+        raise rebuild_exception(value)
 
     async def _stop(self, process: Any, *, at_once: bool = True) -> None:
         """Kill the child if it still runs (``at_once``, or after ``EXIT_GRACE_SECONDS``),
@@ -119,22 +119,22 @@ class ProcessHandlerSandbox:
         if process.pid is None:
             return  # never started
         if not at_once:
-            await _exited(process, EXIT_GRACE_SECONDS)
+            await wait_exited(process, EXIT_GRACE_SECONDS)
         if process.exitcode is None:
             with contextlib.suppress(OSError):
                 process.kill()
-            await _exited(process, EXIT_WAIT_SECONDS)
+            await wait_exited(process, EXIT_WAIT_SECONDS)
         if process.exitcode is not None:
             process.join()  # reaped already: returns at once
 
 
-def _preload_modules(handler_modules: Sequence[str]) -> list[str]:
+def preload_modules(handler_modules: Sequence[str]) -> list[str]:
     """What the fork server imports once: this module (the child's entry point), the
     handler modules, and what the program's main module imports. multiprocessing runs
     the main module again in each child (as ``__mp_main__``); with its imports already
     loaded that costs next to nothing, where for the ``taskq`` script it would otherwise
     import the whole engine every time (~0.3 s)."""
-    modules = [__name__, "adapters.handlers.builtin", *handler_modules]
+    modules = [__name__, "adapters.stoppable_pool", "adapters.handlers.builtin", *handler_modules]
     main = sys.modules.get("__main__")
     if main is None:
         return modules
@@ -150,7 +150,7 @@ def _preload_modules(handler_modules: Sequence[str]) -> list[str]:
     return list(dict.fromkeys(modules))
 
 
-async def _start(process: BaseProcess) -> None:
+async def start_child(process: BaseProcess) -> None:
     """Start the child off the event loop (the first start launches the fork server);
     a start under way when the caller is cancelled is finished, so the child is known
     and can be stopped."""
@@ -163,7 +163,7 @@ async def _start(process: BaseProcess) -> None:
         raise
 
 
-async def _readable(fd: int) -> None:
+async def wait_readable(fd: int) -> None:
     loop = asyncio.get_running_loop()
     ready: asyncio.Future[None] = loop.create_future()
 
@@ -178,27 +178,29 @@ async def _readable(fd: int) -> None:
         loop.remove_reader(fd)
 
 
-async def _exited(process: Any, seconds: float) -> bool:
+async def wait_exited(process: Any, seconds: float) -> bool:
     """Wait up to ``seconds`` for the child to end; True if it has."""
     if process.exitcode is not None:
         return True
     with contextlib.suppress(TimeoutError):
         async with asyncio.timeout(seconds):
-            await _readable(process.sentinel)
+            await wait_readable(process.sentinel)
     return process.exitcode is not None
 
 
-def _crash(task_type: TaskType, exit_code: int | None) -> HandlerCrashed:
+def crash_error(handler_name: str, exit_code: int | None) -> HandlerCrashed:
+    """What a child's ``exit_code`` (negative: the signal that ended it) says of the
+    handler ``handler_name`` that ran in it."""
     if exit_code is not None and exit_code < 0:
         try:
-            name = signal.Signals(-exit_code).name
+            signal_name = signal.Signals(-exit_code).name
         except ValueError:
-            name = str(-exit_code)
-        return HandlerCrashed(task_type.name, exit_code, f"{name} ({-exit_code})")
-    return HandlerCrashed(task_type.name, exit_code)
+            signal_name = str(-exit_code)
+        return HandlerCrashed(handler_name, exit_code, f"{signal_name} ({-exit_code})")
+    return HandlerCrashed(handler_name, exit_code)
 
 
-def _rebuild(raised: tuple[str, bool, bytes | None]) -> BaseException:
+def rebuild_exception(raised: tuple[str, bool, bytes | None]) -> BaseException:
     """The handler's exception as the child pickled it, or one that says the same."""
     description, permanent, pickled = raised
     if pickled is not None:
@@ -221,8 +223,8 @@ def _child_main(conn: multiprocessing.connection.Connection, handler: Any, paylo
     and must not end an attempt as the handler's crash: the worker drains, then stops
     them itself (SIGKILL). Python-level handlers, not SIG_IGN: programs that a handler
     starts get the default dispositions back."""
-    signal.signal(signal.SIGINT, _ignore_signal)
-    signal.signal(signal.SIGTERM, _ignore_signal)
+    signal.signal(signal.SIGINT, ignore_signal)
+    signal.signal(signal.SIGTERM, ignore_signal)
     threading.Thread(target=_exit_with_parent, args=(conn,), daemon=True).start()
     message: tuple[str, Any]
     try:
@@ -231,14 +233,14 @@ def _child_main(conn: multiprocessing.connection.Connection, handler: Any, paylo
             result = asyncio.run(_wait(result))
         message = ("ok", result)
     except Exception as exc:
-        message = ("raised", _raised(exc))
+        message = ("raised", describe_raised(exc))
     try:
         conn.send(message)
     except Exception as exc:  # an unpicklable result
-        conn.send(("raised", _raised(exc)))
+        conn.send(("raised", describe_raised(exc)))
 
 
-def _ignore_signal(signum: int, frame: object) -> None:
+def ignore_signal(signum: int, frame: object) -> None:
     pass
 
 
@@ -254,7 +256,7 @@ def _exit_with_parent(conn: multiprocessing.connection.Connection) -> None:
     os._exit(_PARENT_GONE_EXIT_CODE)
 
 
-def _raised(exc: Exception) -> tuple[str, bool, bytes | None]:
+def describe_raised(exc: Exception) -> tuple[str, bool, bytes | None]:
     text = str(exc)
     description = f"{type(exc).__name__}: {text}" if text else type(exc).__name__
     pickled: bytes | None

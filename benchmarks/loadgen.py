@@ -44,7 +44,7 @@ class Connection:
         if not status_line:
             raise HttpError("connection closed")
         status = int(status_line.split(b" ", 2)[1])
-        length = 0
+        length, is_json = 0, False
         while True:
             line = await self._reader.readline()
             if line in (b"\r\n", b""):
@@ -52,8 +52,12 @@ class Connection:
             name, _, value = line.partition(b":")
             if name.strip().lower() == b"content-length":
                 length = int(value)
+            elif name.strip().lower() == b"content-type":
+                is_json = b"json" in value.lower()
         payload = await self._reader.readexactly(length) if length else b""
-        return status, json.loads(payload) if payload else None
+        if not payload:
+            return status, None
+        return status, json.loads(payload) if is_json else payload  # a page: its bytes
 
     async def close(self) -> None:
         self._writer.close()

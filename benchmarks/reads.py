@@ -1,6 +1,7 @@
-"""Benchmark 4: GET /metrics and GET /tasks?status=... latency against the number of
-stored tasks (memory and sqlite), p50 over ``--requests`` sequential requests. Two API
-processes serve the two sizes side by side; requests alternate between them.
+"""Benchmark 4: GET /metrics, GET /tasks?status=... and GET /ui (the dashboard's
+overview) latency against the number of stored tasks (memory and sqlite), p50 over
+``--requests`` sequential requests. Two API processes serve the two sizes side by side;
+requests alternate between them.
 
     /work/venv/bin/python -m benchmarks.reads --small 1000 --large 100000
 """
@@ -23,6 +24,7 @@ PATHS = {
     "metrics": "/metrics",
     "list_pending": "/tasks?status=PENDING&limit=50",
     "list_completed": "/tasks?status=COMPLETED&limit=50",
+    "ui_overview": "/ui",  # the dashboard's overview page: it reads counts, not rows
 }
 
 

@@ -34,6 +34,7 @@ from benchmarks import (
     memory_rss,
     original_loop,
     reads,
+    waiting,
 )
 from benchmarks.common import ROOT, cpu_model, moto_server
 from benchmarks.http_throughput import OBSERVABILITY_OFF, SHIPPED_DEFAULTS
@@ -55,6 +56,8 @@ class Sizes:
     aws_latency_tasks: int
     io_tasks: int
     rss_tasks: int
+    waiters: int = 1000
+    waiting_load: int = 3000
 
 
 FULL = Sizes(
@@ -88,6 +91,8 @@ QUICK = Sizes(
     aws_latency_tasks=3,
     io_tasks=100,
     rss_tasks=300,
+    waiters=50,
+    waiting_load=200,
 )
 AWS_WORKERS = 20
 AWS_PRODUCERS = 20
@@ -245,6 +250,10 @@ def run_all(sizes: Sizes, work: Path) -> dict[str, Any]:
         )
         for backend in ("sqlite", "memory")
     ]
+    results["waiting"] = timed(
+        "8 waiting requests",
+        lambda: waiting.run(sizes.waiters, sizes.waiting_load, work),
+    )
     results["finished"] = datetime.now(UTC).isoformat()
     return results
 

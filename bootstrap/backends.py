@@ -79,7 +79,7 @@ class SqliteBackend(containers.DeclarativeContainer):
 
 
 def aws_client(
-    service: Literal["sqs", "dynamodb"],
+    service: Literal["sqs", "dynamodb", "ses"],
     settings: Settings,
     *,
     read_timeout_extra: float = 0.0,

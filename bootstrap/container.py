@@ -33,6 +33,7 @@ from bootstrap.backends import (
     aws_sqs_poll_client,
 )
 from bootstrap.handlers import load_task_types as load_task_types  # its former home
+from bootstrap.mail import open_email_sender, open_pool, stoppable_handlers
 from bootstrap.settings import Settings
 from bootstrap.tracing import open_tracer
 from domain.dead_letters import DeadLetterMessages
@@ -42,6 +43,7 @@ from domain.processing import ProcessorSettings, TaskProcessor
 from domain.reconcile import Reconciler
 from domain.retry import RetryPolicy
 from domain.services import SubmissionLimits, TaskService
+from domain.waiting import CompletionWaiters, TaskWaiting
 
 
 def thread_pool(max_workers: int) -> Iterator[ThreadPoolExecutor]:
@@ -51,25 +53,47 @@ def thread_pool(max_workers: int) -> Iterator[ThreadPoolExecutor]:
 
 
 def task_observers(
-    metrics: bool, task_metrics: Callable[[], TaskEvents], task_log: TaskEvents
+    metrics: bool,
+    task_metrics: Callable[[], TaskEvents],
+    task_log: TaskEvents,
+    waiters: TaskEvents,
 ) -> list[TaskEvents]:
     """Who hears task events: the log always (failures are always logged), the
-    Prometheus counters unless ``TASKQ_METRICS=false`` (then never built)."""
-    return [task_metrics(), task_log] if metrics else [task_log]
+    Prometheus counters unless ``TASKQ_METRICS=false`` (then never built), and the
+    requests waiting for a task to finish."""
+    return [task_metrics(), task_log, waiters] if metrics else [task_log, waiters]
+
+
+def store_shared(backend: str) -> bool:
+    """Whether another process may change the tasks this one reads: every backend but
+    memory, whose tasks only this process changes (recording an event each time)."""
+    return backend != "memory"
 
 
 class Container(containers.DeclarativeContainer):
     settings = providers.Singleton(Settings)
 
     clock = providers.Singleton(SystemClock)
+    aws_ses = providers.Singleton(aws_client, "ses", settings)
+    # Where emails go (bootstrap/mail.py): SMTP, SES, or the local mailbox file.
+    mail = providers.Resource(open_email_sender, settings, aws_ses.provider)
     task_types = providers.Singleton(
         load_task_types,
         settings.provided.handler_modules,
         settings.provided.max_attempts_limit,
+        mail=mail,
     )
     executor = providers.Resource(thread_pool, settings.provided.worker_count)
     # Where a task runs once an attempt of it was lost: a child process of its own.
     sandbox = providers.Singleton(ProcessHandlerSandbox, preload=settings.provided.handler_modules)
+    # Warm processes, killed at the timeout or on cancel and replaced: one per worker
+    # slot for the handlers of ``stoppable`` types, TASKQ_CPU_WORKERS for CPU-bound work.
+    stoppable_pool = providers.Resource(
+        open_pool, settings.provided.worker_count, settings.provided.handler_modules, "taskq-slot"
+    )
+    cpu_pool = providers.Resource(
+        open_pool, settings.provided.cpu_workers, settings.provided.handler_modules, "taskq-cpu"
+    )
     retry_policy = providers.Singleton(
         RetryPolicy,
         base_seconds=settings.provided.retry_base_seconds,
@@ -95,10 +119,15 @@ class Container(containers.DeclarativeContainer):
     task_log = providers.Singleton(
         TaskEventLog, task_events_at_info=settings.provided.log_task_events
     )
+    completion_waiters = providers.Singleton(CompletionWaiters)
     task_events = providers.Singleton(
         FanOut,
         providers.Callable(
-            task_observers, settings.provided.metrics, task_metrics.provider, task_log
+            task_observers,
+            settings.provided.metrics,
+            task_metrics.provider,
+            task_log,
+            completion_waiters,
         ),
     )
     http_metrics = providers.Singleton(HttpMetrics, metrics_registry)
@@ -162,6 +191,12 @@ class Container(containers.DeclarativeContainer):
     task_service = providers.Singleton(
         TaskService, **_run, workers=workers, limits=submission_limits
     )
+    task_waiting = providers.Singleton(
+        TaskWaiting,
+        get=task_service.provided.get,
+        waiters=completion_waiters,
+        poll_store=providers.Callable(store_shared, settings.provided.backend),
+    )
     dead_letter_messages = providers.Singleton(DeadLetterMessages, queue=queue)
     processor_settings = providers.Singleton(
         ProcessorSettings,
@@ -176,6 +211,7 @@ class Container(containers.DeclarativeContainer):
         settings=processor_settings,
         executor=executor,
         sandbox=sandbox,
+        stoppable=providers.Factory(stoppable_handlers, stoppable_pool),
     )
     reconciler = providers.Factory(
         Reconciler,

@@ -22,6 +22,7 @@ from types import ModuleType
 
 from adapters.handlers.builtin import register_builtins
 from adapters.handlers.typed import typed_task_type
+from domain.ports import EmailSender
 from domain.task_types import HandlerRegistry, default_task_types
 from taskq.definition import definition_of
 
@@ -35,7 +36,10 @@ class HandlerSetupError(Exception):
 
 
 def load_task_types(
-    handler_modules: list[str], max_attempts_limit: int | None = None
+    handler_modules: list[str],
+    max_attempts_limit: int | None = None,
+    *,
+    mail: EmailSender | None = None,
 ) -> HandlerRegistry:
     """The built-in types plus every type the ``TASKQ_HANDLERS`` modules define.
 
@@ -45,13 +49,14 @@ def load_task_types(
 
     Raises ``ImportError`` naming a module that cannot be imported, and
     ``HandlerSetupError`` for a shadowed engine package, two definitions of one name,
-    or a type whose ``max_attempts`` is above ``max_attempts_limit``.
+    or a type whose ``max_attempts`` is above ``max_attempts_limit``. ``mail`` sends
+    the built-in ``email`` type's messages (None: an email task fails, saying so).
     """
     if handler_modules and os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())
     check_no_shadowing(handler_modules)
     modules = [_import(name) for name in handler_modules]
-    task_types = register_builtins(default_task_types.copy())
+    task_types = register_builtins(default_task_types.copy(), mail=mail)
     _add_definitions(task_types, modules, max_attempts_limit)
     return task_types
 

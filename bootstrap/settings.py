@@ -8,9 +8,10 @@ is prefixed ``TASKQ_``.
 from __future__ import annotations
 
 import ipaddress
+import os
 from typing import Literal
 
-from pydantic import AliasChoices, Field, field_validator
+from pydantic import AliasChoices, Field, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from domain.limits import (
@@ -24,6 +25,9 @@ from domain.limits import (
     MAX_RECEIVE_COUNT,
     MAX_VISIBILITY_TIMEOUT_SECONDS,
 )
+
+MIN_SESSION_SECRET_LENGTH = 32
+"""Shorter secrets could be guessed offline from a session cookie."""
 
 
 def _env(name: str) -> AliasChoices:
@@ -130,6 +134,10 @@ class Settings(BaseSettings):
     """A file of sha256 hex digests of API keys, one a line; ``#`` starts a comment."""
     insecure: bool = Field(False, validation_alias=_env("TASKQ_INSECURE"))
     """Serve without API keys on an address other than loopback."""
+    session_secret: str = Field("", repr=False, validation_alias=_env("TASKQ_SESSION_SECRET"))
+    """Signs the dashboard's session cookies (at least 32 characters). Unset: a random
+    one per start, so sessions end with the process; set the same one on every API
+    process when several serve the dashboard behind one address."""
     rate_limit_per_second: float | None = Field(
         None, gt=0, validation_alias=_env("TASKQ_RATE_LIMIT")
     )
@@ -198,6 +206,41 @@ class Settings(BaseSettings):
         5.0, gt=0, validation_alias=_env("TASKQ_AWS_TIMEOUT_SECONDS")
     )
 
+    # Email (the ``email`` task type; README "Email")
+    smtp_host: str | None = Field(None, validation_alias=_env("TASKQ_SMTP_HOST"))
+    smtp_port: int | None = Field(None, ge=1, le=65535, validation_alias=_env("TASKQ_SMTP_PORT"))
+    """Unset: 465 with ``TASKQ_SMTP_TLS=true``, else 25."""
+    smtp_username: str | None = Field(None, validation_alias=_env("TASKQ_SMTP_USERNAME"))
+    smtp_password: str | None = Field(
+        None, repr=False, validation_alias=_env("TASKQ_SMTP_PASSWORD")
+    )
+    smtp_tls: bool = Field(False, validation_alias=_env("TASKQ_SMTP_TLS"))
+    """Implicit TLS from the first byte (port 465)."""
+    smtp_starttls: bool | None = Field(None, validation_alias=_env("TASKQ_SMTP_STARTTLS"))
+    """Unset: STARTTLS whenever offered (plain text without it only on loopback);
+    true: required; false: never."""
+    email_backend: Literal["smtp", "ses", "mailbox"] | None = Field(
+        None, validation_alias=_env("TASKQ_EMAIL_BACKEND")
+    )
+    """Unset: ``smtp`` when ``TASKQ_SMTP_HOST`` is set, else the local ``mailbox``."""
+    email_from: str = Field(
+        "taskq@localhost",
+        pattern=r"^[^@\s<>]+@[^@\s<>]+$",
+        validation_alias=_env("TASKQ_EMAIL_FROM"),
+    )
+    mailbox_path: str | None = Field(None, validation_alias=_env("TASKQ_MAILBOX_PATH"))
+    """The mbox the local default delivers to; unset: ``mailbox`` beside the SQLite file
+    (``./data/mailbox``), in a temporary directory for the memory backend."""
+
+    # Handlers that must really stop (adapters/stoppable_pool.py)
+    cpu_workers: int = Field(
+        default_factory=lambda: os.cpu_count() or 1,
+        ge=1,
+        le=1024,
+        validation_alias=_env("TASKQ_CPU_WORKERS"),
+    )
+    """Processes of the CPU pool (each runs one CPU-bound call at a time)."""
+
     # Tracing (the otel extra), under the OpenTelemetry SDK's own variable names
     otel_traces_exporter: str = Field("", validation_alias=_env("OTEL_TRACES_EXPORTER"))
     """Comma-separated span exporters (``otlp``, ``console``...); unset or ``none``:
@@ -209,6 +252,16 @@ class Settings(BaseSettings):
     @classmethod
     def _strip(cls, value: str) -> str:
         return ",".join(part.strip() for part in value.split(",") if part.strip())
+
+    @field_validator("session_secret")
+    @classmethod
+    def _long_enough(cls, value: str) -> str:
+        if value and len(value) < MIN_SESSION_SECRET_LENGTH:
+            raise ValueError(
+                f"TASKQ_SESSION_SECRET must be at least {MIN_SESSION_SECRET_LENGTH} "
+                f"characters (it has {len(value)}); `openssl rand -hex 32` makes one"
+            )
+        return value
 
     @field_validator("trusted_proxies")
     @classmethod
@@ -222,6 +275,28 @@ class Settings(BaseSettings):
                     f"{part!r} is not an IP address or CIDR network (10.0.0.0/8, ::1)"
                 ) from None
         return ",".join(parts)
+
+    @field_validator("smtp_starttls")
+    @classmethod
+    def _one_tls(cls, value: bool | None, info: ValidationInfo) -> bool | None:
+        if value and info.data.get("smtp_tls"):
+            raise ValueError("TASKQ_SMTP_TLS=true already encrypts the connection: unset it")
+        return value
+
+    @field_validator("email_backend")
+    @classmethod
+    def _smtp_needs_host(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value == "smtp" and not info.data.get("smtp_host"):
+            raise ValueError("needs TASKQ_SMTP_HOST, the SMTP server's name")
+        return value
+
+    @property
+    def mail_backend(self) -> Literal["smtp", "ses", "mailbox"]:
+        """Where emails go: ``TASKQ_EMAIL_BACKEND``, else SMTP when a host is set, else
+        the local mailbox file."""
+        if self.email_backend is not None:
+            return self.email_backend
+        return "smtp" if self.smtp_host else "mailbox"
 
     @property
     def trusted_proxy_networks(self) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:

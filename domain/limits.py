@@ -104,6 +104,16 @@ shard, which this keeps cheap and fast."""
 MAX_CURSOR_LENGTH = 1024
 """Our choice: the longest pagination cursor accepted, far above the ones the stores
 make (about 120 characters), so a client cannot make the server decode megabytes."""
+MAX_TASK_WAIT_SECONDS = 30.0
+"""Our choice: the longest ``GET /tasks/{id}?wait=`` a client may ask for; well under
+the idle timeouts of common proxies and load balancers (60 s), so a waiting request is
+not cut off on its way back."""
+WAIT_POLL_FIRST_SECONDS = 0.05
+"""Our choice: where another process may finish the task, a waiting request first reads
+the store again after this long, then twice as long each time..."""
+WAIT_POLL_MAX_SECONDS = 1.0
+"""...up to this: a waiter costs at most one read a second, and learns of a finished
+task at most a second late."""
 
 # -- Operator actions --------------------------------------------------------------------
 
@@ -171,6 +181,16 @@ CANCEL_GRACE_SECONDS = 2.0
 """Our choice: how long a handler told (``TaskContext.cancelled``) that its task was
 cancelled or its lease lost may take to return by itself before it is cancelled (an
 async one) or abandoned (a sync one); a cooperating handler stops in well under this."""
+
+# -- The email task type (adapters/handlers/email.py) ------------------------------
+
+MAX_EMAIL_RECIPIENTS = 50
+"""Recipients of one message: Amazon SES's quota ("Amazon SES sending quotas": 50
+recipients per message), kept on every email backend."""
+MAX_EMAIL_ADDRESS_LENGTH = 254
+"""An address: RFC 5321's 256-character path, less its angle brackets."""
+MAX_EMAIL_SUBJECT_CHARS = 998
+"""A subject: RFC 5322's longest line (998 characters)."""
 
 SOURCE = "a task is stored as one DynamoDB item, at most 400 KB"
 

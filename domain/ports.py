@@ -9,11 +9,12 @@ their calls off the event loop.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Protocol, TypeVar
 
+from domain.email import Email, SentEmail
 from domain.models import (
     JSON,
     DeadLetter,
@@ -25,6 +26,8 @@ from domain.models import (
     WorkerInfo,
 )
 from domain.task_types import TaskType
+
+R = TypeVar("R")
 
 
 class Clock(Protocol):
@@ -263,6 +266,36 @@ class HandlerSandbox(Protocol):
         been terminated; ``HandlerNotIsolatable`` when the handler cannot be sent to a
         child process. If the awaiting coroutine is cancelled, the child is terminated
         before the ``CancelledError`` propagates.
+        """
+        ...
+
+
+class EmailSender(Protocol):
+    """Sends email: an SMTP server, Amazon SES, or a local mailbox file
+    (adapters/email/)."""
+
+    async def send(self, email: Email) -> SentEmail:
+        """Send ``email`` (domain/email.py) and say what the mail service accepted.
+
+        Raises ``EmailRejected`` (a ``PermanentTaskError``) when the service refuses it
+        for good (an SMTP 5xx reply, every recipient refused; SES ``MessageRejected``),
+        with the service's reply; ``EmailNotSentYet`` when it cannot be sent now (an SMTP
+        4xx reply, a connection error or timeout, throttling): a retry may succeed.
+        """
+        ...
+
+
+class CpuPool(Protocol):
+    """Runs CPU-bound functions in worker processes, never on the event loop."""
+
+    async def run(self, function: Callable[..., R], *args: Any, timeout_seconds: float) -> R:
+        """``function(*args)`` in a worker process; its result.
+
+        ``function`` must be a module-level function and ``args`` and the result
+        picklable. Raises what ``function`` raised; ``HandlerTimeout`` when it ran past
+        ``timeout_seconds`` (seconds, > 0); ``HandlerCrashed`` when its process ended
+        without a result. A stoppable pool (adapters/stoppable_pool.py) terminates the
+        process at the timeout or when the awaiting coroutine is cancelled.
         """
         ...
 

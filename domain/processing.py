@@ -103,6 +103,9 @@ class TaskProcessor:
     """Where sync handlers run; None: the event loop's default executor."""
     sandbox: HandlerSandbox | None = None
     """Runs the attempts of isolated tasks; without one they run in this process."""
+    stoppable: HandlerSandbox | None = None
+    """Runs the handlers of ``stoppable`` task types in processes it terminates at the
+    timeout or on cancel (None: ``sandbox`` does, a fresh process per call)."""
     tracer: Tracer = field(default_factory=NoTracer)
     """Puts each handler call in a span, a child of the task's submission."""
     events: TaskEvents = NO_EVENTS
@@ -403,6 +406,10 @@ class TaskProcessor:
         if task.isolated and self.sandbox is not None:
             # The sandbox stops the child at the timeout, or when this is cancelled.
             return await self.sandbox.run(task_type, task.payload, timeout_seconds=timeout)
+        stoppable = self.stoppable or self.sandbox
+        if task_type.stoppable and stoppable is not None:
+            # Stopped alike: its process is killed at the timeout or on cancel.
+            return await stoppable.run(task_type, task.payload, timeout_seconds=timeout)
         return await call_in_process(task_type, task.payload, timeout, self.executor)
 
     async def _release(self, current: Task, delivery: Delivery) -> None:

@@ -8,6 +8,10 @@ Teams add their own types without touching the engine::
     def send_report(payload):
         ...
 
+    @task_type("render", timeout_seconds=30, stoppable=True)  # really stopped at 30 s
+    def render(payload):
+        ...
+
 and list their module in ``TASKQ_HANDLERS`` so it is imported at start. (The older
 path ``domain.registry`` re-exports these names and keeps working.)
 
@@ -52,6 +56,12 @@ class TaskType:
     takes_context: bool = False
     """The handler takes the attempt's ``TaskContext`` too, as ``handler(payload,
     context=...)`` (domain/run_context.py)."""
+    stoppable: bool = False
+    """Run the handler in a worker process of its own that is terminated at the timeout
+    or when the task is cancelled, so that it really stops (a sync handler in a thread
+    cannot be stopped: past its timeout it would run on, and its side effects land after
+    the attempt failed). Costs a round trip to that process per call, and the handler
+    must be a module-level function; its payload and result travel by pickle."""
 
     def bound_to(self, context: object) -> TaskType:
         """This type with ``context`` bound to its handler, for one attempt: called with
@@ -86,6 +96,12 @@ class HandlerRegistry:
             raise ValueError("task type name must not be empty")
         if task_type.timeout_seconds <= 0:
             raise ValueError(f"timeout of {task_type.name!r} must be positive")
+        if task_type.stoppable and "<" in getattr(task_type.handler, "__qualname__", "<"):
+            raise ValueError(
+                f"the handler of the stoppable type {task_type.name!r} must be a module-level "
+                "function (a child process finds it by its module and name), not a lambda, "
+                "a closure or a method"
+            )
         self._types[task_type.name] = task_type
 
     def register(
@@ -94,9 +110,10 @@ class HandlerRegistry:
         *,
         timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS,
         validator: Validator | None = None,
+        stoppable: bool = False,
     ) -> Callable[[H], H]:
         def decorate(handler: H) -> H:
-            self.add(TaskType(name, handler, timeout_seconds, validator))
+            self.add(TaskType(name, handler, timeout_seconds, validator, stoppable=stoppable))
             return handler
 
         return decorate
@@ -128,8 +145,14 @@ def task_type(
     *,
     timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS,
     validator: Validator | None = None,
+    stoppable: bool = False,
 ) -> Callable[[H], H]:
-    return default_task_types.register(name, timeout_seconds=timeout_seconds, validator=validator)
+    """Register the decorated function as the handler of task type ``name``;
+    ``stoppable=True`` runs it in a process that is terminated at its timeout or on
+    cancel (``TaskType.stoppable``)."""
+    return default_task_types.register(
+        name, timeout_seconds=timeout_seconds, validator=validator, stoppable=stoppable
+    )
 
 
 async def call_handler(handler: Handler, payload: JSON) -> Any:

@@ -17,12 +17,16 @@ from entrypoints.http.errors import CatchAllMiddleware, exception_handlers
 from entrypoints.http.observe import ObserveMiddleware
 from entrypoints.http.openapi import build_openapi
 from entrypoints.http.routes import READY_TIMEOUT_SECONDS, Endpoints
+from entrypoints.http.task_type_routes import TaskTypeEndpoints, registered
 from entrypoints.http.throttle import TokenBuckets
+from entrypoints.http.ui import UiDispatch, build_ui
 
 
 def create_app(container: Container, *, ready_timeout: float = READY_TIMEOUT_SECONDS) -> Starlette:
     settings: Settings = container.settings()
     endpoints = Endpoints(container, ready_timeout=ready_timeout)
+    task_types = registered(container.task_types())
+    limits = container.submission_limits()
     monotonic = container.clock().monotonic
     limiter = None
     if settings.rate_limit_per_second is not None:
@@ -30,6 +34,9 @@ def create_app(container: Container, *, ready_timeout: float = READY_TIMEOUT_SEC
     failures = TokenBuckets(
         settings.auth_failures_per_minute / 60, settings.auth_failure_burst, monotonic
     )
+    digests = load_key_digests(settings)
+    client_address = ClientAddress(settings.trusted_proxy_networks)
+    ui = build_ui(container, digests=digests, failures=failures, client_address=client_address)
     observing: list[
         Middleware
     ] = []  # TASKQ_METRICS=false without an access log: no middleware at all
@@ -37,16 +44,21 @@ def create_app(container: Container, *, ready_timeout: float = READY_TIMEOUT_SEC
         observer = container.http_metrics() if settings.metrics else None
         observing = [Middleware(ObserveMiddleware, observer=observer, access=settings.access_log)]
     app = Starlette(
-        routes=[*endpoints.routes(), *DeadLetterEndpoints(container.dead_letter_messages).routes()],
+        routes=[
+            *endpoints.routes(),
+            *DeadLetterEndpoints(container.dead_letter_messages).routes(),
+            *TaskTypeEndpoints(task_types, limits.default_max_attempts).routes(),
+        ],
         middleware=[
             *observing,
             Middleware(CatchAllMiddleware),
+            Middleware(UiDispatch, ui=ui),  # /ui: the dashboard, its session instead of keys
             Middleware(
                 AuthMiddleware,
-                digests=load_key_digests(settings),
+                digests=digests,
                 limiter=limiter,
                 failures=failures,
-                client_address=ClientAddress(settings.trusted_proxy_networks),
+                client_address=client_address,
             ),
             Middleware(BodyLimitMiddleware, max_body_bytes=settings.max_body_bytes),
         ],
@@ -58,8 +70,8 @@ def create_app(container: Container, *, ready_timeout: float = READY_TIMEOUT_SEC
     instrument_http(app, container.tracer())
     app.state.openapi = build_openapi(
         app.routes,
-        task_types=container.task_types().names(),
-        max_attempts=container.submission_limits().max_attempts_limit,
+        task_types=task_types,
+        max_attempts=limits.max_attempts_limit,
         max_body_bytes=settings.max_body_bytes,
     )
     return app

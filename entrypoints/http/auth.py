@@ -70,6 +70,16 @@ def load_key_digests(settings: Settings) -> frozenset[bytes]:
     return frozenset(digests)
 
 
+def matching_digest(key: str, digests: Collection[bytes]) -> bytes | None:
+    """The digest of ``key`` if it is one of ``digests``, else None. Every digest is
+    compared, whatever matched, in constant time (the dashboard's login uses it too)."""
+    presented = digest(key)
+    matched = False
+    for known in digests:
+        matched |= hmac.compare_digest(presented, known)
+    return presented if matched else None
+
+
 def is_loopback(host: str) -> bool:
     if host.strip().lower() == "localhost":
         return True
@@ -163,11 +173,8 @@ class AuthMiddleware:
                 headers={"WWW-Authenticate": "Bearer"},
             )
         else:
-            presented = digest(key)
-            matched = False
-            for known in self.digests:  # every one, whatever matched: constant time
-                matched |= hmac.compare_digest(presented, known)
-            if matched:
+            presented = matching_digest(key, self.digests)
+            if presented is not None:
                 return presented.hex()
             refusal = error_response(403, "the API key is not valid")
         if self.failures is not None and address is not None:

@@ -18,10 +18,12 @@ from pydantic.json_schema import JsonSchemaMode, models_json_schema
 from starlette.endpoints import HTTPEndpoint
 from starlette.routing import BaseRoute, Route
 
+from domain.task_types import TaskType
 from entrypoints.http.auth import OPEN_PATHS
 from entrypoints.http.errors import RETRY_AFTER_SECONDS
+from entrypoints.http.openapi_task_types import type_results, typed_submit_body
 from entrypoints.http.operation import TASK_ID, Answer, Operation, operation_of
-from entrypoints.http.schemas import BatchItem, Error, TaskOut
+from entrypoints.http.schemas import BatchItem, Error, SubmitTask, TaskOut
 
 
 def _ref(model: type[BaseModel]) -> dict[str, str]:
@@ -57,7 +59,11 @@ def _operations(routes: Sequence[BaseRoute]) -> Iterator[tuple[str, str, Operati
 
 
 def _operation(
-    path: str, op: Operation, max_body_bytes: int, links: dict[str, Any]
+    path: str,
+    op: Operation,
+    max_body_bytes: int,
+    links: dict[str, Any],
+    bodies: dict[type[BaseModel], dict[str, Any]],
 ) -> dict[str, Any]:
     summary, _, description = op.doc.partition("\n\n")
     spec: dict[str, Any] = {"operationId": op.id, "summary": summary.strip()}
@@ -67,7 +73,7 @@ def _operation(
         spec["parameters"] = [param.spec() for param in op.params]
     responses = dict(op.responses)
     if op.body is not None:
-        content = {"application/json": {"schema": _ref(op.body)}}
+        content = {"application/json": {"schema": bodies.get(op.body) or _ref(op.body)}}
         spec["requestBody"] = {"required": op.body_required, "content": content}
         responses[400] = "The body is not JSON, or not a JSON object."
         responses[413] = f"The body is over {max_body_bytes} bytes."
@@ -105,7 +111,7 @@ def _server_limits(schemas: dict[str, Any], task_types: Sequence[str], max_attem
 def build_openapi(
     routes: Sequence[BaseRoute],
     *,
-    task_types: Sequence[str],
+    task_types: Sequence[TaskType],
     max_attempts: int,
     max_body_bytes: int,
 ) -> dict[str, Any]:
@@ -113,7 +119,12 @@ def build_openapi(
     models = _models([op for _, _, op in operations])
     _, top = models_json_schema(models, ref_template="#/components/schemas/{model}")
     schemas: dict[str, Any] = top["$defs"]
-    _server_limits(schemas, task_types, max_attempts)
+    _server_limits(schemas, [t.name for t in task_types], max_attempts)
+    # The typed forms of a submission and of a result, from the types' own schemas.
+    bodies: dict[type[BaseModel], dict[str, Any]] = {}
+    if task_types:
+        bodies[SubmitTask] = typed_submit_body(schemas, task_types)
+    type_results(schemas, task_types)
     links = {
         op.id: {"operationId": op.id, "parameters": {"task_id": "$response.body#/id"}}
         for _, _, op in operations
@@ -121,7 +132,8 @@ def build_openapi(
     }
     paths: dict[str, dict[str, Any]] = {}
     for path, method, op in operations:
-        paths.setdefault(path, {})[method] = _operation(path, op, max_body_bytes, links)
+        spec = _operation(path, op, max_body_bytes, links, bodies)
+        paths.setdefault(path, {})[method] = spec
     return {
         "openapi": "3.1.0",
         "info": {

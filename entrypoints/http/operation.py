@@ -23,6 +23,7 @@ from domain.limits import (
     MAX_CURSOR_LENGTH,
     MAX_IDEMPOTENCY_KEY_LENGTH,
     MAX_PAGE_SIZE,
+    MAX_TASK_WAIT_SECONDS,
 )
 from domain.models import TaskStatus
 
@@ -124,6 +125,14 @@ CURSOR = Param(
     "query",
     {"type": "string", "pattern": "^[A-Za-z0-9_-]*$", "maxLength": MAX_CURSOR_LENGTH},
     "`next_cursor` of the previous page, as given (opaque: any other value is a 422).",
+)
+WAIT = Param(
+    "wait",
+    "query",
+    {"type": "number", "exclusiveMinimum": 0, "maximum": MAX_TASK_WAIT_SECONDS},
+    "Seconds to wait for the task to finish: the answer comes as soon as it is "
+    "COMPLETED, FAILED or CANCELLED, else with its state when the time is up. Without "
+    "it, the answer is immediate.",
 )
 IDEMPOTENCY_KEY = Param(
     "Idempotency-Key",

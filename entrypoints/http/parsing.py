@@ -22,9 +22,12 @@ from domain.errors import InvalidInput
 from domain.json_values import check_text
 from domain.limits import DEFAULT_PAGE_SIZE, MAX_IDEMPOTENCY_KEY_LENGTH, MAX_PAGE_SIZE
 from domain.models import JSON, TaskStatus
+from domain.waiting import WAIT_RANGE
 from entrypoints.http.errors import MalformedBody
 
 _LIMIT = re.compile(r"[0-9]{1,9}")
+_NUMBER = re.compile(r"\+?(?:[0-9]{1,9}(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]{1,3})?")
+"""A decimal number as a query string carries it (no sign, no ``inf``, no ``_``)."""
 
 
 def _reject_constant(name: str) -> Any:
@@ -125,6 +128,16 @@ def limit_param(
     if not _LIMIT.fullmatch(raw):
         raise InvalidInput("limit", f"must be an integer between 1 and {maximum}")
     return int(raw)
+
+
+def wait_param(raw: str | None) -> float | None:
+    """The ``wait`` query parameter in seconds (None when absent); the use case checks
+    its range."""
+    if raw is None:
+        return None
+    if not _NUMBER.fullmatch(raw):
+        raise InvalidInput("wait", WAIT_RANGE)
+    return float(raw)
 
 
 def _kind(value: JSON) -> str:

@@ -31,6 +31,7 @@ from entrypoints.http.operation import (
     STATUS,
     TASK_ID,
     TRACEPARENT,
+    WAIT,
     by_method,
     operation,
 )
@@ -41,6 +42,7 @@ from entrypoints.http.parsing import (
     may_hold_lone_surrogate,
     optional_json_object,
     status_param,
+    wait_param,
 )
 from entrypoints.http.responses import JSONResponse
 from entrypoints.http.schemas import (
@@ -146,10 +148,28 @@ class Endpoints:
         outcomes = await self._service().submit_batch(items)
         return JSONResponse(dump(BatchResults(results=[result(o) for o in outcomes])))
 
-    @operation("getTask", params=[TASK_ID], responses={200: (TaskOut, "The task."), **_NO_TASK})
+    @operation(
+        "getTask",
+        params=[TASK_ID, WAIT],
+        responses={
+            200: (TaskOut, "The task (with `wait`: once finished, or when the time is up)."),
+            422: "`wait` is not a number of seconds in range.",
+            **_NO_TASK,
+        },
+    )
     async def get_task(self, request: Request) -> Response:
-        """One task"""
-        task = await self._service().get(task_id_param(request))
+        """One task, at once or once it is finished
+
+        With `wait`, the answer waits up to that many seconds for the task to be
+        COMPLETED, FAILED or CANCELLED: a client gets its result in one request instead
+        of polling.
+        """
+        task_id = task_id_param(request)
+        wait = wait_param(request.query_params.get("wait"))
+        if wait is None:
+            task = await self._service().get(task_id)
+        else:
+            task = await self._container.task_waiting().wait(task_id, wait)
         return JSONResponse(dump(TaskOut.of(task)))
 
     @operation(

@@ -9,6 +9,7 @@ property tests of POST /tasks are in tests/unit/test_http_properties.py.
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -88,6 +89,7 @@ def test_the_schemathesis_cli_finds_nothing_with_all_checks(tmp_path: Path) -> N
     a created task to its operations) against a real server."""
     cli = Path(sys.executable).with_name("schemathesis")
     env = {"TASKQ_API_KEYS": API_KEY, "TASKQ_AUTH_FAILURE_BURST": str(FAILURE_BURST)}
+    hooks = {"SCHEMATHESIS_HOOKS": str(Path(__file__).with_name("fuzz_hooks.py"))}
     with running_server(tmp_path, "--backend", "memory", env=env, command="api") as server:
         run = subprocess.run(
             [str(cli), "run", f"{server.url}/openapi.json", "--checks", "all"]
@@ -98,5 +100,6 @@ def test_the_schemathesis_cli_finds_nothing_with_all_checks(tmp_path: Path) -> N
             capture_output=True,
             text=True,
             timeout=300,
+            env={**os.environ, **hooks},
         )
     assert run.returncode == 0, run.stdout[-6000:] + run.stderr[-2000:]

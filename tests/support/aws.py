@@ -151,7 +151,9 @@ def service_endpoint(service: str, endpoint: str) -> str:
     return os.environ.get(f"AWS_ENDPOINT_URL_{service.upper()}") or endpoint
 
 
-def _client(service: Literal["sqs", "dynamodb"], endpoint: str, config: Config | None) -> Any:
+def _client(
+    service: Literal["sqs", "dynamodb", "ses"], endpoint: str, config: Config | None
+) -> Any:
     """A new client of ``service``: tests that register event hooks on it affect
     nothing else."""
     return boto3.session.Session().client(
@@ -172,6 +174,11 @@ def sqs_client(endpoint: str, config: Config | None = None) -> SQSClient:
 def dynamodb_client(endpoint: str, config: Config | None = None) -> DynamoDBClient:
     client: DynamoDBClient = _client("dynamodb", endpoint, config)
     return client
+
+
+def ses_client(endpoint: str) -> Any:
+    """An SES client of ``endpoint`` (moto records what it sent: ``/moto-api/data.json``)."""
+    return _client("ses", endpoint, None)
 
 
 def use_shared_clients(container: Any, endpoint: str) -> None:

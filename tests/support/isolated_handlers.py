@@ -65,3 +65,17 @@ class Unpicklable(Exception):
 
 def raise_unpicklable(payload: Any) -> Any:
     raise Unpicklable(1, 2)
+
+
+def sleep_then_write(payload: Any) -> Any:
+    """Sleeps ``payload["seconds"]``, then writes ``payload["path"]``: a side effect
+    that must never land once the handler's time ran out."""
+    _note_pid(payload)
+    time.sleep(float(payload["seconds"]))
+    with open(payload["path"], "w") as file:
+        file.write("written after the sleep")
+    return "wrote"
+
+
+def square(n: int) -> int:
+    return n * n

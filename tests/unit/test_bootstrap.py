@@ -85,7 +85,13 @@ async def test_the_memory_backend_starts_no_sqlite_file(tmp_path: Path) -> None:
     app = create_app(container)
     async with app.router.lifespan_context(app):  # the app's own start and stop
         # Only what every backend shares: no SQLite resource, opened or not.
-        shared = {container.executor, container.tracer}
+        shared = {
+            container.executor,
+            container.tracer,
+            container.mail,
+            container.stoppable_pool,
+            container.cpu_pool,
+        }
         assert set(started_resources(container)) == shared
         await container.task_service().submit(SubmitRequest(type="email", payload="a@b.io"))
     assert started_resources(container) == []
@@ -97,5 +103,6 @@ def test_each_backend_reaches_only_its_own_resources() -> None:
         container = build_container(Settings(backend=backend))
         return len(list(container.traverse(types=[providers.Resource])))
 
-    # The handler threads and the tracer, plus the SQLite file, or the provisioning step.
-    assert (resources("memory"), resources("sqlite"), resources("aws")) == (2, 3, 3)
+    # The handler threads, the tracer, the email sender and the two process pools, plus
+    # the SQLite file, or the provisioning step.
+    assert (resources("memory"), resources("sqlite"), resources("aws")) == (5, 6, 6)

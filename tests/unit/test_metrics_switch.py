@@ -13,6 +13,7 @@ from starlette.applications import Starlette
 from adapters.observability.task_log import TaskEventLog
 from bootstrap.container import build_container
 from bootstrap.settings import Settings
+from domain.waiting import CompletionWaiters
 from entrypoints.http.app import create_app
 from entrypoints.http.observe import ObserveMiddleware
 from tests.support.http_app import Serve, created
@@ -36,7 +37,8 @@ async def test_metrics_off_keeps_the_json_and_the_cluster_gauges(serve: Serve) -
     app = create_app(container)
     assert not observing(app)
     observers = container.task_events().observers
-    assert [type(o) for o in observers] == [TaskEventLog], "failures are still logged"
+    kinds = [type(o) for o in observers]
+    assert kinds == [TaskEventLog, CompletionWaiters], "failures are still logged"
 
     async with serve(app) as client:
         await created(client)
@@ -54,7 +56,7 @@ async def test_metrics_on_by_default(serve: Serve) -> None:
     container = build_container(Settings(backend="memory"))
     app = create_app(container)
     assert observing(app)
-    assert len(container.task_events().observers) == 2
+    assert len(container.task_events().observers) == 3  # metrics, log, waiters
 
 
 async def test_the_access_log_works_with_metrics_off(
