@@ -10,9 +10,6 @@ override providers on it (``container.repository.override(...)``).
 from __future__ import annotations
 
 import functools
-import importlib
-import os
-import sys
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 
@@ -38,6 +35,7 @@ from bootstrap.backends import (
     aws_sqs_poll_client,
 )
 from bootstrap.blobs import TasksWhenUsed, open_blob_store
+from bootstrap.handlers import load_task_types as load_task_types  # its former home
 from bootstrap.mail import open_email_sender, open_pool, stoppable_handlers
 from bootstrap.settings import Settings
 from bootstrap.tracing import open_tracer
@@ -48,29 +46,7 @@ from domain.processing import ProcessorSettings, TaskProcessor
 from domain.reconcile import Reconciler
 from domain.retry import RetryPolicy
 from domain.services import SubmissionLimits, TaskService
-from domain.task_types import HandlerRegistry, default_task_types
 from domain.waiting import CompletionWaiters, TaskWaiting
-
-
-def load_task_types(
-    handler_modules: list[str], builtins: Callable[[HandlerRegistry], HandlerRegistry]
-) -> HandlerRegistry:
-    """The built-in types plus every type the ``TASKQ_HANDLERS`` modules register.
-
-    Modules are found among the installed packages and, as ``python -m`` and uvicorn
-    do, in the current directory: the installed ``taskq`` script's own path is its bin
-    directory, where a team's ``mypkg/tasks.py`` is not.
-    """
-    if handler_modules and os.getcwd() not in sys.path:
-        sys.path.insert(0, os.getcwd())
-    for module in handler_modules:
-        try:
-            importlib.import_module(module)  # registers into default_task_types on import
-        except ImportError as exc:
-            raise ImportError(
-                f"TASKQ_HANDLERS names {module!r}, which cannot be imported: {exc}"
-            ) from exc
-    return builtins(default_task_types.copy())
 
 
 def thread_pool(max_workers: int) -> Iterator[ThreadPoolExecutor]:
@@ -184,7 +160,8 @@ class Container(containers.DeclarativeContainer):
     task_types = providers.Singleton(
         load_task_types,
         settings.provided.handler_modules,
-        providers.Factory(
+        settings.provided.max_attempts_limit,
+        builtins=providers.Factory(
             functools.partial,
             register_builtins,
             blobs=blobs,

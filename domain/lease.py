@@ -1,10 +1,15 @@
-"""Keeping a running attempt's lease: the heartbeat.
+"""Keeping a running attempt's lease: the heartbeat, and the handler's progress.
 
 While a handler runs, its lease is extended every ``every`` seconds, in the store
 (compare-and-set on the version held) and on the queue (the message's visibility). The
 keeper follows the stored version: a write by someone else (a cancel request) is read
 back and, if the attempt is still ours, extended from. The heartbeat ends by itself when
 the lease is lost or a cancel is requested; ``lost`` and ``cancel_requested`` say which.
+
+The handler's progress reports (``note_progress``) are written onto the task by the
+same keeper, one write at a time with the extensions (each from the version the last
+one left): at most one every ``progress_interval`` seconds, the latest report winning.
+A report still unwritten when the attempt ends is written then, so the last one counts.
 """
 
 from __future__ import annotations
@@ -12,11 +17,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
+from typing import Any
 
 from domain.errors import ConcurrencyConflict, InfrastructureError, TaskNotFound
+from domain.limits import PROGRESS_INTERVAL_SECONDS
 from domain.models import Delivery, Task, TaskStatus
 from domain.ports import Clock, TaskQueue, TaskRepository
+from domain.progress import Progress
 
 log = logging.getLogger("taskq.processing")
 
@@ -35,10 +44,11 @@ async def stored_attempt(repository: TaskRepository, claimed: Task) -> Task | No
 
 @dataclass(eq=False, kw_only=True)
 class LeaseKeeper:
-    """The heartbeat of one attempt, and the latest stored version of its task."""
+    """The heartbeat of one attempt, its progress writes, and the latest stored version
+    of its task. Used on one event loop."""
 
     task: Task
-    """The latest stored version of the running task (each extension bumps it)."""
+    """The latest stored version of the running task (each write bumps it)."""
     delivery: Delivery
     repository: TaskRepository
     queue: TaskQueue
@@ -46,59 +56,131 @@ class LeaseKeeper:
     lease_seconds: float
     every: float
     """Seconds between extensions."""
+    progress_interval: float = PROGRESS_INTERVAL_SECONDS
+    """Seconds at least between two progress writes."""
     cancel_requested: bool = field(default=False, init=False)
     lost: bool = field(default=False, init=False)
-    _extending: asyncio.Future[bool] | None = field(default=None, init=False)
+    _ended: asyncio.Future[None] | None = field(default=None, init=False)
     _beating: asyncio.Future[None] | None = field(default=None, init=False)
+    _writes: set[asyncio.Future[bool]] = field(default_factory=set, init=False)
+    _lock: asyncio.Lock = field(default_factory=asyncio.Lock, init=False)
+    _pending: Progress | None = field(default=None, init=False)
+    _next_progress_at: float = field(default=float("-inf"), init=False)
+    _progress_writer: asyncio.Future[None] | None = field(default=None, init=False)
+    _stopped: bool = field(default=False, init=False)
 
     def start(self) -> asyncio.Future[None]:
         """Start the heartbeat; the future ends when the lease is lost or a cancel is
-        requested."""
+        requested (or the heartbeat stops)."""
+        self._ended = asyncio.get_running_loop().create_future()
         self._beating = asyncio.ensure_future(self._beat())
-        return self._beating
+        return self._ended
 
     async def stop(self) -> None:
-        """Stop the heartbeat, and wait for an extension already under way."""
-        if self._beating is not None:
-            self._beating.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._beating
-        if self._extending is not None:
-            with contextlib.suppress(Exception):
-                await self._extending
+        """Stop the heartbeat, wait for a write already under way, and write a progress
+        report still pending (the attempt is over: the last report counts)."""
+        self._stopped = True
+        for running in (self._beating, self._progress_writer):
+            if running is not None:
+                running.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await running
+        while self._writes:
+            await asyncio.wait(set(self._writes))
+        if self._pending is not None:
+            await self._write_pending()
+
+    def note_progress(self, progress: Progress) -> None:
+        """The handler's latest report: written at once if the last write is
+        ``progress_interval`` old, else at that point (replacing any report waiting)."""
+        if self._stopped or self.lost or self.cancel_requested:
+            return
+        self._pending = progress
+        if self._progress_writer is None or self._progress_writer.done():
+            self._progress_writer = asyncio.ensure_future(self._write_progress())
+
+    @property
+    def _over(self) -> bool:
+        return self.lost or self.cancel_requested
+
+    def _end(self) -> None:
+        if self._ended is not None and not self._ended.done():
+            self._ended.set_result(None)
+
+    def _spawn(self, write: Coroutine[Any, Any, bool]) -> asyncio.Future[bool]:
+        """Run a write to its end even if its caller is cancelled: abandoning one that
+        may already be committed would leave the version we hold stale. ``stop`` waits
+        for it."""
+        future = asyncio.ensure_future(write)
+        self._writes.add(future)
+        future.add_done_callback(self._written)
+        return future
+
+    def _written(self, future: asyncio.Future[bool]) -> None:
+        self._writes.discard(future)
+        if not future.cancelled() and future.exception() is not None:
+            log.error("task %s: a lease write failed", self.task.id, exc_info=future.exception())
 
     async def _beat(self) -> None:
-        while True:
-            await self.clock.sleep(self.every)
-            # The write runs shielded: cancelling the heartbeat (the handler ended)
-            # must not abandon a lease extension that may already be committed, or the
-            # version we hold would be stale. stop() waits for it.
-            self._extending = asyncio.ensure_future(self._extend_once())
-            if not await asyncio.shield(self._extending):
-                return
+        try:
+            while not self._over:
+                await self.clock.sleep(self.every)
+                await asyncio.shield(self._spawn(self._extend_once()))
+        finally:
+            self._end()
+
+    async def _write_progress(self) -> None:
+        while self._pending is not None and not self._over:
+            wait = self._next_progress_at - self.clock.monotonic()
+            if wait > 0:
+                await self.clock.sleep(wait)
+            await asyncio.shield(self._spawn(self._write_pending()))
 
     async def _extend_once(self) -> bool:
-        current = self.task
-        extended = current.extend_lease(self.clock.now(), self.lease_seconds)
-        try:
-            try:
-                await self.repository.transition(extended, expected=current)
-            except (ConcurrencyConflict, TaskNotFound):
-                fresh = await stored_attempt(self.repository, current)
-                if fresh is None:
-                    self.lost = True
-                    return False
-                self.task = fresh
-                if fresh.cancel_requested:
-                    self.cancel_requested = True
-                    return False
-                return True  # changed by something else; extend from the fresh version next
-        except InfrastructureError as exc:
-            log.warning("lease extension of task %s failed, will retry: %s", current.id, exc)
-            return True
-        self.task = extended
+        async with self._lock:
+            if self._over:
+                return False
+            current = self.task
+            if not await self._write(current.extend_lease(self.clock.now(), self.lease_seconds)):
+                return False
         try:
             await self.queue.extend(self.delivery, visibility_timeout=self.lease_seconds)
         except InfrastructureError as exc:
             log.warning("visibility extension of task %s failed: %s", current.id, exc)
+        return True
+
+    async def _write_pending(self) -> bool:
+        async with self._lock:
+            progress, self._pending = self._pending, None
+            if progress is None or self._over:
+                return False
+            self._next_progress_at = self.clock.monotonic() + self.progress_interval
+            written = await self._write(self.task.report_progress(progress, self.clock.now()))
+            if not written and self._pending is None and not self._over and not self._stopped:
+                self._pending = progress  # not stored: tried again at the next slot
+            return written
+
+    async def _write(self, new: Task) -> bool:
+        """Store ``new`` over the version held; False if it was not stored: the lease
+        is lost or a cancel requested (the heartbeat ends), the task was changed by
+        someone else (the fresh version is held from now on), or the store failed."""
+        current = self.task
+        try:
+            try:
+                await self.repository.transition(new, expected=current)
+            except (ConcurrencyConflict, TaskNotFound):
+                fresh = await stored_attempt(self.repository, current)
+                if fresh is None:
+                    self.lost = True
+                    self._end()
+                    return False
+                self.task = fresh
+                if fresh.cancel_requested:
+                    self.cancel_requested = True
+                    self._end()
+                return False
+        except InfrastructureError as exc:
+            log.warning("writing task %s (lease, progress) failed, will retry: %s", current.id, exc)
+            return False
+        self.task = new
         return True

@@ -216,6 +216,21 @@ MAX_TASK_DATA_BYTES = (DYNAMODB_ITEM_BYTES - TASK_ITEM_OVERHEAD_BYTES) // 2
 (196,608 bytes). A task is stored as one item (a DynamoDB item, an SQLite row, an
 object in memory); with both at the limit the item still fits in DynamoDB."""
 
+# -- A running handler's context (domain/run_context.py) -------------------------------
+
+PROGRESS_INTERVAL_SECONDS = 1.0
+"""Our choice: at most one progress write per running task a second. A handler may
+report as often as it likes; reports in between are coalesced and the latest is written
+at the next slot, so a chatty handler costs the store one write a second at most."""
+MAX_PROGRESS_MESSAGE_LENGTH = 500
+"""Our choice: a progress message is cut to this many characters: a line for a person
+to read, small against ``TASK_ITEM_OVERHEAD_BYTES`` (every progress write rewrites the
+task's state)."""
+CANCEL_GRACE_SECONDS = 2.0
+"""Our choice: how long a handler told (``TaskContext.cancelled``) that its task was
+cancelled or its lease lost may take to return by itself before it is cancelled (an
+async one) or abandoned (a sync one); a cooperating handler stops in well under this."""
+
 # -- The email task type (adapters/handlers/email.py) ------------------------------
 
 MAX_EMAIL_RECIPIENTS = 50

@@ -10,7 +10,6 @@ from __future__ import annotations
 import enum
 import os
 import random
-import re
 import uuid
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
@@ -18,6 +17,11 @@ from typing import Any
 
 from domain.errors import IllegalTransition
 from domain.limits import MAX_ERROR_LENGTH, MAX_TRACEBACK_BYTES
+from domain.messages import RECEIVE_LIMIT_REASON as RECEIVE_LIMIT_REASON
+from domain.messages import DeadLetter as DeadLetter
+from domain.messages import Delivery as Delivery
+from domain.messages import QueueDepth as QueueDepth
+from domain.progress import Progress
 
 JSON = Any
 """Any JSON value: what ``json.loads`` can return."""
@@ -122,6 +126,9 @@ class Task:
     traceparent: str | None = None
     """The W3C trace context the task was submitted in (``domain.tracing``): the run
     spans are its children. None when the submission had none."""
+    progress: Progress | None = None
+    """What a handler last reported of its progress (``TaskContext.progress``), kept
+    after the task finishes; None if none ever did."""
     version: int = 0
 
     @classmethod
@@ -253,6 +260,13 @@ class Task:
             lease_expires_at=now + timedelta(seconds=lease_seconds),
         )
 
+    def report_progress(self, progress: Progress, now: datetime) -> Task:
+        """The running attempt's latest progress report, recorded (its worker writes it
+        with a compare-and-set, like a lease extension)."""
+        if self.status is not TaskStatus.PROCESSING:
+            raise IllegalTransition(self.id, self.status.value, "report progress")
+        return replace(self, progress=progress, updated_at=now, version=self.version + 1)
+
     def complete(self, result: JSON, now: datetime) -> Task:
         return self._unleased(TaskStatus.COMPLETED, now, result=result, finished_at=now)
 
@@ -333,63 +347,6 @@ def _kept_traceback(new: str | None, last: str | None) -> str | None:
 class Page:
     items: list[Task]
     next_cursor: str | None
-
-
-@dataclass(frozen=True, slots=True)
-class Delivery:
-    """One receipt of a queue message.
-
-    ``task_id`` is ``None`` when the body could not be decoded (a poison message).
-    ``receipt`` is the opaque handle that acks, releases or extends this delivery.
-    """
-
-    receipt: str
-    task_id: str | None
-    receive_count: int
-    message_id: str = ""
-    raw_body: str = ""
-
-
-@dataclass(frozen=True, slots=True)
-class QueueDepth:
-    visible: int
-    in_flight: int
-    delayed: int
-
-    @property
-    def total(self) -> int:
-        return self.visible + self.in_flight + self.delayed
-
-
-_SURROGATE = re.compile("[\ud800-\udfff]")
-
-RECEIVE_LIMIT_REASON = "max receives"
-"""The reason a queue that records one gives a message it moved to the dead-letter
-queue on its ``max_receive_count + 1``-th receive (its redrive policy)."""
-
-
-@dataclass(frozen=True, slots=True)
-class DeadLetter:
-    """A message on the dead-letter queue. ``receive_count`` is how often it was
-    delivered on the main queue before it was dead-lettered; looking does not change it.
-    ``task_id`` is ``None`` for a body that names no task (a poison message); ``reason``
-    is why it was dead-lettered, ``None`` where the backend kept no reason.
-    """
-
-    message_id: str
-    task_id: str | None
-    receive_count: int
-    raw_body: str = ""
-    reason: str | None = None
-
-    def body_preview(self, max_chars: int) -> tuple[str, bool]:
-        """The body to show an operator: its first ``max_chars`` characters, and whether
-        it was cut there. Safe to print and to send as JSON whatever the body holds: a
-        lone surrogate (possible in a body that never was valid UTF-8) becomes U+FFFD."""
-        if max_chars < 1:
-            raise ValueError("max_chars must be at least 1")
-        shown = self.raw_body[:max_chars]
-        return _SURROGATE.sub("\ufffd", shown), len(self.raw_body) > max_chars
 
 
 DEFAULT_HEARTBEAT_SECONDS = 10.0

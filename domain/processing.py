@@ -19,7 +19,7 @@ import enum
 import logging
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, assert_never
 
 from domain import delivery_rules as rules
@@ -34,10 +34,11 @@ from domain.errors import (
 from domain.events import NO_EVENTS, TaskEvent, TaskEventKind, TaskEvents
 from domain.handler_call import call_in_process, describe_traceback
 from domain.lease import LeaseKeeper, stored_attempt
-from domain.limits import result_too_large
+from domain.limits import CANCEL_GRACE_SECONDS, PROGRESS_INTERVAL_SECONDS, result_too_large
 from domain.models import Delivery, Task, TaskStatus, new_lease_token
 from domain.ports import Clock, HandlerSandbox, TaskQueue, TaskRepository, Tracer
 from domain.retry import RetryPolicy
+from domain.run_context import RunContext
 from domain.task_types import HandlerRegistry, TaskType
 from domain.tracing import NoTracer
 
@@ -78,6 +79,11 @@ class ProcessorSettings:
     """How long a message whose task is not stored is kept (released and received
     again) before it is acked as an orphan: the store write that follows a send may
     still land, or have failed."""
+    cancel_grace_seconds: float = CANCEL_GRACE_SECONDS
+    """How long a handler told it is cancelled (its ``TaskContext``) may take to stop by
+    itself before it is cancelled."""
+    progress_interval: float = PROGRESS_INTERVAL_SECONDS
+    """Seconds at least between two writes of a running task's progress."""
 
     @property
     def heartbeat_every(self) -> float:
@@ -246,9 +252,11 @@ class TaskProcessor:
             clock=self.clock,
             lease_seconds=self.settings.visibility_timeout,
             every=self.settings.heartbeat_every,
+            progress_interval=self.settings.progress_interval,
         )
         heartbeat = lease.start()
-        handler = asyncio.ensure_future(self._call(task_type, task))
+        context = self._context(task, task_type, lease)
+        handler = asyncio.ensure_future(self._call(task_type, task, context))
         try:
             await asyncio.wait({handler, heartbeat}, return_when=asyncio.FIRST_COMPLETED)
         except asyncio.CancelledError:
@@ -261,7 +269,11 @@ class TaskProcessor:
             await asyncio.shield(self._release(lease.task, delivery))
             raise
         if not handler.done():
-            # The heartbeat ended first: a cancel request, or the lease was lost.
+            # The heartbeat ended first: a cancel request, or the lease was lost. A
+            # handler with a context hears it first, and may stop by itself.
+            if context is not None:
+                context.cancel()
+                await self._grace(handler)
             handler.cancel()
             with contextlib.suppress(BaseException):
                 await handler
@@ -365,9 +377,29 @@ class TaskProcessor:
         self._emit(TaskEventKind.FAILED, task, error=task.error, traceback=trace)
         self._emit(TaskEventKind.DEAD_LETTERED, task, error=task.error)
 
-    async def _call(self, task_type: TaskType, task: Task) -> Any:
+    def _context(self, task: Task, task_type: TaskType, lease: LeaseKeeper) -> RunContext | None:
+        """The attempt's ``TaskContext``, for a handler that takes one."""
+        if not task_type.takes_context:
+            return None
+        timeout = task.timeout_seconds or task_type.timeout_seconds
+        deadline = self.clock.now() + timedelta(seconds=timeout)
+        return RunContext(task, deadline=deadline, clock=self.clock, report=lease.note_progress)
+
+    async def _grace(self, handler: asyncio.Future[Any]) -> None:
+        """Wait until ``handler`` ends or its grace to stop is over."""
+        grace = asyncio.ensure_future(self.clock.sleep(self.settings.cancel_grace_seconds))
+        try:
+            await asyncio.wait({handler, grace}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            grace.cancel()
+
+    async def _call(self, task_type: TaskType, task: Task, context: RunContext | None) -> Any:
         with self.tracer.run_span(task):
-            return await self._call_handler(task_type, task)
+            try:
+                return await self._call_handler(task_type.bound_to(context), task)
+            finally:
+                if context is not None:  # its outcome counts no more (a thread left on)
+                    context.cancel()
 
     async def _call_handler(self, task_type: TaskType, task: Task) -> Any:
         timeout = task.timeout_seconds or task_type.timeout_seconds

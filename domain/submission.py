@@ -116,9 +116,10 @@ class SubmissionRules:
             raise InvalidInput("type", "must be a non-empty string")
         check_text("type", request.type)
         check_storable("payload", request.payload)
-        self.task_types.get(request.type).validate(request.payload)
+        task_type = self.task_types.get(request.type)
+        task_type.validate(request.payload)
         check_payload(request.payload)
-        max_attempts = self.check_max_attempts(request.max_attempts)
+        max_attempts = self.check_max_attempts(request.max_attempts, default=task_type.max_attempts)
         timeout = self._timeout(request.timeout_seconds)
         run_at = self._run_at(request, now)
         delay = self._queue_delay(run_at, now)
@@ -134,9 +135,13 @@ class SubmissionRules:
         )
         return ValidSubmission(task, delay)
 
-    def check_max_attempts(self, max_attempts: int | None) -> int:
-        """The attempt budget asked for (the default when None), within the limit."""
+    def check_max_attempts(self, max_attempts: int | None, *, default: int | None = None) -> int:
+        """The attempt budget asked for, within the limit. When None: ``default`` (the
+        task type's), else the engine's default; a type's default above the limit is
+        cut to it (the limit is a setting; the type does not know it)."""
         if max_attempts is None:
+            if default is not None:
+                return max(1, min(default, self.max_attempts_limit))
             max_attempts = self.default_max_attempts
         if isinstance(max_attempts, bool) or not isinstance(max_attempts, int):
             raise InvalidInput("max_attempts", "must be an integer")

@@ -21,10 +21,11 @@ calls it ``task_types`` (the live workers are a ``WorkerRegistry``, called ``wor
 
 from __future__ import annotations
 
+import functools
 import inspect
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
-from typing import Any, TypeVar
+from dataclasses import dataclass, replace
+from typing import Any, TypeVar, cast
 
 from domain.errors import InvalidInput, UnknownTaskType
 from domain.models import JSON
@@ -52,12 +53,24 @@ class TaskType:
     """JSON Schema of the payload (None: any JSON value)."""
     output_schema: dict[str, JSON] | None = None
     """JSON Schema of the result (None: any JSON value)."""
+    takes_context: bool = False
+    """The handler takes the attempt's ``TaskContext`` too, as ``handler(payload,
+    context=...)`` (domain/run_context.py)."""
     stoppable: bool = False
     """Run the handler in a worker process of its own that is terminated at the timeout
     or when the task is cancelled, so that it really stops (a sync handler in a thread
     cannot be stopped: past its timeout it would run on, and its side effects land after
     the attempt failed). Costs a round trip to that process per call, and the handler
     must be a module-level function; its payload and result travel by pickle."""
+
+    def bound_to(self, context: object) -> TaskType:
+        """This type with ``context`` bound to its handler, for one attempt: called with
+        the payload alone, like any other handler (in a child process too: a partial
+        pickles, and a ``RunContext`` travels as its detached copy)."""
+        if not self.takes_context:
+            return self
+        handler = functools.partial(cast(Callable[..., Any], self.handler), context=context)
+        return replace(self, handler=handler, takes_context=False)
 
     @property
     def is_async(self) -> bool:

@@ -34,6 +34,7 @@ from adapters.dynamodb.table import (
 )
 from domain.errors import InfrastructureError
 from domain.models import Task, TaskStatus
+from domain.progress import Progress
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.type_defs import AttributeValueTypeDef
@@ -83,7 +84,8 @@ def task_from_item(item: Item) -> Task:
 
 def _kind(annotation: object) -> str:
     text = str(annotation).replace(" | None", "").replace("None | ", "")
-    return text if text in ("datetime", "int", "float", "bool", "str", "TaskStatus") else "json"
+    kinds = ("datetime", "int", "float", "bool", "str", "TaskStatus", "Progress")
+    return text if text in kinds else "json"
 
 
 def _encode_field(annotation: object, name: str, value: Any) -> AttributeValueTypeDef:
@@ -100,6 +102,8 @@ def _encode_field(annotation: object, name: str, value: Any) -> AttributeValueTy
         return s(TaskStatus(value).value)
     if kind == "str":
         return s(value)
+    if kind == "Progress":
+        value = value.to_json()
     return s(json.dumps(value, ensure_ascii=False))
 
 
@@ -117,4 +121,6 @@ def _decode_field(annotation: object, name: str, stored: AttributeValueTypeDef) 
         return TaskStatus(text)
     if kind == "str":
         return text
+    if kind == "Progress":
+        return Progress.from_json(json.loads(text))
     return json.loads(text)

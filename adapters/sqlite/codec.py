@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from typing import Any, Final
 
 from domain.models import Task, TaskStatus
+from domain.progress import Progress
 
 TASK_COLUMNS: Final = (
     "id",
@@ -34,6 +35,7 @@ TASK_COLUMNS: Final = (
     "lease_expires_at",
     "run_at",
     "version",
+    "progress",
     "extra",
 )
 """The columns that hold a Task's fields (``extra`` holds the fields without a column)."""
@@ -85,6 +87,10 @@ def _decode_extra(text: str) -> dict[str, Any]:
     return extra
 
 
+def _progress(text: str | None) -> Progress | None:
+    return None if text is None else Progress.from_json(json.loads(text))
+
+
 def held_key(task: Task) -> str | None:
     """The due-time key of a held task (indexed); None for every other task."""
     if not task.held or task.run_at is None or task.status is not TaskStatus.PENDING:
@@ -127,6 +133,7 @@ def task_row(task: Task) -> dict[str, Any]:
         "lease_expires_at": iso(task.lease_expires_at),
         "run_at": iso(task.run_at),
         "version": task.version,
+        "progress": None if task.progress is None else _json(task.progress.to_json()),
         "extra": _encode_extra(task),
         "created_key": time_key(task.created_at),
         "finished_key": finished_key(task),
@@ -156,5 +163,6 @@ def task_from_row(row: sqlite3.Row) -> Task:
         lease_expires_at=from_iso(row["lease_expires_at"]),
         run_at=from_iso(row["run_at"]),
         version=row["version"],
+        progress=_progress(row["progress"]),
         **_decode_extra(row["extra"]),
     )

@@ -158,6 +158,9 @@ MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
                 ELSE coalesce(run_at, created_at) END AS due)
             ) WHERE status = 'PENDING'""",
     ),
+    # 10: what a running handler last reported of its progress (TaskContext.progress):
+    # JSON ``{"percent", "message", "updated_at"}``, NULL until it reports.
+    ("ALTER TABLE tasks ADD COLUMN progress TEXT",),
 )
 SCHEMA_VERSION: Final = len(MIGRATIONS)
 

@@ -18,6 +18,7 @@ from pydantic import AliasChoices
 from pydantic_core import ErrorDetails
 
 from bootstrap.container import Container, build_container
+from bootstrap.handlers import HandlerSetupError
 from bootstrap.settings import Settings
 from entrypoints.cli.common import CommandGroup, ConfigError
 from entrypoints.runtime import configure_logging, maybe_await, run_until_stopped
@@ -70,6 +71,8 @@ def _load_handlers(container: Container) -> None:
     and not a traceback from deep inside the start."""
     try:
         container.task_types()
+    except HandlerSetupError as exc:
+        raise ConfigError(str(exc)) from None
     except ImportError as exc:
         raise ConfigError(
             f"{exc} (TASKQ_HANDLERS takes comma-separated module names, importable from "

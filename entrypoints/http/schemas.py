@@ -201,6 +201,14 @@ class Redriven(BaseModel):
     count: int
 
 
+class ProgressOut(BaseModel):
+    """What the task's handler last reported of its progress."""
+
+    percent: float = Field(ge=0, le=100)
+    message: str | None
+    updated_at: Timestamp = Field(description="When the handler reported it.")
+
+
 class TaskOut(BaseModel):
     """A task as the API shows it. Lease tokens and versions stay internal."""
 
@@ -232,6 +240,10 @@ class TaskOut(BaseModel):
         "killed): its later attempts each run alone in a child process, so a crash is "
         "attributed to the task that caused it."
     )
+    progress: ProgressOut | None = Field(
+        description="What the handler last reported of its progress (at most one write a "
+        "second is kept, the latest report wins); null if it never reported.",
+    )
 
     @classmethod
     def of(cls, task: Task) -> TaskOut:
@@ -254,6 +266,13 @@ class TaskOut(BaseModel):
             run_at=task.run_at,
             cancel_requested=task.cancel_requested,
             isolated=task.isolated,
+            progress=None
+            if task.progress is None
+            else ProgressOut(
+                percent=task.progress.percent,
+                message=task.progress.message,
+                updated_at=task.progress.updated_at,
+            ),
         )
 
 

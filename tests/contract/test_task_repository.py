@@ -10,6 +10,7 @@ import pytest
 from domain.errors import ConcurrencyConflict, InvalidCursor, TaskAlreadyExists, TaskNotFound
 from domain.models import Task, TaskStatus, WorkerInfo
 from domain.ports import TaskRepository
+from domain.progress import Progress
 from tests.support.backends import RepoHarness
 
 T0 = datetime(2026, 3, 1, 12, 0, 0, 123456, tzinfo=UTC)
@@ -98,6 +99,24 @@ async def test_the_last_traceback_round_trips(repo_harness: RepoHarness) -> None
     done = again.complete("ok", T0 + timedelta(seconds=3))
     await repo.transition(done, expected=again)
     assert await repo.get(task.id) == done and done.traceback == trace  # the last one
+
+
+async def test_progress_round_trips_and_is_kept_once_finished(repo_harness: RepoHarness) -> None:
+    repo = repo_harness.repository
+    _, claimed = await stored_and_claimed(repo, "lease-1")
+    first = Progress.report(12.5, "ünïcode step 1 of 8", T0 + timedelta(seconds=1))
+    reported = claimed.report_progress(first, T0 + timedelta(seconds=1))
+    await repo.transition(reported, expected=claimed)
+    assert (await repo.get(claimed.id)).progress == first
+
+    bare = Progress.report(100, None, T0 + timedelta(seconds=2))
+    again = reported.report_progress(bare, T0 + timedelta(seconds=2))
+    await repo.transition(again, expected=reported)
+    done = again.complete({"ok": True}, T0 + timedelta(seconds=3))
+    await repo.transition(done, expected=again)
+    stored = await repo.get(claimed.id)
+    assert stored == done
+    assert stored.progress == bare
 
 
 async def test_add_rejects_an_existing_id(repo_harness: RepoHarness) -> None:

@@ -1,32 +1,19 @@
-"""Migration 9 indexes the due time of PENDING tasks written by an older engine."""
+"""Migrations on files an older engine wrote: 9 indexes the due time of PENDING tasks,
+10 gives tasks their progress (none, for the tasks already stored)."""
 
 from __future__ import annotations
 
-import sqlite3
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 from adapters.clock import ManualClock
-from adapters.sqlite import MIGRATIONS, SqliteDatabase, SqliteTaskRepository
-from adapters.sqlite.codec import task_row
+from adapters.sqlite import SqliteDatabase, SqliteTaskRepository
 from domain.models import Task
+from domain.progress import Progress
+from tests.support.sqlite_files import old_schema_file
 
 T0 = datetime(2026, 3, 1, 12, 0, 0, 123456, tzinfo=UTC)
 PARIS = timezone(timedelta(hours=1))
-
-
-def _make_version_8_file(path: Path, tasks: list[Task]) -> None:
-    conn = sqlite3.connect(path, isolation_level=None)
-    for statements in MIGRATIONS[:8]:
-        for statement in statements:
-            conn.execute(statement)
-    conn.execute("PRAGMA user_version = 8")
-    for task in tasks:
-        row = task_row(task)
-        del row["due_key"]  # the column version 9 adds
-        marks = ", ".join("?" for _ in row)
-        conn.execute(f"INSERT INTO tasks ({', '.join(row)}) VALUES ({marks})", list(row.values()))
-    conn.close()
 
 
 async def test_pending_tasks_of_a_version_8_file_are_indexed_by_due_time(tmp_path: Path) -> None:
@@ -37,7 +24,8 @@ async def test_pending_tasks_of_a_version_8_file_are_indexed_by_due_time(tmp_pat
     done = Task.create("email", 4, T0 - timedelta(hours=1))
     done = done.claim("lease", T0, 30).complete(None, T0)
     path = tmp_path / "v8.db"
-    _make_version_8_file(path, [created_in_paris, retried, scheduled, done])
+    tasks = [created_in_paris, retried, scheduled, done]
+    old_schema_file(path, 8, tasks, newer_columns=["due_key", "progress"])
 
     db = SqliteDatabase(str(path), clock=ManualClock(T0))
     repo = SqliteTaskRepository(db)
@@ -49,4 +37,23 @@ async def test_pending_tasks_of_a_version_8_file_are_indexed_by_due_time(tmp_pat
     await repo.transition(retried.cancel(T0), expected=retried)
     found = await repo.oldest_due_pending(T0 + timedelta(seconds=60))
     assert found == T0 + timedelta(seconds=20), "an offset time is keyed in UTC"
+    db.close()
+
+
+async def test_tasks_of_a_version_9_file_have_no_progress_and_can_get_one(
+    tmp_path: Path,
+) -> None:
+    running = Task.create("email", 1, T0).claim("lease", T0, 30)
+    path = tmp_path / "v9.db"
+    old_schema_file(path, 9, [running], newer_columns=["progress"])
+
+    db = SqliteDatabase(str(path), clock=ManualClock(T0))
+    repo = SqliteTaskRepository(db)
+    found = await repo.get(running.id)
+    reported = found.report_progress(Progress.report(5, "began", T0), T0)
+    await repo.transition(reported, expected=found)
+
+    assert db.schema_version_found == 9
+    assert found == running and found.progress is None
+    assert await repo.get(running.id) == reported
     db.close()

@@ -23,6 +23,7 @@ from adapters.sqlite import (
 )
 from domain.errors import InfrastructureError
 from domain.models import Task, TaskStatus, WorkerInfo
+from domain.progress import Progress
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 T0 = datetime(2026, 3, 1, 12, 0, 0, 123456, tzinfo=UTC)
@@ -184,6 +185,8 @@ def _non_default(annotation: str, name: str) -> object:
         return f"value of {name}"
     if annotation == "JSON":
         return {"k": [1, "ü", None]}
+    if annotation.startswith("Progress"):
+        return Progress(33.5, "ü step", T0 + timedelta(minutes=1))
     raise AssertionError(f"teach this test a value for Task.{name}: {annotation}")
 
 

@@ -1,7 +1,7 @@
 """Hand-written fakes of the ports for the use-case tests: a queue that is down or drops
-part of a batch, a queue that answers late, a store that runs out of room, and a store
-where another writer gets in first. Each is the memory adapter with one behaviour
-changed, not a mock."""
+part of a batch, a queue that answers late, a store that runs out of room, a store
+where another writer gets in first, and one that records its writes. Each is the
+memory adapter with one behaviour changed, not a mock."""
 
 from __future__ import annotations
 
@@ -112,3 +112,25 @@ class SlowRepository(InMemoryTaskRepository):
     async def add(self, task: Task) -> None:
         await self.clock.sleep(self.write_seconds)
         await super().add(task)
+
+
+class RecordingRepository(InMemoryTaskRepository):
+    """Keeps every transition that was stored, in order: a test counts the writes a use
+    case made (of a kind: ``progress_writes``)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.written: list[tuple[Task, Task]] = []
+        """(expected, new) of each stored transition."""
+
+    async def transition(self, new: Task, *, expected: Task) -> None:
+        await super().transition(new, expected=expected)
+        self.written.append((expected, new))
+
+    def progress_writes(self) -> list[str | None]:
+        """The message of each progress write, in order."""
+        return [
+            new.progress.message
+            for old, new in self.written
+            if new.progress is not None and new.progress != old.progress
+        ]

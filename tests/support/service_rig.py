@@ -37,17 +37,22 @@ def check_count(payload: JSON) -> None:
         raise InvalidInput("payload.n", "must be an integer")
 
 
-def sample_task_types() -> HandlerRegistry:
-    """The built-in types (email, image-resize, data-export) and two of a team's own:
-    ``echo`` takes any payload, ``counted`` validates its payload."""
-    task_types = register_builtins(
-        HandlerRegistry(),
-        # Submitting validates payloads only: the handlers' store and pool stay unused.
+def add_builtins(task_types: HandlerRegistry) -> HandlerRegistry:
+    """``task_types`` with the built-in types (email, image-resize, data-export) added,
+    for tests that submit them: their handlers' store and pool stay unused."""
+    return register_builtins(
+        task_types,
         blobs=DirectoryBlobStore(tempfile.gettempdir()),
         cpu=StoppableProcessPool(1),
         tasks=InMemoryTaskRepository(),
         public_url="http://127.0.0.1:8080",
     )
+
+
+def sample_task_types() -> HandlerRegistry:
+    """The built-in types (email, image-resize, data-export) and two of a team's own:
+    ``echo`` takes any payload, ``counted`` validates its payload."""
+    task_types = add_builtins(HandlerRegistry())
     task_types.add(TaskType("echo", lambda payload: payload, 5.0))
     task_types.add(TaskType("counted", lambda payload: payload, 5.0, check_count))
     return task_types

@@ -31,6 +31,7 @@ TASK_FIELDS = {
     "run_at",
     "cancel_requested",
     "isolated",
+    "progress",
 }
 
 
