@@ -17,34 +17,12 @@ from typing import Any, TypeVar, Unpack, overload
 
 import httpx
 
-from taskq import calls
+from taskq import calls, models
 from taskq.calls import Call
 from taskq.client import TaskLike, new_tasks
-from taskq.config import (
-    DEFAULT_MAX_RETRIES,
-    DEFAULT_TIMEOUT_SECONDS,
-    auth_headers,
-    checked_timeout,
-    resolve_api_key,
-    resolve_base_url,
-)
+from taskq.connection import ClientOptions, Connection
 from taskq.handles import TaskHandle, unparsed
-from taskq.models import (
-    BatchResult,
-    DeadLetterMessage,
-    DeadLetterMessages,
-    DeadLetterPage,
-    Health,
-    MessagesRedriven,
-    Metrics,
-    NewTask,
-    Redriven,
-    SubmitOptions,
-    TaskInfo,
-    TaskPage,
-    Workers,
-)
-from taskq.retry import RetryPolicy, Timing
+from taskq.models import NewTask, SubmitOptions
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -57,28 +35,18 @@ class AsyncClient:
         self,
         base_url: str | None = None,
         *,
-        api_key: str | None = None,
-        timeout: float = DEFAULT_TIMEOUT_SECONDS,
-        max_retries: int = DEFAULT_MAX_RETRIES,
         transport: httpx.AsyncBaseTransport | None = None,
-        timing: Timing | None = None,
+        **options: Unpack[ClientOptions],
     ) -> None:
-        self.base_url = resolve_base_url(base_url)
-        self.timing = timing or Timing()
-        self._timeout = checked_timeout(timeout)
-        self._policy = RetryPolicy(max_retries=max_retries)
-        self._http = httpx.AsyncClient(
-            base_url=self.base_url,
-            headers=auth_headers(resolve_api_key(api_key)),
-            timeout=self._timeout,
-            transport=transport,
-        )
+        self._connection = connection = Connection.of(base_url, **options)
+        self.base_url, self.timing = connection.base_url, connection.timing
+        self._http = httpx.AsyncClient(transport=transport, **connection.httpx_options())
 
     async def _run(self, call: Call[T]) -> T:
         retries = 0
         while True:
             outcome = await self._send(call)
-            delay = self._policy.delay(outcome, retries, call.idempotent)
+            delay = self._connection.policy.delay(outcome, retries, call.idempotent)
             if delay is None:
                 return call.answer(outcome, self.base_url)
             await self.timing.async_sleep(delay)
@@ -86,7 +54,7 @@ class AsyncClient:
 
     async def _send(self, call: Call[Any]) -> calls.Outcome:
         try:
-            return await self._http.request(**call.request(self._timeout))
+            return await self._http.request(**call.request(self._connection.timeout))
         except httpx.TransportError as exc:
             return exc
 
@@ -116,29 +84,29 @@ class AsyncClient:
         new = NewTask(type=type, payload=payload, **options)
         return TaskHandle(self, await self._run(calls.submit(new)), parse)
 
-    async def submit_batch(self, tasks: Iterable[TaskLike]) -> builtins.list[BatchResult]:
+    async def submit_batch(self, tasks: Iterable[TaskLike]) -> builtins.list[models.BatchResult]:
         return await self._run(calls.submit_batch(new_tasks(tasks)))
 
     async def handle(self, task_id: str) -> TaskHandle[Any]:
         return TaskHandle(self, await self.get(task_id))
 
-    async def get(self, task_id: str, *, wait: int | None = None) -> TaskInfo:
+    async def get(self, task_id: str, *, wait: int | None = None) -> models.TaskInfo:
         return await self._run(calls.get_task(task_id, wait))
 
-    async def cancel(self, task_id: str) -> TaskInfo:
+    async def cancel(self, task_id: str) -> models.TaskInfo:
         return await self._run(calls.cancel(task_id))
 
-    async def retry(self, task_id: str, *, max_attempts: int | None = None) -> TaskInfo:
+    async def retry(self, task_id: str, *, max_attempts: int | None = None) -> models.TaskInfo:
         return await self._run(calls.retry(task_id, max_attempts))
 
     async def list(
         self, status: str, *, limit: int | None = None, cursor: str | None = None
-    ) -> TaskPage:
+    ) -> models.TaskPage:
         return await self._run(calls.list_tasks(status, limit, cursor))
 
     async def iter_tasks(
         self, status: str, *, page_size: int | None = None
-    ) -> AsyncIterator[TaskInfo]:
+    ) -> AsyncIterator[models.TaskInfo]:
         cursor: str | None = None
         while True:
             page = await self.list(status, limit=page_size, cursor=cursor)
@@ -150,33 +118,33 @@ class AsyncClient:
 
     async def dead_letters(
         self, *, limit: int | None = None, cursor: str | None = None
-    ) -> DeadLetterPage:
+    ) -> models.DeadLetterPage:
         return await self._run(calls.dead_letters(limit, cursor))
 
     async def redrive(
         self, *, type: str | None = None, limit: int | None = None, per_second: float | None = None
-    ) -> Redriven:
+    ) -> models.Redriven:
         return await self._run(calls.redrive(type, limit, per_second))
 
-    async def dead_letter_messages(self, *, limit: int | None = None) -> DeadLetterMessages:
+    async def dead_letter_messages(self, *, limit: int | None = None) -> models.DeadLetterMessages:
         return await self._run(calls.dead_letter_messages(limit))
 
-    async def drop_dead_letter(self, message_id: str) -> DeadLetterMessage:
+    async def drop_dead_letter(self, message_id: str) -> models.DeadLetterMessage:
         return await self._run(calls.drop_dead_letter(message_id))
 
-    async def resend_dead_letter(self, message_id: str) -> DeadLetterMessage:
+    async def resend_dead_letter(self, message_id: str) -> models.DeadLetterMessage:
         return await self._run(calls.resend_dead_letter(message_id))
 
-    async def resend_dead_letters(self, *, limit: int | None = None) -> MessagesRedriven:
+    async def resend_dead_letters(self, *, limit: int | None = None) -> models.MessagesRedriven:
         return await self._run(calls.resend_dead_letters(limit))
 
-    async def metrics(self) -> Metrics:
+    async def metrics(self) -> models.Metrics:
         return await self._run(calls.metrics())
 
-    async def workers(self) -> Workers:
+    async def workers(self) -> models.Workers:
         return await self._run(calls.workers())
 
-    async def health(self) -> Health:
+    async def health(self) -> models.Health:
         return await self._run(calls.health())
 
     async def close(self) -> None:

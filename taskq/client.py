@@ -20,33 +20,11 @@ from typing import Any, TypeVar, Unpack, overload
 
 import httpx
 
-from taskq import calls
+from taskq import calls, models
 from taskq.calls import Call
-from taskq.config import (
-    DEFAULT_MAX_RETRIES,
-    DEFAULT_TIMEOUT_SECONDS,
-    auth_headers,
-    checked_timeout,
-    resolve_api_key,
-    resolve_base_url,
-)
+from taskq.connection import ClientOptions, Connection
 from taskq.handles import SyncTaskHandle, unparsed
-from taskq.models import (
-    BatchResult,
-    DeadLetterMessage,
-    DeadLetterMessages,
-    DeadLetterPage,
-    Health,
-    MessagesRedriven,
-    Metrics,
-    NewTask,
-    Redriven,
-    SubmitOptions,
-    TaskInfo,
-    TaskPage,
-    Workers,
-)
-from taskq.retry import RetryPolicy, Timing
+from taskq.models import NewTask, SubmitOptions
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -62,39 +40,29 @@ class Client:
     """The Task Queue Engine API for sync code.
 
     ``base_url``: the server (``http(s)://host:port``, ``host:port`` or ``:port``); by
-    default ``$TASKQ_URL``, else ``http://127.0.0.1:$PORT``. ``api_key`` (default
-    ``$TASKQ_API_KEY``) is sent as a Bearer token. ``timeout``: seconds one request may
-    take (beyond what the server holds it by design). ``max_retries``: resends of a
-    request answered 503 or 429 (after its ``Retry-After``) or lost to a connection
-    error where resending is safe. ``transport`` and ``timing`` are for tests.
+    default ``$TASKQ_URL``, else ``http://127.0.0.1:$PORT``. The options
+    (``ClientOptions``): ``api_key`` (default ``$TASKQ_API_KEY``), sent as a Bearer
+    token; ``timeout``, seconds one request may take (default 10); ``max_retries``,
+    resends of a request answered 503 or 429 or lost where resending is safe (default
+    3); ``timing``, for tests, like ``transport`` (an ``httpx`` transport).
     """
 
     def __init__(
         self,
         base_url: str | None = None,
         *,
-        api_key: str | None = None,
-        timeout: float = DEFAULT_TIMEOUT_SECONDS,
-        max_retries: int = DEFAULT_MAX_RETRIES,
         transport: httpx.BaseTransport | None = None,
-        timing: Timing | None = None,
+        **options: Unpack[ClientOptions],
     ) -> None:
-        self.base_url = resolve_base_url(base_url)
-        self.timing = timing or Timing()
-        self._timeout = checked_timeout(timeout)
-        self._policy = RetryPolicy(max_retries=max_retries)
-        self._http = httpx.Client(
-            base_url=self.base_url,
-            headers=auth_headers(resolve_api_key(api_key)),
-            timeout=self._timeout,
-            transport=transport,
-        )
+        self._connection = connection = Connection.of(base_url, **options)
+        self.base_url, self.timing = connection.base_url, connection.timing
+        self._http = httpx.Client(transport=transport, **connection.httpx_options())
 
     def _run(self, call: Call[T]) -> T:
         retries = 0
         while True:
             outcome = self._send(call)
-            delay = self._policy.delay(outcome, retries, call.idempotent)
+            delay = self._connection.policy.delay(outcome, retries, call.idempotent)
             if delay is None:
                 return call.answer(outcome, self.base_url)
             self.timing.sleep(delay)
@@ -102,7 +70,7 @@ class Client:
 
     def _send(self, call: Call[Any]) -> calls.Outcome:
         try:
-            return self._http.request(**call.request(self._timeout))
+            return self._http.request(**call.request(self._connection.timeout))
         except httpx.TransportError as exc:
             return exc
 
@@ -138,7 +106,7 @@ class Client:
         task = self._run(calls.submit(NewTask(type=type, payload=payload, **options)))
         return SyncTaskHandle(self, task, parse)
 
-    def submit_batch(self, tasks: Iterable[TaskLike]) -> builtins.list[BatchResult]:
+    def submit_batch(self, tasks: Iterable[TaskLike]) -> builtins.list[models.BatchResult]:
         """Submit many tasks in one request; one result per task, in order (an invalid
         task gets its error there, the others are created)."""
         return self._run(calls.submit_batch(new_tasks(tasks)))
@@ -147,23 +115,25 @@ class Client:
         """A handle on a task submitted earlier (read now)."""
         return SyncTaskHandle(self, self.get(task_id))
 
-    def get(self, task_id: str, *, wait: int | None = None) -> TaskInfo:
+    def get(self, task_id: str, *, wait: int | None = None) -> models.TaskInfo:
         """The task; with ``wait``, the server answers as soon as it is finished or after
         ``wait`` seconds (at most 30)."""
         return self._run(calls.get_task(task_id, wait))
 
-    def cancel(self, task_id: str) -> TaskInfo:
+    def cancel(self, task_id: str) -> models.TaskInfo:
         return self._run(calls.cancel(task_id))
 
-    def retry(self, task_id: str, *, max_attempts: int | None = None) -> TaskInfo:
+    def retry(self, task_id: str, *, max_attempts: int | None = None) -> models.TaskInfo:
         """Retry a FAILED task with ``max_attempts`` more attempts (server default 3)."""
         return self._run(calls.retry(task_id, max_attempts))
 
-    def list(self, status: str, *, limit: int | None = None, cursor: str | None = None) -> TaskPage:
+    def list(
+        self, status: str, *, limit: int | None = None, cursor: str | None = None
+    ) -> models.TaskPage:
         """One page of the tasks with ``status``, newest first."""
         return self._run(calls.list_tasks(status, limit, cursor))
 
-    def iter_tasks(self, status: str, *, page_size: int | None = None) -> Iterator[TaskInfo]:
+    def iter_tasks(self, status: str, *, page_size: int | None = None) -> Iterator[models.TaskInfo]:
         """Every task with ``status``, newest first, page after page."""
         cursor: str | None = None
         while True:
@@ -177,38 +147,38 @@ class Client:
 
     def dead_letters(
         self, *, limit: int | None = None, cursor: str | None = None
-    ) -> DeadLetterPage:
+    ) -> models.DeadLetterPage:
         """FAILED tasks, newest first, and the dead-letter queue's depth."""
         return self._run(calls.dead_letters(limit, cursor))
 
     def redrive(
         self, *, type: str | None = None, limit: int | None = None, per_second: float | None = None
-    ) -> Redriven:
+    ) -> models.Redriven:
         """Retry FAILED tasks (of ``type``, up to ``limit``) at ``per_second``."""
         return self._run(calls.redrive(type, limit, per_second))
 
-    def dead_letter_messages(self, *, limit: int | None = None) -> DeadLetterMessages:
+    def dead_letter_messages(self, *, limit: int | None = None) -> models.DeadLetterMessages:
         """The dead-letter queue's messages, poison ones included."""
         return self._run(calls.dead_letter_messages(limit))
 
-    def drop_dead_letter(self, message_id: str) -> DeadLetterMessage:
+    def drop_dead_letter(self, message_id: str) -> models.DeadLetterMessage:
         return self._run(calls.drop_dead_letter(message_id))
 
-    def resend_dead_letter(self, message_id: str) -> DeadLetterMessage:
+    def resend_dead_letter(self, message_id: str) -> models.DeadLetterMessage:
         return self._run(calls.resend_dead_letter(message_id))
 
-    def resend_dead_letters(self, *, limit: int | None = None) -> MessagesRedriven:
+    def resend_dead_letters(self, *, limit: int | None = None) -> models.MessagesRedriven:
         return self._run(calls.resend_dead_letters(limit))
 
     # -- the service --------------------------------------------------------------------
 
-    def metrics(self) -> Metrics:
+    def metrics(self) -> models.Metrics:
         return self._run(calls.metrics())
 
-    def workers(self) -> Workers:
+    def workers(self) -> models.Workers:
         return self._run(calls.workers())
 
-    def health(self) -> Health:
+    def health(self) -> models.Health:
         return self._run(calls.health())
 
     def close(self) -> None:

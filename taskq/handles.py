@@ -42,26 +42,28 @@ class Waiting:
 
     def __init__(self, timeout: float | None, timing: Timing) -> None:
         self._now = timing.monotonic
+        self._timeout = timeout
         self._deadline = math.inf if timeout is None else self._now() + timeout
         self._pause = POLL_FIRST_PAUSE_SECONDS
         self._asked = 0
         self._asked_at = 0.0
 
-    def ask(self) -> int | None:
-        """Seconds the next read asks the server to wait (0: none, under a second is
-        left), or None: the deadline has passed."""
+    def ask(self, task: TaskInfo) -> int:
+        """Seconds the next read of ``task`` asks the server to wait (0: none, under a
+        second is left); ``ResultTimeout`` once the deadline has passed."""
         remaining = self._deadline - self._now()
         if remaining <= 0:
-            return None
+            raise ResultTimeout(task, self._timeout or 0)
         self._asked = int(min(remaining, SERVER_MAX_WAIT_SECONDS))
         self._asked_at = self._now()
         return self._asked
 
-    def pause(self) -> float:
-        """Seconds to sleep before the next read: none when the server held the last one
-        (it waits as asked), else a backoff bounded by the bound and the deadline."""
+    def pause(self, task: TaskInfo) -> float:
+        """Seconds to sleep before the next read, now that it shows ``task``: none when
+        it is finished or the server held the read (it waits as asked), else a backoff
+        bounded by the bound and the deadline."""
         now = self._now()
-        if self._asked and now - self._asked_at >= self._asked / 2:
+        if task.finished or (self._asked and now - self._asked_at >= self._asked / 2):
             return 0.0
         pause = min(self._pause, max(0.0, self._deadline - now))
         self._pause = min(self._pause * 2, POLL_MAX_PAUSE_SECONDS)
@@ -77,20 +79,30 @@ def outcome(task: TaskInfo, parse: Callable[[Any], R]) -> R:
     return parse(task.result)
 
 
-class TaskHandle(Generic[R]):
+class _Handle(Generic[R]):
+    """What both handles hold: the task as last read, and the parser of its result."""
+
+    def __init__(self, task: TaskInfo, parse: Callable[[Any], R]) -> None:
+        self.task = task
+        """The task as last read from the server."""
+        self._parse = parse
+
+    @property
+    def id(self) -> str:
+        return self.task.id
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.id} {self.task.type} {self.task.status}>"
+
+
+class TaskHandle(_Handle[R]):
     """A task submitted through an ``AsyncClient``; its result is an ``R``."""
 
     def __init__(
         self, client: AsyncClient, task: TaskInfo, parse: Callable[[Any], R] = unparsed
     ) -> None:
+        super().__init__(task, parse)
         self._client = client
-        self._parse = parse
-        self.task = task
-        """The task as last read from the server."""
-
-    @property
-    def id(self) -> str:
-        return self.task.id
 
     async def refresh(self) -> TaskInfo:
         self.task = await self._client.get(self.id)
@@ -106,33 +118,20 @@ class TaskHandle(Generic[R]):
         (None: no limit)."""
         waiting = Waiting(timeout, self._client.timing)
         while not self.task.finished:
-            wait = waiting.ask()
-            if wait is None:
-                raise ResultTimeout(self.task, timeout or 0)
-            self.task = await self._client.get(self.id, wait=wait)
-            if not self.task.finished:
-                await self._client.timing.async_sleep(waiting.pause())
+            self.task = await self._client.get(self.id, wait=waiting.ask(self.task))
+            await self._client.timing.async_sleep(waiting.pause(self.task))
         return outcome(self.task, self._parse)
 
-    def __repr__(self) -> str:
-        return f"<TaskHandle {self.id} {self.task.type} {self.task.status}>"
 
-
-class SyncTaskHandle(Generic[R]):
+class SyncTaskHandle(_Handle[R]):
     """A task submitted through a ``Client``; its result is an ``R``. The sync twin of
     ``TaskHandle``."""
 
     def __init__(
         self, client: Client, task: TaskInfo, parse: Callable[[Any], R] = unparsed
     ) -> None:
+        super().__init__(task, parse)
         self._client = client
-        self._parse = parse
-        self.task = task
-        """The task as last read from the server."""
-
-    @property
-    def id(self) -> str:
-        return self.task.id
 
     def refresh(self) -> TaskInfo:
         self.task = self._client.get(self.id)
@@ -147,13 +146,6 @@ class SyncTaskHandle(Generic[R]):
         ``TaskCancelled``, ``ResultTimeout``."""
         waiting = Waiting(timeout, self._client.timing)
         while not self.task.finished:
-            wait = waiting.ask()
-            if wait is None:
-                raise ResultTimeout(self.task, timeout or 0)
-            self.task = self._client.get(self.id, wait=wait)
-            if not self.task.finished:
-                self._client.timing.sleep(waiting.pause())
+            self.task = self._client.get(self.id, wait=waiting.ask(self.task))
+            self._client.timing.sleep(waiting.pause(self.task))
         return outcome(self.task, self._parse)
-
-    def __repr__(self) -> str:
-        return f"<SyncTaskHandle {self.id} {self.task.type} {self.task.status}>"
