@@ -12,11 +12,17 @@ registers it when it imports the module named in ``TASKQ_HANDLERS``. The old
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from typing import Any, Generic, Protocol, TypeVar, overload
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar, Unpack, cast, overload
 
 from taskq.context import TaskContext
 from taskq.definition import DEFINITION_ATTRIBUTE, TaskDefinition, define
+from taskq.models import SubmitOptions
+
+if TYPE_CHECKING:
+    from taskq.async_client import AsyncClient
+    from taskq.client import Client
+    from taskq.handles import SyncTaskHandle, TaskHandle
 
 P = TypeVar("P")
 R = TypeVar("R")
@@ -38,6 +44,26 @@ class TypedTask(Generic[P, R]):
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         return self.definition.function(*args, **kwargs)
+
+    @overload
+    def submit(
+        self, inp: P, *, client: AsyncClient, **options: Unpack[SubmitOptions]
+    ) -> Coroutine[Any, Any, TaskHandle[R]]: ...
+
+    @overload
+    def submit(
+        self, inp: P, *, client: Client, **options: Unpack[SubmitOptions]
+    ) -> SyncTaskHandle[R]: ...
+
+    def submit(
+        self, inp: P, *, client: Client | AsyncClient, **options: Unpack[SubmitOptions]
+    ) -> SyncTaskHandle[R] | Coroutine[Any, Any, TaskHandle[R]]:
+        """Submit a task of this type with ``inp`` (dumped to JSON by its input type);
+        its handle's ``result()`` is an ``R`` (the stored JSON validated into the output
+        type). With an ``AsyncClient``, await it. ``options`` are ``client.submit``'s."""
+        parse = cast(Callable[[Any], R], self.definition.parse_output)
+        payload = self.definition.dump_input(inp)
+        return client.submit(self.name, payload, parse=parse, **options)
 
     def __repr__(self) -> str:
         return f"<taskq task {self.name!r}>"

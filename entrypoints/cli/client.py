@@ -1,20 +1,22 @@
-"""Client commands: ask a running server over HTTP (httpx) and print its JSON answer.
+"""Client commands: ask a running server through ``taskq.Client`` and print its JSON
+answer.
 
-They need no settings of the server's: only where it is (``--url``) and a key
-(``--api-key``). The exit status is 0 for a 2xx answer, 1 for any other answer, 2 when
-the server cannot be reached or an option is wrong.
+They need no settings of the server's: only where it is (``--url``, else
+``$TASKQ_URL``, else ``http://127.0.0.1:$PORT``) and a key (``--api-key``, else
+``$TASKQ_API_KEY``). The exit status is 0 for a 2xx answer (and, with ``submit --wait``,
+a COMPLETED task), 1 for any other answer or a task that ended otherwise, 2 when the
+server cannot be reached or an option is wrong.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
+from collections.abc import Callable
 from typing import Any
-from urllib.parse import quote
 
-import httpx
+from pydantic import BaseModel
 
 from domain.limits import (
     DEFAULT_DEAD_LETTER_LIST,
@@ -23,158 +25,105 @@ from domain.limits import (
     DEFAULT_REDRIVE_PER_SECOND,
     MAX_DEAD_LETTER_LIST,
 )
-from entrypoints.cli.common import CONFIG_ERROR_STATUS, CommandGroup, ConfigError
+from entrypoints.cli.common import CONFIG_ERROR_STATUS, CommandGroup, ConfigError, Handler
+from taskq import (
+    APIError,
+    Client,
+    InvalidBaseURL,
+    ResultTimeout,
+    ServerUnreachable,
+    SubmitOptions,
+    TaskCancelled,
+    TaskFailed,
+)
+from taskq.config import resolve_base_url
 
-DEFAULT_HOST = "127.0.0.1"
-DEFAULT_PORT = "8080"
-SCHEMES = ("http", "https")
-MAX_PORT = 65535
-
-
-def normalise_url(value: str, *, source: str = "--url") -> str:
-    """The server's base URL from ``value``: ``http(s)://host[:port][/prefix]`` is kept,
-    ``host:port`` and ``host`` get ``http://``, ``:port`` means 127.0.0.1. ``source``
-    names where the value came from in the error."""
-    text = value.strip()
-    if "://" not in text:
-        text = "http://" + (DEFAULT_HOST + text if text.startswith(":") else text)
-    try:
-        url = httpx.URL(text)
-        port = url.port
-    except (httpx.InvalidURL, ValueError) as exc:
-        problem = f"not a URL ({exc})"
-    else:
-        problem = _url_problem(url, port)
-    if problem:
-        raise ConfigError(
-            f"{source}={value!r}: {problem}; give http(s)://host:port, host:port or :port"
-        )
-    return str(url).rstrip("/")
-
-
-def _url_problem(url: httpx.URL, port: int | None) -> str:
-    if url.scheme not in SCHEMES:
-        return "the scheme should be http or https"
-    if not url.host:
-        return "no host"
-    if port is not None and not 1 <= port <= MAX_PORT:
-        return f"the port should be between 1 and {MAX_PORT}"
-    if url.query or url.fragment:
-        return "a server URL has no query or fragment"
-    return ""
+DEFAULT_WAIT_SECONDS = 300.0
+"""How long ``submit --wait`` waits for the task when no time is given."""
 
 
 def server_url(args: argparse.Namespace) -> str:
-    if args.url:
-        return normalise_url(str(args.url))
-    return normalise_url(":" + os.environ.get("PORT", DEFAULT_PORT), source="PORT")
-
-
-def _auth_headers(args: argparse.Namespace) -> dict[str, str]:
-    key = args.api_key or os.environ.get("TASKQ_API_KEY")
-    return {"Authorization": f"Bearer {key}"} if key else {}
-
-
-def _print_response(response: httpx.Response) -> int:
+    """``--url``, else ``$TASKQ_URL``, else loopback on ``$PORT``; one line if it is bad."""
     try:
-        print(json.dumps(response.json(), indent=2))
-    except ValueError:
-        print(response.text)
-    return 0 if response.is_success else 1
+        return resolve_base_url(args.url, source="--url")
+    except InvalidBaseURL as exc:
+        raise ConfigError(str(exc)) from None
 
 
-def _request(
-    args: argparse.Namespace,
-    method: str,
-    path: str,
-    *,
-    headers: dict[str, str] | None = None,
-    timeout: float = 10,
-    **kwargs: Any,
-) -> int:
+def _print_json(data: Any) -> None:
+    print(json.dumps(data, indent=2))
+
+
+def _as_json(answer: Any) -> Any:
+    """An answer as the server sent it: the fields it set, in its order."""
+    if isinstance(answer, BaseModel):
+        return answer.model_dump(mode="json", exclude_unset=True)
+    if isinstance(answer, list):
+        return [_as_json(item) for item in answer]
+    return answer
+
+
+def _answer(args: argparse.Namespace, action: Callable[[Client], Any]) -> int:
+    """Run ``action`` with a client for the server ``args`` name; print what it gives
+    (or the server's error) and return the exit status."""
     base = server_url(args)
     try:
-        response = httpx.request(
-            method,
-            base + path,
-            timeout=timeout,
-            headers={**_auth_headers(args), **(headers or {})},
-            **kwargs,
-        )
-    except httpx.HTTPError as exc:
-        print(f"error: cannot reach the server at {base}: {exc}", file=sys.stderr)
+        with Client(base, api_key=args.api_key) as client:
+            answer = action(client)
+    except ServerUnreachable as exc:
+        print(f"error: {exc}", file=sys.stderr)
         return CONFIG_ERROR_STATUS
-    return _print_response(response)
+    except APIError as exc:
+        if exc.body:
+            _print_json(exc.body)
+        else:
+            print(exc.message)
+        return 1
+    except (TaskFailed, TaskCancelled, ResultTimeout) as exc:
+        _print_json(_as_json(exc.task))
+        print(f"taskq: {exc}", file=sys.stderr)
+        return 1
+    _print_json(_as_json(answer))
+    return 0
 
 
-def _page_params(args: argparse.Namespace, **params: Any) -> dict[str, Any]:
-    params["limit"] = args.limit
-    if args.cursor:
-        params["cursor"] = args.cursor
-    return params
+def _payload(args: argparse.Namespace) -> Any:
+    """The payload argument: JSON when it parses as an object or an array (or with
+    ``--json``), else the string itself (``2024`` is sent as "2024")."""
+    text: str = args.payload
+    try:
+        value = json.loads(text)
+    except ValueError as exc:
+        if args.json:
+            raise ConfigError(f"payload: not JSON ({exc})") from None
+        return text
+    return value if args.json or isinstance(value, dict | list) else text
 
 
 def _submit(args: argparse.Namespace) -> int:
-    try:
-        payload = json.loads(args.payload)
-    except ValueError:
-        payload = args.payload  # a bare string, as the original clients send
-    body: dict[str, Any] = {"type": args.type, "payload": payload}
-    for option in ("max_attempts", "timeout_seconds", "delay_seconds", "run_at"):
-        value = getattr(args, option)
-        if value is not None:
-            body[option] = value
-    headers = {"Idempotency-Key": args.idempotency_key} if args.idempotency_key else {}
-    return _request(args, "POST", "/tasks", json=body, headers=headers)
+    payload = _payload(args)
+    options: SubmitOptions = {}
+    if args.idempotency_key is not None:
+        options["idempotency_key"] = args.idempotency_key
+    if args.max_attempts is not None:
+        options["max_attempts"] = args.max_attempts
+    if args.timeout_seconds is not None:
+        options["timeout_seconds"] = args.timeout_seconds
+    if args.delay_seconds is not None:
+        options["delay_seconds"] = args.delay_seconds
+    if args.run_at is not None:
+        options["run_at"] = args.run_at
+
+    def submit(client: Client) -> Any:
+        handle = client.submit(args.type, payload, **options)
+        return handle.task if args.wait is None else handle.result(timeout=args.wait)
+
+    return _answer(args, submit)
 
 
-def _retry(args: argparse.Namespace) -> int:
-    body = {} if args.max_attempts is None else {"max_attempts": args.max_attempts}
-    return _request(args, "POST", f"/tasks/{args.id}/retry", json=body)
-
-
-def _redrive(args: argparse.Namespace) -> int:
-    body: dict[str, Any] = {"limit": args.limit}
-    if args.type is not None:
-        body["type"] = args.type
-    if args.per_second is not None:
-        body["per_second"] = args.per_second
-    # The server paces the retries, so the answer of a large redrive takes a while.
-    rate = args.per_second or DEFAULT_REDRIVE_PER_SECOND
-    return _request(
-        args, "POST", "/dead-letters/redrive", json=body, timeout=30 + args.limit / rate
-    )
-
-
-MESSAGE_SEARCH_TIMEOUT_SECONDS = 60
-"""How long a drop or resend of one dead letter may take: on SQS the server looks for
-the message among up to 1,000 (``domain.limits.MAX_DEAD_LETTER_SEARCH``)."""
-RESENT_PER_SECOND = 100
-"""A conservative pace of a bulk resend (SQS: three calls per ten messages), from which
-the request's timeout is reckoned."""
-
-
-def _resend_all(args: argparse.Namespace) -> int:
-    return _request(
-        args,
-        "POST",
-        "/dead-letters/messages/redrive",
-        json={"limit": args.limit},
-        timeout=30 + args.limit / RESENT_PER_SECOND,
-    )
-
-
-def _message_path(args: argparse.Namespace) -> str:
-    return f"/dead-letters/messages/{quote(args.message_id, safe='')}"
-
-
-def _drop(args: argparse.Namespace) -> int:
-    return _request(args, "DELETE", _message_path(args), timeout=MESSAGE_SEARCH_TIMEOUT_SECONDS)
-
-
-def _resend(args: argparse.Namespace) -> int:
-    path = _message_path(args) + "/redrive"
-    return _request(args, "POST", path, timeout=MESSAGE_SEARCH_TIMEOUT_SECONDS)
+def _asking(ask: Callable[[Client, argparse.Namespace], Any]) -> Handler:
+    """The handler of a command that makes one request: ``ask(client, args)``."""
+    return lambda args: _answer(args, lambda client: ask(client, args))
 
 
 def _add_message_commands(group: CommandGroup) -> None:
@@ -184,7 +133,7 @@ def _add_message_commands(group: CommandGroup) -> None:
         group.add(
             "dead-letter-messages",
             "List the messages on the dead-letter queue, poison ones included.",
-            lambda a: _request(a, "GET", "/dead-letters/messages", params={"limit": a.limit}),
+            _asking(lambda c, a: c.dead_letter_messages(limit=a.limit)),
             details="Each with its message id, task id (none for a poison message), why it "
             "was dead-lettered, its deliveries and its body (cut short).",
         )
@@ -197,11 +146,15 @@ def _add_message_commands(group: CommandGroup) -> None:
         f"at most {MAX_DEAD_LETTER_LIST})",
     )
     for name, help_text, handler in (
-        ("drop-dead-letter", "Delete one message from the dead-letter queue.", _drop),
+        (
+            "drop-dead-letter",
+            "Delete one message from the dead-letter queue.",
+            _asking(lambda c, a: c.drop_dead_letter(a.message_id)),
+        ),
         (
             "resend-dead-letter",
             "Send one message of the dead-letter queue back to the main queue.",
-            _resend,
+            _asking(lambda c, a: c.resend_dead_letter(a.message_id)),
         ),
     ):
         one = _connection_options(group.add(name, help_text, handler))
@@ -210,7 +163,7 @@ def _add_message_commands(group: CommandGroup) -> None:
         group.add(
             "resend-dead-letters",
             "Send the dead-letter queue's messages back to the main queue.",
-            _resend_all,
+            _asking(lambda c, a: c.resend_dead_letters(limit=a.limit)),
         )
     )
     resend.add_argument(
@@ -225,7 +178,7 @@ def _connection_options(parser: argparse.ArgumentParser) -> argparse.ArgumentPar
     parser.add_argument(
         "--url",
         help="the server: http(s)://host:port, host:port or :port "
-        "(default http://127.0.0.1:$PORT, PORT default 8080)",
+        "(default $TASKQ_URL, else http://127.0.0.1:$PORT, PORT default 8080)",
     )
     parser.add_argument(
         "--api-key", help="API key, sent as a Bearer token (default: $TASKQ_API_KEY)"
@@ -250,7 +203,23 @@ def _id_argument(parser: argparse.ArgumentParser) -> None:
 def add_client_commands(group: CommandGroup) -> None:
     submit = _connection_options(group.add("submit", "Submit a task.", _submit))
     submit.add_argument("type", help="task type, e.g. email")
-    submit.add_argument("payload", help="JSON payload, or a plain string")
+    submit.add_argument(
+        "payload",
+        help="the payload: a JSON object or array is sent as JSON, anything else as a "
+        'string (2024 is sent as "2024"; give --json to send it as JSON)',
+    )
+    submit.add_argument(
+        "--json", action="store_true", help="the payload is JSON (a number, true, null, ...)"
+    )
+    submit.add_argument(
+        "--wait",
+        type=float,
+        nargs="?",
+        const=DEFAULT_WAIT_SECONDS,
+        metavar="SECONDS",
+        help="wait for the task to finish and print its result (at most SECONDS, default "
+        f"{DEFAULT_WAIT_SECONDS:g}); exit 1 if it failed, was cancelled or is not finished",
+    )
     submit.add_argument(
         "--max-attempts", type=int, help="attempts before the task is FAILED (server default 3)"
     )
@@ -266,14 +235,14 @@ def add_client_commands(group: CommandGroup) -> None:
         help="submit at most once per key: a retry with the same key returns the first task",
     )
 
-    status = group.add("status", "Show a task.", lambda a: _request(a, "GET", f"/tasks/{a.id}"))
+    status = group.add("status", "Show a task.", _asking(lambda c, a: c.get(a.id)))
     _id_argument(_connection_options(status))
 
     listing = _connection_options(
         group.add(
             "list",
             "List tasks by status, newest first.",
-            lambda a: _request(a, "GET", "/tasks", params=_page_params(a, status=a.status)),
+            _asking(lambda c, a: c.list(a.status, limit=a.limit, cursor=a.cursor)),
         )
     )
     listing.add_argument(
@@ -286,12 +255,16 @@ def add_client_commands(group: CommandGroup) -> None:
     cancel = group.add(
         "cancel",
         "Cancel a task (a running one cooperatively).",
-        lambda a: _request(a, "POST", f"/tasks/{a.id}/cancel"),
+        _asking(lambda c, a: c.cancel(a.id)),
     )
     _id_argument(_connection_options(cancel))
 
     retry = _connection_options(
-        group.add("retry", "Retry a FAILED task with a new attempt budget.", _retry)
+        group.add(
+            "retry",
+            "Retry a FAILED task with a new attempt budget.",
+            _asking(lambda c, a: c.retry(a.id, max_attempts=a.max_attempts)),
+        )
     )
     _id_argument(retry)
     retry.add_argument("--max-attempts", type=int, help="further attempts (default 3)")
@@ -299,13 +272,15 @@ def add_client_commands(group: CommandGroup) -> None:
     dead = group.add(
         "dead-letters",
         "List FAILED tasks and the dead-letter queue depth.",
-        lambda a: _request(a, "GET", "/dead-letters", params=_page_params(a)),
+        _asking(lambda c, a: c.dead_letters(limit=a.limit, cursor=a.cursor)),
     )
     _page_options(_connection_options(dead))
 
     redrive = _connection_options(
         group.add(
-            "redrive", "Retry FAILED tasks (all, or of one type) at a bounded rate.", _redrive
+            "redrive",
+            "Retry FAILED tasks (all, or of one type) at a bounded rate.",
+            _asking(lambda c, a: c.redrive(type=a.type, limit=a.limit, per_second=a.per_second)),
         )
     )
     redrive.add_argument("--type", help="only tasks of this type")
@@ -323,9 +298,9 @@ def add_client_commands(group: CommandGroup) -> None:
         group.add(
             "metrics",
             "Show task counts, queue depth and live workers.",
-            lambda a: _request(a, "GET", "/metrics"),
+            _asking(lambda c, a: c.metrics()),
         )
     )
     _connection_options(
-        group.add("workers", "List the live workers.", lambda a: _request(a, "GET", "/workers"))
+        group.add("workers", "List the live workers.", _asking(lambda c, a: c.workers()))
     )

@@ -18,7 +18,7 @@ from entrypoints.cli import main
 from tests.support.processes import (
     ROOT,
     Server,
-    running_server,
+    keyed_server,
     taskq_command,
     wait_all_final,
     with_repo_on_path,
@@ -31,17 +31,7 @@ FAILING_TYPE = "always-fails"  # tests.e2e.serve_handlers
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    env = {
-        "TASKQ_BACKEND": "memory",
-        "TASKQ_API_KEYS": API_KEY,
-        "TASKQ_HANDLERS": "tests.e2e.serve_handlers",
-    }
-    with running_server(tmp_path_factory.mktemp("cli"), env=env) as server:
-        with authorised(server) as client:
-            deadline = time.monotonic() + 10
-            while not client.get("/workers").json()["workers"]:
-                assert time.monotonic() < deadline, "the worker did not register"
-                time.sleep(0.1)
+    with keyed_server(tmp_path_factory.mktemp("cli"), API_KEY) as server:
         yield server
 
 
@@ -214,3 +204,41 @@ def test_the_real_command_reaches_host_port_without_a_scheme(server: Server, com
 
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["id"] == task["id"]
+
+
+def test_submit_wait_prints_the_result(server: Server, capsys: pytest.CaptureFixture[str]) -> None:
+    code, result = taskq(server, capsys, "submit", "email", "a@b.io", "--wait", "30")
+
+    assert (code, result) == (0, {"delivered_to": "a@b.io"})
+
+
+def test_submit_wait_on_a_failing_task_prints_it_and_exits_1(
+    server: Server, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = main(
+        ["submit", FAILING_TYPE, "{}", "--max-attempts", "1", "--wait"]
+        + ["--url", server.url, "--api-key", API_KEY]
+    )
+    out, err = capsys.readouterr()
+
+    assert code == 1 and json.loads(out)["status"] == "FAILED"
+    assert "(always-fails) failed: RuntimeError: the downstream service said no" in err
+
+
+def test_a_payload_is_json_only_when_it_is_an_object_or_array(
+    server: Server, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _, text = taskq(server, capsys, "submit", "data-export", "2024", "--delay-seconds", "3600")
+    _, listed = taskq(server, capsys, "submit", "data-export", '{"dataset": "users"}')
+    as_json, number = taskq(server, capsys, "submit", "data-export", "2024", "--json")
+
+    assert text["payload"] == "2024"
+    assert listed["payload"] == {"dataset": "users"}
+    assert as_json == 1 and number["error"].startswith("payload")  # 2024, a number: refused
+
+
+def test_json_that_is_not_json_is_an_option_error(capsys: pytest.CaptureFixture[str]) -> None:
+    code = main(["submit", "email", "{oops", "--json", "--url", "127.0.0.1:1"])
+
+    assert code == 2
+    assert capsys.readouterr().err.startswith("taskq: payload: not JSON (")

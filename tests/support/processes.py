@@ -72,6 +72,20 @@ def running_server(
         server.kill()
 
 
+@contextmanager
+def keyed_server(tmp_path: Path, api_key: str, **env: str) -> Iterator[Server]:
+    """``taskq serve`` (memory unless ``env`` says) with one API key and the end-to-end
+    task types (``tests.e2e.serve_handlers``), once its worker has registered."""
+    full_env = {"TASKQ_BACKEND": "memory", "TASKQ_HANDLERS": "tests.e2e.serve_handlers", **env}
+    with running_server(tmp_path, env={**full_env, "TASKQ_API_KEYS": api_key}) as server:
+        headers = {"Authorization": f"Bearer {api_key}"}
+        deadline = time.monotonic() + 10
+        while not httpx.get(server.url + "/workers", headers=headers).json()["workers"]:
+            assert time.monotonic() < deadline, "the worker did not register"
+            time.sleep(0.1)
+        yield server
+
+
 def wait_healthy(server: Server, timeout: float = 30) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -8,9 +8,11 @@ import argparse
 import pytest
 
 from entrypoints.cli import build_parser, main
-from entrypoints.cli.client import normalise_url, server_url
+from entrypoints.cli.client import server_url
 from entrypoints.cli.common import ConfigError
 from entrypoints.cli.server import settings_for
+from taskq.config import normalise_url
+from taskq.errors import InvalidBaseURL
 
 STORE = {"--backend", "--sqlite-path"}
 LISTEN = {"--host", "--port", "--insecure"}
@@ -26,7 +28,7 @@ OPTIONS = {
     "init": set(),
     "reconcile": STORE,
     "vacuum": STORE,
-    "submit": CONNECTION | SUBMIT | {"--idempotency-key"},
+    "submit": CONNECTION | SUBMIT | {"--idempotency-key", "--json", "--wait"},
     "status": CONNECTION,
     "list": CONNECTION | PAGE | {"--status"},
     "cancel": CONNECTION,
@@ -139,7 +141,7 @@ def test_an_option_where_it_does_not_act_is_refused_naming_who_takes_it(
     ],
 )
 def test_url_without_a_scheme_is_http_and_with_one_is_kept(given: str, url: str) -> None:
-    assert normalise_url(given) == url
+    assert normalise_url(given, source="--url") == url
 
 
 @pytest.mark.parametrize(
@@ -153,8 +155,8 @@ def test_url_without_a_scheme_is_http_and_with_one_is_kept(given: str, url: str)
     ],
 )
 def test_a_bad_url_is_refused_naming_it(given: str, problem: str) -> None:
-    with pytest.raises(ConfigError) as error:
-        normalise_url(given)
+    with pytest.raises(InvalidBaseURL) as error:
+        normalise_url(given, source="--url")
 
     assert str(error.value) == (
         f"--url={given!r}: {problem}; give http(s)://host:port, host:port or :port"
