@@ -17,11 +17,14 @@ _INTEGER: dict[str, JSON] = {"type": "integer", "minimum": 0}
 _STRING: dict[str, JSON] = {"type": "string"}
 
 
-def _any_case(names: list[str]) -> list[JSON]:
-    return [*dict.fromkeys([*names, *(n.upper() for n in names)])]
+def _any_case(names: list[str]) -> dict[str, JSON]:
+    """A string that is one of ``names`` in any letter case (a pattern, not an enum: a
+    generated client would make ``pending`` and ``PENDING`` one enum member twice)."""
+    spelled = ("".join(f"[{c.lower()}{c.upper()}]" if c.isalpha() else c for c in n) for n in names)
+    return {"type": "string", "pattern": f"^(?:{'|'.join(spelled)})$"}
 
 
-_STATUS: dict[str, JSON] = {"enum": _any_case([s.value.lower() for s in TaskStatus])}
+_STATUS = _any_case([s.value for s in TaskStatus])
 
 IMAGE_RESIZE_INPUT: dict[str, JSON] = {
     "anyOf": [
@@ -33,7 +36,7 @@ IMAGE_RESIZE_INPUT: dict[str, JSON] = {
                 "width": _SIDE,
                 "height": _SIDE,
                 "fit": {"enum": list(FITS), "default": "contain"},
-                "format": {"enum": _any_case(list(IMAGE_FORMATS))},
+                "format": _any_case(list(IMAGE_FORMATS)),
             },
             "required": ["image", "width", "height"],
             "additionalProperties": False,

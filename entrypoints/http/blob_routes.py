@@ -104,8 +104,9 @@ class BlobEndpoints:
         params=[KEY],
         responses={
             200: Raw(
-                "The blob's bytes, with the content type it was stored with, as an attachment.",
-                media_type="*/*",
+                "The blob's bytes, as an attachment, with the content type it was stored with "
+                "(`application/octet-stream` when none was given).",
+                media_type="application/octet-stream",
                 headers={"X-Content-Type-Options": _NOSNIFF},
             ),
             307: Raw(

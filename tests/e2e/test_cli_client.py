@@ -209,7 +209,7 @@ def test_the_real_command_reaches_host_port_without_a_scheme(server: Server, com
 def test_submit_wait_prints_the_result(server: Server, capsys: pytest.CaptureFixture[str]) -> None:
     code, result = taskq(server, capsys, "submit", "email", "a@b.io", "--wait", "30")
 
-    assert (code, result) == (0, {"delivered_to": "a@b.io"})
+    assert (code, result["accepted"]) == (0, ["a@b.io"])
 
 
 def test_submit_wait_on_a_failing_task_prints_it_and_exits_1(
@@ -229,11 +229,11 @@ def test_a_payload_is_json_only_when_it_is_an_object_or_array(
     server: Server, capsys: pytest.CaptureFixture[str]
 ) -> None:
     _, text = taskq(server, capsys, "submit", "data-export", "2024", "--delay-seconds", "3600")
-    _, listed = taskq(server, capsys, "submit", "data-export", '{"dataset": "users"}')
+    _, listed = taskq(server, capsys, "submit", "data-export", '{"dataset": "tasks"}')
     as_json, number = taskq(server, capsys, "submit", "data-export", "2024", "--json")
 
     assert text["payload"] == "2024"
-    assert listed["payload"] == {"dataset": "users"}
+    assert listed["payload"] == {"dataset": "tasks"}
     assert as_json == 1 and number["error"].startswith("payload")  # 2024, a number: refused
 
 

@@ -4,6 +4,7 @@ typed task to ``taskq serve`` and reads its typed result."""
 from __future__ import annotations
 
 import importlib
+import io
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -13,6 +14,7 @@ from typing import Any
 
 import httpx
 import pytest
+from PIL import Image
 
 from tests.support.processes import running_server
 
@@ -62,12 +64,20 @@ def test_a_generated_client_submits_a_typed_task_and_reads_its_typed_result(
     env = {"TASKQ_BACKEND": "memory", "WORKER_COUNT": "2"}
     with running_server(tmp_path, env=env) as server, server.client() as raw:
         generate(raw.get("/openapi.json").json(), imported)
+        uploaded = raw.post("/blobs", content=png(80, 40), headers={"Content-Type": "image/png"})
+        assert uploaded.status_code == 201, uploaded.text
         generated = module("client").Client(base_url=server.url, raise_on_unexpected_status=True)
         with generated as client:
-            submit_and_read(client)
+            submit_and_read(client, uploaded.json()["key"])
 
 
-def submit_and_read(client: Any) -> None:
+def png(width: int, height: int) -> bytes:
+    out = io.BytesIO()
+    Image.new("RGB", (width, height), "teal").save(out, format="PNG")
+    return out.getvalue()
+
+
+def submit_and_read(client: Any, image: str) -> None:
     models = module("models")
     submit = module("api.default.submit_task")
     get = module("api.default.get_task")
@@ -75,7 +85,9 @@ def submit_and_read(client: Any) -> None:
 
     body = models.SubmitImageResizeTask(
         type_="image-resize",
-        payload=models.ImageResizePayloadType1(image="cat.png", width=64, height=32),
+        payload=models.ImageResizePayloadType1(
+            image=image, width=64, height=32, fit=models.ImageResizePayloadType1Fit("exact")
+        ),
     )
     created = submit.sync_detailed(client=client, body=body)
     assert created.status_code == 201, created.content
@@ -88,7 +100,8 @@ def submit_and_read(client: Any) -> None:
     assert isinstance(done, models.TaskOut), done
     assert done.status == models.TaskStatus.COMPLETED
     assert isinstance(done.result, models.ImageResizeResult)
-    assert (done.result.image, done.result.size) == ("cat.png", [64, 32])
+    assert (done.result.width, done.result.height, done.result.format_) == (64, 32, "png")
+    assert done.result.key != image and done.result.bytes_ > 0
 
     # an old client's form, a string payload, is one of the typed ones too
     email = models.SubmitEmailTask(type_="email", payload="a@b.io")

@@ -8,6 +8,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from unittest.mock import ANY
 
 import pytest
 
@@ -36,7 +37,7 @@ def test_submit_then_result(client: taskq.Client) -> None:
     handle = client.submit("email", "a@b.io", max_attempts=2)
 
     assert handle.task.status == "PENDING" and handle.task.max_attempts == 2
-    assert handle.result(timeout=30) == {"delivered_to": "a@b.io"}
+    assert handle.result(timeout=30) == {"message_id": ANY, "accepted": ["a@b.io"]}
     assert handle.task.status == taskq.TaskStatus.COMPLETED
     assert handle.refresh().finished
 
@@ -45,11 +46,14 @@ def test_submit_then_result_on_sqlite(tmp_path: Path) -> None:
     sqlite = {"TASKQ_BACKEND": "sqlite", "TASKQ_SQLITE_PATH": str(tmp_path / "taskq.db")}
     with keyed_server(tmp_path, API_KEY, **sqlite) as server:
         with taskq.Client(server.url, api_key=API_KEY) as client:
-            assert client.submit("email", "a@b.io").result(timeout=30) == {"delivered_to": "a@b.io"}
+            assert client.submit("email", "a@b.io").result(timeout=30) == {
+                "message_id": ANY,
+                "accepted": ["a@b.io"],
+            }
 
 
 def test_a_typed_parser_turns_the_result_into_its_type(client: taskq.Client) -> None:
-    handle = client.submit("email", "a@b.io", parse=lambda result: result["delivered_to"])
+    handle = client.submit("email", "a@b.io", parse=lambda result: result["accepted"][0])
 
     assert handle.result(timeout=30) == "a@b.io"
 
@@ -63,13 +67,13 @@ async def test_async_client_submits_one_and_a_batch(server: Server) -> None:
                 {"type": "sms", "payload": "hi"},
             ]
         )
-        assert await handle.result(timeout=30) == {"delivered_to": "c@d.io"}
+        assert await handle.result(timeout=30) == {"message_id": ANY, "accepted": ["c@d.io"]}
         first, unknown = results
         assert first.ok and first.task is not None and not unknown.ok
         assert (unknown.status, unknown.error is not None) == (422, True)
         assert "sms" in (unknown.error or "")
         later = await client.handle(first.task.id)
-        assert await later.result(timeout=30) == {"delivered_to": "e@f.io"}
+        assert await later.result(timeout=30) == {"message_id": ANY, "accepted": ["e@f.io"]}
 
 
 def test_a_failed_task_raises_task_failed_with_its_error(client: taskq.Client) -> None:
