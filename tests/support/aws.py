@@ -174,6 +174,16 @@ def dynamodb_client(endpoint: str, config: Config | None = None) -> DynamoDBClie
     return client
 
 
+def stream_counts(repository: Any, *, holder: str = "test") -> Any:
+    """A counts aggregator (``StreamCounts``) on ``repository``'s table and stream."""
+    from adapters.dynamodb.change_stream import DynamoDbChangeStream
+    from adapters.dynamodb.stream_counts import StreamCounts
+
+    client = repository._client
+    stream = DynamoDbChangeStream.beside(client, repository.table_name)
+    return StreamCounts(client, repository.table_name, stream, holder=holder)
+
+
 def use_shared_clients(container: Any, endpoint: str) -> None:
     """Hand ``container`` this process's shared clients of ``endpoint`` (the long
     polls' client too)."""
