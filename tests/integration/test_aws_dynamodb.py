@@ -210,3 +210,46 @@ async def test_a_flag_is_stored_only_when_it_is_set(aws: AwsResources) -> None:
     [item] = scan_tasks(aws)
     assert item["isolated"] == {"BOOL": True}
     assert await repo.get(task.id) == taken
+
+
+async def test_a_large_payload_and_result_live_beside_a_small_state_item(
+    aws: AwsResources,
+) -> None:
+    """A status change is billed by the whole item: the state item stays under 1 KB
+    (1 WRU) whatever the payload, which is stored, and read back, beside it."""
+    from adapters.dynamodb.table import WRITE_UNIT_BYTES
+    from adapters.dynamodb.task_items import item_size
+
+    repo = repository(aws)
+    payload = {"rows": [{"id": n, "name": f"user-{n}"} for n in range(200)]}
+    task = Task.create("email", payload, NOW)
+    await repo.add(task)
+    claimed = task.claim("lease-a", NOW, 30)
+    await repo.transition(claimed, expected=task)
+    result = {"report": "y" * 5000}
+    done = claimed.complete(result, NOW)
+    await repo.transition(done, expected=claimed)
+
+    [state] = scan_tasks(aws)
+    assert item_size(state) < WRITE_UNIT_BYTES
+    assert await repo.get(task.id) == done
+    page = await repo.list_by_status(TaskStatus.COMPLETED, limit=5)
+    assert page.items == [done]
+
+
+async def test_a_late_large_result_of_a_lost_lease_does_not_replace_the_winners(
+    aws: AwsResources,
+) -> None:
+    repo = repository(aws)
+    task = Task.create("email", None, NOW)
+    await repo.add(task)
+    first = task.claim("lease-a", NOW, 30)
+    await repo.transition(first, expected=task)
+    second = first.take_over("lease-b", NOW + timedelta(seconds=60), 30)
+    await repo.transition(second, expected=first)
+    won = second.complete({"by": "b" * 1000}, NOW)
+    await repo.transition(won, expected=second)
+
+    with pytest.raises(ConcurrencyConflict):
+        await repo.transition(first.complete({"by": "a" * 1000}, NOW), expected=first)
+    assert (await repo.get(task.id)).result == {"by": "b" * 1000}
