@@ -5,7 +5,9 @@
   visibility timeout,
 - the DynamoDB table (on-demand, keys and GSIs of ``adapters/dynamodb.py``); a table
   made by an older engine gets the held-task index it lacks,
-- TTL on its ``expires_at`` attribute.
+- TTL on its ``expires_at`` attribute,
+- the table's stream (``NEW_AND_OLD_IMAGES``), where the status counts come from; a
+  table made by an older engine gets it (its old counter items are left, unused).
 
 An existing queue whose redrive policy or visibility timeout differs is brought in line
 (reported as ``updated``); nothing is ever deleted.
@@ -21,6 +23,7 @@ from typing import TYPE_CHECKING
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from adapters.dynamodb.counts_item import seed_counts
 from adapters.dynamodb.table import (
     GSI1,
     GSI1_PK,
@@ -150,11 +153,19 @@ def _provision(
         created.append(f"table {table_name}")
     else:
         indexes = {index["IndexName"] for index in table.get("GlobalSecondaryIndexes", [])}
-        if HELD_INDEX in indexes:
-            existing.append(f"table {table_name}")
-        else:
+        changes = []
+        if HELD_INDEX not in indexes:
             _add_held_index(dynamodb, table_name)
-            updated.append(f"table {table_name} (index {HELD_INDEX} of held tasks)")
+            changes.append(f"index {HELD_INDEX} of held tasks")
+        if _enable_stream(dynamodb, table_name, table.get("StreamSpecification", {})):
+            changes.append("stream for the status counts")
+        if changes:
+            updated.append(f"table {table_name} ({', '.join(changes)})")
+        else:
+            existing.append(f"table {table_name}")
+    stream_arn = dynamodb.describe_table(TableName=table_name)["Table"].get("LatestStreamArn")
+    if stream_arn and seed_counts(dynamodb, table_name, stream_arn=stream_arn):
+        created.append(f"status counts of {table_name}")
 
     ttl = dynamodb.describe_time_to_live(TableName=table_name).get("TimeToLiveDescription", {})
     if ttl.get("TimeToLiveStatus") in ("ENABLED", "ENABLING") and (
@@ -230,6 +241,28 @@ def _add_held_index(dynamodb: DynamoDBClient, table_name: str) -> None:
     raise InfrastructureError("aws", f"index {HELD_INDEX} of {table_name} is not active yet")
 
 
+STREAM = {"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"}
+"""The counts come from the table's stream (adapters/dynamodb/stream_counts.py)."""
+
+
+def _enable_stream(
+    dynamodb: DynamoDBClient, table_name: str, current: Mapping[str, object]
+) -> bool:
+    """Turn on the table's stream (a table made before the counts came from it). True
+    when it changed; the counts are then counted once from the index, by the first
+    aggregator that runs. A stream of another view type is not replaced."""
+    if current.get("StreamEnabled"):
+        if current.get("StreamViewType") != STREAM["StreamViewType"]:
+            raise InfrastructureError(
+                "aws",
+                f"table {table_name} has a {current.get('StreamViewType')} stream; the "
+                "counts need NEW_AND_OLD_IMAGES: disable that stream, then run init again",
+            )
+        return False
+    dynamodb.update_table(TableName=table_name, StreamSpecification=STREAM)  # type: ignore[arg-type]
+    return True
+
+
 def _create_table(dynamodb: DynamoDBClient, table_name: str) -> None:
     dynamodb.create_table(
         TableName=table_name,
@@ -257,6 +290,7 @@ def _create_table(dynamodb: DynamoDBClient, table_name: str) -> None:
             },
             _HELD_INDEX,
         ],
+        StreamSpecification=STREAM,  # type: ignore[arg-type]
     )
     dynamodb.get_waiter("table_exists").wait(
         TableName=table_name, WaiterConfig={"Delay": 1, "MaxAttempts": 60}

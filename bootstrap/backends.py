@@ -9,8 +9,12 @@ opens no SQLite file, the sqlite backend builds no AWS client.
 
 from __future__ import annotations
 
+import asyncio
 import math
-from collections.abc import Callable, Iterator
+import os
+import socket
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any, Literal
 
 import boto3
@@ -22,6 +26,8 @@ from adapters.aws_provision import ProvisionResult, dlq_name, provision
 from adapters.batching import BatchingTaskQueue
 from adapters.blobs.bucket import provision_bucket
 from adapters.dynamodb import DynamoDbTaskRepository, DynamoDbWorkerRegistry
+from adapters.dynamodb.change_stream import DynamoDbChangeStream
+from adapters.dynamodb.stream_counts import StreamCounts
 from adapters.memory import InMemoryTaskQueue, InMemoryTaskRepository, InMemoryWorkerRegistry
 from adapters.sqlite import (
     SqliteDatabase,
@@ -108,6 +114,22 @@ def aws_sqs_poll_client(settings: Settings) -> Any:
     MAX_LONG_POLL_SECONDS, so its read timeout covers that. Every other call uses a
     client with the plain timeout, so it fails fast when the endpoint hangs."""
     return aws_client("sqs", settings, read_timeout_extra=MAX_LONG_POLL_SECONDS)
+
+
+async def count_from_stream(counts: StreamCounts) -> AsyncIterator[StreamCounts]:
+    """The status counts' aggregator, in the background of every aws process: one at a
+    time holds its lease (``adapters/dynamodb/stream_counts.py``), the others stand by."""
+    stop = asyncio.Event()
+    running = asyncio.create_task(counts.run_until(stop))
+    try:
+        yield counts
+    finally:
+        stop.set()
+        await running
+
+
+def aggregator_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
 
 
 def provision_from_settings(
@@ -206,3 +228,14 @@ class AwsBackend(containers.DeclarativeContainer):
     workers = providers.Singleton(
         DynamoDbWorkerRegistry, dynamodb, settings.provided.dynamodb_table
     )
+    stream_counts = providers.Singleton(
+        StreamCounts,
+        dynamodb,
+        settings.provided.dynamodb_table,
+        providers.Singleton(
+            DynamoDbChangeStream.beside, dynamodb, settings.provided.dynamodb_table
+        ),
+        holder=providers.Callable(aggregator_id),
+        clock=clock,
+    )
+    counting = providers.Resource(count_from_stream, stream_counts)

@@ -3,12 +3,15 @@ Query read page by page."""
 
 from __future__ import annotations
 
+import asyncio
 import functools
 from collections.abc import Callable, Collection
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from adapters.boto_calls import run_call
 from adapters.dynamodb.attributes import Item
+from adapters.dynamodb.table import PK
+from domain.limits import MAX_BATCH_GET_KEYS
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -54,3 +57,40 @@ async def query(
         if start is None:
             break
     return items
+
+
+async def partition(client: DynamoDBClient, table_name: str, pk: str) -> list[Item]:
+    """Every item of the partition ``pk``: a strongly consistent Query."""
+    return await query(
+        client,
+        table_name,
+        None,
+        want=None,
+        KeyConditionExpression="#pk = :pk",
+        ExpressionAttributeNames={"#pk": PK},
+        ExpressionAttributeValues={":pk": {"S": pk}},
+        ConsistentRead=True,
+    )
+
+
+async def batch_get(
+    client: DynamoDBClient, table_name: str, keys: list[Item], *, consistent: bool = True
+) -> list[Item]:
+    """The items of ``keys`` that exist, in any order: BatchGetItem calls of at most
+    ``MAX_BATCH_GET_KEYS``, asking again for the keys a call left unprocessed."""
+    found: list[Item] = []
+    for start in range(0, len(keys), MAX_BATCH_GET_KEYS):
+        pending: list[Item] = keys[start : start + MAX_BATCH_GET_KEYS]
+        attempt = 0
+        while pending:
+            if attempt:
+                await asyncio.sleep(RETRY_PAUSE_SECONDS * min(attempt, 10))
+            attempt += 1
+            request = {table_name: {"Keys": pending, "ConsistentRead": consistent}}
+            response = await run(
+                functools.partial(client.batch_get_item, RequestItems=request)  # type: ignore[arg-type]
+            )
+            found.extend(response.get("Responses", {}).get(table_name, []))
+            unprocessed = response.get("UnprocessedKeys", {}).get(table_name)
+            pending = list(unprocessed["Keys"]) if unprocessed else []
+    return found

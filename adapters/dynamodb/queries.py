@@ -4,19 +4,20 @@ are due, and the counts per status.
 Listing one status reads ``index_shards`` partitions of the GSI ``gsi1`` in parallel
 and merges them, instead of reading one hot partition. Held tasks are found in the
 sparse GSI ``held`` (only held tasks carry its keys), ordered by due time: one Query
-per shard, never a Scan. Counts are the sums of the counter shards. The oldest due
-task is looked for among the first PENDING tasks of each ``gsi1`` shard, oldest first.
+per shard, never a Scan. Counts are read from the one item the stream aggregator
+keeps. The oldest due task is looked for among the first PENDING tasks of each
+``gsi1`` shard, oldest first.
 """
 
 from __future__ import annotations
 
 import asyncio
-import functools
 from datetime import datetime
 
 from adapters.cursor import decode_cursor, encode_cursor
-from adapters.dynamodb.attributes import Item, get_s, req_int, req_s, s, utc_key
-from adapters.dynamodb.calls import RETRY_PAUSE_SECONDS, query, run
+from adapters.dynamodb.attributes import Item, get_s, req_s, s, utc_key
+from adapters.dynamodb.calls import batch_get, query, run
+from adapters.dynamodb.counts_item import counts_key, counts_of
 from adapters.dynamodb.table import (
     GSI1,
     GSI1_PK,
@@ -27,12 +28,11 @@ from adapters.dynamodb.table import (
     HELD_SK,
     OLDEST_DUE_READ,
     PK,
-    counter_key,
+    SK,
 )
-from adapters.dynamodb.task_items import task_from_item
+from adapters.dynamodb.task_items import needs_side, side_key, task_from_item, task_without_side
 from adapters.dynamodb.task_table import TaskTable
 from domain.errors import InvalidCursor
-from domain.limits import MAX_BATCH_GET_KEYS
 from domain.models import Page, Task, TaskStatus
 
 
@@ -65,11 +65,13 @@ class TaskQueries(TaskTable):
         next_cursor = None
         if len(merged) > limit:
             next_cursor = encode_cursor({"k": req_s(page[-1], GSI1_SK)})
-        tasks = [
-            task_from_item(item)
-            for item in page
-            if not self._expired(item) and get_s(item, "status") == status.value
-        ]
+        tasks = await self._tasks(
+            [
+                item
+                for item in page
+                if not self._expired(item) and get_s(item, "status") == status.value
+            ]
+        )
         return Page(items=tasks, next_cursor=next_cursor)
 
     async def _query_shard(
@@ -107,7 +109,7 @@ class TaskQueries(TaskTable):
             (item for shard_items in shards for item in shard_items),
             key=lambda item: req_s(item, HELD_SK),
         )
-        return [task_from_item(item) for item in merged[:limit]]
+        return await self._tasks(merged[:limit])
 
     async def _query_held(self, shard: int, upper: str, limit: int) -> list[Item]:
         return await query(
@@ -128,32 +130,33 @@ class TaskQueries(TaskTable):
         due = [
             task.due_at
             for shard_items in shards
-            for task in map(task_from_item, shard_items)
+            for task in map(task_without_side, shard_items)
             if task.status is TaskStatus.PENDING and task.due_at <= now
         ]
         return min(due, default=None)
 
     async def count_by_status(self) -> dict[TaskStatus, int]:
-        keys = [
-            counter_key(status, shard)
-            for status in TaskStatus
-            for shard in range(self.counter_shards)
-        ]
-        counts = dict.fromkeys(TaskStatus, 0)
-        for start in range(0, len(keys), MAX_BATCH_GET_KEYS):
-            pending: list[Item] = keys[start : start + MAX_BATCH_GET_KEYS]
-            attempt = 0
-            while pending:
-                if attempt:
-                    await asyncio.sleep(RETRY_PAUSE_SECONDS * min(attempt, 10))
-                attempt += 1
-                request = {self.table_name: {"Keys": pending, "ConsistentRead": True}}
-                response = await run(
-                    functools.partial(self._client.batch_get_item, RequestItems=request)  # type: ignore[arg-type]
-                )
-                for item in response.get("Responses", {}).get(self.table_name, []):
-                    status = TaskStatus(req_s(item, PK).split("#")[1])
-                    counts[status] += req_int(item, "n")
-                unprocessed = response.get("UnprocessedKeys", {}).get(self.table_name)
-                pending = list(unprocessed["Keys"]) if unprocessed else []
-        return counts
+        """The counts the stream aggregator last wrote (``stream_counts.py``): one
+        strongly consistent GetItem. They trail the writes by the aggregator's poll
+        (about a second) and its batch."""
+        response = await run(
+            lambda: self._client.get_item(
+                TableName=self.table_name, Key=counts_key(), ConsistentRead=True
+            )
+        )
+        return counts_of(response.get("Item") or {})
+
+    async def _tasks(self, items: list[Item]) -> list[Task]:
+        """The tasks of state items, their large payloads and results read beside them
+        (one BatchGetItem for the page)."""
+        keys = [side_key(req_s(item, "id"), sk) for item in items for sk in needs_side(item)]
+        side: dict[tuple[str, str], Item] = {}
+        if keys:
+            for found in await batch_get(self._client, self.table_name, keys):
+                side[(req_s(found, PK), req_s(found, SK))] = found
+        tasks = []
+        for item in items:
+            pk = req_s(item, PK)
+            beside = {sk: side[(pk, sk)] for sk in needs_side(item) if (pk, sk) in side}
+            tasks.append(task_from_item(item, beside))
+        return tasks

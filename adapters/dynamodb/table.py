@@ -6,9 +6,6 @@ from __future__ import annotations
 
 import hashlib
 
-from adapters.dynamodb.attributes import Item, s
-from domain.models import TaskStatus
-
 PK = "pk"
 SK = "sk"
 GSI1 = "gsi1"
@@ -29,14 +26,21 @@ TTL_ATTRIBUTE = "expires_at"
 """Epoch seconds after which DynamoDB's TTL may delete the item (within about 48 h)."""
 
 TASK_SK = "TASK"
-COUNTER_SK = "COUNT"
+PAYLOAD_SK = "PAYLOAD"
+RESULT_SK_PREFIX = "RESULT#"
 WORKERS_PK = "WORKERS"
 IDEMPOTENCY_SK = "IDEM"
+COUNTS_PK = "COUNTS"
+"""The one item holding the exact counts per status, the stream checkpoint and the
+aggregator's lease (``adapters/dynamodb/stream_counts.py``)."""
 
-
-def counter_key(status: TaskStatus, shard: int) -> Item:
-    """The key of one shard of the counter of ``status``."""
-    return {PK: s(f"COUNT#{status.value}#{shard}"), SK: s(COUNTER_SK)}
+WRITE_UNIT_BYTES = 1024
+"""DynamoDB bills a write 1 WRU per started KB of the item (an update: of the larger of
+its old and new size); a state item kept under this costs 1 WRU per status change."""
+STATE_ITEM_HEADROOM_BYTES = 192
+"""Room kept in a task's state item for what later transitions add (finish time, a
+short error, a small result), so that a payload stored inline still leaves the item
+under ``WRITE_UNIT_BYTES`` at the finish."""
 
 
 def stable_shard(task_id: str, shards: int) -> int:

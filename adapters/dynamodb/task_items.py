@@ -16,17 +16,20 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import zlib
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from adapters.dynamodb.attributes import Item, iso, n, s, utc_key
+from adapters.dynamodb.attributes import Item, get_n, get_s, iso, n, req_s, s, utc_key
 from adapters.dynamodb.table import (
     GSI1_PK,
     GSI1_SK,
     HELD_PK,
     HELD_SHARDS,
     HELD_SK,
+    PAYLOAD_SK,
     PK,
+    RESULT_SK_PREFIX,
     SK,
     TASK_SK,
     TTL_ATTRIBUTE,
@@ -41,15 +44,66 @@ if TYPE_CHECKING:
 
 _TASK_FIELDS = dataclasses.fields(Task)
 _JSON_FIELDS = frozenset({"payload", "result"})
+_SIDE_FIELDS = frozenset({"payload", "result"})
+"""Stored in the state item while small, else in an item of their own."""
+PAYLOAD_APART = "px"
+"""Set on a state item whose payload is in the ``PAYLOAD`` item beside it."""
+RESULT_APART = "rx"
+"""On a state item whose result is in ``RESULT#<rx>`` beside it: the version that
+stored it, so a late write of a worker that lost its lease never overwrites it."""
+_COMPRESSED = "z"
+INLINE_VALUE_BYTES = 320
+"""A payload or result whose JSON text is longer is stored in an item of its own: the
+state item stays under ``WRITE_UNIT_BYTES`` (``table.py``), so a status change costs
+1 WRU whatever the payload's size (an update is billed by the whole item)."""
+COMPRESS_RATIO = 0.9
+"""A payload or result stored apart is zlib-compressed when that saves a tenth or more
+(DynamoDB bills by stored bytes)."""
 
 
 def task_key(task_id: str) -> Item:
     return {PK: s(f"TASK#{task_id}"), SK: s(TASK_SK)}
 
 
+def side_key(task_id: str, sk: str) -> Item:
+    return {PK: s(f"TASK#{task_id}"), SK: s(sk)}
+
+
+def result_sk(version: int) -> str:
+    return f"{RESULT_SK_PREFIX}{version}"
+
+
+def json_text(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False)
+
+
+def stored_apart(value: Any) -> bool:
+    return len(json_text(value).encode()) > INLINE_VALUE_BYTES
+
+
+def side_item(task_id: str, sk: str, value: Any) -> Item:
+    """The item holding a large payload or result: JSON text, compressed if it pays."""
+    raw = json_text(value).encode()
+    packed = zlib.compress(raw, 6)
+    item = side_key(task_id, sk)
+    if len(packed) <= COMPRESS_RATIO * len(raw):
+        item[_COMPRESSED] = {"B": packed}
+    else:
+        item["v"] = s(raw.decode())
+    return item
+
+
+def side_value(item: Item) -> Any:
+    packed = item.get(_COMPRESSED)
+    if packed is not None:
+        return json.loads(zlib.decompress(packed["B"]))
+    return json.loads(req_s(item, "v"))
+
+
 def task_item(task: Task, *, index_shards: int, retention_seconds: float | None) -> Item:
-    """The item of ``task``: its keys, its fields, and its expiry if it is finished and
-    ``retention_seconds`` is set."""
+    """The state item of ``task``: its keys, its fields (a large payload or result
+    replaced by a marker, ``side_items`` holds them), and its expiry if it is finished
+    and ``retention_seconds`` is set."""
     item: Item = {
         **task_key(task.id),
         GSI1_PK: s(f"STATUS#{task.status.value}#{stable_shard(task.id, index_shards)}"),
@@ -62,6 +116,15 @@ def task_item(task: Task, *, index_shards: int, retention_seconds: float | None)
         value = getattr(task, field.name)
         if value is False and field.default is False:
             continue  # absent reads back as the default: every write stays smaller
+        if field.name in _SIDE_FIELDS:
+            if value is None and field.name == "result":
+                continue
+            if stored_apart(value):
+                if field.name == "payload":
+                    item[PAYLOAD_APART] = {"BOOL": True}
+                else:
+                    item[RESULT_APART] = {"N": str(task.version)}
+                continue
         if value is not None or field.name in _JSON_FIELDS:
             item[field.name] = _encode_field(field.type, field.name, value)
     if retention_seconds is not None and task.status.is_final and task.finished_at is not None:
@@ -70,16 +133,74 @@ def task_item(task: Task, *, index_shards: int, retention_seconds: float | None)
     return item
 
 
-def task_from_item(item: Item) -> Task:
+def side_items(task: Task) -> list[Item]:
+    """The items beside the state item: a large payload, a large result."""
+    items = []
+    if stored_apart(task.payload):
+        items.append(side_item(task.id, PAYLOAD_SK, task.payload))
+    if task.result is not None and stored_apart(task.result):
+        items.append(side_item(task.id, result_sk(task.version), task.result))
+    return items
+
+
+def task_from_item(item: Item, side: dict[str, Item] | None = None) -> Task:
+    """The task of a state item; ``side`` maps the sort keys of the items beside it
+    (a large payload or result) to them."""
     values: dict[str, Any] = {}
     for field in _TASK_FIELDS:
         stored = item.get(field.name)
         if stored is not None:  # absent: None, or the default of a newer field
             values[field.name] = _decode_field(field.type, field.name, stored)
+    if PAYLOAD_APART in item:
+        values["payload"] = side_value(_beside(item, side, PAYLOAD_SK))
+    version = get_n(item, RESULT_APART)
+    if version is not None:
+        values["result"] = side_value(_beside(item, side, result_sk(int(version))))
     try:
         return Task(**values)
     except TypeError as error:
         raise InfrastructureError("dynamodb", f"stored task is incomplete: {error}") from None
+
+
+def task_without_side(item: Item) -> Task:
+    """The task of a state item with a payload or result stored apart left None: for
+    reads that look at its state only."""
+    plain = {k: v for k, v in item.items() if k not in (PAYLOAD_APART, RESULT_APART)}
+    plain.setdefault("payload", s("null"))
+    return task_from_item(plain)
+
+
+def needs_side(item: Item) -> list[str]:
+    """The sort keys of the items a state item's task is read with."""
+    wanted = [PAYLOAD_SK] if PAYLOAD_APART in item else []
+    version = get_n(item, RESULT_APART)
+    if version is not None:
+        wanted.append(result_sk(int(version)))
+    return wanted
+
+
+def _beside(item: Item, side: dict[str, Item] | None, sk: str) -> Item:
+    found = (side or {}).get(sk)
+    if found is None:
+        raise InfrastructureError("dynamodb", f"task {get_s(item, 'id')!r} lacks its {sk} item")
+    return found
+
+
+def item_size(item: Item) -> int:
+    """DynamoDB's size of an item in bytes (names and values; numbers estimated at
+    their digits), what a write is billed by."""
+    total = 0
+    for name, value in item.items():
+        total += len(name.encode())
+        if "S" in value:
+            total += len(value["S"].encode())
+        elif "N" in value:
+            total += 1 + (len(value["N"]) + 1) // 2
+        elif "B" in value:
+            total += len(value["B"])
+        else:
+            total += 1
+    return total
 
 
 def _kind(annotation: object) -> str:

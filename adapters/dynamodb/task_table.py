@@ -23,16 +23,14 @@ class TaskTable:
         table_name: str,
         *,
         retention_seconds: float | None = None,
-        counter_shards: int = 8,
         index_shards: int = 8,
         clock: Clock | None = None,
     ) -> None:
         self._client = client
         self.table_name = table_name
-        if counter_shards < 1 or index_shards < 1:
-            raise ValueError("counter_shards and index_shards must be at least 1")
+        if index_shards < 1:
+            raise ValueError("index_shards must be at least 1")
         self.retention_seconds = retention_seconds
-        self.counter_shards = counter_shards
         self.index_shards = index_shards
         self._clock = clock
 

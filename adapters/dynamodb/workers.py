@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from adapters.dynamodb.attributes import Item, iso, n, req_dt, req_int, req_s, s
-from adapters.dynamodb.calls import query, run
+from adapters.dynamodb.calls import partition, run
 from adapters.dynamodb.table import PK, SK, TTL_ATTRIBUTE, WORKERS_PK
 from domain.models import DEFAULT_HEARTBEAT_SECONDS, WorkerInfo
 
@@ -55,16 +55,7 @@ class DynamoDbWorkerRegistry:
         )
 
     async def live(self, now: datetime) -> list[WorkerInfo]:
-        items = await query(
-            self._client,
-            self.table_name,
-            None,
-            want=None,
-            KeyConditionExpression="#pk = :pk",
-            ExpressionAttributeNames={"#pk": PK},
-            ExpressionAttributeValues={":pk": s(WORKERS_PK)},
-            ConsistentRead=True,
-        )
+        items = await partition(self._client, self.table_name, WORKERS_PK)
         return [_worker(item) for item in items if req_dt(item, "live_until") > now]
 
 

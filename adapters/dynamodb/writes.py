@@ -1,10 +1,12 @@
 """The repository's writes: add (with or without an idempotency key) and the
-conditional transition, each keeping the status counters exact.
+conditional transition.
 
-A write that changes a task's status changes the counters in the same
-``TransactWriteItems``; which counter shard it touches is random (spreading the
-writes), so only the sum over the shards means anything. A write that keeps the status
-(a heartbeat, a takeover) is one conditional PutItem.
+No write here touches a counter: counts come from the table's stream
+(``stream_counts.py``). So an add is one PutItem of the state item (and one of a large
+payload beside it), a transition one conditional UpdateItem of the attributes that
+change, and only an add with an idempotency key is a transaction (the key and the task
+together). The state item stays small (``task_items.INLINE_VALUE_BYTES``): a status
+change costs 1 WRU whatever the payload's size.
 """
 
 from __future__ import annotations
@@ -19,7 +21,15 @@ from botocore.exceptions import ClientError
 
 from adapters.dynamodb.attributes import Item, epoch_us, get_n, get_s, n, req_s, s
 from adapters.dynamodb.calls import RETRY_PAUSE_SECONDS, run
-from adapters.dynamodb.table import IDEMPOTENCY_SK, PK, SK, TTL_ATTRIBUTE, counter_key
+from adapters.dynamodb.table import IDEMPOTENCY_SK, PK, SK, TTL_ATTRIBUTE
+from adapters.dynamodb.task_items import (
+    PAYLOAD_APART,
+    RESULT_APART,
+    result_sk,
+    side_item,
+    side_items,
+    stored_apart,
+)
 from adapters.dynamodb.task_table import TaskTable
 from domain.errors import (
     ConcurrencyConflict,
@@ -28,7 +38,7 @@ from domain.errors import (
     TaskAlreadyExists,
     TaskNotFound,
 )
-from domain.models import Task, TaskStatus
+from domain.models import Task
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb.type_defs import TransactWriteItemTypeDef
@@ -36,44 +46,48 @@ if TYPE_CHECKING:
 TRANSACTION_ATTEMPTS = 4
 """Tries of a transaction cancelled only by a TransactionConflict (another transaction
 on the same item in flight): the retry then either wins or sees the other's write."""
+_NEW_ITEM = "attribute_not_exists(#pk)"
+_UNCHANGED = frozenset({"payload", PAYLOAD_APART})
+"""Never rewritten by a transition: the payload is immutable."""
 
 
 class TaskWrites(TaskTable):
-    def _counter_update(self, status: TaskStatus, delta: int) -> TransactWriteItemTypeDef:
-        shard = random.randrange(self.counter_shards)
-        return {
-            "Update": {
-                "TableName": self.table_name,
-                "Key": counter_key(status, shard),
-                "UpdateExpression": "ADD #n :d",
-                "ExpressionAttributeNames": {"#n": "n"},
-                "ExpressionAttributeValues": {":d": {"N": str(delta)}},
-            }
-        }
-
-    def _put_new(self, task: Task) -> TransactWriteItemTypeDef:
-        """Put ``task``'s item unless an item with its key exists."""
+    def _put_new(self, item: Item) -> TransactWriteItemTypeDef:
+        """Put ``item`` unless an item with its key exists."""
         return {
             "Put": {
                 "TableName": self.table_name,
-                "Item": self._to_item(task),
-                "ConditionExpression": "attribute_not_exists(#pk)",
+                "Item": item,
+                "ConditionExpression": _NEW_ITEM,
                 "ExpressionAttributeNames": {"#pk": PK},
             }
         }
 
+    async def _put_if_new(self, item: Item, task_id: str) -> None:
+        try:
+            await run(
+                lambda: self._client.put_item(
+                    TableName=self.table_name,
+                    Item=item,
+                    ConditionExpression=_NEW_ITEM,
+                    ExpressionAttributeNames={"#pk": PK},
+                ),
+                passthrough=["ConditionalCheckFailedException"],
+            )
+        except ClientError:
+            raise TaskAlreadyExists(task_id) from None
+
     async def add(self, task: Task) -> None:
-        reasons = await self._transact([self._put_new(task), self._counter_update(task.status, +1)])
-        if reasons is not None:
-            if reasons[0].get("Code") == "ConditionalCheckFailed":
-                raise TaskAlreadyExists(task.id)
-            raise InfrastructureError("dynamodb", f"add {task.id} cancelled: {reasons}")
+        # A large payload first: a state item is never stored without it.
+        for beside in side_items(task):
+            await self._put_if_new(beside, task.id)
+        await self._put_if_new(self._to_item(task), task.id)
 
     async def add_idempotent(
         self, task: Task, *, key: str, fingerprint: str, expires_at: datetime, now: datetime
     ) -> str | None:
-        """One transaction: claim the key (absent, or its claim expired), put the task,
-        count it. A lost claim comes back with the claim's item (ALL_OLD)."""
+        """One transaction: claim the key (absent, or its claim expired) and put the
+        task. A lost claim comes back with the claim's item (ALL_OLD)."""
         claim: TransactWriteItemTypeDef = {
             "Put": {
                 "TableName": self.table_name,
@@ -91,9 +105,8 @@ class TaskWrites(TaskTable):
                 "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
             }
         }
-        reasons = await self._transact(
-            [claim, self._put_new(task), self._counter_update(task.status, +1)]
-        )
+        items = [self._put_new(item) for item in (self._to_item(task), *side_items(task))]
+        reasons = await self._transact([claim, *items])
         if reasons is None:
             return None
         if reasons[0].get("Code") == "ConditionalCheckFailed":
@@ -101,59 +114,59 @@ class TaskWrites(TaskTable):
             if get_s(holder, "fingerprint") != fingerprint:
                 raise IdempotencyKeyReused(key)
             return req_s(holder, "task_id")
-        if len(reasons) > 1 and reasons[1].get("Code") == "ConditionalCheckFailed":
+        if any(r.get("Code") == "ConditionalCheckFailed" for r in reasons[1:]):
             raise TaskAlreadyExists(task.id)
         raise InfrastructureError("dynamodb", f"add {task.id} cancelled: {reasons}")
 
     async def transition(self, new: Task, *, expected: Task) -> None:
+        """One conditional UpdateItem of the attributes that differ (a large new result
+        is put beside first, under a key of its version)."""
         if new.id != expected.id:
             raise ValueError("a transition cannot change the task id")
         if new.version <= expected.version:
             raise ValueError("a transition must increase the version")
-        condition = {
-            "ConditionExpression": "attribute_exists(#pk) AND #st = :st AND #v = :v",
-            "ExpressionAttributeNames": {"#pk": PK, "#st": "status", "#v": "version"},
-            "ExpressionAttributeValues": {
-                ":st": s(expected.status.value),
-                ":v": n(expected.version),
-            },
-        }
-        item = self._to_item(new)
-        if new.status is expected.status:
-            # No count changes (a heartbeat, a takeover): one conditional PutItem.
-            try:
-                await run(
-                    lambda: self._client.put_item(
-                        TableName=self.table_name,
-                        Item=item,
-                        ReturnValuesOnConditionCheckFailure="ALL_OLD",
-                        **condition,  # type: ignore[arg-type]
-                    ),
-                    passthrough=["ConditionalCheckFailedException"],
+        skip = set(_UNCHANGED)
+        if new.result == expected.result:
+            skip |= {"result", RESULT_APART}
+        elif new.result is not None and stored_apart(new.result):
+            await run(
+                lambda: self._client.put_item(
+                    TableName=self.table_name,
+                    Item=side_item(new.id, result_sk(new.version), new.result),
                 )
-            except ClientError as error:
-                _raise_lost(expected, error.response.get("Item"))  # type: ignore[arg-type]
-            return
-        put: TransactWriteItemTypeDef = {
-            "Put": {
-                "TableName": self.table_name,
-                "Item": item,
-                "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
-                **condition,  # type: ignore[typeddict-item]
-            }
-        }
-        reasons = await self._transact(
-            [
-                put,
-                self._counter_update(expected.status, -1),
-                self._counter_update(new.status, +1),
-            ]
-        )
-        if reasons is None:
-            return
-        if reasons[0].get("Code") == "ConditionalCheckFailed":
-            _raise_lost(expected, reasons[0].get("Item"))
-        raise InfrastructureError("dynamodb", f"transition of {new.id} cancelled: {reasons}")
+            )
+        old_item, new_item = self._to_item(expected), self._to_item(new)
+        changed = {k: v for k, v in new_item.items() if k not in skip and old_item.get(k) != v}
+        gone = [k for k in old_item if k not in new_item and k not in skip]
+        names = {"#pk": PK, "#st": "status", "#v": "version"}
+        values: Item = {":st": s(expected.status.value), ":v": n(expected.version)}
+        sets = []
+        for i, (name, value) in enumerate(changed.items()):
+            names[f"#a{i}"] = name
+            values[f":a{i}"] = value
+            sets.append(f"#a{i} = :a{i}")
+        removes = []
+        for i, name in enumerate(gone):
+            names[f"#r{i}"] = name
+            removes.append(f"#r{i}")
+        expression = "SET " + ", ".join(sets)  # the version always changes
+        if removes:
+            expression += " REMOVE " + ", ".join(removes)
+        try:
+            await run(
+                lambda: self._client.update_item(
+                    TableName=self.table_name,
+                    Key={PK: new_item[PK], SK: new_item[SK]},
+                    UpdateExpression=expression,
+                    ConditionExpression="attribute_exists(#pk) AND #st = :st AND #v = :v",
+                    ExpressionAttributeNames=names,
+                    ExpressionAttributeValues=values,
+                    ReturnValuesOnConditionCheckFailure="ALL_OLD",
+                ),
+                passthrough=["ConditionalCheckFailedException"],
+            )
+        except ClientError as error:
+            _raise_lost(expected, error.response.get("Item"))  # type: ignore[arg-type]
 
     async def _transact(self, items: list[TransactWriteItemTypeDef]) -> list[Any] | None:
         """Run a transaction. None when it committed; else the cancellation reasons

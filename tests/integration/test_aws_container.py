@@ -7,6 +7,7 @@ container's own wiring, against a real local endpoint.
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 from collections.abc import Iterator
 
@@ -88,8 +89,15 @@ async def test_aws_backend_provisions_and_runs_a_task_end_to_end(endpoint: str) 
         assert delivery.task_id == task.id
         await container.processor().process(delivery)
         assert (await service.get(task.id)).status is TaskStatus.COMPLETED
-        counts = await service.repository.count_by_status()
+        # The counts come from the table's stream, counted in the background: they
+        # follow within a few seconds.
+        for _ in range(50):
+            counts = await service.repository.count_by_status()
+            if counts[TaskStatus.COMPLETED] == 1:
+                break
+            await asyncio.sleep(0.1)
         assert counts[TaskStatus.COMPLETED] == 1
+        assert counts[TaskStatus.PENDING] == 0
         await _call(container.shutdown_resources())
 
         # A second container, without provisioning, finds the queues by name.

@@ -1,4 +1,4 @@
-"""DynamoDbTaskRepository against a real local DynamoDB endpoint: sharded counters,
+"""DynamoDbTaskRepository against a real local DynamoDB endpoint: counts from the stream,
 sharded status index, retention, and error translation (failures injected into a real
 boto3 client with botocore event hooks)."""
 
@@ -21,6 +21,7 @@ from tests.support.aws import (
     dynamodb_client,
     fresh_resources,
     json_error_response,
+    stream_counts,
 )
 
 pytestmark = pytest.mark.aws
@@ -45,7 +46,7 @@ def scan_tasks(aws: AwsResources) -> list[dict[str, Any]]:
 
 
 async def test_counters_stay_exact_under_concurrent_transitions(aws: AwsResources) -> None:
-    repo = repository(aws, counter_shards=4)
+    repo = repository(aws)
     tasks = [Task.create("email", n, NOW + timedelta(seconds=n)) for n in range(12)]
     await asyncio.gather(*(repo.add(task) for task in tasks))
 
@@ -67,6 +68,7 @@ async def test_counters_stay_exact_under_concurrent_transitions(aws: AwsResource
     )
     assert wins.count(True) == len(tasks)
 
+    assert await stream_counts(repo).run_once()  # the stream's records, counted
     counts = await repo.count_by_status()
     stored = [item["status"]["S"] for item in scan_tasks(aws)]
     assert counts == {status: stored.count(status.value) for status in TaskStatus}
@@ -133,7 +135,7 @@ def inject(
 
 
 async def test_throttling_is_retried_by_botocore(aws: AwsResources) -> None:
-    repo, calls = inject(aws, "GetItem", "ProvisionedThroughputExceededException", 400, times=2)
+    repo, calls = inject(aws, "Query", "ProvisionedThroughputExceededException", 400, times=2)
     task = Task.create("email", None, NOW)
     await repository(aws).add(task)
 
@@ -144,7 +146,7 @@ async def test_throttling_is_retried_by_botocore(aws: AwsResources) -> None:
 async def test_throttling_that_outlasts_the_retries_is_an_infrastructure_error(
     aws: AwsResources,
 ) -> None:
-    repo, calls = inject(aws, "TransactWriteItems", "ThrottlingException", 400, times=100)
+    repo, calls = inject(aws, "PutItem", "ThrottlingException", 400, times=100)
     with pytest.raises(InfrastructureError) as raised:
         await repo.add(Task.create("email", None, NOW))
     assert raised.value.dependency == "dynamodb"
@@ -155,7 +157,7 @@ async def test_throttling_that_outlasts_the_retries_is_an_infrastructure_error(
 async def test_a_non_retryable_error_is_an_infrastructure_error_at_once(
     aws: AwsResources,
 ) -> None:
-    repo, calls = inject(aws, "BatchGetItem", "AccessDeniedException", 400, times=100)
+    repo, calls = inject(aws, "GetItem", "AccessDeniedException", 400, times=100)
     with pytest.raises(InfrastructureError, match="AccessDeniedException"):
         await repo.count_by_status()
     assert len(calls) == 1
@@ -172,7 +174,7 @@ async def test_an_unreachable_endpoint_is_an_infrastructure_error() -> None:
 
 
 async def test_a_same_status_write_is_a_compare_and_set_too(aws: AwsResources) -> None:
-    """A heartbeat keeps the status, so it skips the counters (a plain conditional put):
+    """A heartbeat keeps the status (a conditional update of the lease alone):
     it must still lose to a newer version and tell a missing task from a conflict."""
     repo = repository(aws)
     task = Task.create("email", None, NOW)
@@ -185,6 +187,7 @@ async def test_a_same_status_write_is_a_compare_and_set_too(aws: AwsResources) -
     with pytest.raises(ConcurrencyConflict, match="v2"):
         await repo.transition(claimed.extend_lease(NOW, 60), expected=claimed)
     assert await repo.get(task.id) == beat
+    assert await stream_counts(repo).run_once()
     assert (await repo.count_by_status())[TaskStatus.PROCESSING] == 1
 
     ghost = Task.create("email", None, NOW).claim("x", NOW, 30)
@@ -207,3 +210,46 @@ async def test_a_flag_is_stored_only_when_it_is_set(aws: AwsResources) -> None:
     [item] = scan_tasks(aws)
     assert item["isolated"] == {"BOOL": True}
     assert await repo.get(task.id) == taken
+
+
+async def test_a_large_payload_and_result_live_beside_a_small_state_item(
+    aws: AwsResources,
+) -> None:
+    """A status change is billed by the whole item: the state item stays under 1 KB
+    (1 WRU) whatever the payload, which is stored, and read back, beside it."""
+    from adapters.dynamodb.table import WRITE_UNIT_BYTES
+    from adapters.dynamodb.task_items import item_size
+
+    repo = repository(aws)
+    payload = {"rows": [{"id": n, "name": f"user-{n}"} for n in range(200)]}
+    task = Task.create("email", payload, NOW)
+    await repo.add(task)
+    claimed = task.claim("lease-a", NOW, 30)
+    await repo.transition(claimed, expected=task)
+    result = {"report": "y" * 5000}
+    done = claimed.complete(result, NOW)
+    await repo.transition(done, expected=claimed)
+
+    [state] = scan_tasks(aws)
+    assert item_size(state) < WRITE_UNIT_BYTES
+    assert await repo.get(task.id) == done
+    page = await repo.list_by_status(TaskStatus.COMPLETED, limit=5)
+    assert page.items == [done]
+
+
+async def test_a_late_large_result_of_a_lost_lease_does_not_replace_the_winners(
+    aws: AwsResources,
+) -> None:
+    repo = repository(aws)
+    task = Task.create("email", None, NOW)
+    await repo.add(task)
+    first = task.claim("lease-a", NOW, 30)
+    await repo.transition(first, expected=task)
+    second = first.take_over("lease-b", NOW + timedelta(seconds=60), 30)
+    await repo.transition(second, expected=first)
+    won = second.complete({"by": "b" * 1000}, NOW)
+    await repo.transition(won, expected=second)
+
+    with pytest.raises(ConcurrencyConflict):
+        await repo.transition(first.complete({"by": "a" * 1000}, NOW), expected=first)
+    assert (await repo.get(task.id)).result == {"by": "b" * 1000}

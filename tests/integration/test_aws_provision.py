@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from adapters.aws_provision import dlq_name, provision
+from adapters.aws_provision import ProvisionResult, dlq_name, provision
 from adapters.dynamodb import GSI1, HELD_INDEX, TTL_ATTRIBUTE
 from tests.support.aws import aws_endpoint, delete_resources, provision_fresh, shared_clients
 
@@ -22,6 +22,7 @@ def test_a_second_run_changes_nothing() -> None:
             f"queue {dlq_name(queue)}",
             f"queue {queue}",
             f"table {table}",
+            f"status counts of {table}",
             f"TTL on {table}.{TTL_ATTRIBUTE}",
         ]
         sqs, dynamodb = shared_clients(endpoint)
@@ -121,4 +122,77 @@ def test_a_table_made_before_the_held_index_gets_it() -> None:
         table = dynamodb.describe_table(TableName=resources.table_name)["Table"]
         assert HELD_INDEX in [i["IndexName"] for i in table.get("GlobalSecondaryIndexes", [])]
     finally:
+        delete_resources(resources)
+
+
+async def test_a_table_of_the_previous_schema_is_migrated_by_init() -> None:
+    """A table made before the counts came from the stream: no stream, counter items,
+    tasks stored whole in one item (large payload inline). ``provision`` (``taskq
+    init``) turns the stream on and counts the tasks once from the index; the old
+    tasks read back and move on, and the counts follow them from then on."""
+    from datetime import UTC, datetime
+
+    from adapters.dynamodb import DynamoDbTaskRepository
+    from adapters.dynamodb.attributes import s
+    from adapters.dynamodb.task_items import json_text, task_item
+    from domain.models import Task, TaskStatus
+    from tests.support.aws import stream_counts
+
+    endpoint = aws_endpoint()
+    resources = provision_fresh(endpoint, max_receive_count=4)
+    sqs, dynamodb = shared_clients(endpoint)
+    name = resources.table_name + "-old"
+    try:
+        # The previous schema: the same keys and indexes but no stream, counter items,
+        # and task items written whole (a 2 KB payload inline, as the old adapter did).
+        shape = dynamodb.describe_table(TableName=resources.table_name)["Table"]
+        dynamodb.create_table(
+            TableName=name,
+            BillingMode="PAY_PER_REQUEST",
+            AttributeDefinitions=shape["AttributeDefinitions"],
+            KeySchema=shape["KeySchema"],
+            GlobalSecondaryIndexes=[
+                {k: index[k] for k in ("IndexName", "KeySchema", "Projection")}  # type: ignore[misc]
+                for index in shape["GlobalSecondaryIndexes"]
+            ],
+        )
+        now = datetime.now(UTC)
+        old = [Task.create("email", {"body": "x" * 2000, "n": n}, now) for n in range(3)]
+        for task in old:
+            item = task_item(task, index_shards=8, retention_seconds=None)
+            item.pop("px", None)
+            item["payload"] = s(json_text(task.payload))
+            dynamodb.put_item(TableName=name, Item=item)
+        dynamodb.put_item(
+            TableName=name, Item={"pk": s("COUNT#PENDING#0"), "sk": s("COUNT"), "n": {"N": "3"}}
+        )
+
+        def init() -> ProvisionResult:
+            return provision(
+                sqs,
+                dynamodb,
+                queue_name=resources.queue_name,
+                table_name=name,
+                max_receive_count=4,
+                visibility_timeout=30,
+            )
+
+        result = init()
+        assert result.updated == [f"table {name} (stream for the status counts)"]
+        assert result.created[0] == f"status counts of {name}"
+        table = dynamodb.describe_table(TableName=name)["Table"]
+        assert table["StreamSpecification"]["StreamViewType"] == "NEW_AND_OLD_IMAGES"
+        repo = DynamoDbTaskRepository(dynamodb, name)
+        assert (await repo.count_by_status())[TaskStatus.PENDING] == 3
+        assert await repo.get(old[0].id) == old[0]
+        claimed = old[0].claim("lease", now, 30)
+        await repo.transition(claimed, expected=old[0])
+        await repo.transition(claimed.complete({"ok": True}, now), expected=claimed)
+        assert (await repo.get(old[0].id)).result == {"ok": True}
+        assert await stream_counts(repo).run_once()
+        counts = await repo.count_by_status()
+        assert (counts[TaskStatus.PENDING], counts[TaskStatus.COMPLETED]) == (2, 1)
+        assert not init().changed
+    finally:
+        dynamodb.delete_table(TableName=name)
         delete_resources(resources)

@@ -191,6 +191,16 @@ def s3_client(endpoint: str) -> S3Client:
     return client
 
 
+def stream_counts(repository: Any, *, holder: str = "test") -> Any:
+    """A counts aggregator (``StreamCounts``) on ``repository``'s table and stream."""
+    from adapters.dynamodb.change_stream import DynamoDbChangeStream
+    from adapters.dynamodb.stream_counts import StreamCounts
+
+    client = repository._client
+    stream = DynamoDbChangeStream.beside(client, repository.table_name)
+    return StreamCounts(client, repository.table_name, stream, holder=holder)
+
+
 def use_shared_clients(container: Any, endpoint: str) -> None:
     """Hand ``container`` this process's shared clients of ``endpoint`` (the long
     polls' client too)."""

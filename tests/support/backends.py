@@ -22,7 +22,7 @@ from adapters.sqlite import (
     SqliteTaskRepository,
     SqliteWorkerRegistry,
 )
-from domain.models import RECEIVE_LIMIT_REASON
+from domain.models import RECEIVE_LIMIT_REASON, TaskStatus
 from domain.ports import TaskQueue, TaskRepository, WorkerRegistry
 
 MAX_RECEIVE_COUNT = 3
@@ -102,9 +102,26 @@ async def aws_repo() -> AsyncIterator[RepoHarness]:
 
     async with aws_resources(max_receive_count=MAX_RECEIVE_COUNT) as aws:
         yield RepoHarness(
-            repository=DynamoDbTaskRepository(aws.dynamodb, aws.table_name),
+            repository=settled_counts(DynamoDbTaskRepository(aws.dynamodb, aws.table_name)),
             workers=DynamoDbWorkerRegistry(aws.dynamodb, aws.table_name),
         )
+
+
+def settled_counts(repository: TaskRepository) -> TaskRepository:
+    """On DynamoDB the counts come from the table's stream, trailing the writes by an
+    aggregator's pass: read them after one pass, as a reader a second later would."""
+    from adapters.dynamodb.stream_counts import StreamCounts
+    from tests.support.aws import stream_counts
+
+    counts: StreamCounts = stream_counts(repository)
+    plain = repository.count_by_status
+
+    async def count_by_status() -> dict[TaskStatus, int]:
+        assert await counts.run_once()
+        return await plain()
+
+    repository.count_by_status = count_by_status  # type: ignore[method-assign]
+    return repository
 
 
 @asynccontextmanager
