@@ -3,6 +3,7 @@ read back from its ``/moto-api/data.json``."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -14,7 +15,8 @@ from bootstrap.container import build_container
 from bootstrap.settings import Settings
 from domain.models import TaskStatus
 from domain.processing import Outcome
-from tests.support.aws import ses_client, start_moto_server
+from tests.support.aws import ses_client
+from tests.support.processes import MotoServer
 from tests.support.worker_rig import WorkerRig
 
 pytestmark = pytest.mark.aws
@@ -31,10 +33,14 @@ def sent_by_ses(endpoint: str) -> list[dict[str, Any]]:
 
 
 @pytest.fixture(scope="module")
-def aws_endpoint_url() -> str:
-    """A moto server of this module's own: ``/moto-api/data.json`` dumps every
-    service's state, which other tests' S3 uploads can make unreadable."""
-    return start_moto_server()
+def aws_endpoint_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A moto server process of this module's own: ``/moto-api/data.json`` dumps every
+    service's state of its process, which other tests' S3 uploads (in a moto server
+    of the test process) can make unreadable."""
+    server = MotoServer(tmp_path_factory.mktemp("moto"))
+    server.start()
+    yield server.url
+    server.stop()
 
 
 @pytest.fixture

@@ -91,7 +91,7 @@ def _start_localstack() -> str:
     return str(container.get_url())
 
 
-def start_moto_server() -> str:
+def _start_moto() -> str:
     """A moto server (``scripts.local_aws``: DynamoDB requests serialised) on a free
     127.0.0.1 port, in a thread of this process."""
     server = moto_server("127.0.0.1", 0)
@@ -112,7 +112,7 @@ def _endpoint() -> str:
     if _docker_answers():
         return _start_localstack()
     try:
-        return start_moto_server()
+        return _start_moto()
     except Exception as error:
         raise _NoEndpoint(f"no local AWS endpoint: {error}") from error
 
