@@ -30,15 +30,23 @@ pytestmark = pytest.mark.e2e
 VISIBILITY = 60.0  # far longer than the restart takes: a task not released would wait it out
 
 
-def _counts(procs: ProcessGroup) -> dict[str, int]:
-    """Task counts per status, read through a ``taskq api`` (no worker) started for it."""
+def _counts(procs: ProcessGroup, settle_seconds: float = 10.0) -> dict[str, int]:
+    """Task counts per status, read through a ``taskq api`` (no worker) started for it:
+    once none is PROCESSING, or after ``settle_seconds`` (on aws the counts come from
+    the table's stream and trail the writes by a second or two)."""
     api = procs.start("api", wait=True)
+    statuses = ("PENDING", "PROCESSING", "COMPLETED")
+    deadline = time.monotonic() + settle_seconds
     try:
         with api.client() as client:
-            metrics = client.get("/metrics").json()
+            while True:
+                metrics = client.get("/metrics").json()
+                counts = {s: int(metrics[f"{s.lower()}_tasks"]) for s in statuses}
+                if counts["PROCESSING"] == 0 or time.monotonic() > deadline:
+                    return counts
+                time.sleep(0.25)
     finally:
         api.kill()
-    return {s: int(metrics[f"{s.lower()}_tasks"]) for s in ("PENDING", "PROCESSING", "COMPLETED")}
 
 
 def run_graceful_shutdown(

@@ -64,7 +64,13 @@ def test_api_alone_on_sqlite_polls_the_store_a_separate_worker_writes(tmp_path: 
         task, _ = waiting.result(timeout=40)
         answered_at = datetime.now(UTC)
         assert task["status"] == "COMPLETED", procs.logs()
-        assert task["result"] == {"export": "u.csv"}
+        assert task["result"] == {
+            "key": "exports/u.csv",
+            "format": "csv",
+            "rows": ANY,
+            "bytes": ANY,
+            "download": ANY,
+        }
         assert time.monotonic() - worker_started < 15, procs.logs()
         # found by a poll at most WAIT_POLL_MAX_SECONDS (1 s) after the worker wrote it
         finished_at = datetime.fromisoformat(str(task["finished_at"]))
