@@ -25,6 +25,7 @@ from typing import Any, assert_never
 from domain import delivery_rules as rules
 from domain.errors import (
     ConcurrencyConflict,
+    HandlerNotIsolatable,
     HandlerTimeout,
     InfrastructureError,
     PermanentTaskError,
@@ -405,7 +406,10 @@ class TaskProcessor:
         timeout = task.timeout_seconds or task_type.timeout_seconds
         if task.isolated and self.sandbox is not None:
             # The sandbox stops the child at the timeout, or when this is cancelled.
-            return await self.sandbox.run(task_type, task.payload, timeout_seconds=timeout)
+            try:
+                return await self.sandbox.run(task_type, task.payload, timeout_seconds=timeout)
+            except HandlerNotIsolatable as exc:  # bound to this process's services: run here
+                log.warning("task %s runs in the worker's process: %s", task.id, exc)
         stoppable = self.stoppable or self.sandbox
         if task_type.stoppable and stoppable is not None:
             # Stopped alike: its process is killed at the timeout or on cancel.

@@ -9,6 +9,7 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -260,3 +261,29 @@ async def test_a_shutdown_during_an_isolated_run_stops_the_child_and_gives_the_t
     assert gone(pid)
     released = await env.repo.get(task.id)
     assert released.status is TaskStatus.PENDING and released.attempts == 0
+
+
+class _BoundToThisProcess:
+    """A handler bound to something only this process has (a lock, like a built-in
+    type's blob store or process pool)."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.pid: int | None = None
+
+    def run(self, payload: Any) -> Any:
+        with self.lock:
+            self.pid = os.getpid()
+        return {"echo": payload}
+
+
+async def test_a_handler_a_child_cannot_take_runs_in_the_worker_once_isolated(
+    sandbox: ProcessHandlerSandbox,
+) -> None:
+    bound = _BoundToThisProcess()
+    env, task = await isolated(sandbox, kind("bound", bound.run), "x")
+
+    assert await env.processor().process(await env.receive()) is Outcome.COMPLETED
+    stored = await env.repo.get(task.id)
+    assert stored.isolated and stored.result == {"echo": "x"}
+    assert bound.pid == os.getpid(), "run in the worker's process, not refused"
