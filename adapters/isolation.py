@@ -24,7 +24,7 @@ import signal
 import sys
 import threading
 import types
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from multiprocessing.process import BaseProcess
 from typing import Any, Final
 
@@ -226,9 +226,17 @@ def _child_main(conn: multiprocessing.connection.Connection, handler: Any, paylo
     signal.signal(signal.SIGINT, ignore_signal)
     signal.signal(signal.SIGTERM, ignore_signal)
     threading.Thread(target=_exit_with_parent, args=(conn,), daemon=True).start()
+    call_and_answer(conn, handler, payload)
+
+
+def call_and_answer(
+    conn: multiprocessing.connection.Connection, function: Callable[..., Any], *args: Any
+) -> None:
+    """In a child: ``function(*args)`` (awaited under a loop of its own if it is a
+    coroutine), then ``("ok", result)`` or ``("raised", ...)`` sent back on ``conn``."""
     message: tuple[str, Any]
     try:
-        result = handler(payload)
+        result = function(*args)
         if inspect.isawaitable(result):
             result = asyncio.run(_wait(result))
         message = ("ok", result)

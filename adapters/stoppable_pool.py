@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import inspect
 import multiprocessing
 import multiprocessing.connection
 import os
@@ -30,12 +29,13 @@ import signal
 import threading
 import time
 import weakref
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Final, TypeVar
 
 from adapters.isolation import (
     EXIT_WAIT_SECONDS,
     START_METHOD,
+    call_and_answer,
     crash_error,
     describe_raised,
     ignore_signal,
@@ -252,23 +252,12 @@ def _slot_main(conn: multiprocessing.connection.Connection) -> None:
             request = conn.recv_bytes()
         except (EOFError, OSError):
             return
-        message: tuple[str, Any]
         try:
             function, args = pickle.loads(request)
-            result = function(*args)
-            if inspect.isawaitable(result):
-                result = asyncio.run(_wait(result))
-            message = ("ok", result)
         except Exception as exc:
-            message = ("raised", describe_raised(exc))
-        try:
-            conn.send(message)
-        except Exception as exc:  # an unpicklable result
             conn.send(("raised", describe_raised(exc)))
-
-
-async def _wait(awaitable: Awaitable[Any]) -> Any:
-    return await awaitable
+            continue
+        call_and_answer(conn, function, *args)
 
 
 def _exit_when_orphaned(parent: int) -> None:

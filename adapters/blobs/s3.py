@@ -11,7 +11,7 @@ boto3 blocks: every call runs in a thread. The client is handed in (bootstrap bu
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -79,31 +79,28 @@ class S3BlobStore:
             raise
         return BlobInfo(key, size, content_type)
 
-    async def get(self, key: str) -> Blob:
+    async def _object(self, call: Callable[..., Any], key: str) -> Any:
+        """``call(Bucket=..., Key=key)`` (a GetObject or HeadObject): ``BlobNotFound``
+        when there is no such object, ``InfrastructureError`` when S3 cannot answer."""
         validate_blob_key(key)
         try:
-            answer = await asyncio.to_thread(self._s3.get_object, Bucket=self.bucket, Key=key)
+            return await asyncio.to_thread(call, Bucket=self.bucket, Key=key)
         except ClientError as error:
             if _missing(error):
                 raise BlobNotFound(key) from None
             raise _unavailable(error) from None
         except BotoCoreError as error:
             raise _unavailable(error) from None
+
+    async def get(self, key: str) -> Blob:
+        answer = await self._object(self._s3.get_object, key)
         info = BlobInfo(
             key, int(answer["ContentLength"]), answer.get("ContentType") or DEFAULT_CONTENT_TYPE
         )
         return Blob(info, _stream(answer["Body"]))
 
     async def head(self, key: str) -> BlobInfo:
-        validate_blob_key(key)
-        try:
-            answer = await asyncio.to_thread(self._s3.head_object, Bucket=self.bucket, Key=key)
-        except ClientError as error:
-            if _missing(error):
-                raise BlobNotFound(key) from None
-            raise _unavailable(error) from None
-        except BotoCoreError as error:
-            raise _unavailable(error) from None
+        answer = await self._object(self._s3.head_object, key)
         content_type = answer.get("ContentType") or DEFAULT_CONTENT_TYPE
         return BlobInfo(key, int(answer["ContentLength"]), content_type)
 

@@ -28,6 +28,7 @@ from domain.processing import Outcome
 from domain.task_types import TaskType
 from tests.support import isolated_handlers as h
 from tests.support.lost_attempts import LEASE, LostAttemptRig
+from tests.support.sandbox import gone, pid_in
 
 
 @pytest.fixture(scope="module")
@@ -37,23 +38,6 @@ def sandbox() -> ProcessHandlerSandbox:
 
 def kind(name: str, handler: Any, timeout: float = 30) -> TaskType:
     return TaskType(name, handler, timeout)
-
-
-def gone(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    return False
-
-
-async def pid_in(path: Path, timeout: float = 10) -> int:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if path.exists() and path.read_text():
-            return int(path.read_text())
-        await asyncio.sleep(0.02)
-    raise AssertionError(f"the handler never wrote {path}")
 
 
 async def test_a_handler_runs_in_a_child_process(sandbox: ProcessHandlerSandbox) -> None:

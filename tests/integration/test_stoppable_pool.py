@@ -19,6 +19,7 @@ from domain.processing import Outcome, TaskProcessor
 from domain.task_types import HandlerRegistry, TaskType
 from tests.support import isolated_handlers as h
 from tests.support.lost_attempts import LEASE, LostAttemptRig
+from tests.support.sandbox import gone, pid_in
 
 PRELOAD = ["tests.support.isolated_handlers"]
 
@@ -28,23 +29,6 @@ async def pool() -> AsyncIterator[StoppableProcessPool]:
     pool = StoppableProcessPool(2, preload=PRELOAD)
     yield pool
     pool.kill_all()
-
-
-def gone(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    return False
-
-
-async def pid_in(path: Path, timeout: float = 10) -> int:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if path.exists() and path.read_text():
-            return int(path.read_text())
-        await asyncio.sleep(0.02)
-    raise AssertionError(f"the handler never wrote {path}")
 
 
 async def test_a_call_runs_in_a_warm_process_that_serves_the_next_call(

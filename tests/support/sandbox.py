@@ -3,7 +3,11 @@ plays a crash of the child process for the task types in ``crashing``."""
 
 from __future__ import annotations
 
+import asyncio
 import inspect
+import os
+import time
+from pathlib import Path
 from typing import Any
 
 from domain.errors import HandlerCrashed
@@ -31,3 +35,22 @@ class FakeSandbox:
             return result
         finally:
             self.running = False
+
+
+def gone(pid: int) -> bool:
+    """Whether process ``pid`` has ended."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    return False
+
+
+async def pid_in(path: Path, timeout: float = 10) -> int:
+    """The pid a handler wrote to ``path``, once it has."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if path.exists() and path.read_text():
+            return int(path.read_text())
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"the handler never wrote {path}")
