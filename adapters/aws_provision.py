@@ -61,6 +61,8 @@ class ProvisionResult:
     created: list[str] = field(default_factory=list)
     updated: list[str] = field(default_factory=list)
     existing: list[str] = field(default_factory=list)
+    priority_queue_urls: dict[Priority, str] = field(default_factory=dict)
+    """With priorities: the main queue of each priority (``queue_url`` is default's)."""
 
     @property
     def changed(self) -> bool:
@@ -141,13 +143,12 @@ def _provision(
             {"deadLetterTargetArn": dlq_arn, "maxReceiveCount": str(max_receive_count)}
         ),
     }
-    queue_url = ""
     levels = list(Priority) if priorities else [Priority.DEFAULT]
-    for priority in levels:
-        name = priority_queue_name(queue_name, priority)
-        url = _main_queue(sqs, name, wanted, created, updated, existing)
-        if priority is Priority.DEFAULT:
-            queue_url = url
+    urls = {
+        p: _main_queue(sqs, priority_queue_name(queue_name, p), wanted, created, updated, existing)
+        for p in levels
+    }
+    queue_url = urls[Priority.DEFAULT]
 
     try:
         table = dynamodb.describe_table(TableName=table_name)["Table"]
@@ -183,7 +184,12 @@ def _provision(
         created.append(f"TTL on {table_name}.{TTL_ATTRIBUTE}")
 
     return ProvisionResult(
-        queue_url=queue_url, dlq_url=dlq_url, created=created, updated=updated, existing=existing
+        queue_url=queue_url,
+        dlq_url=dlq_url,
+        created=created,
+        updated=updated,
+        existing=existing,
+        priority_queue_urls=urls if priorities else {},
     )
 
 

@@ -82,15 +82,36 @@ class SqsPriorityTaskQueue:
                 return out
         if out or wait_seconds <= 0:
             return out
-        polls = [
-            self._receive(p, max_messages, visibility_timeout, wait_seconds=wait_seconds)
-            for p in PRIORITIES_BY_RANK
-        ]
-        received = [d for got in await asyncio.gather(*polls) for d in got]
+        received = await self._first_answer(max_messages, visibility_timeout, wait_seconds)
         kept, extra = received[:max_messages], received[max_messages:]
         for delivery in extra:  # the lowest priorities' last: back at once
             await self.release(delivery, delay_seconds=0)
         return kept
+
+    async def _first_answer(
+        self, max_messages: int, visibility_timeout: float, wait_seconds: float
+    ) -> list[Delivery]:
+        """Long-poll the three queues at once; the deliveries of the first that answers
+        with any (and of any that answered with it), in rank order. The other polls are
+        cancelled: a poll that still gets messages hands them back at once."""
+        polls = {
+            asyncio.ensure_future(
+                self._receive(p, max_messages, visibility_timeout, wait_seconds=wait_seconds)
+            ): p
+            for p in PRIORITIES_BY_RANK
+        }
+        pending = set(polls)
+        received: list[Delivery] = []
+        try:
+            while pending and not received:
+                done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+                for poll in sorted(done, key=lambda poll: polls[poll].rank):
+                    received += poll.result()
+        finally:
+            for poll in pending:
+                poll.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+        return received
 
     async def _receive(
         self, priority: Priority, count: int, visibility_timeout: float, *, wait_seconds: float
