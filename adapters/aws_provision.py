@@ -2,7 +2,8 @@
 
 - the dead-letter queue ``<queue_name>-dlq`` (14 days of retention),
 - the main queue, with a RedrivePolicy to it (``maxReceiveCount``) and the default
-  visibility timeout,
+  visibility timeout; with ``priorities``, ``<queue_name>-high`` and ``-low`` too, set
+  up alike (one dead-letter queue for the three),
 - the DynamoDB table (on-demand, keys and GSIs of ``adapters/dynamodb.py``); a table
   made by an older engine gets the held-task index it lacks,
 - TTL on its ``expires_at`` attribute,
@@ -36,6 +37,7 @@ from adapters.dynamodb.table import (
     TTL_ATTRIBUTE,
 )
 from domain.errors import InfrastructureError
+from domain.priorities import Priority
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -59,6 +61,8 @@ class ProvisionResult:
     created: list[str] = field(default_factory=list)
     updated: list[str] = field(default_factory=list)
     existing: list[str] = field(default_factory=list)
+    priority_queue_urls: dict[Priority, str] = field(default_factory=dict)
+    """With priorities: the main queue of each priority (``queue_url`` is default's)."""
 
     @property
     def changed(self) -> bool:
@@ -76,6 +80,11 @@ def dlq_name(queue_name: str) -> str:
     return queue_name + DLQ_SUFFIX
 
 
+def priority_queue_name(queue_name: str, priority: Priority) -> str:
+    """``<queue_name>-high`` / ``-low``; the default priority's queue is the main one."""
+    return queue_name if priority is Priority.DEFAULT else f"{queue_name}-{priority.value}"
+
+
 def provision(
     sqs_client: SQSClient,
     dynamodb_client: DynamoDBClient,
@@ -84,6 +93,7 @@ def provision(
     table_name: str,
     max_receive_count: int,
     visibility_timeout: int,
+    priorities: bool = False,
 ) -> ProvisionResult:
     """Blocking (boto3): call it from a thread in async code."""
     try:
@@ -94,6 +104,7 @@ def provision(
             table_name=table_name,
             max_receive_count=max_receive_count,
             visibility_timeout=visibility_timeout,
+            priorities=priorities,
         )
     except (ClientError, BotoCoreError) as error:
         raise InfrastructureError("aws", f"provisioning failed: {error}") from None
@@ -107,6 +118,7 @@ def _provision(
     table_name: str,
     max_receive_count: int,
     visibility_timeout: int,
+    priorities: bool,
 ) -> ProvisionResult:
     created: list[str] = []
     updated: list[str] = []
@@ -131,20 +143,12 @@ def _provision(
             {"deadLetterTargetArn": dlq_arn, "maxReceiveCount": str(max_receive_count)}
         ),
     }
-    queue_url = _queue_url(sqs, queue_name)
-    if queue_url is None:
-        queue_url = sqs.create_queue(QueueName=queue_name, Attributes=wanted)["QueueUrl"]  # type: ignore[arg-type]
-        created.append(f"queue {queue_name}")
-    else:
-        attributes = sqs.get_queue_attributes(
-            QueueUrl=queue_url, AttributeNames=["VisibilityTimeout", "RedrivePolicy"]
-        ).get("Attributes", {})
-        current = {str(name): value for name, value in attributes.items()}
-        if _same_queue_settings(current, wanted):
-            existing.append(f"queue {queue_name}")
-        else:
-            sqs.set_queue_attributes(QueueUrl=queue_url, Attributes=wanted)  # type: ignore[arg-type]
-            updated.append(f"queue {queue_name} (redrive policy, visibility timeout)")
+    levels = list(Priority) if priorities else [Priority.DEFAULT]
+    urls = {
+        p: _main_queue(sqs, priority_queue_name(queue_name, p), wanted, created, updated, existing)
+        for p in levels
+    }
+    queue_url = urls[Priority.DEFAULT]
 
     try:
         table = dynamodb.describe_table(TableName=table_name)["Table"]
@@ -180,8 +184,40 @@ def _provision(
         created.append(f"TTL on {table_name}.{TTL_ATTRIBUTE}")
 
     return ProvisionResult(
-        queue_url=queue_url, dlq_url=dlq_url, created=created, updated=updated, existing=existing
+        queue_url=queue_url,
+        dlq_url=dlq_url,
+        created=created,
+        updated=updated,
+        existing=existing,
+        priority_queue_urls=urls if priorities else {},
     )
+
+
+def _main_queue(
+    sqs: SQSClient,
+    name: str,
+    wanted: dict[str, str],
+    created: list[str],
+    updated: list[str],
+    existing: list[str],
+) -> str:
+    """Create the main queue ``name`` with the ``wanted`` attributes, or bring an
+    existing one in line; its URL. What it did is appended to one of the lists."""
+    queue_url = _queue_url(sqs, name)
+    if queue_url is None:
+        queue_url = sqs.create_queue(QueueName=name, Attributes=wanted)["QueueUrl"]  # type: ignore[arg-type]
+        created.append(f"queue {name}")
+        return queue_url
+    attributes = sqs.get_queue_attributes(
+        QueueUrl=queue_url, AttributeNames=["VisibilityTimeout", "RedrivePolicy"]
+    ).get("Attributes", {})
+    current = {str(key): value for key, value in attributes.items()}
+    if _same_queue_settings(current, wanted):
+        existing.append(f"queue {name}")
+    else:
+        sqs.set_queue_attributes(QueueUrl=queue_url, Attributes=wanted)  # type: ignore[arg-type]
+        updated.append(f"queue {name} (redrive policy, visibility timeout)")
+    return queue_url
 
 
 def _queue_url(sqs: SQSClient, name: str) -> str | None:

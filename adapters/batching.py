@@ -17,12 +17,14 @@ task is already finished in the repository and its message stays leased meanwhil
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Generic, TypeVar
 
 from domain.errors import QueueSendFailed
 from domain.models import DeadLetter, Delivery, QueueDepth
 from domain.ports import TaskQueue
+from domain.priorities import Priority
 
 Item = TypeVar("Item")
 
@@ -115,13 +117,17 @@ class BatchingTaskQueue:
             raise ValueError("a linger cannot be negative")
         self.inner = inner
         self.max_batch = inner.max_batch
-        self._sends: _Coalescer[tuple[str, int]] = _Coalescer(
-            inner.send_batch,
-            max_batch=inner.max_batch,
-            max_calls=max_concurrent_calls,
-            linger_seconds=send_linger_seconds,
-            task_id=lambda item: item[0],
-        )
+        # A batch call sends to one priority: one coalescer each.
+        self._sends: dict[Priority, _Coalescer[tuple[str, int]]] = {
+            priority: _Coalescer(
+                functools.partial(inner.send_batch, priority=priority),
+                max_batch=inner.max_batch,
+                max_calls=max_concurrent_calls,
+                linger_seconds=send_linger_seconds,
+                task_id=lambda item: item[0],
+            )
+            for priority in Priority
+        }
         self._acks: _Coalescer[Delivery] = _Coalescer(
             inner.ack_batch,
             max_batch=inner.max_batch,
@@ -131,13 +137,17 @@ class BatchingTaskQueue:
 
     @property
     def batch_calls(self) -> int:
-        return self._sends.batches + self._acks.batches
+        return sum(sends.batches for sends in self._sends.values()) + self._acks.batches
 
-    async def send(self, task_id: str, *, delay_seconds: int = 0) -> None:
-        await self._sends.submit((task_id, delay_seconds))
+    async def send(
+        self, task_id: str, *, delay_seconds: int = 0, priority: Priority = Priority.DEFAULT
+    ) -> None:
+        await self._sends[priority].submit((task_id, delay_seconds))
 
-    async def send_batch(self, items: Sequence[tuple[str, int]]) -> None:
-        await self.inner.send_batch(items)
+    async def send_batch(
+        self, items: Sequence[tuple[str, int]], *, priority: Priority = Priority.DEFAULT
+    ) -> None:
+        await self.inner.send_batch(items, priority=priority)
 
     async def receive(
         self, *, max_messages: int, visibility_timeout: float, wait_seconds: float

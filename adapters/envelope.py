@@ -8,11 +8,29 @@ from __future__ import annotations
 
 import json
 
+from domain.priorities import Priority
+
 ENVELOPE_VERSION = 1
 
 
-def encode(task_id: str) -> str:
-    return json.dumps({"v": ENVELOPE_VERSION, "task_id": task_id}, separators=(",", ":"))
+def encode(task_id: str, priority: Priority = Priority.DEFAULT) -> str:
+    """The body of ``task_id``'s message. A priority other than ``default`` is kept in
+    ``"p"`` (so a dead letter goes back to its priority when redriven); a default
+    message is byte for byte what engines before priorities wrote."""
+    data: dict[str, object] = {"v": ENVELOPE_VERSION, "task_id": task_id}
+    if priority is not Priority.DEFAULT:
+        data["p"] = priority.value
+    return json.dumps(data, separators=(",", ":"))
+
+
+def priority_of(body: str) -> Priority:
+    """The priority a body was sent with; ``default`` when it names none (or none
+    this engine knows, or it is poison)."""
+    try:
+        data = json.loads(body)
+        return Priority(data["p"]) if isinstance(data, dict) and "p" in data else Priority.DEFAULT
+    except (ValueError, TypeError, KeyError):
+        return Priority.DEFAULT
 
 
 def decode(body: str) -> str | None:

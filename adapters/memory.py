@@ -29,6 +29,7 @@ from domain.errors import (
 from domain.limits import DEFAULT_MAX_RECEIVE_COUNT, MAX_QUEUE_BATCH, MAX_QUEUE_DELAY_SECONDS
 from domain.models import DeadLetter, Delivery, Page, QueueDepth, Task, TaskStatus, WorkerInfo
 from domain.ports import Clock
+from domain.priorities import Priority, PriorityOrder, PriorityWeights
 
 
 def _sort_key(task: Task) -> tuple[str, str]:
@@ -168,47 +169,62 @@ class _Message:
     receipt: str | None = None
     generation: int = 0
     reason: str | None = None
+    priority: Priority = Priority.DEFAULT
 
 
 class InMemoryTaskQueue:
     max_batch = MAX_QUEUE_BATCH
     """The SQS batch limit, so the memory queue fails where SQS would."""
 
-    def __init__(self, clock: Clock, *, max_receive_count: int = DEFAULT_MAX_RECEIVE_COUNT) -> None:
+    def __init__(
+        self,
+        clock: Clock,
+        *,
+        max_receive_count: int = DEFAULT_MAX_RECEIVE_COUNT,
+        priority_weights: PriorityWeights | None = None,
+    ) -> None:
         self._clock = clock
         self.max_receive_count = max_receive_count
         self._messages: dict[str, _Message] = {}
-        self._ready: list[tuple[float, int, str, int]] = []  # (visible_at, seq, id, gen)
+        # One heap per priority of (visible_at, seq, id, gen): due order within each.
+        self._ready: dict[Priority, list[tuple[float, int, str, int]]] = {p: [] for p in Priority}
+        self._order = PriorityOrder(priority_weights or PriorityWeights())
         self._dead: dict[str, _Message] = {}
         self._seq = itertools.count()
         self._wakeup = asyncio.Event()
 
     # -- sending ---------------------------------------------------------------------
 
-    async def send(self, task_id: str, *, delay_seconds: int = 0) -> None:
-        self._put(envelope.encode(task_id), delay_seconds)
+    async def send(
+        self, task_id: str, *, delay_seconds: int = 0, priority: Priority = Priority.DEFAULT
+    ) -> None:
+        self._put(envelope.encode(task_id, priority), delay_seconds, priority)
 
     async def send_raw(self, body: str, *, delay_seconds: int = 0) -> None:
         """Put any body on the queue (tests use it to inject poison messages)."""
         self._put(body, delay_seconds)
 
-    async def send_batch(self, items: Sequence[tuple[str, int]]) -> None:
+    async def send_batch(
+        self, items: Sequence[tuple[str, int]], *, priority: Priority = Priority.DEFAULT
+    ) -> None:
         for _, delay in items:
             _check_delay(delay)
         for task_id, delay in items:
-            self._put(envelope.encode(task_id), delay)
+            self._put(envelope.encode(task_id, priority), delay, priority)
 
-    def _put(self, body: str, delay_seconds: float) -> None:
+    def _put(self, body: str, delay_seconds: float, priority: Priority = Priority.DEFAULT) -> None:
         _check_delay(delay_seconds)
         message_id = f"m-{next(self._seq)}"
-        message = _Message(message_id, body, self._clock.monotonic() + delay_seconds)
+        message = _Message(
+            message_id, body, self._clock.monotonic() + delay_seconds, priority=priority
+        )
         self._messages[message_id] = message
         self._schedule(message)
 
     def _schedule(self, message: _Message) -> None:
         message.generation += 1
         heapq.heappush(
-            self._ready,
+            self._ready[message.priority],
             (message.visible_at, next(self._seq), message.message_id, message.generation),
         )
         self._wakeup.set()
@@ -229,8 +245,8 @@ class InMemoryTaskQueue:
             remaining = deadline - loop.time()
             if deliveries or remaining <= 0:
                 return deliveries
-            if self._ready:
-                due_in = self._ready[0][0] - self._clock.monotonic()
+            if next_due := [heap[0][0] for heap in self._ready.values() if heap]:
+                due_in = min(next_due) - self._clock.monotonic()
                 remaining = min(remaining, max(0.001, due_in))
             self._wakeup.clear()
             try:
@@ -239,10 +255,23 @@ class InMemoryTaskQueue:
                 pass
 
     def _take(self, max_messages: int, visibility_timeout: float) -> list[Delivery]:
-        now = self._clock.monotonic()
         out: list[Delivery] = []
-        while self._ready and len(out) < max_messages and self._ready[0][0] <= now:
-            _, _, message_id, generation = heapq.heappop(self._ready)
+        for priority in self._order.next_round():
+            self._take_from(self._ready[priority], max_messages, visibility_timeout, out)
+        return out
+
+    def _take_from(
+        self,
+        ready: list[tuple[float, int, str, int]],
+        max_messages: int,
+        visibility_timeout: float,
+        out: list[Delivery],
+    ) -> None:
+        """Lease visible messages of one priority's heap into ``out``, up to
+        ``max_messages`` in all."""
+        now = self._clock.monotonic()
+        while ready and len(out) < max_messages and ready[0][0] <= now:
+            _, _, message_id, generation = heapq.heappop(ready)
             message = self._messages.get(message_id)
             if message is None or message.generation != generation:
                 continue  # acked, or rescheduled since this entry was pushed
@@ -263,7 +292,6 @@ class InMemoryTaskQueue:
                     raw_body=message.body,
                 )
             )
-        return out
 
     def _current(self, delivery: Delivery) -> _Message | None:
         message = self._messages.get(delivery.message_id)
@@ -328,7 +356,7 @@ class InMemoryTaskQueue:
         moved = list(itertools.islice(self._dead.values(), limit))
         for message in moved:
             del self._dead[message.message_id]
-            self._put(message.body, 0)
+            self._put(message.body, 0, message.priority)
         return len(moved)
 
     async def drop_dead_letter(self, message_id: str) -> DeadLetter:
@@ -336,7 +364,7 @@ class InMemoryTaskQueue:
 
     async def redrive_dead_letter(self, message_id: str) -> DeadLetter:
         message = self._take_dead_letter(message_id)
-        self._put(message.body, 0)
+        self._put(message.body, 0, message.priority)
         return _dead_letter(message)
 
     def _take_dead_letter(self, message_id: str) -> _Message:

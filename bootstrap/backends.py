@@ -22,7 +22,7 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 from dependency_injector import containers, providers
 
-from adapters.aws_provision import ProvisionResult, dlq_name, provision
+from adapters.aws_provision import ProvisionResult, dlq_name, priority_queue_name, provision
 from adapters.batching import BatchingTaskQueue
 from adapters.blobs.bucket import provision_bucket
 from adapters.dynamodb import DynamoDbTaskRepository, DynamoDbWorkerRegistry
@@ -36,10 +36,12 @@ from adapters.sqlite import (
     SqliteWorkerRegistry,
 )
 from adapters.sqs import SqsTaskQueue
+from adapters.sqs.priority_queue import SqsPriorityTaskQueue
 from bootstrap.settings import Settings
 from domain.errors import InfrastructureError
 from domain.limits import MAX_LONG_POLL_SECONDS
 from domain.ports import Clock
+from domain.priorities import Priority
 
 
 class MemoryBackend(containers.DeclarativeContainer):
@@ -50,7 +52,10 @@ class MemoryBackend(containers.DeclarativeContainer):
 
     repository = providers.Singleton(InMemoryTaskRepository)
     queue = providers.Singleton(
-        InMemoryTaskQueue, clock, max_receive_count=settings.provided.max_receive_count
+        InMemoryTaskQueue,
+        clock,
+        max_receive_count=settings.provided.max_receive_count,
+        priority_weights=settings.provided.weights,
     )
     workers = providers.Singleton(InMemoryWorkerRegistry)
 
@@ -80,7 +85,11 @@ class SqliteBackend(containers.DeclarativeContainer):
         SqliteTaskRepository, database, retention_seconds=settings.provided.retention_seconds
     )
     queue = providers.Singleton(
-        SqliteTaskQueue, database, clock, max_receive_count=settings.provided.max_receive_count
+        SqliteTaskQueue,
+        database,
+        clock,
+        max_receive_count=settings.provided.max_receive_count,
+        priority_weights=settings.provided.weights,
     )
     workers = providers.Singleton(SqliteWorkerRegistry, database)
 
@@ -144,6 +153,7 @@ def provision_from_settings(
         table_name=settings.dynamodb_table,
         max_receive_count=settings.max_receive_count,
         visibility_timeout=math.ceil(settings.visibility_timeout),
+        priorities=settings.priorities,
     )
     if settings.s3_bucket:
         change = provision_bucket(
@@ -183,6 +193,44 @@ def find_queue_urls(settings: Settings, sqs: Any) -> tuple[str, str]:
     return queue_url, dlq_url
 
 
+def sqs_task_queue(
+    settings: Settings, sqs: Any, sqs_poll: Any, urls: tuple[str, str]
+) -> SqsTaskQueue | SqsPriorityTaskQueue:
+    """The SQS queue: the one main queue, or with ``TASKQ_PRIORITIES`` one per priority
+    (``SQS_QUEUE_URL_HIGH`` / ``_LOW``, else ``<queue>-high`` / ``<queue>-low``)."""
+    queue_url, dlq_url = urls
+
+    def one(url: str, priority: Priority) -> SqsTaskQueue:
+        return SqsTaskQueue(
+            sqs,
+            url,
+            dlq_url,
+            max_message_bytes=settings.sqs_max_message_bytes,
+            poll_client=sqs_poll,
+            priority=priority,
+        )
+
+    if not settings.priorities:
+        return one(queue_url, Priority.DEFAULT)
+    given = {Priority.HIGH: settings.sqs_queue_url_high, Priority.LOW: settings.sqs_queue_url_low}
+    queues = {Priority.DEFAULT: one(queue_url, Priority.DEFAULT)}
+    for priority, url in given.items():
+        name = priority_queue_name(settings.sqs_queue_name, priority)
+        queues[priority] = one(url or _queue_url(sqs, name), priority)
+    return SqsPriorityTaskQueue(queues, weights=settings.weights)
+
+
+def _queue_url(sqs: Any, name: str) -> str:
+    try:
+        return str(sqs.get_queue_url(QueueName=name)["QueueUrl"])
+    except (ClientError, BotoCoreError) as error:
+        raise InfrastructureError(
+            "sqs",
+            f"cannot find queue {name!r} (TASKQ_PRIORITIES=true needs it: run `taskq init`, "
+            f"or set TASKQ_AUTO_PROVISION=true): {error}",
+        ) from None
+
+
 class AwsBackend(containers.DeclarativeContainer):
     """DynamoDB holds the tasks and the worker registry, SQS the queue.
 
@@ -211,14 +259,7 @@ class AwsBackend(containers.DeclarativeContainer):
         retention_seconds=settings.provided.retention_seconds,
         clock=clock,
     )
-    sqs_queue = providers.Singleton(
-        SqsTaskQueue,
-        sqs,
-        queue_urls.provided[0],
-        queue_urls.provided[1],
-        max_message_bytes=settings.provided.sqs_max_message_bytes,
-        poll_client=sqs_poll,
-    )
+    sqs_queue = providers.Singleton(sqs_task_queue, settings, sqs, sqs_poll, queue_urls)
     # Concurrent sends and acks go out as SendMessageBatch / DeleteMessageBatch calls:
     # SQS bills per request (benchmarks/aws_engine.py measures requests per task). A
     # send waits at most 2 ms for company; an ack (its task already recorded) 20 ms.

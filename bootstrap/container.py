@@ -106,6 +106,7 @@ class Container(containers.DeclarativeContainer):
         idempotency_window_seconds=settings.provided.idempotency_window_seconds,
         max_queue_delay_seconds=settings.provided.max_queue_delay_seconds,
         orphan_grace_seconds=settings.provided.orphan_grace_seconds,
+        priorities=settings.provided.priority_queues,
     )
 
     # -- the backend ----------------------------------------------------------------

@@ -26,6 +26,7 @@ from domain.limits import (
     MAX_RECEIVE_COUNT,
     MAX_VISIBILITY_TIMEOUT_SECONDS,
 )
+from domain.priorities import PriorityWeights
 
 MIN_SESSION_SECRET_LENGTH = 32
 """Shorter secrets could be guessed offline from a session cookie."""
@@ -206,6 +207,15 @@ class Settings(BaseSettings):
     aws_timeout_seconds: float = Field(
         5.0, gt=0, validation_alias=_env("TASKQ_AWS_TIMEOUT_SECONDS")
     )
+    # Priorities (README "Priorities"; domain/priorities.py)
+    priorities: bool = Field(False, validation_alias=_env("TASKQ_PRIORITIES"))
+    """aws: poll ``<queue>-high`` and ``<queue>-low`` too (off: only ``default`` is
+    accepted). memory and sqlite keep priorities whatever this says."""
+    priority_weights: str = Field(
+        "high=6,default=3,low=1", validation_alias=_env("TASKQ_PRIORITY_WEIGHTS")
+    )
+    sqs_queue_url_high: str | None = Field(None, validation_alias=_env("SQS_QUEUE_URL_HIGH"))
+    sqs_queue_url_low: str | None = Field(None, validation_alias=_env("SQS_QUEUE_URL_LOW"))
 
     # Email (the ``email`` task type; README "Email")
     smtp_host: str | None = Field(None, validation_alias=_env("TASKQ_SMTP_HOST"))
@@ -289,6 +299,23 @@ class Settings(BaseSettings):
                     f"{part!r} is not an IP address or CIDR network (10.0.0.0/8, ::1)"
                 ) from None
         return ",".join(parts)
+
+    @field_validator("priority_weights")
+    @classmethod
+    def _weights(cls, value: str) -> str:
+        PriorityWeights.parse(value)  # a ValueError that names what is wrong
+        return value
+
+    @property
+    def weights(self) -> PriorityWeights:
+        """``TASKQ_PRIORITY_WEIGHTS``, parsed."""
+        return PriorityWeights.parse(self.priority_weights)
+
+    @property
+    def priority_queues(self) -> bool:
+        """Whether the queue keeps the priorities apart: always on memory and sqlite,
+        with ``TASKQ_PRIORITIES`` on aws."""
+        return self.backend != "aws" or self.priorities
 
     @field_validator("smtp_starttls")
     @classmethod

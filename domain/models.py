@@ -21,6 +21,7 @@ from domain.messages import RECEIVE_LIMIT_REASON as RECEIVE_LIMIT_REASON
 from domain.messages import DeadLetter as DeadLetter
 from domain.messages import Delivery as Delivery
 from domain.messages import QueueDepth as QueueDepth
+from domain.priorities import Priority
 from domain.progress import Progress
 
 JSON = Any
@@ -129,6 +130,8 @@ class Task:
     progress: Progress | None = None
     """What a handler last reported of its progress (``TaskContext.progress``), kept
     after the task finishes; None if none ever did."""
+    priority: Priority = Priority.DEFAULT
+    """Which of the queue's priorities its messages go to (domain/priorities.py)."""
     version: int = 0
 
     @classmethod
@@ -144,6 +147,7 @@ class Task:
         task_id: str | None = None,
         held: bool = False,
         traceparent: str | None = None,
+        priority: Priority = Priority.DEFAULT,
     ) -> Task:
         if held and run_at is None:
             raise ValueError("only a task with a run_at can be held")
@@ -159,6 +163,7 @@ class Task:
             run_at=run_at,
             held=held,
             traceparent=traceparent,
+            priority=priority,
         )
 
     # -- transitions ------------------------------------------------------------------

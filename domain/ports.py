@@ -26,6 +26,7 @@ from domain.models import (
     TaskStatus,
     WorkerInfo,
 )
+from domain.priorities import Priority
 from domain.task_types import TaskType
 
 R = TypeVar("R")
@@ -138,22 +139,33 @@ class TaskQueue(Protocol):
     delivered for the ``max_receive_count + 1``-th time it is moved to the dead-letter
     queue instead. Time is in seconds.
 
+    Every message has a priority (domain/priorities.py): the queue keeps the three apart
+    and each ``receive`` looks at them in a weighted order (``PriorityOrder``), so high
+    messages are received before the others but low ones still progress. A delivery,
+    release or redelivery stays in its message's priority.
+
     Raises ``InfrastructureError`` when the queue cannot be reached.
     """
 
     max_batch: int
     """How many messages one send_batch / receive / ack_batch call handles at most."""
 
-    async def send(self, task_id: str, *, delay_seconds: int = 0) -> None:
-        """Enqueue one message, visible after ``delay_seconds`` (0 to
-        ``domain.limits.MAX_QUEUE_DELAY_SECONDS``)."""
+    async def send(
+        self, task_id: str, *, delay_seconds: int = 0, priority: Priority = Priority.DEFAULT
+    ) -> None:
+        """Enqueue one message of ``priority``, visible after ``delay_seconds`` (0 to
+        ``domain.limits.MAX_QUEUE_DELAY_SECONDS``). Raises ``InvalidInput`` for a
+        priority the queue does not keep (SQS without its priority queues)."""
         ...
 
-    async def send_batch(self, items: Sequence[tuple[str, int]]) -> None:
-        """Enqueue ``(task_id, delay_seconds)`` pairs, splitting into calls of at most
-        ``max_batch``. Every item is sent, or the call raises ``QueueSendFailed`` whose
-        ``task_ids`` are the ones that were not (none is dropped silently), or an
-        ``InfrastructureError`` when none was."""
+    async def send_batch(
+        self, items: Sequence[tuple[str, int]], *, priority: Priority = Priority.DEFAULT
+    ) -> None:
+        """Enqueue ``(task_id, delay_seconds)`` pairs, all of ``priority``, splitting
+        into calls of at most ``max_batch``. Every item is sent, or the call raises
+        ``QueueSendFailed`` whose ``task_ids`` are the ones that were not (none is
+        dropped silently), or an ``InfrastructureError`` when none was. Raises
+        ``InvalidInput`` for a priority the queue does not keep, before sending any."""
         ...
 
     async def receive(
@@ -161,7 +173,11 @@ class TaskQueue(Protocol):
     ) -> list[Delivery]:
         """Up to ``max_messages`` (1..max_batch) deliveries, leased for
         ``visibility_timeout``. Waits up to ``wait_seconds`` for the first message and
-        returns as soon as one is available; returns ``[]`` on timeout."""
+        returns as soon as one is available; returns ``[]`` on timeout.
+
+        The priorities are looked at in the order of the queue's ``PriorityOrder`` for
+        this call: the first one's visible messages (oldest due first), then the
+        next one's to fill ``max_messages``."""
         ...
 
     async def ack(self, delivery: Delivery) -> None:

@@ -35,6 +35,7 @@ from domain.events import NO_EVENTS, TaskEvent, TaskEventKind, TaskEvents
 from domain.limits import MAX_QUEUE_DELAY_SECONDS
 from domain.models import Task, TaskStatus
 from domain.ports import Clock, TaskQueue, TaskRepository
+from domain.priorities import by_priority
 
 log = logging.getLogger("taskq.reconcile")
 
@@ -120,19 +121,24 @@ class Reconciler:
         """Send each task its message with the delay left until its ``run_at``; the
         tasks whose message went out."""
         items = [
-            (task.id, math.ceil(max(0.0, ((task.run_at or now) - now).total_seconds())))
+            (
+                task.priority,
+                task.id,
+                math.ceil(max(0.0, ((task.run_at or now) - now).total_seconds())),
+            )
             for task in due
         ]
-        try:
-            await self.queue.send_batch(items)
-        except QueueSendFailed as exc:
-            log.warning("sending %d held tasks failed: %s", len(exc.task_ids), exc.detail)
-            unsent = set(exc.task_ids)
-            return [task for task in due if task.id not in unsent]
-        except InfrastructureError as exc:
-            log.warning("sending %d held tasks failed: %s", len(due), exc)
-            return []
-        return list(due)
+        unsent: set[str] = set()
+        for priority, group in by_priority(items).items():
+            try:
+                await self.queue.send_batch(group, priority=priority)
+            except QueueSendFailed as exc:
+                log.warning("sending %d held tasks failed: %s", len(exc.task_ids), exc.detail)
+                unsent.update(exc.task_ids)
+            except InfrastructureError as exc:
+                log.warning("sending %d held tasks failed: %s", len(group), exc)
+                unsent.update(task_id for task_id, _ in group)
+        return [task for task in due if task.id not in unsent]
 
     # -- abandoned attempts ----------------------------------------------------------
 
@@ -168,7 +174,7 @@ class Reconciler:
         new = task.settle_lost_attempt(now)
         if new.status is TaskStatus.PENDING:
             try:
-                await self.queue.send(task.id)
+                await self.queue.send(task.id, priority=task.priority)
             except InfrastructureError as exc:
                 log.warning("sending task %s failed: %s", task.id, exc)
                 return False  # untouched: the next pass tries again
@@ -178,3 +184,7 @@ class Reconciler:
             return False
         self.events.record(TaskEvent(TaskEventKind.RECOVERED, new, now, error=new.error))
         return True
+
+
+def _seconds_until(when: datetime, now: datetime) -> int:
+    return math.ceil(max(0.0, (when - now).total_seconds()))

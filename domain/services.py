@@ -31,6 +31,7 @@ from domain.limits import (
 )
 from domain.models import MetricsSnapshot, Page, Task, TaskStatus, WorkerInfo
 from domain.ports import Clock, TaskQueue, TaskRepository, Tracer, WorkerRegistry
+from domain.priorities import Priority, by_priority
 from domain.submission import (  # the submission types stay importable from here
     BatchEntry as BatchEntry,
 )
@@ -72,6 +73,8 @@ class SubmissionLimits:
     """How long a worker keeps a message whose task is not stored yet (the processor's
     setting of the same name). A write that lands later than half of it after its send
     began sends the message again: the first may have been dropped already."""
+    priorities: bool = True
+    """Whether the queue keeps priorities apart (``SubmissionRules.priorities``)."""
 
     def __post_init__(self) -> None:
         if not 0 <= self.max_queue_delay_seconds <= MAX_QUEUE_DELAY_SECONDS:
@@ -110,6 +113,7 @@ class TaskService:
             max_queue_delay_seconds=self.limits.max_queue_delay_seconds,
             max_timeout_seconds=MAX_TIMEOUT_SECONDS,
             max_delay_seconds=MAX_DELAY_SECONDS,
+            priorities=self.limits.priorities,
         )
 
     def validate_and_build(self, request: SubmitRequest) -> ValidSubmission:
@@ -167,7 +171,7 @@ class TaskService:
 
     async def _enqueue(self, valid: ValidSubmission) -> None:
         if valid.queue_delay is not None:  # None: held until due; see Reconciler
-            await self._send(valid.task.id, valid.queue_delay)
+            await self._send(valid.task.id, valid.queue_delay, valid.task.priority)
 
     async def _resend_if_late(self, stored: Sequence[ValidSubmission], started: float) -> None:
         """A worker drops a message whose task is not stored once it has kept it for
@@ -177,7 +181,7 @@ class TaskService:
         nothing when writes are quick; a failed re-send is left to the first message."""
         if self.clock.monotonic() - started < self.limits.orphan_grace_seconds / 2:
             return
-        due = [(v.task.id, v.queue_delay) for v in stored if v.queue_delay is not None]
+        due = _due(stored)
         unsent = await self._send_due(due)
         log.warning(
             "%d tasks stored late after their messages were sent: sent again (%d failed)",
@@ -219,7 +223,7 @@ class TaskService:
         held ones) are stored, each on its own: a failed send or write fails only its
         item. An item with an idempotency key goes through ``submit_idempotent``."""
         plain = [built.valid for built in batch if built.entry.idempotency_key is None]
-        due = [(v.task.id, v.queue_delay) for v in plain if v.queue_delay is not None]
+        due = _due(plain)
         started = self.clock.monotonic()
         unsent = await self._send_due(due)
         stored: list[ValidSubmission] = []
@@ -244,17 +248,18 @@ class TaskService:
         await self._resend_if_late(stored, started)
         return outcomes
 
-    async def _send_due(self, due: Sequence[tuple[str, int]]) -> dict[str, str]:
-        """Send ``due`` in batch calls; the ids that were not sent, with why."""
-        if not due:
-            return {}
-        try:
-            await self.queue.send_batch(due)
-        except QueueSendFailed as exc:  # these were not sent; the others were
-            return dict.fromkeys(exc.task_ids, exc.reason)
-        except InfrastructureError as exc:
-            return {task_id: exc.detail for task_id, _ in due}
-        return {}
+    async def _send_due(self, due: Sequence[tuple[Priority, str, int]]) -> dict[str, str]:
+        """Send ``due`` ``(priority, task_id, delay)`` in batch calls, one priority at a
+        time; the ids that were not sent, with why."""
+        unsent: dict[str, str] = {}
+        for priority, items in by_priority(due).items():
+            try:
+                await self.queue.send_batch(items, priority=priority)
+            except QueueSendFailed as exc:  # these were not sent; the others were
+                unsent.update(dict.fromkeys(exc.task_ids, exc.reason))
+            except InfrastructureError as exc:
+                unsent.update({task_id: exc.detail for task_id, _ in items})
+        return unsent
 
     # -- operator actions ------------------------------------------------------------
 
@@ -294,15 +299,15 @@ class TaskService:
         # send + write took that long (the delay runs from when the queue took it), it
         # may have come too early: send another (a spare message is skipped harmlessly).
         started = self.clock.monotonic()
-        await self._send(task.id, RETRY_SEND_DELAY_SECONDS)
+        await self._send(task.id, RETRY_SEND_DELAY_SECONDS, task.priority)
         await self.repository.transition(retried, expected=task)
         if self.clock.monotonic() - started >= RETRY_SEND_DELAY_SECONDS:
-            await self._send(task.id, 0)
+            await self._send(task.id, 0, task.priority)
         return retried
 
-    async def _send(self, task_id: str, delay: int) -> None:
+    async def _send(self, task_id: str, delay: int, priority: Priority) -> None:
         try:
-            await self.queue.send(task_id, delay_seconds=delay)
+            await self.queue.send(task_id, delay_seconds=delay, priority=priority)
         except InfrastructureError as exc:
             reason = exc.reason if isinstance(exc, QueueSendFailed) else exc.detail
             raise QueueSendFailed(task_id, reason) from exc
@@ -377,3 +382,8 @@ class TaskService:
             busy_slots=sum(w.in_flight for w in live),
             oldest_due_age_seconds=0.0 if due is None else max(0.0, (now - due).total_seconds()),
         )
+
+
+def _due(valid: Sequence[ValidSubmission]) -> list[tuple[Priority, str, int]]:
+    """The messages to send for ``valid`` submissions (held ones have none yet)."""
+    return [(v.task.priority, v.task.id, v.queue_delay) for v in valid if v.queue_delay is not None]

@@ -17,6 +17,7 @@ from domain.errors import InvalidInput, TaskQueueError
 from domain.json_values import check_storable, check_text
 from domain.limits import check_payload
 from domain.models import JSON, Task
+from domain.priorities import Priority, needs_priority_queues
 from domain.task_types import HandlerRegistry
 from domain.tracing import parse_traceparent
 
@@ -29,6 +30,8 @@ class SubmitRequest:
     timeout_seconds: float | None = None
     delay_seconds: float = 0
     run_at: datetime | None = None
+    priority: str | None = None
+    """``high``, ``default`` or ``low``; None: the task type's (domain/priorities.py)."""
     traceparent: str | None = None
     """The W3C ``traceparent`` the client sent, as received: a malformed one is
     ignored. Not part of what the request asks for (a retry has another one)."""
@@ -36,15 +39,18 @@ class SubmitRequest:
 
 def fingerprint(request: SubmitRequest) -> str:
     """A digest of what a submission asks for, to tell a retry from a new request."""
+    asked = {
+        "type": request.type,
+        "payload": request.payload,
+        "max_attempts": request.max_attempts,
+        "timeout_seconds": _number(request.timeout_seconds),
+        "delay_seconds": _number(request.delay_seconds),
+        "run_at": _instant(request.run_at),
+    }
+    if request.priority is not None:  # absent: the digest of a request made before it
+        asked["priority"] = request.priority
     canonical = json.dumps(
-        {
-            "type": request.type,
-            "payload": request.payload,
-            "max_attempts": request.max_attempts,
-            "timeout_seconds": _number(request.timeout_seconds),
-            "delay_seconds": _number(request.delay_seconds),
-            "run_at": _instant(request.run_at),
-        },
+        asked,
         sort_keys=True,
         separators=(",", ":"),
         default=str,
@@ -102,6 +108,9 @@ class SubmissionRules:
     max_queue_delay_seconds: int
     max_timeout_seconds: float
     max_delay_seconds: float
+    priorities: bool = True
+    """Whether the queue keeps priorities apart; when not (aws without
+    ``TASKQ_PRIORITIES``), any priority but ``default`` is refused."""
 
     def validate_and_build(
         self, request: SubmitRequest, now: datetime, *, current_trace: str | None = None
@@ -121,6 +130,7 @@ class SubmissionRules:
         check_payload(request.payload)
         max_attempts = self.check_max_attempts(request.max_attempts, default=task_type.max_attempts)
         timeout = self._timeout(request.timeout_seconds)
+        priority = self._priority(request.priority, default=task_type.priority)
         run_at = self._run_at(request, now)
         delay = self._queue_delay(run_at, now)
         task = Task.create(
@@ -131,6 +141,7 @@ class SubmissionRules:
             timeout_seconds=timeout,
             run_at=run_at,
             held=delay is None,
+            priority=priority,
             traceparent=parse_traceparent(current_trace) or parse_traceparent(request.traceparent),
         )
         return ValidSubmission(task, delay)
@@ -148,6 +159,16 @@ class SubmissionRules:
         if not 1 <= max_attempts <= self.max_attempts_limit:
             raise InvalidInput("max_attempts", f"must be between 1 and {self.max_attempts_limit}")
         return max_attempts
+
+    def _priority(self, asked: str | None, *, default: Priority) -> Priority:
+        """The priority asked for, else the type's. Without priority queues only
+        ``default`` is possible: a type's other default is ignored, a request refused."""
+        if asked is None:
+            return default if self.priorities else Priority.DEFAULT
+        priority = Priority.parse(asked)
+        if priority is not Priority.DEFAULT and not self.priorities:
+            raise needs_priority_queues(priority)
+        return priority
 
     def _timeout(self, timeout: float | None) -> float | None:
         if timeout is None:

@@ -29,6 +29,7 @@ from typing import Any, TypeVar, cast
 
 from domain.errors import InvalidInput, UnknownTaskType
 from domain.models import JSON
+from domain.priorities import Priority
 
 Handler = Callable[[JSON], Any]
 """Takes the payload, returns a JSON result (or an awaitable of one)."""
@@ -62,6 +63,8 @@ class TaskType:
     cannot be stopped: past its timeout it would run on, and its side effects land after
     the attempt failed). Costs a round trip to that process per call, and the handler
     must be a module-level function; its payload and result travel by pickle."""
+    priority: Priority = Priority.DEFAULT
+    """The priority of tasks of this type that do not set one (domain/priorities.py)."""
 
     def bound_to(self, context: object) -> TaskType:
         """This type with ``context`` bound to its handler, for one attempt: called with
@@ -111,9 +114,16 @@ class HandlerRegistry:
         timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS,
         validator: Validator | None = None,
         stoppable: bool = False,
+        priority: Priority | str = Priority.DEFAULT,
     ) -> Callable[[H], H]:
+        level = Priority.parse(priority, field_name=f"priority of task type {name!r}")
+
         def decorate(handler: H) -> H:
-            self.add(TaskType(name, handler, timeout_seconds, validator, stoppable=stoppable))
+            self.add(
+                TaskType(
+                    name, handler, timeout_seconds, validator, stoppable=stoppable, priority=level
+                )
+            )
             return handler
 
         return decorate
@@ -146,12 +156,17 @@ def task_type(
     timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS,
     validator: Validator | None = None,
     stoppable: bool = False,
+    priority: Priority | str = Priority.DEFAULT,
 ) -> Callable[[H], H]:
     """Register the decorated function as the handler of task type ``name``;
     ``stoppable=True`` runs it in a process that is terminated at its timeout or on
-    cancel (``TaskType.stoppable``)."""
+    cancel (``TaskType.stoppable``); ``priority`` is its tasks' default priority."""
     return default_task_types.register(
-        name, timeout_seconds=timeout_seconds, validator=validator, stoppable=stoppable
+        name,
+        timeout_seconds=timeout_seconds,
+        validator=validator,
+        stoppable=stoppable,
+        priority=priority,
     )
 
 

@@ -102,7 +102,7 @@ class Client:
         """Submit a task of ``type`` with ``payload`` (any JSON value); its handle.
         ``parse`` turns the stored result into what ``handle.result()`` returns.
         Options: ``idempotency_key`` (else one is generated, so a resend is safe),
-        ``max_attempts``, ``timeout_seconds``, ``delay_seconds``, ``run_at``."""
+        ``max_attempts``, ``timeout_seconds``, ``delay_seconds``, ``run_at``, ``priority``."""
         task = self._run(calls.submit(NewTask(type=type, payload=payload, **options)))
         return SyncTaskHandle(self, task, parse)
 

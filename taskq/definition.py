@@ -17,6 +17,8 @@ from typing import Any
 from pydantic import TypeAdapter
 
 DEFINITION_ATTRIBUTE = "__taskq_task__"
+PRIORITIES = ("high", "default", "low")
+"""The priorities a task can have (the engine's ``domain.priorities.Priority``)."""
 
 
 @dataclass(frozen=True)
@@ -27,6 +29,8 @@ class TaskDefinition:
     """Seconds an attempt may run (None: the engine's default)."""
     max_attempts: int | None = None
     """Attempt budget of tasks of this type that do not set one (None: the engine's)."""
+    priority: str = "default"
+    """Priority of tasks of this type that do not set one: high, default or low."""
     input_type: Any = None
     """The first parameter's type hint (None: any JSON value, passed as is)."""
     output_type: Any = None
@@ -85,6 +89,7 @@ def define(
     *,
     timeout: float | None = None,
     max_attempts: int | None = None,
+    priority: str = "default",
 ) -> TaskDefinition:
     """Read ``function``'s signature and type hints into a definition; ``TypeError``
     naming the task when the signature cannot be a handler's."""
@@ -94,6 +99,8 @@ def define(
         raise TypeError(f"task {name!r}: timeout must be positive, not {timeout!r}")
     if max_attempts is not None and (isinstance(max_attempts, bool) or max_attempts < 1):
         raise TypeError(f"task {name!r}: max_attempts must be at least 1, not {max_attempts!r}")
+    if priority not in PRIORITIES:
+        raise TypeError(f"task {name!r}: priority must be one of {', '.join(PRIORITIES)}")
     params = [
         p
         for p in inspect.signature(function).parameters.values()
@@ -113,6 +120,7 @@ def define(
         function=function,
         timeout=timeout,
         max_attempts=max_attempts,
+        priority=priority,
         input_type=_json_hint(hints.get(params[0].name)),
         output_type=_json_hint(hints.get("return")),
         takes_context=len(params) == 2,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, TypedDict
+from typing import Any, Literal, TypedDict
 
 from pydantic import BaseModel, ConfigDict, Field, field_serializer, field_validator
 
@@ -60,6 +60,8 @@ class TaskInfo(Answer):
     cancel_requested: bool = False
     isolated: bool = False
     progress: Progress | None = None
+    priority: str = "default"
+    """``high``, ``default`` or ``low``: which of the queue's priorities it runs from."""
 
     @property
     def finished(self) -> bool:
@@ -160,6 +162,10 @@ class Health(Answer):
     timestamp: datetime | None = None
 
 
+Priority = Literal["high", "default", "low"]
+"""A task's priority (high tasks start first; low ones still progress)."""
+
+
 class SubmitOptions(TypedDict, total=False):
     """What a submit may say besides the type and payload (``POST /tasks``)."""
 
@@ -171,6 +177,9 @@ class SubmitOptions(TypedDict, total=False):
     delay_seconds: float
     run_at: datetime | str
     """When the task becomes due: an aware datetime or an RFC 3339 string."""
+    priority: Priority
+    """``high``, ``default`` or ``low`` (unset: the task type's). On aws, anything but
+    ``default`` needs the server's ``TASKQ_PRIORITIES=true``."""
 
 
 class NewTask(BaseModel):
@@ -185,6 +194,7 @@ class NewTask(BaseModel):
     timeout_seconds: float | None = None
     delay_seconds: float | None = None
     run_at: datetime | str | None = Field(None, union_mode="left_to_right")
+    priority: Priority | None = None
 
     @field_validator("run_at")
     @classmethod

@@ -2,7 +2,8 @@
 
 Driven by the dataclass fields, so a field added to Task is stored without a change
 here; an item written before a field existed reads back with the field's default.
-A flag that is false (``cancel_requested``, ``isolated``) is not written at all.
+A flag that is false (``cancel_requested``, ``isolated``) is not written at all, nor is
+a ``default`` priority.
 ``payload`` and ``result`` are JSON text: DynamoDB numbers would come back as Decimal.
 
 Besides its fields, a task item carries its keys: ``gsi1pk = STATUS#<status>#<shard>``
@@ -37,6 +38,7 @@ from adapters.dynamodb.table import (
 )
 from domain.errors import InfrastructureError
 from domain.models import Task, TaskStatus
+from domain.priorities import Priority
 from domain.progress import Progress
 
 if TYPE_CHECKING:
@@ -114,7 +116,7 @@ def task_item(task: Task, *, index_shards: int, retention_seconds: float | None)
         item[HELD_SK] = s(f"{utc_key(task.run_at)}#{task.id}")
     for field in _TASK_FIELDS:
         value = getattr(task, field.name)
-        if value is False and field.default is False:
+        if value is field.default and (value is False or value is Priority.DEFAULT):
             continue  # absent reads back as the default: every write stays smaller
         if field.name in _SIDE_FIELDS:
             if value is None and field.name == "result":
@@ -205,7 +207,7 @@ def item_size(item: Item) -> int:
 
 def _kind(annotation: object) -> str:
     text = str(annotation).replace(" | None", "").replace("None | ", "")
-    kinds = ("datetime", "int", "float", "bool", "str", "TaskStatus", "Progress")
+    kinds = ("datetime", "int", "float", "bool", "str", "TaskStatus", "Progress", "Priority")
     return text if text in kinds else "json"
 
 
@@ -221,6 +223,8 @@ def _encode_field(annotation: object, name: str, value: Any) -> AttributeValueTy
         return n(float(value))
     if kind == "TaskStatus":
         return s(TaskStatus(value).value)
+    if kind == "Priority":
+        return s(Priority(value).value)
     if kind == "str":
         return s(value)
     if kind == "Progress":
@@ -240,6 +244,8 @@ def _decode_field(annotation: object, name: str, stored: AttributeValueTypeDef) 
         return datetime.fromisoformat(text)
     if kind == "TaskStatus":
         return TaskStatus(text)
+    if kind == "Priority":
+        return Priority(text)
     if kind == "str":
         return text
     if kind == "Progress":

@@ -28,6 +28,7 @@ from pydantic_core import ErrorDetails
 from domain.errors import InvalidInput
 from domain.json_values import child_path
 from domain.models import JSON
+from domain.priorities import Priority
 from domain.task_types import DEFAULT_TIMEOUT_SECONDS, TaskType
 from taskq.definition import TaskDefinition, definition_of
 
@@ -126,4 +127,5 @@ def typed_task_type(definition: TaskDefinition, *, module: str, attribute: str) 
         input_schema=definition.input_schema(),
         output_schema=definition.output_schema(),
         takes_context=definition.takes_context,
+        priority=Priority(definition.priority),
     )

@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from typing import Any, Final
 
 from domain.models import Task, TaskStatus
+from domain.priorities import Priority
 from domain.progress import Progress
 
 TASK_COLUMNS: Final = (
@@ -83,6 +84,8 @@ def _decode_extra(text: str) -> dict[str, Any]:
             continue  # written by a newer model; this one has no such field
         if isinstance(value, dict) and set(value) == {"$dt"}:
             value = from_iso(value["$dt"])
+        elif name == "priority":
+            value = Priority(value)
         extra[name] = value
     return extra
 

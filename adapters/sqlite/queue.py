@@ -18,17 +18,19 @@ from domain.errors import DeadLetterNotFound
 from domain.limits import MAX_QUEUE_BATCH, MAX_QUEUE_DELAY_SECONDS
 from domain.models import RECEIVE_LIMIT_REASON, DeadLetter, Delivery, QueueDepth
 from domain.ports import Clock
+from domain.priorities import Priority, PriorityOrder, PriorityWeights
 
 POLL_INTERVAL_SECONDS: Final = 0.05
 """How often an idle long poll looks at the file for messages sent by other processes
 (sends from this process wake it at once)."""
 
-_SEND: Final = "INSERT INTO messages (body, visible_at, sent_at) VALUES (?, ?, ?)"
+_SEND: Final = "INSERT INTO messages (body, visible_at, sent_at, priority) VALUES (?, ?, ?, ?)"
 _ANY_VISIBLE: Final = "SELECT 1 FROM messages WHERE visible_at <= ? LIMIT 1"
 _OLDEST_VISIBLE: Final = (
     "SELECT id, body, receive_count, sent_at FROM messages "
-    "WHERE visible_at <= ? ORDER BY visible_at, id LIMIT ?"
+    "WHERE priority = ? AND visible_at <= ? ORDER BY visible_at, id LIMIT ?"
 )
+"""One priority's visible messages, oldest due first (index ``messages_by_priority``)."""
 _LEASE: Final = "UPDATE messages SET receive_count = ?, receipt = ?, visible_at = ? WHERE id = ?"
 _ACK: Final = "DELETE FROM messages WHERE id = ? AND receipt = ?"
 _SET_VISIBILITY: Final = "UPDATE messages SET visible_at = ? WHERE id = ? AND receipt = ?"
@@ -84,9 +86,17 @@ class SqliteTaskQueue:
 
     max_batch = MAX_QUEUE_BATCH
 
-    def __init__(self, db: SqliteDatabase, clock: Clock, *, max_receive_count: int) -> None:
+    def __init__(
+        self,
+        db: SqliteDatabase,
+        clock: Clock,
+        *,
+        max_receive_count: int,
+        priority_weights: PriorityWeights | None = None,
+    ) -> None:
         if max_receive_count < 1:
             raise ValueError("max_receive_count must be at least 1")
+        self._order = PriorityOrder(priority_weights or PriorityWeights())
         self._db = db
         self._clock = clock
         self.max_receive_count = max_receive_count
@@ -98,24 +108,31 @@ class SqliteTaskQueue:
 
     # -- sending ---------------------------------------------------------------------
 
-    async def send(self, task_id: str, *, delay_seconds: int = 0) -> None:
-        await self._put([(envelope.encode(task_id), delay_seconds)])
+    async def send(
+        self, task_id: str, *, delay_seconds: int = 0, priority: Priority = Priority.DEFAULT
+    ) -> None:
+        await self._put([(envelope.encode(task_id, priority), delay_seconds)], priority)
 
     async def send_raw(self, body: str, *, delay_seconds: int = 0) -> None:
         """Put any body on the queue (tests use it to inject poison messages)."""
         await self._put([(body, delay_seconds)])
 
-    async def send_batch(self, items: Sequence[tuple[str, int]]) -> None:
+    async def send_batch(
+        self, items: Sequence[tuple[str, int]], *, priority: Priority = Priority.DEFAULT
+    ) -> None:
         """All items in one transaction: every one is sent, or none and this raises."""
-        await self._put([(envelope.encode(task_id), delay) for task_id, delay in items])
+        bodies = [(envelope.encode(task_id, priority), delay) for task_id, delay in items]
+        await self._put(bodies, priority)
 
-    async def _put(self, bodies: Sequence[tuple[str, float]]) -> None:
+    async def _put(
+        self, bodies: Sequence[tuple[str, float]], priority: Priority = Priority.DEFAULT
+    ) -> None:
         for _, delay in bodies:
             _check_delay(delay)
         if not bodies:
             return
         now = self._now()
-        rows = [(body, now + delay, now) for body, delay in bodies]
+        rows = [(body, now + delay, now, priority.rank) for body, delay in bodies]
         await self._db.write(statement(_SEND, rows, many=True))
         self._wakeup.set()
 
@@ -153,13 +170,20 @@ class SqliteTaskQueue:
         now = self._now()
         visible_at = now + max(0.0, visibility_timeout)
         limit = self.max_receive_count
+        order = [priority.rank for priority in self._order.next_round()]
 
         def run(conn: sqlite3.Connection) -> list[Delivery]:
             out: list[Delivery] = []
+            ranks = iter(order)
+            rank = next(ranks)
             while len(out) < max_messages:
-                rows = conn.execute(_OLDEST_VISIBLE, (now, max_messages - len(out))).fetchall()
+                rows = conn.execute(
+                    _OLDEST_VISIBLE, (rank, now, max_messages - len(out))
+                ).fetchall()
                 if not rows:
-                    break
+                    if (rank := next(ranks, -1)) < 0:
+                        break
+                    continue
                 for message in rows:
                     if message["receive_count"] >= limit:
                         # The redrive policy: dead-lettered instead of delivered.
@@ -257,7 +281,7 @@ class SqliteTaskQueue:
             rows = conn.execute(
                 _OLDEST_DEAD_LETTERS, (-1 if limit is None else max(0, limit),)
             ).fetchall()
-            conn.executemany(_SEND, [(row["body"], now, now) for row in rows])
+            conn.executemany(_SEND, [_resend(row["body"], now) for row in rows])
             conn.executemany(_DELETE_DEAD_LETTER, [(row["seq"],) for row in rows])
             return len(rows)
 
@@ -284,7 +308,7 @@ class SqliteTaskQueue:
             if row is None:
                 return None
             if resend:
-                conn.execute(_SEND, (row["body"], now, now))
+                conn.execute(_SEND, _resend(row["body"], now))
             conn.execute(_DELETE_DEAD_LETTER, (row["seq"],))
             return _dead_letter(row)
 
@@ -295,6 +319,12 @@ class SqliteTaskQueue:
 
     async def ping(self) -> None:
         await self._db.ping()
+
+
+def _resend(body: str, now: float) -> tuple[str, float, float, int]:
+    """The ``_SEND`` row that puts a dead letter's body back, visible at once, in the
+    priority its envelope names."""
+    return (body, now, now, envelope.priority_of(body).rank)
 
 
 def _dead_letter(row: sqlite3.Row) -> DeadLetter:

@@ -161,6 +161,12 @@ MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
     # 10: what a running handler last reported of its progress (TaskContext.progress):
     # JSON ``{"percent", "message", "updated_at"}``, NULL until it reports.
     ("ALTER TABLE tasks ADD COLUMN progress TEXT",),
+    # 11 (append-only, after any other): a message's priority (Priority.rank: 0 high,
+    # 1 default, 2 low). A receive reads each priority's visible messages by due time.
+    (
+        "ALTER TABLE messages ADD COLUMN priority INTEGER NOT NULL DEFAULT 1",
+        "CREATE INDEX messages_by_priority ON messages (priority, visible_at, id)",
+    ),
 )
 SCHEMA_VERSION: Final = len(MIGRATIONS)
 

@@ -16,9 +16,11 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from adapters import envelope
 from adapters.boto_calls import describe, run_call
 from adapters.sqs.errors import is_stale_receipt, is_stale_receipt_error
 from domain.errors import InfrastructureError
+from domain.priorities import Priority
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
@@ -62,6 +64,24 @@ class SqsCalls:
         self._poll_client = poll_client or client
         self.queue_url = queue_url
         self.dlq_url = dlq_url
+        self.redrive_urls: dict[Priority, str] = {}
+        """The main queue of each priority, when there are several (they share one
+        dead-letter queue): a dead letter is redriven to its envelope's priority."""
+
+    def redrive_url(self, body: str) -> str:
+        """The queue a dead letter with ``body`` goes back to."""
+        return self.redrive_urls.get(envelope.priority_of(body), self.queue_url)
+
+    def _by_redrive_url(
+        self, messages: Sequence[MessageTypeDef]
+    ) -> dict[str, list[tuple[str, str, int]]]:
+        """Dead letters as ``_send_chunk`` entries (receipt, body, no delay) by the
+        queue each goes back to."""
+        chunks: dict[str, list[tuple[str, str, int]]] = {}
+        for m in messages:
+            body = m.get("Body", "")
+            chunks.setdefault(self.redrive_url(body), []).append((m["ReceiptHandle"], body, 0))
+        return chunks
 
     async def _run(self, call: Callable[[], T]) -> T:
         """Run one blocking boto3 call off the event loop, translating its failures."""

@@ -111,9 +111,12 @@ class SqsDeadLetters(SqsCalls):
             )
             if not batch:
                 break
-            chunk = [(m["ReceiptHandle"], m.get("Body", ""), 0) for m in batch]
-            failed, reasons = await self._send_chunk(self.queue_url, chunk)
-            sent = [receipt for receipt, _, _ in chunk if receipt not in set(failed)]
+            failed, reasons = [], set()
+            for url, chunk in self._by_redrive_url(batch).items():
+                not_sent, why = await self._send_chunk(url, chunk)
+                failed.extend(not_sent)
+                reasons.update(why)
+            sent = [m["ReceiptHandle"] for m in batch if m["ReceiptHandle"] not in set(failed)]
             if sent:
                 await self._delete_batch(self.dlq_url, sent)
             moved += len(sent)
@@ -150,7 +153,9 @@ class SqsDeadLetters(SqsCalls):
             hand_back.append(receipt)
             if resend:
                 await self._run(
-                    lambda: self._client.send_message(QueueUrl=self.queue_url, MessageBody=body)
+                    lambda: self._client.send_message(
+                        QueueUrl=self.redrive_url(body), MessageBody=body
+                    )
                 )
             await self._run(
                 lambda: self._client.delete_message(QueueUrl=self.dlq_url, ReceiptHandle=receipt)

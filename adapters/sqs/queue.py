@@ -23,6 +23,7 @@ from domain.limits import (
     MAX_VISIBILITY_TIMEOUT_SECONDS,
 )
 from domain.models import Delivery, QueueDepth
+from domain.priorities import Priority, needs_priority_queues
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
@@ -49,9 +50,17 @@ class SqsTaskQueue(SqsDeadLetters):
         *,
         max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
         poll_client: SQSClient | None = None,
+        priority: Priority = Priority.DEFAULT,
     ) -> None:
         super().__init__(client, queue_url, dlq_url, poll_client=poll_client)
         self.max_message_bytes = max_message_bytes
+        self.priority = priority
+        """The one priority this queue carries (``SqsPriorityTaskQueue`` has one queue
+        per priority); a send of another is refused."""
+
+    def _check_priority(self, priority: Priority) -> None:
+        if priority is not self.priority:
+            raise needs_priority_queues(priority)
 
     def _check_size(self, body: str) -> None:
         size = len(body.encode())
@@ -62,8 +71,11 @@ class SqsTaskQueue(SqsDeadLetters):
 
     # -- sending ---------------------------------------------------------------------
 
-    async def send(self, task_id: str, *, delay_seconds: int = 0) -> None:
-        await self.send_raw(envelope.encode(task_id), delay_seconds=delay_seconds)
+    async def send(
+        self, task_id: str, *, delay_seconds: int = 0, priority: Priority = Priority.DEFAULT
+    ) -> None:
+        self._check_priority(priority)
+        await self.send_raw(envelope.encode(task_id, priority), delay_seconds=delay_seconds)
 
     async def send_raw(self, body: str, *, delay_seconds: int = 0) -> None:
         """Put any body on the main queue (tests use it to inject poison messages)."""
@@ -75,10 +87,13 @@ class SqsTaskQueue(SqsDeadLetters):
             )
         )
 
-    async def send_batch(self, items: Sequence[tuple[str, int]]) -> None:
+    async def send_batch(
+        self, items: Sequence[tuple[str, int]], *, priority: Priority = Priority.DEFAULT
+    ) -> None:
+        self._check_priority(priority)
         for _, delay in items:
             _check_delay(delay)
-        bodies = [(task_id, envelope.encode(task_id), delay) for task_id, delay in items]
+        bodies = [(task_id, envelope.encode(task_id, priority), delay) for task_id, delay in items]
         for _, body, _ in bodies:
             self._check_size(body)
         not_sent: list[str] = []

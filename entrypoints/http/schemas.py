@@ -105,6 +105,12 @@ class SubmitTask(BaseModel):
         "Give either `run_at` or `delay_seconds`.",
         json_schema_extra={"format": "date-time"},
     )
+    priority: Literal["high", "default", "low"] | None = Field(
+        None,
+        description="`high`, `default` or `low`: high tasks start before the others, low "
+        "ones after (by weight: low still progresses). Unset: the task type's priority. "
+        "On aws anything but `default` needs `TASKQ_PRIORITIES=true` (else 422).",
+    )
 
     def to_request(self, traceparent: str | None = None) -> SubmitRequest:
         fields = self.model_dump(exclude={"run_at", "idempotency_key"})
@@ -244,6 +250,9 @@ class TaskOut(BaseModel):
         description="What the handler last reported of its progress (at most one write a "
         "second is kept, the latest report wins); null if it never reported.",
     )
+    priority: Literal["high", "default", "low"] = Field(
+        description="The queue priority its messages go to (set at submit, else its type's)."
+    )
 
     @classmethod
     def of(cls, task: Task) -> TaskOut:
@@ -266,6 +275,7 @@ class TaskOut(BaseModel):
             run_at=task.run_at,
             cancel_requested=task.cancel_requested,
             isolated=task.isolated,
+            priority=task.priority.value,
             progress=None
             if task.progress is None
             else ProgressOut(

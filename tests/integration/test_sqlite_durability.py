@@ -23,6 +23,7 @@ from adapters.sqlite import (
 )
 from domain.errors import InfrastructureError
 from domain.models import Task, TaskStatus, WorkerInfo
+from domain.priorities import Priority
 from domain.progress import Progress
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -187,6 +188,8 @@ def _non_default(annotation: str, name: str) -> object:
         return {"k": [1, "ü", None]}
     if annotation.startswith("Progress"):
         return Progress(33.5, "ü step", T0 + timedelta(minutes=1))
+    if annotation == "Priority":
+        return Priority.LOW
     raise AssertionError(f"teach this test a value for Task.{name}: {annotation}")
 
 

@@ -231,7 +231,11 @@ class AwsResources:
 
 
 def provision_fresh(
-    endpoint: str, *, max_receive_count: int, sqs: SQSClient | None = None
+    endpoint: str,
+    *,
+    max_receive_count: int,
+    sqs: SQSClient | None = None,
+    priorities: bool = False,
 ) -> AwsResources:
     shared_sqs, shared_dynamodb = shared_clients(endpoint)
     queue_name = unique_name("taskq-test")
@@ -243,6 +247,7 @@ def provision_fresh(
         table_name=table_name,
         max_receive_count=max_receive_count,
         visibility_timeout=TEST_VISIBILITY_TIMEOUT,
+        priorities=priorities,
     )
     return AwsResources(
         endpoint, sqs or shared_sqs, shared_dynamodb, queue_name, table_name, result
@@ -252,7 +257,12 @@ def provision_fresh(
 def delete_resources(resources: AwsResources) -> None:
     """Best effort: a leftover queue on a throwaway endpoint harms nothing."""
     sqs, dynamodb = shared_clients(resources.endpoint)
-    for url in (resources.provisioned.queue_url, resources.provisioned.dlq_url):
+    provisioned = resources.provisioned
+    for url in {
+        provisioned.queue_url,
+        provisioned.dlq_url,
+        *provisioned.priority_queue_urls.values(),
+    }:
         try:
             sqs.delete_queue(QueueUrl=url)
         except Exception:
@@ -264,12 +274,16 @@ def delete_resources(resources: AwsResources) -> None:
 
 
 @asynccontextmanager
-async def aws_resources(*, max_receive_count: int) -> AsyncIterator[AwsResources]:
+async def aws_resources(
+    *, max_receive_count: int, priorities: bool = False
+) -> AsyncIterator[AwsResources]:
     import asyncio
 
     endpoint = aws_endpoint()
     resources = await asyncio.to_thread(
-        provision_fresh, endpoint, max_receive_count=max_receive_count
+        functools.partial(
+            provision_fresh, endpoint, max_receive_count=max_receive_count, priorities=priorities
+        )
     )
     try:
         yield resources
@@ -278,9 +292,14 @@ async def aws_resources(*, max_receive_count: int) -> AsyncIterator[AwsResources
 
 
 @contextmanager
-def fresh_resources(endpoint: str, *, max_receive_count: int = 3) -> Iterator[AwsResources]:
-    """A provisioned queue pair and table for one test, deleted afterwards."""
-    resources = provision_fresh(endpoint, max_receive_count=max_receive_count)
+def fresh_resources(
+    endpoint: str, *, max_receive_count: int = 3, priorities: bool = False
+) -> Iterator[AwsResources]:
+    """A provisioned queue pair (with priorities: a queue per priority) and table for
+    one test, deleted afterwards."""
+    resources = provision_fresh(
+        endpoint, max_receive_count=max_receive_count, priorities=priorities
+    )
     try:
         yield resources
     finally:

@@ -96,6 +96,25 @@ async def aws_queue() -> AsyncIterator[QueueHarness]:
 
 
 @asynccontextmanager
+async def aws_priority_queue() -> AsyncIterator[QueueHarness]:
+    """One SQS queue per priority (``TASKQ_PRIORITIES=true``)."""
+    from adapters.sqs import SqsTaskQueue
+    from adapters.sqs.priority_queue import SqsPriorityTaskQueue
+    from tests.support.aws import aws_resources
+
+    async with aws_resources(max_receive_count=MAX_RECEIVE_COUNT, priorities=True) as aws:
+        dlq_url = aws.provisioned.dlq_url
+        queues = {
+            p: SqsTaskQueue(aws.sqs, url, dlq_url, priority=p)
+            for p, url in aws.provisioned.priority_queue_urls.items()
+        }
+        queue = SqsPriorityTaskQueue(queues)
+        yield QueueHarness(
+            queue=queue, advance=asyncio.sleep, send_raw=queue.send_raw, receive_limit_reason=None
+        )
+
+
+@asynccontextmanager
 async def aws_repo() -> AsyncIterator[RepoHarness]:
     from adapters.dynamodb import DynamoDbTaskRepository, DynamoDbWorkerRegistry
     from tests.support.aws import aws_resources
@@ -140,6 +159,7 @@ QUEUE_BACKENDS: dict[str, Callable[[], AbstractAsyncContextManager[QueueHarness]
     "memory-batching": batching_queue,
     "sqlite": sqlite_queue,
     "aws": aws_queue,
+    "aws-priorities": aws_priority_queue,
 }
 REPO_BACKENDS: dict[str, Callable[[], AbstractAsyncContextManager[RepoHarness]]] = {
     "memory": memory_repo,

@@ -13,6 +13,7 @@ from adapters.clock import ManualClock
 from adapters.memory import InMemoryTaskQueue, InMemoryTaskRepository
 from domain.errors import InfrastructureError, QueueSendFailed
 from domain.models import Task
+from domain.priorities import Priority
 
 
 class UnreachableQueue(InMemoryTaskQueue):
@@ -25,16 +26,20 @@ class UnreachableQueue(InMemoryTaskQueue):
         self.down = True
         self.refuse_last = 0
 
-    async def send(self, task_id: str, *, delay_seconds: int = 0) -> None:
+    async def send(
+        self, task_id: str, *, delay_seconds: int = 0, priority: Priority = Priority.DEFAULT
+    ) -> None:
         if self.down:
             raise InfrastructureError("queue", "connection refused")
-        await super().send(task_id, delay_seconds=delay_seconds)
+        await super().send(task_id, delay_seconds=delay_seconds, priority=priority)
 
-    async def send_batch(self, items: Sequence[tuple[str, int]]) -> None:
+    async def send_batch(
+        self, items: Sequence[tuple[str, int]], *, priority: Priority = Priority.DEFAULT
+    ) -> None:
         if self.down:
             raise InfrastructureError("queue", "connection refused")
         split = max(0, len(items) - self.refuse_last)
-        await super().send_batch(items[:split])
+        await super().send_batch(items[:split], priority=priority)
         if split < len(items):
             raise QueueSendFailed([task_id for task_id, _ in items[split:]], "throttled")
 
@@ -49,8 +54,10 @@ class LateAnsweringQueue(InMemoryTaskQueue):
         self.clock = clock
         self.answer_seconds = 0.0
 
-    async def send(self, task_id: str, *, delay_seconds: int = 0) -> None:
-        await super().send(task_id, delay_seconds=delay_seconds)
+    async def send(
+        self, task_id: str, *, delay_seconds: int = 0, priority: Priority = Priority.DEFAULT
+    ) -> None:
+        await super().send(task_id, delay_seconds=delay_seconds, priority=priority)
         await self.clock.sleep(self.answer_seconds)
 
 

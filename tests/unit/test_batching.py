@@ -12,6 +12,7 @@ from adapters.clock import ManualClock
 from adapters.memory import InMemoryTaskQueue
 from domain.errors import InfrastructureError, QueueSendFailed
 from domain.models import Delivery
+from domain.priorities import Priority
 
 
 class CountingQueue(InMemoryTaskQueue):
@@ -23,12 +24,14 @@ class CountingQueue(InMemoryTaskQueue):
         self.ack_calls: list[int] = []
         self.fail_sends = False
 
-    async def send_batch(self, items: Sequence[tuple[str, int]]) -> None:
+    async def send_batch(
+        self, items: Sequence[tuple[str, int]], *, priority: Priority = Priority.DEFAULT
+    ) -> None:
         await asyncio.sleep(0.005)
         self.send_calls.append(len(items))
         if self.fail_sends:
             raise InfrastructureError("queue", "throttled")
-        await super().send_batch(items)
+        await super().send_batch(items, priority=priority)
 
     async def ack_batch(self, deliveries: Sequence[Delivery]) -> None:
         await asyncio.sleep(0.005)
@@ -89,8 +92,12 @@ class PartlyFailingQueue(InMemoryTaskQueue):
         super().__init__(ManualClock())
         self.refused = refused
 
-    async def send_batch(self, items: Sequence[tuple[str, int]]) -> None:
-        await super().send_batch([item for item in items if item[0] != self.refused])
+    async def send_batch(
+        self, items: Sequence[tuple[str, int]], *, priority: Priority = Priority.DEFAULT
+    ) -> None:
+        await super().send_batch(
+            [item for item in items if item[0] != self.refused], priority=priority
+        )
         if any(task_id == self.refused for task_id, _ in items):
             raise QueueSendFailed([self.refused], f"1 of {len(items)} not sent")
 

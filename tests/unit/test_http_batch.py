@@ -13,6 +13,7 @@ from adapters.clock import SystemClock
 from adapters.memory import InMemoryTaskQueue
 from bootstrap.container import Container
 from domain.errors import InfrastructureError
+from domain.priorities import Priority
 from entrypoints.http.schemas import BatchResults
 
 
@@ -24,20 +25,26 @@ class CountingQueue(InMemoryTaskQueue):
         self.sends = 0
         self.batches: list[list[str]] = []
 
-    async def send(self, task_id: str, *, delay_seconds: int = 0) -> None:
+    async def send(
+        self, task_id: str, *, delay_seconds: int = 0, priority: Priority = Priority.DEFAULT
+    ) -> None:
         self.sends += 1
-        await super().send(task_id, delay_seconds=delay_seconds)
+        await super().send(task_id, delay_seconds=delay_seconds, priority=priority)
 
-    async def send_batch(self, items: Sequence[tuple[str, int]]) -> None:
+    async def send_batch(
+        self, items: Sequence[tuple[str, int]], *, priority: Priority = Priority.DEFAULT
+    ) -> None:
         self.batches.append([task_id for task_id, _ in items])
-        await super().send_batch(items)
+        await super().send_batch(items, priority=priority)
 
 
 class FailingBatchQueue(InMemoryTaskQueue):
     def __init__(self) -> None:
         super().__init__(SystemClock())
 
-    async def send_batch(self, items: Sequence[tuple[str, int]]) -> None:
+    async def send_batch(
+        self, items: Sequence[tuple[str, int]], *, priority: Priority = Priority.DEFAULT
+    ) -> None:
         raise InfrastructureError("queue", "connection refused")
 
 

@@ -23,6 +23,7 @@ from domain.errors import (
     TaskStateConflict,
 )
 from domain.models import Task
+from domain.priorities import Priority
 from entrypoints.http.app import create_app
 from tests.support.http_app import Serve
 
@@ -35,10 +36,12 @@ class UnreachableQueue(InMemoryTaskQueue):
     def __init__(self) -> None:
         super().__init__(SystemClock())
 
-    async def send(self, task_id: str, *, delay_seconds: int = 0) -> None:
+    async def send(
+        self, task_id: str, *, delay_seconds: int = 0, priority: Priority = Priority.DEFAULT
+    ) -> None:
         raise InfrastructureError("queue", "connection refused")
 
-    async def send_batch(self, items: object) -> None:
+    async def send_batch(self, items: object, *, priority: Priority = Priority.DEFAULT) -> None:
         raise InfrastructureError("queue", "connection refused")
 
 

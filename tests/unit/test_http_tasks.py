@@ -32,6 +32,7 @@ TASK_FIELDS = {
     "cancel_requested",
     "isolated",
     "progress",
+    "priority",
 }
 
 

@@ -14,6 +14,7 @@ import pytest
 from adapters.memory import InMemoryTaskQueue, InMemoryTaskRepository
 from domain.errors import InfrastructureError, QueueSendFailed
 from domain.models import Task, TaskStatus
+from domain.priorities import Priority
 from domain.processing import Outcome
 from domain.reconcile import Reconciler
 from domain.services import BatchEntry, SubmissionLimits, SubmitRequest, TaskService
@@ -93,15 +94,17 @@ class DownQueue(InMemoryTaskQueue):
 
     down = True
 
-    async def send(self, task_id: str, *, delay_seconds: int = 0) -> None:
+    async def send(
+        self, task_id: str, *, delay_seconds: int = 0, priority: Priority = Priority.DEFAULT
+    ) -> None:
         if self.down:
             raise InfrastructureError("queue", "connection refused")
-        await super().send(task_id, delay_seconds=delay_seconds)
+        await super().send(task_id, delay_seconds=delay_seconds, priority=priority)
 
-    async def send_batch(self, items: Any) -> None:
+    async def send_batch(self, items: Any, *, priority: Priority = Priority.DEFAULT) -> None:
         if self.down:
             raise InfrastructureError("queue", "connection refused")
-        await super().send_batch(items)
+        await super().send_batch(items, priority=priority)
 
 
 def rewire(
@@ -140,8 +143,8 @@ async def test_a_held_task_cancelled_before_its_hold_is_cleared_leaves_a_spare_s
     await env.clock.advance(2700)
 
     class CancelOnSend(InMemoryTaskQueue):
-        async def send_batch(self, items: Any) -> None:
-            await super().send_batch(items)
+        async def send_batch(self, items: Any, *, priority: Priority = Priority.DEFAULT) -> None:
+            await super().send_batch(items, priority=priority)
             await env.service.cancel(held.id)  # lands between the send and the unhold
 
     env = rewire(env, queue=CancelOnSend(env.clock, max_receive_count=10))
