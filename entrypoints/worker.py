@@ -135,6 +135,12 @@ class Worker:
         task = asyncio.create_task(self._process(delivery))
         self._in_flight.add(task)
         task.add_done_callback(self._in_flight.discard)
+        if self.first is not None:
+            task.add_done_callback(self._finished)
+
+    def _finished(self, _: object) -> None:
+        if self.first is not None:
+            self.first.finished()
 
     async def _process(self, delivery: Delivery) -> object:
         try:

@@ -9,8 +9,8 @@ tasks accepted by this process wait for this worker, a submission waits (at most
 ``max_wait`` seconds) for the worker to take some. Accepting then keeps pace with
 finishing, and a client sees the load as latency, fairly spread, instead of a backlog.
 
-Nobody waits when waiting cannot help: when the worker's slots have been full for a
-while (slow tasks: it is busy, not starved), or when it asked for more than it got (the
+Nobody waits when waiting cannot help: when the worker's slots are full and none has
+finished for a while (slow tasks: it is busy, not starved), or when it asked for more than it got (the
 queue holds nothing visible: the tasks were delayed, or another process took them).
 """
 
@@ -20,10 +20,11 @@ import asyncio
 import time
 
 SLOW_FULL_SECONDS = 0.05
-"""Slots full for longer than this: the tasks are slow, and the worker is not starved."""
-DEFAULT_MAX_WAIT_SECONDS = 0.05
-"""The longest a submission waits for its turn (a bound, never reached under a plain
-flood: the worker takes its share within a few milliseconds)."""
+"""Slots full with no task finished for longer than this: the tasks are slow, and the
+worker is busy, not starved."""
+DEFAULT_MAX_WAIT_SECONDS = 0.5
+"""The longest a submission waits for its turn: a bound for the unforeseen, not reached
+under a flood (the worker takes its share within milliseconds)."""
 
 
 class WorkerFirst:
@@ -34,6 +35,7 @@ class WorkerFirst:
         self.max_wait = max_wait
         self._ahead = 0
         self._full_since: float | None = None
+        """Since when every slot is busy with no task finished; None: a slot is free."""
         self._turn: asyncio.Event | None = None  # made on the loop that uses it
 
     @property
@@ -81,4 +83,9 @@ class WorkerFirst:
     def full(self) -> None:
         """Every slot of the worker is busy."""
         if self._full_since is None:
+            self._full_since = time.monotonic()
+
+    def finished(self) -> None:
+        """A task of the worker finished: it is making progress."""
+        if self._full_since is not None:
             self._full_since = time.monotonic()
