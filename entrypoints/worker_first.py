@@ -10,8 +10,9 @@ tasks accepted by this process wait for this worker, a submission waits (at most
 finishing, and a client sees the load as latency, fairly spread, instead of a backlog.
 
 Nobody waits when waiting cannot help: when the worker's slots are full and none has
-finished for a while (slow tasks: it is busy, not starved), or when it asked for more than it got (the
-queue holds nothing visible: the tasks were delayed, or another process took them).
+finished for a while (slow tasks: it is busy, not starved), or when it asked for more
+than it got (the queue holds nothing visible: the tasks were delayed, or another
+process took them).
 """
 
 from __future__ import annotations
