@@ -73,6 +73,8 @@ class SubmitResult:
     errors: int
     first_submit: float
     last_submit: float
+    refused: int = 0
+    """503s (back-pressure, with Retry-After): counted in ``errors`` too."""
     ids: list[str] = field(default_factory=list)
     latencies: list[float] = field(default_factory=list)
 
@@ -107,6 +109,7 @@ async def submit_many(
             result.latencies.append(time.perf_counter() - started)
             if status != 201:
                 result.errors += 1
+                result.refused += status == 503
                 continue
             result.submitted += 1
             if keep_ids:

@@ -111,6 +111,34 @@ def _waiting(w: dict[str, Any] | None) -> list[str]:
     ]
 
 
+def _sustained(s: dict[str, Any] | None) -> list[str]:
+    """Benchmark 9 (benchmarks/sustained.py, issue 18), in runs that have it."""
+    if s is None:
+        return []
+    lines = [
+        "## 9. Sustained load, beside a trivial endpoint",
+        "",
+        f"The same load generator ({s['connections']} keep-alive connections posting no-op "
+        f"tasks for {s['load_seconds']:g} s) against a trivial Starlette POST endpoint, "
+        "`taskq serve` (memory, sqlite; shipped defaults, `WORKER_COUNT=50`) and `taskq api` "
+        "+ `taskq worker` x2 on sqlite. Completed: `completed_tasks` read the moment the "
+        "load stops. A 503 (back-pressure) is not accepted.",
+        "",
+        "| run | accepted/s | × trivial | completed during load ÷ accepted | POST p50 / p99 "
+        "| p99 ÷ p50 | backlog at end | server CPU |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for row in s["runs"]:
+        lines.append(
+            f"| {row['run']} | {row['accepted_per_second']:,} | "
+            f"{row.get('accepted_over_trivial', 1.0)} | "
+            f"{row.get('completed_over_accepted', '')} | {row['post_p50_ms']} / "
+            f"{row['post_p99_ms']} ms | {row['p99_over_p50']} | {row.get('backlog_at_end', '')} | "
+            f"{row['server_cpu_share']} |"
+        )
+    return [*lines, ""]
+
+
 def render(results: dict[str, Any]) -> str:
     f = figures(results)
     m = results["machine"]
@@ -346,6 +374,7 @@ def render(results: dict[str, Any]) -> str:
         "by the figure per task above: it is for tests and demos.",
         "",
         *_waiting(results.get("waiting")),
+        *_sustained(results.get("sustained")),
         PROFILE_NOTES,
     ]
     return "\n".join(lines) + "\n"

@@ -34,6 +34,7 @@ from benchmarks import (
     memory_rss,
     original_loop,
     reads,
+    sustained,
     waiting,
 )
 from benchmarks.common import ROOT, cpu_model, moto_server
@@ -58,6 +59,7 @@ class Sizes:
     rss_tasks: int
     waiters: int = 1000
     waiting_load: int = 3000
+    sustained_seconds: float = 8.0
 
 
 FULL = Sizes(
@@ -93,6 +95,7 @@ QUICK = Sizes(
     rss_tasks=300,
     waiters=50,
     waiting_load=200,
+    sustained_seconds=1.0,
 )
 AWS_WORKERS = 20
 AWS_PRODUCERS = 20
@@ -253,6 +256,10 @@ def run_all(sizes: Sizes, work: Path) -> dict[str, Any]:
     results["waiting"] = timed(
         "8 waiting requests",
         lambda: waiting.run(sizes.waiters, sizes.waiting_load, work),
+    )
+    results["sustained"] = timed(
+        "9 sustained load beside a trivial endpoint",
+        lambda: sustained.run(sizes.sustained_seconds, work),
     )
     results["finished"] = datetime.now(UTC).isoformat()
     return results

@@ -105,6 +105,7 @@ class Container(containers.DeclarativeContainer):
         max_attempts_limit=settings.provided.max_attempts_limit,
         idempotency_window_seconds=settings.provided.idempotency_window_seconds,
         max_queue_delay_seconds=settings.provided.max_queue_delay_seconds,
+        max_backlog=settings.provided.backlog_bound,
         orphan_grace_seconds=settings.provided.orphan_grace_seconds,
         priorities=settings.provided.priority_queues,
     )

@@ -19,6 +19,7 @@ from domain.limits import (
     DEFAULT_MAX_BLOB_BYTES,
     DEFAULT_MAX_MESSAGE_BYTES,
     DEFAULT_MAX_RECEIVE_COUNT,
+    DEFAULT_MEMORY_MAX_BACKLOG,
     MAX_BACKOFF_CAP_SECONDS,
     MAX_LONG_POLL_SECONDS,
     MAX_MESSAGE_BYTES,
@@ -145,6 +146,12 @@ class Settings(BaseSettings):
     )
     """Requests a second per API key (a token bucket); None: no limit."""
     rate_limit_burst: int = Field(20, ge=1, validation_alias=_env("TASKQ_RATE_LIMIT_BURST"))
+    max_backlog: int | Literal["unbounded"] | None = Field(
+        None, validation_alias=_env("TASKQ_MAX_BACKLOG")
+    )
+    """PENDING tasks beyond which ``POST /tasks`` answers 503 with Retry-After: a
+    positive number, or ``unbounded``; unset: 100,000 on memory, unbounded on sqlite.
+    Local backends only (on aws the queue is SQS): ``backlog_bound``."""
 
     # Connection limits and abuse protection (entrypoints/http/protocol.py and auth.py;
     # the README's "Operating limits" says what a client sees past each one)
@@ -271,6 +278,29 @@ class Settings(BaseSettings):
     no tracing, and nothing of OpenTelemetry is imported."""
     otel_sdk_disabled: bool = Field(False, validation_alias=_env("OTEL_SDK_DISABLED"))
     """OpenTelemetry's switch: true turns tracing off whatever the exporter says."""
+
+    @field_validator("max_backlog")
+    @classmethod
+    def _backlog(
+        cls, value: int | Literal["unbounded"] | None, info: ValidationInfo
+    ) -> int | Literal["unbounded"] | None:
+        if isinstance(value, int) and value < 1:
+            raise ValueError(f"TASKQ_MAX_BACKLOG must be at least 1 or 'unbounded', not {value}")
+        if value is not None and info.data.get("backend") == "aws":
+            raise ValueError(
+                "TASKQ_MAX_BACKLOG bounds a local backend's backlog (memory, sqlite); on aws "
+                "the queue is SQS and has no bound here: unset it"
+            )
+        return value
+
+    @property
+    def backlog_bound(self) -> int | None:
+        """``max_backlog`` resolved for the backend: None is unbounded."""
+        if self.max_backlog == "unbounded" or self.backend == "aws":
+            return None
+        if self.max_backlog is None:
+            return DEFAULT_MEMORY_MAX_BACKLOG if self.backend == "memory" else None
+        return self.max_backlog
 
     @field_validator("handlers")
     @classmethod

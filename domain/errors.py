@@ -220,3 +220,18 @@ else:
             )
             return InvalidInput
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+class BacklogFull(TaskQueueError):
+    """A local backend's backlog (accepted tasks that have not started: PENDING) is at
+    its bound (``TASKQ_MAX_BACKLOG``): nothing was created; submit again later."""
+
+    def __init__(self, pending: int, limit: int, adding: int = 1) -> None:
+        self.pending = pending
+        self.limit = limit
+        self.adding = adding
+        super().__init__(
+            f"the backlog is full: {pending:,} tasks wait to start and at most {limit:,} may "
+            f"(TASKQ_MAX_BACKLOG); {adding} more not accepted, nothing was created: "
+            "retry later"
+        )

@@ -273,3 +273,10 @@ def result_too_large(result: JSON) -> ResultTooLarge | None:
     """The permanent failure for a handler's ``result`` too large to store, or None."""
     size = _over(result)
     return None if size is None else ResultTooLarge(size, MAX_TASK_DATA_BYTES, SOURCE)
+
+
+DEFAULT_MEMORY_MAX_BACKLOG = 100_000
+"""Accepted, unstarted (PENDING) tasks the memory backend holds before ``POST /tasks``
+answers 503 (``TASKQ_MAX_BACKLOG``): each costs about 2 KB of RAM, so 100,000 bound
+the backlog's memory to a few hundred MB. SQLite keeps its backlog on disk: unbounded
+by default. On aws the queue is SQS: no bound."""

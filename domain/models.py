@@ -398,6 +398,10 @@ class MetricsSnapshot:
     """Slots running a task now, as the live workers last reported."""
     oldest_due_age_seconds: float = 0.0
     """How long the oldest due PENDING task has waited (``Task.due_at``); 0 if none."""
+    max_backlog: int | None = None
+    """PENDING tasks beyond which submissions are refused (503); None: unbounded."""
+    backlog_refusals: int = 0
+    """Submissions this API process refused because the backlog was full."""
 
     @property
     def total(self) -> int:

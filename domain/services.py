@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 from domain.errors import (
+    BacklogFull,
     ConcurrencyConflict,
     InfrastructureError,
     InvalidInput,
@@ -69,6 +70,9 @@ class SubmissionLimits:
     max_queue_delay_seconds: int = MAX_QUEUE_DELAY_SECONDS
     """Tasks due further off are held (stored without a message) and the reconciler
     sends them when they come this close; at most the queue's limit (900 s)."""
+    max_backlog: int | None = None
+    """PENDING tasks beyond which a submission is refused (``BacklogFull``, a 503 with
+    Retry-After); None: unbounded. Local backends only (``TASKQ_MAX_BACKLOG``)."""
     orphan_grace_seconds: float = 60.0
     """How long a worker keeps a message whose task is not stored yet (the processor's
     setting of the same name). A write that lands later than half of it after its send
@@ -97,6 +101,8 @@ class TaskService:
     """Where a submission's trace context comes from (stored with its task)."""
     events: TaskEvents = NO_EVENTS
     """Where what happens to tasks is recorded (metrics, logs)."""
+    backlog_refusals: int = field(default=0, init=False)
+    """Submissions refused since start because the backlog was full (``/metrics``)."""
 
     def _emit(self, kind: TaskEventKind, task: Task) -> None:
         self.events.record(TaskEvent(kind, task, self.clock.now()))
@@ -134,6 +140,7 @@ class TaskService:
         time sends the message again (``_resend_if_late``).
         """
         valid = self.validate_and_build(request)
+        await self._admit(1)
         started = self.clock.monotonic()
         await self._enqueue(valid)
         await self.repository.add(valid.task)
@@ -153,6 +160,7 @@ class TaskService:
         stores a digest of it scoped to the caller (``entrypoints/http/parsing.py``).
         """
         valid = self.validate_and_build(request)
+        await self._admit(1)
         task = valid.task
         started = self.clock.monotonic()
         await self._enqueue(valid)
@@ -168,6 +176,17 @@ class TaskService:
         await self._resend_if_late([valid], started)
         self._emit(TaskEventKind.SUBMITTED, task)
         return task, True
+
+    async def _admit(self, adding: int) -> None:
+        """Raise ``BacklogFull`` if ``adding`` more tasks would take the backlog (PENDING
+        tasks) past ``limits.max_backlog``. One O(1) count; nothing when unbounded."""
+        limit = self.limits.max_backlog
+        if limit is None:
+            return
+        pending = (await self.repository.count_by_status()).get(TaskStatus.PENDING, 0)
+        if pending + adding > limit:
+            self.backlog_refusals += 1
+            raise BacklogFull(pending, limit, adding)
 
     async def _enqueue(self, valid: ValidSubmission) -> None:
         if valid.queue_delay is not None:  # None: held until due; see Reconciler
@@ -212,6 +231,7 @@ class TaskService:
                 continue
             outcomes.append(SubmitOutcome(built.valid.task))
             valid.append((index, built))
+        await self._admit(len(valid))  # the whole batch, or none of it
         stored = await self._store_batch([built for _, built in valid])
         for (index, _), outcome in zip(valid, stored, strict=True):
             outcomes[index] = outcome
@@ -381,6 +401,8 @@ class TaskService:
             live_workers=len(live),
             busy_slots=sum(w.in_flight for w in live),
             oldest_due_age_seconds=0.0 if due is None else max(0.0, (now - due).total_seconds()),
+            max_backlog=self.limits.max_backlog,
+            backlog_refusals=self.backlog_refusals,
         )
 
 

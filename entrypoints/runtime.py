@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import gc
 import inspect
 import logging
 import os
@@ -23,6 +24,7 @@ from bootstrap.observability import configure_logging as configure_logging
 from bootstrap.observability import serve_worker_metrics
 from bootstrap.settings import Settings
 from entrypoints.worker import Worker, WorkerSettings
+from entrypoints.worker_first import WorkerFirst
 
 log = logging.getLogger("taskq")
 
@@ -74,12 +76,20 @@ def run_until_stopped(container: Container, *, api: bool, worker: bool) -> int:
     return 0
 
 
+def settle_garbage_collector() -> None:
+    """Start-up made objects that live as long as the process (modules, the app, the
+    container): collect once, then move them out of the collector's sight, so that
+    the collections a busy server makes do not walk them again and again."""
+    gc.collect()
+    gc.freeze()
+
+
 async def maybe_await(value: Awaitable[Any] | Any) -> None:
     if inspect.isawaitable(value):
         await value
 
 
-def build_worker(container: Container) -> Worker:
+def build_worker(container: Container, first: WorkerFirst | None = None) -> Worker:
     settings = container.settings()
     return Worker(
         processor=container.processor(),
@@ -95,6 +105,7 @@ def build_worker(container: Container) -> Worker:
             reconcile_interval_seconds=settings.reconcile_interval_seconds,
         ),
         reconciler=container.reconciler(),
+        first=first,
     )
 
 
@@ -179,13 +190,13 @@ def allow_connections(max_connections: int) -> None:
         )
 
 
-def _http_server(container: Container) -> _Server:
+def _http_server(container: Container, first: WorkerFirst | None) -> _Server:
     from entrypoints.http.app import create_app
     from entrypoints.http.protocol import ConnectionLimits, GuardedHttpToolsProtocol
 
     settings = container.settings()
     config = uvicorn.Config(
-        create_app(container),
+        create_app(container, first=first),
         host=settings.host,
         port=settings.port,
         http=GuardedHttpToolsProtocol.with_limits(ConnectionLimits.from_settings(settings)),
@@ -227,13 +238,16 @@ async def run(container: Container, *, api: bool, worker: bool) -> None:
     metrics_server = serve_worker_metrics(container) if worker and not api else None
     try:
         jobs: list[asyncio.Task[None]] = []
-        server = _http_server(container) if api else None
+        # API and worker on one loop: the worker goes first (entrypoints/worker_first.py)
+        first = WorkerFirst(container.settings().worker_count) if api and worker else None
+        server = _http_server(container, first) if api else None
         if server is not None and listener is not None:
             jobs.append(asyncio.create_task(server.serve(sockets=[listener])))
             host, port = listener.getsockname()[:2]
             log.info("listening on http://%s:%d", host, port)
         if worker:
-            jobs.append(asyncio.create_task(build_worker(container).run(stop)))
+            jobs.append(asyncio.create_task(build_worker(container, first).run(stop)))
+        settle_garbage_collector()
 
         async def stop_server_on_signal() -> None:
             await stop.wait()

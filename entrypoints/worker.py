@@ -23,6 +23,7 @@ from domain.models import Delivery, WorkerInfo
 from domain.ports import Clock, TaskQueue, WorkerRegistry
 from domain.processing import TaskProcessor
 from domain.reconcile import Reconciler
+from entrypoints.worker_first import WorkerFirst
 
 log = logging.getLogger("taskq.worker")
 
@@ -51,6 +52,8 @@ class Worker:
     settings: WorkerSettings
     reconciler: Reconciler | None = None
     """Run every ``settings.reconcile_interval_seconds`` alongside, when given."""
+    first: WorkerFirst | None = None
+    """Shared with the API on the same event loop: it waits while this worker is behind."""
     worker_id: str = field(
         init=False,
         default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}",
@@ -89,13 +92,16 @@ class Worker:
             while not stop.is_set():
                 free = self.settings.concurrency - len(self._in_flight)
                 if free <= 0:
+                    if self.first is not None:
+                        self.first.full()
                     await asyncio.wait(
                         {*self._in_flight, stopping}, return_when=asyncio.FIRST_COMPLETED
                     )
                     continue
+                asked = min(free, self.queue.max_batch)
                 receiving = asyncio.create_task(
                     self.queue.receive(
-                        max_messages=min(free, self.queue.max_batch),
+                        max_messages=asked,
                         visibility_timeout=self.settings.visibility_timeout,
                         wait_seconds=self.settings.poll_wait_seconds,
                     )
@@ -115,6 +121,8 @@ class Worker:
                     error_backoff = min(RECEIVE_ERROR_BACKOFF_MAX, error_backoff * 2)
                     continue
                 error_backoff = 0.5
+                if self.first is not None:
+                    self.first.taken(len(deliveries), asked)
                 if stop.is_set():
                     await self._give_back(deliveries)
                     break
@@ -127,6 +135,12 @@ class Worker:
         task = asyncio.create_task(self._process(delivery))
         self._in_flight.add(task)
         task.add_done_callback(self._in_flight.discard)
+        if self.first is not None:
+            task.add_done_callback(self._finished)
+
+    def _finished(self, _: object) -> None:
+        if self.first is not None:
+            self.first.finished()
 
     async def _process(self, delivery: Delivery) -> object:
         try:

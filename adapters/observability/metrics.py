@@ -17,7 +17,7 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_server
 from prometheus_client.exposition import generate_latest
-from prometheus_client.metrics_core import GaugeMetricFamily, Metric
+from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.openmetrics.exposition import (
     CONTENT_TYPE_LATEST as OPENMETRICS_CONTENT_TYPE,
 )
@@ -136,6 +136,17 @@ class ClusterGauges(Collector):
              snap.oldest_due_age_seconds),
         ):  # fmt: skip
             yield GaugeMetricFamily(name, text, value=value)
+        if snap.max_backlog is not None:
+            yield GaugeMetricFamily(
+                "taskq_max_backlog",
+                "PENDING tasks beyond which submissions are refused (TASKQ_MAX_BACKLOG).",
+                value=snap.max_backlog,
+            )
+        yield CounterMetricFamily(
+            "taskq_backlog_refusals",
+            "Submissions refused (503) because the backlog was full.",
+            value=snap.backlog_refusals,
+        )
 
 
 class HttpMetrics:

@@ -21,11 +21,18 @@ from entrypoints.http.routes import READY_TIMEOUT_SECONDS, Endpoints
 from entrypoints.http.task_type_routes import TaskTypeEndpoints, registered
 from entrypoints.http.throttle import TokenBuckets
 from entrypoints.http.ui import UiDispatch, build_ui
+from entrypoints.worker_first import WorkerFirst
 
 
-def create_app(container: Container, *, ready_timeout: float = READY_TIMEOUT_SECONDS) -> Starlette:
+def create_app(
+    container: Container,
+    *,
+    ready_timeout: float = READY_TIMEOUT_SECONDS,
+    first: WorkerFirst | None = None,
+) -> Starlette:
+    """``first``: shared with a worker on the same event loop, which goes first."""
     settings: Settings = container.settings()
-    endpoints = Endpoints(container, ready_timeout=ready_timeout)
+    endpoints = Endpoints(container, ready_timeout=ready_timeout, first=first)
     task_types = registered(container.task_types())
     limits = container.submission_limits()
     monotonic = container.clock().monotonic

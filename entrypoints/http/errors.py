@@ -21,6 +21,7 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, ExceptionHandler, Message, Receive, Scope, Send
 
 from domain.errors import (
+    BacklogFull,
     BlobNotFound,
     BlobTooLarge,
     ConcurrencyConflict,
@@ -97,6 +98,8 @@ def problem(exc: Exception) -> Problem:
             f"the queue is unavailable: task {exc.task_id} could not be enqueued, so it "
             "was not created (or changed); nothing was stored: retry later",
         )
+    if isinstance(exc, BacklogFull):  # counted in /metrics, not logged: it comes in floods
+        return Problem(503, str(exc))
     if isinstance(exc, InfrastructureError):
         logger.warning("%s unavailable: %s", exc.dependency, exc.detail)
         return Problem(503, f"{exc.dependency} unavailable, retry later")

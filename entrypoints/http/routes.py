@@ -63,6 +63,7 @@ from entrypoints.http.schemas import (
     Workers,
     dump,
 )
+from entrypoints.worker_first import WorkerFirst
 
 logger = logging.getLogger("taskq.http")
 
@@ -80,9 +81,15 @@ class Endpoints:
     """The handlers, each documented beside its code (``@operation`` and its docstring,
     from which ``openapi.py`` builds ``/openapi.json``)."""
 
-    def __init__(self, container: Container, ready_timeout: float = READY_TIMEOUT_SECONDS) -> None:
+    def __init__(
+        self,
+        container: Container,
+        ready_timeout: float = READY_TIMEOUT_SECONDS,
+        first: WorkerFirst | None = None,
+    ) -> None:
         self._container = container
         self._ready_timeout = ready_timeout
+        self._first = first
 
     def _service(self) -> TaskService:
         service: TaskService = self._container.task_service()
@@ -109,11 +116,16 @@ class Endpoints:
         submit = body.to_request(request.headers.get("traceparent"))
         raw_key = request.headers.get("idempotency-key")
         new = True
+        first = self._first
+        if first is not None:
+            await first.wait_turn()
         if raw_key is None:
             task = await self._service().submit(submit)
         else:
             key = idempotency_key("Idempotency-Key", raw_key, caller(request))
             task, new = await self._service().submit_idempotent(submit, key)
+        if first is not None and new and not task.held:
+            first.accepted()
         return JSONResponse(
             dump(TaskOut.of(task)),
             status_code=201 if new else 200,
@@ -145,7 +157,12 @@ class Endpoints:
         items = [
             read_item(raw, caller(request), trace, check_strings=suspect) for raw in body.tasks
         ]
+        first = self._first
+        if first is not None:
+            await first.wait_turn()
         outcomes = await self._service().submit_batch(items)
+        if first is not None:
+            first.accepted(sum(1 for o in outcomes if o.task is not None and not o.task.held))
         return JSONResponse(dump(BatchResults(results=[result(o) for o in outcomes])))
 
     @operation(

@@ -340,6 +340,14 @@ class Metrics(BaseModel):
         "(due at its `run_at`, else its creation; a retried task from its failed attempt); "
         "0 when none is due. The signal to page and autoscale on."
     )
+    max_backlog: int | None = Field(
+        description="PENDING tasks beyond which `POST /tasks` answers 503 with Retry-After "
+        "(`TASKQ_MAX_BACKLOG`); null: unbounded."
+    )
+    backlog_refusals: int = Field(
+        description="Submissions this API process refused (503) since it started because "
+        "the backlog was full."
+    )
 
     @classmethod
     def of(cls, snapshot: MetricsSnapshot) -> Metrics:
@@ -358,6 +366,8 @@ class Metrics(BaseModel):
             queue_in_flight=snapshot.depth.in_flight,
             queue_delayed=snapshot.depth.delayed,
             oldest_due_task_age_seconds=snapshot.oldest_due_age_seconds,
+            max_backlog=snapshot.max_backlog,
+            backlog_refusals=snapshot.backlog_refusals,
         )
 
 

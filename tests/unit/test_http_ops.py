@@ -35,6 +35,8 @@ METRIC_FIELDS = {
     "queue_in_flight",
     "queue_delayed",
     "oldest_due_task_age_seconds",
+    "max_backlog",
+    "backlog_refusals",
 }
 
 
