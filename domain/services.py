@@ -28,6 +28,8 @@ from domain.limits import (
     MAX_PAGE_SIZE,
     MAX_QUEUE_DELAY_SECONDS,
     MAX_TIMEOUT_SECONDS,
+    STORED_IN_TASK,
+    TaskDataLimit,
 )
 from domain.models import MetricsSnapshot, Page, Task, TaskStatus, WorkerInfo
 from domain.ports import Clock, TaskQueue, TaskRepository, Tracer, WorkerRegistry
@@ -72,6 +74,8 @@ class SubmissionLimits:
     """How long a worker keeps a message whose task is not stored yet (the processor's
     setting of the same name). A write that lands later than half of it after its send
     began sends the message again: the first may have been dropped already."""
+    task_data: TaskDataLimit = STORED_IN_TASK
+    """How large a payload may be as JSON: larger with the claim check (bootstrap)."""
 
     def __post_init__(self) -> None:
         if not 0 <= self.max_queue_delay_seconds <= MAX_QUEUE_DELAY_SECONDS:
@@ -110,6 +114,7 @@ class TaskService:
             max_queue_delay_seconds=self.limits.max_queue_delay_seconds,
             max_timeout_seconds=MAX_TIMEOUT_SECONDS,
             max_delay_seconds=MAX_DELAY_SECONDS,
+            task_data=self.limits.task_data,
         )
 
     def validate_and_build(self, request: SubmitRequest) -> ValidSubmission:

@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 
 from domain.errors import InvalidInput, TaskQueueError
 from domain.json_values import check_storable, check_text
-from domain.limits import check_payload
+from domain.limits import STORED_IN_TASK, TaskDataLimit, check_payload
 from domain.models import JSON, Task
 from domain.task_types import HandlerRegistry
 from domain.tracing import parse_traceparent
@@ -102,6 +102,7 @@ class SubmissionRules:
     max_queue_delay_seconds: int
     max_timeout_seconds: float
     max_delay_seconds: float
+    task_data: TaskDataLimit = STORED_IN_TASK
 
     def validate_and_build(
         self, request: SubmitRequest, now: datetime, *, current_trace: str | None = None
@@ -118,7 +119,7 @@ class SubmissionRules:
         check_storable("payload", request.payload)
         task_type = self.task_types.get(request.type)
         task_type.validate(request.payload)
-        check_payload(request.payload)
+        check_payload(request.payload, self.task_data)
         max_attempts = self.check_max_attempts(request.max_attempts, default=task_type.max_attempts)
         timeout = self._timeout(request.timeout_seconds)
         run_at = self._run_at(request, now)
