@@ -189,7 +189,7 @@ class ClaimCheckTaskRepository:
         if inside is None:
             return stored
         if "inline" in inside:
-            return inside["inline"]  # type: ignore[no-any-return]
+            return inside["inline"]
         key = reference_key(stored)
         if key is None:
             return stored
@@ -200,7 +200,7 @@ class ClaimCheckTaskRepository:
             raise InfrastructureError(
                 "blobs", f"task {task_id}'s {kind} is missing from the blob store (key {key!r})"
             ) from None
-        return await asyncio.to_thread(json.loads, data)  # type: ignore[no-any-return]
+        return await asyncio.to_thread(json.loads, data)
 
 
 class PurgedBlobs:
@@ -228,5 +228,5 @@ def _listed(task: Task) -> Task:
 def _unwrapped(stored: JSON) -> JSON:
     inside = _marked(stored)
     if inside is not None and "inline" in inside:
-        return inside["inline"]  # type: ignore[no-any-return]
+        return inside["inline"]
     return stored
