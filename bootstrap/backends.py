@@ -25,6 +25,7 @@ from dependency_injector import containers, providers
 from adapters.aws_provision import ProvisionResult, dlq_name, priority_queue_name, provision
 from adapters.batching import BatchingTaskQueue
 from adapters.blobs.bucket import provision_bucket
+from adapters.claim_check import PurgedBlobs
 from adapters.dynamodb import DynamoDbTaskRepository, DynamoDbWorkerRegistry
 from adapters.dynamodb.change_stream import DynamoDbChangeStream
 from adapters.dynamodb.stream_counts import StreamCounts
@@ -40,7 +41,7 @@ from adapters.sqs.priority_queue import SqsPriorityTaskQueue
 from bootstrap.settings import Settings
 from domain.errors import InfrastructureError
 from domain.limits import MAX_LONG_POLL_SECONDS
-from domain.ports import Clock
+from domain.ports import BlobStore, Clock
 from domain.priorities import Priority
 
 
@@ -75,6 +76,10 @@ class SqliteBackend(containers.DeclarativeContainer):
     settings = providers.Dependency(instance_of=Settings)
     clock: providers.Dependency[Clock] = providers.Dependency()
 
+    blobs: providers.Dependency[BlobStore] = providers.Dependency()
+    """The blob store (opened on first use): a retention purge deletes the blobs of the large
+    payloads and results of the tasks it deletes (adapters/claim_check.py)."""
+
     database = providers.Resource(
         open_sqlite,
         settings.provided.sqlite_path,
@@ -82,7 +87,10 @@ class SqliteBackend(containers.DeclarativeContainer):
         clock,
     )
     repository = providers.Singleton(
-        SqliteTaskRepository, database, retention_seconds=settings.provided.retention_seconds
+        SqliteTaskRepository,
+        database,
+        retention_seconds=settings.provided.retention_seconds,
+        on_purge=providers.Factory(PurgedBlobs, blobs.provider),
     )
     queue = providers.Singleton(
         SqliteTaskQueue,

@@ -16,6 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dependency_injector import containers, providers
 from prometheus_client import CollectorRegistry
 
+from adapters.claim_check import ClaimCheckTaskRepository
 from adapters.clock import SystemClock
 from adapters.handlers.builtin import register_builtins
 from adapters.isolation import ProcessHandlerSandbox
@@ -42,6 +43,7 @@ from bootstrap.tracing import open_tracer
 from domain.dead_letters import DeadLetterMessages
 from domain.events import FanOut, TaskEvents
 from domain.health import WriteHealth, store_probe
+from domain.limits import TaskDataLimit
 from domain.processing import ProcessorSettings, TaskProcessor
 from domain.reconcile import Reconciler
 from domain.retry import RetryPolicy
@@ -99,6 +101,12 @@ class Container(containers.DeclarativeContainer):
     # Spans around task runs, joined to the submitting request (OpenTelemetry when
     # OTEL_TRACES_EXPORTER names an exporter; bootstrap/tracing.py).
     tracer = providers.Resource(open_tracer, settings)
+    # How large a payload or result may be: past TASKQ_INLINE_LIMIT, a blob's limit.
+    task_data = providers.Singleton(
+        TaskDataLimit.with_claim_check,
+        inline_limit=settings.provided.inline_limit,
+        max_blob_bytes=settings.provided.max_blob_bytes,
+    )
     submission_limits = providers.Singleton(
         SubmissionLimits,
         default_max_attempts=settings.provided.default_max_attempts,
@@ -108,6 +116,7 @@ class Container(containers.DeclarativeContainer):
         max_backlog=settings.provided.backlog_bound,
         orphan_grace_seconds=settings.provided.orphan_grace_seconds,
         priorities=settings.provided.priority_queues,
+        task_data=task_data,
     )
 
     # -- the backend ----------------------------------------------------------------
@@ -119,13 +128,20 @@ class Container(containers.DeclarativeContainer):
     aws_sqs_poll = providers.Singleton(aws_sqs_poll_client, settings)
     aws_dynamodb = providers.Singleton(aws_client, "dynamodb", settings)
     aws_s3 = providers.Singleton(aws_client, "s3", settings)  # blobs in TASKQ_S3_BUCKET
+    # Uploads, what the built-in types make, and the claim check's large task values.
+    blobs = providers.Resource(open_blob_store, settings, aws_s3.provider)
     # One sub-container per backend, chosen by settings. Only the chosen one is plugged
     # into ``backend`` (``build_container``): ``init_resources`` starts every resource
     # it can reach, and it reaches no other backend's.
     selected_backend = providers.Selector(
         settings.provided.backend,
         memory=providers.Factory(MemoryBackend, settings=settings.provider, clock=clock.provider),
-        sqlite=providers.Factory(SqliteBackend, settings=settings.provider, clock=clock.provider),
+        sqlite=providers.Factory(
+            SqliteBackend,
+            settings=settings.provider,
+            clock=clock.provider,
+            blobs=blobs.provider,
+        ),
         aws=providers.Factory(
             AwsBackend,
             settings=settings.provider,
@@ -152,13 +168,20 @@ class Container(containers.DeclarativeContainer):
             queue=backend_queue.provided.ping,
         ),
     )
+    # Payloads and results over TASKQ_INLINE_LIMIT kept as blobs, on every backend.
+    claim_check = providers.Singleton(
+        ClaimCheckTaskRepository,
+        backend_repository,
+        blobs.provider,
+        inline_limit=settings.provided.inline_limit,
+        max_blob_bytes=settings.provided.max_blob_bytes,
+    )
     repository = providers.Singleton(
-        WriteTracking, backend_repository, write_health, "repository", REPOSITORY_WRITES
+        WriteTracking, claim_check, write_health, "repository", REPOSITORY_WRITES
     )
     queue = providers.Singleton(WriteTracking, backend_queue, write_health, "queue", QUEUE_WRITES)
 
     # -- the task types: the built-in ones work on blobs, the CPU pool and the tasks --
-    blobs = providers.Resource(open_blob_store, settings, aws_s3.provider)
     task_types = providers.Singleton(
         load_task_types,
         settings.provided.handler_modules,
@@ -221,6 +244,7 @@ class Container(containers.DeclarativeContainer):
         visibility_timeout=settings.provided.visibility_timeout,
         heartbeat_interval=settings.provided.heartbeat_interval,
         orphan_grace_seconds=settings.provided.orphan_grace_seconds,
+        task_data=task_data,
     )
     processor = providers.Factory(
         TaskProcessor,

@@ -15,12 +15,14 @@ from pydantic import AliasChoices, Field, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from domain.limits import (
+    DEFAULT_INLINE_LIMIT_BYTES,
     DEFAULT_MAX_ATTEMPTS,
     DEFAULT_MAX_BLOB_BYTES,
     DEFAULT_MAX_MESSAGE_BYTES,
     DEFAULT_MAX_RECEIVE_COUNT,
     DEFAULT_MEMORY_MAX_BACKLOG,
     MAX_BACKOFF_CAP_SECONDS,
+    MAX_INLINE_LIMIT_BYTES,
     MAX_LONG_POLL_SECONDS,
     MAX_MESSAGE_BYTES,
     MAX_QUEUE_DELAY_SECONDS,
@@ -267,7 +269,17 @@ class Settings(BaseSettings):
     max_blob_bytes: int = Field(
         DEFAULT_MAX_BLOB_BYTES, ge=1, validation_alias=_env("TASKQ_MAX_BLOB_BYTES")
     )
-    """The largest upload ``POST /blobs`` takes, in bytes (413 beyond)."""
+    """The largest upload ``POST /blobs`` takes, in bytes (413 beyond); also the largest
+    payload or result kept as a blob by the claim check (422 past it)."""
+    inline_limit: int = Field(
+        DEFAULT_INLINE_LIMIT_BYTES,
+        ge=0,
+        le=MAX_INLINE_LIMIT_BYTES,
+        validation_alias=_env("TASKQ_INLINE_LIMIT"),
+    )
+    """A payload or result whose JSON is larger (bytes) is kept in the blob store, the
+    task holding a reference to it (adapters/claim_check.py); at most the largest value
+    a task itself can hold."""
     public_url: str | None = Field(None, validation_alias=_env("TASKQ_PUBLIC_URL"))
     """The API's address as clients reach it, for download links in results; unset:
     ``http://127.0.0.1:$PORT``."""

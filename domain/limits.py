@@ -17,6 +17,7 @@ defines a limit. The checks that go with the size of a task's data are here too.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from domain.errors import InvalidInput, ResultTooLarge
@@ -243,6 +244,47 @@ MAX_EMAIL_SUBJECT_CHARS = 998
 
 SOURCE = "a task is stored as one DynamoDB item, at most 400 KB"
 
+# -- The claim check (adapters/claim_check.py) ----------------------------------------
+
+DEFAULT_INLINE_LIMIT_BYTES = 64 * 1024
+"""``TASKQ_INLINE_LIMIT``'s default: a payload or result whose JSON is larger goes to
+the blob store and the task keeps a reference to it (a claim check). Our choice: far
+under ``MAX_TASK_DATA_BYTES`` (so a task stays well within DynamoDB's item limit), and
+a value this large costs 64 WRU a write on DynamoDB against one PUT ($0.005 per 1,000)
+and one GET ($0.0004 per 1,000) on S3."""
+MAX_INLINE_LIMIT_BYTES = MAX_TASK_DATA_BYTES
+"""Derived: ``TASKQ_INLINE_LIMIT`` at most; a value kept in the task must fit there."""
+BLOB_SOURCE = "TASKQ_MAX_BLOB_BYTES: a payload or result over TASKQ_INLINE_LIMIT is kept as a blob"
+"""Why a value kept as a blob has the limit it has: the end of the error past it."""
+
+
+@dataclass(frozen=True)
+class TaskDataLimit:
+    """How large a task's payload, or its result, may be as JSON (bytes), and why:
+    ``source`` ends the error that refuses a larger one."""
+
+    max_bytes: int
+    source: str
+
+    @classmethod
+    def with_claim_check(cls, *, inline_limit: int, max_blob_bytes: int) -> TaskDataLimit:
+        """The limit where a value over ``inline_limit`` is kept as a blob of at most
+        ``max_blob_bytes``: whichever is larger (a value no larger than ``inline_limit``
+        stays in the task whatever the blob limit)."""
+        if inline_limit >= max_blob_bytes:
+            return cls(inline_limit, "TASKQ_INLINE_LIMIT: a value this large stays in the task")
+        return cls(max_blob_bytes, BLOB_SOURCE)
+
+
+MAX_REFERENCE_CHARS = 1024
+"""Our choice: a claim check's reference is at most this long as JSON (its key is about
+90 characters); a retention purge hands the stored values this short, where references
+are, to the claim check to delete their blobs, and never the large ones."""
+
+
+STORED_IN_TASK = TaskDataLimit(MAX_TASK_DATA_BYTES, SOURCE)
+"""Derived: the limit of a value kept in the task itself (no claim check)."""
+
 
 def encoded_size(value: JSON) -> int | None:
     """Bytes of ``value`` as the stores write it (JSON, UTF-8, ``json.dumps``'s default
@@ -254,25 +296,25 @@ def encoded_size(value: JSON) -> int | None:
         return None
 
 
-def _over(value: JSON) -> int | None:
+def _over(value: JSON, limit: TaskDataLimit) -> int | None:
     size = encoded_size(value)
-    return size if size is not None and size > MAX_TASK_DATA_BYTES else None
+    return size if size is not None and size > limit.max_bytes else None
 
 
-def check_payload(payload: JSON) -> None:
+def check_payload(payload: JSON, limit: TaskDataLimit = STORED_IN_TASK) -> None:
     """Raise ``InvalidInput`` naming the limit when ``payload`` is too large."""
-    size = _over(payload)
+    size = _over(payload, limit)
     if size is not None:
         raise InvalidInput(
             "payload",
-            f"is {size:,} bytes as JSON; at most {MAX_TASK_DATA_BYTES:,} are accepted ({SOURCE})",
+            f"is {size:,} bytes as JSON; at most {limit.max_bytes:,} are accepted ({limit.source})",
         )
 
 
-def result_too_large(result: JSON) -> ResultTooLarge | None:
+def result_too_large(result: JSON, limit: TaskDataLimit = STORED_IN_TASK) -> ResultTooLarge | None:
     """The permanent failure for a handler's ``result`` too large to store, or None."""
-    size = _over(result)
-    return None if size is None else ResultTooLarge(size, MAX_TASK_DATA_BYTES, SOURCE)
+    size = _over(result, limit)
+    return None if size is None else ResultTooLarge(size, limit.max_bytes, limit.source)
 
 
 DEFAULT_MEMORY_MAX_BACKLOG = 100_000

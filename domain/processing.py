@@ -35,7 +35,13 @@ from domain.errors import (
 from domain.events import NO_EVENTS, TaskEvent, TaskEventKind, TaskEvents
 from domain.handler_call import call_in_process, describe_traceback
 from domain.lease import LeaseKeeper, stored_attempt
-from domain.limits import CANCEL_GRACE_SECONDS, PROGRESS_INTERVAL_SECONDS, result_too_large
+from domain.limits import (
+    CANCEL_GRACE_SECONDS,
+    PROGRESS_INTERVAL_SECONDS,
+    STORED_IN_TASK,
+    TaskDataLimit,
+    result_too_large,
+)
 from domain.models import Delivery, Task, TaskStatus, new_lease_token
 from domain.ports import Clock, HandlerSandbox, TaskQueue, TaskRepository, Tracer
 from domain.retry import RetryPolicy
@@ -85,6 +91,8 @@ class ProcessorSettings:
     itself before it is cancelled."""
     progress_interval: float = PROGRESS_INTERVAL_SECONDS
     """Seconds at least between two writes of a running task's progress."""
+    task_data: TaskDataLimit = STORED_IN_TASK
+    """How large a result may be as JSON: larger with the claim check (bootstrap)."""
 
     @property
     def heartbeat_every(self) -> float:
@@ -314,7 +322,7 @@ class TaskProcessor:
         """The handler returned ``result``: the task as it is to be stored. A check of
         the result belongs here; the outcome and the message's fate follow the status
         returned (a FAILED task is dead-lettered and counted FAILED)."""
-        too_large = result_too_large(result)
+        too_large = result_too_large(result, self.settings.task_data)
         if too_large is not None:  # it cannot be stored: fail once, for good
             return current.fail(_describe(too_large), now)
         return current.complete(result, now)

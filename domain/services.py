@@ -29,6 +29,8 @@ from domain.limits import (
     MAX_PAGE_SIZE,
     MAX_QUEUE_DELAY_SECONDS,
     MAX_TIMEOUT_SECONDS,
+    STORED_IN_TASK,
+    TaskDataLimit,
 )
 from domain.models import MetricsSnapshot, Page, Task, TaskStatus, WorkerInfo
 from domain.ports import Clock, TaskQueue, TaskRepository, Tracer, WorkerRegistry
@@ -79,6 +81,8 @@ class SubmissionLimits:
     began sends the message again: the first may have been dropped already."""
     priorities: bool = True
     """Whether the queue keeps priorities apart (``SubmissionRules.priorities``)."""
+    task_data: TaskDataLimit = STORED_IN_TASK
+    """How large a payload may be as JSON: larger with the claim check (bootstrap)."""
 
     def __post_init__(self) -> None:
         if not 0 <= self.max_queue_delay_seconds <= MAX_QUEUE_DELAY_SECONDS:
@@ -120,6 +124,7 @@ class TaskService:
             max_timeout_seconds=MAX_TIMEOUT_SECONDS,
             max_delay_seconds=MAX_DELAY_SECONDS,
             priorities=self.limits.priorities,
+            task_data=self.limits.task_data,
         )
 
     def validate_and_build(self, request: SubmitRequest) -> ValidSubmission:

@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 
 from domain.errors import InvalidInput, TaskQueueError
 from domain.json_values import check_storable, check_text
-from domain.limits import check_payload
+from domain.limits import STORED_IN_TASK, TaskDataLimit, check_payload
 from domain.models import JSON, Task
 from domain.priorities import Priority, needs_priority_queues
 from domain.task_types import HandlerRegistry
@@ -111,6 +111,7 @@ class SubmissionRules:
     priorities: bool = True
     """Whether the queue keeps priorities apart; when not (aws without
     ``TASKQ_PRIORITIES``), any priority but ``default`` is refused."""
+    task_data: TaskDataLimit = STORED_IN_TASK
 
     def validate_and_build(
         self, request: SubmitRequest, now: datetime, *, current_trace: str | None = None
@@ -127,7 +128,7 @@ class SubmissionRules:
         check_storable("payload", request.payload)
         task_type = self.task_types.get(request.type)
         task_type.validate(request.payload)
-        check_payload(request.payload)
+        check_payload(request.payload, self.task_data)
         max_attempts = self.check_max_attempts(request.max_attempts, default=task_type.max_attempts)
         timeout = self._timeout(request.timeout_seconds)
         priority = self._priority(request.priority, default=task_type.priority)

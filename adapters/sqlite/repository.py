@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from operator import itemgetter
 from typing import Any, Final
@@ -18,7 +19,8 @@ from domain.errors import (
     TaskAlreadyExists,
     TaskNotFound,
 )
-from domain.models import Page, Task, TaskStatus
+from domain.limits import MAX_REFERENCE_CHARS
+from domain.models import JSON, Page, Task, TaskStatus
 
 PURGE_CHUNK: Final = 1000
 """Rows deleted per transaction by a retention purge."""
@@ -71,7 +73,11 @@ _PURGE_IDEMPOTENCY_KEYS: Final = (
 _PURGE_TASKS: Final = (
     "DELETE FROM tasks WHERE rowid IN (SELECT rowid FROM tasks"
     " WHERE finished_key IS NOT NULL AND finished_key <= ? LIMIT ?)"
+    f" RETURNING CASE WHEN length(payload) <= {MAX_REFERENCE_CHARS} THEN payload END,"
+    f" CASE WHEN length(result) <= {MAX_REFERENCE_CHARS} THEN result END"
 )
+"""Deletes a chunk and returns the short payloads and results of the deleted rows
+(where a claim check's references are: ``on_purge``)."""
 
 
 class SqliteTaskRepository:
@@ -82,6 +88,8 @@ class SqliteTaskRepository:
     ``finished_at`` is older than that are hidden from ``get`` and ``list_by_status``
     at once, and deleted by ``purge_expired`` (which ``add`` also runs at most once per
     ``purge_interval_seconds``). Counts include expired tasks until they are purged.
+    ``on_purge`` is handed the payloads and results of the purged tasks that are at
+    most ``MAX_REFERENCE_CHARS`` long as JSON (the claim check deletes their blobs).
     """
 
     def __init__(
@@ -90,6 +98,7 @@ class SqliteTaskRepository:
         *,
         retention_seconds: float | None = None,
         purge_interval_seconds: float = 60.0,
+        on_purge: Callable[[list[JSON]], Awaitable[None]] | None = None,
     ) -> None:
         if retention_seconds is not None and retention_seconds <= 0:
             raise ValueError("retention_seconds must be positive")
@@ -97,6 +106,7 @@ class SqliteTaskRepository:
         self.retention_seconds = retention_seconds
         self._purge_interval = purge_interval_seconds
         self._next_purge = float("-inf")
+        self._on_purge = on_purge
 
     def _cutoff(self, now: datetime | None = None) -> str | None:
         if self.retention_seconds is None:
@@ -225,8 +235,8 @@ class SqliteTaskRepository:
         def drop_keys(conn: sqlite3.Connection) -> int:
             return conn.execute(_PURGE_IDEMPOTENCY_KEYS, (now_key, PURGE_CHUNK)).rowcount
 
-        def drop_tasks(conn: sqlite3.Connection) -> int:
-            return conn.execute(_PURGE_TASKS, (cutoff, PURGE_CHUNK)).rowcount
+        def drop_tasks(conn: sqlite3.Connection) -> list[sqlite3.Row]:
+            return conn.execute(_PURGE_TASKS, (cutoff, PURGE_CHUNK)).fetchall()
 
         while await self._db.write(drop_keys) == PURGE_CHUNK:
             pass
@@ -234,9 +244,12 @@ class SqliteTaskRepository:
             return 0
         purged = 0
         while True:
-            deleted = await self._db.write(drop_tasks)
-            purged += deleted
-            if deleted < PURGE_CHUNK:
+            rows = await self._db.write(drop_tasks)
+            purged += len(rows)
+            if self._on_purge is not None:
+                short = [json.loads(text) for row in rows for text in row if text is not None]
+                await self._on_purge(short)
+            if len(rows) < PURGE_CHUNK:
                 return purged
 
     async def ping(self) -> None:
