@@ -5,9 +5,9 @@ the bound and the refusals."""
 from __future__ import annotations
 
 import httpx
+import pydantic
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
-from pydantic import ValidationError
 
 from bootstrap.container import build_container
 from bootstrap.settings import Settings
@@ -81,7 +81,7 @@ async def test_sqlite_is_unbounded_by_default_and_memory_is_not(
     ],
 )
 def test_a_bound_that_cannot_hold_is_a_clear_error(settings: dict[str, object], named: str) -> None:
-    with pytest.raises(ValidationError, match=named):
+    with pytest.raises(pydantic.ValidationError, match=named):
         Settings(**settings)  # type: ignore[arg-type]
 
 
