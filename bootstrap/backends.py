@@ -29,6 +29,9 @@ from adapters.dynamodb import DynamoDbTaskRepository, DynamoDbWorkerRegistry
 from adapters.dynamodb.change_stream import DynamoDbChangeStream
 from adapters.dynamodb.stream_counts import StreamCounts
 from adapters.memory import InMemoryTaskQueue, InMemoryTaskRepository, InMemoryWorkerRegistry
+from adapters.schedules.dynamodb import DynamoDbScheduleStore
+from adapters.schedules.memory import InMemoryScheduleStore
+from adapters.schedules.sqlite import SqliteScheduleStore
 from adapters.sqlite import (
     SqliteDatabase,
     SqliteTaskQueue,
@@ -53,6 +56,7 @@ class MemoryBackend(containers.DeclarativeContainer):
         InMemoryTaskQueue, clock, max_receive_count=settings.provided.max_receive_count
     )
     workers = providers.Singleton(InMemoryWorkerRegistry)
+    schedules = providers.Singleton(InMemoryScheduleStore)
 
 
 def open_sqlite(path: str, synchronous: str, clock: Clock) -> Iterator[SqliteDatabase]:
@@ -83,6 +87,7 @@ class SqliteBackend(containers.DeclarativeContainer):
         SqliteTaskQueue, database, clock, max_receive_count=settings.provided.max_receive_count
     )
     workers = providers.Singleton(SqliteWorkerRegistry, database)
+    schedules = providers.Singleton(SqliteScheduleStore, database)
 
 
 def aws_client(
@@ -227,6 +232,9 @@ class AwsBackend(containers.DeclarativeContainer):
     )
     workers = providers.Singleton(
         DynamoDbWorkerRegistry, dynamodb, settings.provided.dynamodb_table
+    )
+    schedules = providers.Singleton(
+        DynamoDbScheduleStore, dynamodb, settings.provided.dynamodb_table
     )
     stream_counts = providers.Singleton(
         StreamCounts,

@@ -62,6 +62,11 @@ class TaskType:
     cannot be stopped: past its timeout it would run on, and its side effects land after
     the attempt failed). Costs a round trip to that process per call, and the handler
     must be a module-level function; its payload and result travel by pickle."""
+    schedule: str | None = None
+    """A cron expression (5 fields, or 6 with seconds first): a task of this type, with
+    no payload, is submitted at each of its fires (domain/schedules.py)."""
+    schedule_timezone: str = "UTC"
+    """The IANA timezone ``schedule`` is read in."""
 
     def bound_to(self, context: object) -> TaskType:
         """This type with ``context`` bound to its handler, for one attempt: called with
@@ -111,9 +116,21 @@ class HandlerRegistry:
         timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS,
         validator: Validator | None = None,
         stoppable: bool = False,
+        schedule: str | None = None,
+        timezone: str = "UTC",
     ) -> Callable[[H], H]:
         def decorate(handler: H) -> H:
-            self.add(TaskType(name, handler, timeout_seconds, validator, stoppable=stoppable))
+            self.add(
+                TaskType(
+                    name,
+                    handler,
+                    timeout_seconds,
+                    validator,
+                    stoppable=stoppable,
+                    schedule=schedule,
+                    schedule_timezone=timezone,
+                )
+            )
             return handler
 
         return decorate
@@ -146,12 +163,20 @@ def task_type(
     timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS,
     validator: Validator | None = None,
     stoppable: bool = False,
+    schedule: str | None = None,
+    timezone: str = "UTC",
 ) -> Callable[[H], H]:
     """Register the decorated function as the handler of task type ``name``;
     ``stoppable=True`` runs it in a process that is terminated at its timeout or on
-    cancel (``TaskType.stoppable``)."""
+    cancel (``TaskType.stoppable``); ``schedule="*/5 * * * *"`` (read in ``timezone``)
+    submits a task of it at every fire (``TaskType.schedule``)."""
     return default_task_types.register(
-        name, timeout_seconds=timeout_seconds, validator=validator, stoppable=stoppable
+        name,
+        timeout_seconds=timeout_seconds,
+        validator=validator,
+        stoppable=stoppable,
+        schedule=schedule,
+        timezone=timezone,
     )
 
 

@@ -95,6 +95,7 @@ def build_worker(container: Container) -> Worker:
             reconcile_interval_seconds=settings.reconcile_interval_seconds,
         ),
         reconciler=container.reconciler(),
+        scheduler=container.scheduler() if settings.scheduler else None,
     )
 
 

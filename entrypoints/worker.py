@@ -23,6 +23,7 @@ from domain.models import Delivery, WorkerInfo
 from domain.ports import Clock, TaskQueue, WorkerRegistry
 from domain.processing import TaskProcessor
 from domain.reconcile import Reconciler
+from domain.scheduler import Scheduler
 
 log = logging.getLogger("taskq.worker")
 
@@ -51,6 +52,8 @@ class Worker:
     settings: WorkerSettings
     reconciler: Reconciler | None = None
     """Run every ``settings.reconcile_interval_seconds`` alongside, when given."""
+    scheduler: Scheduler | None = None
+    """Submits the periodic schedules' tasks alongside, when given."""
     worker_id: str = field(
         init=False,
         default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}",
@@ -71,6 +74,8 @@ class Worker:
         background = [asyncio.create_task(self._beat_until(stop))]
         if self.reconciler is not None:
             background.append(asyncio.create_task(self._reconcile_until(stop, self.reconciler)))
+        if self.scheduler is not None:
+            background.append(asyncio.create_task(self.scheduler.run(stop)))
         try:
             await self._receive_until(stop)
         finally:

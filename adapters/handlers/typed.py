@@ -126,4 +126,6 @@ def typed_task_type(definition: TaskDefinition, *, module: str, attribute: str) 
         input_schema=definition.input_schema(),
         output_schema=definition.output_schema(),
         takes_context=definition.takes_context,
+        schedule=definition.schedule,
+        schedule_timezone=definition.timezone,
     )

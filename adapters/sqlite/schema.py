@@ -161,6 +161,16 @@ MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
     # 10: what a running handler last reported of its progress (TaskContext.progress):
     # JSON ``{"percent", "message", "updated_at"}``, NULL until it reports.
     ("ALTER TABLE tasks ADD COLUMN progress TEXT",),
+    # 11 (at merge: renumbered by the lead): periodic schedules; ``fired_through_key``
+    # (the UTC time key fires are settled through) apart from the definition, since
+    # concurrent schedulers only ever move it forward.
+    (
+        """CREATE TABLE schedules (
+            name TEXT PRIMARY KEY,
+            body TEXT NOT NULL,
+            fired_through_key TEXT
+        ) WITHOUT ROWID""",
+    ),
 )
 SCHEMA_VERSION: Final = len(MIGRATIONS)
 
