@@ -194,13 +194,10 @@ async def test_the_loop_wakes_for_each_fire_on_the_clock() -> None:
 
 
 def test_declared_schedules_come_from_the_task_types() -> None:
-    from domain.task_types import task_type
-
-    registry = HandlerRegistry()
-    registry.register("nightly", schedule="0 3 * * *", timezone="Europe/Paris")(lambda p: p)
-    found = registry.get("nightly")
+    task_types = HandlerRegistry()
+    task_types.register("nightly", schedule="0 3 * * *", timezone="Europe/Paris")(lambda p: p)
+    found = task_types.get("nightly")
     assert (found.schedule, found.schedule_timezone) == ("0 3 * * *", "Europe/Paris")
-    assert callable(task_type)
 
 
 async def test_declared_schedules_are_stored_and_an_api_takeover_wins() -> None:
