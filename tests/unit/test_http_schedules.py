@@ -8,9 +8,9 @@ from typing import Any
 import httpx
 import pytest
 
-from entrypoints.http.app import create_app
 from bootstrap.container import build_container
 from bootstrap.settings import Settings
+from entrypoints.http.app import create_app
 from tests.support.http_app import Serve
 
 NIGHTLY = {
