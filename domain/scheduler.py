@@ -44,6 +44,7 @@ class Scheduler:
     declarations: ScheduleService | None = None
     """Stores the schedules declared on task types when ``run`` starts, if given."""
     _next_wake: datetime | None = field(init=False, default=None)
+    _warned: set[str] = field(init=False, default_factory=set)
 
     async def run(self, stop: asyncio.Event) -> None:
         """Pass after pass until ``stop`` is set; a failing store is logged and retried
@@ -78,7 +79,10 @@ class Scheduler:
             except InfrastructureError:
                 raise
             except TaskQueueError as exc:  # its type is gone, its payload no longer valid
-                log.warning("schedule %r cannot fire: %s", schedule.name, exc)
+                # Left unsettled: a process that knows the type fires it (same keys).
+                if schedule.name not in self._warned:
+                    self._warned.add(schedule.name)
+                    log.warning("schedule %r cannot fire here: %s", schedule.name, exc)
         return stored
 
     def _note_next(self, schedule: Schedule, now: datetime) -> None:

@@ -211,3 +211,20 @@ async def test_declared_schedules_are_stored_and_an_api_takeover_wins() -> None:
     assert await rig.service.store_declared() == 0
     stored = await rig.schedules.get("nightly")
     assert stored is not None and not stored.enabled and not stored.declared
+
+
+async def test_a_process_without_the_type_leaves_the_fire_to_one_that_has_it() -> None:
+    rig = rig_at(datetime(2026, 5, 1, 12, 0, tzinfo=UTC))
+    await rig.service.put(ScheduleRequest("s", "tick", "* * * * *"))
+    await rig.clock.advance(60)
+    lacking = Scheduler(
+        rig.schedules,
+        TaskService(
+            rig.repository, rig.queue, rig.clock, HandlerRegistry(), InMemoryWorkerRegistry()
+        ),
+        rig.calendar,
+    )
+    assert await lacking.run_once() == []
+    assert [t.run_at for t in await rig.scheduler().run_once()] == [
+        datetime(2026, 5, 1, 12, 1, tzinfo=UTC)
+    ]
