@@ -30,6 +30,9 @@ from adapters.dynamodb import DynamoDbTaskRepository, DynamoDbWorkerRegistry
 from adapters.dynamodb.change_stream import DynamoDbChangeStream
 from adapters.dynamodb.stream_counts import StreamCounts
 from adapters.memory import InMemoryTaskQueue, InMemoryTaskRepository, InMemoryWorkerRegistry
+from adapters.schedules.dynamodb import DynamoDbScheduleStore
+from adapters.schedules.memory import InMemoryScheduleStore
+from adapters.schedules.sqlite import SqliteScheduleStore
 from adapters.sqlite import (
     SqliteDatabase,
     SqliteTaskQueue,
@@ -59,6 +62,7 @@ class MemoryBackend(containers.DeclarativeContainer):
         priority_weights=settings.provided.weights,
     )
     workers = providers.Singleton(InMemoryWorkerRegistry)
+    schedules = providers.Singleton(InMemoryScheduleStore)
 
 
 def open_sqlite(path: str, synchronous: str, clock: Clock) -> Iterator[SqliteDatabase]:
@@ -100,6 +104,7 @@ class SqliteBackend(containers.DeclarativeContainer):
         priority_weights=settings.provided.weights,
     )
     workers = providers.Singleton(SqliteWorkerRegistry, database)
+    schedules = providers.Singleton(SqliteScheduleStore, database)
 
 
 def aws_client(
@@ -276,6 +281,9 @@ class AwsBackend(containers.DeclarativeContainer):
     )
     workers = providers.Singleton(
         DynamoDbWorkerRegistry, dynamodb, settings.provided.dynamodb_table
+    )
+    schedules = providers.Singleton(
+        DynamoDbScheduleStore, dynamodb, settings.provided.dynamodb_table
     )
     stream_counts = providers.Singleton(
         StreamCounts,

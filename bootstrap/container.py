@@ -18,6 +18,7 @@ from prometheus_client import CollectorRegistry
 
 from adapters.claim_check import ClaimCheckTaskRepository
 from adapters.clock import SystemClock
+from adapters.cron import CroniterCalendar
 from adapters.handlers.builtin import register_builtins
 from adapters.isolation import ProcessHandlerSandbox
 from adapters.observability.metrics import (
@@ -47,6 +48,8 @@ from domain.limits import TaskDataLimit
 from domain.processing import ProcessorSettings, TaskProcessor
 from domain.reconcile import Reconciler
 from domain.retry import RetryPolicy
+from domain.schedule_service import ScheduleService
+from domain.scheduler import Scheduler
 from domain.services import SubmissionLimits, TaskService
 from domain.waiting import CompletionWaiters, TaskWaiting
 
@@ -156,6 +159,7 @@ class Container(containers.DeclarativeContainer):
     backend_repository = backend.repository
     backend_queue = backend.queue
     workers = backend.workers
+    schedules = backend.schedules
 
     # -- readiness: the outcome of the writes the use cases make (domain/health.py) ---
     # While a dependency is failing, /ready probes it: the task store with a write
@@ -261,6 +265,19 @@ class Container(containers.DeclarativeContainer):
         stale_after_seconds=settings.provided.reconcile_stale_after_seconds,
         horizon_seconds=settings.provided.max_queue_delay_seconds,
         events=task_events,
+    )
+    # -- periodic schedules (domain/schedules.py) --------------------------------------
+    calendar = providers.Singleton(CroniterCalendar)
+    schedule_service = providers.Singleton(
+        ScheduleService, schedules=schedules, task_types=task_types, calendar=calendar, clock=clock
+    )
+    scheduler = providers.Factory(
+        Scheduler,
+        schedules=schedules,
+        service=task_service,
+        calendar=calendar,
+        interval_seconds=settings.provided.scheduler_interval_seconds,
+        declarations=schedule_service,
     )
 
 

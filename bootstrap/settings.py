@@ -21,6 +21,7 @@ from domain.limits import (
     DEFAULT_MAX_MESSAGE_BYTES,
     DEFAULT_MAX_RECEIVE_COUNT,
     DEFAULT_MEMORY_MAX_BACKLOG,
+    DEFAULT_SCHEDULER_INTERVAL_SECONDS,
     MAX_BACKOFF_CAP_SECONDS,
     MAX_INLINE_LIMIT_BYTES,
     MAX_LONG_POLL_SECONDS,
@@ -122,6 +123,13 @@ class Settings(BaseSettings):
     the send may still land, or have failed) before acking it as an orphan."""
     reconcile_interval_seconds: float = Field(
         60.0, gt=0, validation_alias=_env("TASKQ_RECONCILE_INTERVAL_SECONDS")
+    )
+    scheduler: bool = Field(True, validation_alias=_env("TASKQ_SCHEDULER"))
+    """Run the periodic schedules' scheduler beside the workers (domain/scheduler.py)."""
+    scheduler_interval_seconds: float = Field(
+        DEFAULT_SCHEDULER_INTERVAL_SECONDS,
+        gt=0,
+        validation_alias=_env("TASKQ_SCHEDULER_INTERVAL_SECONDS"),
     )
 
     idempotency_window_seconds: float = Field(

@@ -51,6 +51,14 @@ class DeadLetterNotFound(TaskQueueError):
         super().__init__(f"dead letter {shown!r} not found" + (f": {detail}" if detail else ""))
 
 
+class ScheduleNotFound(TaskQueueError):
+    """No schedule is stored under this name (404)."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        super().__init__(f"schedule {name!r} not found")
+
+
 class BlobNotFound(TaskQueueError):
     """No blob is stored under this key (404)."""
 

@@ -242,6 +242,31 @@ MAX_EMAIL_ADDRESS_LENGTH = 254
 MAX_EMAIL_SUBJECT_CHARS = 998
 """A subject: RFC 5322's longest line (998 characters)."""
 
+# -- Periodic schedules (domain/schedules.py, domain/scheduler.py) ----------------------
+
+SCHEDULE_ON_TIME_SECONDS = 60.0
+"""Our choice: a fire is submitted as on time up to this long after its time; older
+fires count as missed (nothing ran the scheduler then) and follow the schedule's
+``missed`` rule (skip them, or run one task for all of them). A minute covers a
+scheduler pass delayed by a slow store or a restart."""
+SCHEDULE_FIRE_WINDOW_SECONDS = 7 * 24 * 3600
+"""Our choice: how long the idempotency key of one fire (``schedule:<name>:<time>``)
+keeps a second scheduler from submitting it again: far longer than any process can lag
+behind the others (a scheduler reads the schedules afresh every pass)."""
+MAX_SCHEDULE_FIRES_PER_PASS = 100
+"""Our choice: on-time fires one scheduler pass submits per schedule at most (a
+seconds-resolution schedule after a pause of a minute); the rest go next pass."""
+MAX_SCHEDULE_NAME_LENGTH = 100
+"""Our choice: a schedule's name is a path segment (``DELETE /schedules/{name}``) and
+part of an idempotency key, which must stay under ``MAX_IDEMPOTENCY_KEY_LENGTH``."""
+MAX_SCHEDULES = 1000
+"""Our choice: schedules stored at most; every scheduler pass reads them all (one
+Query on DynamoDB), so the number is kept to what one read returns quickly."""
+DEFAULT_SCHEDULER_INTERVAL_SECONDS = 1.0
+"""Our choice: the longest a scheduler sleeps between passes (it wakes earlier for a
+fire due sooner): a new or changed schedule is seen within this, and a store read a
+second per process is cheap."""
+
 SOURCE = "a task is stored as one DynamoDB item, at most 400 KB"
 
 # -- The claim check (adapters/claim_check.py) ----------------------------------------

@@ -27,6 +27,7 @@ from domain.models import (
     WorkerInfo,
 )
 from domain.priorities import Priority
+from domain.schedules import Schedule
 from domain.task_types import TaskType
 
 R = TypeVar("R")
@@ -370,4 +371,35 @@ class Tracer(Protocol):
         manager is open: a child of ``task.traceparent`` when it has one, else the
         root of a new trace. An exception raised through it is recorded on the span
         (and propagates)."""
+        ...
+
+
+class ScheduleStore(Protocol):
+    """The periodic schedules (domain/schedules.py), shared by every process.
+
+    Raises ``InfrastructureError`` when the store cannot be reached.
+    """
+
+    async def put(self, schedule: Schedule) -> bool:
+        """Store ``schedule``, replacing one of the same name. Returns True when no
+        schedule had that name. Raises ``InvalidInput`` (field ``name``) when it is new
+        and ``domain.limits.MAX_SCHEDULES`` are stored already."""
+        ...
+
+    async def get(self, name: str) -> Schedule | None:
+        """The schedule named ``name``, or None."""
+        ...
+
+    async def list(self) -> list[Schedule]:
+        """Every schedule, by name."""
+        ...
+
+    async def delete(self, name: str) -> None:
+        """Remove the schedule. Raises ``ScheduleNotFound`` when there is none."""
+        ...
+
+    async def mark_fired(self, name: str, through: datetime) -> None:
+        """Record that the fires of ``name`` at or before ``through`` are settled: its
+        ``fired_through`` becomes ``through`` unless it is already later (concurrent
+        schedulers only move it forward). A schedule that is gone is left gone."""
         ...

@@ -65,6 +65,11 @@ class TaskType:
     must be a module-level function; its payload and result travel by pickle."""
     priority: Priority = Priority.DEFAULT
     """The priority of tasks of this type that do not set one (domain/priorities.py)."""
+    schedule: str | None = None
+    """A cron expression (5 fields, or 6 with seconds first): a task of this type, with
+    no payload, is submitted at each of its fires (domain/schedules.py)."""
+    schedule_timezone: str = "UTC"
+    """The IANA timezone ``schedule`` is read in."""
 
     def bound_to(self, context: object) -> TaskType:
         """This type with ``context`` bound to its handler, for one attempt: called with
@@ -115,13 +120,22 @@ class HandlerRegistry:
         validator: Validator | None = None,
         stoppable: bool = False,
         priority: Priority | str = Priority.DEFAULT,
+        schedule: str | None = None,
+        timezone: str = "UTC",
     ) -> Callable[[H], H]:
         level = Priority.parse(priority, field_name=f"priority of task type {name!r}")
 
         def decorate(handler: H) -> H:
             self.add(
                 TaskType(
-                    name, handler, timeout_seconds, validator, stoppable=stoppable, priority=level
+                    name,
+                    handler,
+                    timeout_seconds,
+                    validator,
+                    stoppable=stoppable,
+                    priority=level,
+                    schedule=schedule,
+                    schedule_timezone=timezone,
                 )
             )
             return handler
@@ -157,16 +171,22 @@ def task_type(
     validator: Validator | None = None,
     stoppable: bool = False,
     priority: Priority | str = Priority.DEFAULT,
+    schedule: str | None = None,
+    timezone: str = "UTC",
 ) -> Callable[[H], H]:
     """Register the decorated function as the handler of task type ``name``;
     ``stoppable=True`` runs it in a process that is terminated at its timeout or on
-    cancel (``TaskType.stoppable``); ``priority`` is its tasks' default priority."""
+    cancel (``TaskType.stoppable``); ``priority`` is its tasks' default priority;
+    ``schedule="*/5 * * * *"`` (read in ``timezone``) submits a task of it at every
+    fire (``TaskType.schedule``)."""
     return default_task_types.register(
         name,
         timeout_seconds=timeout_seconds,
         validator=validator,
         stoppable=stoppable,
         priority=priority,
+        schedule=schedule,
+        timezone=timezone,
     )
 
 

@@ -106,6 +106,7 @@ def build_worker(container: Container, first: WorkerFirst | None = None) -> Work
         ),
         reconciler=container.reconciler(),
         first=first,
+        scheduler=container.scheduler() if settings.scheduler else None,
     )
 
 

@@ -23,6 +23,7 @@ from domain.models import Delivery, WorkerInfo
 from domain.ports import Clock, TaskQueue, WorkerRegistry
 from domain.processing import TaskProcessor
 from domain.reconcile import Reconciler
+from domain.scheduler import Scheduler
 from entrypoints.worker_first import WorkerFirst
 
 log = logging.getLogger("taskq.worker")
@@ -54,6 +55,8 @@ class Worker:
     """Run every ``settings.reconcile_interval_seconds`` alongside, when given."""
     first: WorkerFirst | None = None
     """Shared with the API on the same event loop: it waits while this worker is behind."""
+    scheduler: Scheduler | None = None
+    """Submits the periodic schedules' tasks alongside, when given."""
     worker_id: str = field(
         init=False,
         default_factory=lambda: f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}",
@@ -74,6 +77,8 @@ class Worker:
         background = [asyncio.create_task(self._beat_until(stop))]
         if self.reconciler is not None:
             background.append(asyncio.create_task(self._reconcile_until(stop, self.reconciler)))
+        if self.scheduler is not None:
+            background.append(asyncio.create_task(self.scheduler.run(stop)))
         try:
             await self._receive_until(stop)
         finally:

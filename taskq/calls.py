@@ -31,6 +31,8 @@ from taskq.models import (
     Metrics,
     NewTask,
     Redriven,
+    Schedule,
+    Schedules,
     TaskInfo,
     TaskPage,
     Workers,
@@ -76,7 +78,7 @@ class Call(Generic[T]):
             raise ServerUnreachable(base_url, outcome) from outcome
         if not outcome.is_success:
             raise error_for(outcome)
-        return self.read(outcome.json())
+        return self.read(None if outcome.status_code == 204 else outcome.json())
 
 
 def _task_path(task_id: str, action: str = "") -> str:
@@ -209,3 +211,16 @@ def workers() -> Call[Workers]:
 
 def health() -> Call[Health]:
     return Call("GET", "/health", Health.model_validate)
+
+
+def put_schedule(schedule: dict[str, Any]) -> Call[Schedule]:
+    # Putting the same schedule twice leaves what putting it once does.
+    return Call("POST", "/schedules", Schedule.model_validate, json=schedule)
+
+
+def schedules() -> Call[Schedules]:
+    return Call("GET", "/schedules", Schedules.model_validate)
+
+
+def delete_schedule(name: str) -> Call[None]:
+    return Call("DELETE", f"/schedules/{quote(name, safe='')}", lambda _: None, idempotent=False)

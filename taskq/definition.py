@@ -37,6 +37,10 @@ class TaskDefinition:
     """The return type hint (None: any JSON value)."""
     takes_context: bool = False
     """True when the function has a second parameter: it receives a ``TaskContext``."""
+    schedule: str | None = None
+    """A cron expression: a task of this type is submitted at each fire (no payload)."""
+    timezone: str = "UTC"
+    """The IANA timezone ``schedule`` is read in."""
     _adapters: dict[str, TypeAdapter[Any]] = field(
         default_factory=dict, init=False, repr=False, compare=False
     )
@@ -90,6 +94,8 @@ def define(
     timeout: float | None = None,
     max_attempts: int | None = None,
     priority: str = "default",
+    schedule: str | None = None,
+    timezone: str = "UTC",
 ) -> TaskDefinition:
     """Read ``function``'s signature and type hints into a definition; ``TypeError``
     naming the task when the signature cannot be a handler's."""
@@ -124,6 +130,8 @@ def define(
         input_type=_json_hint(hints.get(params[0].name)),
         output_type=_json_hint(hints.get("return")),
         takes_context=len(params) == 2,
+        schedule=schedule,
+        timezone=timezone,
     )
 
 

@@ -157,6 +157,26 @@ class Workers(Answer):
     active_workers: int = 0
 
 
+class Schedule(Answer):
+    """A periodic schedule (``POST /schedules``): a task of ``type`` with ``payload`` at
+    each fire of ``cron`` in ``timezone``; ``next_fire_at`` None while disabled."""
+
+    name: str
+    type: str
+    cron: str
+    payload: Any = None
+    timezone: str = "UTC"
+    missed: str = "skip"
+    enabled: bool = True
+    declared: bool = False
+    created_at: datetime | None = None
+    next_fire_at: datetime | None = None
+
+
+class Schedules(Answer):
+    schedules: list[Schedule]
+
+
 class Health(Answer):
     status: str
     timestamp: datetime | None = None

@@ -89,16 +89,28 @@ def task(
     timeout: float | None = None,
     max_attempts: int | None = None,
     priority: str = "default",
+    schedule: str | None = None,
+    timezone: str = "UTC",
 ) -> _Decorator:
     """Define the task type ``name`` from the decorated function: its first parameter's
     type is the input (validated at submit), its return type the result, and a second
     parameter, if any, receives the ``TaskContext``. ``timeout``: seconds an attempt may
     run; ``max_attempts``: the default budget of tasks of this type that do not say;
-    ``priority`` (high, default or low): the priority of its tasks that do not say."""
+    ``priority`` (high, default or low): the priority of its tasks that do not say;
+    ``schedule``: a cron expression (``"*/5 * * * *"``, read in ``timezone``) at whose
+    every fire a task of this type is submitted, with no payload."""
 
     def decorate(function: Callable[..., Any]) -> TypedTask[Any, Any]:
         return TypedTask(
-            define(name, function, timeout=timeout, max_attempts=max_attempts, priority=priority)
+            define(
+                name,
+                function,
+                timeout=timeout,
+                max_attempts=max_attempts,
+                priority=priority,
+                schedule=schedule,
+                timezone=timezone,
+            )
         )
 
     return decorate

@@ -128,4 +128,6 @@ def typed_task_type(definition: TaskDefinition, *, module: str, attribute: str) 
         output_schema=definition.output_schema(),
         takes_context=definition.takes_context,
         priority=Priority(definition.priority),
+        schedule=definition.schedule,
+        schedule_timezone=definition.timezone,
     )

@@ -167,6 +167,16 @@ MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
         "ALTER TABLE messages ADD COLUMN priority INTEGER NOT NULL DEFAULT 1",
         "CREATE INDEX messages_by_priority ON messages (priority, visible_at, id)",
     ),
+    # 12 (append-only, after any other): periodic schedules; ``fired_through_key``
+    # (the UTC time key fires are settled through) apart from the definition, since
+    # concurrent schedulers only ever move it forward.
+    (
+        """CREATE TABLE schedules (
+            name TEXT PRIMARY KEY,
+            body TEXT NOT NULL,
+            fired_through_key TEXT
+        ) WITHOUT ROWID""",
+    ),
 )
 SCHEMA_VERSION: Final = len(MIGRATIONS)
 

@@ -26,6 +26,7 @@ from domain.limits import (
     MAX_DEAD_LETTER_LIST,
 )
 from entrypoints.cli.common import CONFIG_ERROR_STATUS, CommandGroup, ConfigError, Handler
+from entrypoints.cli.schedules import add_schedule_commands
 from taskq import (
     APIError,
     Client,
@@ -293,6 +294,7 @@ def add_client_commands(group: CommandGroup) -> None:
         help=f"retries a second (server default {DEFAULT_REDRIVE_PER_SECOND:g})",
     )
     _add_message_commands(group)
+    add_schedule_commands(group, _asking, _connection_options)
 
     _connection_options(
         group.add(

@@ -18,6 +18,7 @@ from entrypoints.http.errors import CatchAllMiddleware, exception_handlers
 from entrypoints.http.observe import ObserveMiddleware
 from entrypoints.http.openapi import build_openapi
 from entrypoints.http.routes import READY_TIMEOUT_SECONDS, Endpoints
+from entrypoints.http.schedule_routes import ScheduleEndpoints
 from entrypoints.http.task_type_routes import TaskTypeEndpoints, registered
 from entrypoints.http.throttle import TokenBuckets
 from entrypoints.http.ui import UiDispatch, build_ui
@@ -56,6 +57,7 @@ def create_app(
             *endpoints.routes(),
             *DeadLetterEndpoints(container.dead_letter_messages).routes(),
             *TaskTypeEndpoints(task_types, limits.default_max_attempts).routes(),
+            *ScheduleEndpoints(container.schedule_service).routes(),
             *BlobEndpoints(container.blobs, max_blob_bytes=settings.max_blob_bytes).routes(),
         ],
         middleware=[

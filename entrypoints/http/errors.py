@@ -31,6 +31,7 @@ from domain.errors import (
     InfrastructureError,
     InvalidInput,
     QueueSendFailed,
+    ScheduleNotFound,
     TaskAlreadyExists,
     TaskNotFound,
     TaskQueueError,
@@ -105,7 +106,9 @@ def problem(exc: Exception) -> Problem:
         return Problem(503, f"{exc.dependency} unavailable, retry later")
     if isinstance(exc, InvalidInput):
         return Problem(422, f"{exc.field}: {exc.message}")
-    if isinstance(exc, TaskNotFound | MalformedTaskId | DeadLetterNotFound | BlobNotFound):
+    if isinstance(
+        exc, TaskNotFound | MalformedTaskId | DeadLetterNotFound | BlobNotFound | ScheduleNotFound
+    ):
         return Problem(404, str(exc))
     if isinstance(exc, _CONFLICTS):
         return Problem(409, str(exc))

@@ -39,6 +39,7 @@ OPTIONS = {
     "drop-dead-letter": CONNECTION,
     "resend-dead-letter": CONNECTION,
     "resend-dead-letters": CONNECTION | {"--limit"},
+    "schedules": set(),  # its actions (list, add, delete) take CONNECTION
     "metrics": CONNECTION,
     "workers": CONNECTION,
 }
