@@ -30,6 +30,34 @@ from domain.progress import Progress
 log = logging.getLogger("taskq.processing")
 
 
+RESULT_WRITE_ATTEMPTS = 4
+"""Tries to write an attempt's outcome through a store outage (0.5, 1, 2 s apart)."""
+
+
+async def store_outcome(
+    repository: TaskRepository, clock: Clock, new: Task, expected: Task
+) -> bool:
+    """Write an attempt's outcome, riding out a short store outage: a handler that ran
+    to its end is not run again for want of one write. False if the lease is lost."""
+    for attempt in range(RESULT_WRITE_ATTEMPTS):
+        try:
+            await repository.transition(new, expected=expected)
+            return True
+        except (ConcurrencyConflict, TaskNotFound):
+            # A write whose answer was lost may have landed: then the stored task is
+            # exactly ours.
+            try:
+                return await repository.get(new.id) == new
+            except (TaskNotFound, InfrastructureError):
+                return False
+        except InfrastructureError as exc:
+            if attempt == RESULT_WRITE_ATTEMPTS - 1:
+                raise
+            log.warning("recording task %s failed, retrying: %s", new.id, exc)
+            await clock.sleep(0.5 * 2**attempt)
+    return False
+
+
 async def stored_attempt(repository: TaskRepository, claimed: Task) -> Task | None:
     """The stored task if it is still the attempt ``claimed`` (a cancel request
     changes its version but not its lease), else None."""

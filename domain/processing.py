@@ -27,14 +27,13 @@ from domain.errors import (
     ConcurrencyConflict,
     HandlerNotIsolatable,
     HandlerTimeout,
-    InfrastructureError,
     PermanentTaskError,
     TaskNotFound,
     UnknownTaskType,
 )
 from domain.events import NO_EVENTS, TaskEvent, TaskEventKind, TaskEvents
 from domain.handler_call import call_in_process, describe_traceback
-from domain.lease import LeaseKeeper, stored_attempt
+from domain.lease import LeaseKeeper, store_outcome, stored_attempt
 from domain.limits import (
     CANCEL_GRACE_SECONDS,
     PROGRESS_INTERVAL_SECONDS,
@@ -51,9 +50,6 @@ from domain.tracing import NoTracer
 
 log = logging.getLogger("taskq.processing")
 
-RESULT_WRITE_ATTEMPTS = 4
-"""Tries to record a finished attempt (waiting 0.5, 1, 2 s between) before giving up
-and letting the lease run out."""
 ROW_RECHECK_SECONDS = (0.05, 0.2)
 """Pauses before looking again for the task of a message that arrived before its row
 (the send precedes the write by milliseconds), before giving the message back."""
@@ -327,28 +323,6 @@ class TaskProcessor:
             return current.fail(_describe(too_large), now)
         return current.complete(result, now)
 
-    async def _store(self, new: Task, expected: Task) -> bool:
-        """Write an attempt's result, riding out a short store outage: a handler that
-        ran to its end is not run again for want of one write. False if the lease is
-        lost."""
-        for attempt in range(RESULT_WRITE_ATTEMPTS):
-            try:
-                await self.repository.transition(new, expected=expected)
-                return True
-            except (ConcurrencyConflict, TaskNotFound):
-                # A write whose answer was lost may have landed: then the stored task
-                # is exactly ours.
-                try:
-                    return await self.repository.get(new.id) == new
-                except (TaskNotFound, InfrastructureError):
-                    return False
-            except InfrastructureError as exc:
-                if attempt == RESULT_WRITE_ATTEMPTS - 1:
-                    raise
-                log.warning("recording task %s failed, retrying: %s", new.id, exc)
-                await self.clock.sleep(0.5 * 2**attempt)
-        return False
-
     async def _record_cancel(self, current: Task, delivery: Delivery) -> Outcome:
         cancelled = current.cancel(self.clock.now())
         try:
@@ -364,7 +338,7 @@ class TaskProcessor:
     ) -> bool:
         """Store the attempt's result, then settle the message. False if the lease was
         lost. ``trace``: the handler's traceback, told with the event."""
-        if not await self._store(new, expected):
+        if not await store_outcome(self.repository, self.clock, new, expected):
             log.info("task %s: lease lost before its result was recorded", new.id)
             return False
         if new.status is TaskStatus.COMPLETED:
