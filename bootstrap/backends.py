@@ -27,14 +27,17 @@ from adapters.batching import BatchingTaskQueue
 from adapters.blobs.bucket import provision_bucket
 from adapters.dynamodb import DynamoDbTaskRepository, DynamoDbWorkerRegistry
 from adapters.dynamodb.change_stream import DynamoDbChangeStream
+from adapters.dynamodb.flow_control import DynamoDbFlowControlStore
 from adapters.dynamodb.stream_counts import StreamCounts
 from adapters.memory import InMemoryTaskQueue, InMemoryTaskRepository, InMemoryWorkerRegistry
+from adapters.memory_flow import InMemoryFlowControlStore
 from adapters.sqlite import (
     SqliteDatabase,
     SqliteTaskQueue,
     SqliteTaskRepository,
     SqliteWorkerRegistry,
 )
+from adapters.sqlite.flow_control import SqliteFlowControlStore
 from adapters.sqs import SqsTaskQueue
 from bootstrap.settings import Settings
 from domain.errors import InfrastructureError
@@ -53,6 +56,7 @@ class MemoryBackend(containers.DeclarativeContainer):
         InMemoryTaskQueue, clock, max_receive_count=settings.provided.max_receive_count
     )
     workers = providers.Singleton(InMemoryWorkerRegistry)
+    flow_store = providers.Singleton(InMemoryFlowControlStore)
 
 
 def open_sqlite(path: str, synchronous: str, clock: Clock) -> Iterator[SqliteDatabase]:
@@ -83,6 +87,7 @@ class SqliteBackend(containers.DeclarativeContainer):
         SqliteTaskQueue, database, clock, max_receive_count=settings.provided.max_receive_count
     )
     workers = providers.Singleton(SqliteWorkerRegistry, database)
+    flow_store = providers.Singleton(SqliteFlowControlStore, database)
 
 
 def aws_client(
@@ -227,6 +232,9 @@ class AwsBackend(containers.DeclarativeContainer):
     )
     workers = providers.Singleton(
         DynamoDbWorkerRegistry, dynamodb, settings.provided.dynamodb_table
+    )
+    flow_store = providers.Singleton(
+        DynamoDbFlowControlStore, dynamodb, settings.provided.dynamodb_table
     )
     stream_counts = providers.Singleton(
         StreamCounts,

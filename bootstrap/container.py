@@ -41,6 +41,8 @@ from bootstrap.settings import Settings
 from bootstrap.tracing import open_tracer
 from domain.dead_letters import DeadLetterMessages
 from domain.events import FanOut, TaskEvents
+from domain.flow_gate import FlowGate
+from domain.flow_settings import TaskTypeLimits
 from domain.health import WriteHealth, store_probe
 from domain.processing import ProcessorSettings, TaskProcessor
 from domain.reconcile import Reconciler
@@ -220,6 +222,20 @@ class Container(containers.DeclarativeContainer):
         heartbeat_interval=settings.provided.heartbeat_interval,
         orphan_grace_seconds=settings.provided.orphan_grace_seconds,
     )
+    # Flow control (issue 17): per-type limits and pause, shared through the store.
+    flow_gate = providers.Singleton(
+        FlowGate,
+        store=backend.flow_store,
+        queue=queue,
+        clock=clock,
+        task_types=task_types,
+        refresh_seconds=settings.provided.flow_refresh_seconds,
+        permit_seconds=settings.provided.visibility_timeout,
+        extend_every=processor_settings.provided.heartbeat_every,
+    )
+    task_type_limits = providers.Singleton(
+        TaskTypeLimits, store=backend.flow_store, gate=flow_gate, clock=clock
+    )
     processor = providers.Factory(
         TaskProcessor,
         **_run,
@@ -228,6 +244,7 @@ class Container(containers.DeclarativeContainer):
         executor=executor,
         sandbox=sandbox,
         stoppable=providers.Factory(stoppable_handlers, stoppable_pool),
+        flow=flow_gate,
     )
     reconciler = providers.Factory(
         Reconciler,

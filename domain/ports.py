@@ -16,6 +16,7 @@ from typing import Any, Protocol, TypeVar
 
 from domain.blobs import Blob, BlobInfo
 from domain.email import Email, SentEmail
+from domain.flow_control import FlowRecord
 from domain.models import (
     JSON,
     DeadLetter,
@@ -354,4 +355,27 @@ class Tracer(Protocol):
         manager is open: a child of ``task.traceparent`` when it has one, else the
         root of a new trace. An exception raised through it is recorded on the span
         (and propagates)."""
+        ...
+
+
+class FlowControlStore(Protocol):
+    """The task types' flow records (domain/flow_control.py), shared by every process:
+    run-time settings, permits of running tasks, rate tokens. One record per type that
+    has any; a record changes only by compare-and-set on its version.
+
+    Raises ``InfrastructureError`` when the store cannot be reached.
+    """
+
+    async def get(self, task_type: str) -> FlowRecord | None:
+        """The type's record as last stored (read consistently), or None."""
+        ...
+
+    async def all(self) -> list[FlowRecord]:
+        """Every stored record, in any order."""
+        ...
+
+    async def put(self, record: FlowRecord) -> FlowRecord:
+        """Store ``record`` if the stored version is still ``record.version`` (0: none
+        is stored); return it with its new version (one more). Raises
+        ``FlowRecordConflict`` when another write came first."""
         ...

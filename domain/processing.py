@@ -32,6 +32,7 @@ from domain.errors import (
     UnknownTaskType,
 )
 from domain.events import NO_EVENTS, TaskEvent, TaskEventKind, TaskEvents
+from domain.flow_gate import Admissions, OpenGate
 from domain.handler_call import call_in_process, describe_traceback
 from domain.lease import LeaseKeeper, stored_attempt
 from domain.limits import CANCEL_GRACE_SECONDS, PROGRESS_INTERVAL_SECONDS, result_too_large
@@ -67,6 +68,7 @@ class Outcome(enum.StrEnum):
     AWAITING_TASK = "awaiting_task"  # no task with that id yet: released, looked at again
     RELEASED = "released"  # shutdown: given back for immediate redelivery
     CANCELLED = "cancelled"  # cancelled while running, at the operator's request
+    THROTTLED = "throttled"  # its type over a limit, or paused: re-sent for later
 
 
 @dataclass(frozen=True)
@@ -112,6 +114,8 @@ class TaskProcessor:
     """Where what happens to tasks is recorded (metrics, logs)."""
     worker_id: str | None = None
     """Named in the events this processor records (the worker running it)."""
+    flow: Admissions = field(default_factory=OpenGate)
+    """Asked before each claim whether the type's limits let the task start."""
     outcomes: dict[Outcome, int] = field(
         init=False, default_factory=lambda: dict.fromkeys(Outcome, 0)
     )
@@ -200,13 +204,19 @@ class TaskProcessor:
             case rules.FailUnknownType():
                 return await self._fail_unknown_type(task, delivery, now)
             case rules.Claim() | rules.TakeOver():
-                claimed = self._claim(task, now)
-                if not await self._first_write(claimed, task):
-                    return Outcome.DEFERRED
-                self._emit(TaskEventKind.STARTED, claimed)
-                return await self._run(claimed, self.task_types.get(task.type), delivery)
+                async with self.flow.admission(task, delivery) as admitted:
+                    if not admitted:
+                        return Outcome.THROTTLED
+                    return await self._start(task, delivery, now)
             case _:
                 assert_never(action)
+
+    async def _start(self, task: Task, delivery: Delivery, now: datetime) -> Outcome:
+        claimed = self._claim(task, now)
+        if not await self._first_write(claimed, task):
+            return Outcome.DEFERRED
+        self._emit(TaskEventKind.STARTED, claimed)
+        return await self._run(claimed, self.task_types.get(task.type), delivery)
 
     def _claim(self, task: Task, now: datetime) -> Task:
         """A new attempt at ``task``: a claim of a PENDING task, or a takeover of one

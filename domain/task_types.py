@@ -28,6 +28,7 @@ from dataclasses import dataclass, replace
 from typing import Any, TypeVar, cast
 
 from domain.errors import InvalidInput, UnknownTaskType
+from domain.flow_control import FlowLimits
 from domain.models import JSON
 
 Handler = Callable[[JSON], Any]
@@ -36,6 +37,7 @@ Validator = Callable[[JSON], None]
 """Raises ``ValueError`` (or ``InvalidInput``) describing what is wrong."""
 
 DEFAULT_TIMEOUT_SECONDS = 300.0
+NO_LIMITS = FlowLimits()
 
 H = TypeVar("H", bound=Handler)
 
@@ -62,6 +64,9 @@ class TaskType:
     cannot be stopped: past its timeout it would run on, and its side effects land after
     the attempt failed). Costs a round trip to that process per call, and the handler
     must be a module-level function; its payload and result travel by pickle."""
+    flow: FlowLimits = NO_LIMITS
+    """Its concurrency and rate limits and pause, until an operator changes them at
+    run time (domain/flow_control.py)."""
 
     def bound_to(self, context: object) -> TaskType:
         """This type with ``context`` bound to its handler, for one attempt: called with
@@ -111,9 +116,11 @@ class HandlerRegistry:
         timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS,
         validator: Validator | None = None,
         stoppable: bool = False,
+        flow: FlowLimits = NO_LIMITS,
     ) -> Callable[[H], H]:
         def decorate(handler: H) -> H:
-            self.add(TaskType(name, handler, timeout_seconds, validator, stoppable=stoppable))
+            task_type = TaskType(name, handler, timeout_seconds, validator, stoppable=stoppable)
+            self.add(replace(task_type, flow=flow))
             return handler
 
         return decorate
@@ -123,6 +130,11 @@ class HandlerRegistry:
             return self._types[name]
         except KeyError:
             raise UnknownTaskType(name, list(self._types)) from None
+
+    def flow_limits(self, name: str) -> FlowLimits:
+        """The decorator limits of type ``name`` (none for a type not registered)."""
+        found = self._types.get(name)
+        return NO_LIMITS if found is None else found.flow
 
     def __contains__(self, name: object) -> bool:
         return name in self._types
@@ -146,12 +158,19 @@ def task_type(
     timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS,
     validator: Validator | None = None,
     stoppable: bool = False,
+    max_concurrency: int | None = None,
+    rate: float | None = None,
+    burst: int | None = None,
+    paused: bool = False,
 ) -> Callable[[H], H]:
     """Register the decorated function as the handler of task type ``name``;
     ``stoppable=True`` runs it in a process that is terminated at its timeout or on
-    cancel (``TaskType.stoppable``)."""
+    cancel (``TaskType.stoppable``). ``max_concurrency`` (tasks running at once),
+    ``rate`` (starts per second, ``burst`` at once) and ``paused`` are its flow limits
+    until an operator changes them (``PUT /task-types/{type}``)."""
+    flow = FlowLimits(max_concurrency, rate, burst, paused)
     return default_task_types.register(
-        name, timeout_seconds=timeout_seconds, validator=validator, stoppable=stoppable
+        name, timeout_seconds=timeout_seconds, validator=validator, stoppable=stoppable, flow=flow
     )
 
 

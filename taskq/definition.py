@@ -12,11 +12,21 @@ import inspect
 import typing
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 from pydantic import TypeAdapter
 
 DEFINITION_ATTRIBUTE = "__taskq_task__"
+
+
+class FlowOptions(TypedDict, total=False):
+    """A task type's flow limits, as ``taskq.task`` takes them (``TaskDefinition``'s
+    fields of the same names say what each means)."""
+
+    max_concurrency: int | None
+    rate: float | None
+    burst: int | None
+    paused: bool
 
 
 @dataclass(frozen=True)
@@ -33,6 +43,14 @@ class TaskDefinition:
     """The return type hint (None: any JSON value)."""
     takes_context: bool = False
     """True when the function has a second parameter: it receives a ``TaskContext``."""
+    max_concurrency: int | None = None
+    """Tasks of this type running at once across every worker (None: no limit)."""
+    rate: float | None = None
+    """Starts per second across every worker (None: no limit)."""
+    burst: int | None = None
+    """Starts allowed at once after a quiet spell (None: the rate, rounded up)."""
+    paused: bool = False
+    """No task of this type starts until it is resumed (submits are accepted)."""
     _adapters: dict[str, TypeAdapter[Any]] = field(
         default_factory=dict, init=False, repr=False, compare=False
     )
@@ -85,6 +103,7 @@ def define(
     *,
     timeout: float | None = None,
     max_attempts: int | None = None,
+    **flow: Unpack[FlowOptions],
 ) -> TaskDefinition:
     """Read ``function``'s signature and type hints into a definition; ``TypeError``
     naming the task when the signature cannot be a handler's."""
@@ -94,6 +113,12 @@ def define(
         raise TypeError(f"task {name!r}: timeout must be positive, not {timeout!r}")
     if max_attempts is not None and (isinstance(max_attempts, bool) or max_attempts < 1):
         raise TypeError(f"task {name!r}: max_attempts must be at least 1, not {max_attempts!r}")
+    _check_flow(
+        name,
+        max_concurrency=flow.get("max_concurrency"),
+        burst=flow.get("burst"),
+        rate=flow.get("rate"),
+    )
     params = [
         p
         for p in inspect.signature(function).parameters.values()
@@ -116,7 +141,19 @@ def define(
         input_type=_json_hint(hints.get(params[0].name)),
         output_type=_json_hint(hints.get("return")),
         takes_context=len(params) == 2,
+        **flow,
     )
+
+
+def _check_flow(name: str, *, rate: float | None, **whole: int | None) -> None:
+    """``TypeError`` naming the task and the option for a limit that cannot be one."""
+    for option, value in whole.items():
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+            raise TypeError(f"task {name!r}: {option} must be a whole number, not {value!r}")
+        if value is not None and value < 1:
+            raise TypeError(f"task {name!r}: {option} must be at least 1, not {value!r}")
+    if rate is not None and (isinstance(rate, bool) or not rate > 0):
+        raise TypeError(f"task {name!r}: rate must be a positive number, not {rate!r}")
 
 
 def _json_hint(hint: Any) -> Any:

@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable, Coroutine
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar, Unpack, cast, overload
 
 from taskq.context import TaskContext
-from taskq.definition import DEFINITION_ATTRIBUTE, TaskDefinition, define
+from taskq.definition import DEFINITION_ATTRIBUTE, FlowOptions, TaskDefinition, define
 from taskq.models import SubmitOptions
 
 if TYPE_CHECKING:
@@ -83,13 +83,22 @@ class _Decorator(Protocol):
     def __call__(self, function: Callable[[P], R]) -> TypedTask[P, R]: ...
 
 
-def task(name: str, *, timeout: float | None = None, max_attempts: int | None = None) -> _Decorator:
+def task(
+    name: str,
+    *,
+    timeout: float | None = None,
+    max_attempts: int | None = None,
+    **flow: Unpack[FlowOptions],
+) -> _Decorator:
     """Define the task type ``name`` from the decorated function: its first parameter's
     type is the input (validated at submit), its return type the result, and a second
     parameter, if any, receives the ``TaskContext``. ``timeout``: seconds an attempt may
-    run; ``max_attempts``: the default budget of tasks of this type that do not say."""
+    run; ``max_attempts``: the default budget of tasks of this type that do not say.
+    ``max_concurrency`` (running at once), ``rate`` (starts per second, ``burst`` at
+    once) and ``paused``: its flow limits across every worker, until an operator
+    changes them (``PUT /task-types/{type}``, ``taskq types``)."""
 
     def decorate(function: Callable[..., Any]) -> TypedTask[Any, Any]:
-        return TypedTask(define(name, function, timeout=timeout, max_attempts=max_attempts))
+        return TypedTask(define(name, function, timeout=timeout, max_attempts=max_attempts, **flow))
 
     return decorate

@@ -26,6 +26,7 @@ import pydantic
 from pydantic_core import ErrorDetails
 
 from domain.errors import InvalidInput
+from domain.flow_control import FlowLimits
 from domain.json_values import child_path
 from domain.models import JSON
 from domain.task_types import DEFAULT_TIMEOUT_SECONDS, TaskType
@@ -126,4 +127,7 @@ def typed_task_type(definition: TaskDefinition, *, module: str, attribute: str) 
         input_schema=definition.input_schema(),
         output_schema=definition.output_schema(),
         takes_context=definition.takes_context,
+        flow=FlowLimits(
+            definition.max_concurrency, definition.rate, definition.burst, definition.paused
+        ),
     )

@@ -161,6 +161,16 @@ MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
     # 10: what a running handler last reported of its progress (TaskContext.progress):
     # JSON ``{"percent", "message", "updated_at"}``, NULL until it reports.
     ("ALTER TABLE tasks ADD COLUMN progress TEXT",),
+    # 11 (flow control, issue 17): a task type's run-time settings, the permits of its
+    # running tasks and its rate tokens, as JSON (domain/flow_control.py); ``version``
+    # is what a compare-and-set compares.
+    (
+        """CREATE TABLE flow_control (
+            type TEXT PRIMARY KEY,
+            state TEXT NOT NULL,
+            version INTEGER NOT NULL
+        ) WITHOUT ROWID""",
+    ),
 )
 SCHEMA_VERSION: Final = len(MIGRATIONS)
 

@@ -48,7 +48,9 @@ def create_app(container: Container, *, ready_timeout: float = READY_TIMEOUT_SEC
         routes=[
             *endpoints.routes(),
             *DeadLetterEndpoints(container.dead_letter_messages).routes(),
-            *TaskTypeEndpoints(task_types, limits.default_max_attempts).routes(),
+            *TaskTypeEndpoints(
+                task_types, limits.default_max_attempts, container.task_type_limits
+            ).routes(),
             *BlobEndpoints(container.blobs, max_blob_bytes=settings.max_blob_bytes).routes(),
         ],
         middleware=[

@@ -25,6 +25,7 @@ from domain.errors import (
     BlobTooLarge,
     ConcurrencyConflict,
     DeadLetterNotFound,
+    FlowRecordConflict,
     IdempotencyKeyReused,
     IllegalTransition,
     InfrastructureError,
@@ -34,6 +35,7 @@ from domain.errors import (
     TaskNotFound,
     TaskQueueError,
     TaskStateConflict,
+    TaskTypeNotFound,
 )
 from entrypoints.http.responses import JSONResponse
 
@@ -104,6 +106,8 @@ def problem(exc: Exception) -> Problem:
         return Problem(422, f"{exc.field}: {exc.message}")
     if isinstance(exc, TaskNotFound | MalformedTaskId | DeadLetterNotFound | BlobNotFound):
         return Problem(404, str(exc))
+    if isinstance(exc, TaskTypeNotFound):
+        return Problem(404, str(exc))
     if isinstance(exc, _CONFLICTS):
         return Problem(409, str(exc))
     if isinstance(exc, MalformedBody):
@@ -122,6 +126,7 @@ _CONFLICTS = (
     IllegalTransition,
     ConcurrencyConflict,
     IdempotencyKeyReused,
+    FlowRecordConflict,
 )
 
 
