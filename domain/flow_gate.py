@@ -39,7 +39,12 @@ from domain.flow_control import (
     extend,
     release,
 )
-from domain.limits import FLOW_REFRESH_SECONDS, FLOW_WRITE_ATTEMPTS, PAUSED_RECHECK_SECONDS
+from domain.limits import (
+    DEFER_PHASE_SECONDS,
+    FLOW_REFRESH_SECONDS,
+    FLOW_WRITE_ATTEMPTS,
+    PAUSED_RECHECK_SECONDS,
+)
 from domain.models import Delivery, Task
 from domain.ports import Clock, FlowControlStore, TaskQueue
 from domain.task_types import HandlerRegistry
@@ -85,6 +90,7 @@ class FlowGate:
     _records: dict[str, FlowRecord] = field(init=False, default_factory=dict)
     _read_at: float | None = field(init=False, default=None)
     _reading: asyncio.Future[None] | None = field(init=False, default=None)
+    _later: set[asyncio.Future[None]] = field(init=False, default_factory=set)
 
     # -- the types' settings, as this process knows them ------------------------------
 
@@ -171,14 +177,28 @@ class FlowGate:
         return Refused("contention", CONCURRENCY_RECHECK_SECONDS)
 
     async def _defer(self, task: Task, delivery: Delivery, refused: Refused) -> None:
-        """A new message, due after a short jittered delay; then the delivered one is
-        acknowledged (a crash between the two leaves two messages: the claim is a
-        compare-and-set, so the task still runs once)."""
+        """Re-send the task's message with a short jittered delay, then acknowledge the
+        delivered one (a crash between the two leaves two messages: the claim is a
+        compare-and-set, so the task still runs once). Both happen after a random
+        pause below a second, in the background: the slot is free at once."""
         delay = defer_seconds(refused.wait_seconds, self.jitter())
-        await self.queue.send(task.id, delay_seconds=delay)
-        await self.queue.ack(delivery)
+        pause = self.jitter() * DEFER_PHASE_SECONDS
         self.deferred[(task.type, refused.reason)] += 1
         log.debug("task %s deferred %ds (%s)", task.id, delay, refused.reason)
+        if pause <= 0:
+            await self._resend(task, delivery, delay, pause)
+            return
+        later = asyncio.ensure_future(self._resend(task, delivery, delay, pause))
+        self._later.add(later)
+        later.add_done_callback(self._later.discard)
+
+    async def _resend(self, task: Task, delivery: Delivery, delay: int, pause: float) -> None:
+        try:
+            await self.clock.sleep(pause)
+            await self.queue.send(task.id, delay_seconds=delay)
+            await self.queue.ack(delivery)
+        except InfrastructureError as exc:  # the message comes back after its lease
+            log.warning("deferring task %s failed: %s", task.id, exc)
 
     async def _change(
         self, task_type: str, edit: Callable[[FlowRecord], FlowRecord | None]

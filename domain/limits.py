@@ -300,3 +300,7 @@ each; 1,000 keeps the item small, so each compare-and-set stays cheap."""
 MAX_RATE_PER_SECOND = 10_000.0
 """Our choice: the highest ``rate`` (starts per second) accepted; above it, a rate limit
 would not limit."""
+DEFER_PHASE_SECONDS = 1.0
+"""Our choice: a deferred delivery is re-sent after a random pause below this (off its
+worker's slot), so that deliveries refused together come back spread over the second:
+a queue delays by whole seconds, which would otherwise keep them in step for ever."""
