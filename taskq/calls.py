@@ -33,6 +33,8 @@ from taskq.models import (
     Redriven,
     TaskInfo,
     TaskPage,
+    TaskTypeInfo,
+    TaskTypes,
     Workers,
 )
 
@@ -209,3 +211,13 @@ def workers() -> Call[Workers]:
 
 def health() -> Call[Health]:
     return Call("GET", "/health", Health.model_validate)
+
+
+def task_types() -> Call[TaskTypes]:
+    return Call("GET", "/task-types", TaskTypes.model_validate)
+
+
+def change_task_type(task_type: str, changes: Mapping[str, Any]) -> Call[TaskTypeInfo]:
+    # The same change twice leaves the type as once: safe to resend.
+    path = f"/task-types/{quote(task_type, safe='')}"
+    return Call("PUT", path, TaskTypeInfo.model_validate, json=dict(changes))

@@ -41,6 +41,7 @@ OPTIONS = {
     "resend-dead-letters": CONNECTION | {"--limit"},
     "metrics": CONNECTION,
     "workers": CONNECTION,
+    "types": CONNECTION,
 }
 """Every command and the options it acts on, and no other."""
 SERVER_COMMANDS = ["serve", "api", "worker", "init", "reconcile", "vacuum"]
