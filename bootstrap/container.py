@@ -19,6 +19,7 @@ from prometheus_client import CollectorRegistry
 from adapters.clock import SystemClock
 from adapters.handlers.builtin import register_builtins
 from adapters.isolation import ProcessHandlerSandbox
+from adapters.observability.flow_metrics import FlowMetrics
 from adapters.observability.metrics import (
     ClusterGauges,
     HttpMetrics,
@@ -236,6 +237,7 @@ class Container(containers.DeclarativeContainer):
     task_type_limits = providers.Singleton(
         TaskTypeLimits, store=backend.flow_store, gate=flow_gate, clock=clock
     )
+    flow_metrics = providers.Singleton(FlowMetrics, metrics_registry, task_type_limits)
     processor = providers.Factory(
         TaskProcessor,
         **_run,

@@ -35,6 +35,7 @@ METRIC_FIELDS = {
     "queue_in_flight",
     "queue_delayed",
     "oldest_due_task_age_seconds",
+    "task_types",
 }
 
 
@@ -72,6 +73,7 @@ async def test_metrics_are_integers_from_the_snapshot(http_client: httpx.AsyncCl
     Metrics.model_validate(metrics)
     assert set(metrics) == METRIC_FIELDS
     assert metrics.pop("oldest_due_task_age_seconds") >= 0
+    assert metrics.pop("task_types") == {}  # no type has a limit or is paused
     assert all(type(v) is int for v in metrics.values())
     assert (metrics["total_tasks"], metrics["pending_tasks"], metrics["queue_depth"]) == (1, 1, 1)
 

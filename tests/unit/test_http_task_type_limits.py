@@ -72,3 +72,18 @@ async def test_a_bad_setting_is_422_naming_it(serve: Serve) -> None:
             assert field in response.json()["error"], (body, response.text)
         not_json = await client.put("/task-types/plain", content=b"[1]")
         assert not_json.status_code in (400, 422)
+
+
+async def test_metrics_show_limits_and_paused_types_in_json_and_prometheus(serve: Serve) -> None:
+    async with serve(create_app(container())) as client:
+        await client.put("/task-types/plain", json={"paused": True})
+        body = (await client.get("/metrics")).json()
+        text = (await client.get("/metrics", headers={"Accept": "text/plain"})).text
+
+    assert body["task_types"]["plain"]["paused"] is True
+    assert body["task_types"]["report"]["max_concurrency"] == 3
+    assert body["task_types"]["report"]["running"] == 0
+    assert 'taskq_task_type_paused{type="plain"} 1.0' in text
+    assert 'taskq_task_type_paused{type="report"} 0.0' in text
+    assert 'taskq_task_type_max_concurrency{type="report"} 3.0' in text
+    assert 'taskq_task_type_rate{type="report"} 2.0' in text
