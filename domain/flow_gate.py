@@ -91,6 +91,9 @@ class FlowGate:
     _read_at: float | None = field(init=False, default=None)
     _reading: asyncio.Future[None] | None = field(init=False, default=None)
     _later: set[asyncio.Future[None]] = field(init=False, default_factory=set)
+    _writing: dict[str, asyncio.Lock] = field(init=False, default_factory=dict)
+    """One compare-and-set at a time per type in this process: its own deliveries do
+    not race each other (only other processes' do)."""
 
     # -- the types' settings, as this process knows them ------------------------------
 
@@ -158,7 +161,14 @@ class FlowGate:
                 await keeper
             await asyncio.shield(self._give_back(task.type, task.id))
 
+    def _lock(self, task_type: str) -> asyncio.Lock:
+        return self._writing.setdefault(task_type, asyncio.Lock())
+
     async def _take(self, task: Task) -> Admitted | Refused:
+        async with self._lock(task.type):
+            return await self._take_unlocked(task)
+
+    async def _take_unlocked(self, task: Task) -> Admitted | Refused:
         """A start of ``task`` taken from its type's record, or why not."""
         for _ in range(FLOW_WRITE_ATTEMPTS):
             record = await self.store.get(task.type) or FlowRecord(task.type)
@@ -206,18 +216,24 @@ class FlowGate:
         """Apply ``edit`` to the stored record by compare-and-set (None: nothing to
         write). Failures are logged: an unreturned permit expires with its lease."""
         try:
-            for _ in range(FLOW_WRITE_ATTEMPTS):
-                record = await self.store.get(task_type)
-                new = None if record is None else edit(record)
-                if new is None:
-                    return
-                try:
-                    self.remember(await self.store.put(new))
-                    return
-                except FlowRecordConflict:
-                    await asyncio.sleep(self.jitter() * RACE_PAUSE_SECONDS)
+            async with self._lock(task_type):
+                await self._change_unlocked(task_type, edit)
         except InfrastructureError as exc:
             log.warning("flow record of %r not written (its permit expires): %s", task_type, exc)
+
+    async def _change_unlocked(
+        self, task_type: str, edit: Callable[[FlowRecord], FlowRecord | None]
+    ) -> None:
+        for _ in range(FLOW_WRITE_ATTEMPTS):
+            record = await self.store.get(task_type)
+            new = None if record is None else edit(record)
+            if new is None:
+                return
+            try:
+                self.remember(await self.store.put(new))
+                return
+            except FlowRecordConflict:
+                await asyncio.sleep(self.jitter() * RACE_PAUSE_SECONDS)
 
     async def _keep(self, task_type: str, task_id: str) -> None:
         """Extend the permit with the lease, while the task runs."""
