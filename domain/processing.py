@@ -114,8 +114,7 @@ class TaskProcessor:
     """Where what happens to tasks is recorded (metrics, logs)."""
     worker_id: str | None = None
     """Named in the events this processor records (the worker running it)."""
-    flow: Admissions = field(default_factory=OpenGate)
-    """Asked before each claim whether the type's limits let the task start."""
+    flow: Admissions = field(default_factory=OpenGate)  # the type's limits, before a claim
     outcomes: dict[Outcome, int] = field(
         init=False, default_factory=lambda: dict.fromkeys(Outcome, 0)
     )
@@ -207,16 +206,13 @@ class TaskProcessor:
                 async with self.flow.admission(task, delivery) as admitted:
                     if not admitted:
                         return Outcome.THROTTLED
-                    return await self._start(task, delivery, now)
+                    claimed = self._claim(task, now)
+                    if not await self._first_write(claimed, task):
+                        return Outcome.DEFERRED
+                    self._emit(TaskEventKind.STARTED, claimed)
+                    return await self._run(claimed, self.task_types.get(task.type), delivery)
             case _:
                 assert_never(action)
-
-    async def _start(self, task: Task, delivery: Delivery, now: datetime) -> Outcome:
-        claimed = self._claim(task, now)
-        if not await self._first_write(claimed, task):
-            return Outcome.DEFERRED
-        self._emit(TaskEventKind.STARTED, claimed)
-        return await self._run(claimed, self.task_types.get(task.type), delivery)
 
     def _claim(self, task: Task, now: datetime) -> Task:
         """A new attempt at ``task``: a claim of a PENDING task, or a takeover of one
