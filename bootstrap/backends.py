@@ -28,8 +28,10 @@ from adapters.blobs.bucket import provision_bucket
 from adapters.claim_check import PurgedBlobs
 from adapters.dynamodb import DynamoDbTaskRepository, DynamoDbWorkerRegistry
 from adapters.dynamodb.change_stream import DynamoDbChangeStream
+from adapters.dynamodb.flow_control import DynamoDbFlowControlStore
 from adapters.dynamodb.stream_counts import StreamCounts
 from adapters.memory import InMemoryTaskQueue, InMemoryTaskRepository, InMemoryWorkerRegistry
+from adapters.memory_flow import InMemoryFlowControlStore
 from adapters.schedules.dynamodb import DynamoDbScheduleStore
 from adapters.schedules.memory import InMemoryScheduleStore
 from adapters.schedules.sqlite import SqliteScheduleStore
@@ -39,6 +41,7 @@ from adapters.sqlite import (
     SqliteTaskRepository,
     SqliteWorkerRegistry,
 )
+from adapters.sqlite.flow_control import SqliteFlowControlStore
 from adapters.sqs import SqsTaskQueue
 from adapters.sqs.priority_queue import SqsPriorityTaskQueue
 from bootstrap.settings import Settings
@@ -63,6 +66,7 @@ class MemoryBackend(containers.DeclarativeContainer):
     )
     workers = providers.Singleton(InMemoryWorkerRegistry)
     schedules = providers.Singleton(InMemoryScheduleStore)
+    flow_store = providers.Singleton(InMemoryFlowControlStore)
 
 
 def open_sqlite(path: str, synchronous: str, clock: Clock) -> Iterator[SqliteDatabase]:
@@ -105,6 +109,7 @@ class SqliteBackend(containers.DeclarativeContainer):
     )
     workers = providers.Singleton(SqliteWorkerRegistry, database)
     schedules = providers.Singleton(SqliteScheduleStore, database)
+    flow_store = providers.Singleton(SqliteFlowControlStore, database)
 
 
 def aws_client(
@@ -284,6 +289,9 @@ class AwsBackend(containers.DeclarativeContainer):
     )
     schedules = providers.Singleton(
         DynamoDbScheduleStore, dynamodb, settings.provided.dynamodb_table
+    )
+    flow_store = providers.Singleton(
+        DynamoDbFlowControlStore, dynamodb, settings.provided.dynamodb_table
     )
     stream_counts = providers.Singleton(
         StreamCounts,

@@ -21,6 +21,7 @@ from adapters.clock import SystemClock
 from adapters.cron import CroniterCalendar
 from adapters.handlers.builtin import register_builtins
 from adapters.isolation import ProcessHandlerSandbox
+from adapters.observability.flow_metrics import FlowMetrics
 from adapters.observability.metrics import (
     ClusterGauges,
     HttpMetrics,
@@ -43,6 +44,8 @@ from bootstrap.settings import Settings
 from bootstrap.tracing import open_tracer
 from domain.dead_letters import DeadLetterMessages
 from domain.events import FanOut, TaskEvents
+from domain.flow_gate import FlowGate
+from domain.flow_settings import TaskTypeLimits
 from domain.health import WriteHealth, store_probe
 from domain.limits import TaskDataLimit
 from domain.processing import ProcessorSettings, TaskProcessor
@@ -250,6 +253,21 @@ class Container(containers.DeclarativeContainer):
         orphan_grace_seconds=settings.provided.orphan_grace_seconds,
         task_data=task_data,
     )
+    # Flow control (issue 17): per-type limits and pause, shared through the store.
+    flow_gate = providers.Singleton(
+        FlowGate,
+        store=backend.flow_store,
+        queue=queue,
+        clock=clock,
+        task_types=task_types,
+        refresh_seconds=settings.provided.flow_refresh_seconds,
+        permit_seconds=settings.provided.visibility_timeout,
+        extend_every=processor_settings.provided.heartbeat_every,
+    )
+    task_type_limits = providers.Singleton(
+        TaskTypeLimits, store=backend.flow_store, gate=flow_gate, clock=clock
+    )
+    flow_metrics = providers.Singleton(FlowMetrics, metrics_registry, task_type_limits)
     processor = providers.Factory(
         TaskProcessor,
         **_run,
@@ -258,6 +276,7 @@ class Container(containers.DeclarativeContainer):
         executor=executor,
         sandbox=sandbox,
         stoppable=providers.Factory(stoppable_handlers, stoppable_pool),
+        flow=flow_gate,
     )
     reconciler = providers.Factory(
         Reconciler,

@@ -22,6 +22,7 @@ from domain.limits import (
     DEFAULT_MAX_RECEIVE_COUNT,
     DEFAULT_MEMORY_MAX_BACKLOG,
     DEFAULT_SCHEDULER_INTERVAL_SECONDS,
+    FLOW_REFRESH_SECONDS,
     MAX_BACKOFF_CAP_SECONDS,
     MAX_INLINE_LIMIT_BYTES,
     MAX_LONG_POLL_SECONDS,
@@ -131,6 +132,11 @@ class Settings(BaseSettings):
         gt=0,
         validation_alias=_env("TASKQ_SCHEDULER_INTERVAL_SECONDS"),
     )
+    flow_refresh_seconds: float = Field(
+        FLOW_REFRESH_SECONDS, gt=0, le=60, validation_alias=_env("TASKQ_FLOW_REFRESH_SECONDS")
+    )
+    """How old a process's copy of the task types' run-time limits and pauses may grow
+    before it reads them again (a pause reaches every process within about this)."""
 
     idempotency_window_seconds: float = Field(
         86400.0, gt=0, validation_alias=_env("TASKQ_IDEMPOTENCY_WINDOW_SECONDS")

@@ -122,6 +122,26 @@ class ConcurrencyConflict(TaskQueueError):
         )
 
 
+class TaskTypeNotFound(TaskQueueError):
+    """No task type of this name is registered on this server (404)."""
+
+    def __init__(self, task_type: str, known: list[str]) -> None:
+        self.task_type = task_type
+        shown = task_type if len(task_type) <= 64 else task_type[:64] + "..."
+        super().__init__(
+            f"task type {shown!r} is not registered; known types: {', '.join(sorted(known))}"
+        )
+
+
+class FlowRecordConflict(TaskQueueError):
+    """A compare-and-set of a task type's flow record (domain/flow_control.py) lost a
+    race: another process changed it first. Read it again and retry."""
+
+    def __init__(self, task_type: str) -> None:
+        self.task_type = task_type
+        super().__init__(f"the flow record of task type {task_type!r} was changed concurrently")
+
+
 class InfrastructureError(TaskQueueError):
     """A dependency (database, queue) failed or is unreachable. Safe to retry later."""
 

@@ -347,3 +347,34 @@ DEFAULT_MEMORY_MAX_BACKLOG = 100_000
 answers 503 (``TASKQ_MAX_BACKLOG``): each costs about 2 KB of RAM, so 100,000 bound
 the backlog's memory to a few hundred MB. SQLite keeps its backlog on disk: unbounded
 by default. On aws the queue is SQS: no bound."""
+
+
+# -- Flow control of task types (domain/flow_control.py) ----------------------------------
+
+MAX_DEFER_SECONDS = 5
+"""Our choice: the longest a delivery over its type's limit (or paused) waits before it
+is looked at again, so that a resumed type, or a slot that frees, is used within a few
+seconds. Whole seconds: a message's ``DelaySeconds`` is an integer."""
+PAUSED_RECHECK_SECONDS = 3.0
+"""Our choice: how long a delivery of a paused type waits (before jitter) to be looked
+at again; with the jitter it stays within ``MAX_DEFER_SECONDS``."""
+DEFER_JITTER_SECONDS = 2.0
+"""Our choice: a deferral waits up to this much more, at random, so that the deliveries
+deferred together do not all come back in the same instant."""
+FLOW_REFRESH_SECONDS = 1.0
+"""Our choice (``TASKQ_FLOW_REFRESH_SECONDS``): how old a process's copy of the types'
+run-time settings may grow before it reads them again; a pause made in another process
+takes effect here within this plus one read (the issue asks for 2 s)."""
+FLOW_WRITE_ATTEMPTS = 8
+"""Our choice: compare-and-set tries on a type's flow record (its permits and tokens)
+before a delivery that lost every race is deferred instead."""
+MAX_CONCURRENCY_LIMIT = 1000
+"""Derived: a type's permits live in one item (DynamoDB: at most 400 KB), about 60 bytes
+each; 1,000 keeps the item small, so each compare-and-set stays cheap."""
+MAX_RATE_PER_SECOND = 10_000.0
+"""Our choice: the highest ``rate`` (starts per second) accepted; above it, a rate limit
+would not limit."""
+DEFER_PHASE_SECONDS = 1.0
+"""Our choice: a deferred delivery is re-sent after a random pause below this (off its
+worker's slot), so that deliveries refused together come back spread over the second:
+a queue delays by whole seconds, which would otherwise keep them in step for ever."""

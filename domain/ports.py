@@ -16,6 +16,7 @@ from typing import Any, Protocol, TypeVar
 
 from domain.blobs import Blob, BlobInfo
 from domain.email import Email, SentEmail
+from domain.flow_control import FlowRecord
 from domain.models import (
     JSON,
     DeadLetter,
@@ -402,4 +403,27 @@ class ScheduleStore(Protocol):
         """Record that the fires of ``name`` at or before ``through`` are settled: its
         ``fired_through`` becomes ``through`` unless it is already later (concurrent
         schedulers only move it forward). A schedule that is gone is left gone."""
+        ...
+
+
+class FlowControlStore(Protocol):
+    """The task types' flow records (domain/flow_control.py), shared by every process:
+    run-time settings, permits of running tasks, rate tokens. One record per type that
+    has any; a record changes only by compare-and-set on its version.
+
+    Raises ``InfrastructureError`` when the store cannot be reached.
+    """
+
+    async def get(self, task_type: str) -> FlowRecord | None:
+        """The type's record as last stored (read consistently), or None."""
+        ...
+
+    async def all(self) -> list[FlowRecord]:
+        """Every stored record, in any order."""
+        ...
+
+    async def put(self, record: FlowRecord) -> FlowRecord:
+        """Store ``record`` if the stored version is still ``record.version`` (0: none
+        is stored); return it with its new version (one more). Raises
+        ``FlowRecordConflict`` when another write came first."""
         ...

@@ -32,6 +32,7 @@ from domain.errors import (
     UnknownTaskType,
 )
 from domain.events import NO_EVENTS, TaskEvent, TaskEventKind, TaskEvents
+from domain.flow_gate import Admissions, OpenGate
 from domain.handler_call import call_in_process, describe_traceback
 from domain.lease import LeaseKeeper, store_outcome, stored_attempt
 from domain.limits import (
@@ -70,6 +71,7 @@ class Outcome(enum.StrEnum):
     AWAITING_TASK = "awaiting_task"  # no task with that id yet: released, looked at again
     RELEASED = "released"  # shutdown: given back for immediate redelivery
     CANCELLED = "cancelled"  # cancelled while running, at the operator's request
+    THROTTLED = "throttled"  # its type over a limit, or paused: re-sent for later
 
 
 @dataclass(frozen=True)
@@ -117,6 +119,7 @@ class TaskProcessor:
     """Where what happens to tasks is recorded (metrics, logs)."""
     worker_id: str | None = None
     """Named in the events this processor records (the worker running it)."""
+    flow: Admissions = field(default_factory=OpenGate)  # the type's limits, before a claim
     outcomes: dict[Outcome, int] = field(
         init=False, default_factory=lambda: dict.fromkeys(Outcome, 0)
     )
@@ -205,11 +208,14 @@ class TaskProcessor:
             case rules.FailUnknownType():
                 return await self._fail_unknown_type(task, delivery, now)
             case rules.Claim() | rules.TakeOver():
-                claimed = self._claim(task, now)
-                if not await self._first_write(claimed, task):
-                    return Outcome.DEFERRED
-                self._emit(TaskEventKind.STARTED, claimed)
-                return await self._run(claimed, self.task_types.get(task.type), delivery)
+                async with self.flow.admission(task, delivery) as admitted:
+                    if not admitted:
+                        return Outcome.THROTTLED
+                    claimed = self._claim(task, now)
+                    if not await self._first_write(claimed, task):
+                        return Outcome.DEFERRED
+                    self._emit(TaskEventKind.STARTED, claimed)
+                    return await self._run(claimed, self.task_types.get(task.type), delivery)
             case _:
                 assert_never(action)
 

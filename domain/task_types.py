@@ -28,6 +28,7 @@ from dataclasses import dataclass, replace
 from typing import Any, TypeVar, cast
 
 from domain.errors import InvalidInput, UnknownTaskType
+from domain.flow_control import FlowLimits
 from domain.models import JSON
 from domain.priorities import Priority
 
@@ -37,6 +38,7 @@ Validator = Callable[[JSON], None]
 """Raises ``ValueError`` (or ``InvalidInput``) describing what is wrong."""
 
 DEFAULT_TIMEOUT_SECONDS = 300.0
+NO_LIMITS = FlowLimits()
 
 H = TypeVar("H", bound=Handler)
 
@@ -70,6 +72,9 @@ class TaskType:
     no payload, is submitted at each of its fires (domain/schedules.py)."""
     schedule_timezone: str = "UTC"
     """The IANA timezone ``schedule`` is read in."""
+    flow: FlowLimits = NO_LIMITS
+    """Its concurrency and rate limits and pause, until an operator changes them at
+    run time (domain/flow_control.py)."""
 
     def bound_to(self, context: object) -> TaskType:
         """This type with ``context`` bound to its handler, for one attempt: called with
@@ -122,22 +127,22 @@ class HandlerRegistry:
         priority: Priority | str = Priority.DEFAULT,
         schedule: str | None = None,
         timezone: str = "UTC",
+        flow: FlowLimits = NO_LIMITS,
     ) -> Callable[[H], H]:
         level = Priority.parse(priority, field_name=f"priority of task type {name!r}")
 
         def decorate(handler: H) -> H:
-            self.add(
-                TaskType(
-                    name,
-                    handler,
-                    timeout_seconds,
-                    validator,
-                    stoppable=stoppable,
-                    priority=level,
-                    schedule=schedule,
-                    schedule_timezone=timezone,
-                )
+            task_type = TaskType(
+                name,
+                handler,
+                timeout_seconds,
+                validator,
+                stoppable=stoppable,
+                priority=level,
+                schedule=schedule,
+                schedule_timezone=timezone,
             )
+            self.add(replace(task_type, flow=flow))
             return handler
 
         return decorate
@@ -147,6 +152,11 @@ class HandlerRegistry:
             return self._types[name]
         except KeyError:
             raise UnknownTaskType(name, list(self._types)) from None
+
+    def flow_limits(self, name: str) -> FlowLimits:
+        """The decorator limits of type ``name`` (none for a type not registered)."""
+        found = self._types.get(name)
+        return NO_LIMITS if found is None else found.flow
 
     def __contains__(self, name: object) -> bool:
         return name in self._types
@@ -173,12 +183,18 @@ def task_type(
     priority: Priority | str = Priority.DEFAULT,
     schedule: str | None = None,
     timezone: str = "UTC",
+    max_concurrency: int | None = None,
+    rate: float | None = None,
+    burst: int | None = None,
+    paused: bool = False,
 ) -> Callable[[H], H]:
     """Register the decorated function as the handler of task type ``name``;
     ``stoppable=True`` runs it in a process that is terminated at its timeout or on
     cancel (``TaskType.stoppable``); ``priority`` is its tasks' default priority;
     ``schedule="*/5 * * * *"`` (read in ``timezone``) submits a task of it at every
-    fire (``TaskType.schedule``)."""
+    fire (``TaskType.schedule``). ``max_concurrency`` (tasks running at once),
+    ``rate`` (starts per second, ``burst`` at once) and ``paused`` are its flow limits
+    until an operator changes them (``PUT /task-types/{type}``)."""
     return default_task_types.register(
         name,
         timeout_seconds=timeout_seconds,
@@ -187,6 +203,7 @@ def task_type(
         priority=priority,
         schedule=schedule,
         timezone=timezone,
+        flow=FlowLimits(max_concurrency, rate, burst, paused),
     )
 
 

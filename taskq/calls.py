@@ -35,6 +35,8 @@ from taskq.models import (
     Schedules,
     TaskInfo,
     TaskPage,
+    TaskTypeInfo,
+    TaskTypes,
     Workers,
 )
 
@@ -224,3 +226,13 @@ def schedules() -> Call[Schedules]:
 
 def delete_schedule(name: str) -> Call[None]:
     return Call("DELETE", f"/schedules/{quote(name, safe='')}", lambda _: None, idempotent=False)
+
+
+def task_types() -> Call[TaskTypes]:
+    return Call("GET", "/task-types", TaskTypes.model_validate)
+
+
+def change_task_type(task_type: str, changes: Mapping[str, Any]) -> Call[TaskTypeInfo]:
+    # The same change twice leaves the type as once: safe to resend.
+    path = f"/task-types/{quote(task_type, safe='')}"
+    return Call("PUT", path, TaskTypeInfo.model_validate, json=dict(changes))

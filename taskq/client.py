@@ -198,6 +198,19 @@ class Client:
         """Delete the schedule; ``NotFound`` when there is none."""
         self._run(calls.delete_schedule(name))
 
+    # -- task types and their flow limits ------------------------------------------------
+
+    def task_types(self) -> models.TaskTypes:
+        """The task types the server runs, with their limits and pause."""
+        return self._run(calls.task_types())
+
+    def change_task_type(
+        self, task_type: str, **changes: Unpack[models.TaskTypeChange]
+    ) -> models.TaskTypeInfo:
+        """Change ``max_concurrency``, ``rate``, ``burst`` or ``paused`` of a type
+        (``None`` removes a limit), for every worker."""
+        return self._run(calls.change_task_type(task_type, changes))
+
     # -- the service --------------------------------------------------------------------
 
     def metrics(self) -> models.Metrics:

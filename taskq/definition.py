@@ -12,13 +12,23 @@ import inspect
 import typing
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 from pydantic import TypeAdapter
 
 DEFINITION_ATTRIBUTE = "__taskq_task__"
 PRIORITIES = ("high", "default", "low")
 """The priorities a task can have (the engine's ``domain.priorities.Priority``)."""
+
+
+class FlowOptions(TypedDict, total=False):
+    """A task type's flow limits, as ``taskq.task`` takes them (``TaskDefinition``'s
+    fields of the same names say what each means)."""
+
+    max_concurrency: int | None
+    rate: float | None
+    burst: int | None
+    paused: bool
 
 
 @dataclass(frozen=True)
@@ -41,6 +51,14 @@ class TaskDefinition:
     """A cron expression: a task of this type is submitted at each fire (no payload)."""
     timezone: str = "UTC"
     """The IANA timezone ``schedule`` is read in."""
+    max_concurrency: int | None = None
+    """Tasks of this type running at once across every worker (None: no limit)."""
+    rate: float | None = None
+    """Starts per second across every worker (None: no limit)."""
+    burst: int | None = None
+    """Starts allowed at once after a quiet spell (None: the rate, rounded up)."""
+    paused: bool = False
+    """No task of this type starts until it is resumed (submits are accepted)."""
     _adapters: dict[str, TypeAdapter[Any]] = field(
         default_factory=dict, init=False, repr=False, compare=False
     )
@@ -96,6 +114,7 @@ def define(
     priority: str = "default",
     schedule: str | None = None,
     timezone: str = "UTC",
+    **flow: Unpack[FlowOptions],
 ) -> TaskDefinition:
     """Read ``function``'s signature and type hints into a definition; ``TypeError``
     naming the task when the signature cannot be a handler's."""
@@ -107,6 +126,12 @@ def define(
         raise TypeError(f"task {name!r}: max_attempts must be at least 1, not {max_attempts!r}")
     if priority not in PRIORITIES:
         raise TypeError(f"task {name!r}: priority must be one of {', '.join(PRIORITIES)}")
+    _check_flow(
+        name,
+        max_concurrency=flow.get("max_concurrency"),
+        burst=flow.get("burst"),
+        rate=flow.get("rate"),
+    )
     params = [
         p
         for p in inspect.signature(function).parameters.values()
@@ -132,7 +157,19 @@ def define(
         takes_context=len(params) == 2,
         schedule=schedule,
         timezone=timezone,
+        **flow,
     )
+
+
+def _check_flow(name: str, *, rate: float | None, **whole: int | None) -> None:
+    """``TypeError`` naming the task and the option for a limit that cannot be one."""
+    for option, value in whole.items():
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+            raise TypeError(f"task {name!r}: {option} must be a whole number, not {value!r}")
+        if value is not None and value < 1:
+            raise TypeError(f"task {name!r}: {option} must be at least 1, not {value!r}")
+    if rate is not None and (isinstance(rate, bool) or not rate > 0):
+        raise TypeError(f"task {name!r}: rate must be a positive number, not {rate!r}")
 
 
 def _json_hint(hint: Any) -> Any:

@@ -152,6 +152,33 @@ class WorkerInfo(Answer):
     last_seen: datetime | None = None
 
 
+class TaskTypeInfo(Answer):
+    """A task type the server runs (``GET /task-types``), with its flow limits."""
+
+    type: str
+    timeout_seconds: float
+    max_attempts: int
+    max_concurrency: int | None = None
+    rate: float | None = None
+    burst: int | None = None
+    paused: bool = False
+    running: int | None = None
+
+
+class TaskTypes(Answer):
+    task_types: list[TaskTypeInfo]
+
+
+class TaskTypeChange(TypedDict, total=False):
+    """A change of a task type's flow settings (``PUT /task-types/{type}``): any
+    subset; ``None`` removes that limit."""
+
+    max_concurrency: int | None
+    rate: float | None
+    burst: int | None
+    paused: bool
+
+
 class Workers(Answer):
     workers: list[WorkerInfo]
     active_workers: int = 0

@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable, Coroutine
 from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar, Unpack, cast, overload
 
 from taskq.context import TaskContext
-from taskq.definition import DEFINITION_ATTRIBUTE, TaskDefinition, define
+from taskq.definition import DEFINITION_ATTRIBUTE, FlowOptions, TaskDefinition, define
 from taskq.models import SubmitOptions
 
 if TYPE_CHECKING:
@@ -91,6 +91,7 @@ def task(
     priority: str = "default",
     schedule: str | None = None,
     timezone: str = "UTC",
+    **flow: Unpack[FlowOptions],
 ) -> _Decorator:
     """Define the task type ``name`` from the decorated function: its first parameter's
     type is the input (validated at submit), its return type the result, and a second
@@ -98,7 +99,10 @@ def task(
     run; ``max_attempts``: the default budget of tasks of this type that do not say;
     ``priority`` (high, default or low): the priority of its tasks that do not say;
     ``schedule``: a cron expression (``"*/5 * * * *"``, read in ``timezone``) at whose
-    every fire a task of this type is submitted, with no payload."""
+    every fire a task of this type is submitted, with no payload.
+    ``max_concurrency`` (running at once), ``rate`` (starts per second, ``burst`` at
+    once) and ``paused``: its flow limits across every worker, until an operator
+    changes them (``PUT /task-types/{type}``, ``taskq types``)."""
 
     def decorate(function: Callable[..., Any]) -> TypedTask[Any, Any]:
         return TypedTask(
@@ -110,6 +114,7 @@ def task(
                 priority=priority,
                 schedule=schedule,
                 timezone=timezone,
+                **flow,
             )
         )
 

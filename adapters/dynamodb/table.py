@@ -33,6 +33,9 @@ IDEMPOTENCY_SK = "IDEM"
 COUNTS_PK = "COUNTS"
 """The one item holding the exact counts per status, the stream checkpoint and the
 aggregator's lease (``adapters/dynamodb/stream_counts.py``)."""
+FLOW_PK = "FLOW"
+"""The partition of the task types' flow records, one item per type (sort key: the type;
+``adapters/dynamodb/flow_control.py``)."""
 
 WRITE_UNIT_BYTES = 1024
 """DynamoDB bills a write 1 WRU per started KB of the item (an update: of the larger of

@@ -26,6 +26,7 @@ import pydantic
 from pydantic_core import ErrorDetails
 
 from domain.errors import InvalidInput
+from domain.flow_control import FlowLimits
 from domain.json_values import child_path
 from domain.models import JSON
 from domain.priorities import Priority
@@ -130,4 +131,7 @@ def typed_task_type(definition: TaskDefinition, *, module: str, attribute: str) 
         priority=Priority(definition.priority),
         schedule=definition.schedule,
         schedule_timezone=definition.timezone,
+        flow=FlowLimits(
+            definition.max_concurrency, definition.rate, definition.burst, definition.paused
+        ),
     )

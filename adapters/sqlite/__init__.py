@@ -9,7 +9,8 @@ One file holds the tasks, the queue, its dead letters and the worker registry:
 - ``repository``: ``SqliteTaskRepository`` on ``tasks``, ``task_counts`` and
   ``idempotency_keys``;
 - ``queue``: ``SqliteTaskQueue`` on ``messages`` and ``dead_letters``;
-- ``workers``: ``SqliteWorkerRegistry`` on ``workers``.
+- ``workers``: ``SqliteWorkerRegistry`` on ``workers``;
+- ``flow_control``: ``SqliteFlowControlStore`` on ``flow_control`` (task types' limits).
 
 Each module keeps its SQL as named constants at its top; rows are ``sqlite3.Row`` and
 read by column name. A constant is read where it is defined: to change one in a test,
@@ -22,6 +23,7 @@ from adapters.sqlite.database import (
     MAX_OPS_PER_TRANSACTION,
     SqliteDatabase,
 )
+from adapters.sqlite.flow_control import SqliteFlowControlStore
 from adapters.sqlite.queue import (
     POLL_INTERVAL_SECONDS,
     SqliteTaskQueue,
@@ -39,6 +41,7 @@ __all__ = [
     "PURGE_CHUNK",
     "SCHEMA_VERSION",
     "SqliteDatabase",
+    "SqliteFlowControlStore",
     "SqliteTaskQueue",
     "SqliteTaskRepository",
     "SqliteWorkerRegistry",

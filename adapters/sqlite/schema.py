@@ -177,6 +177,16 @@ MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (
             fired_through_key TEXT
         ) WITHOUT ROWID""",
     ),
+    # 13 (append-only, after any other; flow control): a task type's run-time settings,
+    # the permits of its running tasks and its rate tokens, as JSON
+    # (domain/flow_control.py); ``version`` is what a compare-and-set compares.
+    (
+        """CREATE TABLE flow_control (
+            type TEXT PRIMARY KEY,
+            state TEXT NOT NULL,
+            version INTEGER NOT NULL
+        ) WITHOUT ROWID""",
+    ),
 )
 SCHEMA_VERSION: Final = len(MIGRATIONS)
 

@@ -27,6 +27,7 @@ from domain.limits import (
 )
 from entrypoints.cli.common import CONFIG_ERROR_STATUS, CommandGroup, ConfigError, Handler
 from entrypoints.cli.schedules import add_schedule_commands
+from entrypoints.cli.types import add_types_command
 from taskq import (
     APIError,
     Client,
@@ -306,3 +307,4 @@ def add_client_commands(group: CommandGroup) -> None:
     _connection_options(
         group.add("workers", "List the live workers.", _asking(lambda c, a: c.workers()))
     )
+    add_types_command(group, _asking, _connection_options)

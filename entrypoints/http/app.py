@@ -56,7 +56,9 @@ def create_app(
         routes=[
             *endpoints.routes(),
             *DeadLetterEndpoints(container.dead_letter_messages).routes(),
-            *TaskTypeEndpoints(task_types, limits.default_max_attempts).routes(),
+            *TaskTypeEndpoints(
+                task_types, limits.default_max_attempts, container.task_type_limits
+            ).routes(),
             *ScheduleEndpoints(container.schedule_service).routes(),
             *BlobEndpoints(container.blobs, max_blob_bytes=settings.max_blob_bytes).routes(),
         ],

@@ -26,6 +26,7 @@ from domain.errors import (
     BlobTooLarge,
     ConcurrencyConflict,
     DeadLetterNotFound,
+    FlowRecordConflict,
     IdempotencyKeyReused,
     IllegalTransition,
     InfrastructureError,
@@ -36,6 +37,7 @@ from domain.errors import (
     TaskNotFound,
     TaskQueueError,
     TaskStateConflict,
+    TaskTypeNotFound,
 )
 from entrypoints.http.responses import JSONResponse
 
@@ -110,6 +112,8 @@ def problem(exc: Exception) -> Problem:
         exc, TaskNotFound | MalformedTaskId | DeadLetterNotFound | BlobNotFound | ScheduleNotFound
     ):
         return Problem(404, str(exc))
+    if isinstance(exc, TaskTypeNotFound):
+        return Problem(404, str(exc))
     if isinstance(exc, _CONFLICTS):
         return Problem(409, str(exc))
     if isinstance(exc, MalformedBody):
@@ -128,6 +132,7 @@ _CONFLICTS = (
     IllegalTransition,
     ConcurrencyConflict,
     IdempotencyKeyReused,
+    FlowRecordConflict,
 )
 
 

@@ -326,8 +326,11 @@ class Endpoints:
         """
         wanted = preferred(request.headers.get("accept"), METRICS_TYPES)
         snapshot = await self._service().metrics()
+        flows = await self._container.task_type_limits().all()  # the store's, now
         if wanted == JSON:
-            return JSONResponse(dump(Metrics.of(snapshot)))
+            deferred = self._container.flow_gate().deferred
+            return JSONResponse(dump(Metrics.of(snapshot, flows, deferred)))
+        self._container.flow_metrics()  # registered on first use
         body, content_type = self._container.api_metrics().render(wanted, snapshot)
         return Response(body, headers={"Content-Type": content_type})
 

@@ -14,6 +14,7 @@ same constants, so the document says what the server enforces.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
@@ -27,6 +28,7 @@ from pydantic import (
     WithJsonSchema,
 )
 
+from domain.flow_settings import TypeFlow
 from domain.limits import (
     DEFAULT_REDRIVE,
     DEFAULT_REDRIVE_PER_SECOND,
@@ -39,6 +41,7 @@ from domain.limits import (
 )
 from domain.models import MetricsSnapshot, Page, Task, TaskStatus, WorkerInfo
 from domain.services import SubmitRequest
+from entrypoints.http.flow_schemas import TaskTypeFlowOut
 from entrypoints.http.parsing import rfc3339_param
 
 NON_BLANK = r"\S"
@@ -349,10 +352,28 @@ class Metrics(BaseModel):
         "the backlog was full."
     )
 
+    task_types: dict[str, TaskTypeFlowOut] = Field(
+        default_factory=dict,
+        description="The task types with a concurrency or rate limit, or paused, by name.",
+    )
+
     @classmethod
-    def of(cls, snapshot: MetricsSnapshot) -> Metrics:
+    def of(
+        cls,
+        snapshot: MetricsSnapshot,
+        flows: Mapping[str, TypeFlow] | None = None,
+        deferred: Mapping[tuple[str, str], int] | None = None,
+    ) -> Metrics:
+        """``flows``: the types' flow state; ``deferred``: this process's deferrals by
+        (type, reason)."""
         counts = snapshot.counts
+        limited = {
+            name: TaskTypeFlowOut.of(flow, deferred or {})
+            for name, flow in (flows or {}).items()
+            if not flow.limits.free
+        }
         return cls(
+            task_types=limited,
             total_tasks=snapshot.total,
             pending_tasks=counts.get(TaskStatus.PENDING, 0),
             processing_tasks=counts.get(TaskStatus.PROCESSING, 0),

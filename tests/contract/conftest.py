@@ -4,7 +4,14 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from tests.support.backends import QUEUE_BACKENDS, REPO_BACKENDS, QueueHarness, RepoHarness
+from domain.ports import FlowControlStore
+from tests.support.backends import (
+    FLOW_BACKENDS,
+    QUEUE_BACKENDS,
+    REPO_BACKENDS,
+    QueueHarness,
+    RepoHarness,
+)
 
 
 @pytest.fixture(params=sorted(QUEUE_BACKENDS))
@@ -17,3 +24,9 @@ async def queue_harness(request: pytest.FixtureRequest) -> AsyncIterator[QueueHa
 async def repo_harness(request: pytest.FixtureRequest) -> AsyncIterator[RepoHarness]:
     async with REPO_BACKENDS[request.param]() as harness:
         yield harness
+
+
+@pytest.fixture(params=sorted(FLOW_BACKENDS))
+async def flow_store(request: pytest.FixtureRequest) -> AsyncIterator[FlowControlStore]:
+    async with FLOW_BACKENDS[request.param]() as store:
+        yield store

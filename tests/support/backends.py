@@ -23,7 +23,7 @@ from adapters.sqlite import (
     SqliteWorkerRegistry,
 )
 from domain.models import RECEIVE_LIMIT_REASON, TaskStatus
-from domain.ports import TaskQueue, TaskRepository, WorkerRegistry
+from domain.ports import FlowControlStore, TaskQueue, TaskRepository, WorkerRegistry
 
 MAX_RECEIVE_COUNT = 3
 """Queues in the contract suite dead-letter a message on its fourth receive."""
@@ -165,4 +165,42 @@ REPO_BACKENDS: dict[str, Callable[[], AbstractAsyncContextManager[RepoHarness]]]
     "memory": memory_repo,
     "sqlite": sqlite_repo,
     "aws": aws_repo,
+}
+
+
+# -- the flow-control store (tests/contract/test_flow_control_store.py) ---------------
+
+
+@asynccontextmanager
+async def memory_flow() -> AsyncIterator[FlowControlStore]:
+    from adapters.memory_flow import InMemoryFlowControlStore
+
+    yield InMemoryFlowControlStore()
+
+
+@asynccontextmanager
+async def sqlite_flow() -> AsyncIterator[FlowControlStore]:
+    from adapters.sqlite import SqliteFlowControlStore
+
+    with tempfile.TemporaryDirectory(prefix="taskq-contract-") as directory:
+        db = SqliteDatabase(f"{directory}/flow.db", clock=ManualClock())
+        try:
+            yield SqliteFlowControlStore(db)
+        finally:
+            db.close()
+
+
+@asynccontextmanager
+async def aws_flow() -> AsyncIterator[FlowControlStore]:
+    from adapters.dynamodb.flow_control import DynamoDbFlowControlStore
+    from tests.support.aws import aws_resources
+
+    async with aws_resources(max_receive_count=MAX_RECEIVE_COUNT) as aws:
+        yield DynamoDbFlowControlStore(aws.dynamodb, aws.table_name)
+
+
+FLOW_BACKENDS: dict[str, Callable[[], AbstractAsyncContextManager[FlowControlStore]]] = {
+    "memory": memory_flow,
+    "sqlite": sqlite_flow,
+    "aws": aws_flow,
 }

@@ -42,6 +42,7 @@ OPTIONS = {
     "schedules": set(),  # its actions (list, add, delete) take CONNECTION
     "metrics": CONNECTION,
     "workers": CONNECTION,
+    "types": CONNECTION,
 }
 """Every command and the options it acts on, and no other."""
 SERVER_COMMANDS = ["serve", "api", "worker", "init", "reconcile", "vacuum"]

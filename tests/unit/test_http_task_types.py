@@ -70,6 +70,11 @@ async def test_task_types_lists_every_type_by_name_with_its_schemas(serve: Serve
         "output_schema": RESIZE_OUT,
         "timeout_seconds": 12.5,
         "max_attempts": 7,
+        "max_concurrency": None,
+        "rate": None,
+        "burst": None,
+        "paused": False,
+        "running": None,
     }
     assert types["a-plain-one"]["input_schema"] == {}  # any JSON value
     assert types["a-plain-one"]["output_schema"] == {}
