@@ -29,11 +29,18 @@ under a flood (the worker takes its share within milliseconds)."""
 
 
 class WorkerFirst:
-    def __init__(self, ahead_limit: int, *, max_wait: float = DEFAULT_MAX_WAIT_SECONDS) -> None:
+    def __init__(
+        self,
+        ahead_limit: int,
+        *,
+        max_wait: float = DEFAULT_MAX_WAIT_SECONDS,
+        slow_full: float = SLOW_FULL_SECONDS,
+    ) -> None:
         if ahead_limit < 1:
             raise ValueError(f"ahead_limit must be at least 1, not {ahead_limit}")
         self.ahead_limit = ahead_limit
         self.max_wait = max_wait
+        self.slow_full = slow_full
         self._ahead = 0
         self._full_since: float | None = None
         """Since when every slot is busy with no task finished; None: a slot is free."""
@@ -54,7 +61,7 @@ class WorkerFirst:
         if self._ahead <= self.ahead_limit:
             return False
         full_since = self._full_since
-        return full_since is None or time.monotonic() - full_since < SLOW_FULL_SECONDS
+        return full_since is None or time.monotonic() - full_since < self.slow_full
 
     async def wait_turn(self) -> None:
         """Return at once unless the worker is behind; then when it has caught up, or
