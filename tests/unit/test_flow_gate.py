@@ -8,12 +8,14 @@ import asyncio
 from dataclasses import replace
 from typing import Any
 
+from adapters import envelope
 from adapters.memory_flow import InMemoryFlowControlStore
 from domain.flow_control import FlowLimits
 from domain.flow_gate import FlowGate
 from domain.flow_settings import TaskTypeLimits
 from domain.limits import MAX_DEFER_SECONDS
 from domain.models import TaskStatus
+from domain.priorities import Priority
 from domain.processing import Outcome
 from domain.task_types import TaskType
 from tests.support.processing_rig import LEASE, ProcessingRig
@@ -132,3 +134,16 @@ async def test_a_type_without_limits_reads_the_store_once_per_refresh_not_per_ta
         await rig.submit("free")
         assert await rig.processor.process(await rig.receive()) is Outcome.COMPLETED
     assert reads == 1
+
+
+async def test_a_deferred_delivery_is_sent_again_on_its_own_priority() -> None:
+    rig = FlowRig()
+    rig.handler("report", lambda payload: "ok")
+    await TaskTypeLimits(rig.store, rig.flow, rig.clock).change("report", {"paused": True})
+    task = await rig.submit("report", priority="high")
+
+    assert await rig.processor.process(await rig.receive()) is Outcome.THROTTLED
+    again = await rig.receive_when_visible()
+
+    assert again.task_id == task.id
+    assert envelope.priority_of(again.raw_body) is Priority.HIGH
