@@ -76,6 +76,8 @@ class _Coalescer(Generic[Item]):
 
     async def _drain(self) -> None:
         try:
+            if self._full is not None:
+                return  # another call lingers for company: it takes this item too
             await self._linger_until_full()
             while self._pending:
                 batch = self._pending[: self._max_batch]

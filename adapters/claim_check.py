@@ -131,8 +131,25 @@ class ClaimCheckTaskRepository:
 
     # -- reads --------------------------------------------------------------------
 
+    async def claim_pending(
+        self, task_id: str, *, lease_token: str, now: datetime, lease_seconds: float
+    ) -> Task | None:
+        """The inner store's one-write claim (``ClaimsInOneWrite``), with the claimed
+        task's values read back; None where the inner store has no such claim."""
+        claim = getattr(self.inner, "claim_pending", None)
+        if claim is None:
+            return None
+        claimed = await claim(
+            task_id, lease_token=lease_token, now=now, lease_seconds=lease_seconds
+        )
+        return None if claimed is None else await self._resolved(claimed)
+
     async def get(self, task_id: str) -> Task:
-        stored = await self.inner.get(task_id)
+        return await self._resolved(await self.inner.get(task_id))
+
+    async def _resolved(self, stored: Task) -> Task:
+        """``stored`` with its payload and result read from the blob store where it
+        holds references to them."""
         payload = await self._read(stored.id, "payload", stored.payload)
         result = await self._read(stored.id, "result", stored.result)
         if payload is stored.payload and result is stored.result:

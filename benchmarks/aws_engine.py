@@ -15,22 +15,30 @@ counts per task do not depend on the table's size.
 from __future__ import annotations
 
 import asyncio
+import base64
+import contextlib
 import os
+import random
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from dependency_injector import providers
 
+from adapters.dynamodb.change_stream import DynamoDbChangeStream
 from adapters.memory import InMemoryTaskRepository, InMemoryWorkerRegistry
 from benchmarks.aws_counting import RequestCounter
 from benchmarks.common import percentile
 from bootstrap.container import Container, build_container
 from bootstrap.settings import Settings
+from domain.models import JSON
 from domain.processing import Outcome
 from domain.services import SubmitRequest
 from entrypoints.runtime import build_worker, maybe_await
 
+METRICS_READ_SECONDS = 5.0
+"""A ``/metrics`` read this often while tasks run: fixed traffic, counted per task."""
 POLL_WAIT_SECONDS = 2
 """Long polls of 2 s rather than 20: a poll still returns as soon as a message arrives,
 and a stopped round's last poll (in a thread) does not hold the run up for 20 s."""
@@ -63,8 +71,44 @@ def aws_settings(endpoint: str, queue: str, table: str, workers: int) -> Setting
     )
 
 
+def payload_of(size: int) -> JSON:
+    """A payload whose JSON text is about ``size`` bytes (None for 0): random base64
+    text, which compresses about as well as typical JSON does not (a fair, not a
+    favourable, case for the engine's zlib of large payloads)."""
+    if size <= 0:
+        return None
+    text = base64.b64encode(random.Random(size).randbytes(size)).decode()
+    return {"data": text[: max(1, size - 12)]}
+
+
+def attach_every_client(
+    container: Container, counter: RequestCounter, table: str, store: str
+) -> None:
+    """Count the requests of every client the engine has: SQS, its long polls,
+    DynamoDB and the stream the status counts are read from."""
+    dynamodb = container.aws_dynamodb()
+    if store == "dynamodb":
+        counter.learn_table(dynamodb, table)  # before attaching: not counted
+    counter.attach(container.aws_sqs())
+    counter.attach(container.aws_sqs_poll())
+    counter.attach(dynamodb)
+    if store == "dynamodb":
+        stream = container.backend.stream_counts().stream
+        if isinstance(stream, DynamoDbChangeStream):
+            counter.attach(stream.client)
+
+
+async def read_metrics(container: Container, stop: asyncio.Event) -> None:
+    """What a dashboard does: ``/metrics`` every ``METRICS_READ_SECONDS``."""
+    service = container.task_service()
+    while not stop.is_set():
+        await service.metrics()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), METRICS_READ_SECONDS)
+
+
 async def _round(
-    container: Container, tasks: int, producers: int, depth: int
+    container: Container, tasks: int, producers: int, depth: int, payload: JSON = None
 ) -> tuple[float, list[float]]:
     """Submit ``tasks`` with at most ``depth`` outstanding; wait for them all."""
     service = container.task_service()
@@ -72,6 +116,7 @@ async def _round(
     outcomes = worker.processor.outcomes
     stop = asyncio.Event()
     running = asyncio.create_task(worker.run(stop))
+    metrics = asyncio.create_task(read_metrics(container, stop))
     submitted = 0
     submit_latencies: list[float] = []
 
@@ -86,7 +131,7 @@ async def _round(
                 continue
             submitted += 1
             started = time.perf_counter()
-            await service.submit(SubmitRequest(type="noop"))
+            await service.submit(SubmitRequest(type="noop", payload=payload))
             submit_latencies.append(time.perf_counter() - started)
 
     started = time.perf_counter()
@@ -96,6 +141,7 @@ async def _round(
     elapsed = time.perf_counter() - started
     stop.set()
     await running
+    await metrics
     return elapsed, submit_latencies
 
 
@@ -135,13 +181,18 @@ async def run(
     store: str = "dynamodb",
     latency_tasks: int = 0,
     latency_interval: float = 0.1,
+    payload_bytes: int = 0,
 ) -> dict[str, Any]:
     use_fake_credentials()
+    # As ``taskq serve`` runs it (entrypoints/runtime.py): blocking boto3 calls, long
+    # polls among them, get threads enough; the stock pool (cores + 4) starves them.
+    asyncio.get_running_loop().set_default_executor(ThreadPoolExecutor(max(32, 4 * workers)))
     counter = RequestCounter()
     queue = f"bench-{uuid.uuid4().hex[:8]}"
     elapsed_total = 0.0
     submit_latencies: list[float] = []
     done = 0
+    payload = payload_of(payload_bytes)
     while done < tasks:
         n = min(per_table, tasks - done)
         table = f"bench-{uuid.uuid4().hex[:8]}"
@@ -155,9 +206,8 @@ async def run(
             container.workers.override(providers.Singleton(InMemoryWorkerRegistry))
         await maybe_await(container.init_resources())  # provisions them (auto_provision)
         try:
-            counter.attach(container.aws_sqs())
-            counter.attach(container.aws_dynamodb())
-            elapsed, latencies = await _round(container, n, producers, depth)
+            attach_every_client(container, counter, table, store)
+            elapsed, latencies = await _round(container, n, producers, depth, payload)
             elapsed_total += elapsed
             submit_latencies += latencies
             done += n
@@ -175,6 +225,7 @@ async def run(
             await maybe_await(container.shutdown_resources())
     return {
         "store": store,
+        "payload_bytes": payload_bytes,
         "batching": batching,
         "workers": workers,
         "depth": depth,

@@ -68,7 +68,7 @@ FULL = Sizes(
     http_sqlite=5_000,
     aws_sqs=5_000,
     aws_full=1_000,
-    aws_per_table=100,
+    aws_per_table=1_000,
     original=1_000,
     reads_small=1_000,
     reads_large=100_000,
@@ -100,6 +100,8 @@ QUICK = Sizes(
 AWS_WORKERS = 20
 AWS_PRODUCERS = 20
 AWS_DEPTH = 100
+AWS_PAYLOADS = ((200, ""), (4096, "_4k"))
+"""Payload sizes of the aws runs (issue 16's cost targets), and their results' suffix."""
 
 
 REPEATS = 3
@@ -220,30 +222,34 @@ def run_all(sizes: Sizes, work: Path) -> dict[str, Any]:
                 )
             ),
         )
-        results["aws_engine"] = timed(
-            "2/3/5 aws engine, SQS + DynamoDB on moto",
-            lambda: asyncio.run(
-                aws_engine.run(
+        results["aws_metrics_every_s"] = aws_engine.METRICS_READ_SECONDS
+        for payload, suffix in AWS_PAYLOADS:  # each size: the engine, then the original
+            results[f"aws_engine{suffix}"] = timed(
+                f"2/3/5 aws engine, SQS + DynamoDB on moto, {payload} B payloads",
+                lambda payload=payload, suffix=suffix: asyncio.run(  # type: ignore[misc]
+                    aws_engine.run(
+                        moto.url,
+                        tasks=sizes.aws_full,
+                        per_table=sizes.aws_per_table,
+                        latency_tasks=0 if suffix else sizes.aws_latency_tasks,
+                        workers=AWS_WORKERS,
+                        producers=AWS_PRODUCERS,
+                        depth=AWS_DEPTH,
+                        payload_bytes=payload,
+                    )
+                ),
+            )
+            results[f"original{suffix}"] = timed(
+                f"3 original loop on moto, {payload} B payloads",
+                lambda payload=payload: original_loop.run(  # type: ignore[misc]
                     moto.url,
-                    tasks=sizes.aws_full,
-                    per_table=sizes.aws_per_table,
-                    latency_tasks=sizes.aws_latency_tasks,
+                    tasks=sizes.original,
                     workers=AWS_WORKERS,
                     producers=AWS_PRODUCERS,
                     depth=AWS_DEPTH,
-                )
-            ),
-        )
-        results["original"] = timed(
-            "3 original loop on moto",
-            lambda: original_loop.run(
-                moto.url,
-                tasks=sizes.original,
-                workers=AWS_WORKERS,
-                producers=AWS_PRODUCERS,
-                depth=AWS_DEPTH,
-            ),
-        )
+                    payload=aws_engine.payload_of(payload),
+                ),
+            )
     results["rss"] = [
         timed(
             f"7 RSS {backend}",

@@ -63,6 +63,11 @@ class Admissions(Protocol):
         False: the delivery was deferred (already re-sent and acknowledged)."""
         ...
 
+    async def all_free(self) -> bool:
+        """True when no task type has a limit or a pause: a delivery may be claimed
+        before its task (and so its type) is read."""
+        ...
+
 
 class OpenGate:
     """Admits every task: a processor without flow control."""
@@ -70,6 +75,9 @@ class OpenGate:
     @asynccontextmanager
     async def admission(self, task: Task, delivery: Delivery) -> AsyncIterator[bool]:
         yield True
+
+    async def all_free(self) -> bool:
+        return True
 
 
 @dataclass(eq=False)
@@ -133,6 +141,11 @@ class FlowGate:
         self._read_at = self.clock.monotonic()
 
     # -- admission --------------------------------------------------------------------
+
+    async def all_free(self) -> bool:
+        await self.refresh()
+        names = {*self.task_types.names(), *self._records}
+        return all(self.limits_of(name).free for name in names)
 
     @asynccontextmanager
     async def admission(self, task: Task, delivery: Delivery) -> AsyncIterator[bool]:

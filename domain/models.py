@@ -383,6 +383,15 @@ class WorkerInfo:
         return now < self.live_until
 
 
+COUNTS_NOTE = (
+    "Exact. On the aws backend the counts come from the table's stream: they trail the "
+    "writes by up to about 2 seconds (eventually consistent), and a finished task removed "
+    "by its retention (DynamoDB TTL) leaves them when DynamoDB deletes it."
+)
+"""How far the counts per status can be trusted: said by ``/metrics`` (its OpenAPI
+description) and the Prometheus help text of ``taskq_tasks``."""
+
+
 @dataclass(frozen=True, slots=True)
 class MetricsSnapshot:
     counts: dict[TaskStatus, int]

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractContextManager
 from datetime import datetime
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol, TypeVar, runtime_checkable
 
 from domain.blobs import Blob, BlobInfo
 from domain.email import Email, SentEmail
@@ -426,4 +426,18 @@ class FlowControlStore(Protocol):
         """Store ``record`` if the stored version is still ``record.version`` (0: none
         is stored); return it with its new version (one more). Raises
         ``FlowRecordConflict`` when another write came first."""
+
+
+@runtime_checkable
+class ClaimsInOneWrite(Protocol):
+    """A TaskRepository that can claim a due PENDING task in one conditional write and
+    hand the claimed task back, with no read before it (domain/claiming.py)."""
+
+    async def claim_pending(
+        self, task_id: str, *, lease_token: str, now: datetime, lease_seconds: float
+    ) -> Task | None:
+        """If the stored task is PENDING with no ``run_at``, store
+        ``task.claim(lease_token, now, lease_seconds)`` (compare-and-set) and return
+        it; otherwise (absent, scheduled, leased, finished, or a lost race) change
+        nothing and return None."""
         ...

@@ -23,6 +23,7 @@ from datetime import datetime, timedelta
 from typing import Any, assert_never
 
 from domain import delivery_rules as rules
+from domain.claiming import claim_in_one_write
 from domain.errors import (
     ConcurrencyConflict,
     HandlerNotIsolatable,
@@ -129,7 +130,17 @@ class TaskProcessor:
         self.events.record(TaskEvent(kind, task, self.clock.now(), self.worker_id, **details))
 
     async def process(self, delivery: Delivery) -> Outcome:
-        outcome = await self._handle(await self._load(delivery), delivery)
+        lease = self.settings.visibility_timeout
+        now = self.clock.now()
+        claimed = None
+        if await self.flow.all_free():  # no type's limit to check before the claim
+            claimed = await claim_in_one_write(
+                self.repository, delivery, now=now, lease_seconds=lease
+            )
+        if claimed is not None:  # the common case, without a read first
+            outcome = await self._started(claimed, delivery)
+        else:
+            outcome = await self._handle(await self._load(delivery), delivery)
         self.outcomes[outcome] += 1
         return outcome
 
@@ -206,7 +217,10 @@ class TaskProcessor:
                 self._failed(failed, None)
                 return Outcome.FAILED
             case rules.FailUnknownType():
-                return await self._fail_unknown_type(task, delivery, now)
+                claimed = self._claim(task, now)
+                if not await self._first_write(claimed, task):
+                    return Outcome.DEFERRED
+                return await self._fail_unknown_type(claimed, delivery)
             case rules.Claim() | rules.TakeOver():
                 async with self.flow.admission(task, delivery) as admitted:
                     if not admitted:
@@ -214,8 +228,7 @@ class TaskProcessor:
                     claimed = self._claim(task, now)
                     if not await self._first_write(claimed, task):
                         return Outcome.DEFERRED
-                    self._emit(TaskEventKind.STARTED, claimed)
-                    return await self._run(claimed, self.task_types.get(task.type), delivery)
+                    return await self._started(claimed, delivery)
             case _:
                 assert_never(action)
 
@@ -237,12 +250,16 @@ class TaskProcessor:
             return False
         return True
 
-    async def _fail_unknown_type(self, task: Task, delivery: Delivery, now: datetime) -> Outcome:
+    async def _started(self, claimed: Task, delivery: Delivery) -> Outcome:
+        """Run the attempt just claimed, or fail it when no handler has its type."""
+        if claimed.type not in self.task_types:
+            return await self._fail_unknown_type(claimed, delivery)
+        self._emit(TaskEventKind.STARTED, claimed)
+        return await self._run(claimed, self.task_types.get(claimed.type), delivery)
+
+    async def _fail_unknown_type(self, claimed: Task, delivery: Delivery) -> Outcome:
         """No handler for the task's type: it fails (one attempt) rather than loop."""
-        claimed = self._claim(task, now)
-        if not await self._first_write(claimed, task):
-            return Outcome.DEFERRED
-        reason = str(UnknownTaskType(task.type, self.task_types.names()))
+        reason = str(UnknownTaskType(claimed.type, self.task_types.names()))
         try:
             failed = claimed.fail(reason, self.clock.now())
             await self.repository.transition(failed, expected=claimed)

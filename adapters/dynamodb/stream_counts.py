@@ -91,6 +91,11 @@ class StreamCounts:
         """The counts item's version the iterators above belong to."""
         self.recounts = 0
 
+    @property
+    def stream(self) -> ChangeStream:
+        """The stream it reads (the benchmark counts its client's requests)."""
+        return self._stream
+
     def _now_us(self) -> int:
         now = self._clock.now().timestamp() if self._clock is not None else time.time()
         return int(now * 1_000_000)

@@ -21,13 +21,14 @@ from botocore.exceptions import ClientError
 
 from adapters.dynamodb.attributes import Item, epoch_us, get_n, get_s, n, req_s, s
 from adapters.dynamodb.calls import RETRY_PAUSE_SECONDS, run
-from adapters.dynamodb.table import IDEMPOTENCY_SK, PK, SK, TTL_ATTRIBUTE
+from adapters.dynamodb.table import IDEMPOTENCY_SK, PAYLOAD_SK, PK, SK, TTL_ATTRIBUTE
 from adapters.dynamodb.task_items import (
     PAYLOAD_APART,
     RESULT_APART,
     result_sk,
     side_item,
     side_items,
+    side_key,
     stored_apart,
 )
 from adapters.dynamodb.task_table import TaskTable
@@ -41,7 +42,7 @@ from domain.errors import (
 from domain.models import Task
 
 if TYPE_CHECKING:
-    from mypy_boto3_dynamodb.type_defs import TransactWriteItemTypeDef
+    from mypy_boto3_dynamodb.type_defs import AttributeValueTypeDef, TransactWriteItemTypeDef
 
 TRANSACTION_ATTEMPTS = 4
 """Tries of a transaction cancelled only by a TransactionConflict (another transaction
@@ -126,16 +127,15 @@ class TaskWrites(TaskTable):
         if new.version <= expected.version:
             raise ValueError("a transition must increase the version")
         skip = set(_UNCHANGED)
+        old_item, new_item = self._to_item(expected), self._to_item(new)
+        expiry = new_item.get(TTL_ATTRIBUTE)
         if new.result == expected.result:
             skip |= {"result", RESULT_APART}
         elif new.result is not None and stored_apart(new.result):
-            await run(
-                lambda: self._client.put_item(
-                    TableName=self.table_name,
-                    Item=side_item(new.id, result_sk(new.version), new.result),
-                )
-            )
-        old_item, new_item = self._to_item(expected), self._to_item(new)
+            result = side_item(new.id, result_sk(new.version), new.result)
+            if expiry is not None:  # expires with its state item
+                result[TTL_ATTRIBUTE] = expiry
+            await run(lambda: self._client.put_item(TableName=self.table_name, Item=result))
         changed = {k: v for k, v in new_item.items() if k not in skip and old_item.get(k) != v}
         gone = [k for k in old_item if k not in new_item and k not in skip]
         names = {"#pk": PK, "#st": "status", "#v": "version"}
@@ -167,6 +167,21 @@ class TaskWrites(TaskTable):
             )
         except ClientError as error:
             _raise_lost(expected, error.response.get("Item"))  # type: ignore[arg-type]
+        if expiry is not None and TTL_ATTRIBUTE not in old_item and PAYLOAD_APART in new_item:
+            await self._expire_payload(new.id, expiry)
+
+    async def _expire_payload(self, task_id: str, expiry: AttributeValueTypeDef) -> None:
+        """The payload item expires with its state item: its TTL is set when the task
+        finishes (billed by the payload item's size; only with retention on)."""
+        await run(
+            lambda: self._client.update_item(
+                TableName=self.table_name,
+                Key=side_key(task_id, PAYLOAD_SK),
+                UpdateExpression="SET #ttl = :ttl",
+                ExpressionAttributeNames={"#ttl": TTL_ATTRIBUTE},
+                ExpressionAttributeValues={":ttl": expiry},
+            )
+        )
 
     async def _transact(self, items: list[TransactWriteItemTypeDef]) -> list[Any] | None:
         """Run a transaction. None when it committed; else the cancellation reasons

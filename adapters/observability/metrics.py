@@ -25,7 +25,7 @@ from prometheus_client.openmetrics.exposition import generate_latest as generate
 from prometheus_client.registry import Collector
 
 from domain.events import TaskEvent, TaskEventKind
-from domain.models import MetricsSnapshot, TaskStatus
+from domain.models import COUNTS_NOTE, MetricsSnapshot, TaskStatus
 
 DURATION_BUCKETS = (
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5,
@@ -112,7 +112,9 @@ class ClusterGauges(Collector):
         snap = self._snapshot
         if snap is None:
             return
-        tasks = GaugeMetricFamily("taskq_tasks", "Tasks stored, by status.", labels=["status"])
+        tasks = GaugeMetricFamily(
+            "taskq_tasks", f"Tasks stored, by status. {COUNTS_NOTE}", labels=["status"]
+        )
         for status in TaskStatus:
             tasks.add_metric([status.value], snap.counts.get(status, 0))
         yield tasks

@@ -39,7 +39,7 @@ from domain.limits import (
     MAX_REDRIVE_PER_SECOND,
     MAX_TIMEOUT_SECONDS,
 )
-from domain.models import MetricsSnapshot, Page, Task, TaskStatus, WorkerInfo
+from domain.models import COUNTS_NOTE, MetricsSnapshot, Page, Task, TaskStatus, WorkerInfo
 from domain.services import SubmitRequest
 from entrypoints.http.flow_schemas import TaskTypeFlowOut
 from entrypoints.http.parsing import rfc3339_param
@@ -321,12 +321,14 @@ class DeadLetterPage(BaseModel):
 
 
 class Metrics(BaseModel):
-    total_tasks: int
-    pending_tasks: int
-    processing_tasks: int
-    completed_tasks: int
-    failed_tasks: int
-    cancelled_tasks: int
+    """Counts per status (see each count for how exact it is), queue depth, workers."""
+
+    total_tasks: int = Field(description=COUNTS_NOTE)
+    pending_tasks: int = Field(description=COUNTS_NOTE)
+    processing_tasks: int = Field(description=COUNTS_NOTE)
+    completed_tasks: int = Field(description=COUNTS_NOTE)
+    failed_tasks: int = Field(description=COUNTS_NOTE)
+    cancelled_tasks: int = Field(description=COUNTS_NOTE)
     dead_letter_tasks: int = Field(
         description="FAILED tasks: the tasks `GET /dead-letters` lists (a retry takes one "
         "out). Equal to `failed_tasks`; kept under the original service's name."

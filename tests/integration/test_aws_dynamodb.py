@@ -116,6 +116,29 @@ async def test_finished_tasks_past_their_retention_are_gone_on_read(aws: AwsReso
     assert int(recent_expiry["N"]) == pytest.approx((NOW + timedelta(hours=1)).timestamp(), abs=1)
 
 
+async def test_large_payload_and_result_items_expire_with_their_task(aws: AwsResources) -> None:
+    repo = repository(aws, retention_seconds=3600)
+    large = {"text": "p" * 2000, "n": list(range(100))}
+    task = Task.create("email", large, NOW)
+    await repo.add(task)
+    claimed = task.claim("lease-1", NOW, 30)
+    await repo.transition(claimed, expected=task)
+    done = claimed.complete({"rows": ["r" * 40] * 60}, NOW)
+    await repo.transition(done, expected=claimed)
+    assert await repo.get(task.id) == done
+    items = aws.dynamodb.query(
+        TableName=aws.table_name,
+        KeyConditionExpression="pk = :pk",
+        ExpressionAttributeValues={":pk": {"S": f"TASK#{task.id}"}},
+        ConsistentRead=True,
+    )["Items"]
+    expiry = {item["sk"]["S"].split("#")[0]: item.get(TTL_ATTRIBUTE) for item in items}
+    assert set(expiry) == {"TASK", "PAYLOAD", "RESULT"}, "both stored apart"
+    assert expiry["TASK"] is not None
+    assert expiry["PAYLOAD"] == expiry["TASK"]
+    assert expiry["RESULT"] == expiry["TASK"]
+
+
 def inject(
     aws: AwsResources, operation: str, error_type: str, status: int, times: int
 ) -> tuple[DynamoDbTaskRepository, list[int]]:

@@ -6,15 +6,17 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import replace
+from datetime import datetime
 from typing import Any
 
 from adapters import envelope
+from adapters.memory import InMemoryTaskRepository
 from adapters.memory_flow import InMemoryFlowControlStore
 from domain.flow_control import FlowLimits
 from domain.flow_gate import FlowGate
 from domain.flow_settings import TaskTypeLimits
 from domain.limits import MAX_DEFER_SECONDS
-from domain.models import TaskStatus
+from domain.models import Task, TaskStatus
 from domain.priorities import Priority
 from domain.processing import Outcome
 from domain.task_types import TaskType
@@ -147,3 +149,42 @@ async def test_a_deferred_delivery_is_sent_again_on_its_own_priority() -> None:
 
     assert again.task_id == task.id
     assert envelope.priority_of(again.raw_body) is Priority.HIGH
+
+
+class OneWriteRepository(InMemoryTaskRepository):
+    """The memory store with a one-write claim, as DynamoDB has (``ClaimsInOneWrite``):
+    it claims before the task's type is known."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.one_write_claims = 0
+
+    async def claim_pending(
+        self, task_id: str, *, lease_token: str, now: datetime, lease_seconds: float
+    ) -> Task | None:
+        task = await self.get(task_id)
+        if task.status is not TaskStatus.PENDING or task.run_at is not None:
+            return None
+        self.one_write_claims += 1
+        claimed = task.claim(lease_token, now, lease_seconds)
+        await self.transition(claimed, expected=task)
+        return claimed
+
+
+async def test_a_store_that_claims_in_one_write_does_so_only_while_no_type_is_limited() -> None:
+    rig = FlowRig()
+    repo = OneWriteRepository()
+    rig.repo = rig.service.repository = repo
+    rig.processor = rig.new_processor()
+    rig.handler("report", lambda payload: "ok")
+    operator = TaskTypeLimits(rig.store, rig.flow, rig.clock)
+
+    first = await rig.submit("report")
+    assert await rig.processor.process(await rig.receive()) is Outcome.COMPLETED
+    assert repo.one_write_claims == 1 and (await repo.get(first.id)).attempts == 1
+
+    await operator.change("report", {"paused": True})
+    paused = await rig.submit("report")
+    assert await rig.processor.process(await rig.receive()) is Outcome.THROTTLED
+    assert repo.one_write_claims == 1, "a limited type's task is read before any claim"
+    assert (await repo.get(paused.id)).attempts == 0

@@ -136,3 +136,18 @@ async def test_the_access_log_is_opt_in_and_skips_probes(
         assert lines[1].__dict__["request_id"] == "req-42"
         assert lines[1].__dict__["status"] == 200
         assert all("Authorization" not in r.getMessage() for r in lines)
+
+
+async def test_metrics_say_how_far_the_status_counts_trail_on_aws(
+    http_client: httpx.AsyncClient,
+) -> None:
+    """Issue 16: on aws the counts come from the table's stream; /metrics says they
+    trail the writes by about 2 seconds and that TTL-expired tasks leave them."""
+    scrape = await http_client.get("/metrics", headers={"accept": "text/plain; version=0.0.4"})
+    [help_line] = [
+        line for line in scrape.text.splitlines() if line.startswith("# HELP taskq_tasks ")
+    ]
+    document = (await http_client.get("/openapi.json")).json()
+    fields = document["components"]["schemas"]["Metrics"]["properties"]
+    for text in (help_line, fields["pending_tasks"]["description"]):
+        assert "about 2 seconds" in text and "TTL" in text, text
