@@ -22,6 +22,7 @@ from domain.limits import (
     DEFAULT_MAX_RECEIVE_COUNT,
     DEFAULT_MEMORY_MAX_BACKLOG,
     DEFAULT_SCHEDULER_INTERVAL_SECONDS,
+    DEFAULT_UI_REFRESH_SECONDS,
     FLOW_REFRESH_SECONDS,
     MAX_BACKOFF_CAP_SECONDS,
     MAX_INLINE_LIMIT_BYTES,
@@ -157,6 +158,10 @@ class Settings(BaseSettings):
     """Signs the dashboard's session cookies (at least 32 characters). Unset: a random
     one per start, so sessions end with the process; set the same one on every API
     process when several serve the dashboard behind one address."""
+    ui_refresh_seconds: float = Field(
+        DEFAULT_UI_REFRESH_SECONDS, ge=0.5, le=60, validation_alias=_env("TASKQ_UI_REFRESH_SECONDS")
+    )
+    """How often the dashboard's overview fetches its figures (one chart interval)."""
     rate_limit_per_second: float | None = Field(
         None, gt=0, validation_alias=_env("TASKQ_RATE_LIMIT")
     )

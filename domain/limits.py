@@ -378,3 +378,6 @@ DEFER_PHASE_SECONDS = 1.0
 """Our choice: a deferred delivery is re-sent after a random pause below this (off its
 worker's slot), so that deliveries refused together come back spread over the second:
 a queue delays by whole seconds, which would otherwise keep them in step for ever."""
+DEFAULT_UI_REFRESH_SECONDS = 3.0
+"""Our choice (``TASKQ_UI_REFRESH_SECONDS``): how often the dashboard's overview fetches
+its figures while the tab is visible; each fetch adds one interval to its chart."""

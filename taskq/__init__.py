@@ -36,6 +36,7 @@ from taskq.handles import SyncTaskHandle, TaskHandle
 from taskq.models import (
     BatchResult,
     NewTask,
+    ScheduleOptions,
     SubmitOptions,
     TaskInfo,
     TaskPage,
@@ -61,6 +62,7 @@ __all__ = [
     "ResultTimeout",
     "RetryPolicy",
     "RetryableError",
+    "ScheduleOptions",
     "ServerError",
     "ServerUnreachable",
     "SubmitOptions",

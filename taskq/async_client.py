@@ -138,6 +138,33 @@ class AsyncClient:
     async def resend_dead_letters(self, *, limit: int | None = None) -> models.MessagesRedriven:
         return await self._run(calls.resend_dead_letters(limit))
 
+    async def put_schedule(
+        self,
+        name: str,
+        type: str,
+        cron: str,
+        payload: Any = None,
+        **options: Unpack[models.ScheduleOptions],
+    ) -> models.Schedule:
+        return await self._run(calls.put_schedule(name, type, cron, payload, options))
+
+    async def schedules(self) -> builtins.list[models.Schedule]:
+        return (await self._run(calls.schedules())).schedules
+
+    async def schedule(self, name: str) -> models.Schedule:
+        return await self._run(calls.schedule(name))
+
+    async def delete_schedule(self, name: str) -> None:
+        await self._run(calls.delete_schedule(name))
+
+    async def task_types(self) -> models.TaskTypes:
+        return await self._run(calls.task_types())
+
+    async def change_task_type(
+        self, task_type: str, **changes: Unpack[models.TaskTypeChange]
+    ) -> models.TaskTypeInfo:
+        return await self._run(calls.change_task_type(task_type, changes))
+
     async def metrics(self) -> models.Metrics:
         return await self._run(calls.metrics())
 

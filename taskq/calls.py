@@ -32,6 +32,7 @@ from taskq.models import (
     NewTask,
     Redriven,
     Schedule,
+    ScheduleOptions,
     Schedules,
     TaskInfo,
     TaskPage,
@@ -215,17 +216,28 @@ def health() -> Call[Health]:
     return Call("GET", "/health", Health.model_validate)
 
 
-def put_schedule(schedule: dict[str, Any]) -> Call[Schedule]:
+def put_schedule(
+    name: str, task_type: str, cron: str, payload: Any, options: ScheduleOptions
+) -> Call[Schedule]:
     # Putting the same schedule twice leaves what putting it once does.
-    return Call("POST", "/schedules", Schedule.model_validate, json=schedule)
+    body = {"name": name, "type": task_type, "cron": cron, "payload": payload, **options}
+    return Call("POST", "/schedules", Schedule.model_validate, json=body)
 
 
 def schedules() -> Call[Schedules]:
     return Call("GET", "/schedules", Schedules.model_validate)
 
 
+def _schedule_path(name: str) -> str:
+    return f"/schedules/{quote(name, safe='')}"
+
+
+def schedule(name: str) -> Call[Schedule]:
+    return Call("GET", _schedule_path(name), Schedule.model_validate)
+
+
 def delete_schedule(name: str) -> Call[None]:
-    return Call("DELETE", f"/schedules/{quote(name, safe='')}", lambda _: None, idempotent=False)
+    return Call("DELETE", _schedule_path(name), lambda _: None, idempotent=False)
 
 
 def task_types() -> Call[TaskTypes]:

@@ -178,21 +178,21 @@ class Client:
         type: str,
         cron: str,
         payload: Any = None,
-        *,
-        timezone: str = "UTC",
-        missed: str = "skip",
-        enabled: bool = True,
+        **options: Unpack[models.ScheduleOptions],
     ) -> models.Schedule:
         """Create the schedule ``name`` (or replace it): a task of ``type`` with
-        ``payload`` at each fire of ``cron`` (5 fields, or 6 with seconds first) in
-        ``timezone``; ``missed``: ``skip`` or ``run_once``."""
-        body = {"name": name, "type": type, "cron": cron, "payload": payload}
-        body |= {"timezone": timezone, "missed": missed, "enabled": enabled}
-        return self._run(calls.put_schedule(body))
+        ``payload`` at each fire of ``cron`` (5 fields, or 6 with seconds first).
+        Options: ``timezone`` (default UTC), ``missed`` (``skip`` or ``run_once``),
+        ``enabled``."""
+        return self._run(calls.put_schedule(name, type, cron, payload, options))
 
     def schedules(self) -> builtins.list[models.Schedule]:
         """Every schedule, with its next fire (``next_fire_at``)."""
         return self._run(calls.schedules()).schedules
+
+    def schedule(self, name: str) -> models.Schedule:
+        """The schedule ``name`` with its next fire; ``NotFound`` when there is none."""
+        return self._run(calls.schedule(name))
 
     def delete_schedule(self, name: str) -> None:
         """Delete the schedule; ``NotFound`` when there is none."""

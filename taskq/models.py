@@ -204,6 +204,18 @@ class Schedules(Answer):
     schedules: list[Schedule]
 
 
+class ScheduleOptions(TypedDict, total=False):
+    """What a schedule may say besides its name, type, cron and payload (``POST
+    /schedules``); the server's defaults apply to what it leaves out."""
+
+    timezone: str
+    """The IANA timezone ``cron`` is read in (default ``UTC``)."""
+    missed: Literal["skip", "run_once"]
+    """Fires missed while no worker process ran: ``skip`` them (default), or
+    ``run_once``: one task for all of them."""
+    enabled: bool
+
+
 class Health(Answer):
     status: str
     timestamp: datetime | None = None

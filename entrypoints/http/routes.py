@@ -323,6 +323,7 @@ class Endpoints:
         JSON by default and for `Accept: application/json` or `*/*`. A request whose
         `Accept` prefers `text/plain; version=0.0.4` or `application/openmetrics-text`
         (a Prometheus scraper) gets the Prometheus or OpenMetrics exposition instead.
+        On aws the status counts trail writes by up to about 2 s (from the table's stream).
         """
         wanted = preferred(request.headers.get("accept"), METRICS_TYPES)
         snapshot = await self._service().metrics()

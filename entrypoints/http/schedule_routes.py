@@ -143,6 +143,21 @@ class ScheduleEndpoints:
         return JSONResponse(dump(ScheduleList(schedules=[ScheduleOut.of(v) for v in views])))
 
     @operation(
+        "getSchedule",
+        params=[NAME],
+        responses={
+            200: (ScheduleOut, "The schedule, with its next fire."),
+            404: "No schedule has this name.",
+            422: "The name is not one a schedule can have.",
+            503: "The store is unavailable.",
+        },
+    )
+    async def get_schedule(self, request: Request) -> Response:
+        """One periodic schedule, with the time of its next fire"""
+        view = await self._service().get(request.path_params["name"])
+        return JSONResponse(dump(ScheduleOut.of(view)))
+
+    @operation(
         "deleteSchedule",
         params=[NAME],
         responses={
@@ -169,8 +184,7 @@ class ScheduleEndpoints:
             ),
             Route(
                 "/schedules/{name}",
-                self.delete_schedule,
-                methods=["DELETE"],
-                name="delete_schedule",
+                by_method(get=self.get_schedule, delete=self.delete_schedule),
+                name="schedule",
             ),
         ]

@@ -76,6 +76,50 @@ async def test_async_client_submits_one_and_a_batch(server: Server) -> None:
         assert await later.result(timeout=30) == {"message_id": ANY, "accepted": ["e@f.io"]}
 
 
+async def test_async_client_manages_schedules(server: Server) -> None:
+    async with taskq.AsyncClient(server.url, api_key=API_KEY) as client:
+        put = await client.put_schedule(
+            "async-nightly", "email", "0 3 * * *", "a@b.io", timezone="Europe/Paris"
+        )
+        assert (put.timezone, put.enabled, put.next_fire_at is not None) == (
+            "Europe/Paris",
+            True,
+            True,
+        )
+        assert "async-nightly" in [s.name for s in await client.schedules()]
+        assert (await client.schedule("async-nightly")).next_fire_at == put.next_fire_at
+        await client.delete_schedule("async-nightly")
+        with pytest.raises(taskq.NotFound):
+            await client.schedule("async-nightly")
+        with pytest.raises(taskq.NotFound):
+            await client.delete_schedule("async-nightly")
+
+
+async def test_async_client_reads_and_changes_task_types(server: Server) -> None:
+    async with taskq.AsyncClient(server.url, api_key=API_KEY) as client:
+        types = {t.type: t for t in (await client.task_types()).task_types}
+        assert {"email", "data-export", FAILING_TYPE} <= set(types)
+        changed = await client.change_task_type("data-export", max_concurrency=2, paused=True)
+        assert (changed.max_concurrency, changed.paused) == (2, True)
+        after = {t.type: t for t in (await client.task_types()).task_types}
+        assert after["data-export"].paused and after["data-export"].max_concurrency == 2
+        restored = await client.change_task_type("data-export", max_concurrency=None, paused=False)
+        assert (restored.max_concurrency, restored.paused) == (None, False)
+        with pytest.raises(taskq.InvalidRequest) as bad:
+            await client.change_task_type("data-export", max_concurrency=-1)
+        assert "max_concurrency" in bad.value.message
+
+
+def test_client_reads_one_schedule(client: taskq.Client) -> None:
+    put = client.put_schedule("sync-hourly", "email", "0 * * * *", "a@b.io", missed="run_once")
+    try:
+        assert client.schedule("sync-hourly") == put
+    finally:
+        client.delete_schedule("sync-hourly")
+    with pytest.raises(taskq.NotFound):
+        client.schedule("sync-hourly")
+
+
 def test_a_failed_task_raises_task_failed_with_its_error(client: taskq.Client) -> None:
     handle = client.submit(FAILING_TYPE, {}, max_attempts=1)
 

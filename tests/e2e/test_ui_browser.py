@@ -9,7 +9,9 @@ temporary directory.
 from __future__ import annotations
 
 import os
+import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +25,10 @@ pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 KEY = "browser-test-key-0123456789"
 WAIT_SECONDS = 15
+REFRESH_SECONDS = 0.5
+"""The overview fetches its figures this often: one chart interval."""
+CHART_INTERVALS = 24
+"""Intervals the overview's chart shows before its screenshot is taken."""
 XSS = ["<script>alert(1)</script>", '"><img src=x onerror=alert(1)>']
 
 
@@ -40,6 +46,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, http
         "TASKQ_HANDLERS": "tests.e2e.ui_handlers",
         "WORKER_COUNT": "4",
         "TASKQ_POLL_WAIT_SECONDS": "1",
+        "TASKQ_UI_REFRESH_SECONDS": str(REFRESH_SECONDS),
     }
     with running_server(tmp, env=env) as running:
         headers = {"Authorization": f"Bearer {KEY}"}
@@ -131,6 +138,9 @@ def test_the_overview_counts_change_without_a_reload(
     )
 
     assert browser.execute_script("return window.taskqSamePage") is True  # no reload
+
+    with tasks_flowing(api):
+        wait_for(browser, lambda d: _busy_intervals(d) >= CHART_INTERVALS, timeout=30)
     browser.save_screenshot(str(shots / "overview.png"))
 
 
@@ -188,6 +198,36 @@ def test_a_delayed_task_is_cancelled(browser: Any, server: tuple[str, httpx.Clie
     assert _status(api, task_id) == "CANCELLED"
 
 
+def test_a_task_type_is_paused_and_resumed_next_to_its_limits_and_schedules(
+    browser: Any, server: tuple[str, httpx.Client]
+) -> None:
+    url, api = server
+    api.put("/task-types/declined", json={"max_concurrency": 2}).raise_for_status()
+    schedule = {"name": "card-sweep", "type": "declined", "cron": "0 3 * * *"}
+    api.post("/schedules", json=schedule).raise_for_status()
+    browser.get(url + "/ui/flow")
+    row = 'tr[data-type="declined"]'
+
+    assert "card-sweep" in text_of(browser, "#schedules")
+    assert "UTC" in text_of(browser, "#schedules .next-fire")
+    assert text_of(browser, f"{row} td:nth-child(2)") == "2"
+    click(browser, f"{row} button")
+    wait_for(browser, shows("#notice", "Paused"))
+    assert text_of(browser, f"{row} .state") == "paused"
+    assert _flow(api, "declined")["paused"] is True
+    click(browser, f"{row} button")
+    wait_for(browser, shows("#notice", "Resumed"))
+    assert _flow(api, "declined")["paused"] is False
+
+
+def _flow(api: httpx.Client, task_type: str) -> dict[str, Any]:
+    answer = api.get("/task-types")
+    assert answer.status_code == 200, answer.text
+    types = answer.json()["task_types"]
+    found: dict[str, Any] = next(t for t in types if t["type"] == task_type)
+    return found
+
+
 @pytest.mark.parametrize("payload", XSS)
 def test_hostile_input_renders_as_text_and_opens_no_dialog(
     browser: Any, server: tuple[str, httpx.Client], payload: str
@@ -204,6 +244,46 @@ def test_hostile_input_renders_as_text_and_opens_no_dialog(
     with pytest.raises(NoAlertPresentException):
         browser.switch_to.alert.text  # noqa: B018 - raises when no dialog is open
     assert browser.execute_script("return document.querySelectorAll('main img').length") == 0
+
+
+@contextmanager
+def tasks_flowing(api: httpx.Client) -> Iterator[None]:
+    """Tasks submitted a few a second in the background, one in six failing, while the
+    block runs: a live chart has something to show."""
+    stop = threading.Event()
+
+    def feed() -> None:
+        with httpx.Client(base_url=api.base_url, headers=api.headers, timeout=10) as own:
+            n = 0
+            while not stop.wait(0.15):
+                n += 1
+                if n % 6:
+                    submit(own, type="email", payload=f"flow{n}@example.com")
+                else:
+                    submit(own, type="declined", payload=f"card-{n}", max_attempts=1)
+
+    feeder = threading.Thread(target=feed, daemon=True)
+    feeder.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        feeder.join(timeout=WAIT_SECONDS)
+
+
+_CHART_HEIGHT = 150
+"""The chart's baseline (ui.js draws a zero at this y)."""
+
+
+def _busy_intervals(driver: Any) -> int:
+    """Intervals of the overview's chart in which some task completed."""
+    ys = driver.execute_script(
+        "var line = document.querySelector('#chart polyline.completed');"
+        "if (!line) { return []; }"
+        "return line.getAttribute('points').split(' ').map(function (p) {"
+        "  return parseFloat(p.split(',')[1]); });"
+    )
+    return sum(1 for y in ys if y < _CHART_HEIGHT)
 
 
 def _status(api: httpx.Client, task_id: str) -> str:

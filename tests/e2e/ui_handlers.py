@@ -16,3 +16,9 @@ def gated(payload: Any) -> Any:
     if not Path(str(payload["gate"])).exists():
         raise PermanentTaskError(f"the gate {payload['gate']} is closed")
     return {"passed": payload["gate"]}
+
+
+@task_type("declined", timeout_seconds=10)
+def declined(payload: Any) -> Any:
+    """Always fails for good: the failures a live chart shows next to completions."""
+    raise PermanentTaskError(f"the card {payload} was declined")

@@ -46,6 +46,21 @@ async def test_a_schedule_is_created_listed_with_its_next_fire_and_deleted(
     assert gone.status_code == 404 and "nightly-report" in gone.json()["error"]
 
 
+async def test_one_schedule_is_read_by_name_with_its_next_fire(
+    http_client: httpx.AsyncClient,
+) -> None:
+    created = (await http_client.post("/schedules", json=NIGHTLY)).json()
+
+    one = await http_client.get("/schedules/nightly-report")
+
+    assert one.status_code == 200, one.text
+    assert one.json() == created
+    missing = await http_client.get("/schedules/no-such-schedule")
+    assert missing.status_code == 404 and "no-such-schedule" in missing.json()["error"]
+    bad = await http_client.get("/schedules/has%20space")
+    assert bad.status_code == 422 and bad.json()["error"].startswith("name:")
+
+
 @pytest.mark.parametrize(
     ("change", "field", "words"),
     [
@@ -81,4 +96,5 @@ async def test_the_routes_are_in_the_openapi_document(serve: Serve) -> None:
     async with serve(create_app(build_container(Settings(backend="memory")))) as client:
         paths = (await client.get("/openapi.json")).json()["paths"]
     assert set(paths["/schedules"]) == {"get", "post"}
-    assert set(paths["/schedules/{name}"]) == {"delete"}
+    assert set(paths["/schedules/{name}"]) == {"get", "delete"}
+    assert "ScheduleOut" in str(paths["/schedules/{name}"]["get"]["responses"]["200"])

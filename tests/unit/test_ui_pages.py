@@ -8,11 +8,15 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
+import pytest
+from pydantic import ValidationError
 
-from bootstrap.container import Container
+from bootstrap.container import Container, build_container
+from bootstrap.settings import Settings
 from domain.models import WorkerInfo
+from entrypoints.http.app import create_app
 from entrypoints.http.ui.workers import GONE_SHOWN_SECONDS, WorkerSightings
-from tests.support.http_app import completed, created, failed
+from tests.support.http_app import Serve, completed, created, failed
 from tests.support.ui_forms import csrf_token
 
 
@@ -174,3 +178,40 @@ async def test_the_javascript_and_styles_are_served_from_the_package(
     assert "visibilitychange" in script.text
     assert styles.status_code == 200
     assert (await http_client.get("/ui/nowhere")).status_code == 404
+
+
+async def test_the_flow_page_shows_limits_and_schedules_and_pauses_a_type(
+    http_client: httpx.AsyncClient,
+) -> None:
+    await http_client.put("/task-types/email", json={"max_concurrency": 3, "rate": 2.5})
+    schedule = {"name": "nightly", "type": "email", "payload": "a@b.io", "cron": "0 3 * * *"}
+    fire = (await http_client.post("/schedules", json=schedule)).json()["next_fire_at"]
+
+    page = await http_client.get("/ui/flow")
+    row = page.text.split('data-type="email"')[1].split("</tr>")[0]
+    paused = await http_client.post("/ui/task-types/email/pause", data={"csrf": csrf_token(page)})
+    types = (await http_client.get("/task-types")).json()["task_types"]
+    after = await http_client.get(paused.headers["location"])
+    forged = await http_client.post("/ui/task-types/email/resume", data={"csrf": "forged"})
+
+    assert page.status_code == 200
+    assert [cell.split("<")[0] for cell in row.split("<td>")[2:5]] == ["3", "0", "2.5"]
+    assert ">running<" in row and ">Pause<" in row
+    assert "nightly" in page.text and fire[:10] + " " + fire[11:19] + " UTC" in page.text
+    assert paused.status_code == 303 and paused.headers["location"] == "/ui/flow?notice=paused"
+    assert next(t for t in types if t["type"] == "email")["paused"] is True
+    assert ">Resume<" in after.text.split('data-type="email"')[1].split("</tr>")[0]
+    assert forged.status_code == 403
+    assert (await http_client.get("/ui/flow")).text.count(">paused<") == 1
+
+
+async def test_the_overview_refreshes_as_often_as_the_setting_says(serve: Serve) -> None:
+    container = build_container(Settings(backend="memory", ui_refresh_seconds=0.5))
+    async with serve(create_app(container)) as client:
+        page = await client.get("/ui")
+        icon = await client.get("/ui/static/favicon.svg")
+
+    assert 'data-refresh-ms="500"' in page.text
+    assert icon.status_code == 200  # else a browser's /favicon.ico is a failed login
+    with pytest.raises(ValidationError, match="ui_refresh_seconds"):
+        Settings(backend="memory", ui_refresh_seconds=0.1)

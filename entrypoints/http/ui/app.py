@@ -26,6 +26,7 @@ from entrypoints.http.errors import HANDLED, problem
 from entrypoints.http.throttle import TokenBuckets
 from entrypoints.http.ui.actions import Actions
 from entrypoints.http.ui.csrf import CsrfRejected, LoginRequired
+from entrypoints.http.ui.flow import FlowPage
 from entrypoints.http.ui.login import Login
 from entrypoints.http.ui.pages import Pages
 from entrypoints.http.ui.render import STATIC, Renderer
@@ -46,13 +47,15 @@ def build_ui(
     client_address: ClientAddress,
     now: Callable[[], float] = time.time,
 ) -> Starlette:
-    codec = SessionCodec(secret_from(container.settings().session_secret))
+    settings = container.settings()
+    codec = SessionCodec(secret_from(settings.session_secret))
     renderer = Renderer(codec, login_required=bool(digests))
     # Providers, not instances: each request gets the container's current ones.
     service, messages = container.task_service, container.dead_letter_messages
-    pages = Pages(service, messages, renderer, WorkerSightings())
+    pages = Pages(service, messages, renderer, WorkerSightings(), settings.ui_refresh_seconds)
     actions = Actions(service, messages, codec)
     login = Login(codec, renderer, digests, failures, client_address, now)
+    flow = FlowPage(container.task_type_limits, container.schedule_service, renderer, codec)
 
     async def on_error(request: Request, exc: Exception) -> Response:
         if isinstance(exc, LoginRequired):
@@ -87,6 +90,7 @@ def build_ui(
         task: pages.task,
         f"{PREFIX}/dead-letters": pages.dead_letters,
         f"{PREFIX}/workers": pages.workers,
+        f"{PREFIX}/flow": flow.page,
     }
     actions_at = {
         f"{PREFIX}/login": login.submit,
@@ -96,6 +100,8 @@ def build_ui(
         f"{PREFIX}/dead-letters/redrive": actions.redrive,
         f"{message}/redrive": actions.redrive_message,
         f"{message}/drop": actions.drop_message,
+        f"{PREFIX}/task-types/{{type:path}}/pause": flow.pause,
+        f"{PREFIX}/task-types/{{type:path}}/resume": flow.resume,
     }
     routes = [
         *(Route(path, page, methods=["GET"]) for path, page in pages_at.items()),

@@ -28,8 +28,6 @@ from entrypoints.http.ui.views import (
 )
 from entrypoints.http.ui.workers import WorkerSightings
 
-REFRESH_MILLISECONDS = 3000
-"""How often the overview fetches its figures while the tab is visible."""
 PAGE_SIZE = 50
 """Tasks a list page shows."""
 POISON_SHOWN = 50
@@ -44,17 +42,20 @@ class Pages:
         messages: Callable[[], DeadLetterMessages],
         renderer: Renderer,
         sightings: WorkerSightings,
+        refresh_seconds: float,
     ) -> None:
+        """``refresh_seconds``: how often the overview fetches its figures."""
         self.service = service
         self.messages = messages
         self.renderer = renderer
         self.sightings = sightings
+        self.refresh_ms = round(refresh_seconds * 1000)
 
     async def overview(self, request: Request) -> Response:
         logged_in(request)
         numbers = overview_numbers(await self.service().metrics())
         return self.renderer.page(
-            request, "overview.html", numbers=numbers, refresh_ms=REFRESH_MILLISECONDS
+            request, "overview.html", numbers=numbers, refresh_ms=self.refresh_ms
         )
 
     async def overview_json(self, request: Request) -> Response:

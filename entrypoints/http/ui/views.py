@@ -24,6 +24,8 @@ NOTICES = {
     "message-redriven": "The message went back to the queue.",
     "message-dropped": "The message was deleted.",
     "logged-out": "Logged out.",
+    "paused": "Paused: its tasks wait, spending no attempt (every worker within seconds).",
+    "resumed": "Resumed: its waiting tasks start within a few seconds.",
 }
 """The only texts a redirect's ``?notice=`` can show: a URL cannot inject any."""
 
