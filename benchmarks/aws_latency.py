@@ -158,6 +158,16 @@ def section(result: dict[str, Any] | None) -> list[str]:
             f"{level['tasks_per_second']:,} | {level['cpu_ms_per_task']} ms | "
             f"{level['cpu_busy']:.0%} |"
         )
+    busiest = max(level["cpu_busy"] for level in result["levels"])
+    if busiest < CPU_HEADROOM:
+        lines += [
+            "",
+            f"The worker was at most {busiest:.0%} busy at any level: what capped these runs "
+            "is the endpoint (one moto process, its DynamoDB requests one at a time, on a "
+            "shared machine), not the worker's slots or its CPU; on AWS the slots are what "
+            "bounds a process until it is CPU bound (200 slots at about 50 ms of calls per "
+            "task: about 4,000 tasks/s of waiting, far above its CPU bound).",
+        ]
     lines += [
         "",
         f"CPU bound, one worker process would do about {result['cpu_bound_tasks_per_second']:,}"
