@@ -140,33 +140,39 @@ def engine_env(endpoint: str, outputs: dict[str, str], key: str) -> dict[str, st
         "TASKQ_EMAIL_BACKEND": "ses",
         "TASKQ_EMAIL_FROM": SENDER,
         "TASKQ_POLL_WAIT_SECONDS": "1",
+        "TASKQ_INLINE_LIMIT": "1024",  # the long email below goes to S3 (the claim check)
         "WORKER_COUNT": "4",
     }
 
 
 def run_tasks(api: httpx.Client) -> None:
     """Every kind of work the API and the workers do on AWS: an email (SES), an image
-    uploaded, resized and downloaded (S3), an export, listings, counts, dead letters."""
+    uploaded, resized and downloaded (S3), a payload kept in S3 (the claim check), an
+    export, a schedule added and deleted, listings, counts, dead letters."""
     uploaded = api.post("/blobs?name=cat.png", content=image_bytes((64, 48), "PNG"))
     assert uploaded.status_code == 201, uploaded.text
     submitted = [
         api.post("/tasks", json={"type": t, "payload": p}).json()["id"]
         for t, p in [
             ("email", "someone@example.com"),
+            ("email", {"to": "someone@example.com", "subject": "long", "body": "x" * 4000}),
             ("image-resize", {"image": uploaded.json()["key"], "width": 32, "height": 24}),
             ("data-export", "nightly"),
         ]
     ]
+    schedule = {"name": "nightly", "type": "data-export", "payload": "x", "cron": "0 3 * * *"}
+    assert api.post("/schedules", json=schedule).status_code == 201
+    assert api.delete("/schedules/nightly").status_code == 204
     tasks = wait_all_final(api, submitted, timeout=60)
     assert {t["status"] for t in tasks.values()} == {"COMPLETED"}, tasks
-    resized = tasks[submitted[1]]["result"]
+    resized = tasks[submitted[2]]["result"]
     assert isinstance(resized, dict)
     download = api.get(f"/blobs/{resized['key']}", follow_redirects=True)
     assert download.status_code == 200 and len(download.content) == resized["bytes"]
     assert api.get("/tasks", params={"status": "COMPLETED"}).status_code == 200
     assert api.get("/dead-letters").status_code == 200
     deadline = time.monotonic() + 20
-    while api.get("/metrics").json()["completed_tasks"] < 3:  # counted from the stream
+    while api.get("/metrics").json()["completed_tasks"] < len(submitted):  # counted from the stream
         assert time.monotonic() < deadline, api.get("/metrics").json()
         time.sleep(0.5)
 
