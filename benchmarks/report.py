@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from benchmarks.aws_latency import section as aws_latency_section
 from benchmarks.aws_report import cost_ratios, cost_section, target_rows
 
 RSS_BOUND_MIB = 32.0
@@ -342,6 +343,7 @@ def render(results: dict[str, Any]) -> str:
         "",
         *_waiting(results.get("waiting")),
         *_sustained(results.get("sustained")),
+        *aws_latency_section(results.get("aws_latency_model")),
         PROFILE_NOTES,
     ]
     return "\n".join(lines) + "\n"

@@ -27,6 +27,7 @@ from typing import Any
 
 from benchmarks import (
     aws_engine,
+    aws_latency,
     http_throughput,
     inprocess,
     io_bound,
@@ -60,6 +61,7 @@ class Sizes:
     waiters: int = 1000
     waiting_load: int = 3000
     sustained_seconds: float = 8.0
+    aws_modelled: int = 600
 
 
 FULL = Sizes(
@@ -96,6 +98,7 @@ QUICK = Sizes(
     waiters=50,
     waiting_load=200,
     sustained_seconds=1.0,
+    aws_modelled=10,
 )
 AWS_WORKERS = 20
 AWS_PRODUCERS = 20
@@ -250,6 +253,10 @@ def run_all(sizes: Sizes, work: Path) -> dict[str, Any]:
                     payload=aws_engine.payload_of(payload),
                 ),
             )
+        results["aws_latency_model"] = timed(
+            "10 aws worker, modelled AWS latency, 10/50/200 slots",
+            lambda: aws_latency.run(moto.url, tasks=sizes.aws_modelled),
+        )
     results["rss"] = [
         timed(
             f"7 RSS {backend}",

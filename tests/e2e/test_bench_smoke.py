@@ -28,6 +28,7 @@ SECTIONS = [
     "## 5. Latency, submit → start",
     "## 6. I/O-bound handlers",
     "## 7. Memory",
+    "## 10. One worker process against modelled AWS latency",
     "## Profile",
 ]
 

@@ -232,7 +232,7 @@ class _OneDynamoDbRequestAtATime:
             return list(self._app(environ, start_response))
 
 
-def _serve_moto(port: int) -> None:
+def _serve_moto(port: int, request_log: str | None = None) -> None:
     import logging
 
     from moto.moto_server.werkzeug_app import (
@@ -243,7 +243,11 @@ def _serve_moto(port: int) -> None:
     from werkzeug.serving import make_server
 
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
-    app = _OneDynamoDbRequestAtATime(DomainDispatcherApplication(create_backend_app))
+    app: Any = _OneDynamoDbRequestAtATime(DomainDispatcherApplication(create_backend_app))
+    if request_log:
+        from tests.support.request_log import RecordingApp
+
+        app = RecordingApp(app, Path(request_log))
     server = make_server("127.0.0.1", port, app, threaded=True, request_handler=MotoRequestHandler)
     server.serve_forever()
 
@@ -252,16 +256,24 @@ class MotoServer:
     """A moto server process on 127.0.0.1; ``stop`` and ``start`` again keep the port
     (its state is lost: provision again after a restart)."""
 
-    def __init__(self, tmp_path: Path, port: int | None = None) -> None:
+    def __init__(
+        self, tmp_path: Path, port: int | None = None, *, request_log: Path | None = None
+    ) -> None:
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = tmp_path / f"moto-{self.port}.log"
+        self.request_log = request_log
+        """A JSON line per request there (``tests.support.request_log``), when set."""
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self, timeout: float = 30) -> None:
         with self.log_path.open("ab") as log_file:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "tests.support.processes", "moto", str(self.port)],
+                [
+                    sys.executable,
+                    *("-m", "tests.support.processes", "moto", str(self.port)),
+                    *([str(self.request_log)] if self.request_log else []),
+                ],
                 cwd=ROOT,
                 stdout=log_file,
                 stderr=subprocess.STDOUT,
@@ -414,4 +426,4 @@ class Blackhole:
 
 if __name__ == "__main__":
     if sys.argv[1:2] == ["moto"]:
-        _serve_moto(int(sys.argv[2]))
+        _serve_moto(int(sys.argv[2]), *sys.argv[3:4])
