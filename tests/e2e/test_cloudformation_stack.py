@@ -52,6 +52,7 @@ def deploy(endpoint: str, name: str) -> dict[str, str]:
         "BucketName": name,
         "RetentionDays": "7",
         "SenderIdentity": SENDER,
+        "Priorities": "true",
     }
     cloudformation.create_stack(
         StackName=name,
@@ -125,6 +126,8 @@ def assert_same_resources(endpoint: str, outputs: dict[str, str]) -> None:
     assert stack_queue["dead_letters_to"] == outputs["DeadLetterQueueUrl"].rsplit("/", 1)[-1]
     assert {**stack_queue, "dead_letters_to": ""} == {**init_queue, "dead_letters_to": ""}
     assert queue(outputs["DeadLetterQueueUrl"]) == queue(made.dlq_url)
+    for level in ("High", "Low"):  # the priorities' queues: the main queue's settings
+        assert queue(outputs[f"{level}PriorityQueueUrl"]) == stack_queue
 
 
 def engine_env(endpoint: str, outputs: dict[str, str], key: str) -> dict[str, str]:
@@ -137,6 +140,9 @@ def engine_env(endpoint: str, outputs: dict[str, str], key: str) -> dict[str, st
         "SQS_DLQ_URL": outputs["DeadLetterQueueUrl"],
         "DYNAMODB_TABLE": outputs["TableName"],
         "TASKQ_S3_BUCKET": outputs["BucketName"],
+        "TASKQ_PRIORITIES": "true",
+        "SQS_QUEUE_URL_HIGH": outputs["HighPriorityQueueUrl"],
+        "SQS_QUEUE_URL_LOW": outputs["LowPriorityQueueUrl"],
         "TASKQ_EMAIL_BACKEND": "ses",
         "TASKQ_EMAIL_FROM": SENDER,
         "TASKQ_POLL_WAIT_SECONDS": "1",
@@ -152,12 +158,12 @@ def run_tasks(api: httpx.Client) -> None:
     uploaded = api.post("/blobs?name=cat.png", content=image_bytes((64, 48), "PNG"))
     assert uploaded.status_code == 201, uploaded.text
     submitted = [
-        api.post("/tasks", json={"type": t, "payload": p}).json()["id"]
-        for t, p in [
-            ("email", "someone@example.com"),
-            ("email", {"to": "someone@example.com", "subject": "long", "body": "x" * 4000}),
-            ("image-resize", {"image": uploaded.json()["key"], "width": 32, "height": 24}),
-            ("data-export", "nightly"),
+        api.post("/tasks", json={"type": t, "payload": p, "priority": priority}).json()["id"]
+        for t, p, priority in [
+            ("email", "someone@example.com", "high"),
+            ("email", {"to": "someone@example.com", "subject": "long", "body": "x" * 4000}, "low"),
+            ("image-resize", {"image": uploaded.json()["key"], "width": 32, "height": 24}, None),
+            ("data-export", "nightly", None),
         ]
     ]
     schedule = {"name": "nightly", "type": "data-export", "payload": "x", "cron": "0 3 * * *"}
