@@ -34,6 +34,7 @@ from benchmarks import (
     memory_rss,
     original_loop,
     reads,
+    run_extra,
     sustained,
     waiting,
 )
@@ -60,6 +61,8 @@ class Sizes:
     waiters: int = 1000
     waiting_load: int = 3000
     sustained_seconds: float = 8.0
+    extra: run_extra.ExtraSizes = run_extra.ExtraSizes()
+    """Benchmarks 10 to 12 (issues 15 and 17)."""
 
 
 FULL = Sizes(
@@ -96,6 +99,7 @@ QUICK = Sizes(
     waiters=50,
     waiting_load=200,
     sustained_seconds=1.0,
+    extra=run_extra.QUICK,
 )
 AWS_WORKERS = 20
 AWS_PRODUCERS = 20
@@ -267,6 +271,7 @@ def run_all(sizes: Sizes, work: Path) -> dict[str, Any]:
         "9 sustained load beside a trivial endpoint",
         lambda: sustained.run(sizes.sustained_seconds, work),
     )
+    results.update(run_extra.run(sizes.extra, work, timed))
     results["finished"] = datetime.now(UTC).isoformat()
     return results
 
