@@ -164,8 +164,12 @@ async def start_child(process: BaseProcess) -> None:
 
 
 async def wait_readable(fd: int) -> None:
+    """Wait until ``fd`` is readable. Its blocking mode is kept: uvloop's ``add_reader``
+    makes it non-blocking (libuv's poll handle), and a pipe's blocking ``send_bytes`` or
+    ``recv`` of more than its buffer would then fail half-way."""
     loop = asyncio.get_running_loop()
     ready: asyncio.Future[None] = loop.create_future()
+    blocking = os.get_blocking(fd)
 
     def wake() -> None:
         if not ready.done():
@@ -176,6 +180,8 @@ async def wait_readable(fd: int) -> None:
         await ready
     finally:
         loop.remove_reader(fd)
+        with contextlib.suppress(OSError):  # closed meanwhile: nothing to restore
+            os.set_blocking(fd, blocking)
 
 
 async def wait_exited(process: Any, seconds: float) -> bool:

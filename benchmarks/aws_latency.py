@@ -141,7 +141,7 @@ def section(result: dict[str, Any] | None) -> list[str]:
         return []
     delays = ", ".join(f"{service} {ms:g} ms" for service, ms in result["delays_ms"].items())
     lines = [
-        "## 10. One worker process against modelled AWS latency",
+        "## 13. One worker process against modelled AWS latency",
         "",
         f"Every call of the worker's clients waits first ({delays}: typical in-region round "
         "trips; a botocore `before-send` hook, `benchmarks/aws_latency.py`). Per level a "

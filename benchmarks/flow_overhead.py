@@ -17,6 +17,7 @@ import tempfile
 import time
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -104,23 +105,50 @@ async def admission_cost(calls: int = 20_000) -> dict[str, float]:
             db.close()
 
 
-async def main(tasks: int, rounds: int) -> None:
-    results: dict[str, list[float]] = {"none": [], "gate": [], "limited": []}
+VARIANTS = {
+    "none": "no flow control (today)",
+    "gate": "flow control, type without limits",
+    "limited": "flow control, type with max_concurrency",
+}
+
+
+async def measure(tasks: int, rounds: int) -> dict[str, Any]:
+    """Each variant's tasks/s (median and every round), its change from ``none`` in
+    percent, and the microseconds of one admission with and without flow control."""
+    results: dict[str, list[float]] = {variant: [] for variant in VARIANTS}
     with tempfile.TemporaryDirectory(prefix="taskq-flow-bench-") as directory:
         for n in range(rounds):  # alternate the order: a loaded machine drifts
             for variant in list(results)[:: 1 if n % 2 == 0 else -1]:
                 results[variant].append(await one_round(directory, variant, tasks))
     base = statistics.median(results["none"])
-    for variant, label in (
-        ("none", "no flow control (today)"),
-        ("gate", "flow control, type without limits"),
-        ("limited", "flow control, type with max_concurrency"),
-    ):
-        median = statistics.median(results[variant])
-        spread = ", ".join(f"{r:.0f}" for r in results[variant])
-        change = 100 * (median / base - 1)
-        print(f"{label:42s} {median:7.0f} tasks/s ({change:+5.1f}%)  rounds: {spread}")
+    variants = {
+        variant: {
+            "tasks_per_second": round(statistics.median(runs)),
+            "runs": [round(r) for r in runs],
+            "change_percent": round(100 * (statistics.median(runs) / base - 1), 1),
+        }
+        for variant, runs in results.items()
+    }
     cost = await admission_cost()
+    return {
+        "tasks": tasks,
+        "rounds": rounds,
+        "slots": SLOTS,
+        "variants": variants,
+        "admission_us": {name: round(us, 1) for name, us in cost.items()},
+    }
+
+
+async def main(tasks: int, rounds: int) -> None:
+    measured = await measure(tasks, rounds)
+    for variant, label in VARIANTS.items():
+        row = measured["variants"][variant]
+        spread = ", ".join(str(r) for r in row["runs"])
+        print(
+            f"{label:42s} {row['tasks_per_second']:7d} tasks/s "
+            f"({row['change_percent']:+5.1f}%)  rounds: {spread}"
+        )
+    cost = measured["admission_us"]
     print(
         f"admission of a task of a type without limits: {cost['gate']:.1f} us "
         f"(without flow control: {cost['none']:.1f} us) per delivery"

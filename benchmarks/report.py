@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from benchmarks import report_extra
 from benchmarks.aws_latency import section as aws_latency_section
 from benchmarks.aws_report import cost_ratios, cost_section, target_rows
 
@@ -57,6 +58,7 @@ def figures(results: dict[str, Any]) -> dict[str, Any]:
         "rss_idle_mib": rss_sqlite["idle_rss_mib"],
         "rss_growth_mib_sqlite_retention": rss_sqlite["growth_mib"],
         "rss_growth_bytes_per_task_memory": rss_memory["growth_bytes_per_task"],
+        **report_extra.figures(results),
     }
 
 
@@ -193,6 +195,7 @@ def render(results: dict[str, Any]) -> str:
         f"after {rss_sqlite['tasks']:,} tasks | {rss_sqlite['idle_rss_mib']} → "
         f"{rss_sqlite['final_rss_mib']} MiB (+{rss_sqlite['growth_mib']}) | "
         f"growth ≤ {RSS_BOUND_MIB:g} MiB | {_mark(rss_sqlite['growth_mib'] <= RSS_BOUND_MIB)} |",
+        *report_extra.target_rows(results),
         "",
         "## 1. Engine overhead",
         "",
@@ -343,6 +346,7 @@ def render(results: dict[str, Any]) -> str:
         "",
         *_waiting(results.get("waiting")),
         *_sustained(results.get("sustained")),
+        *report_extra.sections(results),
         *aws_latency_section(results.get("aws_latency_model")),
         PROFILE_NOTES,
     ]

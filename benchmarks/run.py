@@ -35,6 +35,7 @@ from benchmarks import (
     memory_rss,
     original_loop,
     reads,
+    run_extra,
     sustained,
     waiting,
 )
@@ -62,6 +63,8 @@ class Sizes:
     waiting_load: int = 3000
     sustained_seconds: float = 8.0
     aws_modelled: int = 600
+    extra: run_extra.ExtraSizes = run_extra.ExtraSizes()
+    """Benchmarks 10 to 12 (issues 15 and 17)."""
 
 
 FULL = Sizes(
@@ -99,6 +102,7 @@ QUICK = Sizes(
     waiting_load=200,
     sustained_seconds=1.0,
     aws_modelled=10,
+    extra=run_extra.QUICK,
 )
 AWS_WORKERS = 20
 AWS_PRODUCERS = 20
@@ -254,7 +258,7 @@ def run_all(sizes: Sizes, work: Path) -> dict[str, Any]:
                 ),
             )
         results["aws_latency_model"] = timed(
-            "10 aws worker, modelled AWS latency, 10/50/200 slots",
+            "13 aws worker, modelled AWS latency, 10/50/200 slots",
             lambda: aws_latency.run(moto.url, tasks=sizes.aws_modelled),
         )
     results["rss"] = [
@@ -274,6 +278,7 @@ def run_all(sizes: Sizes, work: Path) -> dict[str, Any]:
         "9 sustained load beside a trivial endpoint",
         lambda: sustained.run(sizes.sustained_seconds, work),
     )
+    results.update(run_extra.run(sizes.extra, work, timed))
     results["finished"] = datetime.now(UTC).isoformat()
     return results
 

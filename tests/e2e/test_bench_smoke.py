@@ -28,7 +28,10 @@ SECTIONS = [
     "## 5. Latency, submit → start",
     "## 6. I/O-bound handlers",
     "## 7. Memory",
-    "## 10. One worker process against modelled AWS latency",
+    "## 13. One worker process against modelled AWS latency",
+    "## 10. CPU-bound work beside no-op tasks",
+    "## 11. data-export memory",
+    "## 12. Flow control on a type without limits",
     "## Profile",
 ]
 
@@ -56,6 +59,11 @@ def test_quick_bench_produces_every_figure(tmp_path: Path) -> None:
     assert {row["backend"] for row in results["reads"]} == {"memory", "sqlite"}
     assert results["aws_engine"]["calls"], "no AWS call was counted"
     assert results["original"]["calls"], "no AWS call was counted"
+    resize_runs = results["resize_latency"]["runs"]
+    assert resize_runs[0]["resizes_completed"] > 0, "no image was resized beside the no-ops"
+    assert {"resize_noop_p99_ratio", "export_rss_growth_mib"} <= set(named)
+    assert "flow_no_limits_change_percent" in named
+    assert results["export_memory"]["rows"] == results["export_memory"]["tasks"]
 
     text = report.read_text()
     assert "QUICK MODE" in text

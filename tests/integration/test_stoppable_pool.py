@@ -9,6 +9,7 @@ import os
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -112,6 +113,26 @@ async def test_a_warm_call_costs_well_under_a_fresh_process(pool: StoppableProce
     per_call = (time.perf_counter() - started) / calls
     print(f"stoppable pool: {per_call * 1000:.3f} ms per warm call")
     assert per_call < 0.005  # 0.05 ms measured here; a fresh forked child costs ~8 ms
+
+
+def test_large_calls_on_a_warm_process_under_uvloop() -> None:
+    """``taskq serve`` runs on uvloop, whose ``add_reader`` leaves the pipe non-blocking
+    (libuv's poll handle): a warm slot's next call of more than the socket's buffer (an
+    image to resize) then failed half-written, as a crash of its process."""
+    uvloop = pytest.importorskip("uvloop")
+    big = "x" * (2 * 1024 * 1024)
+
+    async def calls() -> list[Any]:
+        pool = StoppableProcessPool(1, preload=PRELOAD)
+        try:
+            return [await pool.run(h.where, big, timeout_seconds=30) for _ in range(3)]
+        finally:
+            pool.kill_all()
+
+    answers = uvloop.run(calls())
+
+    assert [a["echo"] == big for a in answers] == [True] * 3
+    assert len({a["pid"] for a in answers}) == 1  # one warm process served all three
 
 
 def test_a_pool_never_forks_the_worker_and_has_a_process() -> None:

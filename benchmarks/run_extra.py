@@ -1,0 +1,55 @@
+"""The benchmarks of issues 15 and 17 in ``make bench`` (``benchmarks/run.py`` calls
+``run``): CPU-bound resizes beside no-op tasks (10), data-export's memory (11), and
+flow control's overhead on a type without limits (12). Their sections and target rows
+are ``benchmarks/report_extra.py``."""
+
+from __future__ import annotations
+
+import asyncio
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from benchmarks import export_memory, flow_overhead, resize_latency
+from benchmarks.resize_latency import ResizeSizes
+
+
+@dataclass(frozen=True)
+class ExtraSizes:
+    resize: ResizeSizes = field(default_factory=lambda: ResizeSizes(tasks=300))
+    export_tasks: int = 100_000
+    """Issue 15's figure: RSS growth under 32 MB for 100,000 tasks exported."""
+    flow_tasks: int = 2_000
+    flow_rounds: int = 3
+
+
+QUICK = ExtraSizes(
+    resize=ResizeSizes(tasks=20, image_side=1200, images=1),
+    export_tasks=300,
+    flow_tasks=100,
+    flow_rounds=1,
+)
+
+
+def run(
+    sizes: ExtraSizes, work: Path, timed: Callable[[str, Callable[[], Any]], Any]
+) -> dict[str, Any]:
+    """Each benchmark's figures under its key in the results."""
+    results: dict[str, Any] = {}
+    results["resize_latency"] = timed(
+        "10 submit -> start while images are resized",
+        lambda: resize_latency.run_both(sizes.resize, work),
+    )
+
+    def export() -> dict[str, Any]:
+        with tempfile.TemporaryDirectory(prefix="export-", dir=work) as directory:
+            return asyncio.run(export_memory.run(Path(directory), sizes.export_tasks, "csv"))
+
+    results["export_memory"] = timed("11 data-export memory", export)
+    results["flow_overhead"] = timed(
+        "12 flow control on a type without limits",
+        lambda: asyncio.run(flow_overhead.measure(sizes.flow_tasks, sizes.flow_rounds)),
+    )
+    return results
