@@ -57,6 +57,10 @@ LARGE_MESSAGE_BYTES: Final = 64 * 1024
 CRASH_EXIT_SECONDS: Final = 0.5
 """How long a child that closed its pipe without an answer has to end by itself (so its
 exit code or signal is known) before it is killed."""
+SLOT_NICENESS: Final = 10
+"""How much lower than the worker's a slot process's CPU priority is: on a machine whose
+cores the pool fills (TASKQ_CPU_WORKERS is the core count), the worker's event loop
+still gets the CPU first, so no-op tasks start as fast beside resizes (benchmark 10)."""
 ORPHAN_CHECK_SECONDS: Final = 1.0
 """How often a child looks whether the worker that owns it is gone (it then exits)."""
 
@@ -243,9 +247,11 @@ def _slot_main(conn: multiprocessing.connection.Connection) -> None:
     """Answer calls until the pipe closes: ``("ok", result)`` or ``("raised", ...)``.
 
     SIGINT and SIGTERM are ignored, as in an isolated child: only the worker stops its
-    children (adapters/isolation.py says why)."""
+    children (adapters/isolation.py says why). It runs at a lower CPU priority than
+    the worker (``SLOT_NICENESS``)."""
     signal.signal(signal.SIGINT, ignore_signal)
     signal.signal(signal.SIGTERM, ignore_signal)
+    os.nice(SLOT_NICENESS)
     threading.Thread(target=_exit_when_orphaned, args=(os.getppid(),), daemon=True).start()
     while True:
         try:

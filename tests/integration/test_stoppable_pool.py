@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from adapters.stoppable_pool import PooledHandlerSandbox, StoppableProcessPool
+from adapters.stoppable_pool import SLOT_NICENESS, PooledHandlerSandbox, StoppableProcessPool
 from domain.errors import HandlerCrashed, HandlerTimeout
 from domain.models import TaskStatus
 from domain.processing import Outcome, TaskProcessor
@@ -220,3 +220,11 @@ async def test_without_a_pool_a_stoppable_type_runs_in_the_sandbox(tmp_path: Pat
 def test_a_stoppable_handler_must_be_a_module_level_function() -> None:
     with pytest.raises(ValueError, match="must be a module-level function"):
         HandlerRegistry().add(TaskType("anon", lambda payload: payload, 5, stoppable=True))
+
+
+async def test_a_slot_runs_at_a_lower_cpu_priority_than_its_worker(
+    pool: StoppableProcessPool,
+) -> None:
+    slot_niceness = await pool.run(os.nice, 0, timeout_seconds=30)
+
+    assert slot_niceness == min(os.nice(0) + SLOT_NICENESS, 19)
