@@ -1,0 +1,62 @@
+"""A delivery costs few asyncio tasks: the heartbeat is lazy and a handler's timeout is
+a scope, not a task of its own (issue 18)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Coroutine, Generator
+from typing import Any
+
+from domain.processing import Outcome
+from tests.support.processing_rig import ProcessingRig as Env
+
+
+class TaskCount:
+    """Counts the tasks the running loop creates while it is installed."""
+
+    def __init__(self) -> None:
+        self.created = 0
+
+    def __enter__(self) -> TaskCount:
+        loop = asyncio.get_running_loop()
+
+        def factory(
+            loop: asyncio.AbstractEventLoop,
+            coro: Generator[Any, None, Any] | Coroutine[Any, Any, Any],
+            **kwargs: Any,
+        ) -> asyncio.Task[Any]:
+            self.created += 1
+            return asyncio.Task(coro, loop=loop, **kwargs)
+
+        loop.set_task_factory(factory)
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        asyncio.get_running_loop().set_task_factory(None)
+
+
+async def test_an_attempt_shorter_than_the_first_beat_runs_in_one_task() -> None:
+    env = Env()
+
+    async def quick(payload: Any) -> str:
+        await asyncio.sleep(0)
+        return "done"
+
+    env.handler("quick", quick)
+    await env.submit("quick")
+    delivery = await env.receive()
+    with TaskCount() as tasks:
+        assert await env.processor.process(delivery) is Outcome.COMPLETED
+    assert tasks.created == 1  # the handler's: no heartbeat task, no task for its timeout
+
+
+async def test_a_handlers_own_timeout_error_is_an_error_not_its_timeout() -> None:
+    env = Env()
+
+    async def raises(payload: Any) -> None:
+        raise TimeoutError("upstream")
+
+    env.handler("raises", raises, timeout=60)
+    task = await env.submit("raises", max_attempts=1)
+    assert await env.processor.process(await env.receive()) is Outcome.FAILED
+    assert (await env.repo.get(task.id)).error == "TimeoutError: upstream"
