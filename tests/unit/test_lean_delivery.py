@@ -9,6 +9,7 @@ from typing import Any
 
 from domain.processing import Outcome
 from tests.support.processing_rig import ProcessingRig as Env
+from tests.unit.test_worker import Rig
 
 
 class TaskCount:
@@ -60,3 +61,19 @@ async def test_a_handlers_own_timeout_error_is_an_error_not_its_timeout() -> Non
     task = await env.submit("raises", max_attempts=1)
     assert await env.processor.process(await env.receive()) is Outcome.FAILED
     assert (await env.repo.get(task.id)).error == "TimeoutError: upstream"
+
+
+async def test_a_worker_with_a_backlog_spends_two_tasks_a_delivery() -> None:
+    rig = Rig(concurrency=4)
+
+    async def noop(payload: Any) -> None:
+        await asyncio.sleep(0)
+
+    with TaskCount() as tasks:
+        ids, running = await rig.start(noop, 40)
+        await rig.wait_until_final(ids)
+        rig.stop.set()
+        await running
+    # Each delivery: its processing and its handler. Receives from the backlog, and a
+    # slot freed while all are busy, create none (a few more: the worker's own).
+    assert tasks.created <= 2 * 40 + 10, tasks.created
