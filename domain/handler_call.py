@@ -54,12 +54,15 @@ async def call_in_process(
         async with asyncio.timeout(None) as scope:
             timer = loop.call_later(timeout, time_is_up)
             try:
-                return await work
+                result = await work
             finally:
                 timer.cancel()
     except TimeoutError:
         if not scope.expired():
             raise  # the handler's own
+    else:
+        if not scope.expired():  # else it swallowed its cancellation: late all the same
+            return result
     raise HandlerTimeout(f"{task_type.name} timed out after {timeout:g}s", stack=stack[0])
 
 

@@ -77,3 +77,21 @@ async def test_a_worker_with_a_backlog_spends_two_tasks_a_delivery() -> None:
     # Each delivery: its processing and its handler. Receives from the backlog, and a
     # slot freed while all are busy, create none (a few more: the worker's own).
     assert tasks.created <= 2 * 40 + 10, tasks.created
+
+
+async def test_a_handler_that_swallows_its_timeout_still_timed_out() -> None:
+    env = Env()
+
+    async def stubborn(payload: Any) -> str:
+        try:
+            await asyncio.sleep(5)
+        except asyncio.CancelledError:
+            pass
+        return "late"
+
+    env.handler("stubborn", stubborn, timeout=0.05)
+    task = await env.submit("stubborn", max_attempts=1)
+    assert await env.processor.process(await env.receive()) is Outcome.FAILED
+    failed = await env.repo.get(task.id)
+    assert failed.result is None
+    assert failed.error == "HandlerTimeout: stubborn timed out after 0.05s"
