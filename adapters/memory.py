@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import bisect
+import contextlib
 import heapq
 import itertools
 from collections.abc import Sequence
@@ -68,6 +69,7 @@ def _move(
 class InMemoryTaskRepository:
     def __init__(self) -> None:
         self._tasks: dict[str, Task] = {}
+        self._sort_keys: dict[str, tuple[str, str]] = {}  # _sort_key, computed once a task
         self._by_status: dict[TaskStatus, list[tuple[str, str]]] = {s: [] for s in TaskStatus}
         self._counts: dict[TaskStatus, int] = dict.fromkeys(TaskStatus, 0)
         self._keys: dict[str, tuple[str, str, datetime]] = {}  # key -> id, print, expiry
@@ -90,7 +92,8 @@ class InMemoryTaskRepository:
         if task.id in self._tasks:
             raise TaskAlreadyExists(task.id)
         self._tasks[task.id] = task
-        bisect.insort(self._by_status[task.status], _sort_key(task))
+        key = self._sort_keys[task.id] = _sort_key(task)
+        bisect.insort(self._by_status[task.status], key)
         self._counts[task.status] += 1
         self._index_due(None, task)
 
@@ -119,7 +122,7 @@ class InMemoryTaskRepository:
         self._tasks[new.id] = new
         self._index_due(current, new)
         if new.status is not current.status:
-            key = _sort_key(current)
+            key = self._sort_keys[current.id]
             index = self._by_status[current.status]
             del index[bisect.bisect_left(index, key)]
             bisect.insort(self._by_status[new.status], key)
@@ -249,10 +252,9 @@ class InMemoryTaskQueue:
                 due_in = min(next_due) - self._clock.monotonic()
                 remaining = min(remaining, max(0.001, due_in))
             self._wakeup.clear()
-            try:
-                await asyncio.wait_for(self._wakeup.wait(), remaining)
-            except TimeoutError:
-                pass
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(remaining):  # no task of its own, unlike wait_for
+                    await self._wakeup.wait()
 
     def _take(self, max_messages: int, visibility_timeout: float) -> list[Delivery]:
         out: list[Delivery] = []

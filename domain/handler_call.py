@@ -12,7 +12,7 @@ import contextvars
 import sys
 import threading
 import traceback
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from concurrent.futures import Executor
 from types import FrameType
 from typing import Any
@@ -28,28 +28,42 @@ async def call_in_process(
     task_type: TaskType, payload: JSON, timeout: float, executor: Executor | None
 ) -> Any:
     """Run ``task_type``'s handler on ``payload`` in this process; ``HandlerTimeout``
-    (with the handler's stack) after ``timeout`` seconds."""
+    (with the handler's stack) after ``timeout`` seconds.
+
+    An async handler is awaited in the caller's task (no task of its own); the stack is
+    read when the time runs out, before the cancellation unwinds it."""
+    loop = asyncio.get_running_loop()
+    work: Awaitable[Any]
     if task_type.is_async:
-        work: asyncio.Future[Any] = asyncio.ensure_future(task_type.handler(payload))
+        work = task_type.handler(payload)
         where: Callable[[], str | None] = lambda: _coroutine_stack(work)  # noqa: E731
     else:
         thread = _Thread()
-        loop = asyncio.get_running_loop()
         # In the handler's thread too, the run's span is current (its outbound calls
         # are its children): an executor does not carry the context by itself.
         in_context = contextvars.copy_context().run
         work = loop.run_in_executor(executor, in_context, thread.run, task_type.handler, payload)
         where = thread.stack
+    stack: list[str | None] = []
+
+    def time_is_up() -> None:
+        stack.append(where())
+        scope.reschedule(loop.time())  # cancels the call at once
+
     try:
-        await asyncio.wait({work}, timeout=timeout)
-    except asyncio.CancelledError:
-        work.cancel()
-        raise
-    if work.done():
-        return work.result()
-    stack = where()
-    work.cancel()
-    raise HandlerTimeout(f"{task_type.name} timed out after {timeout:g}s", stack=stack)
+        async with asyncio.timeout(None) as scope:
+            timer = loop.call_later(timeout, time_is_up)
+            try:
+                result = await work
+            finally:
+                timer.cancel()
+    except TimeoutError:
+        if not scope.expired():
+            raise  # the handler's own
+    else:
+        if not scope.expired():  # else it swallowed its cancellation: late all the same
+            return result
+    raise HandlerTimeout(f"{task_type.name} timed out after {timeout:g}s", stack=stack[0])
 
 
 def describe_traceback(exc: BaseException) -> str | None:
@@ -60,13 +74,10 @@ def describe_traceback(exc: BaseException) -> str | None:
     return "".join(traceback.format_exception(exc))
 
 
-def _coroutine_stack(work: asyncio.Future[Any]) -> str | None:
-    """The await chain of an async handler, outermost first (``Task.get_stack`` gives
-    only the outermost frame of a suspended coroutine)."""
-    if not isinstance(work, asyncio.Task):
-        return None
+def _coroutine_stack(work: Awaitable[Any]) -> str | None:
+    """The await chain of an async handler's suspended coroutine, outermost first."""
     frames: list[tuple[FrameType, int]] = []
-    awaited: Any = work.get_coro()
+    awaited: Any = work
     while awaited is not None:
         frame = getattr(awaited, "cr_frame", None) or getattr(awaited, "gi_frame", None)
         if frame is None:

@@ -24,7 +24,7 @@ from typing import Any
 from domain.errors import ConcurrencyConflict, InfrastructureError, TaskNotFound
 from domain.limits import PROGRESS_INTERVAL_SECONDS
 from domain.models import Delivery, Task, TaskStatus
-from domain.ports import Clock, TaskQueue, TaskRepository
+from domain.ports import Clock, TaskQueue, TaskRepository, Timer
 from domain.progress import Progress
 
 log = logging.getLogger("taskq.processing")
@@ -90,6 +90,7 @@ class LeaseKeeper:
     lost: bool = field(default=False, init=False)
     _ended: asyncio.Future[None] | None = field(default=None, init=False)
     _beating: asyncio.Future[None] | None = field(default=None, init=False)
+    _timer: Timer | None = field(default=None, init=False)  # until the first beat
     _writes: set[asyncio.Future[bool]] = field(default_factory=set, init=False)
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock, init=False)
     _pending: Progress | None = field(default=None, init=False)
@@ -97,17 +98,35 @@ class LeaseKeeper:
     _progress_writer: asyncio.Future[None] | None = field(default=None, init=False)
     _stopped: bool = field(default=False, init=False)
 
-    def start(self) -> asyncio.Future[None]:
-        """Start the heartbeat; the future ends when the lease is lost or a cancel is
-        requested (or the heartbeat stops)."""
+    def start(self, attempt: asyncio.Future[Any]) -> asyncio.Future[None]:
+        """Keep the lease while ``attempt`` runs; the future ends when the attempt does,
+        the lease is lost or a cancel is requested (or the heartbeat stops).
+
+        The heartbeat is lazy: its task starts when the first extension is due, so an
+        attempt shorter than ``every`` costs one timer, not a task."""
         self._ended = asyncio.get_running_loop().create_future()
-        self._beating = asyncio.ensure_future(self._beat())
+        self._timer = self.clock.call_later(self.every, self._first_beat)
+        attempt.add_done_callback(self._attempt_done)
         return self._ended
+
+    def _first_beat(self) -> None:
+        self._timer = None
+        if not (self._stopped or self._over or self._ended is None or self._ended.done()):
+            self._beating = asyncio.ensure_future(self._beat())
+
+    def _attempt_done(self, _: object) -> None:
+        self._end()
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
 
     async def stop(self) -> None:
         """Stop the heartbeat, wait for a write already under way, and write a progress
         report still pending (the attempt is over: the last report counts)."""
         self._stopped = True
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
         for running in (self._beating, self._progress_writer):
             if running is not None:
                 running.cancel()
@@ -151,9 +170,10 @@ class LeaseKeeper:
 
     async def _beat(self) -> None:
         try:
-            while not self._over:
-                await self.clock.sleep(self.every)
+            while not self._over:  # started when the first extension is due
                 await asyncio.shield(self._spawn(self._extend_once()))
+                if not self._over:
+                    await self.clock.sleep(self.every)
         finally:
             self._end()
 

@@ -45,6 +45,17 @@ class Clock(Protocol):
 
     async def sleep(self, seconds: float) -> None: ...
 
+    def call_later(self, seconds: float, callback: Callable[[], None]) -> Timer:
+        """Call ``callback`` on the running event loop ``seconds`` from now, unless the
+        returned timer is cancelled first (a timer without a task waiting on it)."""
+        ...
+
+
+class Timer(Protocol):
+    """A call scheduled by ``Clock.call_later``."""
+
+    def cancel(self) -> object: ...
+
 
 class TaskRepository(Protocol):
     """Durable record of every task.

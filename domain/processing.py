@@ -282,11 +282,10 @@ class TaskProcessor:
             every=self.settings.heartbeat_every,
             progress_interval=self.settings.progress_interval,
         )
-        heartbeat = lease.start()
         context = self._context(task, task_type, lease)
         handler = asyncio.ensure_future(self._call(task_type, task, context))
         try:
-            await asyncio.wait({handler, heartbeat}, return_when=asyncio.FIRST_COMPLETED)
+            await lease.start(handler)  # the handler ends, or the heartbeat does
         except asyncio.CancelledError:
             # Shutdown: give the attempt back so another worker starts it at once,
             # once an isolated handler's process is stopped (it is, on cancel).

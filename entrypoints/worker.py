@@ -63,6 +63,9 @@ class Worker:
     )
     started_at: datetime = field(init=False)
     _in_flight: set[asyncio.Task[object]] = field(init=False, default_factory=set)
+    _slot_freed: asyncio.Future[None] | None = field(init=False, default=None)
+    _backlog: bool = field(init=False, default=False)
+    """The last receive came back full: the next one tries without waiting first."""
 
     def __post_init__(self) -> None:
         self.started_at = self.clock.now()
@@ -92,6 +95,7 @@ class Worker:
 
     async def _receive_until(self, stop: asyncio.Event) -> None:
         stopping = asyncio.create_task(stop.wait())
+        stopping.add_done_callback(self._wake)
         error_backoff = 0.5
         try:
             while not stop.is_set():
@@ -99,32 +103,21 @@ class Worker:
                 if free <= 0:
                     if self.first is not None:
                         self.first.full()
-                    await asyncio.wait(
-                        {*self._in_flight, stopping}, return_when=asyncio.FIRST_COMPLETED
-                    )
+                    # One future that a finishing delivery (or stop) resolves: not a
+                    # wait on every delivery in flight, each time a slot frees.
+                    self._slot_freed = asyncio.get_running_loop().create_future()
+                    await self._slot_freed
                     continue
                 asked = min(free, self.queue.max_batch)
-                receiving = asyncio.create_task(
-                    self.queue.receive(
-                        max_messages=asked,
-                        visibility_timeout=self.settings.visibility_timeout,
-                        wait_seconds=self.settings.poll_wait_seconds,
-                    )
-                )
-                await asyncio.wait({receiving, stopping}, return_when=asyncio.FIRST_COMPLETED)
-                if not receiving.done():
-                    receiving.cancel()
-                    with contextlib.suppress(asyncio.CancelledError):
-                        await receiving
-                if receiving.cancelled():
-                    break
                 try:
-                    deliveries = receiving.result()
+                    deliveries = await self._receive(asked, stopping)
                 except InfrastructureError as exc:
                     log.warning("receive failed, retrying in %.1fs: %s", error_backoff, exc)
                     await self._sleep_unless(stop, error_backoff)
                     error_backoff = min(RECEIVE_ERROR_BACKOFF_MAX, error_backoff * 2)
                     continue
+                if deliveries is None:
+                    break
                 error_backoff = 0.5
                 if self.first is not None:
                     self.first.taken(len(deliveries), asked)
@@ -136,16 +129,52 @@ class Worker:
         finally:
             stopping.cancel()
 
+    async def _receive(self, asked: int, stopping: asyncio.Task[object]) -> list[Delivery] | None:
+        """Up to ``asked`` deliveries; None if ``stopping`` ended the wait. While the last
+        receive came back full (a backlog), a receive that does not wait comes first:
+        it needs no task to be interruptible by stop."""
+        receive = self.queue.receive
+        timeout = self.settings.visibility_timeout
+        if self._backlog:
+            deliveries = await receive(
+                max_messages=asked, visibility_timeout=timeout, wait_seconds=0
+            )
+            self._backlog = len(deliveries) == asked
+            if deliveries:
+                return deliveries
+        receiving = asyncio.create_task(
+            receive(
+                max_messages=asked,
+                visibility_timeout=timeout,
+                wait_seconds=self.settings.poll_wait_seconds,
+            )
+        )
+        await asyncio.wait({receiving, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        if not receiving.done():
+            receiving.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await receiving
+        if receiving.cancelled():
+            return None
+        deliveries = receiving.result()
+        self._backlog = len(deliveries) == asked
+        return deliveries
+
     def _start(self, delivery: Delivery) -> None:
         task = asyncio.create_task(self._process(delivery))
         self._in_flight.add(task)
-        task.add_done_callback(self._in_flight.discard)
-        if self.first is not None:
-            task.add_done_callback(self._finished)
+        task.add_done_callback(self._finished)
 
-    def _finished(self, _: object) -> None:
+    def _finished(self, task: asyncio.Task[object]) -> None:
+        self._in_flight.discard(task)
         if self.first is not None:
             self.first.finished()
+        self._wake()
+
+    def _wake(self, _: object = None) -> None:
+        waiter = self._slot_freed
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
 
     async def _process(self, delivery: Delivery) -> object:
         try:

@@ -66,13 +66,7 @@ def create_app(
             *observing,
             Middleware(CatchAllMiddleware),
             Middleware(UiDispatch, ui=ui),  # /ui: the dashboard, its session instead of keys
-            Middleware(
-                AuthMiddleware,
-                digests=digests,
-                limiter=limiter,
-                failures=failures,
-                client_address=client_address,
-            ),
+            *_auth(digests, limiter, failures, client_address),
             Middleware(
                 BodyLimitMiddleware, max_body_bytes=settings.max_body_bytes, exempt=[UPLOAD]
             ),
@@ -90,3 +84,24 @@ def create_app(
         max_body_bytes=settings.max_body_bytes,
     )
     return app
+
+
+def _auth(
+    digests: frozenset[bytes],
+    limiter: TokenBuckets | None,
+    failures: TokenBuckets,
+    client_address: ClientAddress,
+) -> list[Middleware]:
+    """The auth middleware; none without keys or a rate limit, where it would only
+    name every caller anonymous (``caller`` does so when it is absent)."""
+    if not digests and limiter is None:
+        return []
+    return [
+        Middleware(
+            AuthMiddleware,
+            digests=digests,
+            limiter=limiter,
+            failures=failures,
+            client_address=client_address,
+        )
+    ]

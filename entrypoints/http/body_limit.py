@@ -2,7 +2,8 @@
 
 A ``Content-Length`` over the limit is refused before the app runs; a body without one
 (chunked) is counted chunk by chunk and refused as soon as it passes the limit, so an
-unbounded body is never buffered.
+unbounded body is never buffered. A body whose length is declared within the limit is
+not counted: the server reads no more than declared.
 """
 
 from __future__ import annotations
@@ -10,10 +11,9 @@ from __future__ import annotations
 import re
 from collections.abc import Collection
 
-from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from entrypoints.http.errors import BodyTooLarge, TrackedSend, error_response
+from entrypoints.http.errors import BodyTooLarge, error_response, tracking
 
 _DIGITS = re.compile(r"[0-9]+")
 """A well-formed Content-Length; a malformed one is ignored and the body counted."""
@@ -34,10 +34,13 @@ class BodyLimitMiddleware:
         if scope["type"] != "http" or (scope["method"], scope["path"]) in self.exempt:
             await self.app(scope, receive, send)
             return
-        declared = Headers(scope=scope).get("content-length")
-        if declared is not None and _DIGITS.fullmatch(declared.strip()):
-            if int(declared) > self.max_body_bytes:
+        declared, chunked = _framing(scope)
+        if declared is not None:
+            if declared > self.max_body_bytes:
                 await self._refuse(scope, receive, send)
+                return
+            if not chunked:  # the server reads no more than declared: nothing to count
+                await self.app(scope, receive, send)
                 return
 
         received = 0
@@ -51,7 +54,7 @@ class BodyLimitMiddleware:
                     raise BodyTooLarge(self.max_body_bytes)
             return message
 
-        tracked = TrackedSend(send)
+        tracked = tracking(send)
         try:
             await self.app(scope, counting_receive, tracked)
         except BodyTooLarge:
@@ -64,3 +67,20 @@ class BodyLimitMiddleware:
     async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
         response = error_response(413, str(BodyTooLarge(self.max_body_bytes)))
         await response(scope, receive, send)
+
+
+def _framing(scope: Scope) -> tuple[int | None, bool]:
+    """The request's ``Content-Length`` (None if absent, malformed or repeated), and
+    whether the body must be counted all the same (a ``Transfer-Encoding`` too, or a
+    length that cannot be believed)."""
+    declared = None
+    chunked = False
+    for name, value in scope["headers"]:
+        if name == b"content-length":
+            text = value.decode("latin-1").strip()
+            if declared is not None or not _DIGITS.fullmatch(text):
+                return None, True  # twice, or malformed: counted
+            declared = int(text)
+        elif name == b"transfer-encoding":
+            chunked = True
+    return declared, chunked

@@ -205,6 +205,12 @@ class TrackedSend:
         await self._send(message)
 
 
+def tracking(send: Send) -> TrackedSend:
+    """``send`` tracked: an outer middleware's ``TrackedSend`` is shared, not wrapped
+    again (each layer only reads whether and with which status the response started)."""
+    return send if isinstance(send, TrackedSend) else TrackedSend(send)
+
+
 class CatchAllMiddleware:
     """Last resort: an unexpected exception becomes a logged JSON 500.
 
@@ -219,7 +225,7 @@ class CatchAllMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        tracked = TrackedSend(send)
+        tracked = tracking(send)
         try:
             await self.app(scope, receive, tracked)
         except Exception as exc:

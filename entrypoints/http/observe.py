@@ -15,7 +15,7 @@ from typing import Protocol
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from entrypoints.http.errors import TrackedSend
+from entrypoints.http.errors import tracking
 
 access_log = logging.getLogger("taskq.access")
 
@@ -44,7 +44,7 @@ class ObserveMiddleware:
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
-        tracked = TrackedSend(send)
+        tracked = tracking(send)
         try:
             await self.app(scope, receive, tracked)
         finally:

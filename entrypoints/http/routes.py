@@ -63,6 +63,7 @@ from entrypoints.http.schemas import (
     Workers,
     dump,
 )
+from entrypoints.http.task_json import task_json
 from entrypoints.worker_first import WorkerFirst
 
 logger = logging.getLogger("taskq.http")
@@ -90,10 +91,13 @@ class Endpoints:
         self._container = container
         self._ready_timeout = ready_timeout
         self._first = first
+        self._task_service: TaskService | None = None
 
     def _service(self) -> TaskService:
-        service: TaskService = self._container.task_service()
-        return service
+        """The container's singleton, resolved on first use rather than per request."""
+        if self._task_service is None:
+            self._task_service = self._container.task_service()
+        return self._task_service
 
     @operation(
         "submitTask",
@@ -127,7 +131,7 @@ class Endpoints:
         if first is not None and new and not task.held:
             first.accepted()
         return JSONResponse(
-            dump(TaskOut.of(task)),
+            task_json(task),
             status_code=201 if new else 200,
             headers={"Location": f"/tasks/{task.id}"},
         )
@@ -187,7 +191,7 @@ class Endpoints:
             task = await self._service().get(task_id)
         else:
             task = await self._container.task_waiting().wait(task_id, wait)
-        return JSONResponse(dump(TaskOut.of(task)))
+        return JSONResponse(task_json(task))
 
     @operation(
         "cancelTask",
@@ -206,7 +210,7 @@ class Endpoints:
         task ends CANCELLED. Cancelling twice answers the same.
         """
         task = await self._service().cancel(task_id_param(request))
-        return JSONResponse(dump(TaskOut.of(task)))
+        return JSONResponse(task_json(task))
 
     @operation(
         "retryTask",
@@ -230,7 +234,7 @@ class Endpoints:
         task_id = task_id_param(request)
         body = RetryTask.model_validate(await optional_json_object(request))
         task = await self._service().retry(task_id, extra_attempts=body.max_attempts)
-        return JSONResponse(dump(TaskOut.of(task)))
+        return JSONResponse(task_json(task))
 
     @operation(
         "listTasks",
