@@ -27,6 +27,7 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from domain.coordination_ports import FlowControlStore
 from domain.errors import FlowRecordConflict, InfrastructureError
 from domain.flow_control import (
     CONCURRENCY_RECHECK_SECONDS,
@@ -46,7 +47,7 @@ from domain.limits import (
     PAUSED_RECHECK_SECONDS,
 )
 from domain.models import Delivery, Task
-from domain.ports import Clock, FlowControlStore, TaskQueue
+from domain.ports import Clock, TaskQueue
 from domain.task_types import HandlerRegistry
 
 log = logging.getLogger("taskq.flow")

@@ -13,11 +13,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from domain.coordination_ports import FlowControlStore
 from domain.errors import FlowRecordConflict, TaskTypeNotFound
 from domain.flow_control import FlowLimits, FlowRecord, change, check_change
 from domain.flow_gate import RACE_PAUSE_SECONDS, FlowGate
 from domain.limits import FLOW_WRITE_ATTEMPTS
-from domain.ports import Clock, FlowControlStore
+from domain.ports import Clock
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,8 +7,9 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime
 
+from domain.coordination_ports import ScheduleStore
 from domain.errors import InvalidInput, ScheduleNotFound
-from domain.ports import Clock, ScheduleStore
+from domain.ports import Clock
 from domain.schedules import (
     CronCalendar,
     Schedule,

@@ -17,11 +17,11 @@ import logging
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
+from domain.coordination_ports import ScheduleStore
 from domain.errors import ConcurrencyConflict, InfrastructureError, TaskNotFound, TaskQueueError
 from domain.events import TaskEvent, TaskEventKind
 from domain.limits import DEFAULT_SCHEDULER_INTERVAL_SECONDS, SCHEDULE_FIRE_WINDOW_SECONDS
 from domain.models import Task
-from domain.ports import ScheduleStore
 from domain.schedule_service import ScheduleService
 from domain.schedules import CronCalendar, Schedule
 from domain.services import SubmitRequest, TaskService

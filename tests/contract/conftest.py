@@ -4,7 +4,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from domain.ports import FlowControlStore
+from domain.coordination_ports import FlowControlStore
 from tests.support.backends import (
     FLOW_BACKENDS,
     QUEUE_BACKENDS,

@@ -8,9 +8,9 @@ from dataclasses import replace
 
 import pytest
 
+from domain.coordination_ports import FlowControlStore
 from domain.errors import FlowRecordConflict
 from domain.flow_control import FlowRecord
-from domain.ports import FlowControlStore
 
 
 async def test_a_record_is_stored_once_and_read_back(flow_store: FlowControlStore) -> None:

@@ -9,8 +9,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from domain.coordination_ports import ScheduleStore
 from domain.errors import ScheduleNotFound
-from domain.ports import ScheduleStore
 from domain.schedules import MissedFires, Schedule
 from tests.support.schedule_backends import SCHEDULE_BACKENDS
 

@@ -22,8 +22,9 @@ from adapters.sqlite import (
     SqliteTaskRepository,
     SqliteWorkerRegistry,
 )
+from domain.coordination_ports import FlowControlStore
 from domain.models import RECEIVE_LIMIT_REASON, TaskStatus
-from domain.ports import FlowControlStore, TaskQueue, TaskRepository, WorkerRegistry
+from domain.ports import TaskQueue, TaskRepository, WorkerRegistry
 
 MAX_RECEIVE_COUNT = 3
 """Queues in the contract suite dead-letter a message on its fourth receive."""

@@ -10,7 +10,7 @@ from adapters.clock import ManualClock
 from adapters.schedules.memory import InMemoryScheduleStore
 from adapters.schedules.sqlite import SqliteScheduleStore
 from adapters.sqlite import SqliteDatabase
-from domain.ports import ScheduleStore
+from domain.coordination_ports import ScheduleStore
 
 
 @asynccontextmanager

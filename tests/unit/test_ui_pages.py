@@ -8,8 +8,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
+import pydantic
 import pytest
-from pydantic import ValidationError
 
 from bootstrap.container import Container, build_container
 from bootstrap.settings import Settings
@@ -213,5 +213,5 @@ async def test_the_overview_refreshes_as_often_as_the_setting_says(serve: Serve)
 
     assert 'data-refresh-ms="500"' in page.text
     assert icon.status_code == 200  # else a browser's /favicon.ico is a failed login
-    with pytest.raises(ValidationError, match="ui_refresh_seconds"):
+    with pytest.raises(pydantic.ValidationError, match="ui_refresh_seconds"):
         Settings(backend="memory", ui_refresh_seconds=0.1)
