@@ -35,6 +35,7 @@ from PIL import Image, ImageDraw
 from benchmarks.common import cpu_seconds, serve
 from benchmarks.latency import start_latencies, summary, trickle
 from benchmarks.loadgen import Connection
+from bootstrap.settings import default_cpu_workers
 
 WORKER_COUNT = 10
 TARGET_RATIO = 2.0
@@ -53,7 +54,7 @@ class ResizeSizes:
     inflight: int = 0
     """Resize streams; 0: one more than the CPU pool's processes, so the pool never idles."""
     cpu_workers: int = 0
-    """``TASKQ_CPU_WORKERS``; 0: the shipped default (the core count)."""
+    """``TASKQ_CPU_WORKERS``; 0: the shipped default (one fewer than the cores)."""
 
 
 def photo(side: int, seed: int) -> bytes:
@@ -145,7 +146,7 @@ async def phase(
 
 
 def run(sizes: ResizeSizes, log_dir: Path) -> dict[str, Any]:
-    cpu_workers = sizes.cpu_workers or os.cpu_count() or 1
+    cpu_workers = sizes.cpu_workers or default_cpu_workers()
     inflight = sizes.inflight or cpu_workers + 1
     if inflight >= WORKER_COUNT:
         raise ValueError(f"inflight must be under WORKER_COUNT ({WORKER_COUNT})")
@@ -195,10 +196,11 @@ def run(sizes: ResizeSizes, log_dir: Path) -> dict[str, Any]:
 
 
 def run_both(sizes: ResizeSizes, log_dir: Path) -> dict[str, Any]:
-    """The shipped ``TASKQ_CPU_WORKERS`` (the core count), then one process fewer (a
-    core left to the event loop), one after the other on the same machine."""
+    """The shipped ``TASKQ_CPU_WORKERS`` (one fewer than the cores: a core left to the
+    event loop), then every core, one after the other on the same machine."""
     cores = os.cpu_count() or 1
-    counts = [sizes.cpu_workers] if sizes.cpu_workers else [cores] + ([cores - 1] * (cores > 1))
+    shipped = default_cpu_workers()
+    counts = [sizes.cpu_workers] if sizes.cpu_workers else [shipped] + [cores] * (cores != shipped)
     return {"runs": [run(replace(sizes, cpu_workers=n), log_dir) for n in counts]}
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pydantic
@@ -49,3 +50,14 @@ def test_links_use_the_public_url_or_the_local_port() -> None:
     assert Settings(public_url="https://q.example.com/").api_url == "https://q.example.com"
     with pytest.raises(pydantic.ValidationError, match="absolute http"):
         Settings(public_url="q.example.com")
+
+
+def test_the_cpu_pool_leaves_a_core_to_the_event_loop_unless_told(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("TASKQ_CPU_WORKERS", raising=False)
+    for cores, expected in ((1, 1), (2, 1), (8, 7)):
+        monkeypatch.setattr(os, "cpu_count", lambda cores=cores: cores)
+        assert Settings(backend="memory").cpu_workers == expected
+    monkeypatch.setenv("TASKQ_CPU_WORKERS", "3")
+    assert Settings(backend="memory").cpu_workers == 3
