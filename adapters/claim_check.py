@@ -39,12 +39,12 @@ import hashlib
 import json
 from collections.abc import AsyncIterator, Callable, Iterable
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 from domain.errors import BlobNotFound, InfrastructureError
 from domain.limits import BLOB_CHUNK_BYTES
 from domain.models import JSON, Page, Task, TaskStatus
-from domain.ports import BlobStore, TaskRepository
+from domain.ports import BlobStore, ClaimsInOneWrite, TaskRepository
 
 MARK = "$taskq_blob"
 """The one key of a stored value that is not the value itself."""
@@ -131,19 +131,6 @@ class ClaimCheckTaskRepository:
 
     # -- reads --------------------------------------------------------------------
 
-    async def claim_pending(
-        self, task_id: str, *, lease_token: str, now: datetime, lease_seconds: float
-    ) -> Task | None:
-        """The inner store's one-write claim (``ClaimsInOneWrite``), with the claimed
-        task's values read back; None where the inner store has no such claim."""
-        claim = getattr(self.inner, "claim_pending", None)
-        if claim is None:
-            return None
-        claimed = await claim(
-            task_id, lease_token=lease_token, now=now, lease_seconds=lease_seconds
-        )
-        return None if claimed is None else await self._resolved(claimed)
-
     async def get(self, task_id: str) -> Task:
         return await self._resolved(await self.inner.get(task_id))
 
@@ -218,6 +205,36 @@ class ClaimCheckTaskRepository:
                 "blobs", f"task {task_id}'s {kind} is missing from the blob store (key {key!r})"
             ) from None
         return await asyncio.to_thread(json.loads, data)
+
+
+class OneWriteClaimCheckTaskRepository(ClaimCheckTaskRepository):
+    """The claim check over a store that claims in one write (``ClaimsInOneWrite``):
+    the claimed task comes back with its values read."""
+
+    async def claim_pending(
+        self, task_id: str, *, lease_token: str, now: datetime, lease_seconds: float
+    ) -> Task | None:
+        claimed = await cast(ClaimsInOneWrite, self.inner).claim_pending(
+            task_id, lease_token=lease_token, now=now, lease_seconds=lease_seconds
+        )
+        return None if claimed is None else await self._resolved(claimed)
+
+
+def claim_checked(
+    inner: TaskRepository,
+    blobs: Callable[[], BlobStore],
+    *,
+    inline_limit: int,
+    max_blob_bytes: int,
+) -> ClaimCheckTaskRepository:
+    """``inner`` behind the claim check; it claims in one write exactly when ``inner``
+    does, so the processor sees the capability as the store has it."""
+    kind = (
+        OneWriteClaimCheckTaskRepository
+        if isinstance(inner, ClaimsInOneWrite)
+        else ClaimCheckTaskRepository
+    )
+    return kind(inner, blobs, inline_limit=inline_limit, max_blob_bytes=max_blob_bytes)
 
 
 class PurgedBlobs:

@@ -16,7 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dependency_injector import containers, providers
 from prometheus_client import CollectorRegistry
 
-from adapters.claim_check import ClaimCheckTaskRepository
+from adapters.claim_check import claim_checked
 from adapters.clock import SystemClock
 from adapters.cron import CroniterCalendar
 from adapters.handlers.builtin import register_builtins
@@ -177,7 +177,7 @@ class Container(containers.DeclarativeContainer):
     )
     # Payloads and results over TASKQ_INLINE_LIMIT kept as blobs, on every backend.
     claim_check = providers.Singleton(
-        ClaimCheckTaskRepository,
+        claim_checked,
         backend_repository,
         blobs.provider,
         inline_limit=settings.provided.inline_limit,

@@ -100,6 +100,9 @@ class FlowGate:
     _read_at: float | None = field(init=False, default=None)
     _reading: asyncio.Future[None] | None = field(init=False, default=None)
     _later: set[asyncio.Future[None]] = field(init=False, default_factory=set)
+    _all_free: tuple[int, bool] | None = field(init=False, default=None)
+    """How many types there were, and whether none had a limit or a pause, as the
+    records last read or stored say (None: to be worked out again)."""
     _writing: dict[str, asyncio.Lock] = field(init=False, default_factory=dict)
     """One compare-and-set at a time per type in this process: its own deliveries do
     not race each other (only other processes' do)."""
@@ -118,6 +121,7 @@ class FlowGate:
         known = self._records.get(record.task_type)
         if known is None or known.version <= record.version:
             self._records[record.task_type] = record
+            self._all_free = None
 
     def records(self) -> dict[str, FlowRecord]:
         return dict(self._records)
@@ -139,14 +143,19 @@ class FlowGate:
             log.warning("reading the task types' flow settings failed: %s", exc)
         else:
             self._records = {r.task_type: r for r in found}
+            self._all_free = None
         self._read_at = self.clock.monotonic()
 
     # -- admission --------------------------------------------------------------------
 
     async def all_free(self) -> bool:
+        """Worked out once per read of the records, not for every delivery."""
         await self.refresh()
-        names = {*self.task_types.names(), *self._records}
-        return all(self.limits_of(name).free for name in names)
+        known = len(self.task_types)
+        if self._all_free is None or self._all_free[0] != known:
+            names = {*self.task_types.names(), *self._records}
+            self._all_free = (known, all(self.limits_of(name).free for name in names))
+        return self._all_free[1]
 
     @asynccontextmanager
     async def admission(self, task: Task, delivery: Delivery) -> AsyncIterator[bool]:

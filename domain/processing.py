@@ -23,7 +23,7 @@ from datetime import datetime, timedelta
 from typing import Any, assert_never
 
 from domain import delivery_rules as rules
-from domain.claiming import claim_in_one_write
+from domain.claiming import OneWriteClaims, claim_in_one_write
 from domain.errors import (
     ConcurrencyConflict,
     HandlerNotIsolatable,
@@ -125,6 +125,7 @@ class TaskProcessor:
         init=False, default_factory=lambda: dict.fromkeys(Outcome, 0)
     )
     """How many deliveries ended in each outcome."""
+    _one_write: OneWriteClaims = field(init=False, default_factory=OneWriteClaims)
 
     def _emit(self, kind: TaskEventKind, task: Task, **details: Any) -> None:
         self.events.record(TaskEvent(kind, task, self.clock.now(), self.worker_id, **details))
@@ -134,9 +135,8 @@ class TaskProcessor:
         now = self.clock.now()
         claimed = None
         if await self.flow.all_free():  # no type's limit to check before the claim
-            claimed = await claim_in_one_write(
-                self.repository, delivery, now=now, lease_seconds=lease
-            )
+            claims = self._one_write.of(self.repository)
+            claimed = await claim_in_one_write(claims, delivery, now=now, lease_seconds=lease)
         if claimed is not None:  # the common case, without a read first
             outcome = await self._started(claimed, delivery)
         else:

@@ -37,6 +37,21 @@ Handler = Callable[[JSON], Any]
 Validator = Callable[[JSON], None]
 """Raises ``ValueError`` (or ``InvalidInput``) describing what is wrong."""
 
+
+def parsed_by(parse: Callable[[JSON], object]) -> Validator:
+    """A validator that refuses at submission what ``parse`` (the handler's own reading
+    of its payload) refuses: an ``InvalidInput`` it raises becomes a ``ValueError``
+    naming the field, so the task type's validation says it is the payload's."""
+
+    def validate(payload: JSON) -> None:
+        try:
+            parse(payload)
+        except InvalidInput as exc:
+            raise ValueError(f"{exc.field}: {exc.message}") from None
+
+    return validate
+
+
 DEFAULT_TIMEOUT_SECONDS = 300.0
 NO_LIMITS = FlowLimits()
 
@@ -132,17 +147,19 @@ class HandlerRegistry:
         level = Priority.parse(priority, field_name=f"priority of task type {name!r}")
 
         def decorate(handler: H) -> H:
-            task_type = TaskType(
-                name,
-                handler,
-                timeout_seconds,
-                validator,
-                stoppable=stoppable,
-                priority=level,
-                schedule=schedule,
-                schedule_timezone=timezone,
+            self.add(
+                TaskType(
+                    name,
+                    handler,
+                    timeout_seconds,
+                    validator,
+                    stoppable=stoppable,
+                    priority=level,
+                    schedule=schedule,
+                    schedule_timezone=timezone,
+                    flow=flow,
+                )
             )
-            self.add(replace(task_type, flow=flow))
             return handler
 
         return decorate
@@ -160,6 +177,9 @@ class HandlerRegistry:
 
     def __contains__(self, name: object) -> bool:
         return name in self._types
+
+    def __len__(self) -> int:
+        return len(self._types)
 
     def names(self) -> list[str]:
         return sorted(self._types)

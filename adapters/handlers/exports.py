@@ -33,6 +33,7 @@ from domain.errors import InvalidInput, PermanentTaskError
 from domain.limits import DEFAULT_LINK_SECONDS, EXPORT_PAGE_SIZE, MAX_EXPORT_BYTES
 from domain.models import JSON, Page, Task, TaskStatus
 from domain.ports import BlobStore
+from domain.task_types import parsed_by
 
 
 class TaskListing(Protocol):
@@ -165,13 +166,8 @@ def _time(payload: dict[str, JSON], name: str) -> datetime | None:
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
-def validate_data_export(payload: JSON) -> None:
-    """Refuse at submission what the handler would refuse (``ValueError`` naming the
-    field: the task type's validation says it is the payload's)."""
-    try:
-        ExportRequest.parse(payload)
-    except InvalidInput as exc:
-        raise ValueError(f"{exc.field}: {exc.message}") from None
+validate_data_export = parsed_by(ExportRequest.parse)
+"""Refuses at submission what the handler would refuse."""
 
 
 def _iso(moment: datetime | None) -> str | None:

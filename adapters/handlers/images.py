@@ -33,6 +33,7 @@ from domain.errors import BlobNotFound, InvalidInput, PermanentTaskError
 from domain.limits import MAX_BLOB_KEY_LENGTH, MAX_IMAGE_PIXELS, MAX_IMAGE_SIDE
 from domain.models import JSON
 from domain.ports import BlobStore, CpuPool
+from domain.task_types import parsed_by
 
 DEFAULT_SIZE: Final = (800, 600)
 """What a string payload (a blob key alone) is resized to, with ``contain``."""
@@ -109,13 +110,8 @@ def _side(payload: dict[str, Any], name: str) -> int:
     return value
 
 
-def validate_image_resize(payload: JSON) -> None:
-    """Refuse at submission what the handler would refuse (``ValueError`` naming the
-    field: the task type's validation says it is the payload's)."""
-    try:
-        ResizeRequest.parse(payload)
-    except InvalidInput as exc:
-        raise ValueError(f"{exc.field}: {exc.message}") from None
+validate_image_resize = parsed_by(ResizeRequest.parse)
+"""Refuses at submission what the handler would refuse."""
 
 
 def resize_bytes(
