@@ -57,11 +57,11 @@ async def test_metrics_answers_both_dead_letter_fields(
 async def test_the_readme_recipe_makes_a_failed_task_to_retry(
     http_container: Container, http_client: httpx.AsyncClient
 ) -> None:
-    """README: one attempt and a timeout shorter than the built-in work -> FAILED, then
-    retry's max_attempts adds attempts to those spent."""
+    """README: an image that was never uploaded -> FAILED at once (no race with a
+    timeout), then retry's max_attempts adds attempts to those spent."""
     created = await http_client.post(
         "/tasks",
-        json={"type": "email", "payload": "a@b.io", "max_attempts": 1, "timeout_seconds": 0.001},
+        json={"type": "image-resize", "payload": "never-uploaded.png", "max_attempts": 1},
     )
     task_id = created.json()["id"]
     queue = http_container.queue()
@@ -69,7 +69,7 @@ async def test_the_readme_recipe_makes_a_failed_task_to_retry(
     await http_container.processor().process(delivery)
 
     failed = (await http_client.get(f"/tasks/{task_id}")).json()
-    assert failed["status"] == "FAILED" and "timed out" in failed["error"]
+    assert failed["status"] == "FAILED" and "not found in the blob store" in failed["error"]
     metrics = (await http_client.get("/metrics")).json()
     assert (metrics["dead_letter_tasks"], metrics["dead_letter_queue_depth"]) == (1, 1)
 
