@@ -11,7 +11,8 @@ import enum
 import os
 import random
 import uuid
-from dataclasses import dataclass, replace
+from collections.abc import Callable
+from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -172,9 +173,8 @@ class Task:
         if target not in ALLOWED_TRANSITIONS[self.status]:
             raise IllegalTransition(self.id, self.status.value, target.value)
         # A held task has no message; any move (a claim, a cancel) ends the hold.
-        return replace(
-            self, status=target, updated_at=now, version=self.version + 1, held=False, **changes
-        )
+        changes.update(status=target, updated_at=now, version=self.version + 1, held=False)
+        return _copy(self, changes)
 
     def _unleased(self, target: TaskStatus, now: datetime, **changes: Any) -> Task:
         """A move to ``target`` that ends the current attempt's lease."""
@@ -258,11 +258,9 @@ class Task:
     def extend_lease(self, now: datetime, lease_seconds: float) -> Task:
         if self.status is not TaskStatus.PROCESSING:
             raise IllegalTransition(self.id, self.status.value, TaskStatus.PROCESSING.value)
-        return replace(
-            self,
-            updated_at=now,
-            version=self.version + 1,
-            lease_expires_at=now + timedelta(seconds=lease_seconds),
+        expires = now + timedelta(seconds=lease_seconds)
+        return _copy(
+            self, {"updated_at": now, "version": self.version + 1, "lease_expires_at": expires}
         )
 
     def report_progress(self, progress: Progress, now: datetime) -> Task:
@@ -270,7 +268,7 @@ class Task:
         with a compare-and-set, like a lease extension)."""
         if self.status is not TaskStatus.PROCESSING:
             raise IllegalTransition(self.id, self.status.value, "report progress")
-        return replace(self, progress=progress, updated_at=now, version=self.version + 1)
+        return _copy(self, {"progress": progress, "updated_at": now, "version": self.version + 1})
 
     def complete(self, result: JSON, now: datetime) -> Task:
         return self._unleased(TaskStatus.COMPLETED, now, result=result, finished_at=now)
@@ -307,7 +305,7 @@ class Task:
         """The reconciler sent the held task's message: PENDING like any other now."""
         if not self.held:
             raise IllegalTransition(self.id, self.status.value, "unheld (it is not held)")
-        return replace(self, held=False, updated_at=now, version=self.version + 1)
+        return _copy(self, {"held": False, "updated_at": now, "version": self.version + 1})
 
     def cancel(self, now: datetime) -> Task:
         return self._unleased(TaskStatus.CANCELLED, now, finished_at=now)
@@ -316,7 +314,8 @@ class Task:
         """Flag a PROCESSING task: its worker cancels the handler at its next heartbeat."""
         if self.status is not TaskStatus.PROCESSING:
             raise IllegalTransition(self.id, self.status.value, "cancel requested")
-        return replace(self, cancel_requested=True, updated_at=now, version=self.version + 1)
+        changes = {"cancel_requested": True, "updated_at": now, "version": self.version + 1}
+        return _copy(self, changes)
 
     def retry_failed(self, now: datetime, extra_attempts: int) -> Task:
         """FAILED -> PENDING with ``extra_attempts`` more; attempts and error are kept."""
@@ -341,6 +340,23 @@ class Task:
 
     def lease_expired(self, now: datetime) -> bool:
         return self.lease_expires_at is None or self.lease_expires_at <= now
+
+
+def _copier() -> Callable[[Task, dict[str, Any]], Task]:
+    """``dataclasses.replace`` for a ``Task``, at a third of its cost: no ``__init__``
+    (whose frozen field assignments dominate), each slot set once by its descriptor."""
+    names = [f.name for f in fields(Task)]
+    body = "".join(f"    set_{n}(new, c['{n}'] if '{n}' in c else t.{n})\n" for n in names)
+    scope: dict[str, Any] = {f"set_{n}": getattr(Task, n).__set__ for n in names}
+    scope["new_task"] = object.__new__
+    scope["Task"] = Task
+    exec(f"def copy(t, c):\n    new = new_task(Task)\n{body}    return new\n", scope)
+    copy: Callable[[Task, dict[str, Any]], Task] = scope["copy"]
+    return copy
+
+
+_copy = _copier()
+"""A copy of a task with the ``changes`` given (by field name) made."""
 
 
 def _kept_traceback(new: str | None, last: str | None) -> str | None:
