@@ -119,6 +119,25 @@ class InMemoryTaskRepository:
             )
         if new.version <= current.version:
             raise ValueError("a transition must increase the version")
+        self._store(current, new)
+
+    async def claim_pending(
+        self, task_id: str, *, lease_token: str, now: datetime, lease_seconds: float
+    ) -> Task | None:
+        """The one-write claim (``ClaimsInOneWrite``): no read, decide and write apart."""
+        current = self._tasks.get(task_id)
+        if (
+            current is None
+            or current.status is not TaskStatus.PENDING
+            or current.run_at is not None
+        ):
+            return None
+        claimed = current.claim(lease_token, now, lease_seconds)
+        self._store(current, claimed)
+        return claimed
+
+    def _store(self, current: Task, new: Task) -> None:
+        """Put ``new`` in place of ``current`` (checked), and the indexes in step."""
         self._tasks[new.id] = new
         self._index_due(current, new)
         if new.status is not current.status:
