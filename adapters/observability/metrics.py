@@ -79,12 +79,11 @@ class PrometheusTaskEvents(Collector):
 
     def record(self, event: TaskEvent) -> None:
         kind = event.kind
-        task_type = event.task.type
-        series = self._series.get(task_type) or self._series[OTHER_TYPE]
-        durations = [(index, seconds(event)) for index, seconds in _DURATIONS[kind]]
+        series = self._series.get(event.task.type) or self._series[OTHER_TYPE]
         with self._lock:
             series.counts[kind] += 1
-            for index, value in durations:
+            for index, seconds in _DURATIONS[kind]:
+                value = seconds(event)
                 if value is not None:
                     series.histograms[index].observe(value)
 
