@@ -45,8 +45,8 @@ async def run(n: int, concurrency: int) -> dict[str, float]:
     task_types = HandlerRegistry()
     task_types.add(TaskType("noop", noop))
     workers = InMemoryWorkerRegistry()
-    registry = CollectorRegistry()
-    metrics = lambda: PrometheusTaskEvents(registry, task_types.names())  # noqa: E731
+    collectors = CollectorRegistry()
+    metrics = lambda: PrometheusTaskEvents(collectors, task_types.names())  # noqa: E731
     events = FanOut(task_observers(True, metrics, TaskEventLog(), CompletionWaiters()))
     service = TaskService(repo, queue, clock, task_types, workers, events=events)
     processor = TaskProcessor(
