@@ -31,7 +31,11 @@ class SortedKeys(Generic[K]):
         if key in self._gone:  # removed, still in place: live again
             self._gone.discard(key)
             return
-        bisect.insort(self._keys, key)
+        keys = self._keys
+        if not keys or keys[-1] < key:  # the usual: a new task, the latest yet
+            keys.append(key)
+        else:
+            bisect.insort(keys, key)
 
     def remove(self, key: K) -> None:
         """``key`` must be in the index."""
