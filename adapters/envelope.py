@@ -39,9 +39,9 @@ def priority_of(body: str) -> Priority:
 def decode(body: str) -> str | None:
     """The task id, or ``None`` if ``body`` is not an envelope this engine understands."""
     if body.startswith(_HEAD) and body.endswith('"}'):  # as encode writes a default one
-        task_id = body[len(_HEAD) : -2]
-        if task_id.isprintable() and '"' not in task_id and "\\" not in task_id and task_id:
-            return task_id
+        written = body[len(_HEAD) : -2]
+        if written.isprintable() and '"' not in written and "\\" not in written and written:
+            return written
     try:
         data = json.loads(body)
     except (ValueError, TypeError):
