@@ -41,6 +41,9 @@ import functools
 import random
 from typing import Any
 
+from botocore.exceptions import ClientError
+
+from adapters.boto_calls import describe
 from adapters.coalescing import Coalescer
 from adapters.dynamodb.attributes import Item, req_s
 from adapters.dynamodb.calls import RETRY_PAUSE_SECONDS, batch_get, run
@@ -52,11 +55,18 @@ from domain.errors import InfrastructureError, TaskAlreadyExists, TaskNotFound
 from domain.limits import MAX_BATCH_GET_KEYS, MAX_BATCH_WRITE_ITEMS
 from domain.models import Task
 
-BATCH_CALLS = 4
-"""Batch calls in flight at once, for reads and for adds each."""
+BATCH_CALLS = 1
+"""Batch calls in flight at once, for reads and for adds each: one, so every call that
+arrives meanwhile goes in the next (on moto, which serialises DynamoDB requests, 4 in
+flight made batches half as full for no gain). One call of 25 adds or 100 reads every
+few milliseconds is thousands a second, more than a worker process's CPU allows."""
 WRITE_ATTEMPTS = 8
 """BatchWriteItem calls for one chunk's unprocessed items before they are put one by
 one (conditionally) instead."""
+THROTTLED = frozenset(
+    {"ThrottlingException", "ProvisionedThroughputExceededException", "RequestLimitExceeded"}
+)
+"""A BatchWriteItem refused with these wrote nothing (botocore retried it already)."""
 RECENT_ADDS = 10_000
 """Ids of recent adds kept to refuse a second add of the same task."""
 
@@ -125,19 +135,26 @@ class TaskBatches(TaskWrites, TaskQueries):
         failed: dict[str, BaseException] = {}
         for start in range(0, len(items), MAX_BATCH_WRITE_ITEMS):
             chunk = items[start : start + MAX_BATCH_WRITE_ITEMS]
-            left = await self._batch_write(chunk)
-            for item in left:  # one by one, conditionally: see the module docstring
-                try:
-                    await self._put_if_new(item, req_s(item, PK))
-                except TaskAlreadyExists:
-                    pass  # the batch call did land: the id is this add's alone
-                except Exception as error:
+            left, error = await self._batch_write(chunk)
+            if error is not None:  # surely not stored
+                for item in left:
                     failed.setdefault(req_s(item, PK), error)
+                continue
+            # Perhaps stored: one by one, conditionally, all at once (module docstring).
+            outcomes = await asyncio.gather(
+                *(self._put_if_new(item, req_s(item, PK)) for item in left),
+                return_exceptions=True,
+            )
+            for item, outcome in zip(left, outcomes, strict=True):
+                # TaskAlreadyExists: the batch call did land, the id is this add's alone.
+                if isinstance(outcome, Exception) and not isinstance(outcome, TaskAlreadyExists):
+                    failed.setdefault(req_s(item, PK), outcome)
         return failed
 
-    async def _batch_write(self, items: list[Item]) -> list[Item]:
-        """BatchWriteItem of ``items``, unprocessed ones retried; the items not known
-        to be stored (all of a call that may or may not have been applied)."""
+    async def _batch_write(self, items: list[Item]) -> tuple[list[Item], Exception | None]:
+        """BatchWriteItem of ``items``, unprocessed ones retried. What is left: the items
+        not known to be stored, and the error when they surely were not (throttled to
+        the end), or None when a call may have been applied."""
         events = getattr(getattr(self._client, "meta", None), "events", None)
         if events is not None:  # once per client: botocore ignores a repeated unique_id
             events.register_first(
@@ -146,17 +163,24 @@ class TaskBatches(TaskWrites, TaskQueries):
                 unique_id="taskq-batch-write-no-blind-replay",
             )
         pending: list[Any] = [{"PutRequest": {"Item": i}} for i in items]
+        error: Exception | None = None
         for attempt in range(WRITE_ATTEMPTS):
             if attempt:
                 await asyncio.sleep(RETRY_PAUSE_SECONDS * attempt * random.uniform(0.5, 1.5))
-            request = {self.table_name: list(pending)}
+            request = {self.table_name: pending}
             try:
                 response = await run(
-                    functools.partial(self._client.batch_write_item, RequestItems=request)
+                    functools.partial(self._client.batch_write_item, RequestItems=request),
+                    passthrough=THROTTLED,
                 )
+            except ClientError as throttled:  # nothing of this call was written
+                error = InfrastructureError("dynamodb", describe(throttled))
+                break
             except InfrastructureError:
                 break
             pending = list(response.get("UnprocessedItems", {}).get(self.table_name, []))
             if not pending:
-                return []
-        return [request["PutRequest"]["Item"] for request in pending]
+                return [], None
+        else:
+            error = InfrastructureError("dynamodb", f"{len(pending)} items left unprocessed")
+        return [request["PutRequest"]["Item"] for request in pending], error
