@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 
@@ -18,6 +19,7 @@ from tests.support.aws import (
     client_config,
     dynamodb_client,
     fresh_resources,
+    json_error_response,
 )
 from tests.support.faulty_proxy import FaultyProxy
 
@@ -64,9 +66,7 @@ async def test_a_throttled_batch_is_retried_by_botocore_as_it_is(aws: AwsResourc
     client = dynamodb_client(aws.endpoint)
     answers: list[str] = []
 
-    def throttle_once(**_: object) -> object:
-        from tests.support.aws import json_error_response
-
+    def throttle_once(**_: Any) -> Any:
         answers.append("call")
         if len(answers) == 1:
             return json_error_response(
