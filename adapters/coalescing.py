@@ -48,6 +48,8 @@ class Coalescer(Generic[In, Out]):
         self._pending: list[tuple[In, asyncio.Future[Out]]] = []
         self._calls = 0
         self._full: asyncio.Event | None = None
+        self._drains: set[asyncio.Task[None]] = set()
+        """Held until done: the loop keeps only a weak reference to a task."""
         self.batches = 0
 
     async def submit(self, item: In) -> Out:
@@ -58,7 +60,9 @@ class Coalescer(Generic[In, Out]):
             self._full.set()
         if self._calls < self._max_calls:
             self._calls += 1
-            loop.create_task(self._drain())
+            drain = loop.create_task(self._drain())
+            self._drains.add(drain)
+            drain.add_done_callback(self._drains.discard)
         return await future
 
     async def _linger_until_full(self) -> None:
