@@ -65,8 +65,8 @@ arrives meanwhile goes in the next (on moto, which serialises DynamoDB requests,
 flight made batches half as full for no gain). One call of 25 adds or 100 reads every
 few milliseconds is thousands a second, more than a worker process's CPU allows."""
 WRITE_ATTEMPTS = 8
-"""BatchWriteItem calls for one chunk's unprocessed items before they are put one by
-one (conditionally) instead."""
+"""BatchWriteItem calls for one chunk's unprocessed items before the adds of those
+still unprocessed fail (``InfrastructureError``: nothing of theirs was written)."""
 THROTTLED = frozenset(
     {"ThrottlingException", "ProvisionedThroughputExceededException", "RequestLimitExceeded"}
 )
