@@ -143,6 +143,19 @@ def aws_sqs_poll_client(settings: Settings) -> Any:
     return aws_client("sqs", settings, read_timeout_extra=MAX_LONG_POLL_SECONDS)
 
 
+ACK_LINGER_SECONDS = 0.5
+"""How long an ack waits for company on aws: far below any visibility timeout (the
+message stays leased meanwhile), long enough to gather several at a modest rate."""
+
+
+async def flush_acks_on_shutdown(queue: BatchingTaskQueue) -> AsyncIterator[BatchingTaskQueue]:
+    """The acks still queued when the process stops are sent before it ends."""
+    try:
+        yield queue
+    finally:
+        await queue.aclose()
+
+
 async def count_from_stream(counts: StreamCounts) -> AsyncIterator[StreamCounts]:
     """The status counts' aggregator, in the background of every aws process: one at a
     time holds its lease (``adapters/dynamodb/stream_counts.py``), the others stand by."""
@@ -279,11 +292,17 @@ class AwsBackend(containers.DeclarativeContainer):
     )
     sqs_queue = providers.Singleton(sqs_task_queue, settings, sqs, sqs_poll, queue_urls)
     # Concurrent sends and acks go out as SendMessageBatch / DeleteMessageBatch calls:
-    # SQS bills per request (benchmarks/aws_engine.py measures requests per task). A
-    # send waits at most 2 ms for company; an ack (its task already recorded) 20 ms.
+    # SQS bills per request (benchmarks/aws_engine.py and aws_outside.py measure requests
+    # per task). A send waits at most 2 ms for company. An ack (its task already
+    # recorded) is queued and sent in the background, lingering up to ACK_LINGER_SECONDS;
+    # ``acks_flushed`` sends what is still queued on shutdown.
     queue = providers.Singleton(
-        BatchingTaskQueue, sqs_queue, send_linger_seconds=0.002, ack_linger_seconds=0.02
+        BatchingTaskQueue,
+        sqs_queue,
+        send_linger_seconds=0.002,
+        ack_linger_seconds=ACK_LINGER_SECONDS,
     )
+    acks_flushed = providers.Resource(flush_acks_on_shutdown, queue)
     workers = providers.Singleton(
         DynamoDbWorkerRegistry, dynamodb, settings.provided.dynamodb_table
     )

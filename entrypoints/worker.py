@@ -41,6 +41,10 @@ class WorkerSettings:
     """How long this worker stays listed among the live workers after its last beat;
     it beats every third of that."""
     reconcile_interval_seconds: float = 60.0
+    receive_pace_seconds: float = 0.0
+    """While some tasks run and the last receive came back short, the next receive
+    waits this long after it, so messages gather into fewer receives (a request each,
+    billed on SQS); an idle worker long-polls at once. 0: receive as soon as a slot frees."""
 
 
 @dataclass(eq=False)
@@ -66,6 +70,8 @@ class Worker:
     _slot_freed: asyncio.Future[None] | None = field(init=False, default=None)
     _backlog: bool = field(init=False, default=False)
     """The last receive came back full: the next one tries without waiting first."""
+    _received_at: float = field(init=False, default=0.0)
+    """When the last receive returned (the event loop's clock), for the pace."""
 
     def __post_init__(self) -> None:
         self.started_at = self.clock.now()
@@ -109,6 +115,7 @@ class Worker:
                     await self._slot_freed
                     continue
                 asked = min(free, self.queue.max_batch)
+                await self._pace(stop)
                 try:
                     deliveries = await self._receive(asked, stopping)
                 except InfrastructureError as exc:
@@ -118,6 +125,7 @@ class Worker:
                     continue
                 if deliveries is None:
                     break
+                self._received_at = asyncio.get_running_loop().time()
                 error_backoff = 0.5
                 if self.first is not None:
                     self.first.taken(len(deliveries), asked)
@@ -159,6 +167,21 @@ class Worker:
         deliveries = receiving.result()
         self._backlog = len(deliveries) == asked
         return deliveries
+
+    async def _pace(self, stop: asyncio.Event) -> None:
+        """Space a receive ``receive_pace_seconds`` after the last one while it came back
+        short and tasks still run; cut short when the worker goes idle or stops."""
+        pace = self.settings.receive_pace_seconds
+        if not pace or self._backlog:
+            return
+        loop = asyncio.get_running_loop()
+        while self._in_flight and not stop.is_set():
+            left = self._received_at + pace - loop.time()
+            if left <= 0:
+                return
+            self._slot_freed = loop.create_future()  # resolved when a task ends or on stop
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._slot_freed, left)
 
     def _start(self, delivery: Delivery) -> None:
         task = asyncio.create_task(self._process(delivery))
