@@ -148,8 +148,12 @@ ACK_LINGER_SECONDS = 0.5
 message stays leased meanwhile), long enough to gather several at a modest rate."""
 
 
-async def flush_acks_on_shutdown(queue: BatchingTaskQueue) -> AsyncIterator[BatchingTaskQueue]:
-    """The acks still queued when the process stops are sent before it ends."""
+async def flush_acks_on_shutdown(
+    _provisioned: object, queue: BatchingTaskQueue
+) -> AsyncIterator[BatchingTaskQueue]:
+    """The acks still queued when the process stops are sent before it ends (the queue
+    is made after ``provisioned``: with TASKQ_AUTO_PROVISION its SQS queue is created
+    first)."""
     try:
         yield queue
     finally:
@@ -302,7 +306,7 @@ class AwsBackend(containers.DeclarativeContainer):
         send_linger_seconds=0.002,
         ack_linger_seconds=ACK_LINGER_SECONDS,
     )
-    acks_flushed = providers.Resource(flush_acks_on_shutdown, queue)
+    acks_flushed = providers.Resource(flush_acks_on_shutdown, provisioned, queue)
     workers = providers.Singleton(
         DynamoDbWorkerRegistry, dynamodb, settings.provided.dynamodb_table
     )

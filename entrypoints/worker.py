@@ -42,9 +42,10 @@ class WorkerSettings:
     it beats every third of that."""
     reconcile_interval_seconds: float = 60.0
     receive_pace_seconds: float = 0.0
-    """While some tasks run and the last receive came back short, the next receive
-    waits this long after it, so messages gather into fewer receives (a request each,
-    billed on SQS); an idle worker long-polls at once. 0: receive as soon as a slot frees."""
+    """While receives bring some messages but not a full batch, the next one waits this
+    long after the last, so messages gather into fewer receives (a request each, billed
+    on SQS); after a receive that found nothing, the worker long-polls at once, so a lone
+    task starts at once. 0: receive as soon as a slot frees."""
 
 
 @dataclass(eq=False)
@@ -72,6 +73,7 @@ class Worker:
     """The last receive came back full: the next one tries without waiting first."""
     _received_at: float = field(init=False, default=0.0)
     """When the last receive returned (the event loop's clock), for the pace."""
+    _received_short: bool = field(init=False, default=False)
 
     def __post_init__(self) -> None:
         self.started_at = self.clock.now()
@@ -126,6 +128,7 @@ class Worker:
                 if deliveries is None:
                     break
                 self._received_at = asyncio.get_running_loop().time()
+                self._received_short = 0 < len(deliveries) < asked
                 error_backoff = 0.5
                 if self.first is not None:
                     self.first.taken(len(deliveries), asked)
@@ -169,19 +172,14 @@ class Worker:
         return deliveries
 
     async def _pace(self, stop: asyncio.Event) -> None:
-        """Space a receive ``receive_pace_seconds`` after the last one while it came back
-        short and tasks still run; cut short when the worker goes idle or stops."""
+        """Space a receive ``receive_pace_seconds`` after the last one while that one
+        brought some messages but not a full batch. After a receive that found nothing
+        (an idle worker) or a full one (a backlog), receive at once."""
         pace = self.settings.receive_pace_seconds
-        if not pace or self._backlog:
-            return
-        loop = asyncio.get_running_loop()
-        while self._in_flight and not stop.is_set():
-            left = self._received_at + pace - loop.time()
-            if left <= 0:
-                return
-            self._slot_freed = loop.create_future()  # resolved when a task ends or on stop
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._slot_freed, left)
+        if pace and self._received_short:
+            left = self._received_at + pace - asyncio.get_running_loop().time()
+            if left > 0:
+                await self._sleep_unless(stop, left)
 
     def _start(self, delivery: Delivery) -> None:
         task = asyncio.create_task(self._process(delivery))

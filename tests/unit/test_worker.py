@@ -159,12 +159,16 @@ async def test_while_tasks_run_a_paced_worker_gathers_messages_into_one_receive(
         assert [n for n in rig.queue.received if n] == expected, pace
 
 
-async def test_an_idle_paced_worker_receives_a_lone_task_without_waiting_out_the_pace() -> None:
-    rig = Rig(concurrency=10, pace=5.0)
-    ids, runner = await rig.start(sleeper(0.05, asyncio.Event()), 1)
+async def test_after_an_empty_receive_a_paced_worker_takes_a_lone_task_at_once() -> None:
+    """Pace 1.5 s, long polls of 1 s: the task after a receive brought one waits for
+    the pace; once a long poll found nothing, the next lone task is not held back."""
+    rig = Rig(concurrency=10, pace=1.5)
+    ids, runner = await rig.start(sleeper(0.01, asyncio.Event()), 1)
     await rig.wait_until_final(ids)
-    await asyncio.sleep(0.05)
+    while 0 not in rig.queue.received:  # paced, then a long poll that found nothing
+        await asyncio.sleep(0.05)
     later = await rig.submit("job", 1)
-    await rig.wait_until_final(later, timeout=2)  # far less than the 5 s pace
+    await rig.wait_until_final(later, timeout=1.2)  # less than the pace
     rig.stop.set()
     await asyncio.wait_for(runner, 5)
+    assert [n for n in rig.queue.received if n] == [1, 1]
