@@ -148,16 +148,25 @@ ACK_LINGER_SECONDS = 0.5
 message stays leased meanwhile), long enough to gather several at a modest rate."""
 
 
-async def flush_acks_on_shutdown(
-    _provisioned: object, queue: BatchingTaskQueue
-) -> AsyncIterator[BatchingTaskQueue]:
-    """The acks still queued when the process stops are sent before it ends (the queue
-    is made after ``provisioned``: with TASKQ_AUTO_PROVISION its SQS queue is created
-    first)."""
+class MadeQueues:
+    """The batching queue once made (its start looks nothing up: it is made on first
+    use), so that the shutdown sends the acks it still holds."""
+
+    def __init__(self) -> None:
+        self.queues: list[BatchingTaskQueue] = []
+
+    def track(self, queue: BatchingTaskQueue) -> BatchingTaskQueue:
+        self.queues.append(queue)
+        return queue
+
+
+async def flush_acks_on_shutdown(made: MadeQueues) -> AsyncIterator[MadeQueues]:
+    """The acks still queued when the process stops are sent before it ends."""
     try:
-        yield queue
+        yield made
     finally:
-        await queue.aclose()
+        for queue in made.queues:
+            await queue.aclose()
 
 
 async def count_from_stream(counts: StreamCounts) -> AsyncIterator[StreamCounts]:
@@ -300,13 +309,18 @@ class AwsBackend(containers.DeclarativeContainer):
     # per task). A send waits at most 2 ms for company. An ack (its task already
     # recorded) is queued and sent in the background, lingering up to ACK_LINGER_SECONDS;
     # ``acks_flushed`` sends what is still queued on shutdown.
+    made_queues = providers.Singleton(MadeQueues)
     queue = providers.Singleton(
-        BatchingTaskQueue,
-        sqs_queue,
-        send_linger_seconds=0.002,
-        ack_linger_seconds=ACK_LINGER_SECONDS,
+        made_queues.provided.track.call(
+            providers.Factory(
+                BatchingTaskQueue,
+                sqs_queue,
+                send_linger_seconds=0.002,
+                ack_linger_seconds=ACK_LINGER_SECONDS,
+            )
+        )
     )
-    acks_flushed = providers.Resource(flush_acks_on_shutdown, provisioned, queue)
+    acks_flushed = providers.Resource(flush_acks_on_shutdown, made_queues)
     workers = providers.Singleton(
         DynamoDbWorkerRegistry, dynamodb, settings.provided.dynamodb_table
     )
