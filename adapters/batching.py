@@ -7,12 +7,18 @@ arrive while a batch call is in flight wait for the next one, which takes up to
 ``max_batch`` of them (``adapters/coalescing.py``). Under load that yields full batches;
 idle, it costs nothing.
 
+Acks with a linger go out in the background (``adapters/background_acks.py``): ``ack``
+returns once the ack is queued, so a finished task frees its worker slot at once; whoever
+owns the queue awaits ``aclose`` on shutdown to send what is still queued. Without an
+ack linger, an ack is coalesced like a send and returns once it went out.
+
 A linger (a bounded wait for more items before a batch goes out, cut short as soon as a
 batch is full) raises the batch size when calls arrive faster than one per linger but
 slower than one per call in flight. Sends keep a linger of a few milliseconds at most,
-since it adds to a lone task's start latency; acks can linger longer, because an acked
-task is already finished in the repository and its message stays leased meanwhile
-(``benchmarks/aws_engine.py`` measures the requests per task this saves).
+since it adds to a lone task's start latency; acks can linger longer (half a second on
+aws), because an acked task is already finished in the repository and its message
+stays leased meanwhile (``benchmarks/aws_engine.py`` and ``benchmarks/aws_outside.py``
+measure the requests per task this saves).
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ import functools
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TypeVar
 
+from adapters.background_acks import BackgroundAcks
 from adapters.coalescing import Coalescer
 from domain.errors import QueueSendFailed
 from domain.models import DeadLetter, Delivery, QueueDepth
@@ -82,10 +89,27 @@ class BatchingTaskQueue:
             max_calls=max_concurrent_calls,
             linger_seconds=ack_linger_seconds,
         )
+        self._background_acks = (
+            BackgroundAcks(
+                inner.ack_batch,
+                inner.max_batch,
+                ack_linger_seconds,
+                max_concurrent_calls,
+            )
+            if ack_linger_seconds
+            else None
+        )
 
     @property
     def batch_calls(self) -> int:
-        return sum(sends.batches for sends in self._sends.values()) + self._acks.batches
+        background = self._background_acks.batches if self._background_acks else 0
+        sends = sum(sends.batches for sends in self._sends.values())
+        return sends + self._acks.batches + background
+
+    async def aclose(self) -> None:
+        """Send the acks still queued and wait for them (on shutdown)."""
+        if self._background_acks is not None:
+            await self._background_acks.aclose()
 
     async def send(
         self, task_id: str, *, delay_seconds: int = 0, priority: Priority = Priority.DEFAULT
@@ -107,7 +131,10 @@ class BatchingTaskQueue:
         )
 
     async def ack(self, delivery: Delivery) -> None:
-        await self._acks.submit(delivery)
+        if self._background_acks is not None:
+            self._background_acks.add(delivery)  # returns at once: see the module doc
+        else:
+            await self._acks.submit(delivery)
 
     async def ack_batch(self, deliveries: Sequence[Delivery]) -> None:
         await self.inner.ack_batch(deliveries)

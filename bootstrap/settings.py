@@ -103,6 +103,10 @@ class Settings(BaseSettings):
     shutdown_grace_seconds: float = Field(
         30.0, ge=0, validation_alias=_env("TASKQ_SHUTDOWN_GRACE_SECONDS")
     )
+    receive_pace_seconds: float | None = Field(
+        None, ge=0, le=5, validation_alias=_env("TASKQ_RECEIVE_PACE_SECONDS")
+    )
+    """Space receives while tasks run (entrypoints/worker.py); unset: 0, on aws a default."""
     worker_ttl_seconds: float = Field(30.0, gt=0, validation_alias=_env("TASKQ_WORKER_TTL_SECONDS"))
     reconcile_stale_after_seconds: float = Field(
         1800.0, gt=0, validation_alias=_env("TASKQ_RECONCILE_STALE_AFTER_SECONDS")
