@@ -6,7 +6,7 @@ gets the same status, headers and body bytes, errors included, and is counted al
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, MutableMapping
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -66,13 +66,13 @@ async def call(
     scope = _scope(method, target, body, headers or [])
     assert app.fast is not None
     assert app.fast.takes(scope) or not fast, "the fast path must take this request"
-    messages: list[dict[str, Any]] = []
+    messages: list[MutableMapping[str, Any]] = []
     pending = [{"type": "http.request", "body": body, "more_body": False}]
 
     async def receive() -> dict[str, Any]:
         return pending.pop() if pending else {"type": "http.disconnect"}
 
-    async def send(message: dict[str, Any]) -> None:
+    async def send(message: MutableMapping[str, Any]) -> None:
         messages.append(message)
 
     saved = app.fast
