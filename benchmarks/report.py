@@ -108,12 +108,13 @@ def _sustained(s: dict[str, Any] | None) -> list[str]:
         f"The same load generator ({s['connections']} keep-alive connections posting no-op "
         f"tasks for {s['load_seconds']:g} s) against a trivial Starlette POST endpoint, "
         "`taskq serve` (memory, sqlite; shipped defaults, `WORKER_COUNT=50`) and `taskq api` "
-        "+ `taskq worker` x2 on sqlite. Completed: `completed_tasks` read the moment the "
-        "load stops. A 503 (back-pressure) is not accepted.",
+        "+ `taskq worker` x2 on sqlite. Completed during the load: `completed_tasks` the "
+        "moment the load stops less its value as it starts. A 503 (back-pressure) is not "
+        "accepted. CPU per request: the server's CPU time over the requests accepted.",
         "",
         "| run | accepted/s | × trivial | completed during load ÷ accepted | POST p50 / p99 "
-        "| p99 ÷ p50 | backlog at end | server CPU |",
-        "|---|---|---|---|---|---|---|---|",
+        "| p99 ÷ p50 | backlog at end | server CPU | CPU per request |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for row in s["runs"]:
         lines.append(
@@ -121,7 +122,7 @@ def _sustained(s: dict[str, Any] | None) -> list[str]:
             f"{row.get('accepted_over_trivial', 1.0)} | "
             f"{row.get('completed_over_accepted', '')} | {row['post_p50_ms']} / "
             f"{row['post_p99_ms']} ms | {row['p99_over_p50']} | {row.get('backlog_at_end', '')} | "
-            f"{row['server_cpu_share']} |"
+            f"{row['server_cpu_share']} | {row.get('server_cpu_us_per_accepted', '')} µs |"
         )
     return [*lines, ""]
 

@@ -42,17 +42,27 @@ def _noop(_: int) -> dict[str, str]:
     return {"type": "noop"}
 
 
-async def _load(url: str, seconds: float) -> tuple[loadgen.SubmitResult, dict[str, Any] | None]:
-    """Post for ``seconds``; then read /metrics at once (None if it has none)."""
-    submitted = await loadgen.submit_many(
-        url, 10**9, _noop, connections=CONNECTIONS, time_limit=seconds
-    )
+async def _metrics(url: str) -> dict[str, Any] | None:
     conn = await loadgen.Connection.open(url)
     try:
         status, metrics = await conn.request("GET", "/metrics")
     finally:
         await conn.close()
-    return submitted, metrics if status == 200 and isinstance(metrics, dict) else None
+    return metrics if status == 200 and isinstance(metrics, dict) else None
+
+
+async def _load(url: str, seconds: float) -> tuple[loadgen.SubmitResult, dict[str, Any] | None]:
+    """Post for ``seconds``; then read /metrics at once (None if it has none), with
+    ``completed_tasks`` counting only the tasks completed while the load lasted (a
+    store kept from an earlier run, as sqlite's file can be, starts above zero)."""
+    before = await _metrics(url)
+    submitted = await loadgen.submit_many(
+        url, 10**9, _noop, connections=CONNECTIONS, time_limit=seconds
+    )
+    metrics = await _metrics(url)
+    if metrics is not None and before is not None:
+        metrics["completed_tasks"] -= before["completed_tasks"]
+    return submitted, metrics
 
 
 def _figures(
@@ -72,6 +82,9 @@ def _figures(
         "post_p99_ms": round(p99 * 1000, 2),
         "p99_over_p50": round(p99 / p50, 1),
         "server_cpu_share": round(cpu / seconds, 2),
+        # CPU per accepted request: comparable across runs on a machine shared with
+        # other work, where requests/s are not.
+        "server_cpu_us_per_accepted": round(cpu / max(1, submitted.submitted) * 1e6),
     }
     if metrics is not None:
         completed = int(metrics["completed_tasks"])
@@ -100,7 +113,9 @@ def trivial(seconds: float, log_dir: Path) -> dict[str, Any]:
 def taskq(
     backend: str, seconds: float, log_dir: Path, settings: Mapping[str, str] | None = None
 ) -> dict[str, Any]:
-    env = server_env(backend, log_dir, WORKERS, {**SHIPPED_DEFAULTS, **(settings or {})})
+    run_dir = log_dir / f"sustained-{backend}-{time.monotonic_ns()}"  # a store of its own
+    run_dir.mkdir()
+    env = server_env(backend, run_dir, WORKERS, {**SHIPPED_DEFAULTS, **(settings or {})})
     with serve(log_dir, env) as server:
         cpu = cpu_seconds(server.pid)
         submitted, metrics = asyncio.run(_load(server.url, seconds))

@@ -2,19 +2,24 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from dependency_injector.ext.starlette import Lifespan
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
+from starlette.types import Receive, Scope, Send
 
 from bootstrap.container import Container
 from bootstrap.settings import Settings
 from bootstrap.tracing import instrument_http
+from domain.tracing import NoTracer
 from entrypoints.http.auth import AuthMiddleware, load_key_digests
 from entrypoints.http.blob_routes import UPLOAD, BlobEndpoints
 from entrypoints.http.body_limit import BodyLimitMiddleware
 from entrypoints.http.client_address import ClientAddress
 from entrypoints.http.dead_letter_routes import DeadLetterEndpoints
 from entrypoints.http.errors import CatchAllMiddleware, exception_handlers
+from entrypoints.http.fast_path import FastPath
 from entrypoints.http.observe import ObserveMiddleware
 from entrypoints.http.openapi import build_openapi
 from entrypoints.http.routes import READY_TIMEOUT_SECONDS, Endpoints
@@ -23,6 +28,22 @@ from entrypoints.http.task_type_routes import TaskTypeEndpoints, registered
 from entrypoints.http.throttle import TokenBuckets
 from entrypoints.http.ui import UiDispatch, build_ui
 from entrypoints.worker_first import WorkerFirst
+
+
+class TaskqApp(Starlette):
+    """The Starlette app, with ``POST /tasks`` and ``GET /tasks/{task_id}`` served by
+    ``fast`` in front of its middleware stack (the routes stay registered: the stack
+    serves what ``fast`` does not take, and the OpenAPI document lists them)."""
+
+    fast: FastPath | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        fast = self.fast
+        if fast is not None and fast.takes(scope):
+            scope["app"] = self
+            await fast(scope, receive, send)
+            return
+        await super().__call__(scope, receive, send)
 
 
 def create_app(
@@ -49,10 +70,11 @@ def create_app(
     observing: list[
         Middleware
     ] = []  # TASKQ_METRICS=false without an access log: no middleware at all
+    observer = container.http_metrics() if settings.metrics else None
     if settings.metrics or settings.access_log:
-        observer = container.http_metrics() if settings.metrics else None
         observing = [Middleware(ObserveMiddleware, observer=observer, access=settings.access_log)]
-    app = Starlette(
+    auth = _auth(digests, limiter, failures, client_address)
+    app = TaskqApp(
         routes=[
             *endpoints.routes(),
             *DeadLetterEndpoints(container.dead_letter_messages).routes(),
@@ -66,7 +88,7 @@ def create_app(
             *observing,
             Middleware(CatchAllMiddleware),
             Middleware(UiDispatch, ui=ui),  # /ui: the dashboard, its session instead of keys
-            *_auth(digests, limiter, failures, client_address),
+            *([] if auth is None else [Middleware(AuthMiddleware, **auth)]),
             Middleware(
                 BodyLimitMiddleware, max_body_bytes=settings.max_body_bytes, exempt=[UPLOAD]
             ),
@@ -76,7 +98,18 @@ def create_app(
         # on shutdown. `taskq serve` runs uvicorn with lifespan="off" and owns them.
         lifespan=Lifespan(container),
     )
-    instrument_http(app, container.tracer())
+    tracer = container.tracer()
+    instrument_http(app, tracer)
+    if isinstance(tracer, NoTracer):  # a traced request gets its span from the stack
+        app.fast = FastPath(
+            submit=endpoints.submit_task,
+            get=endpoints.get_task,
+            max_body_bytes=settings.max_body_bytes,
+            # The same check as the stack's layer (and the same token buckets).
+            admission=None if auth is None else AuthMiddleware(app, **auth),
+            observer=observer,
+            access=settings.access_log,
+        )
     app.state.openapi = build_openapi(
         app.routes,
         task_types=task_types,
@@ -91,17 +124,14 @@ def _auth(
     limiter: TokenBuckets | None,
     failures: TokenBuckets,
     client_address: ClientAddress,
-) -> list[Middleware]:
-    """The auth middleware; none without keys or a rate limit, where it would only
-    name every caller anonymous (``caller`` does so when it is absent)."""
+) -> dict[str, Any] | None:
+    """The auth middleware's options; None without keys or a rate limit, where it would
+    only name every caller anonymous (``caller`` does so when it is absent)."""
     if not digests and limiter is None:
-        return []
-    return [
-        Middleware(
-            AuthMiddleware,
-            digests=digests,
-            limiter=limiter,
-            failures=failures,
-            client_address=client_address,
-        )
-    ]
+        return None
+    return {
+        "digests": digests,
+        "limiter": limiter,
+        "failures": failures,
+        "client_address": client_address,
+    }

@@ -129,27 +129,34 @@ class AuthMiddleware:
         if scope["type"] != "http" or scope["path"] in self.open_paths:
             await self.app(scope, receive, send)
             return
+        refusal = self.admit(scope)
+        if refusal is not None:
+            await refusal(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+    def admit(self, scope: Scope) -> Response | None:
+        """Set the caller in ``scope`` (``CALLER``) and return None, or return the
+        response that refuses the request (401, 403, 429). The fast path of
+        ``fast_path.py`` asks this too, so both paths admit alike."""
         caller = ANONYMOUS
         if self.digests:
             outcome = self._authenticate(scope)
             if not isinstance(outcome, str):
-                await outcome(scope, receive, send)
-                return
+                return outcome
             caller = outcome
         if self.limiter is not None:
             wait = self.limiter.take(caller)
             if wait > 0:
                 seconds = max(1, math.ceil(wait))
-                response = error_response(
+                return error_response(
                     429,
                     f"rate limit of {self.limiter.rate:g} requests a second (burst "
                     f"{self.limiter.burst}) exceeded for this API key; retry in {seconds} s",
                     headers={"Retry-After": str(seconds)},
                 )
-                await response(scope, receive, send)
-                return
         scope[CALLER] = caller
-        await self.app(scope, receive, send)
+        return None
 
     def _authenticate(self, scope: Scope) -> str | Response:
         """The caller (the digest of its key), or the response that refuses it."""

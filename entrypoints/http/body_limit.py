@@ -34,7 +34,7 @@ class BodyLimitMiddleware:
         if scope["type"] != "http" or (scope["method"], scope["path"]) in self.exempt:
             await self.app(scope, receive, send)
             return
-        declared, chunked = _framing(scope)
+        declared, chunked = framing(scope)
         if declared is not None:
             if declared > self.max_body_bytes:
                 await self._refuse(scope, receive, send)
@@ -69,7 +69,7 @@ class BodyLimitMiddleware:
         await response(scope, receive, send)
 
 
-def _framing(scope: Scope) -> tuple[int | None, bool]:
+def framing(scope: Scope) -> tuple[int | None, bool]:
     """The request's ``Content-Length`` (None if absent, malformed or repeated), and
     whether the body must be counted all the same (a ``Transfer-Encoding`` too, or a
     length that cannot be believed)."""

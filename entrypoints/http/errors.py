@@ -229,13 +229,18 @@ class CatchAllMiddleware:
         try:
             await self.app(scope, receive, tracked)
         except Exception as exc:
-            logger.error(
-                "unhandled %s on %s %s\n%s",
-                type(exc).__name__,
-                scope.get("method"),
-                scope.get("path"),
-                "".join(traceback.format_tb(exc.__traceback__)),
-            )
+            log_unhandled(scope, exc)
             if tracked.started:
                 raise
             await error_response(500, "internal error")(scope, receive, send)
+
+
+def log_unhandled(scope: Scope, exc: Exception) -> None:
+    """The last resort's log line: the exception's type and traceback, never its text."""
+    logger.error(
+        "unhandled %s on %s %s\n%s",
+        type(exc).__name__,
+        scope.get("method"),
+        scope.get("path"),
+        "".join(traceback.format_tb(exc.__traceback__)),
+    )

@@ -55,10 +55,10 @@ class ObserveMiddleware:
             if self.observer is not None:  # None: TASKQ_METRICS=false, the access log only
                 self.observer.observe(route, scope["method"], status, seconds)
             if self.access and route not in QUIET_ROUTES:
-                _log_access(scope, route, status, seconds)
+                log_access(scope, route, status, seconds)
 
 
-def _log_access(scope: Scope, route: str, status: int, seconds: float) -> None:
+def log_access(scope: Scope, route: str, status: int, seconds: float) -> None:
     access_log.info(
         "%s %s %d",
         scope["method"],

@@ -41,6 +41,10 @@ def _finite_float(text: str) -> float:
     return value
 
 
+_DECODER = json.JSONDecoder(parse_constant=_reject_constant, parse_float=_finite_float)
+"""Built once (``json.loads`` with options builds one per call); the body is decoded
+as ``json.loads`` decodes bytes."""
+
 _SURROGATE_SOURCE = re.compile(rb"\\u[dD][89a-fA-F]|\xed[\xa0-\xbf]")
 """Where a lone surrogate in a parsed string can come from in a UTF-8 body: a
 ``\\uD800``-``\\uDFFF`` escape, or a surrogate's own UTF-8 bytes (``json`` decodes with
@@ -60,7 +64,7 @@ async def json_object(request: Request, *, items: str | None = None) -> dict[str
     batch reports a bad item in its place); everything else is checked here."""
     body = await request.body()
     try:
-        data = json.loads(body, parse_constant=_reject_constant, parse_float=_finite_float)
+        data = _DECODER.decode(body.decode(json.detect_encoding(body), "surrogatepass"))
     except RecursionError:
         raise MalformedBody("request body is nested too deeply") from None
     except ValueError as exc:  # JSONDecodeError, bad UTF-8, over-long integers

@@ -13,7 +13,9 @@ refused for, so the client sees a reset instead of the answer. This subclass add
 - a lingering close: after an answer that ends the connection before the request was
   read (413, 431, 408, 503), up to ``LINGER_MAX_BYTES`` more are read and discarded for
   up to ``LINGER_SECONDS``, so an ordinary client that sends its whole body before
-  reading gets the status instead of a reset.
+  reading gets the status instead of a reset;
+- one write per small response: uvicorn writes a response's head and body apart, two
+  sends on the socket per request (``_CycleTransport`` joins them).
 
 The per-request cost is a few attribute checks and two clock reads: one per-connection
 timer checks the deadlines and re-arms itself, instead of a timer per request.
@@ -30,7 +32,11 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from uvicorn.config import Config
-from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
+from uvicorn.protocols.http.httptools_impl import (
+    STATUS_LINE,
+    HttpToolsProtocol,
+    RequestResponseCycle,
+)
 from uvicorn.server import ServerState
 
 from bootstrap.settings import Settings
@@ -41,6 +47,8 @@ LINGER_SECONDS = 5.0
 """How long a connection being closed after an early answer keeps discarding input."""
 LINGER_MAX_BYTES = 8 * 1024 * 1024
 """How much of a refused request's remainder is read and discarded before closing."""
+ONE_WRITE_MAX_BYTES = 64 * 1024
+"""A response with a body up to this size goes out in one write, head and body."""
 CROWDED_WARNING_INTERVAL_SECONDS = 10.0
 """At most one log line this often about connections refused for being over the limit."""
 
@@ -201,10 +209,11 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._last_read = self.loop.time()
         super().on_headers_complete()
         cycle = self.cycle
-        if cycle is not None and not cycle.keep_alive and cycle.scope is self.scope:
-            # The client asked to close after this exchange: if the app answers before
-            # reading the whole body, closing must linger (see ``_LingerOnClose``).
-            cycle.transport = _LingerOnClose(self)
+        if cycle is not None and cycle.scope is self.scope:  # None: upgraded, or refused
+            # One write per small response; and if the client asked to close after this
+            # exchange and the app answers before reading the whole body, a lingering
+            # close (see ``_CycleTransport``).
+            cycle.transport = _CycleTransport(self, cycle, linger=not cycle.keep_alive)
 
     def on_message_complete(self) -> None:
         super().on_message_complete()
@@ -311,21 +320,59 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._arm(LINGER_SECONDS)
 
 
-class _LingerOnClose(asyncio.Transport):
-    """What a request/response cycle holds as its transport when the client asked to
-    close after the exchange: uvicorn's cycle closes at once after the response, which
-    resets a connection whose client is still sending the body."""
+class _CycleTransport(asyncio.Transport):
+    """What a request/response cycle writes to.
 
-    def __init__(self, protocol: GuardedHttpToolsProtocol) -> None:
+    uvicorn writes a response's head and its body in two ``write`` calls, two sends on
+    the socket. The head of a small response (with a ``Content-Length`` up to
+    ``ONE_WRITE_MAX_BYTES``, not to a HEAD request) is held here until the body's first
+    write, and both go out in one. A streamed (chunked) or large response is written as
+    it comes. A held head is never left behind: the body always follows it, and a
+    cycle that stops before its body closes the connection, which flushes it first.
+
+    ``linger``: the client asked to close after this exchange. uvicorn's cycle closes at
+    once after the response, which resets a connection whose client is still sending
+    the body; the protocol's ``close_after_response`` closes lingering instead.
+    """
+
+    def __init__(
+        self, protocol: GuardedHttpToolsProtocol, cycle: RequestResponseCycle, *, linger: bool
+    ) -> None:
         super().__init__()
         self._protocol = protocol
         self._transport = protocol.transport
+        self._cycle = cycle
+        self._linger = linger
+        self._head: bytes | None = None
+        self._head_seen = False
 
     def write(self, data: bytes | bytearray | memoryview[Any]) -> None:
+        head = self._head
+        if head is not None:
+            self._head = None
+            self._transport.write(head + data)
+            return
+        if not self._head_seen and self._cycle.response_started:  # this is the head
+            self._head_seen = True
+            cycle = self._cycle
+            if (
+                cycle.chunked_encoding is False
+                and cycle.expected_content_length <= ONE_WRITE_MAX_BYTES
+                and cycle.scope["method"] != "HEAD"
+            ):
+                self._head = bytes(data)
+                return
         self._transport.write(data)
 
     def is_closing(self) -> bool:
         return self._transport.is_closing()
 
     def close(self) -> None:
-        self._protocol.close_after_response()
+        head = self._head
+        if head is not None:
+            self._head = None
+            self._transport.write(head)
+        if self._linger:
+            self._protocol.close_after_response()
+        else:
+            self._transport.close()

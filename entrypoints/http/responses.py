@@ -26,5 +26,8 @@ class JSONResponse(Response):
         super().__init__(content, status_code=status_code, headers=headers)
 
     def render(self, content: Any) -> bytes:
-        text = json.dumps(content, ensure_ascii=True, allow_nan=False, separators=(",", ":"))
-        return text.encode("ascii")
+        return _ENCODER.encode(content).encode("ascii")
+
+
+_ENCODER = json.JSONEncoder(ensure_ascii=True, allow_nan=False, separators=(",", ":"))
+"""Built once: ``json.dumps`` with these options builds an encoder per call."""

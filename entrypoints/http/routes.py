@@ -63,6 +63,7 @@ from entrypoints.http.schemas import (
     Workers,
     dump,
 )
+from entrypoints.http.submit_body import submit_request
 from entrypoints.http.task_json import task_json
 from entrypoints.worker_first import WorkerFirst
 
@@ -116,9 +117,9 @@ class Endpoints:
     )
     async def submit_task(self, request: Request) -> Response:
         """Submit a task"""
-        body = SubmitTask.model_validate(await json_object(request))
-        submit = body.to_request(request.headers.get("traceparent"))
-        raw_key = request.headers.get("idempotency-key")
+        headers = request.headers
+        submit = submit_request(await json_object(request), headers.get("traceparent"))
+        raw_key = headers.get("idempotency-key")
         new = True
         first = self._first
         if first is not None:
