@@ -81,6 +81,10 @@ class Settings(BaseSettings):
     heartbeat_interval: float | None = Field(
         None, gt=0, validation_alias=_env("TASKQ_HEARTBEAT_INTERVAL")
     )
+    claim_delay_seconds: float | None = Field(
+        None, ge=0, le=3600, validation_alias=_env("TASKQ_CLAIM_DELAY_SECONDS")
+    )
+    """A first delivery ending sooner is stored once (0: claim first); unset: aws 1 s, else 0."""
     max_receive_count: int = Field(
         DEFAULT_MAX_RECEIVE_COUNT,
         ge=2,
