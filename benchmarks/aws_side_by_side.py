@@ -22,25 +22,12 @@ from benchmarks.run import AWS_DEPTH, AWS_PAYLOADS, AWS_PRODUCERS, AWS_WORKERS
 
 
 def side_by_side(endpoint: str, tasks: int, payload_bytes: int) -> dict[str, Any]:
+    shared: dict[str, Any] = {"workers": AWS_WORKERS, "producers": AWS_PRODUCERS}
+    shared |= {"depth": AWS_DEPTH, "tasks": tasks}
     engine = asyncio.run(
-        aws_engine.run(
-            endpoint,
-            tasks=tasks,
-            per_table=tasks,
-            workers=AWS_WORKERS,
-            producers=AWS_PRODUCERS,
-            depth=AWS_DEPTH,
-            payload_bytes=payload_bytes,
-        )
+        aws_engine.run(endpoint, per_table=tasks, payload_bytes=payload_bytes, **shared)
     )
-    original = original_loop.run(
-        endpoint,
-        tasks=tasks,
-        workers=AWS_WORKERS,
-        producers=AWS_PRODUCERS,
-        depth=AWS_DEPTH,
-        payload=aws_engine.payload_of(payload_bytes),
-    )
+    original = original_loop.run(endpoint, payload=aws_engine.payload_of(payload_bytes), **shared)
     keys = ("tasks_per_second", "dynamodb_write_requests_per_task", "dollars_per_million_tasks")
     figures = {
         f"{side}_{k}": run[k]
