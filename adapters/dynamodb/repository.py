@@ -2,18 +2,19 @@
 
 Its writes are in ``writes.py`` (and the one-write claim in ``claims.py``), its reads
 over many tasks in ``queries.py``; the
-reads of one task are here: one strongly consistent Query of the task's partition,
-which holds its state item and, when they are large, its payload and result items.
+reads of one task are here: a strongly consistent GetItem of its state item, and of
+its payload and result items when they are large and kept beside it (a GetItem costs
+moto, where the worker reads each task it runs first, less than a Query).
 """
 
 from __future__ import annotations
 
-from adapters.dynamodb.attributes import req_s, s
-from adapters.dynamodb.calls import partition, run
+from adapters.dynamodb.attributes import s
+from adapters.dynamodb.calls import run
 from adapters.dynamodb.claims import TaskClaims
 from adapters.dynamodb.queries import TaskQueries
-from adapters.dynamodb.table import PK, SK, TASK_SK
-from adapters.dynamodb.task_items import task_from_item
+from adapters.dynamodb.table import PK, SK
+from adapters.dynamodb.task_items import needs_side, task_from_item, task_key
 from adapters.dynamodb.writes import TaskWrites
 from domain.errors import TaskNotFound
 from domain.models import Task
@@ -21,12 +22,15 @@ from domain.models import Task
 
 class DynamoDbTaskRepository(TaskWrites, TaskQueries, TaskClaims):
     async def get(self, task_id: str) -> Task:
-        items = await partition(self._client, self.table_name, f"TASK#{task_id}")
-        by_sk = {req_s(item, SK): item for item in items}
-        state = by_sk.pop(TASK_SK, None)
+        answer = await run(
+            lambda: self._client.get_item(
+                TableName=self.table_name, Key=task_key(task_id), ConsistentRead=True
+            )
+        )
+        state = answer.get("Item")
         if state is None or self._expired(state):
             raise TaskNotFound(task_id)
-        return task_from_item(state, by_sk)
+        return task_from_item(state, await self._side(task_id, needs_side(state)))
 
     async def ping(self) -> None:
         await run(

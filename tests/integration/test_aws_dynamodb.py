@@ -158,7 +158,7 @@ def inject(
 
 
 async def test_throttling_is_retried_by_botocore(aws: AwsResources) -> None:
-    repo, calls = inject(aws, "Query", "ProvisionedThroughputExceededException", 400, times=2)
+    repo, calls = inject(aws, "GetItem", "ProvisionedThroughputExceededException", 400, times=2)
     task = Task.create("email", None, NOW)
     await repository(aws).add(task)
 
