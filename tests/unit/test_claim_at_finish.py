@@ -46,6 +46,25 @@ async def started(running: asyncio.Future[Any], ready: asyncio.Event) -> None:
     assert not running.done()
 
 
+async def run_gated(
+    rig: ProcessingRig, result: str
+) -> tuple[Task, asyncio.Future[Any], asyncio.Event]:
+    """A task whose handler returns ``result`` once the event returned is set, its
+    delivery being processed (the handler already running)."""
+    ready, release = asyncio.Event(), asyncio.Event()
+
+    async def gated(payload: Any) -> str:
+        ready.set()
+        await release.wait()
+        return result
+
+    rig.handler("gated", gated)
+    task = await rig.submit("gated")
+    running = asyncio.ensure_future(rig.processor.process(await rig.receive()))
+    await started(running, ready)
+    return task, running, release
+
+
 async def test_a_quick_task_goes_from_pending_to_completed_in_one_write() -> None:
     rig, repo = lazy_rig()
     rig.handler("double", lambda payload: payload * 2)
@@ -72,17 +91,7 @@ async def test_a_quick_task_goes_from_pending_to_completed_in_one_write() -> Non
 
 async def test_a_slow_task_is_claimed_at_the_delay_and_finishes_as_before() -> None:
     rig, repo = lazy_rig()
-    ready, release = asyncio.Event(), asyncio.Event()
-
-    async def slow(payload: Any) -> str:
-        ready.set()
-        await release.wait()
-        return "done"
-
-    rig.handler("slow", slow)
-    task = await rig.submit("slow")
-    running = asyncio.ensure_future(rig.processor.process(await rig.receive()))
-    await started(running, ready)
+    task, running, release = await run_gated(rig, "done")
     assert (await repo.get(task.id)).status is TaskStatus.PENDING, "not claimed yet"
     await rig.clock.advance(DELAY + 0.05)
     claimed = await repo.get(task.id)
@@ -123,17 +132,7 @@ async def test_a_progress_report_writes_the_claim_first() -> None:
 
 async def test_a_cancel_while_unclaimed_keeps_the_task_cancelled_and_drops_the_result() -> None:
     rig, repo = lazy_rig()
-    ready, release = asyncio.Event(), asyncio.Event()
-
-    async def job(payload: Any) -> str:
-        ready.set()
-        await release.wait()
-        return "too late"
-
-    rig.handler("job", job)
-    task = await rig.submit("job")
-    running = asyncio.ensure_future(rig.processor.process(await rig.receive()))
-    await started(running, ready)
+    task, running, release = await run_gated(rig, "too late")
     assert (await rig.service.cancel(task.id)).status is TaskStatus.CANCELLED
     release.set()
     assert await running is Outcome.SKIPPED_FINISHED
