@@ -20,33 +20,49 @@ If the final write fails (a cancel, or another worker, got there first) the resu
 discarded: a finished task's message is acked as its redelivery would be
 (``settle_unstored``); otherwise the attempt is lost and the message left alone.
 
-A redelivery (``receive_count > 1``) always claims first, so a task whose handler kills
-its worker is counted and isolated as before (at most one extra crash). Flow limits,
-paused types, isolated, held and scheduled (``run_at``) tasks take the usual path.
+A redelivery (``receive_count > 1``) always reads the task and claims it first. Only a
+task never claimed (``attempts == 0``) is run unclaimed, so a redelivery finding one
+still PENDING and never claimed may follow an unclaimed attempt whose worker died (a
+handler that kills its process): that claim makes it ``isolated`` (``isolate_if_lost``),
+as a lost attempt does, and a poison task crashes a worker once, as before. A shutdown
+gives an unclaimed attempt back as a fresh message (``give_back_unclaimed``), so it is
+not taken for one lost. Flow limits, paused types, isolated, held and scheduled
+(``run_at``) tasks take the usual path.
 """
 
 from __future__ import annotations
 
 from collections.abc import Container
+from dataclasses import replace
 from datetime import datetime
+from typing import TypeGuard
 
 from domain import delivery_rules as rules
 from domain.errors import TaskNotFound
-from domain.models import Delivery, Task
+from domain.models import Delivery, Task, TaskStatus
 from domain.ports import TaskQueue, TaskRepository
 
 
-def claims_at_finish(delay_seconds: float, delivery: Delivery) -> bool:
-    """Whether ``delivery`` may run before its claim is written: on, and a first one."""
-    return delay_seconds > 0 and delivery.receive_count == 1 and delivery.task_id is not None
+def never_claimed(task: Task) -> bool:
+    """A due PENDING task no attempt was ever stored for (nor lost: not isolated)."""
+    plain = task.run_at is None and not task.held and not task.isolated
+    return plain and task.status is TaskStatus.PENDING and task.attempts == 0
+
+
+def isolate_if_lost(claimed: Task, task: Task, delivery: Delivery, delay_seconds: float) -> Task:
+    """The claim of ``task`` on ``delivery``, isolated when an earlier receive of the
+    message may have run it unclaimed and died (see the module's docstring)."""
+    if delay_seconds > 0 and delivery.receive_count > 1 and never_claimed(task):
+        return replace(claimed, isolated=True)
+    return claimed
 
 
 def runs_unclaimed(
     task: Task | None, delivery: Delivery, now: datetime, known_types: Container[str]
-) -> bool:
+) -> TypeGuard[Task]:
     """Whether ``task`` as read is one to run before its claim: the delivery's action is
-    a plain claim of a due PENDING task, never held, scheduled or isolated."""
-    if task is None or task.run_at is not None or task.held or task.isolated:
+    a plain claim of a due PENDING task never claimed, nor held, scheduled or isolated."""
+    if task is None or delivery.receive_count != 1 or not never_claimed(task):
         return False
     return isinstance(rules.decide(task, delivery, now, known_types), rules.Claim)
 
@@ -65,3 +81,10 @@ async def settle_unstored(repository: TaskRepository, queue: TaskQueue, delivery
         return False
     await queue.ack(delivery)
     return True
+
+
+async def give_back_unclaimed(queue: TaskQueue, task: Task, delivery: Delivery) -> None:
+    """Shutdown cut an unclaimed attempt short: its message is sent again, a first
+    receive for the next worker (not taken for a lost attempt), and this one acked."""
+    await queue.send(task.id, priority=task.priority)
+    await queue.ack(delivery)

@@ -24,7 +24,12 @@ from datetime import datetime, timedelta
 from typing import Any, assert_never
 
 from domain import delivery_rules as rules
-from domain.claim_at_finish import claims_at_finish, runs_unclaimed, settle_unstored
+from domain.claim_at_finish import (
+    give_back_unclaimed,
+    isolate_if_lost,
+    runs_unclaimed,
+    settle_unstored,
+)
 from domain.claiming import OneWriteClaims, claim_in_one_write
 from domain.errors import (
     ConcurrencyConflict,
@@ -104,28 +109,25 @@ class TaskProcessor:
         self.events.record(TaskEvent(kind, task, self.clock.now(), self.worker_id, **details))
 
     async def process(self, delivery: Delivery) -> Outcome:
-        lease = self.settings.visibility_timeout
-        now = self.clock.now()
-        claimed = None
-        free = await self.flow.all_free()  # no type's limit to check before the claim
-        if free and claims_at_finish(self.settings.claim_delay_seconds, delivery):
-            task = await self._load(delivery)  # run before its claim is written, if plain
-            if runs_unclaimed(task, delivery, now, self.task_types):
-                assert task is not None
-                outcome = await self._started(self._claim(task, now), delivery, task)
-            else:
-                outcome = await self._handle(task, delivery)
-            self.outcomes[outcome] += 1
-            return outcome
-        if free:
-            claims = self._one_write.of(self.repository)
-            claimed = await claim_in_one_write(claims, delivery, now=now, lease_seconds=lease)
-        if claimed is not None:  # the common case, without a read first
-            outcome = await self._started(claimed, delivery)
-        else:
-            outcome = await self._handle(await self._load(delivery), delivery)
+        outcome = await self._process(delivery)
         self.outcomes[outcome] += 1
         return outcome
+
+    async def _process(self, delivery: Delivery) -> Outcome:
+        now = self.clock.now()
+        if not await self.flow.all_free():  # a type's limits are checked before a claim
+            return await self._handle(await self._load(delivery), delivery)
+        if self.settings.claim_delay_seconds > 0:  # claim at finish: a read first
+            task = await self._load(delivery)
+            if runs_unclaimed(task, delivery, now, self.task_types):
+                return await self._started(self._claim(task, now), delivery, task)
+            return await self._handle(task, delivery)
+        claims = self._one_write.of(self.repository)
+        lease = self.settings.visibility_timeout
+        claimed = await claim_in_one_write(claims, delivery, now=now, lease_seconds=lease)
+        if claimed is not None:  # the common case, without a read first
+            return await self._started(claimed, delivery)
+        return await self._handle(await self._load(delivery), delivery)
 
     async def _load(self, delivery: Delivery) -> Task | None:
         """The task the message names; None if the body names none or it is not stored."""
@@ -208,7 +210,8 @@ class TaskProcessor:
                 async with self.flow.admission(task, delivery) as admitted:
                     if not admitted:
                         return Outcome.THROTTLED
-                    claimed = self._claim(task, now)
+                    delay = self.settings.claim_delay_seconds
+                    claimed = isolate_if_lost(self._claim(task, now), task, delivery, delay)
                     if not await self._first_write(claimed, task):
                         return Outcome.DEFERRED
                     return await self._started(claimed, delivery)
@@ -419,10 +422,11 @@ class TaskProcessor:
         if current.cancel_requested:
             await self._record_cancel(current, delivery)
             return
-        released = current.release(self.clock.now())
+        if not stored:
+            await give_back_unclaimed(self.queue, current, delivery)
+            return
         with contextlib.suppress(ConcurrencyConflict, TaskNotFound):
-            if stored:
-                await self.repository.transition(released, expected=current)
+            await self.repository.transition(current.release(self.clock.now()), expected=current)
         await self.queue.release(delivery, delay_seconds=0)
 
 

@@ -165,24 +165,25 @@ async def test_a_cancel_before_the_delayed_claim_loses_the_attempt() -> None:
     assert (TaskStatus.PENDING, TaskStatus.PROCESSING) not in repo.writes
 
 
-async def test_a_redelivery_claims_before_its_handler_runs() -> None:
+async def test_a_redelivery_of_a_task_never_claimed_claims_it_isolated_first() -> None:
     rig, repo = lazy_rig()
-    seen: list[TaskStatus] = []
-    rig.handler("job", lambda payload: None)
+    seen: list[tuple[TaskStatus, bool]] = []
 
     async def look(payload: Any) -> None:
-        seen.append((await repo.get(task_id)).status)
+        stored = await repo.get(task_id)
+        seen.append((stored.status, stored.isolated))
 
     rig.handler("look", look)
     task = await rig.submit("look")
     task_id = task.id
-    await rig.receive()  # a worker that died before it wrote anything
+    await rig.receive()  # a worker that died running it unclaimed (it wrote nothing)
     await rig.clock.advance(LEASE + 1)
     again = await rig.receive()
     assert again.receive_count == 2
     assert await rig.processor.process(again) is Outcome.COMPLETED
-    assert seen == [TaskStatus.PROCESSING]
+    assert seen == [(TaskStatus.PROCESSING, True)], "claimed first, as after a lost attempt"
     assert repo.writes[0] == (TaskStatus.PENDING, TaskStatus.PROCESSING)
+    assert (await repo.get(task_id)).attempts == 1
 
 
 async def test_a_failed_first_attempt_is_stored_for_a_retry_in_one_write() -> None:
@@ -207,6 +208,7 @@ async def test_a_failed_first_attempt_is_stored_for_a_retry_in_one_write() -> No
     assert await rig.processor.process(await rig.receive()) is Outcome.COMPLETED
     done = await repo.get(task.id)
     assert (done.status, done.attempts, done.retry_count) == (TaskStatus.COMPLETED, 2, 1)
+    assert not done.isolated, "its first attempt was stored: the redelivery is no loss"
 
 
 async def test_a_duplicate_first_delivery_runs_but_only_one_result_is_kept() -> None:
@@ -253,4 +255,6 @@ async def test_shutdown_while_unclaimed_gives_the_message_back_and_writes_nothin
     assert repo.writes == []
     stored = await repo.get(task.id)
     assert (stored.status, stored.attempts) == (TaskStatus.PENDING, 0)
-    assert (await rig.receive()).task_id == task.id
+    again = await rig.receive()
+    assert (again.task_id, again.receive_count) == (task.id, 1), "sent again, a first receive"
+    assert await rig.nothing_visible()
