@@ -114,14 +114,11 @@ class TaskProcessor:
         return outcome
 
     async def _process(self, delivery: Delivery) -> Outcome:
+        free = await self.flow.all_free()  # no type's limit to check before a claim
+        if not free or self.settings.claim_delay_seconds > 0:  # read, then decide
+            # Claim at finish where free: a first run may start before its claim.
+            return await self._handle(await self._load(delivery), delivery, unclaimed=free)
         now = self.clock.now()
-        if not await self.flow.all_free():  # a type's limits are checked before a claim
-            return await self._handle(await self._load(delivery), delivery)
-        if self.settings.claim_delay_seconds > 0:  # claim at finish: a read first
-            task = await self._load(delivery)
-            if runs_unclaimed(task, delivery, now, self.task_types):
-                return await self._started(self._claim(task, now), delivery, task)
-            return await self._handle(task, delivery)
         claims = self._one_write.of(self.repository)
         lease = self.settings.visibility_timeout
         claimed = await claim_in_one_write(claims, delivery, now=now, lease_seconds=lease)
@@ -138,21 +135,25 @@ class TaskProcessor:
         except TaskNotFound:
             return None
 
-    async def _handle(self, task: Task | None, delivery: Delivery) -> Outcome:
+    async def _handle(
+        self, task: Task | None, delivery: Delivery, *, unclaimed: bool = False
+    ) -> Outcome:
         """Decide what happens to ``delivery`` of ``task`` (domain/delivery_rules.py has
-        the table), and do it."""
+        the table), and do it; ``unclaimed``: a run may start before its claim."""
         now = self.clock.now()
+        if unclaimed and runs_unclaimed(task, delivery, now, self.task_types):
+            return await self._started(self._claim(task, now), delivery, task)
         action = rules.decide(task, delivery, now, self.task_types)
         if isinstance(action, rules.DeadLetterPoison):
             log.warning("undecodable message %s dead-lettered", delivery.message_id)
             await self.queue.dead_letter(delivery, reason="undecodable message body")
             return Outcome.POISON
         if isinstance(action, rules.AckOrphan):
-            return await self._orphan(delivery)
+            return await self._orphan(delivery, unclaimed)
         assert task is not None  # every other action is about a stored task
         return await self._carry_out(action, task, delivery, now)
 
-    async def _orphan(self, delivery: Delivery) -> Outcome:
+    async def _orphan(self, delivery: Delivery, unclaimed: bool) -> Outcome:
         """The message names a task that is not stored. A message is sent before its
         task is stored, so it can arrive before the row, or outlive a store that
         failed. On its first receive, look again after a moment; then give the message
@@ -166,7 +167,7 @@ class TaskProcessor:
                 found = await self.repository.get(delivery.task_id)
             except TaskNotFound:
                 continue
-            return await self._handle(found, delivery)
+            return await self._handle(found, delivery, unclaimed=unclaimed)
         grace = self.settings.orphan_grace_seconds
         waited = 2.0 ** (delivery.receive_count - 1) - 1  # released 1, 2, 4... s so far
         if waited >= grace:

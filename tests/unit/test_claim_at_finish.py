@@ -259,3 +259,17 @@ async def test_shutdown_while_unclaimed_gives_the_message_back_and_writes_nothin
     again = await rig.receive()
     assert (again.task_id, again.receive_count) == (task.id, 1), "sent again, a first receive"
     assert await rig.nothing_visible()
+
+
+async def test_a_message_ahead_of_its_row_still_runs_in_one_write() -> None:
+    rig, repo = lazy_rig()
+    rig.handler("job", lambda payload: "ran")
+    task = Task.create("job", None, rig.clock.now())
+    await rig.queue.send(task.id)  # the send precedes the store's write
+    running = asyncio.ensure_future(rig.processor.process(await rig.receive()))
+    await asyncio.sleep(0.01)  # it found no row, and looks again in a moment
+    await repo.add(task)
+    while not running.done():
+        await rig.clock.advance(0.05)
+    assert running.result() is Outcome.COMPLETED
+    assert repo.writes == [(TaskStatus.PENDING, TaskStatus.COMPLETED)]
