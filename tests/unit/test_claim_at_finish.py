@@ -11,6 +11,8 @@ import pytest
 
 import taskq
 from adapters.memory import InMemoryTaskRepository
+from bootstrap.container import claim_delay
+from bootstrap.settings import Settings
 from domain.models import Task, TaskStatus
 from domain.processing import Outcome, ProcessorSettings
 from domain.task_types import TaskType
@@ -273,3 +275,15 @@ async def test_a_message_ahead_of_its_row_still_runs_in_one_write() -> None:
         await rig.clock.advance(0.05)
     assert running.result() is Outcome.COMPLETED
     assert repo.writes == [(TaskStatus.PENDING, TaskStatus.COMPLETED)]
+
+
+def test_the_delay_defaults_to_a_second_on_aws_only_and_the_variable_wins(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert [claim_delay(Settings(backend=b)) for b in ("memory", "sqlite", "aws")] == [0, 0, 1]
+    monkeypatch.setenv("TASKQ_CLAIM_DELAY_SECONDS", "0")
+    assert claim_delay(Settings(backend="aws")) == 0
+    monkeypatch.setenv("TASKQ_CLAIM_DELAY_SECONDS", "2.5")
+    assert claim_delay(Settings(backend="sqlite")) == 2.5
+    settings = ProcessorSettings(visibility_timeout=3, claim_delay_seconds=2.5)
+    assert settings.claim_after == 1.0, "written by the first heartbeat at the latest"
