@@ -4,23 +4,31 @@ On AWS each request costs money and a round trip; SQS takes up to 10 messages pe
 SendMessageBatch and DeleteMessageBatch (``domain.limits.MAX_QUEUE_BATCH``; the wrapped
 queue says how many in ``max_batch``). This wrapper batches *naturally*: calls that
 arrive while a batch call is in flight wait for the next one, which takes up to
-``max_batch`` of them. Under load that yields full batches; idle, it costs nothing.
+``max_batch`` of them (``adapters/coalescing.py``). Under load that yields full batches;
+idle, it costs nothing.
+
+Acks with a linger go out in the background (``adapters/background_acks.py``): ``ack``
+returns once the ack is queued, so a finished task frees its worker slot at once; whoever
+owns the queue awaits ``aclose`` on shutdown to send what is still queued. Without an
+ack linger, an ack is coalesced like a send and returns once it went out.
 
 A linger (a bounded wait for more items before a batch goes out, cut short as soon as a
 batch is full) raises the batch size when calls arrive faster than one per linger but
 slower than one per call in flight. Sends keep a linger of a few milliseconds at most,
-since it adds to a lone task's start latency; acks can linger longer, because an acked
-task is already finished in the repository and its message stays leased meanwhile
-(``benchmarks/aws_engine.py`` measures the requests per task this saves).
+since it adds to a lone task's start latency; acks can linger longer (half a second on
+aws), because an acked task is already finished in the repository and its message
+stays leased meanwhile (``benchmarks/aws_engine.py`` and ``benchmarks/aws_outside.py``
+measure the requests per task this saves).
 """
 
 from __future__ import annotations
 
-import asyncio
 import functools
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Generic, TypeVar
+from typing import TypeVar
 
+from adapters.background_acks import BackgroundAcks
+from adapters.coalescing import Coalescer
 from domain.errors import QueueSendFailed
 from domain.models import DeadLetter, Delivery, QueueDepth
 from domain.ports import TaskQueue
@@ -29,81 +37,25 @@ from domain.priorities import Priority
 Item = TypeVar("Item")
 
 
-class _Coalescer(Generic[Item]):
-    """Feeds items to ``flush`` in batches of at most ``max_batch``; each caller
-    awaits the outcome of the batch its item went out in."""
+def _per_item(
+    flush: Callable[[list[Item]], Awaitable[None]],
+    task_id: Callable[[Item], str] | None = None,
+) -> Callable[[list[Item]], Awaitable[list[None | BaseException]]]:
+    """``flush`` (a batch send or ack) with one outcome per item for a ``Coalescer``.
+    A ``QueueSendFailed`` naming the items that did not go out fails only those when
+    ``task_id`` tells an item's task; any other failure fails the whole batch."""
 
-    def __init__(
-        self,
-        flush: Callable[[list[Item]], Awaitable[None]],
-        *,
-        max_batch: int,
-        max_calls: int,
-        linger_seconds: float,
-        task_id: Callable[[Item], str] | None = None,
-    ) -> None:
-        self._task_id = task_id
-        self._flush = flush
-        self._max_batch = max_batch
-        self._max_calls = max_calls
-        self._linger = linger_seconds
-        self._pending: list[tuple[Item, asyncio.Future[None]]] = []
-        self._calls = 0
-        self._full: asyncio.Event | None = None
-        self.batches = 0
-
-    async def submit(self, item: Item) -> None:
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[None] = loop.create_future()
-        self._pending.append((item, future))
-        if self._full is not None and len(self._pending) >= self._max_batch:
-            self._full.set()
-        if self._calls < self._max_calls:
-            self._calls += 1
-            loop.create_task(self._drain())
-        await future
-
-    async def _linger_until_full(self) -> None:
-        if not self._linger or len(self._pending) >= self._max_batch or self._full is not None:
-            return
-        self._full = asyncio.Event()
+    async def flushed(items: list[Item]) -> list[None | BaseException]:
         try:
-            await asyncio.wait_for(self._full.wait(), self._linger)
-        except TimeoutError:
-            pass
-        finally:
-            self._full = None
+            await flush(items)
+        except QueueSendFailed as exc:
+            if task_id is None:
+                raise
+            unsent = set(exc.task_ids)
+            return [exc if task_id(item) in unsent else None for item in items]
+        return [None] * len(items)
 
-    async def _drain(self) -> None:
-        try:
-            if self._full is not None:
-                return  # another call lingers for company: it takes this item too
-            await self._linger_until_full()
-            while self._pending:
-                batch = self._pending[: self._max_batch]
-                del self._pending[: self._max_batch]
-                self.batches += 1
-                try:
-                    await self._flush([item for item, _ in batch])
-                except QueueSendFailed as exc:  # some went out: fail only the others
-                    unsent = set(exc.task_ids)
-                    for item, future in batch:
-                        if future.done():
-                            continue
-                        if self._task_id is not None and self._task_id(item) not in unsent:
-                            future.set_result(None)
-                        else:
-                            future.set_exception(exc)
-                except Exception as exc:  # delivered to every caller of the batch
-                    for _, future in batch:
-                        if not future.done():
-                            future.set_exception(exc)
-                else:
-                    for _, future in batch:
-                        if not future.done():
-                            future.set_result(None)
-        finally:
-            self._calls -= 1
+    return flushed
 
 
 class BatchingTaskQueue:
@@ -120,26 +72,44 @@ class BatchingTaskQueue:
         self.inner = inner
         self.max_batch = inner.max_batch
         # A batch call sends to one priority: one coalescer each.
-        self._sends: dict[Priority, _Coalescer[tuple[str, int]]] = {
-            priority: _Coalescer(
-                functools.partial(inner.send_batch, priority=priority),
+        self._sends: dict[Priority, Coalescer[tuple[str, int], None]] = {
+            priority: Coalescer(
+                _per_item(
+                    functools.partial(inner.send_batch, priority=priority), lambda item: item[0]
+                ),
                 max_batch=inner.max_batch,
                 max_calls=max_concurrent_calls,
                 linger_seconds=send_linger_seconds,
-                task_id=lambda item: item[0],
             )
             for priority in Priority
         }
-        self._acks: _Coalescer[Delivery] = _Coalescer(
-            inner.ack_batch,
+        self._acks: Coalescer[Delivery, None] = Coalescer(
+            _per_item(inner.ack_batch),
             max_batch=inner.max_batch,
             max_calls=max_concurrent_calls,
             linger_seconds=ack_linger_seconds,
         )
+        self._background_acks = (
+            BackgroundAcks(
+                inner.ack_batch,
+                inner.max_batch,
+                ack_linger_seconds,
+                max_concurrent_calls,
+            )
+            if ack_linger_seconds
+            else None
+        )
 
     @property
     def batch_calls(self) -> int:
-        return sum(sends.batches for sends in self._sends.values()) + self._acks.batches
+        background = self._background_acks.batches if self._background_acks else 0
+        sends = sum(sends.batches for sends in self._sends.values())
+        return sends + self._acks.batches + background
+
+    async def aclose(self) -> None:
+        """Send the acks still queued and wait for them (on shutdown)."""
+        if self._background_acks is not None:
+            await self._background_acks.aclose()
 
     async def send(
         self, task_id: str, *, delay_seconds: int = 0, priority: Priority = Priority.DEFAULT
@@ -161,7 +131,10 @@ class BatchingTaskQueue:
         )
 
     async def ack(self, delivery: Delivery) -> None:
-        await self._acks.submit(delivery)
+        if self._background_acks is not None:
+            self._background_acks.add(delivery)  # returns at once: see the module doc
+        else:
+            await self._acks.submit(delivery)
 
     async def ack_batch(self, deliveries: Sequence[Delivery]) -> None:
         await self.inner.ack_batch(deliveries)

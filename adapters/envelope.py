@@ -7,20 +7,23 @@ of the engine is read by the next, and anything else is recognised as poison.
 from __future__ import annotations
 
 import json
+from json.encoder import encode_basestring_ascii as _quoted
 
 from domain.priorities import Priority
 
 ENVELOPE_VERSION = 1
+_HEAD = f'{{"v":{ENVELOPE_VERSION},"task_id":"'
+"""How a body ``encode`` wrote starts (``json.dumps``'s output, key for key)."""
 
 
 def encode(task_id: str, priority: Priority = Priority.DEFAULT) -> str:
     """The body of ``task_id``'s message. A priority other than ``default`` is kept in
     ``"p"`` (so a dead letter goes back to its priority when redriven); a default
     message is byte for byte what engines before priorities wrote."""
-    data: dict[str, object] = {"v": ENVELOPE_VERSION, "task_id": task_id}
-    if priority is not Priority.DEFAULT:
-        data["p"] = priority.value
-    return json.dumps(data, separators=(",", ":"))
+    # What json.dumps(..., separators=(",", ":")) writes of the dict, written directly.
+    if priority is Priority.DEFAULT:
+        return f'{{"v":{ENVELOPE_VERSION},"task_id":{_quoted(task_id)}}}'
+    return f'{{"v":{ENVELOPE_VERSION},"task_id":{_quoted(task_id)},"p":{_quoted(priority.value)}}}'
 
 
 def priority_of(body: str) -> Priority:
@@ -35,6 +38,10 @@ def priority_of(body: str) -> Priority:
 
 def decode(body: str) -> str | None:
     """The task id, or ``None`` if ``body`` is not an envelope this engine understands."""
+    if body.startswith(_HEAD) and body.endswith('"}'):  # as encode writes a default one
+        written = body[len(_HEAD) : -2]
+        if written.isprintable() and '"' not in written and "\\" not in written and written:
+            return written
     try:
         data = json.loads(body)
     except (ValueError, TypeError):

@@ -9,7 +9,6 @@ behaviour as the SQLite and AWS adapters.
 from __future__ import annotations
 
 import asyncio
-import bisect
 import contextlib
 import heapq
 import itertools
@@ -19,6 +18,7 @@ from datetime import datetime, timedelta
 
 from adapters import envelope
 from adapters.cursor import decode_cursor, encode_cursor
+from adapters.memory_index import SortedKeys
 from domain import models
 from domain.errors import (
     ConcurrencyConflict,
@@ -51,30 +51,15 @@ def _pending_key(task: Task) -> tuple[datetime, str] | None:
     return (task.due_at, task.id)
 
 
-def _move(
-    index: list[tuple[datetime, str]],
-    before: tuple[datetime, str] | None,
-    after: tuple[datetime, str] | None,
-) -> None:
-    """Keep the sorted ``index`` in step with a task whose key went from ``before`` to
-    ``after`` (None: not in the index)."""
-    if before == after:
-        return
-    if before is not None:
-        del index[bisect.bisect_left(index, before)]
-    if after is not None:
-        bisect.insort(index, after)
-
-
 class InMemoryTaskRepository:
     def __init__(self) -> None:
         self._tasks: dict[str, Task] = {}
         self._sort_keys: dict[str, tuple[str, str]] = {}  # _sort_key, computed once a task
-        self._by_status: dict[TaskStatus, list[tuple[str, str]]] = {s: [] for s in TaskStatus}
+        self._by_status = {status: SortedKeys[tuple[str, str]]() for status in TaskStatus}
         self._counts: dict[TaskStatus, int] = dict.fromkeys(TaskStatus, 0)
         self._keys: dict[str, tuple[str, str, datetime]] = {}  # key -> id, print, expiry
-        self._held: list[tuple[datetime, str]] = []  # sorted by due time: _due_key
-        self._pending: list[tuple[datetime, str]] = []  # sorted by due time: _pending_key
+        self._held = SortedKeys[tuple[datetime, str]]()  # by due time: _due_key
+        self._pending = SortedKeys[tuple[datetime, str]]()  # by due time: _pending_key
 
     async def add_idempotent(
         self, task: Task, *, key: str, fingerprint: str, expires_at: datetime, now: datetime
@@ -93,13 +78,13 @@ class InMemoryTaskRepository:
             raise TaskAlreadyExists(task.id)
         self._tasks[task.id] = task
         key = self._sort_keys[task.id] = _sort_key(task)
-        bisect.insort(self._by_status[task.status], key)
+        self._by_status[task.status].add(key)
         self._counts[task.status] += 1
         self._index_due(None, task)
 
     def _index_due(self, old: Task | None, new: Task) -> None:
-        _move(self._held, None if old is None else _due_key(old), _due_key(new))
-        _move(self._pending, None if old is None else _pending_key(old), _pending_key(new))
+        self._held.move(None if old is None else _due_key(old), _due_key(new))
+        self._pending.move(None if old is None else _pending_key(old), _pending_key(new))
 
     async def get(self, task_id: str) -> Task:
         try:
@@ -119,42 +104,57 @@ class InMemoryTaskRepository:
             )
         if new.version <= current.version:
             raise ValueError("a transition must increase the version")
+        self._store(current, new)
+
+    async def claim_pending(
+        self, task_id: str, *, lease_token: str, now: datetime, lease_seconds: float
+    ) -> Task | None:
+        """The one-write claim (``ClaimsInOneWrite``): no read, decide and write apart."""
+        current = self._tasks.get(task_id)
+        if (
+            current is None
+            or current.status is not TaskStatus.PENDING
+            or current.run_at is not None
+        ):
+            return None
+        claimed = current.claim(lease_token, now, lease_seconds)
+        self._store(current, claimed)
+        return claimed
+
+    def _store(self, current: Task, new: Task) -> None:
+        """Put ``new`` in place of ``current`` (checked), and the indexes in step."""
         self._tasks[new.id] = new
         self._index_due(current, new)
         if new.status is not current.status:
             key = self._sort_keys[current.id]
-            index = self._by_status[current.status]
-            del index[bisect.bisect_left(index, key)]
-            bisect.insort(self._by_status[new.status], key)
+            self._by_status[current.status].remove(key)
+            self._by_status[new.status].add(key)
             self._counts[current.status] -= 1
             self._counts[new.status] += 1
 
     async def list_by_status(
         self, status: TaskStatus, *, limit: int, cursor: str | None = None
     ) -> Page:
-        index = self._by_status[status]
-        end = len(index)
+        bound = None
         if cursor is not None:
             after = decode_cursor(cursor, "c", "i")
-            end = bisect.bisect_left(index, (str(after["c"]), str(after["i"])))
-        start = max(0, end - limit)
-        keys = index[start:end][::-1]
+            bound = (str(after["c"]), str(after["i"]))
+        keys, more = self._by_status[status].page_before(bound, limit)
         items = [self._tasks[task_id] for _, task_id in keys]
         next_cursor = None
-        if start > 0 and keys:
+        if more and keys:
             next_cursor = encode_cursor({"c": keys[-1][0], "i": keys[-1][1]})
         return Page(items=items, next_cursor=next_cursor)
 
     async def list_due_held(self, before: datetime, *, limit: int) -> list[Task]:
         if limit < 1:
             raise ValueError("limit must be at least 1")
-        due = itertools.takewhile(lambda key: key[0] <= before, self._held)
+        due = itertools.takewhile(lambda key: key[0] <= before, self._held.ascending())
         return [self._tasks[task_id] for _, task_id in itertools.islice(due, limit)]
 
     async def oldest_due_pending(self, now: datetime) -> datetime | None:
-        if self._pending and self._pending[0][0] <= now:
-            return self._pending[0][0]
-        return None
+        oldest = self._pending.first()
+        return oldest[0] if oldest is not None and oldest[0] <= now else None
 
     async def count_by_status(self) -> dict[TaskStatus, int]:
         return dict(self._counts)

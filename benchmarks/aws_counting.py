@@ -144,7 +144,7 @@ class RequestCounter:
             cost.wru += wru
             cost.index_units += index
         else:
-            cost.rru += read_units(name, params, parsed)
+            cost.rru += read_units(name, params, parsed, ok)
 
     def reset(self) -> None:
         with self._lock:

@@ -212,6 +212,7 @@ async def run(
             submit_latencies += latencies
             done += n
             if done >= tasks:
+                await container.backend.queue().aclose()  # the acks still lingering count
                 summary = counter.summary(tasks)
                 if latency_tasks:
                     start = await _latency(container, latency_tasks, latency_interval)

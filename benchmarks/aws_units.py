@@ -137,9 +137,14 @@ def write_units(
             index += i
         return wru, index
     if name == "BatchWriteItem":
+        # Each item is billed as its own PutItem or DeleteItem; a refused call (throttled)
+        # and the items it left unprocessed wrote nothing and cost nothing.
         wru = index = 0.0
-        for table, requests in params.get("RequestItems", {}).items():
+        for table, requests in (params.get("RequestItems", {}) if ok else {}).items():
+            left = parsed.get("UnprocessedItems", {}).get(table, [])
             for request in requests:
+                if request in left:
+                    continue
                 ((kind, part),) = request.items()
                 w, i = _one_write(
                     kind[:-7], {"TableName": table, **part}, None, ok, ledger, indexes
@@ -181,8 +186,11 @@ def _one_write(
     return units, index
 
 
-def read_units(name: str, params: dict[str, Any], parsed: dict[str, Any]) -> float:
-    """RRU of one read request (0 for the control plane: DescribeTable and the like)."""
+def read_units(name: str, params: dict[str, Any], parsed: dict[str, Any], ok: bool = True) -> float:
+    """RRU of one read request (0 for the control plane: DescribeTable and the like,
+    and for a refused one)."""
+    if not ok:
+        return 0.0
     factor = 1.0 if params.get("ConsistentRead") else 0.5
     if name == "GetItem":
         item = parsed.get("Item")
@@ -196,9 +204,12 @@ def read_units(name: str, params: dict[str, Any], parsed: dict[str, Any]) -> flo
     if name == "BatchGetItem":
         units = 0.0
         for table, request in params.get("RequestItems", {}).items():
+            # Each key is read as its own GetItem (its item's size rounded up to 4 KB, an
+            # absent one at the minimum); keys left unprocessed were not read.
             per = 1.0 if request.get("ConsistentRead") else 0.5
             found = parsed.get("Responses", {}).get(table, [])
+            left = parsed.get("UnprocessedKeys", {}).get(table, {}).get("Keys", [])
             units += per * sum(max(1, math.ceil(item_size(i) / READ_UNIT_BYTES)) for i in found)
-            units += per * max(0, len(request.get("Keys", [])) - len(found))
+            units += per * max(0, len(request.get("Keys", [])) - len(found) - len(left))
         return units
     return 0.0

@@ -1,7 +1,10 @@
 """Engine overhead: no-op tasks through the use cases and the worker, in one process.
 
 Submits ``n`` tasks with ``TaskService.submit`` while a ``Worker`` (memory backend)
-runs them; reports tasks/s from the first submit to the last completion.
+runs them; reports tasks/s from the first submit to the last completion. What observes
+the tasks is what ``taskq serve`` wires by default (bootstrap/container.py): the
+Prometheus task metrics, the task event log and the completion waiters; and the flow
+gate on the memory flow store.
 """
 
 from __future__ import annotations
@@ -12,13 +15,22 @@ import json
 import time
 from typing import Any
 
+from prometheus_client import CollectorRegistry
+
 from adapters.clock import SystemClock
 from adapters.memory import InMemoryTaskQueue, InMemoryTaskRepository, InMemoryWorkerRegistry
+from adapters.memory_flow import InMemoryFlowControlStore
+from adapters.observability.metrics import PrometheusTaskEvents
+from adapters.observability.task_log import TaskEventLog
+from bootstrap.container import task_observers
+from domain.events import FanOut
+from domain.flow_gate import FlowGate
 from domain.models import TaskStatus
 from domain.processing import ProcessorSettings, TaskProcessor
 from domain.retry import RetryPolicy
 from domain.services import SubmitRequest, TaskService
 from domain.task_types import HandlerRegistry, TaskType
+from domain.waiting import CompletionWaiters
 from entrypoints.worker import Worker, WorkerSettings
 
 
@@ -33,9 +45,19 @@ async def run(n: int, concurrency: int) -> dict[str, float]:
     task_types = HandlerRegistry()
     task_types.add(TaskType("noop", noop))
     workers = InMemoryWorkerRegistry()
-    service = TaskService(repo, queue, clock, task_types, workers)
+    collectors = CollectorRegistry()
+    metrics = lambda: PrometheusTaskEvents(collectors, task_types.names())  # noqa: E731
+    events = FanOut(task_observers(True, metrics, TaskEventLog(), CompletionWaiters()))
+    service = TaskService(repo, queue, clock, task_types, workers, events=events)
     processor = TaskProcessor(
-        repo, queue, clock, task_types, RetryPolicy(), ProcessorSettings(visibility_timeout=60)
+        repo,
+        queue,
+        clock,
+        task_types,
+        RetryPolicy(),
+        ProcessorSettings(visibility_timeout=60),
+        events=events,
+        flow=FlowGate(InMemoryFlowControlStore(), queue, clock, task_types),
     )
     worker = Worker(
         processor,

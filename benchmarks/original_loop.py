@@ -56,7 +56,10 @@ def run(
     producers: int,
     depth: int,
     payload: Any = None,
+    interval: float = 0.0,
 ) -> dict[str, Any]:
+    """``interval``: submission n is made no sooner than n * interval seconds in (with one
+    producer, tasks posted one at a time at a steady rate)."""
     sqs, dynamodb = _clients(endpoint, workers + producers + 4)
     name = f"original-{uuid.uuid4().hex[:8]}"
     queue_url = sqs.create_queue(QueueName=name, Attributes={"VisibilityTimeout": "30"})["QueueUrl"]
@@ -75,6 +78,7 @@ def run(
     completed = 0
     stop = threading.Event()
     errors: list[BaseException] = []
+    began = time.perf_counter()
 
     def now() -> str:
         return datetime.now(UTC).isoformat()
@@ -88,9 +92,11 @@ def run(
                 busy = submitted - completed >= depth
                 if not busy:
                     submitted += 1
+                    due = began + (submitted - 1) * interval
             if busy:
                 time.sleep(0.002)
                 continue
+            time.sleep(max(0.0, due - time.perf_counter()))
             task_id = str(uuid.uuid4())
             dynamodb.put_item(
                 TableName=name,
@@ -132,7 +138,7 @@ def run(
             errors.append(error)
 
     threads = [threading.Thread(target=work, daemon=True) for _ in range(workers)]
-    started = time.perf_counter()
+    started = began = time.perf_counter()
     for thread in threads:
         thread.start()
     producing = [threading.Thread(target=produce, daemon=True) for _ in range(producers)]

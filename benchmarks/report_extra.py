@@ -1,4 +1,4 @@
-"""docs/benchmarks.md's parts for benchmarks 10 to 12 (issues 15 and 17): named
+"""docs/benchmarks.md's parts for benchmarks 10 to 12 and 14 (issues 15, 16 and 17): named
 figures, rows of the targets table, and a section each. A run without them (a former
 run's JSON) renders without them."""
 
@@ -6,9 +6,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from benchmarks.counting_proxy import INDEX_UNITS_PER_TASK
 from benchmarks.export_memory import BOUND_MIB
 from benchmarks.resize_latency import TARGET_RATIO
 
+OUTSIDE_TARGET = 0.9
+"""Issue 16: engine ÷ original cost per million tasks at a 200-byte payload."""
 NOISE_PERCENT = 5.0
 """Flow control's cost on a type without limits is "within noise" when its median is
 at most this much below the median without it, or inside the range of those rounds."""
@@ -43,6 +46,11 @@ def figures(results: dict[str, Any]) -> dict[str, float]:
         named["flow_no_limits_change_percent"] = results["flow_overhead"]["variants"]["gate"][
             "change_percent"
         ]
+    if "aws_outside" in results:
+        named["aws_outside_cost_ratio"] = results["aws_outside"]["ratio"]
+        named["aws_outside_sqs_per_task"] = results["aws_outside"]["engine"][
+            "sqs_requests_per_task"
+        ]
     return named
 
 
@@ -75,12 +83,20 @@ def target_rows(results: dict[str, Any]) -> list[str]:
             f"(costs ≤ {NOISE_PERCENT:g}%, or inside the rounds without) | "
             f"{_mark(_flow_within_noise(flow))} |"
         )
+    if "aws_outside" in results:
+        outside = results["aws_outside"]
+        rows.append(
+            f"| 14 | outside check: `taskq serve` (aws) ÷ original, cost per million tasks "
+            f"of 200 B at a modest rate | {outside['ratio']}× | ≤ {OUTSIDE_TARGET:g}× | "
+            f"{_mark(outside['ratio'] <= OUTSIDE_TARGET)} |"
+        )
     return rows
 
 
 def sections(results: dict[str, Any]) -> list[str]:
     return [*_resize(results.get("resize_latency")), *_export(results.get("export_memory"))] + [
-        *_flow(results.get("flow_overhead"))
+        *_flow(results.get("flow_overhead")),
+        *_outside(results.get("aws_outside")),
     ]
 
 
@@ -176,3 +192,41 @@ def _flow(flow: dict[str, Any] | None) -> list[str]:
         "conditional writes of the task store per task: the last row.",
         "",
     ]
+
+
+def _outside(outside: dict[str, Any] | None) -> list[str]:
+    if outside is None:
+        return []
+    ours, theirs = outside["engine"], outside["original"]
+    calls = sorted({*ours["calls_per_task"], *theirs["calls_per_task"]})
+    lines = [
+        "## 14. Outside check: the requests `taskq serve` makes on aws",
+        "",
+        f"`benchmarks/aws_outside.py` (issue 16): `taskq serve` (aws, shipped defaults) as "
+        "a process whose AWS endpoint is a loopback counting proxy in front of the moto "
+        f"server; {ours['tasks']} no-op tasks of 200 B posted one a request at "
+        f"{ours['rate_per_s']}/s, `GET /metrics` {ours['metrics_reads']} times (every few "
+        f"seconds); every request counted over {ours['counted_seconds']} s, until the "
+        "queue is empty and a second more. The original loop's tasks are submitted at the "
+        "same rate, its clients through the same kind of proxy. Charged alike: 1 WRU a "
+        "plain write, 2 a transactional item, 1 RRU a read, "
+        f"{INDEX_UNITS_PER_TASK} index units a task on both sides, SQS $0.40 per million "
+        f"requests. Engine submit → start: p50 {ours['submit_to_start_p50_ms']} ms, p99 "
+        f"{ours['submit_to_start_p99_ms']} ms.",
+        "",
+        "| call (per task) | engine | original |",
+        "|---|---|---|",
+        *(
+            f"| {call} | {ours['calls_per_task'].get(call, 0)} | "
+            f"{theirs['calls_per_task'].get(call, 0)} |"
+            for call in calls
+        ),
+    ]
+    for label, key in (
+        ("SQS requests", "sqs_requests_per_task"),
+        ("client WRU", "wru_per_task"),
+        ("RRU", "rru_per_task"),
+        ("$ per million tasks", "cost_per_million_tasks"),
+    ):
+        lines.append(f"| **{label}** | {ours[key]} | {theirs[key]} |")
+    return [*lines, "", f"Engine ÷ original: **{outside['ratio']}×**.", ""]

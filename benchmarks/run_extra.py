@@ -1,6 +1,7 @@
-"""The benchmarks of issues 15 and 17 in ``make bench`` (``benchmarks/run.py`` calls
-``run``): CPU-bound resizes beside no-op tasks (10), data-export's memory (11), and
-flow control's overhead on a type without limits (12). Their sections and target rows
+"""The benchmarks of issues 15, 16 and 17 in ``make bench`` (``benchmarks/run.py`` calls
+``run``): CPU-bound resizes beside no-op tasks (10), data-export's memory (11),
+flow control's overhead on a type without limits (12), and the outside check of the
+requests ``taskq serve`` makes on aws (14). Their sections and target rows
 are ``benchmarks/report_extra.py``."""
 
 from __future__ import annotations
@@ -12,7 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from benchmarks import export_memory, flow_overhead, resize_latency
+from benchmarks import aws_outside, export_memory, flow_overhead, resize_latency
+from benchmarks.common import moto_server
 from benchmarks.resize_latency import ResizeSizes
 
 
@@ -23,6 +25,8 @@ class ExtraSizes:
     """Issue 15's figure: RSS growth under 32 MB for 100,000 tasks exported."""
     flow_tasks: int = 2_000
     flow_rounds: int = 3
+    outside_tasks: int = aws_outside.TASKS
+    """Issue 16's outside check: 150-300 tasks of 200 B at a modest rate."""
 
 
 QUICK = ExtraSizes(
@@ -30,6 +34,7 @@ QUICK = ExtraSizes(
     export_tasks=300,
     flow_tasks=100,
     flow_rounds=1,
+    outside_tasks=20,
 )
 
 
@@ -52,4 +57,10 @@ def run(
         "12 flow control on a type without limits",
         lambda: asyncio.run(flow_overhead.measure(sizes.flow_tasks, sizes.flow_rounds)),
     )
+
+    def outside() -> dict[str, Any]:
+        with moto_server(work) as moto:
+            return aws_outside.run(moto.url, work, tasks=sizes.outside_tasks)
+
+    results["aws_outside"] = timed("14 outside check: requests of taskq serve (aws)", outside)
     return results

@@ -143,6 +143,32 @@ def aws_sqs_poll_client(settings: Settings) -> Any:
     return aws_client("sqs", settings, read_timeout_extra=MAX_LONG_POLL_SECONDS)
 
 
+ACK_LINGER_SECONDS = 0.5
+"""How long an ack waits for company on aws: far below any visibility timeout (the
+message stays leased meanwhile), long enough to gather several at a modest rate."""
+
+
+class MadeQueues:
+    """The batching queue once made (its start looks nothing up: it is made on first
+    use), so that the shutdown sends the acks it still holds."""
+
+    def __init__(self) -> None:
+        self.queues: list[BatchingTaskQueue] = []
+
+    def track(self, queue: BatchingTaskQueue) -> BatchingTaskQueue:
+        self.queues.append(queue)
+        return queue
+
+
+async def flush_acks_on_shutdown(made: MadeQueues) -> AsyncIterator[MadeQueues]:
+    """The acks still queued when the process stops are sent before it ends."""
+    try:
+        yield made
+    finally:
+        for queue in made.queues:
+            await queue.aclose()
+
+
 async def count_from_stream(counts: StreamCounts) -> AsyncIterator[StreamCounts]:
     """The status counts' aggregator, in the background of every aws process: one at a
     time holds its lease (``adapters/dynamodb/stream_counts.py``), the others stand by."""
@@ -279,11 +305,22 @@ class AwsBackend(containers.DeclarativeContainer):
     )
     sqs_queue = providers.Singleton(sqs_task_queue, settings, sqs, sqs_poll, queue_urls)
     # Concurrent sends and acks go out as SendMessageBatch / DeleteMessageBatch calls:
-    # SQS bills per request (benchmarks/aws_engine.py measures requests per task). A
-    # send waits at most 2 ms for company; an ack (its task already recorded) 20 ms.
+    # SQS bills per request (benchmarks/aws_engine.py and aws_outside.py measure requests
+    # per task). A send waits at most 2 ms for company. An ack (its task already
+    # recorded) is queued and sent in the background, lingering up to ACK_LINGER_SECONDS;
+    # ``acks_flushed`` sends what is still queued on shutdown.
+    made_queues = providers.Singleton(MadeQueues)
     queue = providers.Singleton(
-        BatchingTaskQueue, sqs_queue, send_linger_seconds=0.002, ack_linger_seconds=0.02
+        made_queues.provided.track.call(
+            providers.Factory(
+                BatchingTaskQueue,
+                sqs_queue,
+                send_linger_seconds=0.002,
+                ack_linger_seconds=ACK_LINGER_SECONDS,
+            )
+        )
     )
+    acks_flushed = providers.Resource(flush_acks_on_shutdown, made_queues)
     workers = providers.Singleton(
         DynamoDbWorkerRegistry, dynamodb, settings.provided.dynamodb_table
     )

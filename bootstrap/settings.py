@@ -81,10 +81,9 @@ class Settings(BaseSettings):
     heartbeat_interval: float | None = Field(
         None, gt=0, validation_alias=_env("TASKQ_HEARTBEAT_INTERVAL")
     )
-    claim_delay_seconds: float | None = Field(
+    claim_delay_seconds: float | None = Field(  # claim at finish; unset: 1 s on aws, else 0
         None, ge=0, le=3600, validation_alias=_env("TASKQ_CLAIM_DELAY_SECONDS")
     )
-    """A first delivery ending sooner is stored once (0: claim first); unset: aws 1 s, else 0."""
     max_receive_count: int = Field(
         DEFAULT_MAX_RECEIVE_COUNT,
         ge=2,
@@ -107,6 +106,10 @@ class Settings(BaseSettings):
     shutdown_grace_seconds: float = Field(
         30.0, ge=0, validation_alias=_env("TASKQ_SHUTDOWN_GRACE_SECONDS")
     )
+    receive_pace_seconds: float | None = Field(
+        None, ge=0, le=5, validation_alias=_env("TASKQ_RECEIVE_PACE_SECONDS")
+    )
+    """Space receives while tasks run (entrypoints/worker.py); unset: 0, on aws a default."""
     worker_ttl_seconds: float = Field(30.0, gt=0, validation_alias=_env("TASKQ_WORKER_TTL_SECONDS"))
     reconcile_stale_after_seconds: float = Field(
         1800.0, gt=0, validation_alias=_env("TASKQ_RECONCILE_STALE_AFTER_SECONDS")

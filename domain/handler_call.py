@@ -18,6 +18,7 @@ from concurrent.futures import Executor
 from types import FrameType
 from typing import Any
 
+from domain import deadlines
 from domain.errors import HandlerNotIsolatable, HandlerTimeout
 from domain.models import JSON, Task
 from domain.ports import HandlerSandbox
@@ -81,7 +82,7 @@ async def call_in_process(
 
     try:
         async with asyncio.timeout(None) as scope:
-            timer = loop.call_later(timeout, time_is_up)
+            timer = deadlines.call_later(timeout, time_is_up)
             try:
                 result = await work
             finally:

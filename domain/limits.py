@@ -315,6 +315,8 @@ def encoded_size(value: JSON) -> int | None:
     """Bytes of ``value`` as the stores write it (JSON, UTF-8, ``json.dumps``'s default
     separators: the most any backend uses); None when it is not JSON at all, which is
     for other checks to say."""
+    if value is None:  # most results: no encoding to find that out
+        return len("null")
     try:
         return len(json.dumps(value, ensure_ascii=False).encode())
     except (TypeError, ValueError):  # not JSON, or a lone surrogate (not UTF-8)

@@ -113,10 +113,18 @@ class TaskService:
 
     # -- submit ----------------------------------------------------------------------
 
+    _rules: tuple[SubmissionLimits, HandlerRegistry, SubmissionRules] | None = field(
+        default=None, init=False, repr=False
+    )
+
     @property
     def submission_rules(self) -> SubmissionRules:
-        """The submission rules with the limits in force now."""
-        return SubmissionRules(
+        """The submission rules with the limits in force now: made once, and again
+        only when the limits or the task types are replaced."""
+        made = self._rules
+        if made is not None and made[0] is self.limits and made[1] is self.task_types:
+            return made[2]
+        rules = SubmissionRules(
             self.task_types,
             default_max_attempts=self.limits.default_max_attempts,
             max_attempts_limit=self.limits.max_attempts_limit,
@@ -126,6 +134,8 @@ class TaskService:
             priorities=self.limits.priorities,
             task_data=self.limits.task_data,
         )
+        self._rules = (self.limits, self.task_types, rules)
+        return rules
 
     def validate_and_build(self, request: SubmitRequest) -> ValidSubmission:
         """``request`` checked against the rules, and its task (not yet stored)."""

@@ -89,6 +89,18 @@ async def maybe_await(value: Awaitable[Any] | Any) -> None:
         await value
 
 
+AWS_RECEIVE_PACE_SECONDS = 0.25
+"""The receive pace on aws (``TASKQ_RECEIVE_PACE_SECONDS`` unset): every SQS receive is
+a billed request; ``benchmarks/aws_outside.py`` measures what it saves and costs. Local
+backends receive for free: no pace."""
+
+
+def receive_pace(settings: Settings) -> float:
+    if settings.receive_pace_seconds is not None:
+        return settings.receive_pace_seconds
+    return AWS_RECEIVE_PACE_SECONDS if settings.backend == "aws" else 0.0
+
+
 def build_worker(container: Container, first: WorkerFirst | None = None) -> Worker:
     settings = container.settings()
     return Worker(
@@ -103,6 +115,7 @@ def build_worker(container: Container, first: WorkerFirst | None = None) -> Work
             shutdown_grace_seconds=settings.shutdown_grace_seconds,
             worker_ttl_seconds=settings.worker_ttl_seconds,
             reconcile_interval_seconds=settings.reconcile_interval_seconds,
+            receive_pace_seconds=receive_pace(settings),
         ),
         reconciler=container.reconciler(),
         first=first,

@@ -41,6 +41,11 @@ class WorkerSettings:
     """How long this worker stays listed among the live workers after its last beat;
     it beats every third of that."""
     reconcile_interval_seconds: float = 60.0
+    receive_pace_seconds: float = 0.0
+    """While receives bring some messages but not a full batch, the next one waits this
+    long after the last, so messages gather into fewer receives (a request each, billed
+    on SQS); after a receive that found nothing, the worker long-polls at once, so a lone
+    task starts at once. 0: receive as soon as a slot frees."""
 
 
 @dataclass(eq=False)
@@ -66,6 +71,9 @@ class Worker:
     _slot_freed: asyncio.Future[None] | None = field(init=False, default=None)
     _backlog: bool = field(init=False, default=False)
     """The last receive came back full: the next one tries without waiting first."""
+    _received_at: float = field(init=False, default=0.0)
+    """When the last receive returned (the event loop's clock), for the pace."""
+    _received_short: bool = field(init=False, default=False)
 
     def __post_init__(self) -> None:
         self.started_at = self.clock.now()
@@ -109,6 +117,7 @@ class Worker:
                     await self._slot_freed
                     continue
                 asked = min(free, self.queue.max_batch)
+                await self._pace(stop)
                 try:
                     deliveries = await self._receive(asked, stopping)
                 except InfrastructureError as exc:
@@ -118,6 +127,8 @@ class Worker:
                     continue
                 if deliveries is None:
                     break
+                self._received_at = asyncio.get_running_loop().time()
+                self._received_short = 0 < len(deliveries) < asked
                 error_backoff = 0.5
                 if self.first is not None:
                     self.first.taken(len(deliveries), asked)
@@ -159,6 +170,16 @@ class Worker:
         deliveries = receiving.result()
         self._backlog = len(deliveries) == asked
         return deliveries
+
+    async def _pace(self, stop: asyncio.Event) -> None:
+        """Space a receive ``receive_pace_seconds`` after the last one while that one
+        brought some messages but not a full batch. After a receive that found nothing
+        (an idle worker) or a full one (a backlog), receive at once."""
+        pace = self.settings.receive_pace_seconds
+        if pace and self._received_short:
+            left = self._received_at + pace - asyncio.get_running_loop().time()
+            if left > 0:
+                await self._sleep_unless(stop, left)
 
     def _start(self, delivery: Delivery) -> None:
         task = asyncio.create_task(self._process(delivery))

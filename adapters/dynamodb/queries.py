@@ -32,7 +32,7 @@ from adapters.dynamodb.table import (
 )
 from adapters.dynamodb.task_items import needs_side, side_key, task_from_item, task_without_side
 from adapters.dynamodb.task_table import TaskTable
-from domain.errors import InvalidCursor
+from domain.errors import InfrastructureError, InvalidCursor
 from domain.models import Page, Task, TaskStatus
 
 
@@ -149,14 +149,27 @@ class TaskQueries(TaskTable):
     async def _tasks(self, items: list[Item]) -> list[Task]:
         """The tasks of state items, their large payloads and results read beside them
         (one BatchGetItem for the page)."""
+        tasks = []
+        for task in await self._tasks_or_errors(items):
+            if isinstance(task, InfrastructureError):
+                raise task
+            tasks.append(task)
+        return tasks
+
+    async def _tasks_or_errors(self, items: list[Item]) -> list[Task | InfrastructureError]:
+        """As ``_tasks``, one outcome per item: a task whose item beside it is missing
+        is an error of its own, not of the others."""
         keys = [side_key(req_s(item, "id"), sk) for item in items for sk in needs_side(item)]
         side: dict[tuple[str, str], Item] = {}
         if keys:
             for found in await batch_get(self._client, self.table_name, keys):
                 side[(req_s(found, PK), req_s(found, SK))] = found
-        tasks = []
+        tasks: list[Task | InfrastructureError] = []
         for item in items:
             pk = req_s(item, PK)
             beside = {sk: side[(pk, sk)] for sk in needs_side(item) if (pk, sk) in side}
-            tasks.append(task_from_item(item, beside))
+            try:
+                tasks.append(task_from_item(item, beside))
+            except InfrastructureError as error:
+                tasks.append(error)
         return tasks

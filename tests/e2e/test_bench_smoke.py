@@ -32,6 +32,7 @@ SECTIONS = [
     "## 10. CPU-bound work beside no-op tasks",
     "## 11. data-export memory",
     "## 12. Flow control on a type without limits",
+    "## 14. Outside check: the requests `taskq serve` makes on aws",
     "## Profile",
 ]
 
@@ -63,6 +64,8 @@ def test_quick_bench_produces_every_figure(tmp_path: Path) -> None:
     assert resize_runs[0]["resizes_completed"] > 0, "no image was resized beside the no-ops"
     assert {"resize_noop_p99_ratio", "export_rss_growth_mib"} <= set(named)
     assert "flow_no_limits_change_percent" in named
+    assert results["aws_outside"]["engine"]["calls_per_task"], "taskq serve made no request"
+    assert "aws_outside_cost_ratio" in named
     assert results["export_memory"]["rows"] == results["export_memory"]["tasks"]
 
     text = report.read_text()

@@ -209,3 +209,21 @@ async def test_looking_up_the_queues_never_provisions_them(endpoint: str) -> Non
         assert _existing(endpoint, settings) == set()
     finally:
         cleanup(endpoint, settings)
+
+
+async def test_an_ack_still_queued_at_shutdown_is_sent_by_the_shutdown(endpoint: str) -> None:
+    """Acks go out in the background, lingering for company; the process's shutdown
+    (``shutdown_resources``) sends the ones still queued."""
+    settings = aws_settings(endpoint, auto_provision=True)
+    try:
+        container = with_test_clients(build_container(settings), endpoint)
+        await _call(container.init_resources())
+        queue = container.queue()
+        await queue.send("t-1")
+        [delivery] = await queue.receive(max_messages=10, visibility_timeout=30, wait_seconds=5)
+        await queue.ack(delivery)
+        assert (await queue.depth()).in_flight == 1, "queued, not sent yet"
+        await _call(container.shutdown_resources())
+        assert (await container.backend.sqs_queue().depth()).total == 0
+    finally:
+        cleanup(endpoint, settings)

@@ -134,3 +134,26 @@ def test_failed_conditional_writes_are_billed_and_sqs_chunks_counted(
     assert rows["sqs.SendMessage"]["billed_requests"] == 2  # 100 KB: two 64 KB chunks
     assert rows["sqs.ReceiveMessage"]["billed_requests"] == 1
     assert rows["sqs.CreateQueue"]["per_task"] == 1
+
+
+def test_batch_calls_are_charged_item_by_item(table: tuple[Any, str]) -> None:
+    """A BatchWriteItem bills each item as its own put (1 WRU per started KB), a
+    BatchGetItem each key as its own read (per started 4 KB; an absent item at the
+    least), not the call as one."""
+    client, name = table
+    counter = RequestCounter(indexes={name: [STATUS_KEYS_ONLY]})
+    counter.attach(client)
+    items = [
+        {"id": {"S": "big"}, "status": {"S": "P"}, "v": {"S": "b" * 5000}},
+        {"id": {"S": "small"}, "status": {"S": "P"}},
+        {"id": {"S": "plain"}},
+    ]
+    client.batch_write_item(RequestItems={name: [{"PutRequest": {"Item": i}} for i in items]})
+    keys = [{"id": {"S": key}} for key in ("big", "small", "none")]
+    client.batch_get_item(RequestItems={name: {"Keys": keys, "ConsistentRead": True}})
+    client.batch_get_item(RequestItems={name: {"Keys": keys[:2]}})
+    rows = by_call(counter)
+    assert rows["dynamodb.BatchWriteItem"]["wru"] == 5 + 1 + 1
+    assert rows["dynamodb.BatchWriteItem"]["index_units"] == 2  # two items have a status
+    # consistent: 2 (5 KB) + 1 + 1 (absent); eventually consistent: half of 2 + 1
+    assert rows["dynamodb.BatchGetItem"]["rru"] == 4 + 1.5

@@ -158,7 +158,7 @@ def inject(
 
 
 async def test_throttling_is_retried_by_botocore(aws: AwsResources) -> None:
-    repo, calls = inject(aws, "GetItem", "ProvisionedThroughputExceededException", 400, times=2)
+    repo, calls = inject(aws, "Query", "ProvisionedThroughputExceededException", 400, times=2)
     task = Task.create("email", None, NOW)
     await repository(aws).add(task)
 
@@ -169,7 +169,7 @@ async def test_throttling_is_retried_by_botocore(aws: AwsResources) -> None:
 async def test_throttling_that_outlasts_the_retries_is_an_infrastructure_error(
     aws: AwsResources,
 ) -> None:
-    repo, calls = inject(aws, "PutItem", "ThrottlingException", 400, times=100)
+    repo, calls = inject(aws, "BatchWriteItem", "ThrottlingException", 400, times=100)
     with pytest.raises(InfrastructureError) as raised:
         await repo.add(Task.create("email", None, NOW))
     assert raised.value.dependency == "dynamodb"

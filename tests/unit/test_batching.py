@@ -19,10 +19,13 @@ class CountingQueue(InMemoryTaskQueue):
     """The memory queue, counting batch calls and taking a little time per call."""
 
     def __init__(self) -> None:
-        super().__init__(ManualClock())
+        self.clock = ManualClock()
+        super().__init__(self.clock)
         self.send_calls: list[int] = []
         self.ack_calls: list[int] = []
         self.fail_sends = False
+        self.fail_acks = 0
+        """How many ack batch calls fail before they succeed again."""
 
     async def send_batch(
         self, items: Sequence[tuple[str, int]], *, priority: Priority = Priority.DEFAULT
@@ -36,6 +39,9 @@ class CountingQueue(InMemoryTaskQueue):
     async def ack_batch(self, deliveries: Sequence[Delivery]) -> None:
         await asyncio.sleep(0.005)
         self.ack_calls.append(len(deliveries))
+        if self.fail_acks:
+            self.fail_acks -= 1
+            raise InfrastructureError("queue", "throttled")
         await super().ack_batch(deliveries)
 
 
@@ -127,3 +133,65 @@ async def test_in_a_partly_failed_batch_only_the_callers_whose_send_was_refused_
     assert (await inner.depth()).visible == 1  # "a" was sent
     assert isinstance(results[1], InfrastructureError)
     assert results[0] is None
+
+
+async def received(queue: BatchingTaskQueue, n: int) -> list[Delivery]:
+    await asyncio.gather(*(queue.send(f"t-{i}") for i in range(n)))
+    deliveries: list[Delivery] = []
+    while batch := await queue.receive(max_messages=10, visibility_timeout=30, wait_seconds=0):
+        deliveries.extend(batch)
+    return deliveries
+
+
+async def test_with_an_ack_linger_an_ack_returns_before_it_goes_out_and_close_flushes_it() -> None:
+    inner = CountingQueue()
+    queue = BatchingTaskQueue(inner, ack_linger_seconds=30)
+    deliveries = await received(queue, 3)
+    for delivery in deliveries:
+        await asyncio.wait_for(queue.ack(delivery), 1)
+    assert inner.ack_calls == [], "queued, lingering for company"
+    assert (await inner.depth()).in_flight == 3
+    await asyncio.wait_for(queue.aclose(), 5)
+    assert inner.ack_calls == [3]
+    assert (await inner.depth()).total == 0
+
+
+async def test_a_full_batch_of_acks_goes_out_without_waiting_out_the_linger() -> None:
+    inner = CountingQueue()
+    queue = BatchingTaskQueue(inner, ack_linger_seconds=30)
+    deliveries = await received(queue, 23)
+    for delivery in deliveries:
+        await queue.ack(delivery)
+    while sum(inner.ack_calls) < 20:
+        await asyncio.sleep(0.01)
+    assert inner.ack_calls == [10, 10], "the last 3 still linger"
+    await queue.aclose()
+    assert inner.ack_calls == [10, 10, 3]
+    assert (await inner.depth()).total == 0
+
+
+async def test_a_failed_ack_batch_is_retried_and_an_ack_after_close_still_goes_out() -> None:
+    inner = CountingQueue()
+    inner.fail_acks = 2
+    queue = BatchingTaskQueue(inner, ack_linger_seconds=0.05)
+    deliveries = await received(queue, 4)
+    for delivery in deliveries[:3]:
+        await queue.ack(delivery)
+    await queue.aclose()
+    assert inner.ack_calls == [3, 3, 3], "failed twice, then sent"
+    await queue.ack(deliveries[3])
+    await queue.aclose()
+    assert (await inner.depth()).total == 0
+
+
+async def test_acks_that_fail_every_retry_are_dropped_and_their_messages_come_back() -> None:
+    inner = CountingQueue()
+    inner.fail_acks = 100
+    queue = BatchingTaskQueue(inner, ack_linger_seconds=0.01)
+    [delivery] = await received(queue, 1)
+    await queue.ack(delivery)
+    await queue.aclose()
+    assert len(inner.ack_calls) == 4, "the first call and three retries"
+    await inner.clock.advance(31)
+    again = await queue.receive(max_messages=10, visibility_timeout=30, wait_seconds=0)
+    assert [d.task_id for d in again] == [delivery.task_id]

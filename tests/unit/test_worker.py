@@ -8,7 +8,7 @@ from typing import Any
 
 from adapters.clock import SystemClock
 from adapters.memory import InMemoryTaskQueue, InMemoryTaskRepository, InMemoryWorkerRegistry
-from domain.models import TaskStatus
+from domain.models import Delivery, TaskStatus
 from domain.processing import ProcessorSettings, TaskProcessor
 from domain.retry import RetryPolicy
 from domain.services import SubmitRequest, TaskService
@@ -16,11 +16,28 @@ from domain.task_types import HandlerRegistry, TaskType
 from entrypoints.worker import Worker, WorkerSettings
 
 
+class ReceiveLog(InMemoryTaskQueue):
+    """The memory queue, noting how many deliveries each receive returned."""
+
+    received: list[int]
+
+    async def receive(
+        self, *, max_messages: int, visibility_timeout: float, wait_seconds: float
+    ) -> list[Delivery]:
+        deliveries = await super().receive(
+            max_messages=max_messages,
+            visibility_timeout=visibility_timeout,
+            wait_seconds=wait_seconds,
+        )
+        self.received = [*getattr(self, "received", []), len(deliveries)]
+        return deliveries
+
+
 class Rig:
-    def __init__(self, *, concurrency: int = 5, grace: float = 5.0) -> None:
+    def __init__(self, *, concurrency: int = 5, grace: float = 5.0, pace: float = 0.0) -> None:
         self.clock = SystemClock()
         self.repo = InMemoryTaskRepository()
-        self.queue = InMemoryTaskQueue(self.clock)
+        self.queue = ReceiveLog(self.clock)
         self.workers = InMemoryWorkerRegistry()
         self.task_types = HandlerRegistry()
         self.service = TaskService(self.repo, self.queue, self.clock, self.task_types, self.workers)
@@ -42,6 +59,7 @@ class Rig:
                 poll_wait_seconds=1,
                 shutdown_grace_seconds=grace,
                 worker_ttl_seconds=30,
+                receive_pace_seconds=pace,
             ),
         )
         self.stop = asyncio.Event()
@@ -122,3 +140,35 @@ async def test_tasks_unfinished_after_the_grace_period_are_released_at_once() ->
     assert statuses == [TaskStatus.PENDING] * 4
     depth = await rig.queue.depth()
     assert depth.visible == 4, "released tasks are redelivered at once, not after a lease"
+
+
+async def test_while_tasks_run_a_paced_worker_gathers_messages_into_one_receive() -> None:
+    """Tasks submitted one at a time while another runs: with a pace, the next receive
+    waits for them and takes them together; without one, each is received alone."""
+    for pace, expected in ((0.4, [1, 4]), (0.0, [1, 1, 1, 1, 1])):
+        rig = Rig(concurrency=10, pace=pace)
+        started = asyncio.Event()
+        ids, runner = await rig.start(sleeper(0.6, started), 1)
+        await started.wait()
+        for _ in range(4):
+            ids += await rig.submit("job", 1)
+            await asyncio.sleep(0.03)
+        await rig.wait_until_final(ids)
+        rig.stop.set()
+        await asyncio.wait_for(runner, 5)
+        assert [n for n in rig.queue.received if n] == expected, pace
+
+
+async def test_after_an_empty_receive_a_paced_worker_takes_a_lone_task_at_once() -> None:
+    """Pace 1.5 s, long polls of 1 s: the task after a receive brought one waits for
+    the pace; once a long poll found nothing, the next lone task is not held back."""
+    rig = Rig(concurrency=10, pace=1.5)
+    ids, runner = await rig.start(sleeper(0.01, asyncio.Event()), 1)
+    await rig.wait_until_final(ids)
+    while 0 not in rig.queue.received:  # paced, then a long poll that found nothing
+        await asyncio.sleep(0.05)
+    later = await rig.submit("job", 1)
+    await rig.wait_until_final(later, timeout=1.2)  # less than the pace
+    rig.stop.set()
+    await asyncio.wait_for(runner, 5)
+    assert [n for n in rig.queue.received if n] == [1, 1]
