@@ -81,6 +81,19 @@ def store_shared(backend: str) -> bool:
     return backend != "memory"
 
 
+AWS_CLAIM_DELAY_SECONDS = 1.0
+"""Claim at finish on aws unless ``TASKQ_CLAIM_DELAY_SECONDS`` says otherwise: a task
+shorter than this costs one write fewer (its claim is never written)."""
+
+
+def claim_delay(settings: Settings) -> float:
+    """``TASKQ_CLAIM_DELAY_SECONDS``, or its backend's default: on aws a second, where a
+    write is billed; 0 (claim first) on memory and sqlite, where it costs little."""
+    if settings.claim_delay_seconds is not None:
+        return settings.claim_delay_seconds
+    return AWS_CLAIM_DELAY_SECONDS if settings.backend == "aws" else 0.0
+
+
 class Container(containers.DeclarativeContainer):
     settings = providers.Singleton(Settings)
 
@@ -252,6 +265,7 @@ class Container(containers.DeclarativeContainer):
         heartbeat_interval=settings.provided.heartbeat_interval,
         orphan_grace_seconds=settings.provided.orphan_grace_seconds,
         task_data=task_data,
+        claim_delay_seconds=providers.Callable(claim_delay, settings),
     )
     # Flow control (issue 17): per-type limits and pause, shared through the store.
     flow_gate = providers.Singleton(

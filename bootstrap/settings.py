@@ -81,6 +81,9 @@ class Settings(BaseSettings):
     heartbeat_interval: float | None = Field(
         None, gt=0, validation_alias=_env("TASKQ_HEARTBEAT_INTERVAL")
     )
+    claim_delay_seconds: float | None = Field(  # claim at finish; unset: 1 s on aws, else 0
+        None, ge=0, le=3600, validation_alias=_env("TASKQ_CLAIM_DELAY_SECONDS")
+    )
     max_receive_count: int = Field(
         DEFAULT_MAX_RECEIVE_COUNT,
         ge=2,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import logging
 import sys
 import threading
 import traceback
@@ -18,11 +19,39 @@ from types import FrameType
 from typing import Any
 
 from domain import deadlines
-from domain.errors import HandlerTimeout
-from domain.models import JSON
+from domain.errors import HandlerNotIsolatable, HandlerTimeout
+from domain.models import JSON, Task
+from domain.ports import HandlerSandbox
 from domain.registry import TaskType
 
+log = logging.getLogger("taskq.processing")
+
 STACK_HEADER = "Stack of the handler when its time ran out (most recent call last):\n"
+
+
+async def call_handler(
+    task_type: TaskType,
+    task: Task,
+    *,
+    sandbox: HandlerSandbox | None,
+    stoppable: HandlerSandbox | None,
+    executor: Executor | None,
+) -> Any:
+    """Run ``task``'s handler where it belongs: an isolated task in ``sandbox`` (its
+    child process), a ``stoppable`` type's in a process that can be killed, any other
+    in this process (``call_in_process``)."""
+    timeout = task.timeout_seconds or task_type.timeout_seconds
+    if task.isolated and sandbox is not None:
+        # The sandbox stops the child at the timeout, or when this is cancelled.
+        try:
+            return await sandbox.run(task_type, task.payload, timeout_seconds=timeout)
+        except HandlerNotIsolatable as exc:  # bound to this process's services: run here
+            log.warning("task %s runs in the worker's process: %s", task.id, exc)
+    stopper = stoppable or sandbox
+    if task_type.stoppable and stopper is not None:
+        # Stopped alike: its process is killed at the timeout or on cancel.
+        return await stopper.run(task_type, task.payload, timeout_seconds=timeout)
+    return await call_in_process(task_type, task.payload, timeout, executor)
 
 
 async def call_in_process(

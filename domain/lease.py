@@ -10,6 +10,12 @@ The handler's progress reports (``note_progress``) are written onto the task by 
 same keeper, one write at a time with the extensions (each from the version the last
 one left): at most one every ``progress_interval`` seconds, the latest report winning.
 A report still unwritten when the attempt ends is written then, so the last one counts.
+
+Claim at finish (``domain/claim_at_finish.py``): the keeper may start with the claim
+not yet written (``unclaimed``, the PENDING version stored). It writes the claim when
+``claim_after`` has passed or before any other write (progress), then keeps the lease
+as above. If the attempt ends first, nothing was written: its outcome is stored over
+``unclaimed``.
 """
 
 from __future__ import annotations
@@ -86,6 +92,10 @@ class LeaseKeeper:
     """Seconds between extensions."""
     progress_interval: float = PROGRESS_INTERVAL_SECONDS
     """Seconds at least between two progress writes."""
+    unclaimed: Task | None = None
+    """The stored PENDING version while the claim (``task``) is not written; else None."""
+    claim_after: float = 0.0
+    """Seconds after the start when an unwritten claim is written (at most ``every``)."""
     cancel_requested: bool = field(default=False, init=False)
     lost: bool = field(default=False, init=False)
     _ended: asyncio.Future[None] | None = field(default=None, init=False)
@@ -105,7 +115,8 @@ class LeaseKeeper:
         The heartbeat is lazy: its task starts when the first extension is due, so an
         attempt shorter than ``every`` costs one timer, not a task."""
         self._ended = asyncio.get_running_loop().create_future()
-        self._timer = self.clock.call_later(self.every, self._first_beat)
+        first = self.every if self.unclaimed is None else min(self.claim_after, self.every)
+        self._timer = self.clock.call_later(first, self._first_beat)
         attempt.add_done_callback(self._attempt_done)
         return self._ended
 
@@ -170,6 +181,10 @@ class LeaseKeeper:
 
     async def _beat(self) -> None:
         try:
+            if self.unclaimed is not None:  # the claim is due first
+                await asyncio.shield(self._spawn(self._write_claim()))
+                if not self._over:
+                    await self.clock.sleep(max(0.0, self.every - self.claim_after))
             while not self._over:  # started when the first extension is due
                 await asyncio.shield(self._spawn(self._extend_once()))
                 if not self._over:
@@ -183,6 +198,10 @@ class LeaseKeeper:
             if wait > 0:
                 await self.clock.sleep(wait)
             await asyncio.shield(self._spawn(self._write_pending()))
+
+    async def _write_claim(self) -> bool:
+        async with self._lock:
+            return self.unclaimed is not None and not self._over and await self._write(self.task)
 
     async def _extend_once(self) -> bool:
         async with self._lock:
@@ -211,18 +230,21 @@ class LeaseKeeper:
     async def _write(self, new: Task) -> bool:
         """Store ``new`` over the version held; False if it was not stored: the lease
         is lost or a cancel requested (the heartbeat ends), the task was changed by
-        someone else (the fresh version is held from now on), or the store failed."""
-        current = self.task
+        someone else (the fresh version is held from now on), or the store failed. An
+        unwritten claim is written first (``new`` is ``task``: the claim itself)."""
+        if self.unclaimed is not None and new is not self.task and not await self._write(self.task):
+            return False
+        current = self.unclaimed or self.task
         try:
             try:
                 await self.repository.transition(new, expected=current)
             except (ConcurrencyConflict, TaskNotFound):
-                fresh = await stored_attempt(self.repository, current)
+                fresh = await stored_attempt(self.repository, self.task)
                 if fresh is None:
                     self.lost = True
                     self._end()
                     return False
-                self.task = fresh
+                self.task, self.unclaimed = fresh, None
                 if fresh.cancel_requested:
                     self.cancel_requested = True
                     self._end()
@@ -230,5 +252,5 @@ class LeaseKeeper:
         except InfrastructureError as exc:
             log.warning("writing task %s (lease, progress) failed, will retry: %s", current.id, exc)
             return False
-        self.task = new
+        self.task, self.unclaimed = new, None
         return True

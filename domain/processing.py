@@ -8,7 +8,8 @@ The order of writes is what makes delivery safe:
 
 A worker whose lease was lost fails at step 3's compare-and-set and does not touch the
 message; a crash between 3 and the ack leads to a redelivery of a finished task, which
-is acked and skipped.
+is acked and skipped. A first delivery's short attempt may skip step 1's write and store
+its outcome over the PENDING task in one write (``domain/claim_at_finish.py``).
 """
 
 from __future__ import annotations
@@ -23,10 +24,15 @@ from datetime import datetime, timedelta
 from typing import Any, assert_never
 
 from domain import delivery_rules as rules
+from domain.claim_at_finish import (
+    give_back_unclaimed,
+    isolate_if_lost,
+    runs_unclaimed,
+    settle_unstored,
+)
 from domain.claiming import OneWriteClaims, claim_in_one_write
 from domain.errors import (
     ConcurrencyConflict,
-    HandlerNotIsolatable,
     HandlerTimeout,
     PermanentTaskError,
     TaskNotFound,
@@ -34,17 +40,12 @@ from domain.errors import (
 )
 from domain.events import NO_EVENTS, TaskEvent, TaskEventKind, TaskEvents
 from domain.flow_gate import Admissions, OpenGate
-from domain.handler_call import call_in_process, describe_traceback
+from domain.handler_call import call_handler, describe_traceback
 from domain.lease import LeaseKeeper, store_outcome, stored_attempt
-from domain.limits import (
-    CANCEL_GRACE_SECONDS,
-    PROGRESS_INTERVAL_SECONDS,
-    STORED_IN_TASK,
-    TaskDataLimit,
-    result_too_large,
-)
+from domain.limits import result_too_large
 from domain.models import Delivery, Task, TaskStatus, new_lease_token
 from domain.ports import Clock, HandlerSandbox, TaskQueue, TaskRepository, Tracer
+from domain.processor_settings import ProcessorSettings as ProcessorSettings
 from domain.retry import RetryPolicy
 from domain.run_context import RunContext
 from domain.task_types import HandlerRegistry, TaskType
@@ -73,29 +74,6 @@ class Outcome(enum.StrEnum):
     RELEASED = "released"  # shutdown: given back for immediate redelivery
     CANCELLED = "cancelled"  # cancelled while running, at the operator's request
     THROTTLED = "throttled"  # its type over a limit, or paused: re-sent for later
-
-
-@dataclass(frozen=True)
-class ProcessorSettings:
-    visibility_timeout: float = 30.0
-    """The lease a claim takes, in seconds (the queue's visibility timeout)."""
-    heartbeat_interval: float | None = None
-    """How often a running task's lease is extended; default a third of the lease."""
-    orphan_grace_seconds: float = 60.0
-    """How long a message whose task is not stored is kept (released and received
-    again) before it is acked as an orphan: the store write that follows a send may
-    still land, or have failed."""
-    cancel_grace_seconds: float = CANCEL_GRACE_SECONDS
-    """How long a handler told it is cancelled (its ``TaskContext``) may take to stop by
-    itself before it is cancelled."""
-    progress_interval: float = PROGRESS_INTERVAL_SECONDS
-    """Seconds at least between two writes of a running task's progress."""
-    task_data: TaskDataLimit = STORED_IN_TASK
-    """How large a result may be as JSON: larger with the claim check (bootstrap)."""
-
-    @property
-    def heartbeat_every(self) -> float:
-        return self.heartbeat_interval or max(0.05, self.visibility_timeout / 3)
 
 
 @dataclass(eq=False)
@@ -131,18 +109,22 @@ class TaskProcessor:
         self.events.record(TaskEvent(kind, task, self.clock.now(), self.worker_id, **details))
 
     async def process(self, delivery: Delivery) -> Outcome:
-        lease = self.settings.visibility_timeout
-        now = self.clock.now()
-        claimed = None
-        if await self.flow.all_free():  # no type's limit to check before the claim
-            claims = self._one_write.of(self.repository)
-            claimed = await claim_in_one_write(claims, delivery, now=now, lease_seconds=lease)
-        if claimed is not None:  # the common case, without a read first
-            outcome = await self._started(claimed, delivery)
-        else:
-            outcome = await self._handle(await self._load(delivery), delivery)
+        outcome = await self._process(delivery)
         self.outcomes[outcome] += 1
         return outcome
+
+    async def _process(self, delivery: Delivery) -> Outcome:
+        free = await self.flow.all_free()  # no type's limit to check before a claim
+        if not free or self.settings.claim_delay_seconds > 0:  # read, then decide
+            # Claim at finish where free: a first run may start before its claim.
+            return await self._handle(await self._load(delivery), delivery, unclaimed=free)
+        now = self.clock.now()
+        claims = self._one_write.of(self.repository)
+        lease = self.settings.visibility_timeout
+        claimed = await claim_in_one_write(claims, delivery, now=now, lease_seconds=lease)
+        if claimed is not None:  # the common case, without a read first
+            return await self._started(claimed, delivery)
+        return await self._handle(await self._load(delivery), delivery)
 
     async def _load(self, delivery: Delivery) -> Task | None:
         """The task the message names; None if the body names none or it is not stored."""
@@ -153,21 +135,25 @@ class TaskProcessor:
         except TaskNotFound:
             return None
 
-    async def _handle(self, task: Task | None, delivery: Delivery) -> Outcome:
+    async def _handle(
+        self, task: Task | None, delivery: Delivery, *, unclaimed: bool = False
+    ) -> Outcome:
         """Decide what happens to ``delivery`` of ``task`` (domain/delivery_rules.py has
-        the table), and do it."""
+        the table), and do it; ``unclaimed``: a run may start before its claim."""
         now = self.clock.now()
+        if unclaimed and runs_unclaimed(task, delivery, now, self.task_types):
+            return await self._started(self._claim(task, now), delivery, task)
         action = rules.decide(task, delivery, now, self.task_types)
         if isinstance(action, rules.DeadLetterPoison):
             log.warning("undecodable message %s dead-lettered", delivery.message_id)
             await self.queue.dead_letter(delivery, reason="undecodable message body")
             return Outcome.POISON
         if isinstance(action, rules.AckOrphan):
-            return await self._orphan(delivery)
+            return await self._orphan(delivery, unclaimed)
         assert task is not None  # every other action is about a stored task
         return await self._carry_out(action, task, delivery, now)
 
-    async def _orphan(self, delivery: Delivery) -> Outcome:
+    async def _orphan(self, delivery: Delivery, unclaimed: bool) -> Outcome:
         """The message names a task that is not stored. A message is sent before its
         task is stored, so it can arrive before the row, or outlive a store that
         failed. On its first receive, look again after a moment; then give the message
@@ -181,7 +167,7 @@ class TaskProcessor:
                 found = await self.repository.get(delivery.task_id)
             except TaskNotFound:
                 continue
-            return await self._handle(found, delivery)
+            return await self._handle(found, delivery, unclaimed=unclaimed)
         grace = self.settings.orphan_grace_seconds
         waited = 2.0 ** (delivery.receive_count - 1) - 1  # released 1, 2, 4... s so far
         if waited >= grace:
@@ -225,7 +211,8 @@ class TaskProcessor:
                 async with self.flow.admission(task, delivery) as admitted:
                     if not admitted:
                         return Outcome.THROTTLED
-                    claimed = self._claim(task, now)
+                    delay = self.settings.claim_delay_seconds
+                    claimed = isolate_if_lost(self._claim(task, now), task, delivery, delay)
                     if not await self._first_write(claimed, task):
                         return Outcome.DEFERRED
                     return await self._started(claimed, delivery)
@@ -250,12 +237,15 @@ class TaskProcessor:
             return False
         return True
 
-    async def _started(self, claimed: Task, delivery: Delivery) -> Outcome:
-        """Run the attempt just claimed, or fail it when no handler has its type."""
+    async def _started(
+        self, claimed: Task, delivery: Delivery, unclaimed: Task | None = None
+    ) -> Outcome:
+        """Run the attempt just claimed, or fail it when no handler has its type.
+        ``unclaimed``: the stored PENDING version, the claim not written yet."""
         if claimed.type not in self.task_types:
             return await self._fail_unknown_type(claimed, delivery)
         self._emit(TaskEventKind.STARTED, claimed)
-        return await self._run(claimed, self.task_types.get(claimed.type), delivery)
+        return await self._run(claimed, self.task_types.get(claimed.type), delivery, unclaimed)
 
     async def _fail_unknown_type(self, claimed: Task, delivery: Delivery) -> Outcome:
         """No handler for the task's type: it fails (one attempt) rather than loop."""
@@ -271,7 +261,9 @@ class TaskProcessor:
 
     # -- running ---------------------------------------------------------------------
 
-    async def _run(self, task: Task, task_type: TaskType, delivery: Delivery) -> Outcome:
+    async def _run(
+        self, task: Task, task_type: TaskType, delivery: Delivery, unclaimed: Task | None
+    ) -> Outcome:
         lease = LeaseKeeper(
             task=task,
             delivery=delivery,
@@ -281,6 +273,8 @@ class TaskProcessor:
             lease_seconds=self.settings.visibility_timeout,
             every=self.settings.heartbeat_every,
             progress_interval=self.settings.progress_interval,
+            unclaimed=unclaimed,
+            claim_after=self.settings.claim_after,
         )
         context = self._context(task, task_type, lease)
         handler = asyncio.ensure_future(self._call(task_type, task, context))
@@ -293,7 +287,7 @@ class TaskProcessor:
             with contextlib.suppress(BaseException):
                 await asyncio.wait({handler}, timeout=HANDLER_STOP_SECONDS)
             await asyncio.shield(lease.stop())
-            await asyncio.shield(self._release(lease.task, delivery))
+            await asyncio.shield(self._release(lease.task, delivery, lease.unclaimed is None))
             raise
         if not handler.done():
             # The heartbeat ended first: a cancel request, or the lease was lost. A
@@ -310,12 +304,17 @@ class TaskProcessor:
         if lease.lost or handler.cancelled():
             self._emit(TaskEventKind.LEASE_LOST, lease.task)
             return Outcome.LOST_LEASE
-        return await self._finish(lease.task, handler, delivery)
+        return await self._finish(lease.task, handler, delivery, lease.unclaimed)
 
     async def _finish(
-        self, current: Task, handler: asyncio.Future[Any], delivery: Delivery
+        self,
+        current: Task,
+        handler: asyncio.Future[Any],
+        delivery: Delivery,
+        unclaimed: Task | None,
     ) -> Outcome:
-        """Record what the attempt came to, then settle the message."""
+        """Record what the attempt came to, then settle the message; over the PENDING
+        version (``unclaimed``) if the claim was never written."""
         now = self.clock.now()
         exc = handler.exception()
         trace = None
@@ -328,7 +327,12 @@ class TaskProcessor:
         if isinstance(exc, HandlerTimeout):  # logged once, with where it was, as a timeout
             self._emit(TaskEventKind.TIMED_OUT, current, error=new.error, traceback=trace)
             trace = None
-        if not await self._record(new, current, delivery, trace):
+        if not await self._record(new, unclaimed or current, delivery, trace):
+            if unclaimed is not None:  # the result is discarded
+                if await settle_unstored(self.repository, self.queue, delivery):
+                    return Outcome.SKIPPED_FINISHED
+                self._emit(TaskEventKind.LEASE_LOST, current)
+                return Outcome.LOST_LEASE
             fresh = await stored_attempt(self.repository, current)
             if fresh is not None and fresh.cancel_requested:
                 return await self._record_cancel(fresh, delivery)
@@ -401,30 +405,26 @@ class TaskProcessor:
     async def _call(self, task_type: TaskType, task: Task, context: RunContext | None) -> Any:
         with self.tracer.run_span(task):
             try:
-                return await self._call_handler(task_type.bound_to(context), task)
+                return await call_handler(
+                    task_type.bound_to(context),
+                    task,
+                    sandbox=self.sandbox,
+                    stoppable=self.stoppable,
+                    executor=self.executor,
+                )
             finally:
                 if context is not None:  # its outcome counts no more (a thread left on)
                     context.cancel()
 
-    async def _call_handler(self, task_type: TaskType, task: Task) -> Any:
-        timeout = task.timeout_seconds or task_type.timeout_seconds
-        if task.isolated and self.sandbox is not None:
-            # The sandbox stops the child at the timeout, or when this is cancelled.
-            try:
-                return await self.sandbox.run(task_type, task.payload, timeout_seconds=timeout)
-            except HandlerNotIsolatable as exc:  # bound to this process's services: run here
-                log.warning("task %s runs in the worker's process: %s", task.id, exc)
-        stoppable = self.stoppable or self.sandbox
-        if task_type.stoppable and stoppable is not None:
-            # Stopped alike: its process is killed at the timeout or on cancel.
-            return await stoppable.run(task_type, task.payload, timeout_seconds=timeout)
-        return await call_in_process(task_type, task.payload, timeout, self.executor)
-
-    async def _release(self, current: Task, delivery: Delivery) -> None:
+    async def _release(self, current: Task, delivery: Delivery, stored: bool) -> None:
         """Give an attempt cut short by shutdown back (a cancel requested meanwhile is
-        recorded instead), for another worker to start at once."""
+        recorded instead), for another worker to start at once. ``stored``: whether its
+        claim was written (else the task is still PENDING as it was)."""
         if current.cancel_requested:
             await self._record_cancel(current, delivery)
+            return
+        if not stored:
+            await give_back_unclaimed(self.queue, current, delivery)
             return
         with contextlib.suppress(ConcurrencyConflict, TaskNotFound):
             await self.repository.transition(current.release(self.clock.now()), expected=current)

@@ -48,6 +48,8 @@ TRANSACTION_ATTEMPTS = 4
 """Tries of a transaction cancelled only by a TransactionConflict (another transaction
 on the same item in flight): the retry then either wins or sees the other's write."""
 _NEW_ITEM = "attribute_not_exists(#pk)"
+RESULT_KEYS = 10**9
+"""Random numbers a large result's key is made unique with, per version."""
 _UNCHANGED = frozenset({"payload", PAYLOAD_APART})
 """Never rewritten by a transition: the payload is immutable."""
 
@@ -121,7 +123,9 @@ class TaskWrites(TaskTable):
 
     async def transition(self, new: Task, *, expected: Task) -> None:
         """One conditional UpdateItem of the attributes that differ (a large new result
-        is put beside first, under a key of its version)."""
+        is put beside first, under a key of its version and a random number: two writers
+        of one version, both from a PENDING task (claim at finish), never overwrite each
+        other's; the loser's is deleted)."""
         if new.id != expected.id:
             raise ValueError("a transition cannot change the task id")
         if new.version <= expected.version:
@@ -129,10 +133,14 @@ class TaskWrites(TaskTable):
         skip = set(_UNCHANGED)
         old_item, new_item = self._to_item(expected), self._to_item(new)
         expiry = new_item.get(TTL_ATTRIBUTE)
+        result_key = None
         if new.result == expected.result:
             skip |= {"result", RESULT_APART}
         elif new.result is not None and stored_apart(new.result):
-            result = side_item(new.id, result_sk(new.version), new.result)
+            apart = new.version * RESULT_KEYS + random.randrange(RESULT_KEYS)
+            new_item[RESULT_APART] = n(apart)
+            result = side_item(new.id, result_sk(apart), new.result)
+            result_key = side_key(new.id, result_sk(apart))
             if expiry is not None:  # expires with its state item
                 result[TTL_ATTRIBUTE] = expiry
             await run(lambda: self._client.put_item(TableName=self.table_name, Item=result))
@@ -166,6 +174,9 @@ class TaskWrites(TaskTable):
                 passthrough=["ConditionalCheckFailedException"],
             )
         except ClientError as error:
+            if result_key is not None:  # not ours to keep: the state item names another
+                key = result_key
+                await run(lambda: self._client.delete_item(TableName=self.table_name, Key=key))
             _raise_lost(expected, error.response.get("Item"))  # type: ignore[arg-type]
         if expiry is not None and TTL_ATTRIBUTE not in old_item and PAYLOAD_APART in new_item:
             await self._expire_payload(new.id, expiry)
