@@ -31,6 +31,7 @@ from botocore.exceptions import ClientError
 from adapters.dynamodb.attributes import Item
 from adapters.dynamodb.calls import run
 from adapters.dynamodb.change_stream import (
+    RECORDS_PER_READ,
     ChangeStream,
     IteratorExpired,
     Record,
@@ -62,7 +63,10 @@ plus DynamoDB's own delay in publishing a record (well under a second)."""
 STREAM_RETENTION_SECONDS = 24 * 3600
 """DynamoDB keeps stream records 24 hours: a checkpoint older than that is recounted."""
 READS_PER_SHARD = 10
-"""GetRecords calls per shard in one pass, at most (an empty page ends it sooner)."""
+"""GetRecords calls per shard in one pass, at most. A page short of ``RECORDS_PER_READ``
+ends it sooner: the shard was read to where it ended when asked, and what was written
+since is read at the next pass (polling on until a page comes back empty cost a call
+or more per pass on a busy table, and each call is billed)."""
 
 
 class StreamCounts:
@@ -210,7 +214,7 @@ class StreamCounts:
                 state.shards[shard.shard_id] = SHARD_DONE
                 return True
             iterator = following
-            if not records:
+            if len(records) < RECORDS_PER_READ:
                 break
         self._iterators[shard.shard_id] = iterator
         return changed

@@ -12,6 +12,7 @@ import pytest
 
 from adapters.clock import ManualClock
 from adapters.dynamodb import DynamoDbTaskRepository
+from adapters.dynamodb.change_stream import RECORDS_PER_READ
 from adapters.dynamodb.stream_counts import LEASE_SECONDS, StreamCounts
 from domain.models import Task
 from tests.support.aws import AwsResources, aws_endpoint, fresh_resources
@@ -145,3 +146,19 @@ async def test_a_checkpoint_older_than_the_stream_keeps_is_recounted(aws: AwsRes
     assert await a.run_once()
     assert a.recounts == 2  # the first on the new stream, then the stale checkpoint
     assert await counts(aws) == {}  # the index holds no task
+
+
+async def test_a_pass_stops_at_a_short_page_and_the_next_pass_reads_on(
+    aws: AwsResources,
+) -> None:
+    stream, _, a = await started(aws)
+    stream.reads.clear()
+    for n in range(RECORDS_PER_READ + 5):  # a full page and then a short one
+        stream.change("s1", f"t{n}", None, P)
+    assert await a.run_once()
+    assert stream.reads == ["s1", "s1"]  # no third read to find an empty page
+    stream.change("s1", "late", None, P)
+    stream.reads.clear()
+    assert await a.run_once()
+    assert stream.reads == ["s1"]
+    assert await counts(aws) == {P: RECORDS_PER_READ + 7}
