@@ -36,13 +36,17 @@ from __future__ import annotations
 
 from collections.abc import Container
 from dataclasses import replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TypeGuard
 
 from domain import delivery_rules as rules
 from domain.errors import TaskNotFound
 from domain.models import Delivery, Task, TaskStatus
 from domain.ports import TaskQueue, TaskRepository
+
+CLOCK_SKEW = timedelta(seconds=1)
+"""How far the API's clock (a task's ``created_at``) may be ahead of a worker's: a
+redelivery that late within a lease of the creation is still taken for a lost attempt."""
 
 
 def never_claimed(task: Task) -> bool:
@@ -65,7 +69,8 @@ def isolate_if_lost(claimed: Task, task: Task, delivery: Delivery, delay_seconds
     if delay_seconds > 0 and delivery.receive_count > 1 and never_claimed(task):
         assert claimed.started_at is not None and claimed.lease_expires_at is not None
         lease = claimed.lease_expires_at - claimed.started_at  # the queue's lease
-        if claimed.started_at - task.created_at >= lease:
+        skew = min(CLOCK_SKEW, lease / 2)  # ``created_at`` is another host's clock
+        if claimed.started_at - task.created_at >= lease - skew:
             return replace(claimed, isolated=True)
     return claimed
 
