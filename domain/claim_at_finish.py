@@ -24,7 +24,9 @@ A redelivery (``receive_count > 1``) always reads the task and claims it first. 
 task never claimed (``attempts == 0``) is run unclaimed, so a redelivery finding one
 still PENDING and never claimed may follow an unclaimed attempt whose worker died (a
 handler that kills its process): that claim makes it ``isolated`` (``isolate_if_lost``),
-as a lost attempt does, and a poison task crashes a worker once, as before. A shutdown
+as a lost attempt does, and a poison task crashes a worker once, as before (unless
+the redelivery comes within a lease of the task's creation, which no lost attempt's
+can: a message given back unstarted, or released for want of its row). A shutdown
 gives an unclaimed attempt back as a fresh message (``give_back_unclaimed``), so it is
 not taken for one lost. Flow limits, paused types, isolated, held and scheduled
 (``run_at``) tasks take the usual path.
@@ -34,7 +36,7 @@ from __future__ import annotations
 
 from collections.abc import Container
 from dataclasses import replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TypeGuard
 
 from domain import delivery_rules as rules
@@ -42,18 +44,34 @@ from domain.errors import TaskNotFound
 from domain.models import Delivery, Task, TaskStatus
 from domain.ports import TaskQueue, TaskRepository
 
+CLOCK_SKEW = timedelta(seconds=1)
+"""How far the API's clock (a task's ``created_at``) may be ahead of a worker's: a
+redelivery that late within a lease of the creation is still taken for a lost attempt."""
+
 
 def never_claimed(task: Task) -> bool:
-    """A due PENDING task no attempt was ever stored for (nor lost: not isolated)."""
+    """A due PENDING task no attempt was ever stored for (nor lost: not isolated). A
+    claim given back at shutdown (``Task.release``) leaves ``attempts`` at 0 but keeps
+    ``started_at``: that task was claimed."""
     plain = task.run_at is None and not task.held and not task.isolated
-    return plain and task.status is TaskStatus.PENDING and task.attempts == 0
+    unclaimed = task.attempts == 0 and task.started_at is None
+    return plain and unclaimed and task.status is TaskStatus.PENDING
 
 
 def isolate_if_lost(claimed: Task, task: Task, delivery: Delivery, delay_seconds: float) -> Task:
     """The claim of ``task`` on ``delivery``, isolated when an earlier receive of the
-    message may have run it unclaimed and died (see the module's docstring)."""
+    message may have run it unclaimed and died (see the module's docstring).
+
+    Such a message comes back only when the lease it was received with runs out (an
+    unclaimed attempt extends nothing), and it was received after its task was made:
+    a redelivery within a lease of the task's creation follows no lost attempt (a
+    message given back unstarted at shutdown, or released for want of its row)."""
     if delay_seconds > 0 and delivery.receive_count > 1 and never_claimed(task):
-        return replace(claimed, isolated=True)
+        assert claimed.started_at is not None and claimed.lease_expires_at is not None
+        lease = claimed.lease_expires_at - claimed.started_at  # the queue's lease
+        skew = min(CLOCK_SKEW, lease / 2)  # ``created_at`` is another host's clock
+        if claimed.started_at - task.created_at >= lease - skew:
+            return replace(claimed, isolated=True)
     return claimed
 
 

@@ -16,7 +16,7 @@ from bootstrap.settings import Settings
 from domain.models import Task, TaskStatus
 from domain.processing import Outcome, ProcessorSettings
 from domain.task_types import TaskType
-from tests.support.processing_rig import LEASE, ProcessingRig
+from tests.support.processing_rig import LEASE, ProcessingRig, process_in_time
 
 DELAY = 1.0
 
@@ -287,3 +287,51 @@ def test_the_delay_defaults_to_a_second_on_aws_only_and_the_variable_wins(
     assert claim_delay(Settings(backend="sqlite")) == 2.5
     settings = ProcessorSettings(visibility_timeout=3, claim_delay_seconds=2.5)
     assert settings.claim_after == 1.0, "written by the first heartbeat at the latest"
+
+
+async def test_a_message_given_back_unstarted_is_not_taken_for_a_lost_attempt() -> None:
+    # The worker gives back what a receive brought after its stop (``Worker._give_back``
+    # releases it at once): nothing ran, and the task must not run isolated for that.
+    rig, repo = lazy_rig()
+    rig.handler("plain", lambda payload: "ok")
+    task = await rig.submit("plain")
+    await rig.queue.release(await rig.receive(), delay_seconds=0)
+    again = await rig.receive()
+    assert again.receive_count == 2
+    assert await rig.processor.process(again) is Outcome.COMPLETED
+    done = await repo.get(task.id)
+    assert (done.status, done.isolated) == (TaskStatus.COMPLETED, False)
+
+
+async def test_a_message_that_came_before_its_row_is_not_taken_for_a_lost_attempt() -> None:
+    # Released on its first receive for want of the row (``_orphan``), back a second
+    # later: no attempt can have run, and none died.
+    rig, repo = lazy_rig()
+    rig.handler("plain", lambda payload: "ok")
+    task = Task.create(task_type="plain", payload=None, now=rig.clock.now())
+    await rig.queue.send(task.id)
+    assert await process_in_time(rig, await rig.receive()) is Outcome.AWAITING_TASK
+    await repo.add(task)
+    again = await rig.receive_when_visible()
+    assert again.receive_count == 2
+    assert await rig.processor.process(again) is Outcome.COMPLETED
+    assert not (await repo.get(task.id)).isolated
+
+
+async def test_a_claimed_attempt_given_back_at_shutdown_is_not_taken_for_a_lost_one() -> None:
+    # Claimed at the delay, then cut short by a shutdown (``_release``): PENDING again
+    # with its attempt given back, its message released; its claim was stored.
+    rig, repo = lazy_rig()
+    task, running, release = await run_gated(rig, "done")
+    await rig.clock.advance(DELAY + 0.05)
+    assert (await repo.get(task.id)).status is TaskStatus.PROCESSING
+    running.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await running
+    given_back = await repo.get(task.id)
+    assert (given_back.status, given_back.attempts) == (TaskStatus.PENDING, 0)
+    release.set()
+    again = await rig.receive()
+    assert again.receive_count == 2
+    assert await rig.processor.process(again) is Outcome.COMPLETED
+    assert not (await repo.get(task.id)).isolated
