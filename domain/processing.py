@@ -103,8 +103,13 @@ class TaskProcessor:
     """How many deliveries ended in each outcome."""
     _one_write: OneWriteClaims = field(init=False, default_factory=OneWriteClaims)
 
-    def _emit(self, kind: TaskEventKind, task: Task, **details: Any) -> None:
-        self.events.record(TaskEvent(kind, task, self.clock.now(), self.worker_id, **details))
+    def _emit(
+        self, kind: TaskEventKind, task: Task, at: datetime | None = None, **details: Any
+    ) -> None:
+        """Record ``kind`` of ``task`` at ``at`` (None: now; a change just made: its
+        ``updated_at``, the clock read once)."""
+        at = at or self.clock.now()
+        self.events.record(TaskEvent(kind, task, at, self.worker_id, **details))
 
     async def process(self, delivery: Delivery) -> Outcome:
         outcome = await self._process(delivery)
@@ -242,7 +247,7 @@ class TaskProcessor:
         ``unclaimed``: the stored PENDING version, the claim not written yet."""
         if claimed.type not in self.task_types:
             return await self._fail_unknown_type(claimed, delivery)
-        self._emit(TaskEventKind.STARTED, claimed)
+        self._emit(TaskEventKind.STARTED, claimed, claimed.updated_at)
         return await self._run(claimed, self.task_types.get(claimed.type), delivery, unclaimed)
 
     async def _fail_unknown_type(self, claimed: Task, delivery: Delivery) -> Outcome:
@@ -355,7 +360,7 @@ class TaskProcessor:
             return False
         if new.status is TaskStatus.COMPLETED:
             await self.queue.ack(delivery)
-            self._emit(TaskEventKind.COMPLETED, new)
+            self._emit(TaskEventKind.COMPLETED, new, new.updated_at)
         elif new.status is TaskStatus.FAILED:
             await self.queue.dead_letter(delivery, reason=new.error or "failed")
             self._failed(new, trace)
