@@ -40,11 +40,13 @@ class AttemptRun:
     _running: bool = field(init=False, default=True)
     _cancelled: bool = field(init=False, default=False)  # by us: the lease ended first
     _timer: Timer | None = field(init=False, default=None)
+    _ended: asyncio.Future[None] = field(init=False)
 
     async def run(self, call: Awaitable[Any]) -> asyncio.Future[Any]:
         """Await ``call`` while the lease is kept; its outcome as a done future (a
         cancelled one: stopped because the lease ended). CancelledError: a shutdown."""
-        self.lease.start().add_done_callback(self._lease_ended)
+        self._ended = self.lease.start()
+        self._ended.add_done_callback(self._lease_ended)
         outcome: asyncio.Future[Any] = self._task.get_loop().create_future()
         try:
             outcome.set_result(await call)
@@ -65,6 +67,7 @@ class AttemptRun:
         else (our cancellation taken back), False otherwise."""
         if self._running:
             self._running = False
+            self._ended.remove_done_callback(self._lease_ended)  # no call to schedule
             self.lease.attempt_ended()
             if self._timer is not None:
                 self._timer.cancel()
