@@ -24,6 +24,7 @@ from domain.errors import (
     ConcurrencyConflict,
     DeadLetterNotFound,
     IdempotencyKeyReused,
+    InvalidCursor,
     TaskAlreadyExists,
     TaskNotFound,
 )
@@ -33,8 +34,15 @@ from domain.ports import Clock
 from domain.priorities import Priority, PriorityOrder, PriorityWeights
 
 
-def _sort_key(task: Task) -> tuple[str, str]:
-    return (task.created_at.isoformat(), task.id)
+def _sort_key(task: Task) -> tuple[datetime, str]:
+    return (task.created_at, task.id)  # a datetime compares as its isoformat would
+
+
+def _cursor_time(text: str) -> datetime:
+    try:
+        return datetime.fromisoformat(text)
+    except ValueError:
+        raise InvalidCursor("not a cursor of this listing") from None
 
 
 def _due_key(task: Task) -> tuple[datetime, str] | None:
@@ -54,8 +62,8 @@ def _pending_key(task: Task) -> tuple[datetime, str] | None:
 class InMemoryTaskRepository:
     def __init__(self) -> None:
         self._tasks: dict[str, Task] = {}
-        self._sort_keys: dict[str, tuple[str, str]] = {}  # _sort_key, computed once a task
-        self._by_status = {status: SortedKeys[tuple[str, str]]() for status in TaskStatus}
+        self._sort_keys: dict[str, tuple[datetime, str]] = {}  # _sort_key, once a task
+        self._by_status = {status: SortedKeys[tuple[datetime, str]]() for status in TaskStatus}
         self._counts: dict[TaskStatus, int] = dict.fromkeys(TaskStatus, 0)
         self._keys: dict[str, tuple[str, str, datetime]] = {}  # key -> id, print, expiry
         self._held = SortedKeys[tuple[datetime, str]]()  # by due time: _due_key
@@ -138,12 +146,15 @@ class InMemoryTaskRepository:
         bound = None
         if cursor is not None:
             after = decode_cursor(cursor, "c", "i")
-            bound = (str(after["c"]), str(after["i"]))
-        keys, more = self._by_status[status].page_before(bound, limit)
+            bound = (_cursor_time(after["c"]), after["i"])
+        try:
+            keys, more = self._by_status[status].page_before(bound, limit)
+        except TypeError:  # a time without a zone among times with one, or the reverse
+            raise InvalidCursor("not a cursor of this listing") from None
         items = [self._tasks[task_id] for _, task_id in keys]
         next_cursor = None
         if more and keys:
-            next_cursor = encode_cursor({"c": keys[-1][0], "i": keys[-1][1]})
+            next_cursor = encode_cursor({"c": keys[-1][0].isoformat(), "i": keys[-1][1]})
         return Page(items=items, next_cursor=next_cursor)
 
     async def list_due_held(self, before: datetime, *, limit: int) -> list[Task]:

@@ -3,8 +3,9 @@
 Submits ``n`` tasks with ``TaskService.submit`` while a ``Worker`` (memory backend)
 runs them; reports tasks/s from the first submit to the last completion. What observes
 the tasks is what ``taskq serve`` wires by default (bootstrap/container.py): the
-Prometheus task metrics, the task event log and the completion waiters; and the flow
-gate on the memory flow store.
+Prometheus task metrics, the task event log and the completion waiters; the flow gate
+on the memory flow store; and the backlog bound serve has on memory
+(``DEFAULT_MEMORY_MAX_BACKLOG``: each submission counts the PENDING tasks).
 """
 
 from __future__ import annotations
@@ -25,10 +26,11 @@ from adapters.observability.task_log import TaskEventLog
 from bootstrap.container import task_observers
 from domain.events import FanOut
 from domain.flow_gate import FlowGate
+from domain.limits import DEFAULT_MEMORY_MAX_BACKLOG
 from domain.models import TaskStatus
 from domain.processing import ProcessorSettings, TaskProcessor
 from domain.retry import RetryPolicy
-from domain.services import SubmitRequest, TaskService
+from domain.services import SubmissionLimits, SubmitRequest, TaskService
 from domain.task_types import HandlerRegistry, TaskType
 from domain.waiting import CompletionWaiters
 from entrypoints.worker import Worker, WorkerSettings
@@ -48,7 +50,8 @@ async def run(n: int, concurrency: int) -> dict[str, float]:
     collectors = CollectorRegistry()
     metrics = lambda: PrometheusTaskEvents(collectors, task_types.names())  # noqa: E731
     events = FanOut(task_observers(True, metrics, TaskEventLog(), CompletionWaiters()))
-    service = TaskService(repo, queue, clock, task_types, workers, events=events)
+    limits = SubmissionLimits(max_backlog=DEFAULT_MEMORY_MAX_BACKLOG)
+    service = TaskService(repo, queue, clock, task_types, workers, limits, events=events)
     processor = TaskProcessor(
         repo,
         queue,

@@ -74,25 +74,27 @@ async def call_in_process(
         in_context = contextvars.copy_context().run
         work = loop.run_in_executor(executor, in_context, thread.run, task_type.handler, payload)
         where = thread.stack
+    task = asyncio.current_task()
+    assert task is not None, "a handler is called in a task"
     stack: list[str | None] = []
 
     def time_is_up() -> None:
         stack.append(where())
-        scope.reschedule(loop.time())  # cancels the call at once
+        task.cancel()  # taken back below: only a cancellation left over goes on up
 
+    # As asyncio.timeout does, without its scope object: one timer on a shared lane.
+    timer = deadlines.call_later(timeout, time_is_up)
     try:
-        async with asyncio.timeout(None) as scope:
-            timer = deadlines.call_later(timeout, time_is_up)
-            try:
-                result = await work
-            finally:
-                timer.cancel()
-    except TimeoutError:
-        if not scope.expired():
-            raise  # the handler's own
+        result = await work
+    except asyncio.CancelledError:
+        if not stack or task.uncancel() > 0:
+            raise  # not the timeout's, or a shutdown's too
     else:
-        if not scope.expired():  # else it swallowed its cancellation: late all the same
+        if not stack:
             return result
+        task.uncancel()  # it swallowed its cancellation: late all the same
+    finally:
+        timer.cancel()
     raise HandlerTimeout(f"{task_type.name} timed out after {timeout:g}s", stack=stack[0])
 
 

@@ -102,23 +102,29 @@ class LeaseKeeper:
     _beating: asyncio.Future[None] | None = field(default=None, init=False)
     _timer: Timer | None = field(default=None, init=False)  # until the first beat
     _writes: set[asyncio.Future[bool]] = field(default_factory=set, init=False)
-    _lock: asyncio.Lock = field(default_factory=asyncio.Lock, init=False)
+    _made_lock: asyncio.Lock | None = field(default=None, init=False)
     _pending: Progress | None = field(default=None, init=False)
     _next_progress_at: float = field(default=float("-inf"), init=False)
     _progress_writer: asyncio.Future[None] | None = field(default=None, init=False)
     _stopped: bool = field(default=False, init=False)
 
-    def start(self, attempt: asyncio.Future[Any]) -> asyncio.Future[None]:
-        """Keep the lease while ``attempt`` runs; the future ends when the attempt does,
-        the lease is lost or a cancel is requested (or the heartbeat stops).
+    def start(self, attempt: asyncio.Future[Any] | None = None) -> asyncio.Future[None]:
+        """Keep the lease while ``attempt`` runs (without one: until ``attempt_ended``);
+        the future ends when the attempt does, the lease is lost or a cancel is
+        requested (or the heartbeat stops).
 
         The heartbeat is lazy: its task starts when the first extension is due, so an
         attempt shorter than ``every`` costs one timer, not a task."""
         self._ended = asyncio.get_running_loop().create_future()
         first = self.every if self.unclaimed is None else min(self.claim_after, self.every)
         self._timer = self.clock.call_later(first, self._first_beat)
-        attempt.add_done_callback(self._attempt_done)
+        if attempt is not None:
+            attempt.add_done_callback(self._attempt_done)
         return self._ended
+
+    def attempt_ended(self) -> None:
+        """The attempt is over (when ``start`` was given none to follow)."""
+        self._attempt_done(None)
 
     def _first_beat(self) -> None:
         self._timer = None
@@ -156,6 +162,13 @@ class LeaseKeeper:
         self._pending = progress
         if self._progress_writer is None or self._progress_writer.done():
             self._progress_writer = asyncio.ensure_future(self._write_progress())
+
+    @property
+    def _lock(self) -> asyncio.Lock:
+        """Made on the first write: most attempts end before any."""
+        if self._made_lock is None:
+            self._made_lock = asyncio.Lock()
+        return self._made_lock
 
     @property
     def _over(self) -> bool:

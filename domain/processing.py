@@ -24,6 +24,7 @@ from datetime import datetime, timedelta
 from typing import Any, assert_never
 
 from domain import delivery_rules as rules
+from domain.attempt import AttemptRun
 from domain.claim_at_finish import (
     give_back_unclaimed,
     isolate_if_lost,
@@ -56,9 +57,6 @@ log = logging.getLogger("taskq.processing")
 ROW_RECHECK_SECONDS = (0.05, 0.2)
 """Pauses before looking again for the task of a message that arrived before its row
 (the send precedes the write by milliseconds), before giving the message back."""
-HANDLER_STOP_SECONDS = 10.0
-"""At shutdown, how long a cancelled handler may take to stop (an isolated one: its
-child process killed and reaped) before its attempt is released all the same."""
 
 
 class Outcome(enum.StrEnum):
@@ -105,8 +103,13 @@ class TaskProcessor:
     """How many deliveries ended in each outcome."""
     _one_write: OneWriteClaims = field(init=False, default_factory=OneWriteClaims)
 
-    def _emit(self, kind: TaskEventKind, task: Task, **details: Any) -> None:
-        self.events.record(TaskEvent(kind, task, self.clock.now(), self.worker_id, **details))
+    def _emit(
+        self, kind: TaskEventKind, task: Task, at: datetime | None = None, **details: Any
+    ) -> None:
+        """Record ``kind`` of ``task`` at ``at`` (None: now; a change just made: its
+        ``updated_at``, the clock read once)."""
+        at = at or self.clock.now()
+        self.events.record(TaskEvent(kind, task, at, self.worker_id, **details))
 
     async def process(self, delivery: Delivery) -> Outcome:
         outcome = await self._process(delivery)
@@ -244,7 +247,7 @@ class TaskProcessor:
         ``unclaimed``: the stored PENDING version, the claim not written yet."""
         if claimed.type not in self.task_types:
             return await self._fail_unknown_type(claimed, delivery)
-        self._emit(TaskEventKind.STARTED, claimed)
+        self._emit(TaskEventKind.STARTED, claimed, claimed.updated_at)
         return await self._run(claimed, self.task_types.get(claimed.type), delivery, unclaimed)
 
     async def _fail_unknown_type(self, claimed: Task, delivery: Delivery) -> Outcome:
@@ -277,27 +280,15 @@ class TaskProcessor:
             claim_after=self.settings.claim_after,
         )
         context = self._context(task, task_type, lease)
-        handler = asyncio.ensure_future(self._call(task_type, task, context))
-        try:
-            await lease.start(handler)  # the handler ends, or the heartbeat does
+        run = AttemptRun(lease, context, self.clock, self.settings.cancel_grace_seconds)
+        try:  # the handler runs in this task, stopped if the heartbeat ends first
+            handler = await run.run(self._call(task_type, task, context))
         except asyncio.CancelledError:
-            # Shutdown: give the attempt back so another worker starts it at once,
-            # once an isolated handler's process is stopped (it is, on cancel).
-            handler.cancel()
-            with contextlib.suppress(BaseException):
-                await asyncio.wait({handler}, timeout=HANDLER_STOP_SECONDS)
+            # Shutdown: give the attempt back so another worker starts it at once
+            # (an isolated handler's process is stopped on cancel).
             await asyncio.shield(lease.stop())
             await asyncio.shield(self._release(lease.task, delivery, lease.unclaimed is None))
             raise
-        if not handler.done():
-            # The heartbeat ended first: a cancel request, or the lease was lost. A
-            # handler with a context hears it first, and may stop by itself.
-            if context is not None:
-                context.cancel()
-                await self._grace(handler)
-            handler.cancel()
-            with contextlib.suppress(BaseException):
-                await handler
         await lease.stop()
         if lease.cancel_requested:
             return await self._record_cancel(lease.task, delivery)
@@ -369,7 +360,7 @@ class TaskProcessor:
             return False
         if new.status is TaskStatus.COMPLETED:
             await self.queue.ack(delivery)
-            self._emit(TaskEventKind.COMPLETED, new)
+            self._emit(TaskEventKind.COMPLETED, new, new.updated_at)
         elif new.status is TaskStatus.FAILED:
             await self.queue.dead_letter(delivery, reason=new.error or "failed")
             self._failed(new, trace)
@@ -393,14 +384,6 @@ class TaskProcessor:
         timeout = task.timeout_seconds or task_type.timeout_seconds
         deadline = self.clock.now() + timedelta(seconds=timeout)
         return RunContext(task, deadline=deadline, clock=self.clock, report=lease.note_progress)
-
-    async def _grace(self, handler: asyncio.Future[Any]) -> None:
-        """Wait until ``handler`` ends or its grace to stop is over."""
-        grace = asyncio.ensure_future(self.clock.sleep(self.settings.cancel_grace_seconds))
-        try:
-            await asyncio.wait({handler, grace}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            grace.cancel()
 
     async def _call(self, task_type: TaskType, task: Task, context: RunContext | None) -> Any:
         with self.tracer.run_span(task):

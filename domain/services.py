@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from domain.errors import (
     BacklogFull,
@@ -108,8 +108,8 @@ class TaskService:
     backlog_refusals: int = field(default=0, init=False)
     """Submissions refused since start because the backlog was full (``/metrics``)."""
 
-    def _emit(self, kind: TaskEventKind, task: Task) -> None:
-        self.events.record(TaskEvent(kind, task, self.clock.now()))
+    def _emit(self, kind: TaskEventKind, task: Task, at: datetime | None = None) -> None:
+        self.events.record(TaskEvent(kind, task, at or self.clock.now()))
 
     # -- submit ----------------------------------------------------------------------
 
@@ -160,7 +160,7 @@ class TaskService:
         await self._enqueue(valid)
         await self.repository.add(valid.task)
         await self._resend_if_late([valid], started)
-        self._emit(TaskEventKind.SUBMITTED, valid.task)
+        self._emit(TaskEventKind.SUBMITTED, valid.task, valid.task.created_at)
         return valid.task
 
     async def submit_idempotent(self, request: SubmitRequest, key: str) -> tuple[Task, bool]:
