@@ -46,6 +46,10 @@ class WorkerSettings:
     long after the last, so messages gather into fewer receives (a request each, billed
     on SQS); after a receive that found nothing, the worker long-polls at once, so a lone
     task starts at once. 0: receive as soon as a slot frees."""
+    cancel_wait_seconds: float = 10.0
+    """After the grace, how long the cancelled attempts get to end: a handler that
+    swallows its cancel does not hold the shutdown beyond this (its task comes back
+    when its lease expires)."""
 
 
 @dataclass(eq=False)
@@ -226,7 +230,13 @@ class Worker:
             log.warning("releasing %d unfinished tasks for redelivery", len(still_running))
             for task in still_running:
                 task.cancel()
-            await asyncio.gather(*still_running, return_exceptions=True)
+            _, stuck = await asyncio.wait(still_running, timeout=self.settings.cancel_wait_seconds)
+            if stuck:
+                log.error(
+                    "%d handlers ignored their cancel; their tasks come back when their "
+                    "lease expires",
+                    len(stuck),
+                )
 
     async def _beat_until(self, stop: asyncio.Event) -> None:
         interval = self.settings.worker_ttl_seconds / 3

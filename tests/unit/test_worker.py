@@ -34,7 +34,14 @@ class ReceiveLog(InMemoryTaskQueue):
 
 
 class Rig:
-    def __init__(self, *, concurrency: int = 5, grace: float = 5.0, pace: float = 0.0) -> None:
+    def __init__(
+        self,
+        *,
+        concurrency: int = 5,
+        grace: float = 5.0,
+        pace: float = 0.0,
+        cancel_wait: float = 10.0,
+    ) -> None:
         self.clock = SystemClock()
         self.repo = InMemoryTaskRepository()
         self.queue = ReceiveLog(self.clock)
@@ -60,6 +67,7 @@ class Rig:
                 shutdown_grace_seconds=grace,
                 worker_ttl_seconds=30,
                 receive_pace_seconds=pace,
+                cancel_wait_seconds=cancel_wait,
             ),
         )
         self.stop = asyncio.Event()
@@ -172,3 +180,25 @@ async def test_after_an_empty_receive_a_paced_worker_takes_a_lone_task_at_once()
     rig.stop.set()
     await asyncio.wait_for(runner, 5)
     assert [n for n in rig.queue.received if n] == [1, 1]
+
+
+async def test_a_handler_that_swallows_its_cancel_does_not_hold_the_shutdown() -> None:
+    rig = Rig(concurrency=2, grace=0.1, cancel_wait=0.2)
+    started = asyncio.Event()
+    release = asyncio.Event()
+
+    async def stubborn(payload: Any) -> str:
+        started.set()
+        while not release.is_set():
+            try:
+                await asyncio.sleep(0.01)
+            except asyncio.CancelledError:
+                continue  # ignores every cancel
+        return "late"
+
+    ids, runner = await rig.start(stubborn, 1)
+    await asyncio.wait_for(started.wait(), 5)
+    rig.stop.set()
+    await asyncio.wait_for(runner, 5)  # grace + cancel wait, not the handler's end
+    assert (await rig.repo.get(ids[0])).status is TaskStatus.PROCESSING, "its lease brings it back"
+    release.set()
