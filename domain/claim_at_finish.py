@@ -20,13 +20,13 @@ If the final write fails (a cancel, or another worker, got there first) the resu
 discarded: a finished task's message is acked as its redelivery would be
 (``settle_unstored``); otherwise the attempt is lost and the message left alone.
 
-A redelivery (``receive_count > 1``) always reads the task and claims it first. Only a
-task never claimed (``attempts == 0``) is run unclaimed, so a redelivery finding one
-still PENDING and never claimed may follow an unclaimed attempt whose worker died (a
-handler that kills its process): that claim makes it ``isolated`` (``isolate_if_lost``),
-as a lost attempt does, and a poison task crashes a worker once, as before (unless
-the redelivery comes within a lease of the task's creation, which no lost attempt's
-can: a message given back unstarted, or released for want of its row). A shutdown
+Only a task never claimed (``attempts == 0``) is run unclaimed, so a redelivery finding
+one still PENDING and never claimed may follow an unclaimed attempt whose worker died (a
+handler that kills its process), unless it comes within a lease of the task's creation,
+which no lost attempt's can (a message given back unstarted, or released for want of
+its row: that one runs unclaimed too). Any later one reads the task and claims it
+first, and that claim makes it ``isolated`` (``isolate_if_lost``), as a lost attempt
+does: a poison task crashes a worker once, as before. A shutdown
 gives an unclaimed attempt back as a fresh message (``give_back_unclaimed``), so it is
 not taken for one lost. Flow limits, paused types, isolated, held and scheduled
 (``run_at``) tasks take the usual path.
@@ -58,29 +58,44 @@ def never_claimed(task: Task) -> bool:
     return plain and unclaimed and task.status is TaskStatus.PENDING
 
 
+def may_follow_a_lost_run(task: Task, delivery: Delivery, now: datetime, lease: timedelta) -> bool:
+    """Whether an earlier receive of ``delivery``'s message may have run ``task``
+    unclaimed and died (see the module's docstring). Such a message comes back only
+    when the lease it was received with runs out (an unclaimed attempt extends
+    nothing), and it was received after its task was made: a redelivery within a lease
+    of the task's creation follows no lost attempt (a message given back unstarted at
+    shutdown, or released for want of its row)."""
+    if delivery.receive_count <= 1 or not never_claimed(task):
+        return False
+    skew = min(CLOCK_SKEW, lease / 2)  # ``created_at`` is another host's clock
+    return now - task.created_at >= lease - skew
+
+
 def isolate_if_lost(claimed: Task, task: Task, delivery: Delivery, delay_seconds: float) -> Task:
     """The claim of ``task`` on ``delivery``, isolated when an earlier receive of the
-    message may have run it unclaimed and died (see the module's docstring).
-
-    Such a message comes back only when the lease it was received with runs out (an
-    unclaimed attempt extends nothing), and it was received after its task was made:
-    a redelivery within a lease of the task's creation follows no lost attempt (a
-    message given back unstarted at shutdown, or released for want of its row)."""
-    if delay_seconds > 0 and delivery.receive_count > 1 and never_claimed(task):
+    message may have run it unclaimed and died (``may_follow_a_lost_run``)."""
+    if delay_seconds > 0:
         assert claimed.started_at is not None and claimed.lease_expires_at is not None
         lease = claimed.lease_expires_at - claimed.started_at  # the queue's lease
-        skew = min(CLOCK_SKEW, lease / 2)  # ``created_at`` is another host's clock
-        if claimed.started_at - task.created_at >= lease - skew:
+        if may_follow_a_lost_run(task, delivery, claimed.started_at, lease):
             return replace(claimed, isolated=True)
     return claimed
 
 
 def runs_unclaimed(
-    task: Task | None, delivery: Delivery, now: datetime, known_types: Container[str]
+    task: Task | None,
+    delivery: Delivery,
+    now: datetime,
+    known_types: Container[str],
+    lease_seconds: float,
 ) -> TypeGuard[Task]:
     """Whether ``task`` as read is one to run before its claim: the delivery's action is
-    a plain claim of a due PENDING task never claimed, nor held, scheduled or isolated."""
-    if task is None or delivery.receive_count != 1 or not never_claimed(task):
+    a plain claim of a due PENDING task never claimed, nor held, scheduled or isolated,
+    and no earlier receive of its message may have run it and died (a first receive,
+    or a redelivery within a lease of the task's creation)."""
+    if task is None or not never_claimed(task):
+        return False
+    if may_follow_a_lost_run(task, delivery, now, timedelta(seconds=lease_seconds)):
         return False
     return isinstance(rules.decide(task, delivery, now, known_types), rules.Claim)
 

@@ -144,7 +144,8 @@ class TaskProcessor:
         """Decide what happens to ``delivery`` of ``task`` (domain/delivery_rules.py has
         the table), and do it; ``unclaimed``: a run may start before its claim."""
         now = self.clock.now()
-        if unclaimed and runs_unclaimed(task, delivery, now, self.task_types):
+        lease = self.settings.visibility_timeout
+        if unclaimed and runs_unclaimed(task, delivery, now, self.task_types, lease):
             return await self._started(self._claim(task, now), delivery, task)
         action = rules.decide(task, delivery, now, self.task_types)
         if isinstance(action, rules.DeadLetterPoison):

@@ -301,6 +301,7 @@ async def test_a_message_given_back_unstarted_is_not_taken_for_a_lost_attempt() 
     assert await rig.processor.process(again) is Outcome.COMPLETED
     done = await repo.get(task.id)
     assert (done.status, done.isolated) == (TaskStatus.COMPLETED, False)
+    assert repo.writes == [(TaskStatus.PENDING, TaskStatus.COMPLETED)], "run unclaimed too"
 
 
 async def test_a_message_that_came_before_its_row_is_not_taken_for_a_lost_attempt() -> None:
@@ -316,6 +317,7 @@ async def test_a_message_that_came_before_its_row_is_not_taken_for_a_lost_attemp
     assert again.receive_count == 2
     assert await rig.processor.process(again) is Outcome.COMPLETED
     assert not (await repo.get(task.id)).isolated
+    assert repo.writes == [(TaskStatus.PENDING, TaskStatus.COMPLETED)], "in one write still"
 
 
 async def test_a_claimed_attempt_given_back_at_shutdown_is_not_taken_for_a_lost_one() -> None:
