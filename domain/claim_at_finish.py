@@ -1,8 +1,8 @@
 """Claim at finish: a first delivery's short attempt stored in one write.
 
 Claiming first costs a write the outcome then overwrites: PENDING -> PROCESSING, then
-PROCESSING -> COMPLETED. For the first delivery of a due PENDING task, when no task
-type has a flow limit or a pause (``Admissions.all_free``), the processor instead:
+PROCESSING -> COMPLETED. For the first delivery of a due PENDING task whose type has
+no flow limit and no pause (``Admissions.free``), the processor instead:
 
 1. reads the task (strongly consistent) and decides as ever (``delivery_rules``);
 2. builds the claimed version in memory (``Task.claim``) without writing it, and
@@ -28,7 +28,7 @@ its row: that one runs unclaimed too). Any later one reads the task and claims i
 first, and that claim makes it ``isolated`` (``isolate_if_lost``), as a lost attempt
 does: a poison task crashes a worker once, as before. A shutdown
 gives an unclaimed attempt back as a fresh message (``give_back_unclaimed``), so it is
-not taken for one lost. Flow limits, paused types, isolated, held and scheduled
+not taken for one lost. Types with a flow limit or paused, isolated, held and scheduled
 (``run_at``) tasks take the usual path.
 """
 

@@ -69,6 +69,11 @@ class Admissions(Protocol):
         before its task (and so its type) is read."""
         ...
 
+    async def free(self, task_type: str) -> bool:
+        """True when ``task_type`` has no limit and no pause: a task of it needs no
+        admission, and may run before its claim is written (claim at finish)."""
+        ...
+
 
 class OpenGate:
     """Admits every task: a processor without flow control."""
@@ -78,6 +83,9 @@ class OpenGate:
         yield True
 
     async def all_free(self) -> bool:
+        return True
+
+    async def free(self, task_type: str) -> bool:
         return True
 
 
@@ -156,6 +164,10 @@ class FlowGate:
             names = {*self.task_types.names(), *self._records}
             self._all_free = (known, all(self.limits_of(name).free for name in names))
         return self._all_free[1]
+
+    async def free(self, task_type: str) -> bool:
+        await self.refresh()
+        return self.limits_of(task_type).free
 
     @asynccontextmanager
     async def admission(self, task: Task, delivery: Delivery) -> AsyncIterator[bool]:

@@ -117,10 +117,11 @@ class TaskProcessor:
         return outcome
 
     async def _process(self, delivery: Delivery) -> Outcome:
-        free = await self.flow.all_free()  # no type's limit to check before a claim
-        if not free or self.settings.claim_delay_seconds > 0:  # read, then decide
+        if self.settings.claim_delay_seconds > 0:  # read, then decide
             # Claim at finish where free: a first run may start before its claim.
-            return await self._handle(await self._load(delivery), delivery, unclaimed=free)
+            return await self._handle(await self._load(delivery), delivery, unclaimed=True)
+        if not await self.flow.all_free():  # a type's limit to check before a claim
+            return await self._handle(await self._load(delivery), delivery)
         now = self.clock.now()
         claims = self._one_write.of(self.repository)
         lease = self.settings.visibility_timeout
@@ -145,7 +146,11 @@ class TaskProcessor:
         the table), and do it; ``unclaimed``: a run may start before its claim."""
         now = self.clock.now()
         lease = self.settings.visibility_timeout
-        if unclaimed and runs_unclaimed(task, delivery, now, self.task_types, lease):
+        if (
+            unclaimed
+            and runs_unclaimed(task, delivery, now, self.task_types, lease)
+            and await self.flow.free(task.type)
+        ):
             return await self._started(self._claim(task, now), delivery, task)
         action = rules.decide(task, delivery, now, self.task_types)
         if isinstance(action, rules.DeadLetterPoison):

@@ -18,7 +18,7 @@ from domain.flow_settings import TaskTypeLimits
 from domain.limits import MAX_DEFER_SECONDS
 from domain.models import Task, TaskStatus
 from domain.priorities import Priority
-from domain.processing import Outcome
+from domain.processing import Outcome, ProcessorSettings
 from domain.task_types import TaskType
 from tests.support.processing_rig import LEASE, ProcessingRig
 
@@ -188,3 +188,27 @@ async def test_a_store_that_claims_in_one_write_does_so_only_while_no_type_is_li
     assert await rig.processor.process(await rig.receive()) is Outcome.THROTTLED
     assert repo.one_write_claims == 1, "a limited type's task is read before any claim"
     assert (await repo.get(paused.id)).attempts == 0
+
+
+async def test_claim_at_finish_still_serves_the_types_without_a_limit() -> None:
+    # A limit on one type takes only that type's tasks off claim at finish: a task of a
+    # free type runs on its PENDING row (no claim written), a limited one is claimed.
+    rig = FlowRig()
+    rig.settings = ProcessorSettings(visibility_timeout=LEASE, claim_delay_seconds=1.0)
+    rig.processor = rig.new_processor()
+    seen: dict[str, TaskStatus] = {}
+
+    def looking(name: str) -> Any:
+        async def look(payload: Any) -> None:
+            seen[name] = (await rig.repo.get(ids[name])).status
+
+        return look
+
+    rig.handler("free", looking("free"))
+    rig.limited("limited", looking("limited"), FlowLimits(max_concurrency=2))
+    ids = {name: (await rig.submit(name)).id for name in ("free", "limited")}
+    for _ in ids:
+        assert await rig.processor.process(await rig.receive()) is Outcome.COMPLETED
+    assert seen == {"free": TaskStatus.PENDING, "limited": TaskStatus.PROCESSING}
+    finals = [(await rig.repo.get(i)).status for i in ids.values()]
+    assert finals == [TaskStatus.COMPLETED] * 2
