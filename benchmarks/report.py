@@ -263,8 +263,8 @@ def render(results: dict[str, Any]) -> str:
     lines += [
         "",
         "**Saturation.** How many sends and acks share a batch call depends on how fast "
-        "they arrive. On moto the engine's rate is capped by moto's DynamoDB transactions "
-        "(below), far under what SQS itself allows, so the all-moto run batches little "
+        "they arrive. On moto the engine's rate is capped by moto's own CPU (section 3), "
+        "far under what SQS itself allows, so the all-moto run batches little "
         f"({engine['sqs_requests_per_task']} SQS requests per task). The saturation figure "
         "comes from the same engine and container with the task store swapped for the "
         "memory repository, so that only SQS (on moto) limits the rate.",
