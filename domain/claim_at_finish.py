@@ -26,9 +26,9 @@ handler that kills its process), unless it comes within a lease of the task's cr
 which no lost attempt's can (a message given back unstarted, or released for want of
 its row: that one runs unclaimed too). Any later one reads the task and claims it
 first, and that claim makes it ``isolated`` (``isolate_if_lost``), as a lost attempt
-does: a poison task crashes a worker once, as before. A shutdown
-gives an unclaimed attempt back as a fresh message (``give_back_unclaimed``), so it is
-not taken for one lost. Types with a flow limit or paused, isolated, held and scheduled
+does: a poison task crashes a worker once, as before. A shutdown gives an unclaimed
+attempt back as a fresh message (``give_back_unclaimed``), so it is not taken for one
+lost. Types with a flow limit or paused, isolated, held and scheduled
 (``run_at``) tasks take the usual path.
 """
 

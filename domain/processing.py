@@ -145,10 +145,11 @@ class TaskProcessor:
         """Decide what happens to ``delivery`` of ``task`` (domain/delivery_rules.py has
         the table), and do it; ``unclaimed``: a run may start before its claim."""
         now = self.clock.now()
-        lease = self.settings.visibility_timeout
         if (
             unclaimed
-            and runs_unclaimed(task, delivery, now, self.task_types, lease)
+            and runs_unclaimed(
+                task, delivery, now, self.task_types, self.settings.visibility_timeout
+            )
             and await self.flow.free(task.type)
         ):
             return await self._started(self._claim(task, now), delivery, task)
