@@ -1,6 +1,11 @@
-"""Copies of frozen slotted dataclasses with some fields changed, at a third of the cost
-of ``dataclasses.replace``: no ``__init__`` (whose frozen field assignments dominate),
-each slot set once by its descriptor."""
+"""Copies of frozen slotted dataclasses with some fields changed, at a tenth of the cost
+of ``dataclasses.replace``: no ``__init__`` (whose frozen field assignments dominate).
+
+The copy is filled in as an instance of a plain twin class with the same slots, where
+a slot store is a plain attribute store, and then becomes an instance of ``cls``
+(``__class__`` may change between two classes of the same layout). Where the layout is
+not the same (a class with a ``__dict__`` or extra slots), each slot is set by its
+descriptor instead: the same result, 2.5 times slower."""
 
 from __future__ import annotations
 
@@ -15,10 +20,29 @@ def slot_copier(cls: type[T]) -> Callable[[T, dict[str, Any]], T]:
     """A function ``copy(instance, changes)``: ``instance`` with ``changes`` (by field
     name) made, as a new instance of ``cls``."""
     names = [f.name for f in fields(cls)]  # type: ignore[arg-type]
-    body = "".join(f"    set_{n}(new, c['{n}'] if '{n}' in c else t.{n})\n" for n in names)
-    scope: dict[str, Any] = {f"set_{n}": getattr(cls, n).__set__ for n in names}
-    scope["new_object"] = object.__new__
-    scope["cls"] = cls
-    exec(f"def copy(t, c):\n    new = new_object(cls)\n{body}    return new\n", scope)
+    twin = _twin(cls, names)
+    scope: dict[str, Any] = {"new_object": object.__new__, "cls": cls, "twin": twin}
+    if twin is not None:
+        body = "".join(f"    new.{n} = c['{n}'] if '{n}' in c else t.{n}\n" for n in names)
+        source = f"def copy(t, c):\n    new = new_object(twin)\n{body}    new.__class__ = cls\n"
+    else:
+        scope.update({f"set_{n}": getattr(cls, n).__set__ for n in names})
+        body = "".join(f"    set_{n}(new, c['{n}'] if '{n}' in c else t.{n})\n" for n in names)
+        source = f"def copy(t, c):\n    new = new_object(cls)\n{body}"
+    exec(f"{source}    return new\n", scope)
     copy: Callable[[T, dict[str, Any]], T] = scope["copy"]
     return copy
+
+
+def _twin(cls: type, names: list[str]) -> type | None:
+    """A plain class whose instances can become ``cls``'s (the same slots, in order, on
+    the same base); None if ``cls`` has another layout."""
+    if getattr(cls, "__slots__", None) != tuple(names) or cls.__bases__ != (object,):
+        return None
+    twin = type(f"_{cls.__name__}Twin", (), {"__slots__": tuple(names)})
+    probe: object = object.__new__(twin)
+    try:
+        probe.__class__ = cls
+    except TypeError:
+        return None
+    return twin
