@@ -132,7 +132,8 @@ class InMemoryTaskRepository:
     def _store(self, current: Task, new: Task) -> None:
         """Put ``new`` in place of ``current`` (checked), and the indexes in step."""
         self._tasks[new.id] = new
-        self._index_due(current, new)
+        if current.status is TaskStatus.PENDING or new.status is TaskStatus.PENDING:
+            self._index_due(current, new)  # both indexes hold PENDING tasks only
         if new.status is not current.status:
             key = self._sort_keys[current.id]
             self._by_status[current.status].remove(key)

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import enum
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
 from domain.models import Task
+from domain.slot_copy import slot_maker
 
 log = logging.getLogger("taskq.events")
 
@@ -79,6 +80,10 @@ class TaskEvent:
             return None
         return max(0.0, (self.at - self.task.created_at).total_seconds())
 
+
+new_event: Callable[..., TaskEvent] = slot_maker(TaskEvent)
+"""``TaskEvent(...)``, the same parameters, at a third of the cost (domain/slot_copy.py):
+for the request and delivery paths, which make one per state change."""
 
 _ATTEMPT_ENDS = frozenset({TaskEventKind.COMPLETED, TaskEventKind.RETRIED, TaskEventKind.FAILED})
 _FINAL_KINDS = frozenset({TaskEventKind.COMPLETED, TaskEventKind.FAILED, TaskEventKind.CANCELLED})

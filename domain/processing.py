@@ -39,7 +39,7 @@ from domain.errors import (
     TaskNotFound,
     UnknownTaskType,
 )
-from domain.events import NO_EVENTS, TaskEvent, TaskEventKind, TaskEvents
+from domain.events import NO_EVENTS, TaskEventKind, TaskEvents, new_event
 from domain.flow_gate import Admissions, OpenGate
 from domain.handler_call import call_handler, describe_traceback
 from domain.lease import LeaseKeeper, store_outcome, stored_attempt
@@ -109,7 +109,7 @@ class TaskProcessor:
         """Record ``kind`` of ``task`` at ``at`` (None: now; a change just made: its
         ``updated_at``, the clock read once)."""
         at = at or self.clock.now()
-        self.events.record(TaskEvent(kind, task, at, self.worker_id, **details))
+        self.events.record(new_event(kind, task, at, self.worker_id, **details))
 
     async def process(self, delivery: Delivery) -> Outcome:
         outcome = await self._process(delivery)

@@ -17,7 +17,7 @@ from domain.errors import (
     TaskQueueError,
     TaskStateConflict,
 )
-from domain.events import NO_EVENTS, TaskEvent, TaskEventKind, TaskEvents
+from domain.events import NO_EVENTS, TaskEventKind, TaskEvents, new_event
 from domain.limits import (
     DEFAULT_MAX_ATTEMPTS,
     DEFAULT_MAX_ATTEMPTS_LIMIT,
@@ -109,7 +109,7 @@ class TaskService:
     """Submissions refused since start because the backlog was full (``/metrics``)."""
 
     def _emit(self, kind: TaskEventKind, task: Task, at: datetime | None = None) -> None:
-        self.events.record(TaskEvent(kind, task, at or self.clock.now()))
+        self.events.record(new_event(kind, task, at or self.clock.now()))
 
     # -- submit ----------------------------------------------------------------------
 

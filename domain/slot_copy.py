@@ -10,7 +10,7 @@ descriptor instead: the same result, 2.5 times slower."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import fields
+from dataclasses import MISSING, fields
 from typing import Any, TypeVar
 
 T = TypeVar("T")
@@ -32,6 +32,35 @@ def slot_copier(cls: type[T]) -> Callable[[T, dict[str, Any]], T]:
     exec(f"{source}    return new\n", scope)
     copy: Callable[[T, dict[str, Any]], T] = scope["copy"]
     return copy
+
+
+def slot_maker(cls: type[T]) -> Callable[..., T]:
+    """A function that makes an instance of ``cls`` from the fields' values, as its
+    ``__init__`` does (the same parameters and defaults; no ``__post_init__``, no
+    default factories), without the frozen ``__init__``'s cost."""
+    declared = fields(cls)  # type: ignore[arg-type]
+    names = [f.name for f in declared]
+    twin = _twin(cls, names)
+    if twin is None:
+        return cls  # its own __init__
+    scope: dict[str, Any] = {"new_object": object.__new__, "cls": cls, "twin": twin}
+    params = []
+    for f in declared:
+        if f.default is not MISSING:
+            scope[f"default_{f.name}"] = f.default
+            params.append(f"{f.name}=default_{f.name}")
+        elif f.default_factory is not MISSING:
+            return cls
+        else:
+            params.append(f.name)
+    body = "".join(f"    new.{n} = {n}\n" for n in names)
+    exec(
+        f"def make({', '.join(params)}):\n    new = new_object(twin)\n{body}"
+        "    new.__class__ = cls\n    return new\n",
+        scope,
+    )
+    make: Callable[..., T] = scope["make"]
+    return make
 
 
 def _twin(cls: type, names: list[str]) -> type | None:

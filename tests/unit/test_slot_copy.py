@@ -8,8 +8,9 @@ from datetime import UTC, datetime
 
 import pytest
 
+from domain.events import TaskEvent, TaskEventKind, new_event
 from domain.models import Task, TaskStatus
-from domain.slot_copy import slot_copier
+from domain.slot_copy import slot_copier, slot_maker
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -55,3 +56,30 @@ def test_only_a_class_of_one_plain_layout_gets_a_twin() -> None:
     assert _twin(Derived, ["a", "b", "c"]) is None  # its slots are on two classes
     changed = slot_copier(Base)(Base(1), {"a": 2})
     assert changed == Base(2) and type(changed) is Base
+
+
+def test_a_made_event_is_what_its_init_makes() -> None:
+    now = datetime(2026, 1, 2, tzinfo=UTC)
+    task = Task.create("noop", None, now)
+    made = new_event(TaskEventKind.RETRIED, task, now, "w1", error="boom", delay_seconds=2.0)
+    assert type(made) is TaskEvent
+    assert made == TaskEvent(TaskEventKind.RETRIED, task, now, "w1", "boom", None, 2.0)
+    assert new_event(TaskEventKind.STARTED, task, now) == TaskEvent(
+        TaskEventKind.STARTED, task, now
+    )  # the defaults
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        made.error = None  # type: ignore[misc]
+    with pytest.raises(TypeError):
+        new_event(TaskEventKind.STARTED, task)  # ``at`` is required, as in __init__
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class WithFactory:
+    items: list[int] = dataclasses.field(default_factory=list)
+
+
+def test_a_class_with_a_default_factory_is_made_by_its_init() -> None:
+    assert slot_maker(WithFactory) is WithFactory
+    assert slot_maker(Derived) is Derived  # another layout: no twin
+    made = slot_maker(Base)(1)
+    assert made == Base(1, "b") and type(made) is Base
