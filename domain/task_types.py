@@ -100,8 +100,9 @@ class TaskType:
         handler = functools.partial(cast(Callable[..., Any], self.handler), context=context)
         return replace(self, handler=handler, takes_context=False)
 
-    @property
+    @functools.cached_property
     def is_async(self) -> bool:
+        """Read once a type (``inspect`` costs 1 µs, and every delivery asks)."""
         return inspect.iscoroutinefunction(self.handler)
 
     def validate(self, payload: JSON) -> None:
