@@ -48,3 +48,25 @@ async def test_a_timer_set_by_a_firing_one_and_a_failing_callback_do_not_stop_th
     await asyncio.sleep(0.05)
     assert fired == ["a", "b"]
     assert [str(e) for e in errors] == ["callback bug"]
+
+
+def test_each_loop_has_its_own_lanes_one_after_another_and_side_by_side() -> None:
+    """The lanes of the loop last seen are remembered: a timer set on another loop
+    (a new one, or one used before) still fires on its own loop."""
+    fired: list[str] = []
+
+    async def arm(name: str) -> None:
+        deadlines.call_later(0.01, lambda: fired.append(name))
+        await asyncio.sleep(0.05)
+
+    asyncio.run(arm("first"))
+    asyncio.run(arm("second"))  # the first loop is closed: new lanes
+    one, two = asyncio.new_event_loop(), asyncio.new_event_loop()
+    try:
+        one.run_until_complete(arm("one"))
+        two.run_until_complete(arm("two"))
+        one.run_until_complete(arm("one again"))  # back to a loop seen before
+    finally:
+        one.close()
+        two.close()
+    assert fired == ["first", "second", "one", "two", "one again"]
