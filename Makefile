@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-dev
 RUNSTAMP := $(VENV)/.installed
 
-.PHONY: run test lint typecheck unit dev bench reliability clean promtool browser
+.PHONY: run test lint typecheck unit dev bench reliability clean promtool browser redis
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -54,13 +54,23 @@ browser:
 		    DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium chromium-driver >/dev/null 2>&1; }; } || \
 		echo "chromium could not be installed: the browser tests skip"
 
+# redis-server (Debian's redis-server package) for benchmark 15, Celery on Redis beside
+# the engine; installed when missing and we are root, else that benchmark says why it
+# did not run. A failed install is no error.
+redis:
+	@command -v redis-server >/dev/null 2>&1 || [ "$$(id -u)" != 0 ] || \
+		{ DEBIAN_FRONTEND=noninteractive apt-get install -y -q redis-server >/dev/null 2>&1 || \
+		  { apt-get update -q >/dev/null 2>&1 && \
+		    DEBIAN_FRONTEND=noninteractive apt-get install -y -q redis-server >/dev/null 2>&1; }; } || \
+		echo "redis-server could not be installed: the Celery benchmark is skipped"
+
 # Two pytest workers, a test file each at a time (the e2e files start their own servers
 # and processes): about 4 minutes here instead of 8.
-test: lint typecheck promtool browser
+test: lint typecheck promtool browser redis
 	$(BIN)/python -m pytest -n 2 --dist loadfile
 
 # All seven benchmarks (about 15 minutes); writes docs/benchmarks.md.
-bench: $(STAMP)
+bench: $(STAMP) redis
 	$(BIN)/python -m benchmarks.run
 
 # Delivery guarantees against real processes (sqlite, and aws on a moto server);

@@ -1,4 +1,4 @@
-"""docs/benchmarks.md's parts for benchmarks 10 to 12 and 14 (issues 15, 16 and 17): named
+"""docs/benchmarks.md's parts for benchmarks 10 to 12, 14 and 15 (issues 15 to 18): named
 figures, rows of the targets table, and a section each. A run without them (a former
 run's JSON) renders without them."""
 
@@ -46,6 +46,10 @@ def figures(results: dict[str, Any]) -> dict[str, float]:
         named["flow_no_limits_change_percent"] = results["flow_overhead"]["variants"]["gate"][
             "change_percent"
         ]
+    celery = _celery_solo(results)
+    if celery is not None:
+        named["celery_solo_tasks_per_second"] = celery["tasks_per_second"]
+        named["inprocess_over_celery_solo"] = _over(results["inprocess"], celery)
     if "aws_outside" in results:
         named["aws_outside_cost_ratio"] = results["aws_outside"]["ratio"]
         named["aws_outside_sqs_per_task"] = results["aws_outside"]["engine"][
@@ -83,6 +87,16 @@ def target_rows(results: dict[str, Any]) -> list[str]:
             f"(costs ≤ {NOISE_PERCENT:g}%, or inside the rounds without) | "
             f"{_mark(_flow_within_noise(flow))} |"
         )
+    celery = _celery_solo(results)
+    if celery is not None:
+        memory = next(row for row in results["http"] if row["backend"] == "memory")
+        rows.append(
+            "| 15 | no-op tasks/s, engine ÷ Celery on Redis (solo worker, "
+            f"{celery['tasks_per_second']:,}/s): in-process / one `taskq serve` over HTTP "
+            "(memory) | "
+            f"{_over(results['inprocess'], celery)}× / {_over(memory, celery)}× | beside "
+            "Celery+Redis (issue 18) | reported |"
+        )
     if "aws_outside" in results:
         outside = results["aws_outside"]
         rows.append(
@@ -97,6 +111,55 @@ def sections(results: dict[str, Any]) -> list[str]:
     return [*_resize(results.get("resize_latency")), *_export(results.get("export_memory"))] + [
         *_flow(results.get("flow_overhead")),
         *_outside(results.get("aws_outside")),
+        *_celery(results),
+    ]
+
+
+def _celery_solo(results: dict[str, Any]) -> dict[str, Any] | None:
+    """Celery's run with a solo worker, if Celery on Redis ran."""
+    celery = results.get("celery_redis")
+    if celery is None or "runs" not in celery:
+        return None
+    solo: dict[str, Any] = next(run for run in celery["runs"] if "solo" in run["pool"])
+    return solo
+
+
+def _over(engine: dict[str, Any], celery: dict[str, Any]) -> float:
+    return round(float(engine["tasks_per_second"]) / float(celery["tasks_per_second"]), 1)
+
+
+def _celery(results: dict[str, Any]) -> list[str]:
+    celery = results.get("celery_redis")
+    if celery is None:
+        return []
+    lines = ["## 15. Beside Celery on Redis", ""]
+    if "runs" not in celery:
+        return [*lines, f"Not run: {celery['skipped']}.", ""]
+    lines += [
+        f"`benchmarks/celery_redis.py` (issue 18): Celery {celery['celery']} with "
+        f"`redis-server` {celery['redis']} (loopback, no persistence) as its broker and "
+        "result backend (each task's state written, as the engine writes a task's); one "
+        "process submits no-op tasks with `delay()`, a worker runs them; first submit to "
+        "the last result stored. Celery's side has three processes on the two cores "
+        "(submitter, worker, Redis) where the engine in-process has one.",
+        "",
+        "| run | tasks | tasks/s | submits/s |",
+        "|---|---|---|---|",
+    ]
+    for run in celery["runs"]:
+        lines.append(
+            f"| Celery, `{run['pool']}` | {run['tasks']:,} | {run['tasks_per_second']:,} | "
+            f"{run['submits_per_second']:,} |"
+        )
+    memory = next(row for row in results["http"] if row["backend"] == "memory")
+    inprocess = results["inprocess"]
+    return [
+        *lines,
+        f"| the engine in-process (section 1, median) | {inprocess['tasks']:,} | "
+        f"{inprocess['tasks_per_second']:,} | |",
+        f"| one `taskq serve` over HTTP, memory (section 1, median) | {memory['tasks']:,} | "
+        f"{memory['tasks_per_second']:,} | {memory.get('submits_per_second', 0):,} |",
+        "",
     ]
 
 

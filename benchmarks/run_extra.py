@@ -1,8 +1,8 @@
-"""The benchmarks of issues 15, 16 and 17 in ``make bench`` (``benchmarks/run.py`` calls
+"""The benchmarks of issues 15 to 18 in ``make bench`` (``benchmarks/run.py`` calls
 ``run``): CPU-bound resizes beside no-op tasks (10), data-export's memory (11),
-flow control's overhead on a type without limits (12), and the outside check of the
-requests ``taskq serve`` makes on aws (14). Their sections and target rows
-are ``benchmarks/report_extra.py``."""
+flow control's overhead on a type without limits (12), the outside check of the
+requests ``taskq serve`` makes on aws (14), and Celery on Redis (15). Their sections
+and target rows are ``benchmarks/report_extra.py``."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from benchmarks import aws_outside, export_memory, flow_overhead, resize_latency
+from benchmarks import aws_outside, celery_redis, export_memory, flow_overhead, resize_latency
 from benchmarks.common import moto_server
 from benchmarks.resize_latency import ResizeSizes
 
@@ -27,6 +27,8 @@ class ExtraSizes:
     flow_rounds: int = 3
     outside_tasks: int = aws_outside.TASKS
     """Issue 16's outside check: 150-300 tasks of 200 B at a modest rate."""
+    celery_tasks: int = 5_000
+    """Issue 18: no-op tasks through Celery on Redis, each worker kind."""
 
 
 QUICK = ExtraSizes(
@@ -35,6 +37,7 @@ QUICK = ExtraSizes(
     flow_tasks=100,
     flow_rounds=1,
     outside_tasks=20,
+    celery_tasks=30,
 )
 
 
@@ -63,4 +66,7 @@ def run(
             return aws_outside.run(moto.url, work, tasks=sizes.outside_tasks)
 
     results["aws_outside"] = timed("14 outside check: requests of taskq serve (aws)", outside)
+    results["celery_redis"] = timed(
+        "15 Celery on Redis", lambda: celery_redis.run(sizes.celery_tasks, work)
+    )
     return results

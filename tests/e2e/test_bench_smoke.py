@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from benchmarks import celery_redis
 from benchmarks.report import figures
 from tests.support.processes import ROOT
 
@@ -33,6 +34,7 @@ SECTIONS = [
     "## 11. data-export memory",
     "## 12. Flow control on a type without limits",
     "## 14. Outside check: the requests `taskq serve` makes on aws",
+    "## 15. Beside Celery on Redis",
     "## Profile",
 ]
 
@@ -67,6 +69,13 @@ def test_quick_bench_produces_every_figure(tmp_path: Path) -> None:
     assert results["aws_outside"]["engine"]["calls_per_task"], "taskq serve made no request"
     assert "aws_outside_cost_ratio" in named
     assert results["export_memory"]["rows"] == results["export_memory"]["tasks"]
+    celery = results["celery_redis"]
+    if celery_redis.unavailable() is None:  # make test installs redis-server when it can
+        assert [run["tasks"] for run in celery["runs"]] == [30, 30], celery
+        assert named["celery_solo_tasks_per_second"] > 0
+        assert "inprocess_over_celery_solo" in named
+    else:
+        assert celery == {"skipped": celery_redis.unavailable()}
 
     text = report.read_text()
     assert "QUICK MODE" in text
