@@ -44,6 +44,7 @@ _insert_values: Final = itemgetter(*ROW_COLUMNS)
 _update_values: Final = itemgetter(*_UPDATED_COLUMNS)
 _TASK_STATE: Final = "SELECT status, version FROM tasks WHERE id = ?"
 _GET_TASK: Final = f"SELECT {_COLUMNS}, finished_key FROM tasks WHERE id = ?"
+_PENDING: Final = TaskStatus.PENDING.value
 
 _LIST_BY_STATUS: Final = f"SELECT {_COLUMNS}, created_key FROM tasks WHERE status = ?"
 _AFTER_CURSOR: Final = " AND (created_key, id) < (?, ?)"
@@ -172,6 +173,25 @@ class SqliteTaskRepository:
             raise ConcurrencyConflict(expected.id, f"expected {wanted}, found {found}")
 
         await self._db.write(run)
+
+    async def claim_pending(
+        self, task_id: str, *, lease_token: str, now: datetime, lease_seconds: float
+    ) -> Task | None:
+        """``ClaimsInOneWrite``: the read, the decision and the compare-and-set in one
+        write transaction on the database's thread, so a delivery makes one round trip
+        to it instead of a read's and a write's."""
+
+        def run(conn: sqlite3.Connection) -> Task | None:
+            row = conn.execute(_GET_TASK, (task_id,)).fetchone()
+            if row is None or row["status"] != _PENDING or row["run_at"] is not None:
+                return None  # declined: the processor reads it and decides
+            current = task_from_row(row)
+            claimed = current.claim(lease_token, now, lease_seconds)
+            if conn.execute(_UPDATE_TASK, _compare_and_set(claimed, current)).rowcount != 1:
+                return None
+            return claimed
+
+        return await self._db.write(run)
 
     async def list_by_status(
         self, status: TaskStatus, *, limit: int, cursor: str | None = None
