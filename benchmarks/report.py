@@ -7,6 +7,7 @@ from typing import Any
 from benchmarks import report_extra
 from benchmarks.aws_latency import section as aws_latency_section
 from benchmarks.aws_report import cost_ratios, cost_section, target_rows
+from benchmarks.profile_notes import PROFILE_NOTES
 
 RSS_BOUND_MIB = 32.0
 """Stated bound on the growth of ``taskq serve``'s RSS with retention on: SQLite's page
@@ -376,69 +377,3 @@ MOTO_TEXT = (
     "7 ms of moto CPU per task: out of reach on moto while counts come from the stream. "
     "On DynamoDB itself a write answers in milliseconds (section 13, the latency model)."
 )
-PROFILE_NOTES = """## Profile
-
-Profiles taken with `py-spy record -r 200 -f raw` (raw stacks folded by hand into self
-and inclusive shares) on this machine, between benchmark runs.
-
-**HTTP path, memory** (`taskq serve`, 8,000 no-op tasks from `benchmarks/loadgen.py`):
-~56% of samples in the request path (uvicorn's h11 protocol, Starlette's middleware,
-the endpoint), ~12% in the worker (`TaskProcessor.process`), 13.6% in
-`_SelectorSocketTransport.write` (uvicorn's h11 protocol sends the head and the body of
-each response in two `send()` calls), ~9% in h11 parsing, the rest the event loop.
-
-**HTTP path, sqlite** (same load): 27% of samples on the SQLite thread (its own work,
-batched into transactions, fine); on the event loop, 6.6% in `uuid.uuid4` and 5.1% in
-socket writes. `uuid4` costs 1.7 µs in a tight loop here, yet ~48 µs a call under load:
-`os.urandom` releases the GIL, the SQLite thread takes it, and the loop thread waits up
-to a switch interval to get it back. Every GIL-releasing call on the loop pays that.
-
-**Worker path, in-process memory** (`benchmarks/inprocess.py`, 3x20,000 tasks, default
-observers, after issue 18's second round: the handler runs in the delivery's own task):
-self time in `Task` copies 7.7%, metrics recording 7.3%, dataclass `__init__`s (three
-`TaskEvent`s, `Delivery`, `LeaseKeeper`, `AttemptRun`: ~0.5 us each) 6.7%,
-`call_in_process` 5.9%, the worker's one `create_task` a delivery 2.6%, GC 4%.
-Inclusive: submit 25%, claim 12%, finishing the attempt 17%, events 12%.
-
-Fixes in this change: the aws queue is batched (`BatchingTaskQueue` in the container,
-with a linger cut short when a batch fills: sends wait at most 2 ms, acks 0.5 s), which
-is what brings SQS to 0.31 requests per task at saturation (2.23 for the original loop).
-
-Proposed fixes in files this change does not own, with their evidence:
-
-- **HTTP parser, +35% over HTTP** (target 1). With `httptools` importable, uvicorn
-  (`http="auto"`) uses its C parser instead of h11: the HTTP benchmark measured 3,832
-  and 4,079 tasks/s against 2,993 and 2,793 without it (runs alternated in one
-  session). That alone crosses 3,000 tasks/s. Proposal: `uvicorn[standard]` (or
-  `httptools`) in `pyproject.toml`'s runtime dependencies.
-- **One TaskService per request** (`entrypoints/http/routes.py:_service`, 4% of HTTP
-  samples): the container's `Factory` builds a `TaskService` per request, resolving
-  six providers through dependency-injector. It holds no per-request state: resolve it
-  once in `create_app`.
-- **Random ids without a syscall** (`domain/models.py:new_task_id`,
-  `domain/processing.py:_claim`): 6.6% (sqlite) and 7.8% (memory) of samples. The
-  lease token needs uniqueness, not secrecy: `uuid.UUID(int=random.getrandbits(128),
-  version=4)` costs 65 ns and releases no GIL. Task ids could do the same unless they
-  are meant to be unguessable (with authentication on, they need not be).
-- **Fewer asyncio tasks per delivery** (`domain/processing.py:_run`, `_call`): start
-  the heartbeat lazily (a `loop.call_later` timer that spawns it only when the first
-  beat is due; most tasks end before) and await an async handler directly under
-  `asyncio.timeout()` instead of `ensure_future` + `asyncio.wait` + `wait_for`.
-- **`_sort_key` in the memory repository** (`adapters/memory.py`, 3.2%):
-  `created_at.isoformat()` per insert and per status change; store the key with the
-  task once.
-- **Worker receive size at saturation** (`entrypoints/worker.py`): the worker receives
-  `min(free slots, 10)` as soon as one slot frees, so under steady load many
-  ReceiveMessage calls ask for 1 or 2 messages (502 receives for 5,000 tasks at
-  saturation; 261 for 1,000 on all-moto). Waiting a few ms (bounded, only while other
-  tasks are in flight) for half a batch of free slots would bring receives towards 0.1
-  per task.
-- **SQS requests per task at moto's rate** (`adapters/batching.py`,
-  `entrypoints/worker.py`): at about 30 tasks/s a 2 ms send linger and a 20 ms ack
-  linger batch little (0.56 SendMessageBatch, 0.60 DeleteMessageBatch, 0.37
-  ReceiveMessage per task), and they are all the engine's cost above the original's
-  floor at 200 B. Acks that do not hold a worker slot (handed to the batcher, flushed
-  within about half a second, a lost one only means a redelivery that is skipped) would
-  make them about 0.1; receives paced to fill half a batch while others are in flight,
-  and a longer send linger, the rest.
-"""
