@@ -41,7 +41,7 @@ def slot_maker(cls: type[T]) -> Callable[..., T]:
     declared = fields(cls)  # type: ignore[arg-type]
     names = [f.name for f in declared]
     twin = _twin(cls, names)
-    if twin is None:
+    if twin is None or hasattr(cls, "__post_init__"):
         return cls  # its own __init__
     scope: dict[str, Any] = {"new_object": object.__new__, "cls": cls, "twin": twin}
     params = []

@@ -78,8 +78,20 @@ class WithFactory:
     items: list[int] = dataclasses.field(default_factory=list)
 
 
-def test_a_class_with_a_default_factory_is_made_by_its_init() -> None:
+@dataclasses.dataclass(frozen=True, slots=True)
+class Checked:
+    n: int
+
+    def __post_init__(self) -> None:
+        if self.n < 0:
+            raise ValueError("n must not be negative")
+
+
+def test_a_class_with_a_default_factory_or_a_post_init_is_made_by_its_init() -> None:
     assert slot_maker(WithFactory) is WithFactory
+    assert slot_maker(Checked) is Checked  # its check runs
+    with pytest.raises(ValueError):
+        slot_maker(Checked)(-1)
     assert slot_maker(Derived) is Derived  # another layout: no twin
     made = slot_maker(Base)(1)
     assert made == Base(1, "b") and type(made) is Base
