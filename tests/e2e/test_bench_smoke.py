@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks import celery_redis
+from benchmarks import baseline, celery_redis
 from benchmarks.report import figures
 from tests.support.processes import ROOT
 
@@ -76,6 +76,14 @@ def test_quick_bench_produces_every_figure(tmp_path: Path) -> None:
         assert "inprocess_over_celery_solo" in named
     else:
         assert celery == {"skipped": celery_redis.unavailable()}
+
+    inprocess = results["inprocess"]
+    if baseline.available():  # a clone with main's history: the engine before issue 18 ran
+        assert len(inprocess["baseline_runs"]) == len(inprocess["runs"]) == 3, inprocess
+        assert min(inprocess["baseline_runs"]) > 0
+        assert named["inprocess_over_baseline"] > 0
+    else:
+        assert "over_baseline" not in inprocess
 
     text = report.read_text()
     assert "QUICK MODE" in text
