@@ -3,7 +3,7 @@
 Each task: repository.add + queue.send (the submit), then receive, get, claim
 (PENDING -> PROCESSING), complete (PROCESSING -> COMPLETED) and ack (the worker).
 
-    /work/venv/bin/python benchmarks/bench_sqlite.py --tasks 5000 --workers 20
+    .venv/bin/python benchmarks/bench_sqlite.py --tasks 5000 --workers 20
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Benchmark 1 over HTTP: no-op tasks submitted to one ``taskq serve`` by a load
 generator in another process (this one), on loopback, until all are COMPLETED.
 
-    /work/venv/bin/python -m benchmarks.http_throughput --backend memory --tasks 20000
+    .venv/bin/python -m benchmarks.http_throughput --backend memory --tasks 20000
 """
 
 from __future__ import annotations

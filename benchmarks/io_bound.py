@@ -2,7 +2,7 @@
 ``asyncio.sleep(--sleep)``, with WORKER_COUNT ``--concurrency``, in one process
 (container, memory backend); ideal time tasks * sleep / concurrency.
 
-    /work/venv/bin/python -m benchmarks.io_bound --tasks 1000 --sleep 0.1 --concurrency 100
+    .venv/bin/python -m benchmarks.io_bound --tasks 1000 --sleep 0.1 --concurrency 100
 """
 
 from __future__ import annotations

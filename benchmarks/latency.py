@@ -3,7 +3,7 @@
 One task every ``--interval`` seconds to one ``taskq serve``; the latency of a task is
 its ``started_at - created_at`` (both stamped by the server's clock).
 
-    /work/venv/bin/python -m benchmarks.latency --tasks 250 --interval 0.02
+    .venv/bin/python -m benchmarks.latency --tasks 250 --interval 0.02
 """
 
 from __future__ import annotations

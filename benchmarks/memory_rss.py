@@ -4,7 +4,7 @@ sqlite with retention on (TASKQ_RETENTION_SECONDS): the store stays bounded, and
 should the process. The memory backend keeps every task (it has no retention), so its
 growth per task is reported too, as the cost of keeping history in RAM.
 
-    /work/venv/bin/python -m benchmarks.memory_rss --tasks 100000
+    .venv/bin/python -m benchmarks.memory_rss --tasks 100000
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@ overview) latency against the number of stored tasks (memory and sqlite), p50 ov
 ``--requests`` sequential requests. Two API processes serve the two sizes side by side;
 requests alternate between them.
 
-    /work/venv/bin/python -m benchmarks.reads --small 1000 --large 100000
+    .venv/bin/python -m benchmarks.reads --small 1000 --large 100000
 """
 
 from __future__ import annotations

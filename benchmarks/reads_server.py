@@ -3,7 +3,7 @@ read-scaling benchmark. The store is filled through the repository before the AP
 starts, which is far quicker than submitting over HTTP.
 
     TASKQ_BACKEND=sqlite TASKQ_SQLITE_PATH=/tmp/r.db PORT=8090 \
-        /work/venv/bin/python -m benchmarks.reads_server --tasks 100000
+        .venv/bin/python -m benchmarks.reads_server --tasks 100000
 """
 
 from __future__ import annotations

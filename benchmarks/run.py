@@ -1,7 +1,7 @@
 """``make bench``: every benchmark of docs/benchmarks.md in one run, written there.
 
-    /work/venv/bin/python -m benchmarks.run                # full sizes (~15 minutes)
-    /work/venv/bin/python -m benchmarks.run --quick --output /tmp/bench.md
+    .venv/bin/python -m benchmarks.run                # full sizes (~15 minutes)
+    .venv/bin/python -m benchmarks.run --quick --output /tmp/bench.md
 
 ``--quick`` runs the same code on tiny sizes: a smoke test (``make test`` runs it) that
 every benchmark still works and yields its figures. Its numbers mean nothing.
@@ -296,7 +296,10 @@ def main() -> None:
         results = json.loads(args.from_json.read_text())
     else:
         sizes = QUICK if args.quick else FULL
-        command = "/work/venv/bin/python -m benchmarks.run" + (" --quick" if args.quick else "")
+        python = Path(sys.executable)
+        if python.is_relative_to(ROOT):
+            python = python.relative_to(ROOT)
+        command = f"{python} -m benchmarks.run" + (" --quick" if args.quick else "")
         with tempfile.TemporaryDirectory(prefix="taskq-bench-") as directory:
             results = run_all(sizes, Path(directory))
         results["command"] = "make bench  (" + command + ")"

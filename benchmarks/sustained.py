@@ -13,7 +13,7 @@ For each: requests/s accepted (201; a 503 from back-pressure is not accepted), t
 completed *while the load lasted* (``completed_tasks`` of ``GET /metrics`` read the moment
 the load stops) over those accepted, POST p50/p99, and the backlog left.
 
-    /work/venv/bin/python -m benchmarks.sustained --seconds 8
+    .venv/bin/python -m benchmarks.sustained --seconds 8
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ and after they left, and the server's RSS with the waiters against without. Then
 waited-on tasks are cancelled: each waiter is answered by the task event, and the time
 until the last one answered is reported.
 
-    /work/venv/bin/python -m benchmarks.waiting --waiters 1000
+    .venv/bin/python -m benchmarks.waiting --waiters 1000
 """
 
 from __future__ import annotations
