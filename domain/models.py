@@ -22,7 +22,7 @@ from domain.messages import Delivery as Delivery
 from domain.messages import QueueDepth as QueueDepth
 from domain.priorities import Priority
 from domain.progress import Progress
-from domain.slot_copy import slot_copier
+from domain.slot_copy import slot_copier, slot_updater
 
 JSON = Any
 """Any JSON value: what ``json.loads`` can return."""
@@ -156,20 +156,20 @@ class Task:
     ) -> Task:
         if held and run_at is None:
             raise ValueError("only a task with a run_at can be held")
-        values = {  # copied onto a blank task: a frozen __init__ costs three times more
-            "id": task_id or new_task_id(),
-            "type": task_type,
-            "payload": payload,
-            "created_at": now,
-            "updated_at": now,
-            "max_attempts": max_attempts,
-            "timeout_seconds": timeout_seconds,
-            "run_at": run_at,
-            "held": held,
-            "traceparent": traceparent,
-            "priority": priority,
-        }
-        return _copy(_BLANK, values)
+        return _created(  # a blank task filled in: a frozen __init__ costs three times more
+            _BLANK,
+            task_id or new_task_id(),
+            task_type,
+            payload,
+            now,
+            now,
+            max_attempts,
+            timeout_seconds,
+            run_at,
+            held,
+            traceparent,
+            priority,
+        )
 
     # -- transitions ------------------------------------------------------------------
 
@@ -209,17 +209,9 @@ class Task:
         task whose lease expired calls ``take_over``, which settles the lost attempt.)"""
         if TaskStatus.PROCESSING not in ALLOWED_TRANSITIONS[self.status]:
             raise IllegalTransition(self.id, self.status.value, TaskStatus.PROCESSING.value)
-        claimed = {  # as _to makes it, without its keyword merges: on every delivery
-            "status": TaskStatus.PROCESSING,
-            "updated_at": now,
-            "version": self.version + 1,
-            "held": False,
-            "attempts": self.attempts + 1,
-            "started_at": now,
-            "lease_token": lease_token,
-            "lease_expires_at": now + timedelta(seconds=lease_seconds),
-        }
-        return _copy(self, claimed)
+        expires = now + timedelta(seconds=lease_seconds)
+        # as _to makes it, without its keyword merges: on every delivery
+        return _claimed(self, now, self.version + 1, self.attempts + 1, now, lease_token, expires)
 
     def settle_lost_attempt(self, now: datetime) -> Task:
         """The attempt of this PROCESSING task was lost: its lease expired with no result
@@ -282,17 +274,8 @@ class Task:
     def complete(self, result: JSON, now: datetime) -> Task:
         if TaskStatus.COMPLETED not in ALLOWED_TRANSITIONS[self.status]:
             raise IllegalTransition(self.id, self.status.value, TaskStatus.COMPLETED.value)
-        completed = {  # as _unleased makes it, without its keyword merges
-            "status": TaskStatus.COMPLETED,
-            "updated_at": now,
-            "version": self.version + 1,
-            "held": False,
-            "lease_token": None,
-            "lease_expires_at": None,
-            "result": result,
-            "finished_at": now,
-        }
-        return _copy(self, completed)
+        # as _unleased makes it, without its keyword merges: on every delivery
+        return _completed(self, now, self.version + 1, result, now)
 
     def fail(self, error: str, now: datetime, *, traceback: str | None = None) -> Task:
         return self._attempt_failed(
@@ -365,6 +348,23 @@ class Task:
 
 _copy = slot_copier(Task)
 """A copy of a task with the ``changes`` given (by field name) made."""
+_created = slot_updater(
+    Task,
+    ("id", "type", "payload", "created_at", "updated_at", "max_attempts", "timeout_seconds")
+    + ("run_at", "held", "traceparent", "priority"),
+)
+_claimed = slot_updater(
+    Task,
+    ("updated_at", "version", "attempts", "started_at", "lease_token", "lease_expires_at"),
+    {"status": TaskStatus.PROCESSING, "held": False},
+)
+_completed = slot_updater(
+    Task,
+    ("updated_at", "version", "result", "finished_at"),
+    {"status": TaskStatus.COMPLETED, "held": False, "lease_token": None, "lease_expires_at": None},
+)
+"""A blank task filled in, a claim, a completion: made for every task, so each takes
+its values as arguments (``slot_updater``), not in a dictionary of changes."""
 _BLANK = Task("", "", None, TaskStatus.PENDING, datetime.min, datetime.min)
 """What ``Task.create`` fills in: the defaults of every other field."""
 

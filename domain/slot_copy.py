@@ -9,7 +9,7 @@ descriptor instead: the same result, 2.5 times slower."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import MISSING, fields
 from typing import Any, TypeVar
 
@@ -20,18 +20,55 @@ def slot_copier(cls: type[T]) -> Callable[[T, dict[str, Any]], T]:
     """A function ``copy(instance, changes)``: ``instance`` with ``changes`` (by field
     name) made, as a new instance of ``cls``."""
     names = [f.name for f in fields(cls)]  # type: ignore[arg-type]
+    values = {n: f"c['{n}'] if '{n}' in c else t.{n}" for n in names}
+    copy: Callable[[T, dict[str, Any]], T] = _compile(cls, names, "t, c", values)
+    return copy
+
+
+def slot_updater(
+    cls: type[T], changing: Sequence[str], fixed: Mapping[str, Any] | None = None
+) -> Callable[..., T]:
+    """A function ``update(instance, *values)``: ``instance`` with the fields named in
+    ``changing`` set to ``values`` (in that order) and those in ``fixed`` to its
+    values, as a new instance of ``cls``. For a change made on every delivery: no
+    dictionary of changes made and looked up per field (about 0.9 µs less than
+    ``slot_copier``'s copy for a claim's eight fields)."""
+    names = [f.name for f in fields(cls)]  # type: ignore[arg-type]
+    fixed = dict(fixed or {})
+    given = [*changing, *fixed]
+    if not set(given) <= set(names) or len(set(given)) != len(given):
+        raise ValueError(f"not each a field of {cls.__name__} once: {given}")
+    values = {n: f"t.{n}" for n in names}
+    values.update({n: f"v_{n}" for n in changing})
+    values.update({n: f"k_{n}" for n in fixed})
+    params = ", ".join(["t", *(f"v_{n}" for n in changing)])
+    constants = {f"k_{n}": value for n, value in fixed.items()}
+    update: Callable[..., T] = _compile(cls, names, params, values, constants)
+    return update
+
+
+def _compile(
+    cls: type[T],
+    names: list[str],
+    params: str,
+    values: dict[str, str],
+    constants: dict[str, Any] | None = None,
+) -> Any:
+    """A function of ``params`` making a new ``cls`` whose field ``n`` is the
+    expression ``values[n]`` (which may name ``constants``): through the twin class,
+    else each slot's descriptor."""
     twin = _twin(cls, names)
     scope: dict[str, Any] = {"new_object": object.__new__, "cls": cls, "twin": twin}
+    scope.update(constants or {})
     if twin is not None:
-        body = "".join(f"    new.{n} = c['{n}'] if '{n}' in c else t.{n}\n" for n in names)
-        source = f"def copy(t, c):\n    new = new_object(twin)\n{body}    new.__class__ = cls\n"
+        body = "".join(f"    new.{n} = {values[n]}\n" for n in names)
+        source = f"def make({params}):\n    new = new_object(twin)\n{body}    new.__class__ = cls\n"
     else:
         scope.update({f"set_{n}": getattr(cls, n).__set__ for n in names})
-        body = "".join(f"    set_{n}(new, c['{n}'] if '{n}' in c else t.{n})\n" for n in names)
-        source = f"def copy(t, c):\n    new = new_object(cls)\n{body}"
+        body = "".join(f"    set_{n}(new, {values[n]})\n" for n in names)
+        source = f"def make({params}):\n    new = new_object(cls)\n{body}"
     exec(f"{source}    return new\n", scope)
-    copy: Callable[[T, dict[str, Any]], T] = scope["copy"]
-    return copy
+    return scope["make"]
 
 
 def slot_maker(cls: type[T]) -> Callable[..., T]:

@@ -10,7 +10,7 @@ import pytest
 
 from domain.events import TaskEvent, TaskEventKind, new_event
 from domain.models import Task, TaskStatus
-from domain.slot_copy import slot_copier, slot_maker
+from domain.slot_copy import slot_copier, slot_maker, slot_updater
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -95,3 +95,59 @@ def test_a_class_with_a_default_factory_or_a_post_init_is_made_by_its_init() -> 
     assert slot_maker(Derived) is Derived  # another layout: no twin
     made = slot_maker(Base)(1)
     assert made == Base(1, "b") and type(made) is Base
+
+
+def test_an_update_sets_the_named_fields_and_the_fixed_ones_as_replace_would() -> None:
+    now = datetime(2026, 1, 2, tzinfo=UTC)
+    task = Task.create("noop", {"x": 1}, now, max_attempts=5)
+    update = slot_updater(Task, ("attempts", "lease_token"), {"status": TaskStatus.PROCESSING})
+    changed = update(task, 1, "t")
+    expected = dataclasses.replace(task, status=TaskStatus.PROCESSING, attempts=1, lease_token="t")
+    assert type(changed) is Task and changed == expected
+    assert task.status is TaskStatus.PENDING
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        changed.attempts = 2  # type: ignore[misc]
+
+
+def test_an_update_of_another_layout_goes_through_the_descriptors() -> None:
+    changed = slot_updater(Derived, ("c",), {"b": "z"})(Derived(1, "x", 2.0), 3.0)
+    assert type(changed) is Derived and changed == Derived(1, "z", 3.0)
+
+
+@pytest.mark.parametrize(
+    ("changing", "fixed"),
+    [(("nope",), {}), (("a", "a"), {}), (("a",), {"a": 1}), ((), {"nope": 1})],
+)
+def test_an_update_names_each_field_once_and_only_fields(
+    changing: tuple[str, ...], fixed: dict[str, int]
+) -> None:
+    with pytest.raises(ValueError, match="not each a field of Base once"):
+        slot_updater(Base, changing, fixed)
+
+
+def test_the_task_transitions_made_by_updaters_are_what_replace_makes() -> None:
+    now = datetime(2026, 1, 2, tzinfo=UTC)
+    later = datetime(2026, 1, 2, 0, 0, 5, tzinfo=UTC)
+    task = Task.create("noop", [1], now, max_attempts=4, timeout_seconds=9.0, task_id="t1")
+    assert task == Task("t1", "noop", [1], TaskStatus.PENDING, now, now, 4, timeout_seconds=9.0)
+    claimed = task.claim("lease", later, 30)
+    assert claimed == dataclasses.replace(
+        task,
+        status=TaskStatus.PROCESSING,
+        updated_at=later,
+        version=1,
+        attempts=1,
+        started_at=later,
+        lease_token="lease",
+        lease_expires_at=datetime(2026, 1, 2, 0, 0, 35, tzinfo=UTC),
+    )
+    done = claimed.complete({"ok": True}, later)
+    assert done == dataclasses.replace(
+        claimed,
+        status=TaskStatus.COMPLETED,
+        version=2,
+        lease_token=None,
+        lease_expires_at=None,
+        result={"ok": True},
+        finished_at=later,
+    )
