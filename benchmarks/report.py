@@ -255,7 +255,6 @@ def render(results: dict[str, Any]) -> str:
         "the median run is reported; the HTTP runs alternate memory and sqlite.",
         "",
         *baseline_paragraph(results["inprocess"]),
-        "",
         "| backend | tasks | tasks/s (median) | all runs | submits/s | POST p50 | POST p99 | "
         "CPU: server, load generator |",
         "|---|---|---|---|---|---|---|---|",
