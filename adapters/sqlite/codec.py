@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from collections.abc import Callable
 from dataclasses import fields
 from datetime import UTC, datetime
+from operator import attrgetter
 from typing import Any, Final
 
 from domain.models import Task, TaskStatus
@@ -115,34 +117,76 @@ def finished_key(task: Task) -> str | None:
     return time_key(task.finished_at or task.updated_at)
 
 
+def _iso_of(name: str) -> Callable[[Task], str | None]:
+    value = attrgetter(name)
+    return lambda task: iso(value(task))
+
+
+_COLUMN_VALUES: Final[dict[str, Callable[[Task], Any]]] = {
+    "id": attrgetter("id"),
+    "type": attrgetter("type"),
+    "payload": lambda task: _json(task.payload),
+    "status": lambda task: task.status.value,
+    "created_at": _iso_of("created_at"),
+    "updated_at": _iso_of("updated_at"),
+    "max_attempts": attrgetter("max_attempts"),
+    "attempts": attrgetter("attempts"),
+    "retry_count": attrgetter("retry_count"),
+    "timeout_seconds": attrgetter("timeout_seconds"),
+    "started_at": _iso_of("started_at"),
+    "finished_at": _iso_of("finished_at"),
+    "error": attrgetter("error"),
+    "result": lambda task: _json(task.result),
+    "lease_token": attrgetter("lease_token"),
+    "lease_expires_at": _iso_of("lease_expires_at"),
+    "run_at": _iso_of("run_at"),
+    "version": attrgetter("version"),
+    "progress": lambda task: None if task.progress is None else _json(task.progress.to_json()),
+    "extra": _encode_extra,
+    "created_key": lambda task: time_key(task.created_at),
+    "finished_key": finished_key,
+    "held_key": held_key,
+    "due_key": due_key,
+}
+"""How the value of each column in ``ROW_COLUMNS`` is computed from a Task."""
+if tuple(_COLUMN_VALUES) != ROW_COLUMNS:
+    raise AssertionError("_COLUMN_VALUES must list ROW_COLUMNS, in order")
+
+
 def task_row(task: Task) -> dict[str, Any]:
     """The value of every column in ``ROW_COLUMNS``, by name."""
-    return {
-        "id": task.id,
-        "type": task.type,
-        "payload": _json(task.payload),
-        "status": task.status.value,
-        "created_at": iso(task.created_at),
-        "updated_at": iso(task.updated_at),
-        "max_attempts": task.max_attempts,
-        "attempts": task.attempts,
-        "retry_count": task.retry_count,
-        "timeout_seconds": task.timeout_seconds,
-        "started_at": iso(task.started_at),
-        "finished_at": iso(task.finished_at),
-        "error": task.error,
-        "result": _json(task.result),
-        "lease_token": task.lease_token,
-        "lease_expires_at": iso(task.lease_expires_at),
-        "run_at": iso(task.run_at),
-        "version": task.version,
-        "progress": None if task.progress is None else _json(task.progress.to_json()),
-        "extra": _encode_extra(task),
-        "created_key": time_key(task.created_at),
-        "finished_key": finished_key(task),
-        "held_key": held_key(task),
-        "due_key": due_key(task),
-    }
+    return {column: value(task) for column, value in _COLUMN_VALUES.items()}
+
+
+def column_values(task: Task, columns: tuple[str, ...]) -> list[Any]:
+    """The values of ``columns`` for ``task``, in that order."""
+    return [_COLUMN_VALUES[column](task) for column in columns]
+
+
+_FIELDS: Final = tuple(f.name for f in fields(Task) if f.name != "id")
+"""The fields an update may change (never the id)."""
+_field_values: Final = attrgetter(*_FIELDS)
+_FIELD_COLUMN: Final = {name: name if name in TASK_COLUMNS else "extra" for name in _FIELDS}
+"""The column each field is written to."""
+_ALWAYS_UPDATED: Final = frozenset({"status", "updated_at", "version", *KEY_COLUMNS}) - {
+    "created_key"
+}
+"""Written by every update: the derived keys read several fields each (the status,
+times, ``held``), so they are recomputed rather than followed field by field."""
+
+
+def changed_columns(new: Task, old: Task) -> tuple[str, ...]:
+    """The columns (in ``ROW_COLUMNS`` order) an update from ``old`` to ``new`` writes:
+    those of each field whose value is not the very same object in both, and the
+    derived keys. A copy of a Task shares its unchanged values, so this leaves out what
+    did not change, and never a value that did (a changed value is another object)."""
+    columns = set(_ALWAYS_UPDATED)
+    for name, value, before in zip(_FIELDS, _field_values(new), _field_values(old), strict=True):
+        if value is not before:
+            columns.add(_FIELD_COLUMN[name])
+    if "created_at" in columns:
+        columns.add("created_key")
+    return tuple(column for column in ROW_COLUMNS if column in columns)
 
 
 def task_from_row(row: sqlite3.Row) -> Task:
