@@ -1,7 +1,9 @@
-"""What the benchmarks share: processes on loopback ports, RSS, percentiles."""
+"""What the benchmarks share: processes on loopback ports, RSS, percentiles, waiting
+for tasks to complete."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import signal
@@ -9,11 +11,14 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Awaitable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+
+from domain.models import TaskStatus
+from domain.ports import TaskRepository
 
 ROOT = Path(__file__).resolve().parents[1]
 PYTHON = sys.executable
@@ -148,3 +153,16 @@ def moto_server(log_dir: Path) -> contextlib.AbstractContextManager[Process]:
     port = free_port()
     command = [PYTHON, "-m", "scripts.local_aws", "-H", "127.0.0.1", "-p", str(port)]
     return started(command, port=port, log_dir=log_dir, ready_path="/moto-api/")
+
+
+async def completed(
+    repository: TaskRepository, n: int, started: float, stop: asyncio.Event, worker: Awaitable[None]
+) -> float:
+    """Seconds from ``started`` (``time.perf_counter``) until ``n`` tasks in
+    ``repository`` are COMPLETED; then the worker is stopped and awaited."""
+    while (await repository.count_by_status())[TaskStatus.COMPLETED] < n:
+        await asyncio.sleep(0.002)
+    elapsed = time.perf_counter() - started
+    stop.set()
+    await worker
+    return elapsed

@@ -13,10 +13,10 @@ import json
 import time
 from typing import Any
 
+from benchmarks.common import completed
 from bootstrap.container import build_container
 from bootstrap.settings import Settings
 from domain.limits import MAX_BATCH_SIZE
-from domain.models import TaskStatus
 from domain.services import BatchEntry, SubmitRequest
 from entrypoints.runtime import build_worker, maybe_await
 
@@ -40,11 +40,7 @@ async def run(tasks: int, sleep: float, concurrency: int) -> dict[str, Any]:
         entry = BatchEntry(SubmitRequest(type="sleep", payload=sleep))
         for start in range(0, tasks, MAX_BATCH_SIZE):
             await service.submit_batch([entry] * min(MAX_BATCH_SIZE, tasks - start))
-        while (await repository.count_by_status())[TaskStatus.COMPLETED] < tasks:
-            await asyncio.sleep(0.002)
-        elapsed = time.perf_counter() - started
-        stop.set()
-        await running
+        elapsed = await completed(repository, tasks, started, stop, running)
     finally:
         await maybe_await(container.shutdown_resources())
     ideal = tasks * sleep / concurrency
