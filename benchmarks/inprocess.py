@@ -25,11 +25,11 @@ from adapters.memory import InMemoryTaskQueue, InMemoryTaskRepository, InMemoryW
 from adapters.memory_flow import InMemoryFlowControlStore
 from adapters.observability.metrics import PrometheusTaskEvents
 from adapters.observability.task_log import TaskEventLog
+from benchmarks.common import completed
 from bootstrap.container import task_observers
 from domain.events import FanOut
 from domain.flow_gate import FlowGate
 from domain.limits import DEFAULT_MEMORY_MAX_BACKLOG
-from domain.models import TaskStatus
 from domain.processing import ProcessorSettings, TaskProcessor
 from domain.retry import RetryPolicy
 from domain.services import SubmissionLimits, SubmitRequest, TaskService
@@ -78,11 +78,7 @@ async def run(n: int, concurrency: int) -> dict[str, float]:
     running = asyncio.create_task(worker.run(stop))
     for _ in range(n):
         await service.submit(SubmitRequest(type="noop"))
-    while (await repo.count_by_status())[TaskStatus.COMPLETED] < n:
-        await asyncio.sleep(0.001)
-    elapsed = time.perf_counter() - started
-    stop.set()
-    await running
+    elapsed = await completed(repo, n, started, stop, running)
     return {"tasks": n, "seconds": round(elapsed, 3), "tasks_per_second": round(n / elapsed)}
 
 

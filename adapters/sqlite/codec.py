@@ -166,8 +166,16 @@ def column_values(task: Task, columns: tuple[str, ...]) -> list[Any]:
 _FIELDS: Final = tuple(f.name for f in fields(Task) if f.name != "id")
 """The fields an update may change (never the id)."""
 _field_values: Final = attrgetter(*_FIELDS)
-_FIELD_COLUMN: Final = {name: name if name in TASK_COLUMNS else "extra" for name in _FIELDS}
-"""The column each field is written to."""
+
+
+def _columns_of(name: str) -> tuple[str, ...]:
+    """The columns a field is written to (the creation also feeds ``created_key``)."""
+    if name not in TASK_COLUMNS:
+        return ("extra",)
+    return (name, "created_key") if name == "created_at" else (name,)
+
+
+_FIELD_COLUMNS: Final = {name: _columns_of(name) for name in _FIELDS}
 _ALWAYS_UPDATED: Final = frozenset({"status", "updated_at", "version", *KEY_COLUMNS}) - {
     "created_key"
 }
@@ -183,9 +191,7 @@ def changed_columns(new: Task, old: Task) -> tuple[str, ...]:
     columns = set(_ALWAYS_UPDATED)
     for name, value, before in zip(_FIELDS, _field_values(new), _field_values(old), strict=True):
         if value is not before:
-            columns.add(_FIELD_COLUMN[name])
-    if "created_at" in columns:
-        columns.add("created_key")
+            columns.update(_FIELD_COLUMNS[name])
     return tuple(column for column in ROW_COLUMNS if column in columns)
 
 
