@@ -18,8 +18,8 @@ patch that module (``adapters.sqlite.repository.PURGE_CHUNK``), not this package
 """
 
 from adapters.sqlite.database import (
-    BEGIN_ATTEMPTS,
     DEFAULT_BUSY_TIMEOUT_MS,
+    DEFAULT_WRITE_LOCK_WAIT_SECONDS,
     MAX_OPS_PER_TRANSACTION,
     SqliteDatabase,
 )
@@ -33,8 +33,8 @@ from adapters.sqlite.schema import MIGRATIONS, SCHEMA_VERSION, migrate
 from adapters.sqlite.workers import SqliteWorkerRegistry
 
 __all__ = [
-    "BEGIN_ATTEMPTS",
     "DEFAULT_BUSY_TIMEOUT_MS",
+    "DEFAULT_WRITE_LOCK_WAIT_SECONDS",
     "MAX_OPS_PER_TRANSACTION",
     "MIGRATIONS",
     "POLL_INTERVAL_SECONDS",
