@@ -146,6 +146,7 @@ class SqliteDatabase:
         self.busy_timeout_ms = busy_timeout_ms
         self.write_lock_wait_seconds = write_lock_wait_seconds
         self._busy_timeout = _BUSY_TIMEOUT.format(ms=int(busy_timeout_ms))
+        self._waits_when_busy = True  # the connection's busy_timeout is busy_timeout_ms
         self.schema_version_found = 0
         self._ops: queue.SimpleQueue[_Op | None] = queue.SimpleQueue()  # None: stop
         self._closed = False
@@ -270,21 +271,27 @@ class SqliteDatabase:
         for op in live:
             if op.kind is _Kind.ALONE:
                 try:
+                    self._wait_when_busy(conn, True)
                     outcome: _Outcome = (True, _call(op, conn))
                 except BaseException as exc:
                     outcome = (False, _translate(exc))
                 _deliver([op], [outcome])
 
+    def _wait_when_busy(self, conn: sqlite3.Connection, waits: bool) -> None:
+        """Set the connection's busy_timeout: none for write transactions (the write lock
+        is polled for, and once it is held no statement waits), ``busy_timeout_ms`` for
+        reads and calls run alone. Changed only when it must, so that back-to-back write
+        transactions run no PRAGMA at all."""
+        if waits != self._waits_when_busy:
+            conn.execute(self._busy_timeout if waits else _NO_BUSY_TIMEOUT)
+            self._waits_when_busy = waits
+
     def _begin(self, conn: sqlite3.Connection, write: bool) -> None:
-        if not write:
-            conn.execute(_BEGIN_READ)
-            return
-        # busy_timeout would sleep in SQLite's busy handler: poll for the lock instead.
-        conn.execute(_NO_BUSY_TIMEOUT)
-        try:
+        self._wait_when_busy(conn, not write)
+        if write:
             _take_write_lock(conn, self.write_lock_wait_seconds)
-        finally:
-            conn.execute(self._busy_timeout)
+        else:
+            conn.execute(_BEGIN_READ)
 
     def _run_transaction(self, conn: sqlite3.Connection, ops: list[_Op]) -> list[_Outcome]:
         write = any(op.kind is _Kind.WRITE for op in ops)

@@ -72,16 +72,21 @@ async def test_a_lock_held_past_the_wait_fails_those_calls_and_the_next_ones_run
     db.close()
 
 
-async def test_reads_and_other_statements_keep_the_busy_timeout(tmp_path: Path) -> None:
+async def test_reads_and_calls_run_alone_keep_the_busy_timeout(tmp_path: Path) -> None:
+    """Inside a write transaction the lock is already held, so nothing waits there; a
+    read or a call run alone after it gets SQLite's busy_timeout back."""
     db = SqliteDatabase(str(tmp_path / "taskq.db"), clock=SystemClock(), busy_timeout_ms=1234)
     repo = SqliteTaskRepository(db)
-    await repo.add(Task.create("email", 1, T0, task_id="one"))
 
     def busy_timeout(conn: sqlite3.Connection) -> int:
         return int(conn.execute("PRAGMA busy_timeout").fetchone()["timeout"])
 
     assert await db.read(busy_timeout) == 1234
-    assert await db.write(busy_timeout) == 1234  # restored once the lock is taken
+    await repo.add(Task.create("email", 1, T0, task_id="one"))
+    assert await db.write(busy_timeout) == 0
+    assert await db.read(busy_timeout) == 1234
+    await repo.add(Task.create("email", 2, T0, task_id="two"))
+    assert await db.alone(busy_timeout) == 1234
     db.close()
 
 
