@@ -146,8 +146,9 @@ def _sustained(s: dict[str, Any] | None) -> list[str]:
         f"The same load generator ({s['connections']} keep-alive connections posting no-op "
         f"tasks for {s['load_seconds']:g} s) against a trivial Starlette POST endpoint, "
         "`taskq serve` (memory, sqlite; shipped defaults, `WORKER_COUNT=50`) and `taskq api` "
-        "+ `taskq worker` x2 on sqlite. Completed during the load: `completed_tasks` the "
-        "moment the load stops less its value as it starts. A 503 (back-pressure) is not "
+        "+ `taskq worker` x2 (and x1) on one sqlite file. Completed during the load: "
+        "`completed_tasks` the moment the load stops less its value as it starts. A 503 "
+        "(back-pressure) is not "
         "accepted. CPU per request: the server's CPU time over the requests accepted.",
         "",
         "| run | accepted/s | × trivial | completed during load ÷ accepted | POST p50 / p99 "

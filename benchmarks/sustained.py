@@ -7,7 +7,9 @@ no-op tasks for a fixed time) runs against, one after the other:
   uvicorn;
 - ``taskq serve`` on memory and on sqlite, with the shipped defaults (metrics and the
   task log on) and ``WORKER_COUNT=50``;
-- ``taskq api`` + ``taskq worker`` x2 on one sqlite file (API and workers split).
+- ``taskq api`` + ``taskq worker`` x2 on one sqlite file (API and workers split), and
+  the same with one worker process (on a 2-core machine, what splitting buys depends on
+  how many processes share the cores).
 
 For each: requests/s accepted (201; a 503 from back-pressure is not accepted), tasks
 completed *while the load lasted* (``completed_tasks`` of ``GET /metrics`` read the moment
@@ -159,19 +161,20 @@ def split(seconds: float, log_dir: Path, workers: int = SPLIT_WORKERS) -> dict[s
 
 
 def run(seconds: float, log_dir: Path) -> dict[str, Any]:
-    """All four, one after the other, with the ratios the targets are stated in."""
+    """All five, one after the other, with the ratios the targets are stated in."""
     ceiling = trivial(seconds, log_dir)
     memory = taskq("memory", seconds, log_dir)
     sqlite = taskq("sqlite", seconds, log_dir)
     apart = split(seconds, log_dir)
-    for row in (memory, sqlite, apart):
+    one_worker = split(seconds, log_dir, workers=1)
+    for row in (memory, sqlite, apart, one_worker):
         row["accepted_over_trivial"] = round(
             row["accepted_per_second"] / ceiling["accepted_per_second"], 2
         )
     return {
         "load_seconds": seconds,
         "connections": CONNECTIONS,
-        "runs": [ceiling, memory, sqlite, apart],
+        "runs": [ceiling, memory, sqlite, apart, one_worker],
     }
 
 
@@ -181,6 +184,9 @@ def main() -> None:
     parser.add_argument(
         "--only", choices=["trivial", "memory", "sqlite", "split"], help="one run alone"
     )
+    parser.add_argument(
+        "--split-workers", type=int, default=SPLIT_WORKERS, help="worker processes of --only split"
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="taskq-bench-") as directory:
         work = Path(directory)
@@ -189,7 +195,7 @@ def main() -> None:
         elif args.only in ("memory", "sqlite"):
             figures = taskq(args.only, args.seconds, work)
         elif args.only == "split":
-            figures = split(args.seconds, work)
+            figures = split(args.seconds, work, args.split_workers)
         else:
             figures = run(args.seconds, work)
     print(json.dumps(figures, indent=2))
