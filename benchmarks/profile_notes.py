@@ -47,6 +47,22 @@ database calls on the event loop's thread instead of the SQLite thread gains ano
 but only 5-15% under HTTP load, and it would block the loop whenever another process
 holds the write lock or a checkpoint runs.
 
+**API and workers in separate processes, sqlite** (2026-12-03; py-spy with `--idle` on
+the API process and one of two workers, split run of section 9): the database threads
+spent 34% (API) and 44% (worker) of their time inside `BEGIN IMMEDIATE`, asleep in
+SQLite's busy handler (1, 2, 5, 10 ... 100 ms between tries) while another process held
+the write lock or long after it had let it go; the worker's event loop was idle 89% of
+the time. Writers now poll for the lock (50 µs doubling to 0.5 ms). Same measure, 4
+alternated runs each of `python -m benchmarks.sustained --only split`: completed while
+the load lasted 1,395-1,644 → 1,908-2,441 tasks/s, completed ÷ accepted 0.59-1.0 →
+0.99-1.0, p99 ÷ p50 4-8 → 2.1-2.8. Measured by hand, not adopted: a blocking `flock` on
+a lock file beside the database (the same figures within noise, but a wait without a
+time limit and a file more); sending the message and storing the task in one write
+transaction (no gain: the split run is bound by the CPU, not by the two round trips);
+keeping the last tasks written in memory so a claim skips its read (about 3%
+in-process, and the handler would get the submitter's own payload object instead of a
+copy).
+
 **Worker path, in-process memory** (cProfile, 20,000 tasks): 326 Python calls a task.
 Inclusive: submitting 26% (validating and building the task 12%), the claim 9%, the
 attempt and its finish 44% (recording the result 18%), telling the observers of the
