@@ -40,6 +40,7 @@ from adapters.sqlite import (
     SqliteTaskQueue,
     SqliteTaskRepository,
     SqliteWorkerRegistry,
+    WriteLockStats,
 )
 from adapters.sqlite.flow_control import SqliteFlowControlStore
 from adapters.sqs import SqsTaskQueue
@@ -67,6 +68,7 @@ class MemoryBackend(containers.DeclarativeContainer):
     workers = providers.Singleton(InMemoryWorkerRegistry)
     schedules = providers.Singleton(InMemoryScheduleStore)
     flow_store = providers.Singleton(InMemoryFlowControlStore)
+    write_lock_stats: providers.Object[WriteLockStats | None] = providers.Object(None)  # no file
 
 
 def open_sqlite(path: str, synchronous: str, clock: Clock) -> Iterator[SqliteDatabase]:
@@ -110,6 +112,7 @@ class SqliteBackend(containers.DeclarativeContainer):
     workers = providers.Singleton(SqliteWorkerRegistry, database)
     schedules = providers.Singleton(SqliteScheduleStore, database)
     flow_store = providers.Singleton(SqliteFlowControlStore, database)
+    write_lock_stats = database.provided.lock_stats
 
 
 def aws_client(
@@ -330,6 +333,7 @@ class AwsBackend(containers.DeclarativeContainer):
     flow_store = providers.Singleton(
         DynamoDbFlowControlStore, dynamodb, settings.provided.dynamodb_table
     )
+    write_lock_stats: providers.Object[WriteLockStats | None] = providers.Object(None)  # no file
     stream_counts = providers.Singleton(
         StreamCounts,
         dynamodb,

@@ -28,6 +28,7 @@ from adapters.observability.metrics import (
     MetricsExposition,
     PrometheusTaskEvents,
 )
+from adapters.observability.store_metrics import SqliteWriteLockMetrics
 from adapters.observability.task_log import TaskEventLog
 from adapters.write_health import QUEUE_WRITES, REPOSITORY_WRITES, WriteTracking
 from bootstrap.backends import (
@@ -282,6 +283,11 @@ class Container(containers.DeclarativeContainer):
         TaskTypeLimits, store=backend.flow_store, gate=flow_gate, clock=clock
     )
     flow_metrics = providers.Singleton(FlowMetrics, metrics_registry, task_type_limits)
+    store_metrics = providers.Singleton(
+        SqliteWriteLockMetrics, metrics_registry, backend.write_lock_stats
+    )
+    process_metrics = providers.List(flow_metrics, store_metrics)
+    """The collectors that read this process's state when scraped, registered on first use."""
     processor = providers.Factory(
         TaskProcessor,
         **_run,

@@ -22,7 +22,7 @@ def serve_worker_metrics(container: Container) -> MetricsServer | None:
     settings = container.settings()
     if settings.metrics_port is None:
         return None
-    container.flow_metrics()  # the flow limits and this worker's deferrals too
+    container.process_metrics()  # the flow limits, this worker's deferrals, its SQLite lock
     try:
         server = container.worker_metrics().serve(settings.metrics_host, settings.metrics_port)
     except OSError as exc:

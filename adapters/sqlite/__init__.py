@@ -22,6 +22,7 @@ from adapters.sqlite.database import (
     DEFAULT_WRITE_LOCK_WAIT_SECONDS,
     MAX_OPS_PER_TRANSACTION,
     SqliteDatabase,
+    WriteLockStats,
 )
 from adapters.sqlite.flow_control import SqliteFlowControlStore
 from adapters.sqlite.queue import (
@@ -45,5 +46,6 @@ __all__ = [
     "SqliteTaskQueue",
     "SqliteTaskRepository",
     "SqliteWorkerRegistry",
+    "WriteLockStats",
     "migrate",
 ]

@@ -78,6 +78,19 @@ class _Op:
     loop: asyncio.AbstractEventLoop
 
 
+@dataclass(slots=True)
+class WriteLockStats:
+    """What this connection's write transactions met, since it opened (read by the
+    metrics; written by the database's thread only)."""
+
+    transactions: int = 0
+    """Write transactions begun (each runs every call waiting at the time)."""
+    waits: int = 0
+    """Of those, how many found the write lock held by another connection."""
+    wait_seconds: float = 0.0
+    """Time spent waiting for the write lock, those that got it and those that gave up."""
+
+
 def _infra(exc: BaseException) -> InfrastructureError:
     return InfrastructureError(DEPENDENCY, f"{type(exc).__name__}: {exc}")
 
@@ -147,6 +160,7 @@ class SqliteDatabase:
         self.write_lock_wait_seconds = write_lock_wait_seconds
         self._busy_timeout = _BUSY_TIMEOUT.format(ms=int(busy_timeout_ms))
         self._waits_when_busy = True  # the connection's busy_timeout is busy_timeout_ms
+        self.lock_stats = WriteLockStats()
         self.schema_version_found = 0
         self._ops: queue.SimpleQueue[_Op | None] = queue.SimpleQueue()  # None: stop
         self._closed = False
@@ -289,7 +303,7 @@ class SqliteDatabase:
     def _begin(self, conn: sqlite3.Connection, write: bool) -> None:
         self._wait_when_busy(conn, not write)
         if write:
-            _take_write_lock(conn, self.write_lock_wait_seconds)
+            _take_write_lock(conn, self.write_lock_wait_seconds, self.lock_stats)
         else:
             conn.execute(_BEGIN_READ)
 
@@ -356,20 +370,35 @@ class SqliteDatabase:
         return outcomes
 
 
-def _take_write_lock(conn: sqlite3.Connection, wait_seconds: float) -> None:
+def _take_write_lock(conn: sqlite3.Connection, wait_seconds: float, stats: WriteLockStats) -> None:
     """``BEGIN IMMEDIATE``, tried again after short pauses while another connection
-    holds the write lock, for up to ``wait_seconds``."""
+    holds the write lock, for up to ``wait_seconds``; counted in ``stats``."""
+    stats.transactions += 1
+    try:
+        conn.execute(_BEGIN_WRITE)
+        return
+    except sqlite3.OperationalError as exc:
+        if not _busy(exc):
+            raise
+    stats.waits += 1
     pause, longest = LOCK_POLL_SECONDS
-    deadline = time.monotonic() + wait_seconds
-    while True:
-        try:
-            conn.execute(_BEGIN_WRITE)
-            return
-        except sqlite3.OperationalError as exc:
-            if exc.sqlite_errorcode & 0xFF != sqlite3.SQLITE_BUSY or time.monotonic() >= deadline:
-                raise
-        time.sleep(pause)
-        pause = min(pause * 2, longest)
+    started = time.monotonic()
+    try:
+        while True:
+            time.sleep(pause)
+            pause = min(pause * 2, longest)
+            try:
+                conn.execute(_BEGIN_WRITE)
+                return
+            except sqlite3.OperationalError as exc:
+                if not _busy(exc) or time.monotonic() - started >= wait_seconds:
+                    raise
+    finally:
+        stats.wait_seconds += time.monotonic() - started
+
+
+def _busy(exc: sqlite3.OperationalError) -> bool:
+    return exc.sqlite_errorcode & 0xFF == sqlite3.SQLITE_BUSY
 
 
 _Outcome = tuple[bool, Any]

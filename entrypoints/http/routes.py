@@ -336,7 +336,7 @@ class Endpoints:
         if wanted == JSON:
             deferred = self._container.flow_gate().deferred
             return JSONResponse(dump(Metrics.of(snapshot, flows, deferred)))
-        self._container.flow_metrics()  # registered on first use
+        self._container.process_metrics()  # registered on first use
         body, content_type = self._container.api_metrics().render(wanted, snapshot)
         return Response(body, headers={"Content-Type": content_type})
 

@@ -53,6 +53,9 @@ async def test_a_write_waits_for_the_other_transaction_and_runs_once_it_ends(
     assert (await repo.get("second")).payload == 2
     assert (await repo.get("first")).error == "written by the other"
     assert (await repo.count_by_status())[TaskStatus.PENDING] == 2
+    stats = db.lock_stats
+    assert (stats.transactions, stats.waits) == (2, 1)  # the first add found it free
+    assert stats.wait_seconds >= 0.25  # it waited while the other held the lock
     db.close()
 
 
@@ -69,6 +72,8 @@ async def test_a_lock_held_past_the_wait_fails_those_calls_and_the_next_ones_run
     counts = await repo.count_by_status()
     assert counts[TaskStatus.PENDING] == 1
     assert (await repo.get("accepted")).payload == 2
+    assert db.lock_stats.waits == 1
+    assert db.lock_stats.wait_seconds >= 0.2  # the whole wait, though it gave up
     db.close()
 
 
