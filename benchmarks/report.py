@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from benchmarks import report_extra
+from benchmarks import report_extra, report_sustained
 from benchmarks.aws_latency import section as aws_latency_section
 from benchmarks.aws_report import cost_ratios, cost_section, target_rows
 from benchmarks.profile_notes import PROFILE_NOTES
@@ -136,36 +136,6 @@ def _waiting(w: dict[str, Any] | None) -> list[str]:
     ]
 
 
-def _sustained(s: dict[str, Any] | None) -> list[str]:
-    """Benchmark 9 (benchmarks/sustained.py, issue 18), in runs that have it."""
-    if s is None:
-        return []
-    lines = [
-        "## 9. Sustained load, beside a trivial endpoint",
-        "",
-        f"The same load generator ({s['connections']} keep-alive connections posting no-op "
-        f"tasks for {s['load_seconds']:g} s) against a trivial Starlette POST endpoint, "
-        "`taskq serve` (memory, sqlite; shipped defaults, `WORKER_COUNT=50`) and `taskq api` "
-        "+ `taskq worker` x2 (and x1) on one sqlite file. Completed during the load: "
-        "`completed_tasks` the moment the load stops less its value as it starts. A 503 "
-        "(back-pressure) is not "
-        "accepted. CPU per request: the server's CPU time over the requests accepted.",
-        "",
-        "| run | accepted/s | × trivial | completed during load ÷ accepted | POST p50 / p99 "
-        "| p99 ÷ p50 | backlog at end | server CPU | CPU per request |",
-        "|---|---|---|---|---|---|---|---|---|",
-    ]
-    for row in s["runs"]:
-        lines.append(
-            f"| {row['run']} | {row['accepted_per_second']:,} | "
-            f"{row.get('accepted_over_trivial', 1.0)} | "
-            f"{row.get('completed_over_accepted', '')} | {row['post_p50_ms']} / "
-            f"{row['post_p99_ms']} ms | {row['p99_over_p50']} | {row.get('backlog_at_end', '')} | "
-            f"{row['server_cpu_share']} | {row.get('server_cpu_us_per_accepted', '')} µs |"
-        )
-    return [*lines, ""]
-
-
 def render(results: dict[str, Any]) -> str:
     f = figures(results)
     m = results["machine"]
@@ -236,6 +206,7 @@ def render(results: dict[str, Any]) -> str:
         f"after {rss_sqlite['tasks']:,} tasks | {rss_sqlite['idle_rss_mib']} → "
         f"{rss_sqlite['final_rss_mib']} MiB (+{rss_sqlite['growth_mib']}) | "
         f"growth ≤ {RSS_BOUND_MIB:g} MiB | {_mark(rss_sqlite['growth_mib'] <= RSS_BOUND_MIB)} |",
+        *report_sustained.target_rows(results.get("sustained")),
         *report_extra.target_rows(results),
         "",
         "## 1. Engine overhead",
@@ -388,7 +359,7 @@ def render(results: dict[str, Any]) -> str:
         "by the figure per task above: it is for tests and demos.",
         "",
         *_waiting(results.get("waiting")),
-        *_sustained(results.get("sustained")),
+        *report_sustained.section(results.get("sustained")),
         *report_extra.sections(results),
         *aws_latency_section(results.get("aws_latency_model")),
         PROFILE_NOTES,

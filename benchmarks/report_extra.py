@@ -17,7 +17,7 @@ NOISE_PERCENT = 5.0
 at most this much below the median without it, or inside the range of those rounds."""
 
 
-def _mark(ok: bool) -> str:
+def mark(ok: bool) -> str:
     return "met" if ok else "**not met**"
 
 
@@ -68,14 +68,14 @@ def target_rows(results: dict[str, Any]) -> list[str]:
             + (" (shipped: one fewer than the cores)" if shipped else "")
             + f" | {run['p99_ratio']}× ({run['resizing']['p99_ms']} vs "
             f"{run['idle']['p99_ms']} ms) | ≤ {TARGET_RATIO:g}× | "
-            f"{_mark(run['p99_ratio'] <= TARGET_RATIO) if shipped else 'reported'} |"
+            f"{mark(run['p99_ratio'] <= TARGET_RATIO) if shipped else 'reported'} |"
         )
     if "export_memory" in results:
         export = results["export_memory"]
         rows.append(
             f"| 11 | RSS growth exporting {export['tasks']:,} tasks (sqlite → {export['format']}) "
             f"| {export['growth_mib']} MiB | < {BOUND_MIB} MiB | "
-            f"{_mark(export['growth_mib'] < BOUND_MIB)} |"
+            f"{mark(export['growth_mib'] < BOUND_MIB)} |"
         )
     if "flow_overhead" in results:
         flow = results["flow_overhead"]
@@ -85,7 +85,7 @@ def target_rows(results: dict[str, Any]) -> list[str]:
             f"{gate['change_percent']:+}% ({gate['tasks_per_second']:,} vs "
             f"{flow['variants']['none']['tasks_per_second']:,}) | within noise "
             f"(costs ≤ {NOISE_PERCENT:g}%, or inside the rounds without) | "
-            f"{_mark(_flow_within_noise(flow))} |"
+            f"{mark(_flow_within_noise(flow))} |"
         )
     celery = _celery_solo(results)
     if celery is not None:
@@ -102,7 +102,7 @@ def target_rows(results: dict[str, Any]) -> list[str]:
         rows.append(
             f"| 14 | outside check: `taskq serve` (aws) ÷ original, cost per million tasks "
             f"of 200 B at a modest rate | {outside['ratio']}× | ≤ {OUTSIDE_TARGET:g}× | "
-            f"{_mark(outside['ratio'] <= OUTSIDE_TARGET)} |"
+            f"{mark(outside['ratio'] <= OUTSIDE_TARGET)} |"
         )
     return rows
 
