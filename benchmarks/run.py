@@ -161,6 +161,9 @@ def observability_cost(tasks: int, work: Path) -> dict[str, Any]:
                 )
             )
     defaults, off = (_median(runs[name], "tasks_per_second") for name in settings)
+    cpu = {name: _median(runs[name], "server_cpu_us_per_task") for name in settings}
+    defaults_cpu = cpu["defaults"]["server_cpu_us_per_task"]
+    off_cpu = cpu["off"]["server_cpu_us_per_task"]
     return {
         "tasks": tasks,
         "defaults_tasks_per_second": defaults["tasks_per_second"],
@@ -168,6 +171,11 @@ def observability_cost(tasks: int, work: Path) -> dict[str, Any]:
         "defaults_runs": [r["tasks_per_second"] for r in runs["defaults"]],
         "off_runs": [r["tasks_per_second"] for r in runs["off"]],
         "defaults_over_off": round(defaults["tasks_per_second"] / off["tasks_per_second"], 3),
+        "defaults_cpu_us_per_task": defaults_cpu,
+        "off_cpu_us_per_task": off_cpu,
+        "defaults_cpu_runs": [r["server_cpu_us_per_task"] for r in runs["defaults"]],
+        "off_cpu_runs": [r["server_cpu_us_per_task"] for r in runs["off"]],
+        "cpu_off_over_defaults": round(off_cpu / defaults_cpu, 3),
     }
 
 
