@@ -36,8 +36,9 @@ T = TypeVar("T")
 MAX_OPS_PER_TRANSACTION: Final = 512
 """Upper bound on how many waiting calls one combined transaction runs."""
 DEFAULT_BUSY_TIMEOUT_MS: Final = 5000
-"""How long a statement other than ``BEGIN IMMEDIATE`` waits on a lock (SQLite's busy
-handler): a read while another process checkpoints, a VACUUM."""
+"""How long the statements of a read transaction or of a call run alone (VACUUM) wait
+on a lock (SQLite's busy handler): a read while another process checkpoints, a VACUUM
+while another process writes. Write transactions poll for the write lock instead."""
 DEFAULT_WRITE_LOCK_WAIT_SECONDS: Final = 25.0
 """How long a write transaction waits for the file's write lock, held by another
 process, before the calls of that transaction fail with InfrastructureError."""
