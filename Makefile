@@ -71,9 +71,11 @@ redis:
 test: lint typecheck promtool browser redis
 	$(BIN)/python -m pytest -n 3 --dist loadfile
 
-# All seven benchmarks (about 15 minutes); writes docs/benchmarks.md.
+# Every benchmark (about 15 minutes); writes docs/benchmarks.md, and the raw figures to
+# docs/benchmarks.json (`python -m benchmarks.run --from-json docs/benchmarks.json` renders
+# the report again without running anything).
 bench: $(STAMP) redis
-	$(BIN)/python -m benchmarks.run
+	$(BIN)/python -m benchmarks.run --json docs/benchmarks.json
 
 # Delivery guarantees against real processes (sqlite, and aws on a moto server);
 # long runs, several minutes. Writes docs/reliability.md.

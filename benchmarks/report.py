@@ -137,8 +137,7 @@ def _observability_cpu(cost: dict[str, Any]) -> list[str]:
         f"{cost['defaults_cpu_us_per_task']:,} µs with the defaults (runs {defaults}) and "
         f"{cost['off_cpu_us_per_task']:,} µs with both off (runs {off}): both off ÷ "
         f"defaults **{cost['cpu_off_over_defaults']}** (≥ 0.90: the defaults cost at most "
-        "about 10% more CPU). CPU per task moves far less than tasks/s between runs on a "
-        "shared machine, where another process's load slows one run and not the next.",
+        "about 10% more CPU).",
     ]
 
 
