@@ -150,11 +150,14 @@ def timed(label: str, run: Callable[[], Any]) -> Any:
 
 def observability_cost(tasks: int, work: Path) -> dict[str, Any]:
     """HTTP throughput (memory) with the default metrics and logging, and with both off
-    (``TASKQ_METRICS=false``, task log silent), alternated; the medians' ratio."""
+    (``TASKQ_METRICS=false``, task log silent), alternated; the medians' ratio. Each
+    round swaps which goes first (defaults, off; off, defaults; ...), so that whatever
+    favours the first or the second run of a pair falls on both alike."""
     settings = {"defaults": SHIPPED_DEFAULTS, "off": OBSERVABILITY_OFF}
     runs: dict[str, list[dict[str, Any]]] = {"defaults": [], "off": []}
-    for _ in range(COST_REPEATS):
-        for name, env in settings.items():
+    for round_ in range(COST_REPEATS):
+        order = list(settings.items())
+        for name, env in order if round_ % 2 == 0 else reversed(order):
             runs[name].append(
                 http_throughput.run(
                     "memory", tasks, workers=50, connections=32, log_dir=work, settings=env
