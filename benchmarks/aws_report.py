@@ -13,6 +13,7 @@ from benchmarks.aws_counting import (
     STREAM_READS_PER_MILLION,
     WRU_PER_MILLION,
 )
+from benchmarks.common import mark
 
 COST_TARGETS = {200: 0.9, 4096: 0.6}
 """Issue 16: engine ÷ original dollars per million tasks, at most, by payload bytes."""
@@ -33,10 +34,6 @@ def cost_ratios(results: dict[str, Any]) -> dict[int, float]:
     return ratios
 
 
-def _mark(ok: bool) -> str:
-    return "met" if ok else "**not met**"
-
-
 def target_rows(results: dict[str, Any]) -> list[str]:
     """The rows of the figures-against-targets table."""
     rows = []
@@ -48,7 +45,7 @@ def target_rows(results: dict[str, Any]) -> list[str]:
             f"| 2 | $ per million tasks, engine ÷ original, {size:,} B payload | {ratio}× "
             f"(${engine['dollars_per_million_tasks']} vs "
             f"${original['dollars_per_million_tasks']}) | ≤ {target} | "
-            f"{_mark(ratio <= target)} |"
+            f"{mark(ratio <= target)} |"
         )
     return rows
 
@@ -118,7 +115,7 @@ def cost_section(results: dict[str, Any]) -> list[str]:
         engine, orig = results[engine_key], results[original_key]
         lines += [
             f"### {size:,} B payload: {ratio}× (target ≤ {COST_TARGETS[size]}, "
-            f"{_mark(ratio <= COST_TARGETS[size])})",
+            f"{mark(ratio <= COST_TARGETS[size])})",
             "",
             f"Engine {engine['tasks']:,} tasks at {engine['tasks_per_second']} tasks/s, "
             f"original {orig['tasks']:,} at {orig['tasks_per_second']} tasks/s "

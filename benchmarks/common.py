@@ -24,6 +24,11 @@ ROOT = Path(__file__).resolve().parents[1]
 PYTHON = sys.executable
 
 
+def mark(ok: bool) -> str:
+    """A target's verdict as the reports write it."""
+    return "met" if ok else "**not met**"
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -73,8 +73,7 @@ def run(
         # Shares of one core over the run: which process was the bottleneck.
         "server_cpu_share": round(server_cpu / elapsed, 2),
         "loadgen_cpu_share": round(own_cpu / elapsed, 2),
-        # The server's CPU time per task: what the task costs it, steadier than tasks/s
-        # on a machine shared with other work.
+        # The server's CPU time per task: what the task costs it.
         "server_cpu_us_per_task": round(server_cpu / tasks * 1e6),
     }
 

@@ -7,16 +7,13 @@ from typing import Any
 from benchmarks import report_extra, report_sustained
 from benchmarks.aws_latency import section as aws_latency_section
 from benchmarks.aws_report import cost_ratios, cost_section, target_rows
+from benchmarks.common import mark
 from benchmarks.profile_notes import PROFILE_NOTES
 
 RSS_BOUND_MIB = 32.0
 """Stated bound on the growth of ``taskq serve``'s RSS with retention on: SQLite's page
 cache (2 MiB a connection by default), the in-flight tasks of a bounded worker, and
 allocator slack; nothing in it grows with the number of tasks processed."""
-
-
-def _mark(ok: bool) -> str:
-    return "met" if ok else "**not met**"
 
 
 def _by(rows: list[dict[str, Any]], key: str, value: str) -> dict[str, Any]:
@@ -32,7 +29,7 @@ def baseline_row(inprocess: dict[str, Any]) -> list[str]:
         f"| 1 | in-process, today ÷ the engine when issue 18 was filed "
         f"({inprocess['baseline_commit']}, its own benchmark, runs alternated) | {ratio}× "
         f"({inprocess['tasks_per_second']:,} vs {inprocess['baseline_tasks_per_second']:,}) | "
-        f'≥ {target}× (25,000 ÷ its "about 12,000") | {_mark(ratio >= target)} |'
+        f'≥ {target}× (25,000 ÷ its "about 12,000") | {mark(ratio >= target)} |'
     ]
 
 
@@ -121,7 +118,7 @@ def _observability_cpu_row(cost: dict[str, Any]) -> list[str]:
     return [
         f"| 1 | the same, as the server's CPU per task: both off ÷ the defaults (issue 12) | "
         f"{ratio} ({cost['off_cpu_us_per_task']:,} vs {cost['defaults_cpu_us_per_task']:,} "
-        f"µs) | ≥ 0.90 (costs ≤ 10%) | {_mark(ratio >= 0.9)} |"
+        f"µs) | ≥ 0.90 (costs ≤ 10%) | {mark(ratio >= 0.9)} |"
     ]
 
 
@@ -154,7 +151,7 @@ def _waiting(w: dict[str, Any] | None) -> list[str]:
         f"{w['rounds']} times with the same load alone.",
         "",
         f"- Throughput with the waiters over without: **{ratio}×** (target ≥ 0.8 "
-        f"{_mark(ratio >= 0.8)}); runs without {w['without_runs']}, with {w['with_runs']}",
+        f"{mark(ratio >= 0.8)}); runs without {w['without_runs']}, with {w['with_runs']}",
         f"- RSS {w['rss_without_mib']} MiB without, {w['rss_with_waiters_mib']} MiB at most "
         f"with them ({w['rss_with_over_without']}×; {w['rss_per_waiter_kib']} KiB a waiter, "
         f"connection included); after each round {w['rss_after_each_round_mib']} MiB",
@@ -197,44 +194,44 @@ def render(results: dict[str, Any]) -> str:
         "|---|---|---|---|---|",
         f"| 1 | no-op tasks, in-process (use cases + worker, memory) | "
         f"{f['inprocess_tasks_per_second']:,} tasks/s | ≥ 25,000 (issue 18) | "
-        f"{_mark(f['inprocess_tasks_per_second'] >= 25_000)} |",
+        f"{mark(f['inprocess_tasks_per_second'] >= 25_000)} |",
         *baseline_row(results["inprocess"]),
         f"| 1 | no-op tasks over HTTP, one `taskq serve`, memory | "
         f"{f['http_memory_tasks_per_second']:,} tasks/s | ≥ 3,000 | "
-        f"{_mark(f['http_memory_tasks_per_second'] >= 3_000)} |",
+        f"{mark(f['http_memory_tasks_per_second'] >= 3_000)} |",
         f"| 1 | no-op tasks over HTTP, one `taskq serve`, sqlite (issue 4) | "
         f"{f['http_sqlite_tasks_per_second']:,} tasks/s "
         f"({f['http_sqlite_over_memory']}× memory) | ≥ 1,000 | "
-        f"{_mark(f['http_sqlite_tasks_per_second'] >= 1_000)} |",
+        f"{mark(f['http_sqlite_tasks_per_second'] >= 1_000)} |",
         f"| 1 | HTTP memory with the default metrics and logging ÷ both off (issue 12) | "
         f"{f['http_defaults_over_observability_off']} | ≥ 0.90 (costs ≤ 10%) | "
-        f"{_mark(f['http_defaults_over_observability_off'] >= 0.9)} |",
+        f"{mark(f['http_defaults_over_observability_off'] >= 0.9)} |",
         *_observability_cpu_row(results["http_observability"]),
         f"| 2 | SQS requests per task at saturation | {f['sqs_requests_per_task_saturation']} | "
-        f"≤ 0.4 | {_mark(f['sqs_requests_per_task_saturation'] <= 0.4)} |",
+        f"≤ 0.4 | {mark(f['sqs_requests_per_task_saturation'] <= 0.4)} |",
         f"| 2 | DynamoDB write requests per task | {f['dynamodb_write_requests_per_task']} | "
-        f"≤ 3 + index/counter | {_mark(f['dynamodb_write_requests_per_task'] <= 3.1)} |",
+        f"≤ 3 + index/counter | {mark(f['dynamodb_write_requests_per_task'] <= 3.1)} |",
         *target_rows(results),
         f"| 3 | engine ÷ original loop, tasks/s on moto | {f['engine_over_original']}× "
         f"({f['engine_tasks_per_second_on_moto']} vs "
         f"{f['original_tasks_per_second_on_moto']} tasks/s) | ≥ 2× | "
-        f"{_mark(f['engine_over_original'] >= 2)} |",
+        f"{mark(f['engine_over_original'] >= 2)} |",
         f"| 4 | read latency, {results['reads'][0]['large']:,} ÷ "
         f"{results['reads'][0]['small']:,} stored tasks (worst of {len(results['reads'])}) | "
-        f"{f['reads_worst_ratio']} | ≤ 1.5 | {_mark(f['reads_worst_ratio'] <= 1.5)} |",
+        f"{f['reads_worst_ratio']} | ≤ 1.5 | {mark(f['reads_worst_ratio'] <= 1.5)} |",
         f"| 5 | submit → start p50 / p99, memory, 1 task per 20 ms | "
         f"{f['latency_memory_p50_ms']} / {f['latency_memory_p99_ms']} ms | p50 ≤ 10 ms | "
-        f"{_mark(f['latency_memory_p50_ms'] <= 10)} |",
+        f"{mark(f['latency_memory_p50_ms'] <= 10)} |",
         f"| 5 | submit → start p50 / p99, aws on moto, 1 task per 100 ms | "
         f"{f['latency_aws_p50_ms']} / {f['latency_aws_p99_ms']} ms | one long-poll return | "
         "reported |",
         f"| 6 | {io['tasks']:,} tasks sleeping {io['sleep_s']} s, concurrency "
         f"{io['concurrency']} | {f['io_bound_seconds']} s (ideal {io['ideal_seconds']} s) | "
-        f"≤ 1.5 s | {_mark(f['io_bound_seconds'] <= 1.5)} |",
+        f"≤ 1.5 s | {mark(f['io_bound_seconds'] <= 1.5)} |",
         f"| 7 | RSS of `taskq serve` (sqlite, retention {rss_sqlite['retention_s']} s): idle → "
         f"after {rss_sqlite['tasks']:,} tasks | {rss_sqlite['idle_rss_mib']} → "
         f"{rss_sqlite['final_rss_mib']} MiB (+{rss_sqlite['growth_mib']}) | "
-        f"growth ≤ {RSS_BOUND_MIB:g} MiB | {_mark(rss_sqlite['growth_mib'] <= RSS_BOUND_MIB)} |",
+        f"growth ≤ {RSS_BOUND_MIB:g} MiB | {mark(rss_sqlite['growth_mib'] <= RSS_BOUND_MIB)} |",
         *report_sustained.target_rows(results.get("sustained")),
         *report_extra.target_rows(results),
         "",

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from benchmarks.common import mark
 from benchmarks.counting_proxy import INDEX_UNITS_PER_TASK
 from benchmarks.export_memory import BOUND_MIB
 from benchmarks.resize_latency import TARGET_RATIO
@@ -15,10 +16,6 @@ OUTSIDE_TARGET = 0.9
 NOISE_PERCENT = 5.0
 """Flow control's cost on a type without limits is "within noise" when its median is
 at most this much below the median without it, or inside the range of those rounds."""
-
-
-def mark(ok: bool) -> str:
-    return "met" if ok else "**not met**"
 
 
 def _shipped(results: dict[str, Any]) -> dict[str, Any] | None:

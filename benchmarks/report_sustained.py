@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from benchmarks.report_extra import mark
+from benchmarks.common import mark
 
 ACCEPTED_OVER_TRIVIAL = {"memory": 0.5, "sqlite": 0.25}
 """Issue 18: requests/s accepted by ``taskq serve`` ÷ the trivial endpoint's."""
@@ -66,8 +66,8 @@ def section(s: dict[str, Any] | None) -> list[str]:
         "`taskq serve` (memory, sqlite; shipped defaults, `WORKER_COUNT=50`) and `taskq api` "
         "+ `taskq worker` x2 (and x1) on one sqlite file. Completed during the load: "
         "`completed_tasks` the moment the load stops less its value as it starts. A 503 "
-        "(back-pressure) is not "
-        "accepted. CPU per request: the server's CPU time over the requests accepted.",
+        "(back-pressure) is not accepted. CPU per request: the server's CPU time over the "
+        "requests accepted.",
         "",
         "| run | accepted/s | × trivial | completed during load ÷ accepted | POST p50 / p99 "
         "| p99 ÷ p50 | backlog at end | server CPU | CPU per request |",

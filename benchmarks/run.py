@@ -164,9 +164,9 @@ def observability_cost(tasks: int, work: Path) -> dict[str, Any]:
                 )
             )
     defaults, off = (_median(runs[name], "tasks_per_second") for name in settings)
-    cpu = {name: _median(runs[name], "server_cpu_us_per_task") for name in settings}
-    defaults_cpu = cpu["defaults"]["server_cpu_us_per_task"]
-    off_cpu = cpu["off"]["server_cpu_us_per_task"]
+    defaults_cpu, off_cpu = (
+        _median(runs[name], "server_cpu_us_per_task")["server_cpu_us_per_task"] for name in settings
+    )
     return {
         "tasks": tasks,
         "defaults_tasks_per_second": defaults["tasks_per_second"],

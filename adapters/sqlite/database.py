@@ -375,27 +375,26 @@ def _take_write_lock(conn: sqlite3.Connection, wait_seconds: float, stats: Write
     """``BEGIN IMMEDIATE``, tried again after short pauses while another connection
     holds the write lock, for up to ``wait_seconds``; counted in ``stats``."""
     stats.transactions += 1
-    try:
-        conn.execute(_BEGIN_WRITE)
-        return
-    except sqlite3.OperationalError as exc:
-        if not _busy(exc):
-            raise
-    stats.waits += 1
     pause, longest = LOCK_POLL_SECONDS
-    started = time.monotonic()
+    held_since: float | None = None  # when the lock was first found held
     try:
         while True:
-            time.sleep(pause)
-            pause = min(pause * 2, longest)
             try:
                 conn.execute(_BEGIN_WRITE)
                 return
             except sqlite3.OperationalError as exc:
-                if not _busy(exc) or time.monotonic() - started >= wait_seconds:
+                if not _busy(exc):
                     raise
+                if held_since is None:
+                    held_since = time.monotonic()
+                    stats.waits += 1
+                elif time.monotonic() - held_since >= wait_seconds:
+                    raise
+            time.sleep(pause)
+            pause = min(pause * 2, longest)
     finally:
-        stats.wait_seconds += time.monotonic() - started
+        if held_since is not None:
+            stats.wait_seconds += time.monotonic() - held_since
 
 
 def _busy(exc: sqlite3.OperationalError) -> bool:
