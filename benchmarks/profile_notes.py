@@ -41,11 +41,20 @@ fields). A transition now writes only the columns whose values changed (and the
 derived index keys): 10 of 24 for a claim, 9 for a completion, half the encoding time
 (20 µs → 10 µs a transition). `python -m benchmarks.inprocess_wired --backend sqlite`
 (the engine as serve wires it, no HTTP), 3 runs alternated against the commit before:
-2,491-2,668 → 2,887-3,292 tasks/s, +15-23%. Measured by hand, not adopted: running the
-database calls on the event loop's thread instead of the SQLite thread gains another
-30-40% in-process (the two threads hand the GIL to each other around every statement)
-but only 5-15% under HTTP load, and it would block the loop whenever another process
-holds the write lock or a checkpoint runs.
+2,491-2,668 → 2,887-3,292 tasks/s, +15-23%. Then, later that day: the writes run on
+a connection of the event loop's own (docs/sqlite.md, how calls run) instead of the
+SQLite thread, which handed the GIL back and forth with the loop around every
+statement (the thread's samples were a third of the total, 13% of them its own queue
+handling). That connection never waits: `BEGIN IMMEDIATE` is tried once (the thread
+takes the batch when another process holds the lock), it never checkpoints (the thread
+does, every 64 of its transactions), and with `synchronous = FULL` everything stays on
+the thread. Alternated against the commit before: `benchmarks.inprocess_wired --backend
+sqlite` 1,912-2,199 → 2,321-2,690 tasks/s (+14-26%, 3 runs each); section 9's `taskq
+serve` on sqlite 1,538-1,743 → 1,771-1,956 accepted/s (+12-16%, 3 runs), completing
+0.996 of it; the split with one worker the same within noise (2,475-3,051 →
+2,509-3,119 accepted/s) and completing 0.99-1.0 (0.90-0.97 before); 50 coroutines
+inserting one row each, as fast as they can, on the bare `SqliteDatabase`: 366,700 →
+566,600 rows in 4 s (+55%), the WAL ending at 1.8 MiB against 4.0.
 
 **API and workers in separate processes, sqlite** (2026-12-03; py-spy with `--idle` on
 the API process and one of two workers, split run of section 9): the database threads

@@ -2,8 +2,12 @@
 
 One file holds the tasks, the queue, its dead letters and the worker registry:
 
-- ``database``: ``SqliteDatabase``, the connection and the one thread every call runs
-  on, combining waiting calls into one transaction (savepoints when a call fails);
+- ``database``: ``SqliteDatabase``, the event loop's connection and the thread that
+  runs what would make the loop wait, each combining waiting calls into one
+  transaction;
+- ``transaction``: running such a batch (savepoints when a call fails) and handing the
+  outcomes back;
+- ``write_lock``: taking the file's write lock (polling when another process holds it);
 - ``schema``: the migrations (``MIGRATIONS``, ``SCHEMA_VERSION``, ``migrate``);
 - ``codec``: a Task as a row and back, and the time keys that sort;
 - ``repository``: ``SqliteTaskRepository`` on ``tasks``, ``task_counts`` and
@@ -19,10 +23,8 @@ patch that module (``adapters.sqlite.repository.PURGE_CHUNK``), not this package
 
 from adapters.sqlite.database import (
     DEFAULT_BUSY_TIMEOUT_MS,
-    DEFAULT_WRITE_LOCK_WAIT_SECONDS,
     MAX_OPS_PER_TRANSACTION,
     SqliteDatabase,
-    WriteLockStats,
 )
 from adapters.sqlite.flow_control import SqliteFlowControlStore
 from adapters.sqlite.queue import (
@@ -32,6 +34,7 @@ from adapters.sqlite.queue import (
 from adapters.sqlite.repository import PURGE_CHUNK, SqliteTaskRepository
 from adapters.sqlite.schema import MIGRATIONS, SCHEMA_VERSION, migrate
 from adapters.sqlite.workers import SqliteWorkerRegistry
+from adapters.sqlite.write_lock import DEFAULT_WRITE_LOCK_WAIT_SECONDS, WriteLockStats
 
 __all__ = [
     "DEFAULT_BUSY_TIMEOUT_MS",

@@ -1,33 +1,54 @@
-"""The connection to one SQLite file, and the thread that runs every call on it.
+"""The connections to one SQLite file: the event loop's, and a thread's for whatever
+would make the loop wait.
 
-Every call runs on the database's single thread, so the event loop never blocks on
-SQLite. That thread combines whatever calls are waiting into one ``BEGIN IMMEDIATE ...
-COMMIT`` (one commit for many small writes). A call that raises (a lost race, a
-duplicate id) rolls back only its own changes: when it had changed rows, the batch is
-run again with a SAVEPOINT per call. A caller hears of success only after the commit.
+Calls from the loop that first used the database are gathered while the loop runs its
+other callbacks, then run together in one ``BEGIN IMMEDIATE ... COMMIT`` on the loop's
+own connection (one commit for many small writes, and no hand-over of the GIL to another
+thread around every statement). That connection never waits: its ``busy_timeout`` is 0,
+it never checkpoints, and it is not used with ``synchronous = FULL`` (whose commits
+fsync). When the write lock is held elsewhere (another process; a VACUUM), the calls go
+to the database's thread instead, which waits for the lock; so do reads that are not
+part of a write batch, calls run alone, and calls from other event loops. Until the
+thread has run the writes handed to it, later writes go there too, so a loop's writes
+commit in the order they were made.
+
+A call that raises (a lost race, a duplicate id) rolls back only its own changes: when
+it had changed rows, the batch is run again with a SAVEPOINT per call. A caller hears
+of success only after the commit.
 
 Several processes may share the file: WAL lets readers run beside the writer, and every
 write transaction starts with ``BEGIN IMMEDIATE``, so claims and compare-and-set
-transitions are atomic across processes. A writer waiting for another process's
-transaction polls for the lock every fraction of a millisecond instead of sleeping in
-SQLite's busy handler, whose waits grow to tens of milliseconds.
+transitions are atomic across processes (adapters/sqlite/write_lock.py).
 """
 
 from __future__ import annotations
 
 import asyncio
-import enum
 import os
 import queue
 import sqlite3
 import threading
-import time
-import traceback
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import Any, Final, TypeVar
 
 from adapters.sqlite.schema import DEPENDENCY, migrate
+from adapters.sqlite.transaction import (
+    Kind,
+    Op,
+    Outcome,
+    call,
+    deliver,
+    infra,
+    run_transaction,
+    settle,
+    translate,
+)
+from adapters.sqlite.write_lock import (
+    DEFAULT_WRITE_LOCK_WAIT_SECONDS,
+    WriteLockStats,
+    take_write_lock,
+    try_write_lock,
+)
 from domain.errors import InfrastructureError
 from domain.ports import Clock
 
@@ -39,61 +60,22 @@ DEFAULT_BUSY_TIMEOUT_MS: Final = 5000
 """How long the statements of a read transaction or of a call run alone (VACUUM) wait
 on a lock (SQLite's busy handler): a read while another process checkpoints, a VACUUM
 while another process writes. Write transactions poll for the write lock instead."""
-DEFAULT_WRITE_LOCK_WAIT_SECONDS: Final = 25.0
-"""How long a write transaction waits for the file's write lock, held by another
-process, before the calls of that transaction fail with InfrastructureError."""
-LOCK_POLL_SECONDS: Final = (0.00005, 0.0005)
-"""The first and the longest pause between two tries of ``BEGIN IMMEDIATE`` (doubling in
-between). SQLite's own busy handler sleeps 1, 2, 5, 10 ... 100 ms: with an API and two
-workers on one file, that left the writers asleep a third of the time after the lock
-was free (``python -m benchmarks.sustained --only split``)."""
+CHECKPOINT_EVERY: Final = 64
+"""Write transactions committed on the event loop's connection between two checkpoints
+asked of the database's thread (``PRAGMA wal_checkpoint(PASSIVE)``): the loop's
+connection never checkpoints, which would make the loop wait for an fsync."""
 
 _BUSY_TIMEOUT: Final = "PRAGMA busy_timeout = {ms:d}"
 _NO_BUSY_TIMEOUT: Final = "PRAGMA busy_timeout = 0"
 _JOURNAL_MODE_WAL: Final = "PRAGMA journal_mode = WAL"
 _SYNCHRONOUS: Final = "PRAGMA synchronous = {mode}"
 _FOREIGN_KEYS_ON: Final = "PRAGMA foreign_keys = ON"
+_NO_AUTOCHECKPOINT: Final = "PRAGMA wal_autocheckpoint = 0"
+_CHECKPOINT: Final = "PRAGMA wal_checkpoint(PASSIVE)"
 _PING: Final = "SELECT 1"
 _VACUUM: Final = "VACUUM"
 _TRUNCATE_WAL: Final = "PRAGMA wal_checkpoint(TRUNCATE)"
 _BEGIN_READ: Final = "BEGIN"
-_BEGIN_WRITE: Final = "BEGIN IMMEDIATE"
-_COMMIT: Final = "COMMIT"
-_ROLLBACK: Final = "ROLLBACK"
-_SAVEPOINT: Final = "SAVEPOINT op"
-_RELEASE_SAVEPOINT: Final = "RELEASE op"
-_ROLLBACK_TO_SAVEPOINT: Final = "ROLLBACK TO op"
-
-
-class _Kind(enum.Enum):
-    READ = "read"
-    WRITE = "write"
-    ALONE = "alone"  # outside any transaction, by itself (VACUUM)
-
-
-@dataclass(slots=True)
-class _Op:
-    fn: Callable[[sqlite3.Connection], Any]
-    kind: _Kind
-    future: asyncio.Future[Any]
-    loop: asyncio.AbstractEventLoop
-
-
-@dataclass(slots=True)
-class WriteLockStats:
-    """What this connection's write transactions met, since it opened (read by the
-    metrics; written by the database's thread only)."""
-
-    transactions: int = 0
-    """Write transactions begun (each runs every call waiting at the time)."""
-    waits: int = 0
-    """Of those, how many found the write lock held by another connection."""
-    wait_seconds: float = 0.0
-    """Time spent waiting for the write lock, those that got it and those that gave up."""
-
-
-def _infra(exc: BaseException) -> InfrastructureError:
-    return InfrastructureError(DEPENDENCY, f"{type(exc).__name__}: {exc}")
 
 
 def statement(
@@ -108,38 +90,18 @@ def statement(
     return run
 
 
-def _call(op: _Op, conn: sqlite3.Connection) -> Any:
-    try:
-        result = op.fn(conn)
-    except BaseException as exc:
-        _drop_locals(exc)
-        raise
-    if isinstance(result, sqlite3.Cursor):
-        # A cursor finalised later on the event loop's thread would touch the
-        # connection while this thread uses it (SQLITE_MISUSE): never let one out.
-        result.close()
-        raise TypeError("a database operation must not return a cursor")
-    return result
+def _checkpoint(conn: sqlite3.Connection) -> None:
+    conn.execute(_CHECKPOINT).close()
 
 
-def _drop_locals(exc: BaseException) -> None:
-    """Clear the locals of the frames in ``exc``'s tracebacks (and its cause's and
-    context's) before it leaves this thread: a cursor kept alive by a frame would be
-    finalised on another thread. Line numbers stay for the traceback."""
-    seen: set[int] = set()
-    pending = [exc]
-    while pending:
-        current: BaseException | None = pending.pop()
-        if current is None or id(current) in seen:
-            continue
-        seen.add(id(current))
-        if current.__traceback__ is not None:
-            traceback.clear_frames(current.__traceback__)
-        pending.extend(e for e in (current.__cause__, current.__context__) if e is not None)
+def _outcome_seen(future: asyncio.Future[Any]) -> None:
+    """Nobody awaits a checkpoint: a failed one is tried again after the next writes."""
+    if not future.cancelled():
+        future.exception()
 
 
 class SqliteDatabase:
-    """The connection to one SQLite file and the thread every call runs on."""
+    """The connections to one SQLite file, and the thread that runs what would wait."""
 
     def __init__(
         self,
@@ -149,7 +111,10 @@ class SqliteDatabase:
         clock: Clock,
         busy_timeout_ms: int = DEFAULT_BUSY_TIMEOUT_MS,
         write_lock_wait_seconds: float = DEFAULT_WRITE_LOCK_WAIT_SECONDS,
+        writes_on_loop: bool = True,
     ) -> None:
+        """``writes_on_loop``: False runs every call on the database's thread (as with
+        ``synchronous = FULL``)."""
         if synchronous.upper() not in ("NORMAL", "FULL"):
             raise ValueError(f"synchronous must be NORMAL or FULL, not {synchronous!r}")
         if path == ":memory:" or path.startswith("file:"):
@@ -163,7 +128,7 @@ class SqliteDatabase:
         self._waits_when_busy = True  # the connection's busy_timeout is busy_timeout_ms
         self.lock_stats = WriteLockStats()
         self.schema_version_found = 0
-        self._ops: queue.SimpleQueue[_Op | None] = queue.SimpleQueue()  # None: stop
+        self._ops: queue.SimpleQueue[Op | None] = queue.SimpleQueue()  # None: stop
         self._closed = False
         self._ready = threading.Event()
         self._open_error: BaseException | None = None
@@ -172,29 +137,50 @@ class SqliteDatabase:
         self._ready.wait()
         if self._open_error is not None:
             self._thread.join()
-            raise _infra(self._open_error) from self._open_error
+            raise infra(self._open_error) from self._open_error
+        # The event loop's lane (see the module's docstring).
+        self._lane_loop: asyncio.AbstractEventLoop | None = None
+        self._lane_conn: sqlite3.Connection | None = None
+        self._lane_lock = threading.Lock()  # the lane's connection: a flush or close()
+        self._pending: list[Op] = []
+        self._handed = 0  # calls the lane handed to the thread (written by the lane)
+        self._handed_done = 0  # of those, run by the thread (written by the thread)
+        self._since_checkpoint = 0
+        if writes_on_loop and self.synchronous == "NORMAL":
+            try:
+                self._lane_conn = self._connect_lane()
+            except sqlite3.Error as exc:
+                self.close()
+                raise infra(exc) from exc
 
     # -- calling in ------------------------------------------------------------------
 
     async def read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         """Run ``fn`` in a read transaction (a consistent snapshot)."""
-        return await self._submit(fn, _Kind.READ)
+        return await self._submit(fn, Kind.READ)
 
     async def write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         """Run ``fn`` in a write transaction, possibly shared with other calls; what
         ``fn`` raises rolls back only what ``fn`` did."""
-        return await self._submit(fn, _Kind.WRITE)
+        return await self._submit(fn, Kind.WRITE)
 
     async def alone(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         """Run ``fn`` outside any transaction (for VACUUM and checkpoints)."""
-        return await self._submit(fn, _Kind.ALONE)
+        return await self._submit(fn, Kind.ALONE)
 
-    async def _submit(self, fn: Callable[[sqlite3.Connection], T], kind: _Kind) -> T:
+    async def _submit(self, fn: Callable[[sqlite3.Connection], T], kind: Kind) -> T:
         if self._closed:
             raise InfrastructureError(DEPENDENCY, f"database {self.path} is closed")
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
-        self._ops.put(_Op(fn, kind, future, loop))
+        op = Op(fn, kind, future, loop)
+        if self._lane_conn is not None and (loop is self._lane_loop or self._take_lane(loop)):
+            pending = self._pending
+            pending.append(op)
+            if len(pending) == 1:
+                loop.call_soon(self._flush)
+        else:
+            self._ops.put(op)
         return await future
 
     async def ping(self) -> None:
@@ -209,13 +195,116 @@ class SqliteDatabase:
 
         await self.alone(run)
 
+    async def on_each_connection(self, fn: Callable[[sqlite3.Connection], object]) -> None:
+        """Run ``fn`` outside any transaction on each connection, the thread's and then
+        the loop's: for a setting SQLite keeps per connection (a PRAGMA that takes no
+        lock, such as ``max_page_count``)."""
+        await self.alone(fn)
+        with self._lane_lock:
+            if self._lane_conn is not None:
+                call(fn, self._lane_conn)
+
     def close(self) -> None:
-        """Finish the calls already submitted, then close the connection."""
+        """Finish the calls already submitted, then close the connections."""
         if self._closed:
             return
         self._closed = True
+        with self._lane_lock:
+            pending, self._pending = self._pending, []
+            for op in pending:  # gathered, not yet run: the thread runs them
+                self._ops.put(op)
+            if self._lane_conn is not None:
+                self._lane_conn.close()
+                self._lane_conn = None
         self._ops.put(None)
         self._thread.join()
+
+    # -- the event loop's lane -------------------------------------------------------
+
+    def _connect_lane(self) -> sqlite3.Connection:
+        # Opened after the thread's connection has migrated the file and set WAL. Used
+        # by one thread at a time (the lane's loop, or close()), under _lane_lock.
+        conn = sqlite3.connect(self.path, timeout=0, isolation_level=None, check_same_thread=False)
+        conn.row_factory = sqlite3.Row
+        conn.execute(_NO_BUSY_TIMEOUT)
+        conn.execute(_SYNCHRONOUS.format(mode=self.synchronous))
+        conn.execute(_FOREIGN_KEYS_ON)
+        conn.execute(_NO_AUTOCHECKPOINT)
+        return conn
+
+    def _take_lane(self, loop: asyncio.AbstractEventLoop) -> bool:
+        """Whether ``loop`` becomes the lane's loop: the first loop to call, or the next
+        one once that loop is closed (what it gathered and never ran goes to the thread)."""
+        previous = self._lane_loop
+        if previous is not None and not previous.is_closed():
+            return False
+        with self._lane_lock:
+            stale, self._pending = self._pending, []
+            for op in stale:
+                op.counted = True
+                self._handed += 1
+                self._ops.put(op)
+        self._lane_loop = loop
+        return True
+
+    def _flush(self) -> None:
+        """Run what the loop gathered, in order. While the thread has yet to run calls
+        the lane handed it, the gathered calls wait here (the loop does not): the thread
+        calls this again once it has run them."""
+        pending = self._pending
+        while pending and self._handed == self._handed_done:
+            batch = pending[:MAX_OPS_PER_TRANSACTION]
+            del pending[:MAX_OPS_PER_TRANSACTION]
+            self._run_on_loop(batch)
+
+    def _run_on_loop(self, batch: list[Op]) -> None:
+        live = [op for op in batch if not op.future.cancelled()]
+        kinds = {op.kind for op in live}
+        if not live:
+            return
+        if Kind.WRITE not in kinds:
+            self._hand_over(live, counted=Kind.ALONE in kinds)  # reads keep busy_timeout
+            return
+        if Kind.ALONE in kinds:
+            self._hand_over(live, counted=True)
+            return
+        with self._lane_lock:
+            conn = self._lane_conn
+            try:
+                outcomes = (
+                    None if conn is None else run_transaction(conn, live, self._begin_on_loop)
+                )
+            except Exception as exc:  # a failed ROLLBACK: tell every caller, run on
+                outcomes = [(False, infra(exc))] * len(live)
+        if outcomes is None:  # the lock is held elsewhere, or close() has begun
+            self._hand_over(live, counted=True)
+            return
+        settle([(op.future, outcome) for op, outcome in zip(live, outcomes, strict=True)])
+        self._since_checkpoint += 1
+        if self._since_checkpoint >= CHECKPOINT_EVERY:
+            self._ask_checkpoint(asyncio.get_running_loop())
+
+    def _begin_on_loop(self, conn: sqlite3.Connection, write: bool) -> bool:
+        assert write  # read-only batches go to the thread
+        return try_write_lock(conn, self.lock_stats)
+
+    def _hand_over(self, ops: list[Op], *, counted: bool) -> None:
+        for op in ops:
+            op.counted = counted
+            self._ops.put(op)
+        if counted:
+            self._handed += len(ops)
+
+    def _ask_checkpoint(self, loop: asyncio.AbstractEventLoop) -> None:
+        """A checkpoint of what the loop's connection wrote, on the database's thread.
+        It is handed over as the lane's writes are, so the loop's next writes go to the
+        thread behind it until it is done: run between two transactions, it copies the
+        whole WAL into the file, and the next writer starts the WAL from its beginning
+        again (as SQLite's own checkpoint after a commit does). The loop never waits."""
+        self._since_checkpoint = 0
+        future: asyncio.Future[Any] = loop.create_future()
+        future.add_done_callback(_outcome_seen)
+        self._hand_over([Op(_checkpoint, Kind.ALONE, future, loop)], counted=True)
 
     # -- the thread ------------------------------------------------------------------
 
@@ -267,7 +356,7 @@ class SqliteDatabase:
         finally:
             conn.close()
             # Anything submitted after close() began cannot run any more.
-            left: list[_Op] = []
+            left: list[Op] = []
             while True:
                 try:
                     item = self._ops.get_nowait()
@@ -276,21 +365,38 @@ class SqliteDatabase:
                 if item is not None:
                     left.append(item)
             closed = InfrastructureError(DEPENDENCY, f"database {self.path} is closed")
-            _deliver(left, [(False, closed)] * len(left))
+            deliver(left, [(False, closed)] * len(left))
 
-    def _run_batch(self, conn: sqlite3.Connection, batch: list[_Op]) -> None:
+    def _run_batch(self, conn: sqlite3.Connection, batch: list[Op]) -> None:
         live = [op for op in batch if not op.future.cancelled()]
-        grouped = [op for op in live if op.kind is not _Kind.ALONE]
+        self._done([op for op in batch if op not in live], [])
+        grouped = [op for op in live if op.kind is not Kind.ALONE]
         if grouped:
-            _deliver(grouped, self._run_transaction(conn, grouped))
+            outcomes = run_transaction(conn, grouped, self._begin)
+            assert outcomes is not None  # the thread waits for the lock
+            self._done(grouped, outcomes)
         for op in live:
-            if op.kind is _Kind.ALONE:
+            if op.kind is Kind.ALONE:
                 try:
                     self._wait_when_busy(conn, True)
-                    outcome: _Outcome = (True, _call(op, conn))
+                    outcome: Outcome = (True, call(op.fn, conn))
                 except BaseException as exc:
-                    outcome = (False, _translate(exc))
-                _deliver([op], [outcome])
+                    outcome = (False, translate(exc))
+                self._done([op], [outcome])
+
+    def _done(self, ops: list[Op], outcomes: list[Outcome]) -> None:
+        """Hand the outcomes of ``ops`` (none for calls cancelled before they ran) to
+        their loops; wake the lane's loop when it was waiting for some of them."""
+        counted = sum(op.counted for op in ops)
+        self._handed_done += counted  # before any caller hears of it
+        if outcomes:
+            deliver(ops, outcomes)
+        lane = self._lane_loop
+        if counted and lane is not None:
+            try:
+                lane.call_soon_threadsafe(self._flush)
+            except RuntimeError:
+                pass  # the loop is closed
 
     def _wait_when_busy(self, conn: sqlite3.Connection, waits: bool) -> None:
         """Set the connection's busy_timeout: none for write transactions (the write lock
@@ -301,136 +407,10 @@ class SqliteDatabase:
             conn.execute(self._busy_timeout if waits else _NO_BUSY_TIMEOUT)
             self._waits_when_busy = waits
 
-    def _begin(self, conn: sqlite3.Connection, write: bool) -> None:
+    def _begin(self, conn: sqlite3.Connection, write: bool) -> bool:
         self._wait_when_busy(conn, not write)
         if write:
-            _take_write_lock(conn, self.write_lock_wait_seconds, self.lock_stats)
+            take_write_lock(conn, self.write_lock_wait_seconds, self.lock_stats)
         else:
             conn.execute(_BEGIN_READ)
-
-    def _run_transaction(self, conn: sqlite3.Connection, ops: list[_Op]) -> list[_Outcome]:
-        write = any(op.kind is _Kind.WRITE for op in ops)
-        # Most calls either succeed or raise before changing anything (a failed
-        # statement undoes itself), so the batch first runs without a SAVEPOINT per
-        # call. Only when a call raises after changing rows is the batch rolled back and
-        # run again with savepoints, so that the call's changes alone are undone.
-        outcomes = self._attempt(conn, ops, write, savepoints=False)
-        if outcomes is None:
-            outcomes = self._attempt(conn, ops, write, savepoints=True)
-        assert outcomes is not None
-        return outcomes
-
-    def _attempt(
-        self, conn: sqlite3.Connection, ops: list[_Op], write: bool, *, savepoints: bool
-    ) -> list[_Outcome] | None:
-        try:
-            self._begin(conn, write)
-        except sqlite3.Error as exc:
-            return [(False, _infra(exc))] * len(ops)
-        outcomes: list[_Outcome] = []
-        broken: BaseException | None = None
-        for index, op in enumerate(ops):
-            savepoint = savepoints and op.kind is _Kind.WRITE
-            changes = conn.total_changes
-            try:
-                if savepoint:
-                    conn.execute(_SAVEPOINT)
-                outcomes.append((True, _call(op, conn)))
-                if savepoint:
-                    conn.execute(_RELEASE_SAVEPOINT)
-            except BaseException as exc:
-                if not conn.in_transaction:
-                    broken = exc
-                elif savepoint:
-                    try:
-                        conn.execute(_ROLLBACK_TO_SAVEPOINT)
-                        conn.execute(_RELEASE_SAVEPOINT)
-                    except sqlite3.Error as rollback_error:
-                        broken = rollback_error
-                elif conn.total_changes != changes:
-                    conn.execute(_ROLLBACK)
-                    return None  # run the batch again, with savepoints
-                outcomes.append((False, _translate(exc)))
-                if broken is not None:
-                    # SQLite rolled the whole transaction back (disk full, I/O error):
-                    # what the earlier calls did is gone, and later calls do not run.
-                    outcomes.extend((False, _infra(broken)) for _ in ops[index + 1 :])
-                    break
-        if broken is None:
-            try:
-                conn.execute(_COMMIT)
-            except sqlite3.Error as exc:
-                broken = exc
-        if broken is not None:
-            if conn.in_transaction:
-                try:
-                    conn.execute(_ROLLBACK)
-                except sqlite3.Error:
-                    pass
-            outcomes = [(False, _infra(broken)) if ok else (ok, value) for ok, value in outcomes]
-        return outcomes
-
-
-def _take_write_lock(conn: sqlite3.Connection, wait_seconds: float, stats: WriteLockStats) -> None:
-    """``BEGIN IMMEDIATE``, tried again after short pauses while another connection
-    holds the write lock, for up to ``wait_seconds``; counted in ``stats``."""
-    stats.transactions += 1
-    pause, longest = LOCK_POLL_SECONDS
-    held_since: float | None = None  # when the lock was first found held
-    try:
-        while True:
-            try:
-                conn.execute(_BEGIN_WRITE)
-                return
-            except sqlite3.OperationalError as exc:
-                if not _busy(exc):
-                    raise
-                if held_since is None:
-                    held_since = time.monotonic()
-                    stats.waits += 1
-                elif time.monotonic() - held_since >= wait_seconds:
-                    raise
-            time.sleep(pause)
-            pause = min(pause * 2, longest)
-    finally:
-        if held_since is not None:
-            stats.wait_seconds += time.monotonic() - held_since
-
-
-def _busy(exc: sqlite3.OperationalError) -> bool:
-    return exc.sqlite_errorcode & 0xFF == sqlite3.SQLITE_BUSY
-
-
-_Outcome = tuple[bool, Any]
-"""(True, result) or (False, exception) of one call."""
-
-
-def _translate(exc: BaseException) -> BaseException:
-    if isinstance(exc, sqlite3.Error):
-        error = _infra(exc)
-        error.__cause__ = exc
-        return error
-    return exc
-
-
-def _deliver(ops: Sequence[_Op], outcomes: Sequence[_Outcome]) -> None:
-    """Hand the outcomes to their event loops: one wake-up per loop per batch, not one
-    per call (each wake-up is a write to the loop's self-pipe)."""
-    by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[Any], _Outcome]]] = {}
-    for op, outcome in zip(ops, outcomes, strict=True):
-        by_loop.setdefault(op.loop, []).append((op.future, outcome))
-    for loop, settled in by_loop.items():
-        try:
-            loop.call_soon_threadsafe(_settle, settled)
-        except RuntimeError:
-            pass  # the loop is closed: nobody is waiting for these any more
-
-
-def _settle(settled: list[tuple[asyncio.Future[Any], _Outcome]]) -> None:
-    for future, (ok, value) in settled:
-        if future.done():
-            continue  # cancelled while the call ran
-        if ok:
-            future.set_result(value)
-        else:
-            future.set_exception(value)
+        return True

@@ -20,9 +20,11 @@ PAYLOAD = {"dataset": "tasks", "type": "x" * 20_000, "format": "csv"}
 
 
 async def cap_pages(db: SqliteDatabase, pages: int) -> None:
-    """Cap the file at ``pages`` pages; SQLite never caps below its current size, so 1
-    means "full now"."""
-    await db.alone(lambda conn: conn.execute(f"PRAGMA max_page_count = {pages}").fetchone())
+    """Cap the file at ``pages`` pages (a setting of each connection); SQLite never caps
+    below its current size, so 1 means "full now"."""
+    await db.on_each_connection(
+        lambda conn: conn.execute(f"PRAGMA max_page_count = {pages}").fetchone()
+    )
 
 
 async def test_ready_follows_a_database_that_fills_up_and_recovers(tmp_path: Path) -> None:

@@ -10,7 +10,17 @@ from pathlib import Path
 import pytest
 
 PACKAGE = Path(__file__).resolve().parents[2] / "adapters" / "sqlite"
-MODULES = ("database", "schema", "codec", "repository", "queue", "workers", "flow_control")
+MODULES = (
+    "database",
+    "transaction",
+    "write_lock",
+    "schema",
+    "codec",
+    "repository",
+    "queue",
+    "workers",
+    "flow_control",
+)
 MAX_LINES = 450
 
 PUBLIC_NAMES = (
