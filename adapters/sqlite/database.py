@@ -164,6 +164,12 @@ class SqliteDatabase:
         ``fn`` raises rolls back only what ``fn`` did."""
         return await self._submit(fn, Kind.WRITE)
 
+    async def bulk_write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """``write`` for a call that spends milliseconds inside SQLite (deleting a
+        thousand rows): it runs on the database's thread, where SQLite works while the
+        loop runs on, instead of holding the loop."""
+        return await self._submit(fn, Kind.BULK)
+
     async def alone(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         """Run ``fn`` outside any transaction (for VACUUM and checkpoints)."""
         return await self._submit(fn, Kind.ALONE)
@@ -262,11 +268,11 @@ class SqliteDatabase:
         kinds = {op.kind for op in live}
         if not live:
             return
-        if Kind.WRITE not in kinds:
-            self._hand_over(live, counted=Kind.ALONE in kinds)  # reads keep busy_timeout
-            return
-        if Kind.ALONE in kinds:
+        if Kind.ALONE in kinds or Kind.BULK in kinds:
             self._hand_over(live, counted=True)
+            return
+        if Kind.WRITE not in kinds:
+            self._hand_over(live, counted=False)  # reads keep busy_timeout
             return
         with self._lane_lock:
             conn = self._lane_conn

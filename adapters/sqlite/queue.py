@@ -285,7 +285,7 @@ class SqliteTaskQueue:
             conn.executemany(_DELETE_DEAD_LETTER, [(row["seq"],) for row in rows])
             return len(rows)
 
-        moved = await self._db.write(run)
+        moved = await self._db.bulk_write(run)  # every dead letter, unless limited
         if moved:
             self._wakeup.set()
         return moved

@@ -253,13 +253,13 @@ class SqliteTaskRepository:
         def drop_tasks(conn: sqlite3.Connection) -> list[sqlite3.Row]:
             return conn.execute(_PURGE_TASKS, (cutoff, PURGE_CHUNK)).fetchall()
 
-        while await self._db.write(drop_keys) == PURGE_CHUNK:
+        while await self._db.bulk_write(drop_keys) == PURGE_CHUNK:
             pass
         if cutoff is None:
             return 0
         purged = 0
         while True:
-            rows = await self._db.write(drop_tasks)
+            rows = await self._db.bulk_write(drop_tasks)
             purged += len(rows)
             if self._on_purge is not None:
                 short = [json.loads(text) for row in rows for text in row if text is not None]

@@ -28,7 +28,11 @@ _ROLLBACK_TO_SAVEPOINT: Final = "ROLLBACK TO op"
 class Kind(enum.Enum):
     READ = "read"
     WRITE = "write"
+    BULK = "bulk"  # a write that spends milliseconds inside SQLite: on the thread
     ALONE = "alone"  # outside any transaction, by itself (VACUUM)
+
+
+_WRITES: Final = frozenset({Kind.WRITE, Kind.BULK})
 
 
 @dataclass(slots=True)
@@ -57,7 +61,7 @@ def infra(exc: BaseException) -> InfrastructureError:
 def run_transaction(conn: sqlite3.Connection, ops: list[Op], begin: Begin) -> list[Outcome] | None:
     """Every call of ``ops`` in one transaction; None when ``begin`` could not begin
     (nothing ran)."""
-    write = any(op.kind is Kind.WRITE for op in ops)
+    write = any(op.kind in _WRITES for op in ops)
     # Most calls either succeed or raise before changing anything (a failed
     # statement undoes itself), so the batch first runs without a SAVEPOINT per
     # call. Only when a call raises after changing rows is the batch rolled back and
@@ -85,7 +89,7 @@ def _attempt(
     outcomes: list[Outcome] = []
     broken: BaseException | None = None
     for index, op in enumerate(ops):
-        savepoint = savepoints and op.kind is Kind.WRITE
+        savepoint = savepoints and op.kind in _WRITES
         changes = conn.total_changes
         try:
             if savepoint:

@@ -56,6 +56,20 @@ async def test_writes_run_on_the_loop_and_reads_on_the_thread(tmp_path: Path) ->
     db.close()
 
 
+async def test_a_bulk_write_runs_on_the_thread_and_the_next_writes_after_it(
+    tmp_path: Path,
+) -> None:
+    """A write that spends milliseconds inside SQLite (a retention purge's chunk) runs
+    where SQLite works while the loop runs on."""
+    db = await open_db(tmp_path)
+    here = threading.get_ident()
+    ran_on = await asyncio.gather(db.bulk_write(insert("bulk")), db.write(insert("after")))
+    assert here not in ran_on  # gathered together: the batch goes to the thread
+    assert await db.read(logged) == ["bulk", "after"]
+    assert await db.write(insert("later")) == here
+    db.close()
+
+
 async def test_calls_made_in_one_loop_iteration_share_one_transaction(tmp_path: Path) -> None:
     db = await open_db(tmp_path)
     before = db.lock_stats.transactions
