@@ -2,9 +2,10 @@
 
 One file holds the tasks, the queue, its dead letters and the worker registry:
 
-- ``database``: ``SqliteDatabase``, the event loop's connection and the thread that
-  runs what would make the loop wait, each combining waiting calls into one
-  transaction;
+- ``database``: ``SqliteDatabase``, the event loop's connection (its lane), which
+  gathers the loop's writes into one transaction;
+- ``database_thread``: the thread and its connection, for whatever would make the
+  loop wait;
 - ``transaction``: running such a batch (savepoints when a call fails) and handing the
   outcomes back;
 - ``write_lock``: taking the file's write lock (polling when another process holds it);
@@ -21,11 +22,8 @@ read by column name. A constant is read where it is defined: to change one in a 
 patch that module (``adapters.sqlite.repository.PURGE_CHUNK``), not this package.
 """
 
-from adapters.sqlite.database import (
-    DEFAULT_BUSY_TIMEOUT_MS,
-    MAX_OPS_PER_TRANSACTION,
-    SqliteDatabase,
-)
+from adapters.sqlite.database import DEFAULT_BUSY_TIMEOUT_MS, SqliteDatabase
+from adapters.sqlite.database_thread import MAX_OPS_PER_TRANSACTION
 from adapters.sqlite.flow_control import SqliteFlowControlStore
 from adapters.sqlite.queue import (
     POLL_INTERVAL_SECONDS,

@@ -24,29 +24,17 @@ transitions are atomic across processes (adapters/sqlite/write_lock.py).
 from __future__ import annotations
 
 import asyncio
-import os
-import queue
 import sqlite3
 import threading
 from collections.abc import Callable, Sequence
 from typing import Any, Final, TypeVar
 
-from adapters.sqlite.schema import DEPENDENCY, migrate
-from adapters.sqlite.transaction import (
-    Kind,
-    Op,
-    Outcome,
-    call,
-    deliver,
-    infra,
-    run_transaction,
-    settle,
-    translate,
-)
+from adapters.sqlite.database_thread import MAX_OPS_PER_TRANSACTION, DatabaseThread
+from adapters.sqlite.schema import DEPENDENCY
+from adapters.sqlite.transaction import Kind, Op, Outcome, call, infra, run_transaction, settle
 from adapters.sqlite.write_lock import (
     DEFAULT_WRITE_LOCK_WAIT_SECONDS,
     WriteLockStats,
-    take_write_lock,
     try_write_lock,
 )
 from domain.errors import InfrastructureError
@@ -54,28 +42,26 @@ from domain.ports import Clock
 
 T = TypeVar("T")
 
-MAX_OPS_PER_TRANSACTION: Final = 512
-"""Upper bound on how many waiting calls one combined transaction runs."""
 DEFAULT_BUSY_TIMEOUT_MS: Final = 5000
 """How long the statements of a read transaction or of a call run alone (VACUUM) wait
 on a lock (SQLite's busy handler): a read while another process checkpoints, a VACUUM
 while another process writes. Write transactions poll for the write lock instead."""
 CHECKPOINT_EVERY: Final = 64
-"""Write transactions committed on the event loop's connection between two checkpoints
-asked of the database's thread (``PRAGMA wal_checkpoint(PASSIVE)``): the loop's
-connection never checkpoints, which would make the loop wait for an fsync."""
+"""Write transactions of the event loop's lane between two checkpoints asked of the
+database's thread: neither connection checkpoints by itself, since on the loop's that
+would make the loop wait for an fsync."""
 
-_BUSY_TIMEOUT: Final = "PRAGMA busy_timeout = {ms:d}"
 _NO_BUSY_TIMEOUT: Final = "PRAGMA busy_timeout = 0"
-_JOURNAL_MODE_WAL: Final = "PRAGMA journal_mode = WAL"
 _SYNCHRONOUS: Final = "PRAGMA synchronous = {mode}"
 _FOREIGN_KEYS_ON: Final = "PRAGMA foreign_keys = ON"
 _NO_AUTOCHECKPOINT: Final = "PRAGMA wal_autocheckpoint = 0"
 _CHECKPOINT: Final = "PRAGMA wal_checkpoint(PASSIVE)"
+_USER_VERSION: Final = "PRAGMA user_version"
+_SET_USER_VERSION: Final = "PRAGMA user_version = {version:d}"
+_ROLLBACK: Final = "ROLLBACK"
 _PING: Final = "SELECT 1"
 _VACUUM: Final = "VACUUM"
 _TRUNCATE_WAL: Final = "PRAGMA wal_checkpoint(TRUNCATE)"
-_BEGIN_READ: Final = "BEGIN"
 
 
 def statement(
@@ -90,8 +76,22 @@ def statement(
     return run
 
 
-def _checkpoint(conn: sqlite3.Connection) -> None:
-    conn.execute(_CHECKPOINT).close()
+def _checkpoint_calls() -> list[Callable[[sqlite3.Connection], None]]:
+    """A checkpoint (run alone), then a write of one unchanged page when it copied the
+    whole WAL: the writer that starts the WAL from its beginning again syncs the WAL's
+    header, and this way that writer is the thread, not the loop."""
+    complete: list[bool] = []
+
+    def checkpoint(conn: sqlite3.Connection) -> None:
+        row = conn.execute(_CHECKPOINT).fetchone()
+        complete.append(row["busy"] == 0 and 0 < row["log"] == row["checkpointed"])
+
+    def restart(conn: sqlite3.Connection) -> None:
+        if any(complete):
+            version = conn.execute(_USER_VERSION).fetchone()["user_version"]
+            conn.execute(_SET_USER_VERSION.format(version=int(version))).close()
+
+    return [checkpoint, restart]
 
 
 def _outcome_seen(future: asyncio.Future[Any]) -> None:
@@ -124,29 +124,27 @@ class SqliteDatabase:
         self.clock = clock
         self.busy_timeout_ms = busy_timeout_ms
         self.write_lock_wait_seconds = write_lock_wait_seconds
-        self._busy_timeout = _BUSY_TIMEOUT.format(ms=int(busy_timeout_ms))
-        self._waits_when_busy = True  # the connection's busy_timeout is busy_timeout_ms
         self.lock_stats = WriteLockStats()
-        self.schema_version_found = 0
-        self._ops: queue.SimpleQueue[Op | None] = queue.SimpleQueue()  # None: stop
         self._closed = False
-        self._ready = threading.Event()
-        self._open_error: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, name="taskq-sqlite", daemon=True)
-        self._thread.start()
-        self._ready.wait()
-        if self._open_error is not None:
-            self._thread.join()
-            raise infra(self._open_error) from self._open_error
         # The event loop's lane (see the module's docstring).
+        lane = writes_on_loop and self.synchronous == "NORMAL"
         self._lane_loop: asyncio.AbstractEventLoop | None = None
         self._lane_conn: sqlite3.Connection | None = None
-        self._lane_lock = threading.Lock()  # the lane's connection: a flush or close()
+        self._lane_lock = threading.Lock()  # the lane's connection and list, vs close()
         self._pending: list[Op] = []
-        self._handed = 0  # calls the lane handed to the thread (written by the lane)
-        self._handed_done = 0  # of those, run by the thread (written by the thread)
+        self._handed = 0  # calls the lane handed to the thread, counted (by the lane)
         self._since_checkpoint = 0
-        if writes_on_loop and self.synchronous == "NORMAL":
+        self._thread = DatabaseThread(
+            path,
+            synchronous=self.synchronous,
+            busy_timeout_ms=busy_timeout_ms,
+            write_lock_wait_seconds=write_lock_wait_seconds,
+            lock_stats=self.lock_stats,
+            autocheckpoint=not lane,
+            on_counted_done=self._wake,
+        )
+        self.schema_version_found = self._thread.schema_version_found
+        if lane:
             try:
                 self._lane_conn = self._connect_lane()
             except sqlite3.Error as exc:
@@ -186,7 +184,7 @@ class SqliteDatabase:
             if len(pending) == 1:
                 loop.call_soon(self._flush)
         else:
-            self._ops.put(op)
+            self._thread.put([op])
         return await future
 
     async def ping(self) -> None:
@@ -211,19 +209,19 @@ class SqliteDatabase:
                 call(fn, self._lane_conn)
 
     def close(self) -> None:
-        """Finish the calls already submitted, then close the connections."""
-        if self._closed:
-            return
-        self._closed = True
+        """Run the calls already made (gathered or queued), then close the connections.
+        Safe from any thread."""
         with self._lane_lock:
-            pending, self._pending = self._pending, []
-            for op in pending:  # gathered, not yet run: the thread runs them
-                self._ops.put(op)
+            if self._closed:
+                return
+            self._closed = True
+            gathered = list(self._pending)
+            self._pending.clear()  # a flush running elsewhere finds nothing left
+            self._thread.put(gathered, counted=True)
             if self._lane_conn is not None:
                 self._lane_conn.close()
                 self._lane_conn = None
-        self._ops.put(None)
-        self._thread.join()
+        self._thread.stop()
 
     # -- the event loop's lane -------------------------------------------------------
 
@@ -241,182 +239,100 @@ class SqliteDatabase:
     def _take_lane(self, loop: asyncio.AbstractEventLoop) -> bool:
         """Whether ``loop`` becomes the lane's loop: the first loop to call, or the next
         one once that loop is closed (what it gathered and never ran goes to the thread)."""
-        previous = self._lane_loop
-        if previous is not None and not previous.is_closed():
-            return False
         with self._lane_lock:
-            stale, self._pending = self._pending, []
-            for op in stale:
-                op.counted = True
-                self._handed += 1
-                self._ops.put(op)
-        self._lane_loop = loop
-        return True
+            previous = self._lane_loop
+            if previous is not None and not previous.is_closed():
+                return False
+            stale = list(self._pending)
+            self._pending.clear()
+            self._hand_over(stale)
+            self._lane_loop = loop
+            return True
+
+    def _wake(self) -> None:
+        """On the thread, once it has run calls the lane handed it: the lane's loop
+        runs what it gathered meanwhile."""
+        loop = self._lane_loop
+        if loop is not None:
+            try:
+                loop.call_soon_threadsafe(self._flush)
+            except RuntimeError:
+                pass  # the loop is closed
 
     def _flush(self) -> None:
         """Run what the loop gathered, in order. While the thread has yet to run calls
         the lane handed it, the gathered calls wait here (the loop does not): the thread
         calls this again once it has run them."""
-        pending = self._pending
-        while pending and self._handed == self._handed_done:
-            batch = pending[:MAX_OPS_PER_TRANSACTION]
-            del pending[:MAX_OPS_PER_TRANSACTION]
-            self._run_on_loop(batch)
+        try:
+            while self._handed == self._thread.counted_done:
+                with self._lane_lock:
+                    pending = self._pending
+                    if not pending:
+                        return
+                    batch = pending[:MAX_OPS_PER_TRANSACTION]
+                    del pending[:MAX_OPS_PER_TRANSACTION]
+                self._run_on_loop(batch)
+        except BaseException:
+            if self._pending:  # not left behind: nothing else would run them
+                asyncio.get_running_loop().call_soon(self._flush)
+            raise
 
     def _run_on_loop(self, batch: list[Op]) -> None:
         live = [op for op in batch if not op.future.cancelled()]
         kinds = {op.kind for op in live}
-        if not live:
-            return
         if Kind.ALONE in kinds or Kind.BULK in kinds:
-            self._hand_over(live, counted=True)
-            return
-        if Kind.WRITE not in kinds:
-            self._hand_over(live, counted=False)  # reads keep busy_timeout
-            return
-        with self._lane_lock:
-            conn = self._lane_conn
-            try:
-                outcomes = (
-                    None if conn is None else run_transaction(conn, live, self._begin_on_loop)
-                )
-            except Exception as exc:  # a failed ROLLBACK: tell every caller, run on
-                outcomes = [(False, infra(exc))] * len(live)
-        if outcomes is None:  # the lock is held elsewhere, or close() has begun
-            self._hand_over(live, counted=True)
-            return
-        settle([(op.future, outcome) for op, outcome in zip(live, outcomes, strict=True)])
-        self._since_checkpoint += 1
+            self._hand_over(live)
+        elif Kind.WRITE not in kinds:
+            self._thread.put(live)  # reads keep busy_timeout; nothing waits for them
+        else:
+            with self._lane_lock:
+                conn = self._lane_conn
+                outcomes = None if conn is None else self._transaction(conn, live)
+            if outcomes is None:  # the lock is held elsewhere, or close() has begun
+                self._hand_over(live)
+            else:
+                settle([(op.future, outcome) for op, outcome in zip(live, outcomes, strict=True)])
+                self._since_checkpoint += 1
         if self._since_checkpoint >= CHECKPOINT_EVERY:
             self._ask_checkpoint(asyncio.get_running_loop())
+
+    def _transaction(self, conn: sqlite3.Connection, live: list[Op]) -> list[Outcome] | None:
+        try:
+            return run_transaction(conn, live, self._begin_on_loop)
+        except BaseException as exc:  # a failed ROLLBACK, an interrupt: end it here
+            if conn.in_transaction:
+                try:
+                    conn.execute(_ROLLBACK)
+                except sqlite3.Error:
+                    pass
+            failed: list[Outcome] = [(False, infra(exc))] * len(live)
+            if isinstance(exc, Exception):
+                return failed
+            settle([(op.future, outcome) for op, outcome in zip(live, failed, strict=True)])
+            raise
 
     def _begin_on_loop(self, conn: sqlite3.Connection, write: bool) -> bool:
         assert write  # read-only batches go to the thread
         return try_write_lock(conn, self.lock_stats)
 
-    def _hand_over(self, ops: list[Op], *, counted: bool) -> None:
-        for op in ops:
-            op.counted = counted
-            self._ops.put(op)
-        if counted:
+    def _hand_over(self, ops: list[Op]) -> None:
+        """To the thread, counted: the lane's next calls wait until it has run them."""
+        if ops:
             self._handed += len(ops)
+            self._thread.put(ops, counted=True)
+            if any(op.kind in (Kind.WRITE, Kind.BULK) for op in ops):
+                self._since_checkpoint += 1  # the thread commits them, not checkpointing
 
     def _ask_checkpoint(self, loop: asyncio.AbstractEventLoop) -> None:
-        """A checkpoint of what the loop's connection wrote, on the database's thread.
-        It is handed over as the lane's writes are, so the loop's next writes go to the
-        thread behind it until it is done: run between two transactions, it copies the
-        whole WAL into the file, and the next writer starts the WAL from its beginning
-        again (as SQLite's own checkpoint after a commit does). The loop never waits."""
+        """A checkpoint on the database's thread, handed over as the lane's writes are:
+        the loop's next writes wait until it is done, so it runs between two
+        transactions, copies the whole WAL into the file, and the WAL starts from its
+        beginning again (as with SQLite's own checkpoint after a commit)."""
         self._since_checkpoint = 0
-        future: asyncio.Future[Any] = loop.create_future()
-        future.add_done_callback(_outcome_seen)
-        self._hand_over([Op(_checkpoint, Kind.ALONE, future, loop)], counted=True)
-
-    # -- the thread ------------------------------------------------------------------
-
-    def _connect(self) -> sqlite3.Connection:
-        directory = os.path.dirname(os.path.abspath(self.path))
-        os.makedirs(directory, exist_ok=True)
-        conn = sqlite3.connect(
-            self.path,
-            timeout=self.busy_timeout_ms / 1000,
-            isolation_level=None,  # we issue BEGIN / COMMIT ourselves
-            check_same_thread=True,
-        )
-        conn.row_factory = sqlite3.Row  # every row is read by column name
-        conn.execute(self._busy_timeout)
-        mode = conn.execute(_JOURNAL_MODE_WAL).fetchone()["journal_mode"]
-        if str(mode).lower() != "wal":
-            conn.close()
-            raise sqlite3.OperationalError(f"could not switch {self.path} to WAL (got {mode})")
-        conn.execute(_SYNCHRONOUS.format(mode=self.synchronous))
-        conn.execute(_FOREIGN_KEYS_ON)
-        self.schema_version_found = migrate(conn)
-        return conn
-
-    def _run(self) -> None:
-        try:
-            conn = self._connect()
-        except BaseException as exc:  # reported to the constructor
-            self._open_error = exc
-            self._ready.set()
-            return
-        self._ready.set()
-        try:
-            stopping = False
-            while not stopping:
-                first = self._ops.get()
-                if first is None:
-                    break
-                batch = [first]
-                while len(batch) < MAX_OPS_PER_TRANSACTION:
-                    try:
-                        item = self._ops.get_nowait()
-                    except queue.Empty:
-                        break
-                    if item is None:
-                        stopping = True
-                        break
-                    batch.append(item)
-                self._run_batch(conn, batch)
-        finally:
-            conn.close()
-            # Anything submitted after close() began cannot run any more.
-            left: list[Op] = []
-            while True:
-                try:
-                    item = self._ops.get_nowait()
-                except queue.Empty:
-                    break
-                if item is not None:
-                    left.append(item)
-            closed = InfrastructureError(DEPENDENCY, f"database {self.path} is closed")
-            deliver(left, [(False, closed)] * len(left))
-
-    def _run_batch(self, conn: sqlite3.Connection, batch: list[Op]) -> None:
-        live = [op for op in batch if not op.future.cancelled()]
-        self._done([op for op in batch if op not in live], [])
-        grouped = [op for op in live if op.kind is not Kind.ALONE]
-        if grouped:
-            outcomes = run_transaction(conn, grouped, self._begin)
-            assert outcomes is not None  # the thread waits for the lock
-            self._done(grouped, outcomes)
-        for op in live:
-            if op.kind is Kind.ALONE:
-                try:
-                    self._wait_when_busy(conn, True)
-                    outcome: Outcome = (True, call(op.fn, conn))
-                except BaseException as exc:
-                    outcome = (False, translate(exc))
-                self._done([op], [outcome])
-
-    def _done(self, ops: list[Op], outcomes: list[Outcome]) -> None:
-        """Hand the outcomes of ``ops`` (none for calls cancelled before they ran) to
-        their loops; wake the lane's loop when it was waiting for some of them."""
-        counted = sum(op.counted for op in ops)
-        self._handed_done += counted  # before any caller hears of it
-        if outcomes:
-            deliver(ops, outcomes)
-        lane = self._lane_loop
-        if counted and lane is not None:
-            try:
-                lane.call_soon_threadsafe(self._flush)
-            except RuntimeError:
-                pass  # the loop is closed
-
-    def _wait_when_busy(self, conn: sqlite3.Connection, waits: bool) -> None:
-        """Set the connection's busy_timeout: none for write transactions (the write lock
-        is polled for, and once it is held no statement waits), ``busy_timeout_ms`` for
-        reads and calls run alone. Changed only when it must, so that back-to-back write
-        transactions run no PRAGMA at all."""
-        if waits != self._waits_when_busy:
-            conn.execute(self._busy_timeout if waits else _NO_BUSY_TIMEOUT)
-            self._waits_when_busy = waits
-
-    def _begin(self, conn: sqlite3.Connection, write: bool) -> bool:
-        self._wait_when_busy(conn, not write)
-        if write:
-            take_write_lock(conn, self.write_lock_wait_seconds, self.lock_stats)
-        else:
-            conn.execute(_BEGIN_READ)
-        return True
+        calls = []
+        for fn, kind in zip(_checkpoint_calls(), (Kind.ALONE, Kind.WRITE), strict=True):
+            future: asyncio.Future[Any] = loop.create_future()
+            future.add_done_callback(_outcome_seen)
+            calls.append(Op(fn, kind, future, loop))
+        self._handed += len(calls)
+        self._thread.put(calls, counted=True)

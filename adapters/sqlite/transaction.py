@@ -35,7 +35,7 @@ class Kind(enum.Enum):
 _WRITES: Final = frozenset({Kind.WRITE, Kind.BULK})
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, eq=False)
 class Op:
     fn: Callable[[sqlite3.Connection], Any]
     kind: Kind
@@ -162,11 +162,16 @@ def _drop_locals(exc: BaseException) -> None:
 
 
 def translate(exc: BaseException) -> BaseException:
+    """What the caller gets for ``exc``: InfrastructureError for SQLite's errors, a
+    RuntimeError for a StopIteration (a future refuses one)."""
     if isinstance(exc, sqlite3.Error):
-        error = infra(exc)
-        error.__cause__ = exc
-        return error
-    return exc
+        error: BaseException = infra(exc)
+    elif isinstance(exc, StopIteration):
+        error = RuntimeError(f"a database operation raised StopIteration: {exc!r}")
+    else:
+        return exc
+    error.__cause__ = exc
+    return error
 
 
 def deliver(ops: Sequence[Op], outcomes: Sequence[Outcome]) -> None:

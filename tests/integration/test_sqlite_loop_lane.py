@@ -9,6 +9,7 @@ import asyncio
 import sqlite3
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -24,7 +25,7 @@ def where(conn: sqlite3.Connection) -> int:
     return threading.get_ident()
 
 
-def insert(value: str):  # type: ignore[no-untyped-def]
+def insert(value: str) -> Callable[[sqlite3.Connection], int]:
     def run(conn: sqlite3.Connection) -> int:
         conn.execute("INSERT INTO log (value) VALUES (?)", (value,)).close()
         return threading.get_ident()
@@ -34,6 +35,20 @@ def insert(value: str):  # type: ignore[no-untyped-def]
 
 def logged(conn: sqlite3.Connection) -> list[str]:
     return [row["value"] for row in conn.execute("SELECT value FROM log ORDER BY seq")]
+
+
+async def fails_between_two_writes(
+    db: SqliteDatabase, failing: Callable[[sqlite3.Connection], None]
+) -> BaseException | None:
+    """What ``failing`` raises, gathered into one batch between two inserts."""
+    before, middle, beside = await asyncio.gather(
+        db.write(insert("before")),
+        db.write(failing),
+        db.write(insert("beside")),
+        return_exceptions=True,
+    )
+    assert before == beside == threading.get_ident()  # on the loop, in one batch
+    return middle if isinstance(middle, BaseException) else None
 
 
 async def open_db(tmp_path: Path, **options: object) -> SqliteDatabase:
@@ -87,14 +102,8 @@ async def test_a_failing_call_undoes_only_its_own_changes_on_the_loop(tmp_path: 
         conn.execute("INSERT INTO log (value) VALUES ('undone')").close()
         raise ValueError("after a change")
 
-    outcomes = await asyncio.gather(
-        db.write(insert("kept-1")),
-        db.write(insert_then_fail),
-        db.write(insert("kept-2")),
-        return_exceptions=True,
-    )
-    assert isinstance(outcomes[1], ValueError)
-    assert await db.read(logged) == ["kept-1", "kept-2"]
+    assert isinstance(await fails_between_two_writes(db, insert_then_fail), ValueError)
+    assert await db.read(logged) == ["before", "beside"]
     db.close()
 
 
@@ -204,4 +213,35 @@ async def test_the_thread_checkpoints_what_the_loop_writes(
         assert size < pages / 4, size
     else:
         assert size >= pages, size
+    db.close()
+
+
+async def test_close_from_another_thread_while_the_loop_writes(tmp_path: Path) -> None:
+    """Every call made before close() either commits once or is told the database is
+    closed; none is left waiting, none runs twice."""
+    db = await open_db(tmp_path)
+    writes = [asyncio.create_task(db.write(insert(f"v{i}"))) for i in range(600)]
+    await asyncio.sleep(0)  # gathered; the loop starts on them as the other thread closes
+    await asyncio.to_thread(db.close)
+    done, waiting = await asyncio.wait(writes, timeout=10)
+    assert not waiting
+    committed = [task for task in done if task.exception() is None]
+    refused = [task.exception() for task in done if task.exception() is not None]
+    assert all(isinstance(error, InfrastructureError) for error in refused), refused
+    again = await open_db(tmp_path)
+    assert len(await again.read(logged)) == len(committed)
+    again.close()
+
+
+async def test_a_call_raising_stop_iteration_fails_alone(tmp_path: Path) -> None:
+    """A future refuses a StopIteration: the caller gets a RuntimeError instead, and the
+    calls beside it and after it run."""
+    db = await open_db(tmp_path)
+
+    def stops(conn: sqlite3.Connection) -> None:
+        next(iter(()))
+
+    assert isinstance(await fails_between_two_writes(db, stops), RuntimeError)
+    assert await db.write(insert("after")) == threading.get_ident()
+    assert await db.read(logged) == ["before", "beside", "after"]
     db.close()

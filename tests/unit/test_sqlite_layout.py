@@ -12,6 +12,7 @@ import pytest
 PACKAGE = Path(__file__).resolve().parents[2] / "adapters" / "sqlite"
 MODULES = (
     "database",
+    "database_thread",
     "transaction",
     "write_lock",
     "schema",
