@@ -31,7 +31,7 @@ from typing import Any, Final, TypeVar
 
 from adapters.sqlite.database_thread import MAX_OPS_PER_TRANSACTION, DatabaseThread
 from adapters.sqlite.schema import DEPENDENCY
-from adapters.sqlite.transaction import Kind, Op, Outcome, call, infra, run_transaction, settle
+from adapters.sqlite.transaction import Kind, Op, call, infra, run_guarded, settle
 from adapters.sqlite.write_lock import (
     DEFAULT_WRITE_LOCK_WAIT_SECONDS,
     WriteLockStats,
@@ -58,7 +58,6 @@ _NO_AUTOCHECKPOINT: Final = "PRAGMA wal_autocheckpoint = 0"
 _CHECKPOINT: Final = "PRAGMA wal_checkpoint(PASSIVE)"
 _USER_VERSION: Final = "PRAGMA user_version"
 _SET_USER_VERSION: Final = "PRAGMA user_version = {version:d}"
-_ROLLBACK: Final = "ROLLBACK"
 _PING: Final = "SELECT 1"
 _VACUUM: Final = "VACUUM"
 _TRUNCATE_WAL: Final = "PRAGMA wal_checkpoint(TRUNCATE)"
@@ -287,7 +286,7 @@ class SqliteDatabase:
         else:
             with self._lane_lock:
                 conn = self._lane_conn
-                outcomes = None if conn is None else self._transaction(conn, live)
+                outcomes = None if conn is None else run_guarded(conn, live, self._begin_on_loop)
             if outcomes is None:  # the lock is held elsewhere, or close() has begun
                 self._hand_over(live)
             else:
@@ -295,21 +294,6 @@ class SqliteDatabase:
                 self._since_checkpoint += 1
         if self._since_checkpoint >= CHECKPOINT_EVERY:
             self._ask_checkpoint(asyncio.get_running_loop())
-
-    def _transaction(self, conn: sqlite3.Connection, live: list[Op]) -> list[Outcome] | None:
-        try:
-            return run_transaction(conn, live, self._begin_on_loop)
-        except BaseException as exc:  # a failed ROLLBACK, an interrupt: end it here
-            if conn.in_transaction:
-                try:
-                    conn.execute(_ROLLBACK)
-                except sqlite3.Error:
-                    pass
-            failed: list[Outcome] = [(False, infra(exc))] * len(live)
-            if isinstance(exc, Exception):
-                return failed
-            settle([(op.future, outcome) for op, outcome in zip(live, failed, strict=True)])
-            raise
 
     def _begin_on_loop(self, conn: sqlite3.Connection, write: bool) -> bool:
         assert write  # read-only batches go to the thread

@@ -24,7 +24,7 @@ from adapters.sqlite.transaction import (
     call,
     deliver,
     infra,
-    run_transaction,
+    run_guarded,
     translate,
 )
 from adapters.sqlite.write_lock import WriteLockStats, take_write_lock
@@ -189,7 +189,7 @@ class DatabaseThread:
 
     def _run_grouped(self, conn: sqlite3.Connection, ops: list[Op]) -> None:
         if ops:
-            outcomes = run_transaction(conn, ops, self._begin)
+            outcomes = run_guarded(conn, ops, self._begin)
             assert outcomes is not None  # the thread waits for the lock
             self._done(ops, outcomes)
 

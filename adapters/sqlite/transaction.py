@@ -72,6 +72,23 @@ def run_transaction(conn: sqlite3.Connection, ops: list[Op], begin: Begin) -> li
         return _attempt(conn, ops, write, begin, savepoints=True)
 
 
+def run_guarded(conn: sqlite3.Connection, ops: list[Op], begin: Begin) -> list[Outcome] | None:
+    """``run_transaction``, where an error it lets out (a ROLLBACK that failed) fails
+    every call of the batch instead, and leaves the connection outside any transaction
+    so that the next batch can begin."""
+    try:
+        return run_transaction(conn, ops, begin)
+    except BaseException as exc:
+        if conn.in_transaction:
+            try:
+                conn.execute(_ROLLBACK)
+            except sqlite3.Error:
+                pass
+        if not isinstance(exc, Exception):
+            raise  # an interrupt: the process is on its way out
+        return [(False, infra(exc))] * len(ops)
+
+
 class _RunAgain(Exception):
     """A call raised after changing rows: the batch was rolled back, to be run again
     with savepoints."""

@@ -245,3 +245,24 @@ async def test_a_call_raising_stop_iteration_fails_alone(tmp_path: Path) -> None
     assert await db.write(insert("after")) == threading.get_ident()
     assert await db.read(logged) == ["before", "beside", "after"]
     db.close()
+
+
+@pytest.mark.parametrize("writes_on_loop", [True, False], ids=["loop", "thread"])
+async def test_a_batch_that_breaks_fails_its_calls_and_the_next_ones_run(
+    tmp_path: Path, writes_on_loop: bool
+) -> None:
+    """A "read" that writes and then raises cannot be undone alone (a read gets no
+    savepoint): its whole batch fails, and the connection is left ready for the next."""
+    db = await open_db(tmp_path, writes_on_loop=writes_on_loop)
+
+    def read_that_writes(conn: sqlite3.Connection) -> None:
+        conn.execute("INSERT INTO log (value) VALUES ('from a read')").close()
+        raise ValueError("after a change")
+
+    outcomes = await asyncio.gather(
+        db.write(insert("beside")), db.read(read_that_writes), return_exceptions=True
+    )
+    assert all(isinstance(outcome, Exception) for outcome in outcomes), outcomes
+    await db.write(insert("next"))
+    assert await db.read(logged) == ["next"]
+    db.close()
