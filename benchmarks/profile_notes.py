@@ -54,7 +54,14 @@ serve` on sqlite 1,538-1,743 → 1,771-1,956 accepted/s (+12-16%, 3 runs), compl
 0.996 of it; the split with one worker the same within noise (2,475-3,051 →
 2,509-3,119 accepted/s) and completing 0.99-1.0 (0.90-0.97 before); 50 coroutines
 inserting one row each, as fast as they can, on the bare `SqliteDatabase`: 366,700 →
-566,600 rows in 4 s (+55%), the WAL ending at 1.8 MiB against 4.0.
+566,600 rows in 4 s (+55%), the WAL ending at 1.8 MiB against 4.0. The profile under
+section 9's load after the change: the thread has 8.5% of the samples (it had 38%), the
+loop's batches 33% (the claim's read and compare-and-set 15% of it, encoding rows 7%).
+A review then found, and the tests now cover: the loop's connection synced the WAL's
+header each time it started the WAL again after a checkpoint (the thread now does that
+write; `strace` shows no `fdatasync` on the loop's thread), `close()` from another
+thread ran some gathered writes twice, and a batch that failed in an unforeseen way
+left its callers waiting.
 
 **API and workers in separate processes, sqlite** (2026-12-03; py-spy with `--idle` on
 the API process and one of two workers, split run of section 9): the database threads
