@@ -5,6 +5,8 @@ processes on one file, a wait rate near one second per second means the processe
 spend their time taking turns rather than working (docs/sqlite.md, several processes).
 
 - ``taskq_sqlite_write_transactions_total``: write transactions this process began;
+- ``taskq_sqlite_loop_write_transactions_total``: of those, the ones on the event
+  loop's own connection (docs/sqlite.md, how calls run);
 - ``taskq_sqlite_write_lock_waits_total``: those that found the lock held;
 - ``taskq_sqlite_write_lock_wait_seconds_total``: the time they waited.
 
@@ -35,6 +37,12 @@ class SqliteWriteLockMetrics(Collector):
             "taskq_sqlite_write_transactions",
             "Write transactions this process began on the SQLite file.",
             value=stats.transactions,
+        )
+        yield CounterMetricFamily(
+            "taskq_sqlite_loop_write_transactions",
+            "Of those, the ones run on the event loop's own connection (the others ran on"
+            " the database's thread: the lock was held elsewhere, a bulk write, FULL).",
+            value=stats.on_loop,
         )
         yield CounterMetricFamily(
             "taskq_sqlite_write_lock_waits",

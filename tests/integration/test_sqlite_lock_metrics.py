@@ -55,6 +55,12 @@ async def test_a_submit_that_waited_for_the_write_lock_shows_in_the_scrape(
     path = str(tmp_path / "taskq.db")
     values = await _scrape(Settings(backend="sqlite", sqlite_path=path), hold_lock_on=path)
     assert values["taskq_sqlite_write_transactions_total"] >= 2
+    # the write that found the lock held ran on the database's thread, not the loop's
+    assert 1 <= values["taskq_sqlite_loop_write_transactions_total"]
+    assert (
+        values["taskq_sqlite_loop_write_transactions_total"]
+        < (values["taskq_sqlite_write_transactions_total"])
+    )
     assert values["taskq_sqlite_write_lock_waits_total"] >= 1
     assert values["taskq_sqlite_write_lock_wait_seconds_total"] >= 0.25
 
@@ -62,6 +68,10 @@ async def test_a_submit_that_waited_for_the_write_lock_shows_in_the_scrape(
 async def test_without_another_writer_nothing_waits(tmp_path: Path) -> None:
     values = await _scrape(Settings(backend="sqlite", sqlite_path=str(tmp_path / "t.db")))
     assert values["taskq_sqlite_write_transactions_total"] >= 1
+    assert (
+        values["taskq_sqlite_loop_write_transactions_total"]
+        == (values["taskq_sqlite_write_transactions_total"])
+    )  # all of them on the event loop's connection
     assert values["taskq_sqlite_write_lock_waits_total"] == 0
     assert values["taskq_sqlite_write_lock_wait_seconds_total"] == 0
 
