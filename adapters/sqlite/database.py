@@ -75,7 +75,7 @@ def statement(
     return run
 
 
-def _checkpoint_calls() -> list[Callable[[sqlite3.Connection], None]]:
+def _checkpoint_calls() -> list[tuple[Callable[[sqlite3.Connection], None], Kind]]:
     """A checkpoint (run alone), then a write of one unchanged page when it copied the
     whole WAL: the writer that starts the WAL from its beginning again syncs the WAL's
     header, and this way that writer is the thread, not the loop."""
@@ -90,7 +90,7 @@ def _checkpoint_calls() -> list[Callable[[sqlite3.Connection], None]]:
             version = conn.execute(_USER_VERSION).fetchone()["user_version"]
             conn.execute(_SET_USER_VERSION.format(version=int(version))).close()
 
-    return [checkpoint, restart]
+    return [(checkpoint, Kind.ALONE), (restart, Kind.WRITE)]
 
 
 def _outcome_seen(future: asyncio.Future[Any]) -> None:
@@ -121,8 +121,6 @@ class SqliteDatabase:
         self.path = path
         self.synchronous = synchronous.upper()
         self.clock = clock
-        self.busy_timeout_ms = busy_timeout_ms
-        self.write_lock_wait_seconds = write_lock_wait_seconds
         self.lock_stats = WriteLockStats()
         self._closed = False
         # The event loop's lane (see the module's docstring).
@@ -216,7 +214,7 @@ class SqliteDatabase:
             self._closed = True
             gathered = list(self._pending)
             self._pending.clear()  # a flush running elsewhere finds nothing left
-            self._thread.put(gathered, counted=True)
+            self._thread.put(gathered)
             if self._lane_conn is not None:
                 self._lane_conn.close()
                 self._lane_conn = None
@@ -312,11 +310,8 @@ class SqliteDatabase:
         the loop's next writes wait until it is done, so it runs between two
         transactions, copies the whole WAL into the file, and the WAL starts from its
         beginning again (as with SQLite's own checkpoint after a commit)."""
+        calls = [Op(fn, kind, loop.create_future(), loop) for fn, kind in _checkpoint_calls()]
+        for op in calls:
+            op.future.add_done_callback(_outcome_seen)
+        self._hand_over(calls)
         self._since_checkpoint = 0
-        calls = []
-        for fn, kind in zip(_checkpoint_calls(), (Kind.ALONE, Kind.WRITE), strict=True):
-            future: asyncio.Future[Any] = loop.create_future()
-            future.add_done_callback(_outcome_seen)
-            calls.append(Op(fn, kind, future, loop))
-        self._handed += len(calls)
-        self._thread.put(calls, counted=True)
